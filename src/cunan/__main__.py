@@ -1,0 +1,5 @@
+"""Entry point for ``python -m cunan``."""
+
+from cunan.cli import main
+
+main()

@@ -1,0 +1,281 @@
+"""Command-line interface: a thin layer over the same services the API uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cunan import __version__
+from cunan.config import Settings, load_settings
+from cunan.domain import LANDMARK_NAMES, AnalyzedFace
+from cunan.faces.engine import EngineConfig, FaceEngine
+from cunan.faces.imageio import ImageLoadError, load_image
+from cunan.faces.models import ModelNotAvailableError
+from cunan.faces.verify import compare_embeddings
+
+app = typer.Typer(
+    help="CunAn (村安): face-registry comparison for villages and residential communities.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+faces_app = typer.Typer(help="Work with faces in image files.", no_args_is_help=True)
+app.add_typer(faces_app, name="faces")
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+#: Exit code for errors (bad input, missing model); 0/1 are answers for `faces compare`.
+EXIT_ERROR = 2
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run an action, turning the errors users cause into one line and exit code 2."""
+    try:
+        return action()
+    except (ImageLoadError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (INFO).")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        console.print(f"cunan {__version__}")
+        raise typer.Exit(0)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings() -> Settings:
+    return _guard(load_settings)
+
+
+def _engine(settings: Settings) -> FaceEngine:
+    from cunan.faces.embed import OnnxModelSpec
+
+    faces = settings.faces
+    config = EngineConfig(
+        detector=faces.detector,
+        upsample=faces.upsample,
+        embed_runtime=faces.embed_runtime,
+        onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
+        threads=faces.threads,
+    )
+    return _guard(lambda: FaceEngine.from_config(config))
+
+
+def _face_json(face: AnalyzedFace) -> dict[str, Any]:
+    q = face.quality
+    return {
+        "box": [round(v, 1) for v in face.face.box.as_list()],
+        "score": round(face.face.score, 4),
+        "detector": face.face.detector,
+        "landmarks": {
+            name: [round(float(x), 1), round(float(y), 1)]
+            for name, (x, y) in zip(LANDMARK_NAMES, face.face.landmarks, strict=True)
+        },
+        "landmarks_source": face.face.landmarks_source,
+        "quality": {
+            "face_width_px": round(q.face_width_px, 1),
+            "interocular_px": round(q.interocular_px, 1),
+            "sharpness": round(q.sharpness, 1),
+            "frontalness": round(q.frontalness, 3),
+            "yaw_ratio": round(q.yaw_ratio, 3),
+            "roll_deg": round(q.roll_deg, 1),
+            "brightness": round(q.brightness, 1),
+            "passed": q.passed,
+            "reasons": list(q.reasons),
+        },
+    }
+
+
+@faces_app.command("detect")
+def faces_detect(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
+    enrolment: Annotated[
+        bool, typer.Option("--enrolment", help="Judge quality by the enrolment thresholds.")
+    ] = False,
+) -> None:
+    """Find faces: boxes, landmarks and quality."""
+    settings = _settings()
+    engine = _engine(settings)
+    thresholds = engine.enrolment_thresholds if enrolment else engine.sighting_thresholds
+    failed = False
+    for path in images:
+        try:
+            image = load_image(path, max_pixels=settings.faces.max_image_pixels)
+        except ImageLoadError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            failed = True
+            continue
+        found = engine.analyze(image, embed=False, thresholds=thresholds)
+        if as_json:
+            record = {
+                "file": str(path),
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+                "faces": [_face_json(f) for f in found],
+            }
+            print(json.dumps(record, ensure_ascii=False))
+            continue
+        table = Table(title=f"{path}: {len(found)} face(s)")
+        for col in ("#", "box (l,t,r,b)", "score", "width", "sharp", "frontal", "bright", "ok"):
+            table.add_column(col)
+        for i, f in enumerate(found, 1):
+            q = f.quality
+            table.add_row(
+                str(i),
+                ",".join(f"{v:.0f}" for v in f.face.box.as_list()),
+                f"{f.face.score:.2f}",
+                f"{q.face_width_px:.0f}",
+                f"{q.sharpness:.0f}",
+                f"{q.frontalness:.2f}",
+                f"{q.brightness:.0f}",
+                "yes" if q.passed else "no: " + "; ".join(q.reasons),
+            )
+        console.print(table)
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _main_face(engine: FaceEngine, path: Path, settings: Settings) -> AnalyzedFace:
+    """The largest face of an image (the subject of a photo), embedded."""
+    image = load_image(path, max_pixels=settings.faces.max_image_pixels)
+    faces = engine.detect(image)
+    if not faces:
+        raise ValueError(f"{path}: no face found")
+    face = max(faces, key=lambda f: f.box.width * f.box.height)
+    quality = engine.quality(image, face)
+    vector = engine.embed_faces(image, [face])[0]
+    return AnalyzedFace(face=face, quality=quality, embedding=vector, model_id=engine.model_id)
+
+
+@faces_app.command("compare")
+def faces_compare(
+    image_a: Annotated[Path, typer.Argument(help="First image.")],
+    image_b: Annotated[Path, typer.Argument(help="Second image.")],
+    threshold: Annotated[
+        float | None, typer.Option(help="Same-person distance threshold (default: settings).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Are the largest faces of two images the same person? Exit 0 yes, 1 no, 2 error."""
+    settings = _settings()
+    engine = _engine(settings)
+    a = _guard(lambda: _main_face(engine, image_a, settings))
+    b = _guard(lambda: _main_face(engine, image_b, settings))
+    limit = threshold if threshold is not None else settings.faces.match_threshold
+    assert a.embedding is not None and b.embedding is not None  # set by _main_face
+    result = compare_embeddings(a.embedding, b.embedding, threshold=limit)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "a": str(image_a),
+                    "b": str(image_b),
+                    "distance": round(result.distance, 4),
+                    "threshold": limit,
+                    "same_person": result.same_person,
+                    "model_id": engine.model_id,
+                }
+            )
+        )
+    else:
+        verdict = "same person" if result.same_person else "different people"
+        console.print(
+            f"distance {result.distance:.4f} (threshold {limit:.2f}, model {engine.model_id}): "
+            f"{verdict}",
+            markup=False,
+            highlight=False,
+        )
+    raise typer.Exit(0 if result.same_person else 1)
+
+
+@faces_app.command("embed")
+def faces_embed(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    out: Annotated[Path, typer.Option("--out", help="Output .npy file (n x d float32).")],
+    all_faces: Annotated[
+        bool, typer.Option("--all-faces", help="Embed every face, not just the largest.")
+    ] = False,
+) -> None:
+    """Embed faces into a .npy matrix; a sidecar OUT.json says which row is which face."""
+    settings = _settings()
+    engine = _engine(settings)
+    rows: list[np.ndarray[Any, np.dtype[np.float32]]] = []
+    index: list[dict[str, Any]] = []
+    for path in images:
+        image = _guard(partial(load_image, path, max_pixels=settings.faces.max_image_pixels))
+        faces = engine.detect(image)
+        if not faces:
+            _fail(f"{path}: no face found")
+        chosen = faces if all_faces else [max(faces, key=lambda f: f.box.width * f.box.height)]
+        vectors = engine.embed_faces(image, chosen)
+        for face, vector in zip(chosen, vectors, strict=True):
+            rows.append(vector)
+            index.append({"file": str(path), "box": [round(v, 1) for v in face.box.as_list()]})
+    matrix = np.vstack(rows).astype(np.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, matrix)
+    sidecar = out.with_name(out.name + ".json")
+    sidecar.write_text(
+        json.dumps({"model_id": engine.model_id, "dim": matrix.shape[1], "rows": index}, indent=1)
+    )
+    console.print(
+        f"wrote {matrix.shape[0]} embedding(s) of {matrix.shape[1]} dims "
+        f"(model {engine.model_id}) to {out}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _mount_optional() -> None:
+    try:
+        from cunan.bench.cli import bench_app
+    except ImportError:  # pragma: no cover - bench is part of the package
+        return
+    app.add_typer(bench_app, name="bench")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Console-script entry point: user errors and crashes both end as one line, exit 2."""
+    try:
+        app()
+    except (ImageLoadError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        err_console.print(
+            f"error: internal error ({type(exc).__name__}: {exc}); run with -v for details",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,1 @@
+"""Face engine: images in; faces, quality and embeddings out (stateless, no storage)."""

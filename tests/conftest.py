@@ -1,0 +1,63 @@
+"""Shared fixtures: the real face data beside the repository, and one face engine per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cunan.faces.engine import EngineConfig, FaceEngine
+
+#: ../shared/data seen from the repository root (CI puts shared/ beside the clone).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def require_data(relative: str) -> Path:
+    """A path under ../shared/data, or a skip (a failure when CUNAN_REQUIRE_DATA=1)."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        reason = f"real face data not available: {path} is missing (see docs/testing.md)"
+        if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
+            pytest.fail(reason + " and CUNAN_REQUIRE_DATA=1")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return require_data("")
+
+
+@pytest.fixture(scope="session")
+def examples(data_dir: Path) -> Path:
+    return require_data("face_recognition_examples/examples")
+
+
+@pytest.fixture(scope="session")
+def test_images(data_dir: Path) -> Path:
+    return require_data("face_recognition_examples/tests/test_images")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Keep converted models out of the developer's home, but share them across tests.
+    old = os.environ.get("CUNAN_CACHE_DIR")
+    if old is None:
+        os.environ["CUNAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("cunan-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CUNAN_CACHE_DIR", None)
+
+
+@pytest.fixture(scope="session")
+def engine() -> FaceEngine:
+    """The default engine (dlib HOG + dlib ResNet, ONNX Runtime when available)."""
+    return FaceEngine.from_config(EngineConfig())
+
+
+@pytest.fixture(scope="session")
+def dlib_engine() -> FaceEngine:
+    """The same weights run by dlib itself, the reference the ONNX path must match."""
+    return FaceEngine.from_config(EngineConfig(embed_runtime="dlib"))
