@@ -53,14 +53,20 @@ def _guard(action: Callable[[], T]) -> T:
         _fail(str(exc))
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"cunan {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (INFO).")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version.", is_eager=True, callback=_print_version),
+    ] = False,
 ) -> None:
-    if version:
-        console.print(f"cunan {__version__}")
-        raise typer.Exit(0)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

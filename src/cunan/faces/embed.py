@@ -197,16 +197,25 @@ class OnnxEmbedder:
             )
         self._input_name = inputs[0].name
         self._output_name = outputs[0].name
-        shape = outputs[0].shape
-        last = shape[-1] if shape else None
-        if not isinstance(last, int):
-            raise ModelNotAvailableError(f"{path}: output has no fixed embedding size ({shape})")
-        self.dim = last
         self.spec = spec
-        self.model_id = spec.model_id or _file_model_id(path)
-        self._batch_size = batch_size
         self._mean = np.asarray(spec.mean, dtype=np.float32)
         self._std = np.asarray(spec.std, dtype=np.float32)
+        # One blank chip at load time: a model exported with dynamic axes still tells its
+        # size, and a model that cannot take the configured input fails now, not mid-stream.
+        self.dim = self._probe_dim(path)
+        self.model_id = spec.model_id or _file_model_id(path)
+        self._batch_size = batch_size
+
+    def _probe_dim(self, path: Path) -> int:
+        size = self.spec.input_size
+        blank = self.preprocess(np.full((1, size, size, 3), 128, dtype=np.uint8))
+        try:
+            out = self._session.run([self._output_name], {self._input_name: blank})[0]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise ModelNotAvailableError(
+                f"{path}: model does not accept a {self.spec.layout} {size}x{size} chip ({exc})"
+            ) from None
+        return int(np.asarray(out).reshape(1, -1).shape[1])
 
     def align(self, image: RGBImage, faces: Sequence[DetectedFace]) -> NDArray[np.uint8]:
         size = self.spec.input_size
