@@ -199,3 +199,27 @@ def test_lfw_pairs_sample(engine: FaceEngine) -> None:
     assert missed <= 3
     # dlib's ResNet scores ~99% on LFW; >= 95% of 120 pairs leaves room for the odd hard one.
     assert correct >= 0.95 * (120 - missed), f"{correct}/{120 - missed} pairs right"
+
+
+def test_cnn_detector_finds_the_face_with_dlib5_landmarks(examples: Path) -> None:
+    from cunan.faces.detect import DlibCnnDetector
+
+    image = load_image(examples / "obama-240p.jpg")
+    faces = DlibCnnDetector(upsample=1).detect(image)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.detector == "dlib_cnn" and face.landmarks_source == "dlib5"
+    assert face.score >= DlibCnnDetector.confident_score
+    lm = face.landmarks
+    assert face.box.left < lm[0, 0] < lm[1, 0] < face.box.right
+
+
+def test_hog_upsampling_finds_smaller_faces(examples: Path) -> None:
+    from cunan.faces.detect import DlibHogDetector
+
+    image = load_image(examples / "obama-240p.jpg")
+    small = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2))  # face ~32 px
+    assert DlibHogDetector(upsample=0).detect(small) == []
+    assert len(DlibHogDetector(upsample=2).detect(small)) == 1
+    with pytest.raises(ValueError, match="upsample"):
+        DlibHogDetector(upsample=-1)
