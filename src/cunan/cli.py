@@ -64,7 +64,9 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (INFO).")] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", help="Print the version.", is_eager=True, callback=_print_version),
+        typer.Option(
+            "--version", help="Print the version.", is_eager=True, callback=_print_version
+        ),
     ] = False,
 ) -> None:
     logging.basicConfig(
@@ -258,15 +260,16 @@ def faces_embed(
     )
 
 
-def _mount_optional() -> None:
-    try:
-        from cunan.bench.cli import bench_app
-    except ImportError:  # pragma: no cover - bench is part of the package
-        return
-    app.add_typer(bench_app, name="bench")
+def _mount_subcommands() -> None:
+    from cunan.registry.cli import init_command, keys_app, people_app, registry_app
+
+    app.command("init")(init_command)
+    app.add_typer(people_app, name="people")
+    app.add_typer(registry_app, name="registry")
+    app.add_typer(keys_app, name="keys")
 
 
-_mount_optional()
+_mount_subcommands()
 
 
 def main() -> None:

@@ -33,6 +33,21 @@ class FaceSettings(BaseModel):
     threads: int = Field(default=1, ge=1)
 
 
+class RegistrySettings(BaseModel):
+    """How the registry stores people and their face data."""
+
+    #: Keep the (encrypted) enrolment photos, so a change of face model can re-embed
+    #: everyone without re-collecting photos. Off by default: DOMAIN.md keeps photos only
+    #: when the village chooses to (shortest necessary retention).
+    keep_enrolment_photos: bool = False
+    #: Below this age a person's consent must be given by a guardian (PIPL Art. 28, 31).
+    guardian_consent_under_age: int = Field(default=14, ge=1, le=18)
+    #: Seconds a SQLite writer waits for another writer before failing with "busy".
+    busy_timeout_s: float = Field(default=10.0, gt=0.0)
+    #: Seconds to wait for a PostgreSQL server before reporting it unavailable.
+    connect_timeout_s: int = Field(default=5, ge=1)
+
+
 class Settings(BaseSettings):
     """All of CunAn's settings. Nested fields use ``__`` in the environment,
     e.g. ``CUNAN_FACES__MATCH_THRESHOLD=0.55``."""
@@ -42,6 +57,15 @@ class Settings(BaseSettings):
     )
 
     faces: FaceSettings = FaceSettings()
+    registry: RegistrySettings = RegistrySettings()
+    #: Where the database (SQLite), the key file and crops live; ``CUNAN_DATA_DIR``.
+    #: Unset: ``platformdirs.user_data_dir("cunan")`` (e.g. ``~/.local/share/cunan``).
+    data_dir: Path | None = None
+    #: SQLAlchemy URL of the database; ``CUNAN_DATABASE_URL``. Unset: SQLite in the data dir.
+    #: PostgreSQL: ``postgresql+psycopg://user:password@host:5432/dbname``.
+    database_url: str | None = None
+    #: The key file (AES keys for face data); ``CUNAN_KEY_FILE``. Unset: ``DATA_DIR/cunan.key``.
+    key_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""The village registry: places, people, tenancies, consent and face templates, with its rules."""

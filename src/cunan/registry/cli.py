@@ -1,0 +1,383 @@
+"""Registry commands: ``init``, ``keys``, ``people`` and ``registry`` (mounted by cunan.cli)."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cunan.config import Settings, load_settings
+from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
+from cunan.faces.imageio import ImageLoadError, load_image
+from cunan.registry.datadir import Registry, initialise, open_registry, resolve_data_dir
+from cunan.registry.errors import RegistryError
+from cunan.registry.export import write_export_csv
+from cunan.registry.keys import rotate_keys
+from cunan.registry.records import (
+    ConsentInput,
+    ConsentMethod,
+    NewPerson,
+    PersonCategory,
+    PhotoInput,
+    TemplateInput,
+    TemplateQuality,
+    TemplateSource,
+)
+from cunan.security.cipher import DecryptionError
+from cunan.security.keys import KeyFileError
+from cunan.storage.errors import StorageError
+
+EXIT_ERROR = 2
+ADMIN_PASSWORD_ENV = "CUNAN_ADMIN_PASSWORD"
+
+console = Console()
+err_console = Console(stderr=True)
+
+keys_app = typer.Typer(help="Manage the encryption key of face data.", no_args_is_help=True)
+people_app = typer.Typer(help="Register and manage people.", no_args_is_help=True)
+registry_app = typer.Typer(help="Registry-wide operations.", no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Errors users can act on become one line and exit code 2."""
+    try:
+        yield
+    except (
+        RegistryError,
+        StorageError,
+        KeyFileError,
+        DecryptionError,
+        EnrolmentPhotoError,
+        ImageLoadError,
+        FileNotFoundError,
+    ) as exc:
+        _fail(str(exc))
+
+
+@contextmanager
+def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
+    with _user_errors():
+        settings = load_settings()
+        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
+        try:
+            yield registry, settings
+        finally:
+            registry.close()
+
+
+def build_face_engine(settings: Settings) -> FaceEngine:
+    """The face engine for enrolment, built from the settings (replaced in tests)."""
+    from cunan.faces.embed import OnnxModelSpec
+
+    faces = settings.faces
+    return FaceEngine.from_config(
+        EngineConfig(
+            detector=faces.detector,
+            upsample=faces.upsample,
+            embed_runtime=faces.embed_runtime,
+            onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
+            threads=faces.threads,
+        )
+    )
+
+
+# -- init ----------------------------------------------------------------------------------
+
+
+def init_command(
+    data_dir: DataDirOption = None,
+    village: Annotated[str, typer.Option(help="Name of the village (村/社区).")] = "village",
+    admin: Annotated[str, typer.Option(help="Username of the first administrator.")] = "admin",
+) -> None:
+    """Create the data dir, database, encryption key and the first admin account.
+
+    The admin password is asked twice, or taken from $CUNAN_ADMIN_PASSWORD for automation.
+    """
+    with _user_errors():
+        settings = load_settings()
+        target = resolve_data_dir(data_dir, settings)
+        password = os.environ.get(ADMIN_PASSWORD_ENV)
+        if not password:
+            password = typer.prompt(
+                f"Password for {admin}", hide_input=True, confirmation_prompt=True
+            )
+        registry = initialise(
+            target, settings, admin_username=admin, admin_password=password, village_name=village
+        )
+        registry.close()
+    console.print(f"initialised {target}", markup=False, highlight=False)
+    console.print(
+        f"key file: {registry.key_file} - back it up now, apart from the data (see docs/keys.md)",
+        markup=False,
+        highlight=False,
+    )
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDirOption = None) -> None:
+    """Re-encrypt all face templates and photos with a new key, then retire the old key."""
+    with _registry(data_dir) as (registry, _):
+        report = rotate_keys(registry.database, registry.key_file)
+    console.print(
+        f"re-encrypted {report.templates} template(s) and {report.photos} photo(s) with key "
+        f"{report.new_key_id}; retired {', '.join(report.retired_key_ids) or 'nothing'}. "
+        "Back up the key file again.",
+        markup=False,
+        highlight=False,
+    )
+
+
+# -- people --------------------------------------------------------------------------------
+
+
+@people_app.command("add")
+def people_add(
+    name: Annotated[str, typer.Option("--name", help="Full name.")],
+    photo: Annotated[
+        list[Path] | None, typer.Option("--photo", help="Enrolment photo (repeatable).")
+    ] = None,
+    category: Annotated[PersonCategory, typer.Option(help="Category.")] = PersonCategory.TENANT,
+    consent_by: Annotated[
+        str | None, typer.Option("--consent-by", help="Who collected the consent.")
+    ] = None,
+    consent_method: Annotated[
+        ConsentMethod, typer.Option("--consent-method", help="How consent was given.")
+    ] = ConsentMethod.PAPER,
+    id_number: Annotated[str | None, typer.Option("--id-number", help="ID card number.")] = None,
+    phone: Annotated[str | None, typer.Option(help="Phone number.")] = None,
+    minor: Annotated[bool, typer.Option("--minor", help="Under 14: needs a guardian.")] = False,
+    guardian: Annotated[
+        str | None, typer.Option("--guardian", help="Guardian who consented (minors).")
+    ] = None,
+    non_face: Annotated[
+        str | None,
+        typer.Option("--non-face", help="Register without face data; how to check them instead."),
+    ] = None,
+    village: Annotated[
+        str | None, typer.Option(help="Village name (needed when several are registered).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a person with consent and enrolment photos; prints the new person's id."""
+    photos = photo or []
+    if not photos and non_face is None:
+        _fail("give at least one --photo, or --non-face NOTE to register without face data")
+    if photos and not consent_by:
+        _fail(
+            "refusing to store face data without consent: give --consent-by WHO "
+            "(and --consent-method paper|digital)"
+        )
+    with _registry(data_dir) as (registry, settings):
+        service = registry.service
+        village_id = (
+            service.village_id_by_name(village) if village else service.default_village_id()
+        )
+        templates = _enrol_photos(photos, settings) if photos else []
+        consent = (
+            ConsentInput(
+                collected_by=consent_by,
+                collected_at=datetime.now(UTC),
+                method=consent_method,
+                guardian_name=guardian,
+            )
+            if consent_by
+            else None
+        )
+        person_id = service.add_person(
+            NewPerson(
+                name=name,
+                village_id=village_id,
+                category=category,
+                id_number=id_number,
+                phone=phone,
+                is_minor=minor,
+                non_face_note=non_face,
+            ),
+            consent=consent,
+            templates=templates,
+        )
+    print(person_id)
+
+
+def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]:
+    """One template per photo; every bad photo is reported and nothing is stored."""
+    engine = build_face_engine(settings)
+    templates: list[TemplateInput] = []
+    problems: list[str] = []
+    for path in photos:
+        try:
+            image = load_image(path, max_pixels=settings.faces.max_image_pixels)
+            face = engine.enrolment_face(image, source=str(path))
+            data = path.read_bytes()
+        except (ImageLoadError, EnrolmentPhotoError, OSError) as exc:
+            problems.append(str(exc))
+            continue
+        assert face.embedding is not None and face.model_id is not None  # enrolment embeds
+        q = face.quality
+        templates.append(
+            TemplateInput(
+                vector=face.embedding,
+                model_id=face.model_id,
+                source=TemplateSource.ENROLMENT_PHOTO,
+                quality=TemplateQuality(
+                    face_width_px=q.face_width_px,
+                    sharpness=q.sharpness,
+                    frontalness=q.frontalness,
+                    brightness=q.brightness,
+                    detector_score=face.face.score,
+                ),
+                photo=PhotoInput(
+                    data=data,
+                    media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                ),
+            )
+        )
+    if problems:
+        for problem in problems:
+            err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
+        _fail(f"{len(problems)} photo(s) unusable; nothing was stored")
+    return templates
+
+
+@people_app.command("list")
+def people_list(
+    data_dir: DataDirOption = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
+    offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
+) -> None:
+    """List people (ID numbers masked)."""
+    with _registry(data_dir) as (registry, _):
+        people = registry.service.list_people(limit=limit, offset=offset)
+    table = Table(title=f"{len(people)} people")
+    for col in ("id", "name", "ID number", "category", "status", "templates", "consent"):
+        table.add_column(col)
+    for p in people:
+        table.add_row(
+            str(p.id),
+            p.name,
+            p.id_number_masked,
+            p.category.value,
+            p.status.value,
+            str(p.template_count),
+            "yes" if p.has_valid_consent else ("non-face" if p.non_face_alternative else "no"),
+        )
+    console.print(table)
+
+
+@people_app.command("show")
+def people_show(
+    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show one person with consents and tenancies (ID number masked)."""
+    with _registry(data_dir) as (registry, _):
+        service = registry.service
+        p = service.get_person(person_id)
+        consents = service.consents_of(person_id)
+        tenancies = service.tenancies_of(person_id)
+    lines = [
+        f"id: {p.id}",
+        f"name: {p.name}",
+        f"ID number: {p.id_number_masked}",
+        f"phone: {p.phone or ''}",
+        f"category: {p.category.value}",
+        f"status: {p.status.value}",
+        f"minor: {'yes' if p.is_minor else 'no'}",
+        f"face templates: {p.template_count}",
+    ]
+    if p.non_face_alternative:
+        lines.append(f"non-face alternative: {p.non_face_note or 'yes'}")
+    for c in consents:
+        state = f"withdrawn {c.withdrawn_at:%Y-%m-%d}" if c.withdrawn_at else "valid"
+        guardian = f", guardian {c.guardian_name}" if c.guardian_name else ""
+        lines.append(
+            f"consent {c.id}: {c.method.value} by {c.collected_by} on "
+            f"{c.collected_at:%Y-%m-%d}{guardian} ({state})"
+        )
+    for t in tenancies:
+        end = t.move_out.isoformat() if t.move_out else "now"
+        lines.append(f"tenancy {t.id}: room {t.room_id} from {t.move_in.isoformat()} to {end}")
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+
+
+@people_app.command("remove")
+def people_remove(
+    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Delete a person with their face data, consents and tenancies."""
+    if not yes:
+        typer.confirm(f"Delete person {person_id} and all their data?", abort=True)
+    with _registry(data_dir) as (registry, _):
+        removed = registry.service.remove_person(person_id)
+    console.print(
+        f"removed person {person_id} ({len(removed)} template(s))", markup=False, highlight=False
+    )
+
+
+@people_app.command("withdraw-consent")
+def people_withdraw_consent(
+    person_id: Annotated[int, typer.Argument(help="Person id.")],
+    recorded_by: Annotated[str, typer.Option("--recorded-by", help="Who recorded it.")],
+    alternative: Annotated[
+        str, typer.Option("--alternative", help="How the person is checked without a face.")
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Withdraw consent: deletes the person's templates and photos, records the alternative."""
+    with _registry(data_dir) as (registry, _):
+        removed = registry.service.withdraw_consent(
+            person_id, recorded_by=recorded_by, alternative_note=alternative
+        )
+    console.print(
+        f"consent withdrawn; deleted {len(removed)} template(s) of person {person_id}",
+        markup=False,
+        highlight=False,
+    )
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+@registry_app.command("export")
+def registry_export(
+    file: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    encoding: Annotated[
+        str, typer.Option(help="utf-8-sig (Excel-friendly UTF-8) or gb18030.")
+    ] = "utf-8-sig",
+    data_dir: DataDirOption = None,
+) -> None:
+    """Export people to CSV: no biometric data, ID numbers masked."""
+    if encoding.lower() not in {"utf-8-sig", "utf-8", "gb18030", "gbk"}:
+        _fail(f"unsupported encoding {encoding!r}; use utf-8-sig, utf-8, gb18030 or gbk")
+    with _registry(data_dir) as (registry, _):
+        count = write_export_csv(registry.service, file, encoding=encoding)
+    console.print(f"wrote {count} people to {file}", markup=False, highlight=False)

@@ -1,0 +1,838 @@
+"""The registry service: every rule about people, consent, tenancies and face data, in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+import numpy as np
+from sqlalchemy.exc import IntegrityError
+
+from cunan.config import RegistrySettings
+from cunan.registry.errors import (
+    ConsentRequiredError,
+    DuplicateIdNumberError,
+    GuardianConsentRequiredError,
+    InvalidRecordError,
+    NotFoundError,
+    RoomCapacityError,
+)
+from cunan.registry.identity import (
+    age_on,
+    birth_date_from_id,
+    mask_id_number,
+    normalise_id_number,
+)
+from cunan.registry.records import (
+    ConsentInput,
+    ConsentView,
+    NewPerson,
+    PersonView,
+    PhotoInput,
+    StoredTemplate,
+    TemplateChangeRecord,
+    TemplateInput,
+    TemplateListener,
+    TenancyView,
+    Vector,
+)
+from cunan.security.cipher import FieldCipher
+from cunan.storage.database import Database
+from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.repositories import RegistryRepository
+from cunan.storage.tables import (
+    Consent,
+    EnrolmentPhoto,
+    FaceTemplate,
+    GridArea,
+    House,
+    Household,
+    Landlord,
+    Person,
+    Room,
+    Tenancy,
+    Village,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def template_context(template_id: int, person_id: int, model_id: str) -> bytes:
+    """Associated data binding a template's ciphertext to its row."""
+    return f"template:{template_id}:{person_id}:{model_id}".encode()
+
+
+def photo_context(photo_id: int, person_id: int) -> bytes:
+    return f"photo:{photo_id}:{person_id}".encode()
+
+
+def encode_vector(vector: Vector) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def decode_vector(data: bytes, dim: int) -> Vector:
+    vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    if vector.shape != (dim,):
+        raise InvalidRecordError(f"stored template has {vector.size} values, expected {dim}")
+    return vector
+
+
+@dataclass(slots=True)
+class _Events:
+    """Template changes of one call, told to listeners only once the call has committed."""
+
+    added: list[tuple[int, int, Vector, str]]
+    removed: list[int]
+
+
+class RegistryService:
+    """Registry operations; each call is one transaction that commits whole or not at all."""
+
+    def __init__(
+        self,
+        database: Database,
+        cipher: FieldCipher,
+        settings: RegistrySettings | None = None,
+        *,
+        listener: TemplateListener | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.database = database
+        self.cipher = cipher
+        self.settings = settings or RegistrySettings()
+        self._listeners: list[TemplateListener] = [listener] if listener is not None else []
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def add_listener(self, listener: TemplateListener) -> None:
+        self._listeners.append(listener)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _read(self, action: Callable[[RegistryRepository], T]) -> T:
+        with self.database.transaction() as session:
+            return action(RegistryRepository(session))
+
+    def _write(self, action: Callable[[RegistryRepository, _Events], T]) -> T:
+        events = _Events(added=[], removed=[])
+        with self.database.transaction() as session:
+            result = action(RegistryRepository(session), events)
+        self._notify(events)
+        return result
+
+    def _notify(self, events: _Events) -> None:
+        for listener in self._listeners:
+            # The change is committed; a listener failing must not turn it into an error.
+            # The index catches up from the change feed (last_change_seq) on its next start.
+            try:
+                if events.removed:
+                    listener.on_removed(list(events.removed))
+                for template_id, person_id, vector, model_id in events.added:
+                    listener.on_added(template_id, person_id, vector, model_id)
+            except Exception:
+                logger.warning("template listener %r failed", listener, exc_info=True)
+
+    def _now(self) -> datetime:
+        return self._clock()
+
+    # -- places ------------------------------------------------------------------------------
+
+    def add_village(self, name: str, *, code: str | None = None) -> int:
+        name = _required(name, "village name")
+        return self._write(
+            lambda repo, _: _unique(repo, Village(name=name, code=code), "village").id
+        )
+
+    def village_id_by_name(self, name: str) -> int:
+        village = self._read(lambda repo: repo.village_by_name(name))
+        if village is None:
+            raise NotFoundError("village", name)
+        return village.id
+
+    def default_village_id(self) -> int:
+        """The only village of a single-village installation (the common case)."""
+        villages = self._read(lambda repo: repo.villages())
+        if len(villages) != 1:
+            raise InvalidRecordError(
+                f"{len(villages)} villages are registered; say which village to use"
+            )
+        return villages[0].id
+
+    def add_grid_area(self, village_id: int, name: str) -> int:
+        name = _required(name, "grid area name")
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            _get(repo.village(village_id), "village", village_id)
+            return _unique(repo, GridArea(village_id=village_id, name=name), "grid area").id
+
+        return self._write(act)
+
+    def add_landlord(
+        self, village_id: int, name: str, *, phone: str | None = None, user_id: int | None = None
+    ) -> int:
+        name = _required(name, "landlord name")
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            _get(repo.village(village_id), "village", village_id)
+            row = Landlord(village_id=village_id, name=name, phone=phone, user_id=user_id)
+            return _unique(repo, row, "landlord").id
+
+        return self._write(act)
+
+    def add_house(
+        self,
+        village_id: int,
+        address: str,
+        *,
+        area_id: int | None = None,
+        landlord_id: int | None = None,
+    ) -> int:
+        address = _required(address, "house address")
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            _get(repo.village(village_id), "village", village_id)
+            if area_id is not None:
+                area = _get(repo.grid_area(area_id), "grid area", area_id)
+                _same_village(area.village_id, village_id, f"grid area {area_id}")
+            if landlord_id is not None:
+                landlord = _get(repo.landlord(landlord_id), "landlord", landlord_id)
+                _same_village(landlord.village_id, village_id, f"landlord {landlord_id}")
+            if repo.house_by_address(village_id, address) is not None:
+                raise InvalidRecordError(
+                    f"house address {address!r} is already registered in village {village_id}"
+                )
+            row = House(
+                village_id=village_id, address=address, area_id=area_id, landlord_id=landlord_id
+            )
+            return _unique(repo, row, "house").id
+
+        return self._write(act)
+
+    def add_room(self, house_id: int, label: str, *, capacity: int = 1) -> int:
+        label = _required(label, "room label")
+        if capacity < 1:
+            raise InvalidRecordError(f"room {label!r}: capacity must be at least 1, got {capacity}")
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            _get(repo.house(house_id), "house", house_id)
+            row = Room(house_id=house_id, label=label, capacity=capacity)
+            return _unique(repo, row, f"room {label!r} of house {house_id}").id
+
+        return self._write(act)
+
+    def add_household(
+        self, house_id: int, name: str, *, registration_number: str | None = None
+    ) -> int:
+        name = _required(name, "household name")
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            _get(repo.house(house_id), "house", house_id)
+            row = Household(house_id=house_id, name=name, registration_number=registration_number)
+            return _unique(repo, row, f"household of house {house_id}").id
+
+        return self._write(act)
+
+    # -- people and consent ------------------------------------------------------------------
+
+    def add_person(
+        self,
+        person: NewPerson,
+        *,
+        consent: ConsentInput | None = None,
+        templates: Sequence[TemplateInput] = (),
+    ) -> int:
+        """Register a person, with their consent and face templates, all or nothing.
+
+        Raises ConsentRequiredError for templates without consent, GuardianConsentRequiredError
+        for a minor's consent without a guardian, DuplicateIdNumberError for an ID number
+        already registered in the village.
+        """
+        name = _required(person.name, "person name")
+        id_number = normalise_id_number(person.id_number)
+        is_minor = person.is_minor or self._is_minor_by_id(id_number)
+        if templates and consent is None:
+            raise ConsentRequiredError(
+                "face templates need the person's recorded consent (who collected it, when, "
+                "how); without consent register them without face data and note the "
+                "non-face alternative"
+            )
+        if consent is not None:
+            self._check_consent(consent, is_minor=is_minor, who="the new person")
+        for i, template in enumerate(templates, 1):
+            _check_vector(template.vector, f"template {i}")
+
+        def act(repo: RegistryRepository, events: _Events) -> int:
+            _get(repo.village(person.village_id), "village", person.village_id)
+            if person.household_id is not None:
+                _get(repo.household(person.household_id), "household", person.household_id)
+            self._check_id_number_free(repo, person.village_id, id_number, None)
+            row = Person(
+                village_id=person.village_id,
+                household_id=person.household_id,
+                name=name,
+                id_number=id_number,
+                phone=(person.phone or "").strip() or None,
+                category=person.category,
+                status=PersonStatus.ACTIVE,
+                is_minor=is_minor,
+                non_face_alternative=person.non_face_note is not None,
+                non_face_note=person.non_face_note,
+            )
+            _unique(repo, row, "person", village_id=person.village_id, id_number=id_number)
+            if consent is not None:
+                consent_row = repo.add(_consent_row(row.id, consent))
+                for template in templates:
+                    self._store_template(repo, events, row, consent_row, template)
+            return row.id
+
+        person_id = self._write(act)
+        logger.info("registered person %d with %d template(s)", person_id, len(templates))
+        return person_id
+
+    def record_consent(self, person_id: int, consent: ConsentInput) -> int:
+        """Record a (new) consent for an existing person; returns the consent id."""
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            person = _get(repo.person(person_id, for_update=True), "person", person_id)
+            self._check_consent(consent, is_minor=person.is_minor, who=f"person {person_id}")
+            row = repo.add(_consent_row(person_id, consent))
+            person.non_face_alternative = False
+            return row.id
+
+        return self._write(act)
+
+    def withdraw_consent(
+        self,
+        person_id: int,
+        *,
+        recorded_by: str,
+        alternative_note: str,
+        at: datetime | None = None,
+    ) -> list[int]:
+        """Withdraw every consent of a person: their templates and photos are deleted and the
+        non-face alternative is recorded. Returns the deleted template ids."""
+        recorded_by = _required(recorded_by, "who recorded the withdrawal")
+        note = _required(alternative_note, "non-face alternative")
+        when = at or self._now()
+
+        def act(repo: RegistryRepository, events: _Events) -> list[int]:
+            person = _get(repo.person(person_id, for_update=True), "person", person_id)
+            consents = [c for c in repo.consents(person_id) if c.withdrawn_at is None]
+            if not consents:
+                raise ConsentRequiredError(f"person {person_id} has no consent to withdraw")
+            removed = self._delete_face_data(repo, events, person)
+            for consent in consents:
+                consent.withdrawn_at = when
+                consent.withdrawal_recorded_by = recorded_by
+            person.non_face_alternative = True
+            person.non_face_note = note
+            return removed
+
+        removed = self._write(act)
+        logger.info(
+            "consent withdrawn for person %d: %d template(s) deleted", person_id, len(removed)
+        )
+        return removed
+
+    def set_status(self, person_id: int, status: PersonStatus) -> None:
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            _get(repo.person(person_id), "person", person_id).status = status
+
+        self._write(act)
+
+    def remove_person(self, person_id: int) -> list[int]:
+        """Delete a person with everything about them; returns the deleted template ids."""
+
+        def act(repo: RegistryRepository, events: _Events) -> list[int]:
+            person = _get(repo.person(person_id, for_update=True), "person", person_id)
+            removed = self._delete_face_data(repo, events, person)
+            repo.delete_person(person)
+            return removed
+
+        return self._write(act)
+
+    def get_person(self, person_id: int) -> PersonView:
+        def act(repo: RegistryRepository) -> PersonView:
+            person = _get(repo.person(person_id), "person", person_id)
+            return _person_view(repo, [person])[0]
+
+        return self._read(act)
+
+    def list_people(
+        self,
+        *,
+        village_id: int | None = None,
+        status: PersonStatus | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[PersonView]:
+        def act(repo: RegistryRepository) -> list[PersonView]:
+            rows = repo.people(village_id=village_id, status=status, limit=limit, offset=offset)
+            return _person_view(repo, rows)
+
+        return self._read(act)
+
+    def consents_of(self, person_id: int) -> list[ConsentView]:
+        def act(repo: RegistryRepository) -> list[ConsentView]:
+            _get(repo.person(person_id), "person", person_id)
+            return [_consent_view(c) for c in repo.consents(person_id)]
+
+        return self._read(act)
+
+    def count_people_with_face_data(self) -> int:
+        """People with at least one stored template (filing is required at 100,000)."""
+        return self._read(lambda repo: repo.count_people_with_face_data())
+
+    # -- face templates ----------------------------------------------------------------------
+
+    def add_template(self, person_id: int, template: TemplateInput) -> int:
+        return self.add_templates(person_id, [template])[0]
+
+    def add_templates(self, person_id: int, templates: Sequence[TemplateInput]) -> list[int]:
+        """Store templates for a person with a valid consent; all or none. Returns their ids."""
+        for i, template in enumerate(templates, 1):
+            _check_vector(template.vector, f"template {i}")
+
+        def act(repo: RegistryRepository, events: _Events) -> list[int]:
+            person = _get(repo.person(person_id, for_update=True), "person", person_id)
+            consent = repo.valid_consent(person_id)
+            if consent is None:
+                raise ConsentRequiredError(
+                    f"person {person_id} has no valid consent (none recorded, or withdrawn); "
+                    "record consent before storing face data"
+                )
+            if person.is_minor and not (consent.guardian_name or "").strip():
+                raise GuardianConsentRequiredError(
+                    f"person {person_id} is a minor and consent {consent.id} has no guardian"
+                )
+            return [self._store_template(repo, events, person, consent, t) for t in templates]
+
+        return self._write(act)
+
+    def delete_templates(self, template_ids: Sequence[int]) -> list[int]:
+        """Delete templates by id; unknown ids are an error (nothing deleted)."""
+
+        def act(repo: RegistryRepository, events: _Events) -> list[int]:
+            rows = repo.templates_by_ids(template_ids)
+            missing = sorted(set(template_ids) - {r.id for r in rows})
+            if missing:
+                raise NotFoundError("template", ", ".join(map(str, missing)))
+            self._remove_templates(repo, events, rows)
+            return [r.id for r in rows]
+
+        return self._write(act)
+
+    def purge_face_data(self, person_id: int) -> list[int]:
+        """Delete all templates and photos of a person (e.g. after departure + retention)."""
+
+        def act(repo: RegistryRepository, events: _Events) -> list[int]:
+            person = _get(repo.person(person_id, for_update=True), "person", person_id)
+            return self._delete_face_data(repo, events, person)
+
+        return self._write(act)
+
+    def iter_templates(
+        self, *, model_id: str | None = None, batch_size: int = 1000
+    ) -> Iterator[list[StoredTemplate]]:
+        """Every template, decrypted, in batches of ``batch_size`` (for building an index)."""
+        after = 0
+        while True:
+            batch = self._read(
+                lambda repo, a=after: [  # type: ignore[misc]
+                    self._decrypt_template(t)
+                    for t in repo.template_batch(after_id=a, limit=batch_size, model_id=model_id)
+                ]
+            )
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].template_id
+
+    def templates_of(self, person_id: int) -> list[StoredTemplate]:
+        def act(repo: RegistryRepository) -> list[StoredTemplate]:
+            _get(repo.person(person_id), "person", person_id)
+            return [self._decrypt_template(t) for t in repo.templates_of(person_id)]
+
+        return self._read(act)
+
+    def count_templates(self, *, model_id: str | None = None) -> int:
+        return self._read(lambda repo: repo.count_templates(model_id=model_id))
+
+    def photo(self, photo_id: int) -> PhotoInput:
+        """A kept enrolment photo, decrypted."""
+
+        def act(repo: RegistryRepository) -> PhotoInput:
+            row = _get(repo.photo(photo_id), "photo", photo_id)
+            data = self.cipher.decrypt(
+                row.ciphertext, photo_context(row.id, row.person_id), what=f"photo {row.id}"
+            )
+            return PhotoInput(data=data, media_type=row.media_type)
+
+        return self._read(act)
+
+    def photo_ids_of(self, person_id: int) -> list[int]:
+        return self._read(lambda repo: [p.id for p in repo.photos_of(person_id)])
+
+    # -- change feed -------------------------------------------------------------------------
+
+    def last_change_seq(self) -> int:
+        """Grows with every template added or removed; an index stores the last one it saw."""
+        return self._read(lambda repo: repo.last_change_seq())
+
+    def changes_since(self, seq: int, *, limit: int = 10_000) -> list[TemplateChangeRecord]:
+        return self._read(
+            lambda repo: [
+                TemplateChangeRecord(
+                    seq=c.seq,
+                    kind=c.kind,
+                    template_id=c.template_id,
+                    person_id=c.person_id,
+                    model_id=c.model_id,
+                    changed_at=c.changed_at,
+                )
+                for c in repo.changes_since(seq, limit=limit)
+            ]
+        )
+
+    # -- tenancies ---------------------------------------------------------------------------
+
+    def add_tenancy(
+        self,
+        person_id: int,
+        room_id: int,
+        *,
+        move_in: date,
+        reported_by: str,
+        reported_at: datetime | None = None,
+        expected_end: date | None = None,
+        move_out: date | None = None,
+        landlord_id: int | None = None,
+    ) -> int:
+        """A person moves into a room; refused if the room would hold more than its capacity
+        on any day. The landlord defaults to the house's."""
+        reported_by = _required(reported_by, "who reported the tenancy")
+        if expected_end is not None and expected_end < move_in:
+            raise InvalidRecordError(f"expected end {expected_end} is before move-in {move_in}")
+        if move_out is not None and move_out < move_in:
+            raise InvalidRecordError(f"move-out {move_out} is before move-in {move_in}")
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            _get(repo.person(person_id), "person", person_id)
+            room = _get(repo.room(room_id, for_update=True), "room", room_id)
+            house = _get(repo.house(room.house_id), "house", room.house_id)
+            others = repo.tenancies_overlapping(room_id, move_in, move_out)
+            if any(t.person_id == person_id for t in others):
+                raise RoomCapacityError(
+                    f"person {person_id} already has a tenancy in room {room_id} "
+                    f"overlapping {move_in}"
+                )
+            peak = _peak_occupancy(others, move_in, move_out)
+            if peak + 1 > room.capacity:
+                raise RoomCapacityError(
+                    f"room {room_id} ({room.label!r}, house {house.id}) holds {room.capacity} "
+                    f"and already has {peak} tenant(s) from {move_in}; record a move-out first"
+                )
+            row = Tenancy(
+                person_id=person_id,
+                room_id=room_id,
+                landlord_id=landlord_id if landlord_id is not None else house.landlord_id,
+                move_in=move_in,
+                expected_end=expected_end,
+                move_out=move_out,
+                reported_by=reported_by,
+                reported_at=reported_at or self._now(),
+            )
+            return repo.add(row).id
+
+        return self._write(act)
+
+    def record_move_out(
+        self,
+        tenancy_id: int,
+        *,
+        move_out: date,
+        reported_by: str,
+        reported_at: datetime | None = None,
+    ) -> None:
+        reported_by = _required(reported_by, "who reported the move-out")
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            row = _get(repo.tenancy(tenancy_id), "tenancy", tenancy_id)
+            if move_out < row.move_in:
+                raise InvalidRecordError(
+                    f"tenancy {tenancy_id}: move-out {move_out} is before move-in {row.move_in}"
+                )
+            row.move_out = move_out
+            row.move_out_reported_by = reported_by
+            row.move_out_reported_at = reported_at or self._now()
+
+        self._write(act)
+
+    def tenancies_of(self, person_id: int) -> list[TenancyView]:
+        def act(repo: RegistryRepository) -> list[TenancyView]:
+            _get(repo.person(person_id), "person", person_id)
+            return [_tenancy_view(t) for t in repo.tenancies_of(person_id)]
+
+        return self._read(act)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _is_minor_by_id(self, id_number: str | None) -> bool:
+        birth = birth_date_from_id(id_number)
+        if birth is None:
+            return False
+        return age_on(birth, self._now().date()) < self.settings.guardian_consent_under_age
+
+    def _check_consent(self, consent: ConsentInput, *, is_minor: bool, who: str) -> None:
+        if not consent.collected_by.strip():
+            raise ConsentRequiredError(f"consent for {who}: say who collected it")
+        if consent.collected_at.tzinfo is None:
+            raise InvalidRecordError(f"consent for {who}: collection time must carry a timezone")
+        if is_minor and not (consent.guardian_name or "").strip():
+            raise GuardianConsentRequiredError(
+                f"{who} is a minor (under {self.settings.guardian_consent_under_age}): the "
+                "consent must be given by a guardian; give the guardian's name"
+            )
+
+    def _check_id_number_free(
+        self,
+        repo: RegistryRepository,
+        village_id: int,
+        id_number: str | None,
+        person_id: int | None,
+    ) -> None:
+        if id_number is None:
+            return
+        other = repo.person_by_id_number(village_id, id_number)
+        if other is not None and other.id != person_id:
+            raise DuplicateIdNumberError(
+                f"ID number {mask_id_number(id_number)} is already registered in village "
+                f"{village_id} as person {other.id}"
+            )
+
+    def _store_template(
+        self,
+        repo: RegistryRepository,
+        events: _Events,
+        person: Person,
+        consent: Consent,
+        template: TemplateInput,
+    ) -> int:
+        vector = np.asarray(template.vector, dtype=np.float32)
+        photo_id: int | None = None
+        if template.photo is not None and self.settings.keep_enrolment_photos:
+            photo = repo.add(
+                EnrolmentPhoto(
+                    person_id=person.id,
+                    media_type=template.photo.media_type,
+                    ciphertext=b"",
+                    key_id="",
+                )
+            )
+            blob = self.cipher.encrypt(template.photo.data, photo_context(photo.id, person.id))
+            photo.ciphertext, photo.key_id = blob, self.cipher.active_key_id
+            photo_id = photo.id
+        q = template.quality
+        # The id is part of the associated data, so insert first and encrypt in the same
+        # transaction; the placeholder is never visible outside it.
+        row = repo.add(
+            FaceTemplate(
+                person_id=person.id,
+                consent_id=consent.id,
+                photo_id=photo_id,
+                model_id=template.model_id,
+                dim=int(vector.shape[0]),
+                ciphertext=b"",
+                key_id="",
+                source=template.source,
+                quality_face_width_px=q.face_width_px,
+                quality_sharpness=q.sharpness,
+                quality_frontalness=q.frontalness,
+                quality_brightness=q.brightness,
+                detector_score=q.detector_score,
+            )
+        )
+        row.ciphertext = self.cipher.encrypt(
+            encode_vector(vector), template_context(row.id, person.id, template.model_id)
+        )
+        row.key_id = self.cipher.active_key_id
+        repo.record_change(
+            TemplateChangeKind.ADDED,
+            template_id=row.id,
+            person_id=person.id,
+            model_id=template.model_id,
+        )
+        repo.session.flush()
+        events.added.append((row.id, person.id, vector.copy(), template.model_id))
+        return row.id
+
+    def _remove_templates(
+        self, repo: RegistryRepository, events: _Events, rows: Sequence[FaceTemplate]
+    ) -> None:
+        for row in rows:
+            repo.record_change(
+                TemplateChangeKind.REMOVED,
+                template_id=row.id,
+                person_id=row.person_id,
+                model_id=row.model_id,
+            )
+        repo.delete_templates(rows)
+        events.removed.extend(r.id for r in rows)
+
+    def _delete_face_data(
+        self, repo: RegistryRepository, events: _Events, person: Person
+    ) -> list[int]:
+        rows = repo.templates_of(person.id)
+        self._remove_templates(repo, events, rows)
+        repo.delete_photos_of(person.id)
+        return [r.id for r in rows]
+
+    def _decrypt_template(self, row: FaceTemplate) -> StoredTemplate:
+        data = self.cipher.decrypt(
+            row.ciphertext,
+            template_context(row.id, row.person_id, row.model_id),
+            what=f"template {row.id}",
+        )
+        return StoredTemplate(
+            template_id=row.id,
+            person_id=row.person_id,
+            model_id=row.model_id,
+            vector=decode_vector(data, row.dim),
+        )
+
+
+# -- module helpers ------------------------------------------------------------------------
+
+
+def _required(value: str | None, what: str) -> str:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        raise InvalidRecordError(f"{what} is required")
+    return cleaned
+
+
+def _get(row: T | None, kind: str, record_id: int) -> T:
+    if row is None:
+        raise NotFoundError(kind, record_id)
+    return row
+
+
+def _same_village(actual: int, expected: int, what: str) -> None:
+    if actual != expected:
+        raise InvalidRecordError(f"{what} belongs to village {actual}, not village {expected}")
+
+
+def _unique(
+    repo: RegistryRepository,
+    row: T,
+    what: str,
+    *,
+    village_id: int | None = None,
+    id_number: str | None = None,
+) -> T:
+    """Insert, turning a unique-constraint refusal (a concurrent duplicate) into a clear error."""
+    try:
+        return repo.add(row)
+    except IntegrityError as exc:
+        diag = getattr(exc.orig, "diag", None)
+        name = getattr(diag, "constraint_name", None) or str(exc.orig)
+        if id_number is not None and "id_number" in name:
+            raise DuplicateIdNumberError(
+                f"ID number {mask_id_number(id_number)} is already registered in village "
+                f"{village_id}"
+            ) from exc
+        raise InvalidRecordError(
+            f"{what} already exists or refers to a missing record ({name})"
+        ) from exc
+
+
+def _check_vector(vector: Vector, what: str) -> None:
+    array = np.asarray(vector)
+    if array.ndim != 1 or array.size == 0:
+        raise InvalidRecordError(
+            f"{what}: embedding must be a non-empty 1-D vector, got {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise InvalidRecordError(f"{what}: embedding contains NaN or infinite values")
+
+
+def _peak_occupancy(tenancies: Sequence[Tenancy], start: date, end: date | None) -> int:
+    """Most of these tenancies in the room on one day within [start, end)."""
+    # Occupancy only rises at a move-in, so the peak is at ``start`` or at some move-in.
+    points = {start} | {t.move_in for t in tenancies if t.move_in > start}
+    if end is not None:
+        points = {p for p in points if p < end}
+    best = 0
+    for day in points:
+        n = sum(
+            1 for t in tenancies if t.move_in <= day and (t.move_out is None or day < t.move_out)
+        )
+        best = max(best, n)
+    return best
+
+
+def _consent_row(person_id: int, consent: ConsentInput) -> Consent:
+    return Consent(
+        person_id=person_id,
+        collected_by=consent.collected_by.strip(),
+        collected_at=consent.collected_at,
+        method=consent.method,
+        scope=consent.scope,
+        guardian_name=(consent.guardian_name or "").strip() or None,
+        guardian_relation=consent.guardian_relation,
+    )
+
+
+def _consent_view(row: Consent) -> ConsentView:
+    return ConsentView(
+        id=row.id,
+        collected_by=row.collected_by,
+        collected_at=row.collected_at,
+        method=row.method,
+        scope=row.scope,
+        guardian_name=row.guardian_name,
+        withdrawn_at=row.withdrawn_at,
+    )
+
+
+def _tenancy_view(row: Tenancy) -> TenancyView:
+    return TenancyView(
+        id=row.id,
+        person_id=row.person_id,
+        room_id=row.room_id,
+        landlord_id=row.landlord_id,
+        move_in=row.move_in,
+        expected_end=row.expected_end,
+        move_out=row.move_out,
+        reported_by=row.reported_by,
+        reported_at=row.reported_at,
+    )
+
+
+def _person_view(repo: RegistryRepository, rows: Sequence[Person]) -> list[PersonView]:
+    counts = repo.template_counts([p.id for p in rows])
+    views = []
+    for p in rows:
+        views.append(
+            PersonView(
+                id=p.id,
+                village_id=p.village_id,
+                name=p.name,
+                id_number_masked=mask_id_number(p.id_number),
+                phone=p.phone,
+                category=p.category,
+                status=p.status,
+                is_minor=p.is_minor,
+                household_id=p.household_id,
+                template_count=counts.get(p.id, 0),
+                has_valid_consent=repo.valid_consent(p.id) is not None,
+                non_face_alternative=p.non_face_alternative,
+                non_face_note=p.non_face_note,
+                created_at=p.created_at,
+            )
+        )
+    return views

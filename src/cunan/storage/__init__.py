@@ -1,0 +1,1 @@
+"""Storage: all SQL lives here (tables, repositories, migrations, engine set-up)."""

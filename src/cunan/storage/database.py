@@ -1,0 +1,171 @@
+"""Engines and transactions: SQLite (WAL, one writer) by default, PostgreSQL for districts."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from cunan.storage.errors import (
+    ConstraintViolationError,
+    DatabaseBusyError,
+    DatabaseUnavailableError,
+)
+
+logger = logging.getLogger(__name__)
+
+SQLITE_FILENAME = "cunan.db"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / SQLITE_FILENAME).resolve()}"
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_database_engine(
+    url: str, *, busy_timeout_s: float = 10.0, connect_timeout_s: int = 5
+) -> Engine:
+    """An engine set up for CunAn: pragmas for SQLite, timeouts for PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed,
+            connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+            # One connection per use: no pooled handle keeps the file open after close().
+            poolclass=NullPool,
+        )
+        _configure_sqlite(engine, busy_timeout_s)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": connect_timeout_s,
+                # A server that stops answering mid-statement must not hang a call forever.
+                "options": "-c statement_timeout=60000 -c lock_timeout=15000",
+            },
+        )
+    raise ValueError(f"unsupported database {safe_url(parsed)}: use sqlite or postgresql+psycopg")
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy issue BEGIN itself (below) instead of pysqlite's deferred BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
+            # Deleted templates and photos are overwritten, not left in free pages.
+            cursor.execute("PRAGMA secure_delete=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Take the write lock at BEGIN: a read-then-write transaction can never fail halfway
+        # with "database is locked" after reading (SQLite has one writer at a time).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus short transactions that either commit whole or leave nothing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer: serialise this process's writers instead of spinning on
+        # busy_timeout against each other.
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @classmethod
+    def open(
+        cls, url: str, *, busy_timeout_s: float = 10.0, connect_timeout_s: int = 5
+    ) -> Database:
+        engine = create_database_engine(
+            url, busy_timeout_s=busy_timeout_s, connect_timeout_s=connect_timeout_s
+        )
+        return cls(engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def url(self) -> str:
+        return safe_url(self.engine.url)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with translate_errors(self.url), self._sessions() as session, session.begin():
+                yield session
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Turn driver errors into the storage errors callers handle."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ConstraintViolationError(
+            f"database refused the write: {_first_line(exc.orig)}", _constraint_name(exc)
+        ) from exc
+    except OperationalError as exc:
+        text = _first_line(exc.orig)
+        if "locked" in text or "busy" in text:
+            raise DatabaseBusyError(
+                f"database {url} is busy (another writer held it too long); nothing was "
+                "written, try again"
+            ) from exc
+        raise DatabaseUnavailableError(
+            f"database {url} is unavailable ({text}); nothing was written"
+        ) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise DatabaseUnavailableError(
+                f"database {url} connection lost ({_first_line(exc.orig)}); nothing was written"
+            ) from exc
+        raise
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else "error"
+
+
+def _constraint_name(exc: IntegrityError) -> str | None:
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if isinstance(name, str):
+        return name
+    # SQLite names the columns instead: "UNIQUE constraint failed: people.village_id, ..."
+    match = re.search(r"constraint failed: (.+)$", str(exc.orig))
+    return match.group(1) if match else None

@@ -1,0 +1,23 @@
+"""Errors from the storage layer that callers are expected to handle."""
+
+from __future__ import annotations
+
+
+class StorageError(RuntimeError):
+    """Base of storage errors."""
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be reached (or stopped answering); nothing was written."""
+
+
+class DatabaseBusyError(DatabaseUnavailableError):
+    """Another writer held the SQLite database longer than the busy timeout."""
+
+
+class ConstraintViolationError(StorageError):
+    """A uniqueness or foreign-key constraint refused a write (``constraint`` names it)."""
+
+    def __init__(self, message: str, constraint: str | None) -> None:
+        super().__init__(message)
+        self.constraint = constraint

@@ -1,0 +1,50 @@
+"""Schema migrations run from code: ``upgrade head`` on init and every open."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from cunan.storage.database import Database, translate_errors
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(database: Database | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if database is not None:
+        config.set_main_option("sqlalchemy.url", database.url)
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships at least one revision
+    return head
+
+
+def current_revision(database: Database) -> str | None:
+    with translate_errors(database.url), database.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(database: Database, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` inside one transaction (a failed upgrade changes nothing
+    on PostgreSQL; SQLite DDL is transactional too)."""
+    config = alembic_config(database)
+    with translate_errors(database.url), database.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    logger.debug("database %s at revision %s", database.url, revision)
+
+
+def is_up_to_date(database: Database) -> bool:
+    return current_revision(database) == head_revision()

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from cunan.registry import cli as registry_cli
+
+ID = "330102199001011234"
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.setenv("CUNAN_ADMIN_PASSWORD", "correct horse battery")
+    # Keep photos so that key rotation has photos to re-encrypt as well as templates.
+    monkeypatch.setenv("CUNAN_REGISTRY__KEEP_ENROLMENT_PHOTOS", "true")
+    for var in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_KEY_FILE", "CUNAN_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    root = typer.Typer()
+    root.command("init")(registry_cli.init_command)
+    root.add_typer(registry_cli.people_app, name="people")
+    root.add_typer(registry_cli.keys_app, name="keys")
+    root.add_typer(registry_cli.registry_app, name="registry")
+    return root
+
+
+@pytest.fixture
+def photo(examples: Path) -> Path:
+    """A real, enrolment-quality portrait."""
+    return examples / "obama.jpg"
+
+
+@pytest.fixture
+def bad_photo(tmp_path: Path) -> Path:
+    """A picture of a wall: no face."""
+    from PIL import Image
+
+    path = tmp_path / "wall.png"
+    Image.new("RGB", (300, 300), (120, 100, 90)).save(path)
+    return path
+
+
+def run(app: typer.Typer, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_init_add_list_show_export_rotate(app: typer.Typer, tmp_path: Path, photo: Path) -> None:
+    data = tmp_path / "data"
+    code, out, err = run(app, "init", "--data-dir", str(data), "--village", "桃源村")
+    assert code == 0, err
+    assert (data / "cunan.key").stat().st_mode & 0o777 == 0o600
+    assert data.stat().st_mode & 0o777 == 0o700
+    code, _, err = run(app, "init", "--data-dir", str(data))
+    assert code == 2 and "already initialised" in err
+
+    code, out, err = run(
+        app,
+        "people",
+        "add",
+        "--data-dir",
+        str(data),
+        "--name",
+        "李四",
+        "--photo",
+        str(photo),
+        "--consent-by",
+        "王",
+        "--id-number",
+        ID,
+    )
+    assert code == 0, err
+    person_id = int(out.strip())
+
+    code, out, _ = run(app, "people", "list", "--data-dir", str(data))
+    assert code == 0 and "3301**********1234" in out and ID not in out
+    code, out, _ = run(app, "people", "show", str(person_id), "--data-dir", str(data))
+    assert code == 0 and "3301**********1234" in out and "face templates: 1" in out
+
+    export = tmp_path / "people.csv"
+    code, _, err = run(app, "registry", "export", str(export), "--data-dir", str(data))
+    assert code == 0, err
+    rows = list(csv.DictReader(export.open(encoding="utf-8-sig")))
+    assert rows[0]["id_number_masked"] == "3301**********1234"
+    assert ID not in export.read_text(encoding="utf-8-sig")
+    assert rows[0]["face_templates"] == "1"
+
+    code, out, err = run(app, "keys", "rotate", "--data-dir", str(data))
+    assert code == 0 and "re-encrypted 1 template(s) and 1 photo(s)" in out, err
+    code, out, _ = run(app, "people", "show", str(person_id), "--data-dir", str(data))
+    assert code == 0
+
+    code, out, _ = run(app, "people", "remove", str(person_id), "--yes", "--data-dir", str(data))
+    assert code == 0 and "1 template(s)" in out
+
+
+def test_people_add_refuses_without_consent_or_with_a_bad_photo(
+    app: typer.Typer, tmp_path: Path, photo: Path, bad_photo: Path
+) -> None:
+    data = tmp_path / "data"
+    assert run(app, "init", "--data-dir", str(data))[0] == 0
+    code, _, err = run(
+        app, "people", "add", "--data-dir", str(data), "--name", "A", "--photo", str(photo)
+    )
+    assert code == 2 and "without consent" in err
+    bad = bad_photo
+    code, _, err = run(
+        app,
+        "people",
+        "add",
+        "--data-dir",
+        str(data),
+        "--name",
+        "A",
+        "--photo",
+        str(photo),
+        "--photo",
+        str(bad),
+        "--consent-by",
+        "王",
+    )
+    assert code == 2 and f"{bad}: no face found" in err and "nothing was stored" in err
+    code, _, err = run(
+        app,
+        "people",
+        "add",
+        "--data-dir",
+        str(data),
+        "--name",
+        "小明",
+        "--photo",
+        str(photo),
+        "--consent-by",
+        "王",
+        "--minor",
+    )
+    assert code == 2 and "guardian" in err
+    code, out, _ = run(app, "people", "list", "--data-dir", str(data))
+    assert "0 people" in out
+
+
+def test_key_file_readable_by_others_is_refused(app: typer.Typer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(app, "init", "--data-dir", str(data))[0] == 0
+    (data / "cunan.key").chmod(0o644)
+    code, _, err = run(app, "people", "list", "--data-dir", str(data))
+    assert code == 2 and "chmod 600" in err
+
+
+def test_uninitialised_data_dir(app: typer.Typer, tmp_path: Path) -> None:
+    code, _, err = run(app, "people", "list", "--data-dir", str(tmp_path / "none"))
+    assert code == 2 and "cunan init" in err

@@ -1,0 +1,3 @@
+from tests.storage.dbfixtures import database, db_url
+
+__all__ = ["database", "db_url"]

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from cunan.storage.database import Database
+from cunan.storage.errors import DatabaseUnavailableError
+from cunan.storage.migrate import current_revision, head_revision, is_up_to_date, upgrade
+from cunan.storage.tables import Base, Village
+
+
+def test_fresh_database_migrates_to_head_and_matches_the_tables(database: Database) -> None:
+    assert current_revision(database) == head_revision() == "0001"
+    with database.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent(database: Database) -> None:
+    upgrade(database)
+    assert is_up_to_date(database)
+
+
+def test_sqlite_pragmas(database: Database) -> None:
+    if not database.is_sqlite:
+        pytest.skip("SQLite only")
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+
+
+def test_failed_transaction_leaves_nothing(database: Database) -> None:
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        session.add(Village(name="half"))
+        session.flush()
+        raise RuntimeError("boom")
+    with database.transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM villages")).scalar() == 0
+
+
+def test_unreachable_postgres_is_a_clear_error_not_a_hang() -> None:
+    # Port 1 on localhost: nothing listens, the connection is refused at once.
+    db = Database.open("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", connect_timeout_s=2)
+    with (
+        pytest.raises(DatabaseUnavailableError, match=r"unavailable.*nothing was written"),
+        db.transaction() as session,
+    ):
+        session.add(Village(name="x"))
+    db.dispose()
