@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cunan.config import RegistrySettings
 from cunan.registry.records import Vector
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import FieldCipher
@@ -41,7 +42,14 @@ def listener() -> RecordingListener:
 def service(
     database: Database, keyring: KeyRing, listener: RecordingListener
 ) -> Iterator[RegistryService]:
-    yield RegistryService(database, FieldCipher(keyring), listener=listener, clock=lambda: NOW)
+    # Photos kept so that withdrawal, purge and rotation have photos to act on too.
+    yield RegistryService(
+        database,
+        FieldCipher(keyring),
+        listener=listener,
+        clock=lambda: NOW,
+        settings=RegistrySettings(keep_enrolment_photos=True),
+    )
 
 
 @pytest.fixture

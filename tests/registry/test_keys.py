@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from cunan.config import RegistrySettings
 from cunan.registry.keys import rotate_keys
 from cunan.registry.records import NewPerson
 from cunan.registry.service import RegistryService
@@ -21,7 +22,8 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(
     key_file = tmp_path / "cunan.key"
     old = KeyRing.generate()
     old.save(key_file)
-    service = RegistryService(database, FieldCipher(old))
+    keep = RegistrySettings(keep_enrolment_photos=True)
+    service = RegistryService(database, FieldCipher(old), settings=keep)
     village = service.add_village("v")
     pid = service.add_person(
         NewPerson(name="A", village_id=village),

@@ -17,9 +17,10 @@ from cunan.registry.identity import mask_id_number
 from cunan.registry.records import NewPerson, PersonStatus
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import DecryptionError, FieldCipher
+from cunan.security.keys import KeyRing
 from cunan.storage.database import Database
 from tests.registry.conftest import RecordingListener
-from tests.registry.helpers import MODEL, consent, template, vector
+from tests.registry.helpers import MODEL, NOW, consent, template, vector
 from tests.storage.dbfixtures import sqlite_file
 
 ID = "330102199001011234"
@@ -236,3 +237,15 @@ def test_status_change(service: RegistryService, village: int) -> None:
     pid = service.add_person(NewPerson(name="J", village_id=village))
     service.set_status(pid, PersonStatus.DEPARTED)
     assert service.list_people(status=PersonStatus.DEPARTED)[0].id == pid
+
+
+def test_photos_are_not_kept_by_default(database: Database, keyring: KeyRing, village: int) -> None:
+    plain = RegistryService(database, FieldCipher(keyring), clock=lambda: NOW)
+    pid = plain.add_person(
+        NewPerson(name="F", village_id=village),
+        consent=consent(),
+        templates=[template(1, photo=b"jpeg-bytes")],
+    )
+    assert count(database, "face_templates") == 1
+    assert count(database, "enrolment_photos") == 0
+    assert plain.get_person(pid).has_valid_consent

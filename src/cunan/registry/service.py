@@ -82,6 +82,20 @@ def decode_vector(data: bytes, dim: int) -> Vector:
     return vector
 
 
+@dataclass(frozen=True, slots=True)
+class NewTenancy:
+    """A tenancy to record together with a new person (see ``add_person``)."""
+
+    room_id: int
+    move_in: date
+    reported_by: str
+    reported_at: datetime | None = None
+    expected_end: date | None = None
+    move_out: date | None = None
+    #: None: the house's landlord.
+    landlord_id: int | None = None
+
+
 @dataclass(slots=True)
 class _Events:
     """Template changes of one call, told to listeners only once the call has committed."""
@@ -244,8 +258,10 @@ class RegistryService:
         *,
         consent: ConsentInput | None = None,
         templates: Sequence[TemplateInput] = (),
+        tenancy: NewTenancy | None = None,
     ) -> int:
-        """Register a person, with their consent and face templates, all or nothing.
+        """Register a person, with their consent, face templates and (optionally) tenancy,
+        all or nothing.
 
         Raises ConsentRequiredError for templates without consent, GuardianConsentRequiredError
         for a minor's consent without a guardian, DuplicateIdNumberError for an ID number
@@ -264,6 +280,9 @@ class RegistryService:
             self._check_consent(consent, is_minor=is_minor, who="the new person")
         for i, template in enumerate(templates, 1):
             _check_vector(template.vector, f"template {i}")
+        if tenancy is not None:
+            _required(tenancy.reported_by, "who reported the tenancy")
+            _check_tenancy_dates(tenancy.move_in, tenancy.expected_end, tenancy.move_out)
 
         def act(repo: RegistryRepository, events: _Events) -> int:
             _get(repo.village(person.village_id), "village", person.village_id)
@@ -287,6 +306,8 @@ class RegistryService:
                 consent_row = repo.add(_consent_row(row.id, consent))
                 for template in templates:
                     self._store_template(repo, events, row, consent_row, template)
+            if tenancy is not None:
+                self._insert_tenancy(repo, row.id, tenancy)
             return row.id
 
         person_id = self._write(act)
@@ -515,40 +536,52 @@ class RegistryService:
         """A person moves into a room; refused if the room would hold more than its capacity
         on any day. The landlord defaults to the house's."""
         reported_by = _required(reported_by, "who reported the tenancy")
-        if expected_end is not None and expected_end < move_in:
-            raise InvalidRecordError(f"expected end {expected_end} is before move-in {move_in}")
-        if move_out is not None and move_out < move_in:
-            raise InvalidRecordError(f"move-out {move_out} is before move-in {move_in}")
+        _check_tenancy_dates(move_in, expected_end, move_out)
+
+        tenancy = NewTenancy(
+            room_id=room_id,
+            move_in=move_in,
+            reported_by=reported_by,
+            reported_at=reported_at,
+            expected_end=expected_end,
+            move_out=move_out,
+            landlord_id=landlord_id,
+        )
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.person(person_id), "person", person_id)
-            room = _get(repo.room(room_id, for_update=True), "room", room_id)
-            house = _get(repo.house(room.house_id), "house", room.house_id)
-            others = repo.tenancies_overlapping(room_id, move_in, move_out)
-            if any(t.person_id == person_id for t in others):
-                raise RoomCapacityError(
-                    f"person {person_id} already has a tenancy in room {room_id} "
-                    f"overlapping {move_in}"
-                )
-            peak = _peak_occupancy(others, move_in, move_out)
-            if peak + 1 > room.capacity:
-                raise RoomCapacityError(
-                    f"room {room_id} ({room.label!r}, house {house.id}) holds {room.capacity} "
-                    f"and already has {peak} tenant(s) from {move_in}; record a move-out first"
-                )
-            row = Tenancy(
-                person_id=person_id,
-                room_id=room_id,
-                landlord_id=landlord_id if landlord_id is not None else house.landlord_id,
-                move_in=move_in,
-                expected_end=expected_end,
-                move_out=move_out,
-                reported_by=reported_by,
-                reported_at=reported_at or self._now(),
-            )
-            return repo.add(row).id
+            return self._insert_tenancy(repo, person_id, tenancy)
 
         return self._write(act)
+
+    def _insert_tenancy(self, repo: RegistryRepository, person_id: int, tenancy: NewTenancy) -> int:
+        room_id, move_in, move_out = tenancy.room_id, tenancy.move_in, tenancy.move_out
+        room = _get(repo.room(room_id, for_update=True), "room", room_id)
+        house = _get(repo.house(room.house_id), "house", room.house_id)
+        others = repo.tenancies_overlapping(room_id, move_in, move_out)
+        if any(t.person_id == person_id for t in others):
+            raise RoomCapacityError(
+                f"person {person_id} already has a tenancy in room {room_id} overlapping {move_in}"
+            )
+        peak = _peak_occupancy(others, move_in, move_out)
+        if peak + 1 > room.capacity:
+            raise RoomCapacityError(
+                f"room {room_id} ({room.label!r}, house {house.id}) holds {room.capacity} "
+                f"and already has {peak} tenant(s) from {move_in}; record a move-out first"
+            )
+        row = Tenancy(
+            person_id=person_id,
+            room_id=room_id,
+            landlord_id=(
+                tenancy.landlord_id if tenancy.landlord_id is not None else house.landlord_id
+            ),
+            move_in=move_in,
+            expected_end=tenancy.expected_end,
+            move_out=move_out,
+            reported_by=tenancy.reported_by,
+            reported_at=tenancy.reported_at or self._now(),
+        )
+        return repo.add(row).id
 
     def record_move_out(
         self,
@@ -748,6 +781,13 @@ def _unique(
         raise InvalidRecordError(
             f"{what} already exists or refers to a missing record ({name})"
         ) from exc
+
+
+def _check_tenancy_dates(move_in: date, expected_end: date | None, move_out: date | None) -> None:
+    if expected_end is not None and expected_end < move_in:
+        raise InvalidRecordError(f"expected end {expected_end} is before move-in {move_in}")
+    if move_out is not None and move_out < move_in:
+        raise InvalidRecordError(f"move-out {move_out} is before move-in {move_in}")
 
 
 def _check_vector(vector: Vector, what: str) -> None:

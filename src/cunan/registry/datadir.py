@@ -1,0 +1,145 @@
+"""The data directory: where it is, setting it up (``cunan init``) and opening the registry."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from cunan.config import Settings
+from cunan.registry.accounts import AccountService, check_password_strength
+from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
+from cunan.registry.records import TemplateListener
+from cunan.registry.service import RegistryService
+from cunan.security.cipher import FieldCipher
+from cunan.security.keys import KeyRing
+from cunan.storage.database import SQLITE_FILENAME, Database, sqlite_url
+from cunan.storage.enums import UserRole
+from cunan.storage.migrate import upgrade
+
+logger = logging.getLogger(__name__)
+
+KEY_FILENAME = "cunan.key"
+
+
+def default_data_dir() -> Path:
+    """The per-user default: ``platformdirs.user_data_dir("cunan")``."""
+    return Path(platformdirs.user_data_dir("cunan", appauthor=False))
+
+
+def resolve_data_dir(option: Path | None, settings: Settings) -> Path:
+    """``--data-dir``, else ``CUNAN_DATA_DIR`` (settings), else the per-user default."""
+    if option is not None:
+        return option.expanduser()
+    if settings.data_dir is not None:
+        return settings.data_dir.expanduser()
+    return default_data_dir()
+
+
+def key_file_path(data_dir: Path, settings: Settings) -> Path:
+    return settings.key_file.expanduser() if settings.key_file else data_dir / KEY_FILENAME
+
+
+def database_url(data_dir: Path, settings: Settings) -> str:
+    return settings.database_url or sqlite_url(data_dir)
+
+
+@dataclass(slots=True)
+class Registry:
+    """An opened registry: its database, key file and services."""
+
+    data_dir: Path
+    key_file: Path
+    database: Database
+    service: RegistryService
+    accounts: AccountService
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def open_database(data_dir: Path, settings: Settings) -> Database:
+    return Database.open(
+        database_url(data_dir, settings),
+        busy_timeout_s=settings.registry.busy_timeout_s,
+        connect_timeout_s=settings.registry.connect_timeout_s,
+    )
+
+
+def open_registry(
+    data_dir: Path, settings: Settings, *, listener: TemplateListener | None = None
+) -> Registry:
+    """Open an initialised data dir: check the key file, migrate the schema to head."""
+    key_file = key_file_path(data_dir, settings)
+    if not key_file.exists() and not (data_dir / SQLITE_FILENAME).exists():
+        raise NotInitialisedError(
+            f"{data_dir} is not a CunAn data directory; run 'cunan init --data-dir {data_dir}'"
+        )
+    keyring = KeyRing.load(key_file)
+    database = open_database(data_dir, settings)
+    try:
+        upgrade(database)
+    except BaseException:
+        database.dispose()
+        raise
+    service = RegistryService(database, FieldCipher(keyring), settings.registry, listener=listener)
+    return Registry(
+        data_dir=data_dir,
+        key_file=key_file,
+        database=database,
+        service=service,
+        accounts=AccountService(database),
+    )
+
+
+def initialise(
+    data_dir: Path,
+    settings: Settings,
+    *,
+    admin_username: str,
+    admin_password: str,
+    village_name: str,
+) -> Registry:
+    """Create the data dir (0700), the key file (0600), the schema, the village and the
+    first admin. Refuses a data dir or database that is already initialised."""
+    check_password_strength(admin_password)
+    key_file = key_file_path(data_dir, settings)
+    if key_file.exists() or (data_dir / SQLITE_FILENAME).exists():
+        raise AlreadyInitialisedError(
+            f"{data_dir} is already initialised (found {key_file.name} or {SQLITE_FILENAME}); "
+            "refusing to overwrite it"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix":
+        data_dir.chmod(0o700)  # also when it existed (empty) before
+    database = open_database(data_dir, settings)
+    created_key = False
+    try:
+        upgrade(database)
+        accounts = AccountService(database)
+        if accounts.count_users():
+            raise AlreadyInitialisedError(
+                f"database {database.url} already has users; refusing to initialise it again "
+                "(a new key could not read its face data)"
+            )
+        KeyRing.generate().save(key_file, overwrite=False)
+        created_key = True
+        service = RegistryService(database, FieldCipher(KeyRing.load(key_file)), settings.registry)
+        village_id = service.add_village(village_name)
+        accounts.create_user(admin_username, admin_password, UserRole.ADMIN, village_id=village_id)
+    except BaseException:
+        if created_key:
+            key_file.unlink(missing_ok=True)
+        database.dispose()
+        raise
+    logger.info("initialised data dir %s", data_dir)
+    return Registry(
+        data_dir=data_dir,
+        key_file=key_file,
+        database=database,
+        service=service,
+        accounts=accounts,
+    )

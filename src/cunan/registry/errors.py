@@ -1,0 +1,60 @@
+"""Typed errors of the registry; each message names the record and says what to do."""
+
+from __future__ import annotations
+
+from cunan.storage.errors import DatabaseBusyError, DatabaseUnavailableError
+
+__all__ = [
+    "AlreadyInitialisedError",
+    "ConsentRequiredError",
+    "DatabaseBusyError",
+    "DatabaseUnavailableError",
+    "DuplicateIdNumberError",
+    "GuardianConsentRequiredError",
+    "InvalidRecordError",
+    "NotFoundError",
+    "NotInitialisedError",
+    "RegistryError",
+    "RoomCapacityError",
+]
+
+
+class RegistryError(ValueError):
+    """A registry rule refused the request; nothing was written."""
+
+
+class NotFoundError(RegistryError):
+    """A record named by id does not exist."""
+
+    def __init__(self, kind: str, record_id: int | str) -> None:
+        super().__init__(f"{kind} {record_id} not found")
+        self.kind = kind
+        self.record_id = record_id
+
+
+class InvalidRecordError(RegistryError):
+    """A value is malformed (empty name, bad vector, end before start, ...)."""
+
+
+class ConsentRequiredError(RegistryError):
+    """Face data for a person without a valid (recorded, not withdrawn) consent."""
+
+
+class GuardianConsentRequiredError(ConsentRequiredError):
+    """A minor's consent was not given by a guardian."""
+
+
+class DuplicateIdNumberError(RegistryError):
+    """The ID number is already registered for another person of the village."""
+
+
+class RoomCapacityError(RegistryError):
+    """A tenancy would put more people in a room than its capacity."""
+
+
+class AlreadyInitialisedError(RegistryError):
+    """``cunan init`` on a data directory (or database) that is already set up."""
+
+
+class NotInitialisedError(RegistryError):
+    """A command needs a data directory that ``cunan init`` has not set up."""

@@ -1,0 +1,77 @@
+"""Registry export to CSV: people with place and consent, no biometric data, IDs masked."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from cunan.registry.service import RegistryService
+
+EXPORT_COLUMNS = (
+    "person_id",
+    "name",
+    "id_number_masked",
+    "phone",
+    "category",
+    "status",
+    "minor",
+    "household_id",
+    "room_id",
+    "move_in",
+    "expected_end",
+    "move_out",
+    "consent_valid",
+    "face_templates",
+    "non_face_alternative",
+)
+
+
+def export_rows(service: RegistryService, *, village_id: int | None = None) -> Iterator[list[str]]:
+    page = 500
+    offset = 0
+    while people := service.list_people(village_id=village_id, limit=page, offset=offset):
+        for p in people:
+            tenancies = service.tenancies_of(p.id)
+            current = next((t for t in reversed(tenancies) if t.move_out is None), None)
+            latest = current or (tenancies[-1] if tenancies else None)
+            yield [
+                str(p.id),
+                p.name,
+                p.id_number_masked,
+                p.phone or "",
+                p.category.value,
+                p.status.value,
+                "yes" if p.is_minor else "no",
+                "" if p.household_id is None else str(p.household_id),
+                "" if latest is None else str(latest.room_id),
+                "" if latest is None else latest.move_in.isoformat(),
+                ""
+                if latest is None or latest.expected_end is None
+                else latest.expected_end.isoformat(),
+                "" if latest is None or latest.move_out is None else latest.move_out.isoformat(),
+                "yes" if p.has_valid_consent else "no",
+                str(p.template_count),
+                p.non_face_note or ("yes" if p.non_face_alternative else ""),
+            ]
+        offset += page
+
+
+def write_export_csv(
+    service: RegistryService,
+    path: Path,
+    *,
+    village_id: int | None = None,
+    encoding: str = "utf-8-sig",
+) -> int:
+    """Write the export; returns the number of people. UTF-8 with BOM opens in Excel as is."""
+    count = 0
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", newline="", encoding=encoding) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(EXPORT_COLUMNS)
+        for row in export_rows(service, village_id=village_id):
+            writer.writerow(row)
+            count += 1
+    tmp.replace(path)  # never leave half an export under the final name
+    return count
