@@ -51,9 +51,9 @@ def build_detector(
     if name == "dlib_cnn":
         return DlibCnnDetector(upsample=upsample, landmarker=landmarker)
     if name == "video":
-        from cunan.faces.video_detector import default_video_detector
+        from cunan.faces.video_detector import BlazeFaceDetector
 
-        return default_video_detector()
+        return BlazeFaceDetector()
     raise ValueError(f"unknown detector {name!r}; use dlib_hog, dlib_cnn or video")
 
 

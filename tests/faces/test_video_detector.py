@@ -1,0 +1,163 @@
+"""Real-data tests of the BlazeFace tiled video detector."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cunan.domain import DetectedFace, RGBImage
+from cunan.faces.detect import FaceDetector
+from cunan.faces.models import ModelNotAvailableError
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+VIDEO = DATA / "street_video" / "street_1080p.mp4"
+OBAMA = DATA / "face_recognition_examples" / "examples" / "obama.jpg"
+
+#: Face centres (x, y in 1080p pixels) counted by eye on three frames of street_1080p.mp4:
+#: every face whose eyes are visible and that is at least ~20 px wide (docs/benchmarks-
+#: detectors.md). Backs of heads and a face hidden behind a shoulder are not counted.
+FACES_BY_EYE: dict[int, list[tuple[int, int]]] = {
+    0: [
+        (359, 762),
+        (316, 640),
+        (476, 633),
+        (711, 590),
+        (886, 646),
+        (932, 677),
+        (1101, 640),
+        (1505, 572),
+    ],
+    52: [(238, 710), (590, 675), (965, 752), (1108, 695), (1155, 725), (1380, 730)],
+    104: [(398, 650), (794, 700), (952, 699), (1136, 698), (1203, 716), (1279, 708), (1347, 727)],
+}
+#: With the default 640 px tiles the detector found 7/8, 6/6 and 5/7 of these (it misses
+#: the half-hidden grey-haired woman in frame 0 and the two ~30 px faces at the back in
+#: frame 104). The margin of 2 below what was counted leaves room for a runtime or resize
+#: change moving a borderline (score ~0.5) face, while still failing a detector that only
+#: finds the 3-4 large faces, as the untiled full frame and dlib HOG do.
+MISSING_ALLOWED = 2
+#: Detections matching no counted face; seen: up to 1 per frame (a back of a head).
+EXTRA_ALLOWED = 3
+
+
+def _require(path: Path) -> Path:
+    if path.exists():
+        return path
+    reason = f"test data {path} is absent (shared/data is not shipped with the project)"
+    if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    from cunan.faces.video_detector import BlazeFaceDetector
+
+    try:
+        return BlazeFaceDetector()
+    except ModelNotAvailableError as exc:
+        if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+def _frames(path: Path, wanted: set[int]) -> Iterator[tuple[int, RGBImage]]:
+    av = pytest.importorskip("av")
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in wanted:
+                yield index, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+            if index >= max(wanted):
+                return
+
+
+def _matches(face: DetectedFace, centre: tuple[int, int]) -> bool:
+    box = face.box
+    return box.left <= centre[0] < box.right and box.top <= centre[1] < box.bottom
+
+
+@pytest.fixture(scope="module")
+def street_results(detector: FaceDetector) -> dict[int, list[DetectedFace]]:
+    video = _require(VIDEO)
+    return {index: detector.detect(image) for index, image in _frames(video, set(FACES_BY_EYE))}
+
+
+@pytest.mark.parametrize("frame_index", sorted(FACES_BY_EYE))
+def test_finds_the_faces_counted_by_eye(
+    street_results: dict[int, list[DetectedFace]], frame_index: int
+) -> None:
+    faces = street_results[frame_index]
+    counted = FACES_BY_EYE[frame_index]
+    found = [c for c in counted if any(_matches(f, c) for f in faces)]
+    extra = [f for f in faces if not any(_matches(f, c) for c in counted)]
+    assert len(found) >= len(counted) - MISSING_ALLOWED, (frame_index, faces)
+    assert len(extra) <= EXTRA_ALLOWED, (frame_index, extra)
+
+
+def test_street_faces_are_sorted_and_in_frame(
+    street_results: dict[int, list[DetectedFace]],
+) -> None:
+    for faces in street_results.values():
+        scores = [f.score for f in faces]
+        assert scores == sorted(scores, reverse=True)
+        for face in faces:
+            assert 0 <= face.box.left < face.box.right <= 1920
+            assert 0 <= face.box.top < face.box.bottom <= 1080
+            assert face.detector == "blazeface"
+            assert face.landmarks_source == "blazeface"
+
+
+def test_obama_one_face_with_ordered_landmarks(detector: FaceDetector) -> None:
+    cv2 = pytest.importorskip("cv2")
+    bgr = cv2.imread(str(_require(OBAMA)))
+    image = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    faces = detector.detect(image)
+    assert len(faces) == 1
+    face = faces[0]
+    points = face.landmarks
+    assert points.shape == (5, 2)
+    assert points.dtype == np.float32
+    box = face.box
+    assert np.all(points[:, 0] >= box.left) and np.all(points[:, 0] <= box.right)
+    assert np.all(points[:, 1] >= box.top) and np.all(points[:, 1] <= box.bottom)
+    eye_left, eye_right, nose, mouth_left, mouth_right = points
+    assert eye_left[0] < eye_right[0]
+    assert mouth_left[0] < mouth_right[0]
+    assert max(eye_left[1], eye_right[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+
+
+def test_black_image_has_no_faces(detector: FaceDetector) -> None:
+    assert detector.detect(np.zeros((1080, 1920, 3), dtype=np.uint8)) == []
+
+
+@pytest.mark.parametrize("shape", [(10, 10, 3), (1, 1, 3), (10, 2000, 3)])
+def test_tiny_and_odd_images_do_not_crash(
+    detector: FaceDetector, shape: tuple[int, int, int]
+) -> None:
+    assert detector.detect(np.full(shape, 128, dtype=np.uint8)) == []
+
+
+def test_rejects_non_rgb(detector: FaceDetector) -> None:
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_tiles_cover_the_frame() -> None:
+    from cunan.faces.video_detector import tile_origins
+
+    for length, tile, overlap in [
+        (1920, 640, 128),
+        (1080, 640, 128),
+        (1080, 480, 96),
+        (500, 640, 0),
+    ]:
+        starts = tile_origins(length, tile, overlap)
+        assert starts[0] == 0
+        assert min(starts[-1] + tile, length) == length or length <= tile
+        for a, b in itertools.pairwise(starts):
+            assert b - a <= tile - overlap
