@@ -381,3 +381,118 @@ def registry_export(
     with _registry(data_dir) as (registry, _):
         count = write_export_csv(registry.service, file, encoding=encoding)
     console.print(f"wrote {count} people to {file}", markup=False, highlight=False)
+
+
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(help="Roster: .xlsx or .csv (UTF-8 or GBK).")],
+    photos: Annotated[Path, typer.Option("--photos", help="Folder with the photo files.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check everything (photos too); write nothing.")
+    ] = False,
+    create_places: Annotated[
+        bool,
+        typer.Option("--create-places", help="Create houses that are not registered yet."),
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write the problem list to this CSV file.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Photo-checking processes (default: one per core).")
+    ] = None,
+    village: Annotated[
+        str | None, typer.Option(help="Village name (needed when several are registered).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Import people from a roster and a photo folder; exit 0 all good, 1 rows failed, 2 bad file.
+
+    Every problem is listed as row, column, reason; a failed row stores nothing, and rows
+    already registered (same ID number, else same name, house and room) are left unchanged.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from cunan.faces.embed import OnnxModelSpec
+    from cunan.registry.importer import (
+        ImportOptions,
+        RowStatus,
+        import_roster,
+        write_problem_report,
+    )
+    from cunan.registry.roster import RosterFileError
+
+    if not photos.is_dir():
+        _fail(f"{photos}: photo folder not found")
+    with _registry(data_dir) as (registry, settings):
+        faces = settings.faces
+        options = ImportOptions(
+            photos_dir=photos,
+            dry_run=dry_run,
+            create_places=create_places,
+            village=village,
+            workers=workers if workers is not None else (os.cpu_count() or 1),
+            reported_by=f"roster import {file.name}",
+            engine=EngineConfig(
+                detector=faces.detector,
+                upsample=faces.upsample,
+                embed_runtime=faces.embed_runtime,
+                onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
+                threads=faces.threads,
+            ),
+            max_image_pixels=faces.max_image_pixels,
+            guardian_under_age=settings.registry.guardian_consent_under_age,
+        )
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("rows", total=None)
+            try:
+                result = import_roster(
+                    file,
+                    registry.service,
+                    options,
+                    progress=lambda n: bar.advance(task, n),
+                    on_total=lambda n: bar.update(task, total=n),
+                )
+            except RosterFileError as exc:
+                _fail(str(exc))
+    for p in result.problems:
+        console.print(f"row {p.row}, {p.column}: {p.reason}", markup=False, highlight=False)
+    if report is not None:
+        write_problem_report(result, report)
+    if result.roster.ignored_headers:
+        console.print(
+            "ignored columns: " + ", ".join(result.roster.ignored_headers),
+            markup=False,
+            highlight=False,
+        )
+    imported = result.count(RowStatus.VALID if dry_run else RowStatus.IMPORTED)
+    console.print(
+        f"{'dry run: ' if dry_run else ''}{imported} {'valid' if dry_run else 'imported'}, "
+        f"{result.count(RowStatus.UNCHANGED)} unchanged, {result.count(RowStatus.FAILED)} failed"
+        f" ({result.photos_checked} photo(s) checked)",
+        markup=False,
+        highlight=False,
+    )
+    raise typer.Exit(result.exit_code)
+
+
+@registry_app.command("template")
+def registry_template(
+    file: Annotated[Path, typer.Argument(help="Where to write the empty roster (.csv or .xlsx).")],
+) -> None:
+    """Write an empty roster: Chinese headers, English keys in row 2, one example row."""
+    from cunan.registry.roster import RosterFileError, write_template
+
+    if file.exists():
+        _fail(f"{file} exists; refusing to overwrite it")
+    try:
+        write_template(file)
+    except (RosterFileError, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {file}", markup=False, highlight=False)

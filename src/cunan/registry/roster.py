@@ -295,6 +295,10 @@ def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
                 for c in range(min_col, max_col + 1):
                     fill[(r, c)] = value
         for number, values in grid:
+            if _blank(values):
+                # Empty apart from a merged range passing through it: still an empty row.
+                yield number, values
+                continue
             width = max([len(values)] + [c for (r, c) in fill if r == number])
             row = values + [None] * (width - len(values))
             for (r, c), value in fill.items():
