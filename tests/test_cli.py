@@ -88,9 +88,7 @@ def test_detect_json_counts_and_continues_past_bad_files(tmp_path: Path, example
 
 def test_embed_writes_matrix_and_sidecar(tmp_path: Path, examples: Path) -> None:
     out = tmp_path / "emb" / "faces.npy"
-    proc = run(
-        "faces", "embed", examples / "obama.jpg", examples / "two_people.jpg", "--out", out
-    )
+    proc = run("faces", "embed", examples / "obama.jpg", examples / "two_people.jpg", "--out", out)
     assert proc.returncode == 0, proc.stderr
     matrix = np.load(out)
     assert matrix.shape == (2, 128) and matrix.dtype == np.float32
