@@ -261,12 +261,20 @@ def faces_embed(
 
 
 def _mount_subcommands() -> None:
+    from cunan.audit.cli import audit_app
+    from cunan.notify.cli import notify_app
+    from cunan.pipeline.cli import cameras_app, watch_command, worker_command
     from cunan.registry.cli import init_command, keys_app, people_app, registry_app
 
     app.command("init")(init_command)
     app.add_typer(people_app, name="people")
     app.add_typer(registry_app, name="registry")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(cameras_app, name="cameras")
+    app.command("watch")(watch_command)
+    app.command("worker")(worker_command)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(notify_app, name="notify")
 
 
 _mount_subcommands()

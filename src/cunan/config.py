@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cunan.notify.settings import NotifySettings
+
 
 class FaceSettings(BaseModel):
     """The face engine's knobs. Distances are Euclidean between L2-normalised embeddings."""
@@ -58,6 +60,7 @@ class Settings(BaseSettings):
 
     faces: FaceSettings = FaceSettings()
     registry: RegistrySettings = RegistrySettings()
+    notify: NotifySettings = NotifySettings()
     #: Where the database (SQLite), the key file and crops live; ``CUNAN_DATA_DIR``.
     #: Unset: ``platformdirs.user_data_dir("cunan")`` (e.g. ``~/.local/share/cunan``).
     data_dir: Path | None = None

@@ -1,0 +1,160 @@
+"""Audit commands: ``cunan audit verify`` and ``cunan audit list`` (mounted by cunan.cli)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cunan.audit.chain import verify_chain
+from cunan.audit.log import AuditLog
+from cunan.config import load_settings
+from cunan.registry.datadir import database_url, open_database, resolve_data_dir
+from cunan.storage.database import SQLITE_FILENAME, Database
+from cunan.storage.errors import StorageError
+
+#: Exit codes: 0 intact, 1 the chain is broken (an answer), 2 the check could not run.
+EXIT_BROKEN = 1
+EXIT_ERROR = 2
+
+console = Console()
+err_console = Console(stderr=True)
+
+audit_app = typer.Typer(
+    help="Inspect and verify the tamper-evident audit log.", no_args_is_help=True
+)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def open_audit_database(data_dir: Path | None) -> Iterator[Database]:
+    """The registry's database, without migrating it (verification must not change it)."""
+    try:
+        settings = load_settings()
+        directory = resolve_data_dir(data_dir, settings)
+        url = database_url(directory, settings)
+        if url.startswith("sqlite") and not (directory / SQLITE_FILENAME).is_file():
+            _fail(f"{directory} has no {SQLITE_FILENAME}; is it a CunAn data directory?")
+        database = open_database(directory, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        yield database
+    except StorageError as exc:
+        _fail(f"{exc} (has the database been migrated? any cunan command that opens it does)")
+    finally:
+        database.dispose()
+
+
+@audit_app.command("verify")
+def verify_command(
+    data_dir: DataDirOption = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="A head hash recorded earlier; the chain must still contain it."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Recompute the whole hash chain. Exit 0 intact, 1 broken (and where), 2 error."""
+    with open_audit_database(data_dir) as database:
+        report = verify_chain(database, anchor=anchor)
+    problem = report.problem
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "head_seq": report.head_seq,
+                    "head_hash": report.head_hash,
+                    "problem": None
+                    if problem is None
+                    else {
+                        "seq": problem.seq,
+                        "kind": str(problem.kind),
+                        "message": problem.message,
+                    },
+                }
+            )
+        )
+    elif problem is None:
+        console.print(
+            f"audit chain intact: {report.entries} entries; head seq {report.head_seq} "
+            f"hash {report.head_hash}\n(record the head hash elsewhere and pass it as --anchor "
+            "later to detect a truncated or rewritten log)",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        err_console.print(
+            f"audit chain BROKEN at seq {problem.seq}: {problem.kind}: {problem.message}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if problem is not None:
+        raise typer.Exit(EXIT_BROKEN)
+
+
+@audit_app.command("list")
+def list_command(
+    data_dir: DataDirOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. login.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. user:3.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Show the newest audit entries."""
+    with open_audit_database(data_dir) as database:
+        records = AuditLog(database).recent(limit=limit, action=action, actor=actor)
+    if as_json:
+        for r in records:
+            print(
+                json.dumps(
+                    {
+                        "seq": r.seq,
+                        "recorded_at": r.recorded_at.isoformat(),
+                        "actor": r.actor,
+                        "action": r.action,
+                        "target_type": r.target_type,
+                        "target_id": r.target_id,
+                        "details": r.details,
+                        "hash": r.hash,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        return
+    table = Table(title=f"audit log: {len(records)} newest entries")
+    for column in ("seq", "time (UTC)", "actor", "action", "target", "details"):
+        table.add_column(column)
+    for r in records:
+        target = f"{r.target_type}:{r.target_id}" if r.target_type else (r.target_id or "")
+        table.add_row(
+            str(r.seq),
+            r.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.actor,
+            r.action,
+            target,
+            json.dumps(r.details, ensure_ascii=False, sort_keys=True),
+        )
+    console.print(table)

@@ -1,0 +1,307 @@
+"""The audit log service: append entries to the hash chain, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeAlias
+
+from sqlalchemy.orm import Session
+
+from cunan.storage.audit_tables import GENESIS_HASH, AuditEntry, lock_for_append, tail
+from cunan.storage.database import Database
+
+logger = logging.getLogger(__name__)
+
+#: What a details value may be: ids, counts, flags, short codes, and lists or maps of those.
+DetailValue: TypeAlias = (
+    "str | int | float | bool | Sequence[DetailValue] | Mapping[str, DetailValue] | None"
+)
+
+#: Longest string accepted in details: enough for ids and codes, too short for free text.
+MAX_DETAIL_STRING = 120
+
+# Keys that name personal data. Details carry ids and counts only (DOMAIN.md privacy rules);
+# this list catches the usual mistakes, it does not replace reviewing what callers pass.
+_PERSONAL_KEYS = frozenset(
+    {
+        "name",
+        "full_name",
+        "username_attempted",
+        "id_number",
+        "idcard",
+        "id_card",
+        "phone",
+        "mobile",
+        "address",
+        "email",
+        "password",
+        "embedding",
+        "embeddings",
+        "vector",
+        "photo",
+        "image",
+        "crop",
+        "crops",
+        "face",
+        "template_data",
+    }
+)
+_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+class AuditAction(StrEnum):
+    """The actions CunAn records; other dotted lower-case names are accepted too."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    SEARCH = "search"
+    EXPORT = "export"
+    PERSON_CREATE = "person.create"
+    PERSON_UPDATE = "person.update"
+    PERSON_ARCHIVE = "person.archive"
+    TEMPLATE_ADD = "template.add"
+    TEMPLATE_REMOVE = "template.remove"
+    CONSENT_RECORD = "consent.record"
+    CONSENT_WITHDRAW = "consent.withdraw"
+    TENANCY_CREATE = "tenancy.create"
+    TENANCY_END = "tenancy.end"
+    CASE_TRANSITION = "case.transition"
+    PURGE = "purge"
+    KEY_ROTATE = "key.rotate"
+    SETTINGS_CHANGE = "settings.change"
+    USER_CREATE = "user.create"
+
+
+class AuditDetailsError(ValueError):
+    """Details that look like personal data or are not plain JSON values."""
+
+
+def user_actor(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def system_actor() -> str:
+    """Scheduled work (purges, deadlines) and the pipeline."""
+    return "system"
+
+
+def cli_actor() -> str:
+    """Whoever runs a ``cunan`` command: the operating-system account name."""
+    try:
+        return f"cli:{getpass.getuser()}"[:100]
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "cli:unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One entry as stored."""
+
+    seq: int
+    recorded_at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    details: Mapping[str, DetailValue]
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_row(cls, row: AuditEntry) -> AuditRecord:
+        return cls(
+            seq=row.seq,
+            recorded_at=row.recorded_at,
+            actor=row.actor,
+            action=row.action,
+            target_type=row.target_type,
+            target_id=row.target_id,
+            details=json.loads(row.details),
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )
+
+
+def canonical_timestamp(moment: datetime) -> str:
+    """UTC, microseconds, ``Z``: the one spelling hashed (both engines keep microseconds)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: pass an aware (UTC) datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: object) -> str:
+    """Sorted keys, no spaces, UTF-8 kept: the same bytes for the same content, always."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def entry_hash(
+    *,
+    seq: int,
+    recorded_at: datetime,
+    actor: str,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    details: Mapping[str, object],
+    prev_hash: str,
+) -> str:
+    """SHA-256 (hex) of the canonical JSON of every field of an entry, ``prev_hash`` included."""
+    document = {
+        "seq": seq,
+        "recorded_at": canonical_timestamp(recorded_at),
+        "actor": actor,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def check_details(details: Mapping[str, DetailValue]) -> None:
+    """Refuse details that are not small JSON values or whose keys name personal data."""
+    _check_value(details, "details")
+
+
+def _check_value(value: object, where: str) -> None:
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise AuditDetailsError(f"{where}: NaN and infinity are not JSON")
+        return
+    if isinstance(value, str):
+        if len(value) > MAX_DETAIL_STRING:
+            raise AuditDetailsError(
+                f"{where}: strings longer than {MAX_DETAIL_STRING} characters are refused "
+                "(details hold ids and counts, not free text)"
+            )
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+                raise AuditDetailsError(f"{where}: key {key!r} is not a lower_snake_case name")
+            # A count under such a key ("crops": 12 purged) is fine; anything else is not.
+            if key in _PERSONAL_KEYS and not (item is None or isinstance(item, int)):
+                raise AuditDetailsError(
+                    f"{where}: key {key!r} names personal data; record ids and counts only"
+                )
+            _check_value(item, f"{where}.{key}")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_value(item, f"{where}[{i}]")
+        return
+    raise AuditDetailsError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditLog:
+    """Appends entries to the audit chain.
+
+    Pass the caller's ``session`` so the audited change and its entry commit (or roll back)
+    together; without one the entry gets its own transaction. Appends are serialised per
+    database (see :func:`cunan.storage.audit_tables.lock_for_append`): on PostgreSQL an
+    audited transaction holds the append lock until it ends, so record near its end.
+    """
+
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._database = database
+        self._clock = clock
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        target_type: str | None = None,
+        target_id: str | int | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+        session: Session | None = None,
+    ) -> AuditRecord:
+        """Append one entry and return it as stored."""
+        if not _ACTION_PATTERN.match(action) or len(action) > 64:
+            raise ValueError(f"action {action!r} must be a dotted lower-case name")
+        if not actor or len(actor) > 100:
+            raise ValueError("actor must be 1-100 characters (e.g. 'user:12', 'system')")
+        if target_type is not None and not _ACTION_PATTERN.match(target_type):
+            raise ValueError(f"target_type {target_type!r} must be a lower-case name")
+        clean = dict(details or {})
+        check_details(clean)
+        # Round-trip once so the hash covers exactly what a reader will parse back.
+        stored_details = canonical_json(clean)
+        target = None if target_id is None else str(target_id)[:64]
+        if session is not None:
+            return self._append(session, action, actor, target_type, target, stored_details)
+        with self._database.transaction() as own:
+            return self._append(own, action, actor, target_type, target, stored_details)
+
+    def _append(
+        self,
+        session: Session,
+        action: str,
+        actor: str,
+        target_type: str | None,
+        target_id: str | None,
+        stored_details: str,
+    ) -> AuditRecord:
+        lock_for_append(session)
+        last = tail(session)
+        seq = 1 if last is None else last.seq + 1
+        prev_hash = GENESIS_HASH if last is None else last.hash
+        # Microseconds are what both engines store; anything finer would break the hash.
+        recorded_at = self._clock().astimezone(UTC)
+        digest = entry_hash(
+            seq=seq,
+            recorded_at=recorded_at,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=json.loads(stored_details),
+            prev_hash=prev_hash,
+        )
+        row = AuditEntry(
+            seq=seq,
+            recorded_at=recorded_at,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=stored_details,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        session.add(row)
+        session.flush()
+        logger.debug("audit %d: %s by %s", seq, action, actor)
+        return AuditRecord.from_row(row)
+
+    def recent(
+        self, *, limit: int = 50, action: str | None = None, actor: str | None = None
+    ) -> list[AuditRecord]:
+        """The newest entries first, optionally of one action or actor."""
+        with self._database.transaction() as session:
+            query = session.query(AuditEntry)
+            if action is not None:
+                query = query.filter(AuditEntry.action == action)
+            if actor is not None:
+                query = query.filter(AuditEntry.actor == actor)
+            rows = query.order_by(AuditEntry.seq.desc()).limit(limit).all()
+            return [AuditRecord.from_row(row) for row in rows]

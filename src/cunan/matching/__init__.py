@@ -1,0 +1,1 @@
+"""Matching probe faces against the gallery: open-set decisions (known resident or stranger)."""

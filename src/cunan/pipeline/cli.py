@@ -1,0 +1,373 @@
+"""Commands: ``cunan watch``, ``cunan worker`` and ``cunan cameras ...``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cunan.capture.sources import SourceConfig, SourceError, redact_url
+from cunan.config import Settings, load_settings
+from cunan.faces.models import ModelNotAvailableError
+from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError, parse_zone
+from cunan.pipeline.runner import CameraTarget, DecidedSighting
+from cunan.pipeline.store import CameraNotFoundError, CameraStore
+from cunan.registry.datadir import Registry, open_registry, resolve_data_dir
+from cunan.registry.errors import RegistryError
+from cunan.storage.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+console = Console()
+err_console = Console(stderr=True)
+EXIT_ERROR = 2
+
+cameras_app = typer.Typer(help="Register and manage cameras.", no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
+        show_default=False,
+    ),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
+    try:
+        settings = load_settings()
+        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
+    except (RegistryError, StorageError, FileNotFoundError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    try:
+        yield registry, settings
+    except (
+        RegistryError,
+        StorageError,
+        CameraNotFoundError,
+        NoticeNotPostedError,
+        ModelNotAvailableError,
+        SourceError,
+        ValueError,
+    ) as exc:
+        _fail(str(exc))
+    finally:
+        registry.close()
+
+
+# -- watch ------------------------------------------------------------------------------------
+
+
+def sighting_json(sighting: DecidedSighting, person_name: str | None) -> dict[str, Any]:
+    """The ``--json`` line of one sighting."""
+    d = sighting.decision
+    return {
+        "sighting_id": sighting.sighting_id,
+        "camera": sighting.camera,
+        "start": sighting.start.isoformat(),
+        "end": sighting.end.isoformat(),
+        "decision": d.verdict,
+        "person_id": sighting.person_id,
+        "person_name": person_name,
+        "distance": None if d.distance is None else round(d.distance, 4),
+        "faces_used": sighting.faces_used,
+    }
+
+
+def watch_command(
+    source: Annotated[str, typer.Argument(help="Camera name, stream URL, video file or device.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line per sighting.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime/--fast",
+            help="Files: play at their frame rate like a camera, or decode as fast as possible.",
+        ),
+    ] = True,
+    notice_posted: Annotated[
+        bool,
+        typer.Option(
+            "--notice-posted",
+            help="Confirm the public notice is posted where this (unregistered) source films.",
+        ),
+    ] = False,
+    fps_cap: Annotated[
+        float | None,
+        typer.Option(help="Frames analysed per second (default: the camera's setting, 8)."),
+    ] = None,
+    transport: Annotated[str, typer.Option(help="RTSP transport: tcp or udp.")] = "tcp",
+) -> None:
+    """Watch one source in the foreground: print and store each decided sighting."""
+    from cunan.pipeline.build import build_runner, target_for_camera
+
+    with _registry(data_dir) as (registry, settings):
+        camera = CameraStore(registry.database).find(source)
+        if camera is not None:
+            camera.require_notice()
+            target = target_for_camera(camera, realtime=realtime)
+            if fps_cap is not None:
+                target = _with_fps(target, fps_cap)
+        else:
+            if not notice_posted:
+                _fail(
+                    f"recognition refused: {redact_url(source)} is not a registered camera, "
+                    "and the public notice sign is required where faces are recognised; "
+                    "pass --notice-posted to confirm it is posted (or register the camera "
+                    "with 'cunan cameras add ... --notice-posted')"
+                )
+            if transport not in ("tcp", "udp"):
+                _fail("--transport must be tcp or udp")
+            target = CameraTarget(
+                # Files are named by their file name; URLs without their password.
+                name=redact_url(source) if "://" in source else Path(source).name,
+                source=SourceConfig(source, realtime=realtime, rtsp_transport=transport),  # type: ignore[arg-type]
+                fps_cap=fps_cap if fps_cap is not None else CameraSettings().fps_cap,
+            )
+        names: dict[int, str | None] = {}
+
+        def person_name(person_id: int | None) -> str | None:
+            if person_id is None:
+                return None
+            if person_id not in names:
+                try:
+                    names[person_id] = registry.service.get_person(person_id).name
+                except RegistryError:
+                    names[person_id] = None
+            return names[person_id]
+
+        def show(sighting: DecidedSighting) -> None:
+            name = person_name(sighting.person_id)
+            if json_output:
+                line = json.dumps(sighting_json(sighting, name), ensure_ascii=False)
+                print(line, flush=True)
+                return
+            d = sighting.decision
+            who = f"{name or '?'} (person {sighting.person_id})" if sighting.person_id else ""
+            dist = f" distance {d.distance:.3f}" if d.distance is not None else ""
+            console.print(
+                f"{sighting.start:%Y-%m-%d %H:%M:%S}-{sighting.end:%H:%M:%S} {sighting.camera} "
+                f"{d.verdict} {who}{dist} faces {sighting.faces_used}/{d.faces_total}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+        runner = build_runner(registry, settings, target, camera=camera, on_sighting=show)
+        stop = threading.Event()
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_term)
+        try:
+            runner.run(stop)
+        except KeyboardInterrupt:
+            pass  # the runner stored the open tracks on its way out
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        health = runner.reader.health()
+        if health.state.value == "failed" and health.last_error:
+            _fail(health.last_error)
+
+
+def _with_fps(target: CameraTarget, fps_cap: float) -> CameraTarget:
+    from dataclasses import replace
+
+    return replace(target, fps_cap=fps_cap)
+
+
+# -- worker -----------------------------------------------------------------------------------
+
+
+def worker_command(
+    data_dir: DataDirOption = None,
+    lease_s: Annotated[
+        float,
+        typer.Option("--lease-s", help="Lease period: a dead worker's cameras move after it."),
+    ] = 30.0,
+    max_cameras: Annotated[
+        int | None, typer.Option(help="At most this many cameras on this worker.")
+    ] = None,
+) -> None:
+    """Run the enabled cameras (one process each), sharing them with other workers by lease."""
+    from cunan.pipeline.build import limit_threads
+    from cunan.pipeline.leases import CameraLeases
+    from cunan.pipeline.supervisor import CameraSupervisor, Worker
+
+    with _registry(data_dir) as (registry, _settings):
+        limit_threads()
+        leases = CameraLeases(registry.database, period_s=lease_s)
+        worker = Worker(
+            CameraStore(registry.database),
+            leases,
+            CameraSupervisor(registry.data_dir),
+            max_cameras=max_cameras,
+        )
+        stop = threading.Event()
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        logger.info("worker %s started", leases.holder)
+        worker.run(stop)
+
+
+# -- cameras ----------------------------------------------------------------------------------
+
+
+@cameras_app.command("add")
+def cameras_add(
+    name: Annotated[str, typer.Argument(help="Camera name, e.g. 'east-gate'.")],
+    url: Annotated[str, typer.Argument(help="Stream URL (rtsp://, http://), file or device.")],
+    area: Annotated[int | None, typer.Option(help="Grid area id.")] = None,
+    house: Annotated[int | None, typer.Option(help="House id.")] = None,
+    notice_posted: Annotated[
+        bool, typer.Option("--notice-posted", help="The public notice sign is posted.")
+    ] = False,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Register it disabled.")] = False,
+    zone: Annotated[
+        str | None,
+        typer.Option(
+            help='Detection zone JSON: {"rectangle":[l,t,r,b]} or {"polygon":[[x,y],...]}.'
+        ),
+    ] = None,
+    settings: Annotated[
+        str | None, typer.Option("--settings", help='Settings JSON, e.g. {"fps_cap": 6}.')
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a camera."""
+    with _registry(data_dir) as (registry, _):
+        camera_id = CameraStore(registry.database).add(
+            name,
+            url,
+            village_id=registry.service.default_village_id(),
+            area_id=area,
+            house_id=house,
+            enabled=not disabled,
+            public_notice_posted=notice_posted,
+            zone_json=zone,
+            settings=CameraSettings.from_json(settings),
+        )
+        print(camera_id)
+        if not notice_posted:
+            err_console.print(
+                "note: recognition will not start on this camera until the public notice is "
+                f"recorded: cunan cameras enable {name} --notice-posted",
+                markup=False,
+            )
+
+
+@cameras_app.command("list")
+def cameras_list(
+    json_output: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List the cameras (passwords in URLs are hidden)."""
+    with _registry(data_dir) as (registry, _):
+        cameras = CameraStore(registry.database).list()
+        if json_output:
+            rows = [
+                {
+                    "id": c.id,
+                    "name": c.name,
+                    "url": c.display_url,
+                    "enabled": c.enabled,
+                    "public_notice_posted": c.public_notice_posted,
+                    "area_id": c.area_id,
+                    "house_id": c.house_id,
+                    "zone": json.loads(c.zone_json) if c.zone_json else None,
+                    "settings": json.loads(c.settings.to_json()),
+                }
+                for c in cameras
+            ]
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        table = Table("id", "name", "url", "enabled", "notice posted", "fps cap")
+        for c in cameras:
+            table.add_row(
+                str(c.id),
+                c.name,
+                c.display_url,
+                "yes" if c.enabled else "no",
+                "yes" if c.public_notice_posted else "NO",
+                f"{c.settings.fps_cap:g}",
+            )
+        console.print(table)
+
+
+@cameras_app.command("enable")
+def cameras_enable(
+    name: Annotated[str, typer.Argument(help="Camera name or id.")],
+    notice_posted: Annotated[
+        bool, typer.Option("--notice-posted", help="Record that the public notice is posted.")
+    ] = False,
+    zone: Annotated[str | None, typer.Option(help="New detection zone JSON.")] = None,
+    settings: Annotated[str | None, typer.Option("--settings", help="New settings JSON.")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Enable a camera (and record the public notice, zone or settings)."""
+    with _registry(data_dir) as (registry, _):
+        if zone is not None:
+            parse_zone(zone)
+        camera = CameraStore(registry.database).update(
+            name,
+            enabled=True,
+            public_notice_posted=True if notice_posted else None,
+            zone_json=zone,
+            settings=CameraSettings.from_json(settings) if settings is not None else None,
+        )
+        if not camera.public_notice_posted:
+            err_console.print(
+                f"note: camera {camera.name} is enabled but will not recognise until the "
+                "public notice is recorded (--notice-posted)",
+                markup=False,
+            )
+
+
+@cameras_app.command("disable")
+def cameras_disable(
+    name: Annotated[str, typer.Argument(help="Camera name or id.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Disable a camera (workers stop it within a lease round)."""
+    with _registry(data_dir) as (registry, _):
+        CameraStore(registry.database).update(name, enabled=False)
+
+
+@cameras_app.command("remove")
+def cameras_remove(
+    name: Annotated[str, typer.Argument(help="Camera name or id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove a camera (its sightings are kept, with the camera's name)."""
+    with _registry(data_dir) as (registry, _):
+        store = CameraStore(registry.database)
+        camera = store.get(name)
+        if not yes and not typer.confirm(f"Remove camera {camera.name}?"):
+            raise typer.Exit(1)
+        store.remove(camera.id)

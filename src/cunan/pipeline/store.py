@@ -1,0 +1,386 @@
+"""Pipeline persistence: cameras, sightings (encrypted crops/embeddings) and the event outbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cunan.capture.sources import redact_url
+from cunan.pipeline.cameras import CameraRecord, CameraSettings, parse_zone
+from cunan.pipeline.events import SightingDecided, encode_payload
+from cunan.security.cipher import FieldCipher
+from cunan.storage.database import Database
+from cunan.storage.errors import ConstraintViolationError
+from cunan.storage.pipeline_tables import Camera, EventAck, OutboxEvent, Sighting
+
+logger = logging.getLogger(__name__)
+
+
+class CameraNotFoundError(LookupError):
+    """No camera with that id or name."""
+
+
+def crop_context(sighting_id: int, camera_name: str) -> bytes:
+    """Associated data binding a sighting's crop ciphertext to its row."""
+    return f"sighting-crop:{sighting_id}:{camera_name}".encode()
+
+
+def embedding_context(sighting_id: int, model_id: str) -> bytes:
+    return f"sighting-embedding:{sighting_id}:{model_id}".encode()
+
+
+def _record(row: Camera) -> CameraRecord:
+    return CameraRecord(
+        id=row.id,
+        name=row.name,
+        village_id=row.village_id,
+        area_id=row.area_id,
+        house_id=row.house_id,
+        stream_url=row.stream_url,
+        enabled=row.enabled,
+        public_notice_posted=row.public_notice_posted,
+        zone=parse_zone(row.zone_json),
+        zone_json=row.zone_json,
+        settings=CameraSettings.from_json(row.settings_json),
+    )
+
+
+class CameraStore:
+    """Add, list and change cameras."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def add(
+        self,
+        name: str,
+        stream_url: str,
+        *,
+        village_id: int | None = None,
+        area_id: int | None = None,
+        house_id: int | None = None,
+        enabled: bool = True,
+        public_notice_posted: bool = False,
+        zone_json: str | None = None,
+        settings: CameraSettings | None = None,
+    ) -> int:
+        name = name.strip()
+        if not name or not stream_url.strip():
+            raise ValueError("a camera needs a name and a stream URL")
+        parse_zone(zone_json)  # refuse a bad zone now, not when the worker starts
+        row = Camera(
+            name=name,
+            stream_url=stream_url.strip(),
+            village_id=village_id,
+            area_id=area_id,
+            house_id=house_id,
+            enabled=enabled,
+            public_notice_posted=public_notice_posted,
+            zone_json=zone_json,
+            settings_json=(settings or CameraSettings()).to_json(),
+        )
+        try:
+            with self.database.transaction() as session:
+                session.add(row)
+                session.flush()
+                camera_id = row.id
+        except ConstraintViolationError as exc:
+            raise ValueError(f"camera {name!r} already exists or its place is unknown") from exc
+        logger.info("camera %s added (%s)", name, redact_url(stream_url))
+        return camera_id
+
+    def list(self, *, enabled_only: bool = False) -> list[CameraRecord]:
+        with self.database.transaction() as session:
+            query = select(Camera).order_by(Camera.id)
+            if enabled_only:
+                query = query.where(Camera.enabled.is_(True))
+            return [_record(row) for row in session.scalars(query)]
+
+    def get(self, key: int | str) -> CameraRecord:
+        with self.database.transaction() as session:
+            return _record(self._row(session, key))
+
+    def find(self, key: int | str) -> CameraRecord | None:
+        try:
+            return self.get(key)
+        except CameraNotFoundError:
+            return None
+
+    @staticmethod
+    def _row(session: Session, key: int | str) -> Camera:
+        row: Camera | None
+        if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+            row = session.get(Camera, int(key))
+            if row is None and isinstance(key, str):
+                row = session.scalars(select(Camera).where(Camera.name == key)).first()
+        else:
+            row = session.scalars(select(Camera).where(Camera.name == key)).first()
+        if row is None:
+            raise CameraNotFoundError(f"no camera {key!r}")
+        return row
+
+    def update(
+        self,
+        key: int | str,
+        *,
+        enabled: bool | None = None,
+        public_notice_posted: bool | None = None,
+        zone_json: str | None = None,
+        settings: CameraSettings | None = None,
+    ) -> CameraRecord:
+        if zone_json is not None:
+            parse_zone(zone_json)
+        with self.database.transaction() as session:
+            row = self._row(session, key)
+            if enabled is not None:
+                row.enabled = enabled
+            if public_notice_posted is not None:
+                row.public_notice_posted = public_notice_posted
+            if zone_json is not None:
+                row.zone_json = zone_json or None
+            if settings is not None:
+                row.settings_json = settings.to_json()
+            row.updated_at = datetime.now(UTC)
+            session.flush()
+            return _record(row)
+
+    def remove(self, key: int | str) -> None:
+        with self.database.transaction() as session:
+            session.delete(self._row(session, key))
+
+
+@dataclass(frozen=True, slots=True)
+class NewSighting:
+    """A decided track ready to store."""
+
+    camera_id: int | None
+    camera_name: str
+    track_key: str
+    started_at: datetime
+    ended_at: datetime
+    decision: str
+    person_id: int | None
+    distance: float | None
+    score: float | None
+    faces_used: int
+    details: dict[str, Any]
+    model_id: str
+    crop_jpeg: bytes | None
+    embedding: NDArray[np.float32] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSighting:
+    """The stored row's id and outbox event; ``created`` is False for a duplicate track."""
+
+    sighting_id: int
+    event: SightingDecided | None
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SightingView:
+    id: int
+    camera_id: int | None
+    camera_name: str
+    track_key: str
+    started_at: datetime
+    ended_at: datetime
+    decision: str
+    person_id: int | None
+    distance: float | None
+    faces_used: int
+    details: dict[str, Any]
+    has_crop: bool
+    has_embedding: bool
+
+
+class SightingStore:
+    """Stores sightings with their ``sighting.decided`` outbox event in one transaction."""
+
+    def __init__(self, database: Database, cipher: FieldCipher) -> None:
+        self.database = database
+        self.cipher = cipher
+
+    def add(self, sighting: NewSighting) -> StoredSighting:
+        with self.database.transaction() as session:
+            existing = session.scalars(
+                select(Sighting.id).where(
+                    Sighting.camera_id == sighting.camera_id
+                    if sighting.camera_id is not None
+                    else Sighting.camera_id.is_(None),
+                    Sighting.track_key == sighting.track_key,
+                )
+            ).first()
+            if existing is not None:
+                # The same track reported again (a retry after a crash between commit and
+                # acknowledgement): stored once.
+                return StoredSighting(sighting_id=existing, event=None, created=False)
+            row = Sighting(
+                camera_id=sighting.camera_id,
+                camera_name=sighting.camera_name,
+                track_key=sighting.track_key,
+                started_at=sighting.started_at,
+                ended_at=sighting.ended_at,
+                decision=sighting.decision,
+                person_id=sighting.person_id,
+                distance=sighting.distance,
+                score=sighting.score,
+                faces_used=sighting.faces_used,
+                details_json=json.dumps(sighting.details, ensure_ascii=False),
+                model_id=sighting.model_id,
+            )
+            session.add(row)
+            session.flush()  # the id is part of the ciphertexts' associated data
+            if sighting.crop_jpeg is not None:
+                row.crop_ciphertext = self.cipher.encrypt(
+                    sighting.crop_jpeg, crop_context(row.id, sighting.camera_name)
+                )
+            if sighting.embedding is not None:
+                row.embedding_ciphertext = self.cipher.encrypt(
+                    np.ascontiguousarray(sighting.embedding, dtype="<f4").tobytes(),
+                    embedding_context(row.id, sighting.model_id),
+                )
+            row.key_id = self.cipher.active_key_id
+            event = SightingDecided(
+                event_id=0,
+                sighting_id=row.id,
+                camera_id=sighting.camera_id,
+                camera_name=sighting.camera_name,
+                started_at=sighting.started_at,
+                ended_at=sighting.ended_at,
+                decision=sighting.decision,
+                person_id=sighting.person_id,
+                distance=sighting.distance,
+                faces_used=sighting.faces_used,
+            )
+            event_id = EventOutbox.append(session, SightingDecided.kind, event.payload())
+            return StoredSighting(
+                sighting_id=row.id,
+                event=SightingDecided.from_payload(event_id, event.payload()),
+                created=True,
+            )
+
+    def list(self, *, camera_id: int | None = None, limit: int = 1000) -> list[SightingView]:
+        with self.database.transaction() as session:
+            query = select(Sighting).order_by(Sighting.id).limit(limit)
+            if camera_id is not None:
+                query = query.where(Sighting.camera_id == camera_id)
+            return [
+                SightingView(
+                    id=r.id,
+                    camera_id=r.camera_id,
+                    camera_name=r.camera_name,
+                    track_key=r.track_key,
+                    started_at=r.started_at,
+                    ended_at=r.ended_at,
+                    decision=r.decision,
+                    person_id=r.person_id,
+                    distance=r.distance,
+                    faces_used=r.faces_used,
+                    details=json.loads(r.details_json),
+                    has_crop=r.crop_ciphertext is not None,
+                    has_embedding=r.embedding_ciphertext is not None,
+                )
+                for r in session.scalars(query)
+            ]
+
+    def crop(self, sighting_id: int) -> bytes | None:
+        """The best crop (JPEG), decrypted."""
+        with self.database.transaction() as session:
+            row = session.get(Sighting, sighting_id)
+            if row is None or row.crop_ciphertext is None:
+                return None
+            return self.cipher.decrypt(
+                row.crop_ciphertext,
+                crop_context(row.id, row.camera_name),
+                what=f"sighting {row.id} crop",
+            )
+
+    def embedding(self, sighting_id: int) -> NDArray[np.float32] | None:
+        """An unknown sighting's embedding, decrypted."""
+        with self.database.transaction() as session:
+            row = session.get(Sighting, sighting_id)
+            if row is None or row.embedding_ciphertext is None:
+                return None
+            data = self.cipher.decrypt(
+                row.embedding_ciphertext,
+                embedding_context(row.id, row.model_id),
+                what=f"sighting {row.id} embedding",
+            )
+            return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class EventOutbox:
+    """Persisted events: each consumer reads what it has not acknowledged, in order.
+
+    An event stays pending for a consumer until that consumer acknowledges it, so a consumer
+    that was down (or crashed before acknowledging) gets it again: at-least-once delivery.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @staticmethod
+    def append(session: Session, kind: str, payload: dict[str, Any]) -> int:
+        row = OutboxEvent(kind=kind, payload_json=encode_payload(payload))
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def pending(
+        self, consumer: str, *, kinds: Sequence[str] | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        acked = select(EventAck.event_id).where(EventAck.consumer == consumer)
+        query = (
+            select(OutboxEvent)
+            .where(OutboxEvent.id.not_in(acked))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        if kinds is not None:
+            query = query.where(OutboxEvent.kind.in_(list(kinds)))
+        with self.database.transaction() as session:
+            return [
+                StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at)
+                for r in session.scalars(query)
+            ]
+
+    def ack(self, consumer: str, event_ids: Sequence[int]) -> None:
+        if not event_ids:
+            return
+        with self.database.transaction() as session:
+            done = set(
+                session.scalars(
+                    select(EventAck.event_id).where(
+                        EventAck.consumer == consumer, EventAck.event_id.in_(list(event_ids))
+                    )
+                )
+            )
+            for event_id in sorted(set(event_ids) - done):
+                session.add(EventAck(consumer=consumer, event_id=event_id))
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete events older than ``cutoff`` (and their acknowledgements)."""
+        with self.database.transaction() as session:
+            old = select(OutboxEvent.id).where(OutboxEvent.created_at < cutoff)
+            session.execute(delete(EventAck).where(EventAck.event_id.in_(old)))
+            result = session.execute(delete(OutboxEvent).where(OutboxEvent.created_at < cutoff))
+            return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,223 @@
+"""Worker processes: one spawned process per camera, restarted with backoff when it crashes,
+and the worker loop that runs the cameras this host holds leases on."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.synchronize
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from cunan.pipeline.build import THREAD_ENV
+from cunan.pipeline.cameras import CameraRecord
+from cunan.pipeline.leases import CameraLeases
+from cunan.pipeline.store import CameraStore
+
+logger = logging.getLogger(__name__)
+
+#: A process that ran this long before dying is "healthy again": its backoff restarts.
+HEALTHY_RUN_S = 60.0
+
+
+def camera_process_main(
+    data_dir: str, camera_id: int, stop: multiprocessing.synchronize.Event
+) -> None:
+    """Entry point of a camera process: open the registry, run the camera until ``stop``."""
+    import os
+    import signal
+
+    for name in THREAD_ENV:
+        os.environ.setdefault(name, "1")
+    # The supervisor stops us through ``stop``; Ctrl-C on the terminal reaches the whole
+    # process group, and the parent handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from cunan.config import load_settings
+    from cunan.pipeline.build import build_runner, target_for_camera
+    from cunan.registry.datadir import open_registry
+
+    settings = load_settings()
+    registry = open_registry(Path(data_dir), settings)
+    try:
+        camera = CameraStore(registry.database).get(camera_id)
+        camera.require_notice()
+        runner = build_runner(registry, settings, target_for_camera(camera), camera=camera)
+
+        def watch_stop() -> None:
+            stop.wait()
+            runner.stop()
+
+        stopper = threading.Thread(target=watch_stop, daemon=True, name="stop-watch")
+        stopper.start()
+        runner.run()
+    finally:
+        registry.close()
+
+
+@dataclass(slots=True)
+class _Child:
+    process: BaseProcess | None
+    stop: multiprocessing.synchronize.Event | None
+    started: float
+    failures: int
+    next_start: float
+
+
+class CameraSupervisor:
+    """Keeps one process per wanted camera alive, restarting crashed ones with backoff."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        target: Callable[..., None] = camera_process_main,
+        backoff_initial_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        stop_timeout_s: float = 15.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.target = target
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stop_timeout_s = stop_timeout_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._children: dict[int, _Child] = {}
+        self.restarts = 0
+
+    def running(self) -> set[int]:
+        return {
+            cid
+            for cid, c in self._children.items()
+            if c.process is not None and c.process.is_alive()
+        }
+
+    def ensure(self, camera_ids: set[int]) -> None:
+        """Run exactly ``camera_ids``: start the missing, stop the others, restart the dead."""
+        for camera_id in set(self._children) - camera_ids:
+            self._stop_child(camera_id)
+        now = time.monotonic()
+        for camera_id in camera_ids:
+            child = self._children.get(camera_id)
+            if child is None:
+                child = self._children[camera_id] = _Child(None, None, now, 0, now)
+            process = child.process
+            if process is not None and process.is_alive():
+                continue
+            if process is not None:
+                # It died without being asked to: back off, then restart.
+                ran = now - child.started
+                child.failures = 1 if ran >= HEALTHY_RUN_S else child.failures + 1
+                delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (child.failures - 1))
+                child.next_start = now + delay
+                logger.warning(
+                    "camera %d: process exited (code %s) after %.0f s; restarting in %.1f s",
+                    camera_id,
+                    process.exitcode,
+                    ran,
+                    delay,
+                )
+                child.process = None
+            if now >= child.next_start:
+                self._start(camera_id, child)
+
+    def _start(self, camera_id: int, child: _Child) -> None:
+        stop = self._ctx.Event()
+        process = self._ctx.Process(
+            target=self.target,
+            args=(str(self.data_dir), camera_id, stop),
+            name=f"cunan-camera-{camera_id}",
+            daemon=True,
+        )
+        process.start()
+        if child.process is None and child.failures:
+            self.restarts += 1
+        child.process, child.stop, child.started = process, stop, time.monotonic()
+        logger.info("camera %d: process %s started", camera_id, process.pid)
+
+    def _stop_child(self, camera_id: int) -> None:
+        child = self._children.pop(camera_id)
+        if child.process is None:
+            return
+        if child.stop is not None:
+            child.stop.set()
+        child.process.join(self.stop_timeout_s)
+        if child.process.is_alive():
+            logger.warning("camera %d: process did not stop in time; terminating", camera_id)
+            child.process.terminate()
+            child.process.join(5.0)
+            if child.process.is_alive():
+                child.process.kill()
+                child.process.join(5.0)
+
+    def stop_all(self) -> None:
+        for camera_id in list(self._children):
+            self._stop_child(camera_id)
+
+
+class Worker:
+    """``cunan worker``: claims cameras through leases and keeps their processes running."""
+
+    def __init__(
+        self,
+        cameras: CameraStore,
+        leases: CameraLeases,
+        supervisor: CameraSupervisor,
+        *,
+        max_cameras: int | None = None,
+        interval_s: float | None = None,
+    ) -> None:
+        self.cameras = cameras
+        self.leases = leases
+        self.supervisor = supervisor
+        self.max_cameras = max_cameras
+        # Renew three times per lease period: one missed renewal does not lose a camera.
+        self.interval_s = interval_s or leases.period.total_seconds() / 3
+        self._warned: set[int] = set()
+
+    def eligible(self) -> list[CameraRecord]:
+        ready = []
+        for camera in self.cameras.list(enabled_only=True):
+            if not camera.public_notice_posted:
+                if camera.id not in self._warned:
+                    self._warned.add(camera.id)
+                    logger.warning(
+                        "camera %s: not started, public notice not recorded as posted",
+                        camera.name,
+                    )
+                continue
+            ready.append(camera)
+        return ready
+
+    def step(self) -> set[int]:
+        """Renew, claim, start/stop processes; returns the cameras this worker runs."""
+        self.leases.renew()
+        eligible = {c.id for c in self.eligible()}
+        held = self.leases.claim(sorted(eligible), limit=self.max_cameras)
+        unwanted = held - eligible
+        if unwanted:
+            self.leases.release(unwanted)
+        wanted = held & eligible
+        self.supervisor.ensure(wanted)
+        return wanted
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:
+                    # A database hiccup must not kill the worker: the children keep running
+                    # and the leases are retried next round (they last a whole period).
+                    logger.exception("worker: lease round failed; retrying")
+                stop.wait(self.interval_s)
+        finally:
+            self.supervisor.stop_all()
+            try:
+                self.leases.release()
+            except Exception:  # noqa: BLE001 - shutting down: expiry frees them anyway
+                logger.warning("worker: could not release leases (they will expire)")

@@ -1,0 +1,48 @@
+"""A ``cunan worker`` without video, for the lease tests: the real Worker loop and leases, a
+supervisor that only records which cameras it would run.
+
+Run as ``python -m tests.pipeline.lease_worker DB_URL LEASE_S MAX_CAMERAS``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from cunan.pipeline.leases import CameraLeases
+from cunan.pipeline.store import CameraStore
+from cunan.pipeline.supervisor import CameraSupervisor, Worker
+from cunan.storage.database import Database
+
+
+class RecordingSupervisor(CameraSupervisor):
+    def __init__(self) -> None:
+        self.wanted: set[int] = set()
+
+    def ensure(self, camera_ids: set[int]) -> None:
+        self.wanted = set(camera_ids)
+
+    def stop_all(self) -> None:
+        self.wanted = set()
+
+
+def main() -> None:
+    url, lease_s, max_cameras = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+    database = Database.open(url)
+    leases = CameraLeases(database, period_s=lease_s)
+    worker = Worker(
+        CameraStore(database), leases, RecordingSupervisor(), max_cameras=max_cameras or None
+    )
+    print(leases.holder, flush=True)
+    worker.run(threading.Event())
+
+
+if __name__ == "__main__":
+    main()
+
+
+def crashing_camera(data_dir: str, camera_id: int, stop: object) -> None:
+    """A camera process that crashes at once (for the restart test)."""
+    import os
+
+    os._exit(3)
