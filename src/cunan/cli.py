@@ -262,6 +262,7 @@ def faces_embed(
 
 def _mount_subcommands() -> None:
     from cunan.audit.cli import audit_app
+    from cunan.bench.cli import bench_app
     from cunan.notify.cli import notify_app
     from cunan.pipeline.cli import cameras_app, watch_command, worker_command
     from cunan.registry.cli import init_command, keys_app, people_app, registry_app
@@ -275,6 +276,7 @@ def _mount_subcommands() -> None:
     app.command("worker")(worker_command)
     app.add_typer(audit_app, name="audit")
     app.add_typer(notify_app, name="notify")
+    app.add_typer(bench_app, name="bench")
 
 
 _mount_subcommands()

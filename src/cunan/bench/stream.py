@@ -1,6 +1,6 @@
 """Stream pipeline speed: per-core real-time factor, CPU per camera, frame-to-sighting latency.
 
-Usage: python benchmarks/stream.py [--json] [--fps-cap N] [--data DIR]
+Usage: cunan bench stream [--json] [--fps-cap N] [--data DIR]  (or python -m cunan.bench.stream)
 
 Runs the whole camera chain (decode -> motion gate -> BlazeFace -> tracker -> best shots ->
 dlib embedding -> open-set match -> track decision -> encrypted sighting in SQLite) on:
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -43,7 +44,8 @@ from cunan.security.keys import KeyRing
 from cunan.storage.database import Database, sqlite_url
 from cunan.storage.migrate import upgrade
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: The shared test videos: ``../shared/data`` seen from the repository root by default.
+DATA = Path(os.environ.get("CUNAN_SHARED_DATA", "../shared/data"))
 STREET = "street_video/street_1080p.mp4"
 HAMILTON = "face_recognition_examples/examples/short_hamilton_clip.mp4"
 

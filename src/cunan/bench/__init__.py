@@ -1,0 +1,1 @@
+"""Accuracy and speed benchmarks: LFW verification, open-set identification, peer comparison."""

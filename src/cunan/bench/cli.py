@@ -1,0 +1,239 @@
+"""``cunan bench``: run the LFW, open-set identification and peer benchmarks from the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cunan.bench.lfw_embeddings import Runtime
+
+logger = logging.getLogger(__name__)
+
+bench_app = typer.Typer(
+    help="Accuracy and speed benchmarks on LFW (verification, open-set identification, "
+    "comparison with face_recognition). Every command ends with one JSON line under --json.",
+    no_args_is_help=True,
+)
+
+LfwDir = Annotated[
+    Path,
+    typer.Option(
+        "--lfw-dir",
+        help="LFW images: <Name>/<Name>_NNNN.jpg (e.g. lfw-deepfunneled).",
+        exists=True,
+        file_okay=False,
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")]
+RuntimeOpt = Annotated[
+    str,
+    typer.Option("--runtime", help="Embedding runtime: auto (ONNX if available), dlib or onnx."),
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
+
+
+def _runtime(value: str) -> Runtime:
+    if value == "auto":
+        return "auto"
+    if value == "dlib":
+        return "dlib"
+    if value == "onnx":
+        return "onnx"
+    raise typer.BadParameter("use auto, dlib or onnx", param_hint="--runtime")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+@bench_app.command("lfw")
+def lfw_command(
+    lfw_dir: LfwDir,
+    pairs: Annotated[
+        Path, typer.Option("--pairs", help="LFW View 2 pairs.txt.", exists=True, dir_okay=False)
+    ],
+    as_json: JsonFlag = False,
+    runtime: RuntimeOpt = "auto",
+    workers: WorkersOpt = 2,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Recompute the cached embeddings.")
+    ] = False,
+) -> None:
+    """LFW View 2: 10-fold accuracy (threshold from the other 9 folds) and TAR at FAR."""
+    from cunan.bench.lfw import run_lfw
+
+    console = Console()
+    report = run_lfw(
+        lfw_dir,
+        pairs,
+        runtime=_runtime(runtime),
+        workers=workers,
+        refresh=refresh,
+        show_progress=not as_json,
+    )
+    data = report.as_json()
+    if not as_json:
+        table = Table(title="LFW View 2 (10 folds)")
+        table.add_column("fold", justify="right")
+        table.add_column("threshold", justify="right")
+        table.add_column("accuracy", justify="right")
+        for fold in report.folds:
+            table.add_row(str(fold.fold + 1), f"{fold.threshold:.4f}", _pct(fold.accuracy))
+        table.add_row(
+            "mean",
+            f"{report.threshold_mean:.4f}",
+            f"{_pct(report.accuracy_mean)} ± {_pct(report.accuracy_std)}",
+        )
+        console.print(table)
+        summary = Table(title="Summary")
+        summary.add_column("measure")
+        summary.add_column("value", justify="right")
+        summary.add_row("TAR at FAR 1e-2 (all 6000 pairs)", _pct(report.tar_at_far_1e2))
+        summary.add_row("TAR at FAR 1e-3 (all 6000 pairs)", _pct(report.tar_at_far_1e3))
+        summary.add_row(
+            "images/s (2 processes, cache build)", f"{report.embeddings.images_per_s:.1f}"
+        )
+        summary.add_row("embedding runtime", report.embeddings.runtime)
+        for source, count in report.embeddings.source_counts().items():
+            summary.add_row(f"faces from {source}", str(count))
+        summary.add_row("images with several HOG faces", str(report.embeddings.multi_face_images()))
+        console.print(summary)
+    typer.echo(json.dumps(data))
+
+
+@bench_app.command("identify")
+def identify_command(
+    lfw_dir: LfwDir,
+    enrol: Annotated[
+        int, typer.Option("--enrol", min=1, max=2, help="Enrolment images per person (1 or 2).")
+    ] = 1,
+    as_json: JsonFlag = False,
+    runtime: RuntimeOpt = "auto",
+    workers: WorkersOpt = 2,
+) -> None:
+    """Open-set identification: LFW people with several images enrolled, singletons as strangers."""
+    from cunan.bench.identify import run_identify
+
+    console = Console()
+    report = run_identify(
+        lfw_dir,
+        enrol=enrol,
+        runtime=_runtime(runtime),
+        workers=workers,
+        show_progress=not as_json,
+    )
+    data = report.as_json()
+    if not as_json:
+        table = Table(
+            title=f"Open-set identification, enrol {enrol}: {report.n_identities} people, "
+            f"{report.n_probes} known probes, {report.n_strangers} strangers"
+        )
+        table.add_column("rule (ablation step)")
+        table.add_column("TPIR@FPIR 1%", justify="right")
+        table.add_column("TPIR@FPIR 0.1%", justify="right")
+        table.add_column("held-out 1%", justify="right")
+        table.add_column("held-out 0.1%", justify="right")
+        for step in report.steps:
+            table.add_row(
+                step.name,
+                _pct(step.tpir_1e2),
+                _pct(step.tpir_1e3),
+                _pct(step.heldout_tpir_1e2),
+                _pct(step.heldout_tpir_1e3),
+            )
+        console.print(table)
+        curve = Table(title="Default rule: TPIR vs FPIR")
+        curve.add_column("FPIR", justify="right")
+        curve.add_column("TPIR", justify="right")
+        curve.add_column("min_score", justify="right")
+        for fpir, tpir, threshold in report.curve:
+            curve.add_row(_pct(fpir), _pct(tpir), f"{threshold:.4f}")
+        console.print(curve)
+        console.print(
+            f"closed-set rank-1: {_pct(report.rank1)}; default settings operate at "
+            f"TPIR {_pct(report.default_tpir)}, FPIR {_pct(report.default_fpir)} "
+            f"(held-out half: {_pct(report.heldout_default_tpir)}, "
+            f"{_pct(report.heldout_default_fpir)})"
+        )
+    typer.echo(json.dumps(data))
+
+
+@bench_app.command("peer")
+def peer_command(
+    lfw_dir: LfwDir,
+    as_json: JsonFlag = False,
+    runtime: RuntimeOpt = "auto",
+    workers: WorkersOpt = 2,
+    every: Annotated[
+        int,
+        typer.Option(
+            "--every", min=1, help="Use every n-th probe and stranger (1 = all, the benchmark)."
+        ),
+    ] = 1,
+) -> None:
+    """CunAn vs face_recognition: same gallery and probes, from image files, same processes."""
+    from cunan.bench.peer import run_peer
+
+    console = Console()
+    report = run_peer(
+        lfw_dir,
+        runtime=_runtime(runtime),
+        workers=workers,
+        limit=every if every > 1 else None,
+        show_progress=not as_json,
+    )
+    data = report.as_json()
+    if not as_json:
+        table = Table(
+            title=f"CunAn vs face_recognition ({report.n_identities} enrolled, "
+            f"{report.n_probes} known probes, {report.n_strangers} strangers, "
+            f"{workers} processes each)"
+        )
+        table.add_column("")
+        table.add_column("CunAn", justify="right")
+        table.add_column("face_recognition", justify="right")
+        c, p = report.cunan, report.peer
+        table.add_row("wall time", f"{c.wall_s:.1f} s", f"{p.wall_s:.1f} s")
+        table.add_row("images/s", f"{c.images / c.wall_s:.1f}", f"{p.images / p.wall_s:.1f}")
+        table.add_row("images without a face", str(c.no_face), str(p.no_face))
+        table.add_row("TPIR at FPIR 1%", _pct(c.tpir_at_fpir_1e2), _pct(p.tpir_at_fpir_1e2))
+        table.add_row("own default: TPIR", _pct(c.default_tpir), _pct(p.default_tpir))
+        table.add_row("own default: FPIR", _pct(c.default_fpir), _pct(p.default_fpir))
+        console.print(table)
+        console.print(f"speed-up: {p.wall_s / c.wall_s:.2f}x; load: {report.load_before}")
+    typer.echo(json.dumps(data))
+
+
+# The benchmarks below parse their own options (argparse) so they also run as
+# ``python -m cunan.bench.<name>``; these commands pass every argument through.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@bench_app.command("import", context_settings=_PASS_THROUGH, add_help_option=False)
+def import_command(ctx: typer.Context) -> None:
+    """Roster import throughput on LFW photos (--lfw-dir DIR [--limit N] [--json])."""
+    from cunan.bench.import_bench import main as import_main
+
+    raise typer.Exit(import_main(list(ctx.args)))
+
+
+@bench_app.command("search", context_settings=_PASS_THROUGH, add_help_option=False)
+def search_command(ctx: typer.Context) -> None:
+    """Gallery search per backend and size ([--sizes 10000,100000] [--backends ...] [--json])."""
+    from cunan.bench.search import main as search_main
+
+    raise typer.Exit(search_main(list(ctx.args)))
+
+
+@bench_app.command("stream", context_settings=_PASS_THROUGH, add_help_option=False)
+def stream_command(ctx: typer.Context) -> None:
+    """Camera pipeline real-time factor and frame-to-sighting latency ([--fps-cap F] [--json])."""
+    from cunan.bench.stream import main as stream_main
+
+    raise typer.Exit(stream_main(list(ctx.args)))
