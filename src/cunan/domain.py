@@ -65,6 +65,9 @@ class DetectedFace:
     landmarks: Landmarks5
     detector: str
     landmarks_source: str
+    #: dlib's raw 5-point shape (5, 2) when it was computed during detection, so the
+    #: dlib embedder's alignment need not run the shape predictor a second time.
+    dlib_points: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True, slots=True)

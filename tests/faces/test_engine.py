@@ -223,3 +223,16 @@ def test_hog_upsampling_finds_smaller_faces(examples: Path) -> None:
     assert len(DlibHogDetector(upsample=2).detect(small)) == 1
     with pytest.raises(ValueError, match="upsample"):
         DlibHogDetector(upsample=-1)
+
+
+def test_stored_dlib_points_align_exactly_like_a_fresh_shape(
+    engine: FaceEngine, examples: Path
+) -> None:
+    import dataclasses
+
+    image = load_image(examples / "two_people.jpg")
+    faces = engine.detect(image)
+    assert all(f.dlib_points is not None for f in faces)
+    reused = engine.embedder.align(image, faces)
+    fresh = engine.embedder.align(image, [dataclasses.replace(f, dlib_points=None) for f in faces])
+    assert np.array_equal(reused, fresh)

@@ -10,7 +10,7 @@ import dlib
 import numpy as np
 
 from cunan.domain import BoundingBox, DetectedFace, RGBImage
-from cunan.faces.landmarks import FivePointLandmarker
+from cunan.faces.landmarks import FivePointLandmarker, canonical_from_dlib5
 from cunan.faces.models import dlib_model_path
 
 
@@ -73,13 +73,15 @@ class DlibHogDetector:
             box = _clip_box(rect, height, width)
             if box.width < 2 or box.height < 2:
                 continue
+            points = self._landmarker.points(image, box)
             found.append(
                 DetectedFace(
                     box=box,
                     score=float(score),
-                    landmarks=self._landmarker.canonical(image, box),
+                    landmarks=canonical_from_dlib5(points),
                     detector=self.name,
                     landmarks_source="dlib5",
+                    dlib_points=points,
                 )
             )
         found.sort(key=lambda f: f.score, reverse=True)
@@ -121,13 +123,15 @@ class DlibCnnDetector:
             box = _clip_box(det.rect, height, width)
             if box.width < 2 or box.height < 2:
                 continue
+            points = self._landmarker.points(image, box)
             found.append(
                 DetectedFace(
                     box=box,
                     score=float(det.confidence),
-                    landmarks=self._landmarker.canonical(image, box),
+                    landmarks=canonical_from_dlib5(points),
                     detector=self.name,
                     landmarks_source="dlib5",
+                    dlib_points=points,
                 )
             )
         found.sort(key=lambda f: f.score, reverse=True)

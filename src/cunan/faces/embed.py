@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from cunan.domain import DetectedFace, Embeddings, RGBImage
 from cunan.faces.align import arcface_chip, dlib_chips
-from cunan.faces.landmarks import FivePointLandmarker
+from cunan.faces.landmarks import FivePointLandmarker, shape_from_points
 from cunan.faces.models import ModelNotAvailableError, cache_dir, dlib_model_path
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,12 @@ class DlibResnetEmbedder:
         self.runtime = "onnx" if self._session is not None else "dlib"
 
     def align(self, image: RGBImage, faces: Sequence[DetectedFace]) -> NDArray[np.uint8]:
-        shapes = [self._landmarker.shape(image, face.box) for face in faces]
+        shapes = [
+            shape_from_points(face.box, face.dlib_points)
+            if face.dlib_points is not None
+            else self._landmarker.shape(image, face.box)
+            for face in faces
+        ]
         return dlib_chips(image, shapes)
 
     def embed_chips(self, chips: NDArray[np.uint8]) -> Embeddings:

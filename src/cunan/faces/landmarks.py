@@ -96,3 +96,9 @@ class FivePointLandmarker:
 
     def canonical(self, image: RGBImage, box: BoundingBox) -> Landmarks5:
         return canonical_from_dlib5(self.points(image, box))
+
+
+def shape_from_points(box: BoundingBox, points: NDArray[np.float64]) -> dlib.full_object_detection:
+    """Rebuild dlib's shape object from stored 5-point coordinates (integers, as dlib made them)."""
+    parts = [dlib.point(round(float(x)), round(float(y))) for x, y in points]
+    return dlib.full_object_detection(_rect(box), parts)
