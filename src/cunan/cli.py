@@ -265,10 +265,17 @@ def _mount_subcommands() -> None:
     from cunan.bench.cli import bench_app
     from cunan.notify.cli import notify_app
     from cunan.pipeline.cli import cameras_app, watch_command, worker_command
-    from cunan.registry.cli import init_command, keys_app, people_app, registry_app
+    from cunan.registry.cli import (
+        identify_command,
+        init_command,
+        keys_app,
+        people_app,
+        registry_app,
+    )
 
     app.command("init")(init_command)
     app.add_typer(people_app, name="people")
+    app.command("identify")(identify_command)
     app.add_typer(registry_app, name="registry")
     app.add_typer(keys_app, name="keys")
     app.add_typer(cameras_app, name="cameras")

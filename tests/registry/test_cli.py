@@ -153,3 +153,32 @@ def test_key_file_readable_by_others_is_refused(app: typer.Typer, tmp_path: Path
 def test_uninitialised_data_dir(app: typer.Typer, tmp_path: Path) -> None:
     code, _, err = run(app, "people", "list", "--data-dir", str(tmp_path / "none"))
     assert code == 2 and "cunan init" in err
+
+
+def test_identify_names_registered_people_and_leaves_strangers_unknown(
+    app: typer.Typer, tmp_path: Path, examples: Path
+) -> None:
+    import json
+
+    app.command("identify")(registry_cli.identify_command)
+    data = tmp_path / "data"
+    assert run(app, "init", "--data-dir", str(data))[0] == 0
+    ids = {}
+    for name, photo in (("Obama", "obama.jpg"), ("Biden", "biden.jpg")):
+        code, out, err = run(
+            app, "people", "add", "--data-dir", str(data), "--name", name,
+            "--photo", str(examples / photo), "--consent-by", "王",
+        )  # fmt: skip
+        assert code == 0, err
+        ids[name] = int(out.strip())
+    code, out, err = run(
+        app, "identify", "--json", "--data-dir", str(data),
+        str(examples / "knn_examples" / "test" / "obama_and_biden.jpg"),
+    )  # fmt: skip
+    assert code == 0, err
+    faces = [json.loads(line) for line in out.splitlines()]
+    assert len(faces) == 3
+    known = {f["person_id"] for f in faces if f["decision"] == "known"}
+    assert known == {ids["Obama"], ids["Biden"]}
+    stranger = [f for f in faces if f["decision"] == "unknown"]
+    assert len(stranger) == 1 and stranger[0]["reasons"]

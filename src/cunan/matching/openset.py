@@ -90,9 +90,9 @@ class OpenSetConfig:
             raise ValueError(f"normalisation {self.normalisation!r} needs min_score")
 
 
-#: The baseline rule alone: nearest identity, one global distance threshold.
+#: The baseline rule alone: nearest template's identity, one global distance threshold.
 BASELINE_CONFIG = OpenSetConfig(
-    max_distance=0.43, min_margin=None, normalisation="none", min_score=None
+    max_distance=0.43, min_margin=None, normalisation="none", min_score=None, aggregation="min"
 )
 
 
@@ -274,15 +274,51 @@ def match_arrays(
             cohort = near_d[:, 1 : kk + 1]
             p_mean[rows] = cohort.mean(axis=1)
             p_std[rows] = np.maximum(cohort.std(axis=1), MIN_COHORT_STD)
-    with np.errstate(invalid="ignore"):  # inf - inf for an empty gallery: margin is nan
-        margin = np.asarray(d2 - d1, dtype=np.float32)
     if n_ids:
         id_mean, id_std = gallery.cohort_stats(config.cohort_k)
         safe = np.clip(best, 0, None)
-        id_score = _side_score(config.score_form, d1, id_mean[safe], id_std[safe])
+        best_mean, best_std = id_mean[safe], id_std[safe]
     else:
-        id_score = np.full(n, np.nan, dtype=np.float32)
-    probe_score = _side_score(config.score_form, d1, p_mean, p_std)
+        best_mean = np.full(n, np.nan, dtype=np.float32)
+        best_std = np.full(n, np.nan, dtype=np.float32)
+    return score_candidates(
+        best=best,
+        distance=d1,
+        runner_up=runner,
+        runner_up_distance=d2,
+        identity_cohort=(best_mean, best_std),
+        probe_cohort=(p_mean, p_std),
+        config=config,
+        quality_ok=quality_ok,
+    )
+
+
+def score_candidates(
+    *,
+    best: NDArray[np.int64],
+    distance: NDArray[np.float32],
+    runner_up: NDArray[np.int64],
+    runner_up_distance: NDArray[np.float32],
+    identity_cohort: tuple[NDArray[np.float32], NDArray[np.float32]],
+    probe_cohort: tuple[NDArray[np.float32], NDArray[np.float32]],
+    config: OpenSetConfig,
+    quality_ok: NDArray[np.bool_] | None = None,
+) -> MatchArrays:
+    """Apply the rules of ``config`` to per-probe candidate distances and cohort statistics.
+
+    The one place the decision arithmetic lives: :func:`match_arrays` (a whole in-memory
+    gallery) and the live gallery (candidates from a vector index) both end here, so the
+    two cannot drift apart. ``identity_cohort`` is the best identity's (mean, std) cohort
+    distance, ``probe_cohort`` the probe's; ``nan`` where there is no cohort.
+    """
+    best = np.asarray(best, dtype=np.int64)
+    n = len(best)
+    d1 = np.asarray(distance, dtype=np.float32)
+    d2 = np.asarray(runner_up_distance, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # inf - inf for an empty gallery: margin is nan
+        margin = np.asarray(d2 - d1, dtype=np.float32)
+    id_score = _side_score(config.score_form, d1, identity_cohort[0], identity_cohort[1])
+    probe_score = _side_score(config.score_form, d1, probe_cohort[0], probe_cohort[1])
     if config.normalisation == "identity":
         score = id_score
     elif config.normalisation == "probe":
@@ -303,7 +339,7 @@ def match_arrays(
     return MatchArrays(
         best=best,
         distance=d1,
-        runner_up=runner,
+        runner_up=np.asarray(runner_up, dtype=np.int64),
         runner_up_distance=d2,
         margin=margin,
         identity_score=id_score,
@@ -384,15 +420,11 @@ def decide_many(
         failures = [() if q is None else quality_failures(q, gate) for q in qualities]
     quality_ok = np.asarray([not f for f in failures], dtype=bool)
     arrays = match_arrays(gallery, probes, config, quality_ok=quality_ok)
-    return [_explain(gallery, arrays, i, config, failures[i]) for i in range(len(probes))]
+    return [explain(gallery.identities, arrays, i, config, failures[i]) for i in range(len(probes))]
 
 
-def _name(gallery: Gallery, index: int) -> str | None:
-    return gallery.identities[index] if index >= 0 else None
-
-
-def _explain(
-    gallery: Gallery,
+def explain(
+    identities: Sequence[str],
     arrays: MatchArrays,
     i: int,
     config: OpenSetConfig,
@@ -432,9 +464,11 @@ def _explain(
     known = bool(arrays.known[i])
     return OpenSetDecision(
         decision="known" if known else "unknown",
-        identity=_name(gallery, int(arrays.best[i])),
+        identity=identities[int(arrays.best[i])] if arrays.best[i] >= 0 else None,
         distance=d1,
-        runner_up_identity=_name(gallery, int(arrays.runner_up[i])),
+        runner_up_identity=(
+            identities[int(arrays.runner_up[i])] if arrays.runner_up[i] >= 0 else None
+        ),
         runner_up_distance=d2,
         margin=margin,
         score=score,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -496,3 +497,75 @@ def registry_template(
     except (RosterFileError, OSError) as exc:
         _fail(str(exc))
     console.print(f"wrote {file}", markup=False, highlight=False)
+
+
+# -- identify ------------------------------------------------------------------------------
+
+
+def identify_command(
+    image: Annotated[Path, typer.Argument(help="A photo or a camera snapshot.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per face.")] = False,
+    top: Annotated[int, typer.Option(help="Nearest people to list per face.")] = 3,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Each face in the image: registered person or unknown, with distances and reasons."""
+    import json
+
+    from cunan.faces.imageio import load_image
+    from cunan.matching.live import LiveGallery
+
+    with _registry(data_dir) as (registry, settings):
+        engine = build_face_engine(settings)
+        picture = load_image(image, max_pixels=settings.faces.max_image_pixels)
+        faces = engine.analyze(picture, embed=True)
+        gallery = LiveGallery.load(
+            registry.service, model_id=engine.model_id, dim=engine.embedder.dim
+        )
+        if not faces:
+            _fail(f"{image}: no face found")
+        vectors = np.vstack([f.embedding for f in faces if f.embedding is not None])
+        results = gallery.identify(vectors, qualities=[f.quality for f in faces], top=top)
+        names = {
+            c.person_id: registry.service.get_person(c.person_id).name
+            for r in results
+            for c in r.candidates
+        }
+    for number, (face, result) in enumerate(zip(faces, results, strict=True), 1):
+        decision = result.decision
+        who = result.person_id
+        record = {
+            "face": number,
+            "box": [round(v, 1) for v in face.face.box.as_list()],
+            "decision": decision.decision,
+            "person_id": who,
+            "person_name": names.get(who) if who is not None else None,
+            "distance": round(decision.distance, 4) if np.isfinite(decision.distance) else None,
+            "score": round(decision.score, 4) if np.isfinite(decision.score) else None,
+            "candidates": [
+                {
+                    "person_id": c.person_id,
+                    "name": names[c.person_id],
+                    "distance": round(c.distance, 4),
+                }
+                for c in result.candidates
+            ],
+            "reasons": list(decision.reasons),
+        }
+        if as_json:
+            print(json.dumps(record, ensure_ascii=False))
+            continue
+        verdict = f"person {who} ({names.get(who)})" if who is not None else "unknown"
+        console.print(
+            f"face {number} at {','.join(f'{v:.0f}' for v in face.face.box.as_list())}: {verdict}",
+            markup=False,
+            highlight=False,
+        )
+        for c in result.candidates:
+            console.print(
+                f"  candidate person {c.person_id} ({names[c.person_id]}): "
+                f"distance {c.distance:.3f}",
+                markup=False,
+                highlight=False,
+            )
+        for reason in decision.reasons:
+            console.print(f"  {reason}", markup=False, highlight=False)

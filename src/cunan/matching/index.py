@@ -1,0 +1,651 @@
+"""Gallery vector index: one protocol, in-process exact and ANN backends, and a factory."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cunan.domain import Embeddings
+
+logger = logging.getLogger(__name__)
+
+IndexKind = Literal["auto", "exact", "numpy", "ivf", "hnsw", "pgvector", "milvus"]
+
+#: Past this many templates ``build_index(kind="auto")`` picks the ANN backend. Below it an
+#: exact scan is already well under a millisecond per query (10k: ~0.1 ms) and has no recall
+#: loss; see docs/search.md for the measurements behind it.
+DEFAULT_ANN_THRESHOLD = 100_000
+#: Vectors whose norm is further than this from 1 are refused: the inner-product to
+#: Euclidean conversion below is only valid for unit vectors.
+NORM_TOLERANCE = 1e-3
+#: Most float32 scores the numpy backend holds at once (64 Mi floats = 256 MB).
+SCORE_BLOCK_FLOATS = 64 * 1024 * 1024
+#: Distance reported for padding entries (id -1).
+PAD_DISTANCE = np.float32(np.inf)
+
+
+class GalleryIndexError(ValueError):
+    """A request the index cannot serve (bad shape, wrong model, bad ids)."""
+
+
+class DimensionMismatchError(GalleryIndexError):
+    """Vectors whose dimension differs from the index's."""
+
+
+class ModelMismatchError(GalleryIndexError):
+    """Vectors made by another model than the one the index holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The k nearest templates per query, nearest first.
+
+    ``ids`` (n, k) int64 template ids, -1 where the index holds fewer than k templates;
+    ``distances`` (n, k) float32 Euclidean distances between unit vectors (0..2), ``inf``
+    where the id is -1.
+    """
+
+    ids: NDArray[np.int64]
+    distances: NDArray[np.float32]
+
+    def __post_init__(self) -> None:
+        if self.ids.shape != self.distances.shape or self.ids.ndim != 2:
+            raise ValueError(
+                f"ids {self.ids.shape} and distances {self.distances.shape} must be equal 2-D"
+            )
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.ids.shape[1])
+
+
+@runtime_checkable
+class GalleryIndex(Protocol):
+    """Top-k nearest templates of one model; ids are template ids; thread-safe."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
+        """Add templates; an id already present is replaced."""
+        ...
+
+    def remove(self, ids: ArrayLike) -> None:
+        """Remove templates; unknown ids are ignored."""
+        ...
+
+    def search(self, queries: NDArray[np.float32] | Embeddings, k: int) -> SearchResult:
+        """The k nearest templates of each query row."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def ids(self) -> NDArray[np.int64]:
+        """Every template id held, sorted (to verify the index against the database)."""
+        ...
+
+
+# --- validation shared by every backend ---------------------------------------------------
+
+
+def check_ids(ids: ArrayLike, *, unique: bool) -> NDArray[np.int64]:
+    """Template ids as a 1-D int64 array; with ``unique``, duplicates are an error."""
+    arr = np.asarray(ids)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise GalleryIndexError(f"ids must be 1-D, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise GalleryIndexError(f"ids must be integers, got {arr.dtype}")
+    out = arr.astype(np.int64, copy=False)
+    if out.size and int(out.min()) < 0:
+        # -1 is the padding id of SearchResult, so negative template ids would be ambiguous.
+        raise GalleryIndexError("template ids must be >= 0")
+    if unique and np.unique(out).size != out.size:
+        raise GalleryIndexError("duplicate ids in one call")
+    return out
+
+
+def check_vectors(
+    vectors: NDArray[np.float32] | Embeddings, *, dim: int, model_id: str
+) -> NDArray[np.float32]:
+    """C-contiguous float32 (n, dim) unit rows; raises on a wrong model, dim or norm."""
+    if isinstance(vectors, Embeddings):
+        if vectors.model_id != model_id:
+            raise ModelMismatchError(
+                f"vectors are from model {vectors.model_id!r}, this index holds {model_id!r}"
+            )
+        vectors = vectors.vectors
+    arr = np.asarray(vectors)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise GalleryIndexError(f"vectors must be 2-D, got shape {arr.shape}")
+    if arr.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"vectors have dimension {arr.shape[1]}, index {model_id!r} has {dim}"
+        )
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    if out.shape[0]:
+        if not np.isfinite(out).all():
+            raise GalleryIndexError("vectors contain NaN or infinity")
+        norms = np.linalg.norm(out, axis=1)
+        if float(np.abs(norms - 1.0).max()) > NORM_TOLERANCE:
+            raise GalleryIndexError("vectors must be L2-normalised (unit rows)")
+    return out
+
+
+def check_k(k: int) -> int:
+    if int(k) < 1:
+        raise GalleryIndexError(f"k must be >= 1, got {k}")
+    return int(k)
+
+
+def ip_to_distance(ip: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Euclidean distance between unit vectors from their inner product: sqrt(2 - 2 ip)."""
+    # Clipping first also tames faiss's -3.4e38 padding scores (they become 2, then inf).
+    clipped = np.clip(ip, -1.0, 1.0)
+    out: NDArray[np.float32] = np.sqrt(2.0 - 2.0 * clipped).astype(np.float32)
+    return out
+
+
+def pad_result(ids: NDArray[np.int64], dist: NDArray[np.float32], k: int) -> SearchResult:
+    """Widen (n, m <= k) results to k columns and mark every id -1 entry with ``inf``."""
+    n, m = ids.shape
+    out_ids = np.full((n, k), -1, dtype=np.int64)
+    out_dist = np.full((n, k), PAD_DISTANCE, dtype=np.float32)
+    out_ids[:, :m] = ids
+    out_dist[:, :m] = dist
+    out_dist[out_ids < 0] = PAD_DISTANCE
+    return SearchResult(ids=out_ids, distances=out_dist)
+
+
+def empty_result(n: int, k: int) -> SearchResult:
+    return pad_result(np.empty((n, 0), np.int64), np.empty((n, 0), np.float32), k)
+
+
+# --- in-process backends ---------------------------------------------------------------------
+
+
+class NumpyExactIndex:
+    """Exact search with numpy: a row-major matrix, one matrix multiply per query batch.
+
+    Kept as the dependency-free reference; :class:`FaissFlatIndex` is the same search,
+    faster (see docs/search.md).
+    """
+
+    def __init__(self, *, dim: int, model_id: str) -> None:
+        self.dim = dim
+        self.model_id = model_id
+        self._lock = threading.Lock()
+        self._matrix = np.empty((0, dim), dtype=np.float32)
+        self._row_ids = np.empty(0, dtype=np.int64)
+        self._row_of: dict[int, int] = {}
+        self._n = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._n
+
+    def ids(self) -> NDArray[np.int64]:
+        with self._lock:
+            return np.sort(self._row_ids[: self._n])
+
+    def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
+        id_arr = check_ids(ids, unique=True)
+        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
+        if id_arr.size != vec.shape[0]:
+            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        with self._lock:
+            fresh = [i for i, t in enumerate(id_arr.tolist()) if t not in self._row_of]
+            self._grow(self._n + len(fresh))
+            for i, t in enumerate(id_arr.tolist()):
+                row = self._row_of.get(t)
+                if row is None:
+                    row = self._n
+                    self._n += 1
+                    self._row_of[t] = row
+                    self._row_ids[row] = t
+                self._matrix[row] = vec[i]
+
+    def _grow(self, need: int) -> None:
+        cap = self._matrix.shape[0]
+        if need <= cap:
+            return
+        # Doubling keeps a stream of single adds amortised O(1).
+        new_cap = max(need, 2 * cap, 64)
+        matrix = np.empty((new_cap, self.dim), dtype=np.float32)
+        matrix[: self._n] = self._matrix[: self._n]
+        row_ids = np.full(new_cap, -1, dtype=np.int64)
+        row_ids[: self._n] = self._row_ids[: self._n]
+        self._matrix, self._row_ids = matrix, row_ids
+
+    def remove(self, ids: ArrayLike) -> None:
+        id_arr = check_ids(ids, unique=False)
+        with self._lock:
+            for t in id_arr.tolist():
+                row = self._row_of.pop(t, None)
+                if row is None:
+                    continue
+                last = self._n - 1
+                if row != last:
+                    # Move the last row into the hole so the live rows stay contiguous.
+                    moved = int(self._row_ids[last])
+                    self._matrix[row] = self._matrix[last]
+                    self._row_ids[row] = moved
+                    self._row_of[moved] = row
+                self._row_ids[last] = -1
+                self._n = last
+
+    def search(self, queries: NDArray[np.float32] | Embeddings, k: int) -> SearchResult:
+        q = check_vectors(queries, dim=self.dim, model_id=self.model_id)
+        k = check_k(k)
+        with self._lock:
+            n = self._n
+            if n == 0 or q.shape[0] == 0:
+                return empty_result(q.shape[0], k)
+            # Blocks of queries bound the (queries x templates) score matrix to ~256 MB.
+            block = max(1, SCORE_BLOCK_FLOATS // n)
+            parts = [
+                self._top_k(q[s : s + block] @ self._matrix[:n].T, k)
+                for s in range(0, q.shape[0], block)
+            ]
+            row_ids = self._row_ids[:n].copy()
+        top = np.concatenate([p[0] for p in parts])
+        top_scores = np.concatenate([p[1] for p in parts])
+        return pad_result(row_ids[top], ip_to_distance(top_scores), k)
+
+    @staticmethod
+    def _top_k(scores: NDArray[np.float32], k: int) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+        n = scores.shape[1]
+        m = min(k, n)
+        if m < n:
+            top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+        else:
+            top = np.broadcast_to(np.arange(n), scores.shape)
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        return top, top_scores
+
+
+class _FaissIndexBase:
+    """Shared bookkeeping of the faiss backends: lock, id set, result conversion."""
+
+    def __init__(self, *, dim: int, model_id: str) -> None:
+        self.dim = dim
+        self.model_id = model_id
+        self._lock = threading.Lock()
+        self._present: set[int] = set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._present)
+
+    def ids(self) -> NDArray[np.int64]:
+        with self._lock:
+            return np.sort(np.fromiter(self._present, dtype=np.int64, count=len(self._present)))
+
+    @staticmethod
+    def _to_result(scores: NDArray[np.float32], labels: NDArray[np.int64], k: int) -> SearchResult:
+        # faiss pads missing neighbours with label -1 and a huge negative inner product.
+        return pad_result(labels.astype(np.int64), ip_to_distance(scores), k)
+
+
+class FaissFlatIndex(_FaissIndexBase):
+    """Exact search with faiss ``IndexFlatIP`` behind ``IndexIDMap2`` (the village default)."""
+
+    def __init__(self, *, dim: int, model_id: str) -> None:
+        super().__init__(dim=dim, model_id=model_id)
+        import faiss
+
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+    def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
+        id_arr = check_ids(ids, unique=True)
+        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
+        if id_arr.size != vec.shape[0]:
+            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        if id_arr.size == 0:
+            return
+        with self._lock:
+            self._remove_locked(id_arr)
+            self._index.add_with_ids(vec, id_arr)
+            self._present.update(id_arr.tolist())
+
+    def _remove_locked(self, id_arr: NDArray[np.int64]) -> None:
+        import faiss
+
+        known = np.array([t for t in id_arr.tolist() if t in self._present], dtype=np.int64)
+        if known.size:
+            self._index.remove_ids(faiss.IDSelectorBatch(known))
+            self._present.difference_update(known.tolist())
+
+    def remove(self, ids: ArrayLike) -> None:
+        id_arr = check_ids(ids, unique=False)
+        with self._lock:
+            self._remove_locked(id_arr)
+
+    def search(self, queries: NDArray[np.float32] | Embeddings, k: int) -> SearchResult:
+        q = check_vectors(queries, dim=self.dim, model_id=self.model_id)
+        k = check_k(k)
+        with self._lock:
+            if not self._present or q.shape[0] == 0:
+                return empty_result(q.shape[0], k)
+            scores, labels = self._index.search(q, k)
+        return self._to_result(scores, labels, k)
+
+
+class FaissIVFIndex(_FaissIndexBase):
+    """Approximate search with faiss ``IndexIVFFlat`` (inner product), removals in place.
+
+    The coarse quantiser is trained once enough vectors were added (``min_train``, at least
+    39 per list as faiss asks; until then searches are exact over a staging matrix).
+    ``nlist`` defaults to about 4 * sqrt(``expected_size``); ``nprobe`` lists are scanned per
+    query. IVF removes ids natively, so a deleted template is gone at once without a rebuild.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        model_id: str,
+        nlist: int | None = None,
+        nprobe: int = 32,
+        min_train: int | None = None,
+        expected_size: int = 100_000,
+    ) -> None:
+        super().__init__(dim=dim, model_id=model_id)
+        self._nlist = nlist or max(16, int(4 * np.sqrt(max(expected_size, 1))))
+        if min_train is None:
+            min_train = 39 * self._nlist
+        self.nprobe = nprobe
+        self._min_train = min_train
+        # Until trained, templates live in an exact staging index.
+        self._staging: FaissFlatIndex | None = FaissFlatIndex(dim=dim, model_id=model_id)
+        self._index: Any = None
+
+    def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
+        id_arr = check_ids(ids, unique=True)
+        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
+        if id_arr.size != vec.shape[0]:
+            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        if id_arr.size == 0:
+            return
+        with self._lock:
+            if self._staging is not None:
+                self._staging.add(id_arr, vec)
+                self._present.update(id_arr.tolist())
+                if len(self._staging) >= self._min_train:
+                    self._train_locked()
+                return
+            self._remove_locked(id_arr)
+            self._ivf().add_with_ids(vec, id_arr)
+            self._present.update(id_arr.tolist())
+
+    def _ivf(self) -> Any:
+        assert self._index is not None
+        return self._index
+
+    def _train_locked(self) -> None:
+        import faiss
+
+        assert self._staging is not None
+        staging = self._staging._index
+        n = staging.ntotal
+        ids = faiss.vector_to_array(staging.id_map).astype(np.int64)
+        vec = staging.index.reconstruct_n(0, n)
+        nlist = min(self._nlist, n)
+        quantiser = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFFlat(quantiser, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        # 64 training points per list is faiss's own guidance; more only costs time.
+        rng = np.random.default_rng(0)
+        sample = vec if n <= nlist * 64 else vec[rng.choice(n, nlist * 64, replace=False)]
+        ivf.train(sample)
+        ivf.add_with_ids(vec, ids)
+        ivf.nprobe = self.nprobe
+        # faiss's quantiser must outlive the IVF index; keep a reference on the instance.
+        self._quantiser = quantiser
+        self._index = ivf
+        self._staging = None
+        logger.info("trained IVF index: %d lists over %d templates", nlist, n)
+
+    def _remove_locked(self, id_arr: NDArray[np.int64]) -> None:
+        import faiss
+
+        known = np.array([t for t in id_arr.tolist() if t in self._present], dtype=np.int64)
+        if known.size:
+            self._ivf().remove_ids(faiss.IDSelectorBatch(known))
+            self._present.difference_update(known.tolist())
+
+    def remove(self, ids: ArrayLike) -> None:
+        id_arr = check_ids(ids, unique=False)
+        with self._lock:
+            if self._staging is not None:
+                self._staging.remove(id_arr)
+                self._present.difference_update(id_arr.tolist())
+                return
+            self._remove_locked(id_arr)
+
+    def search(self, queries: NDArray[np.float32] | Embeddings, k: int) -> SearchResult:
+        q = check_vectors(queries, dim=self.dim, model_id=self.model_id)
+        k = check_k(k)
+        with self._lock:
+            if self._staging is not None:
+                return self._staging.search(q, k)
+            if not self._present or q.shape[0] == 0:
+                return empty_result(q.shape[0], k)
+            ivf = self._ivf()
+            ivf.nprobe = self.nprobe
+            scores, labels = ivf.search(q, k)
+        return self._to_result(scores, labels, k)
+
+
+class FaissHNSWIndex(_FaissIndexBase):
+    """Approximate search with faiss ``IndexHNSWFlat`` (inner product); the in-process ANN.
+
+    faiss's HNSW graph cannot delete nodes, so a removed or replaced template is
+    tombstoned: its graph label is dropped from a bitmap that faiss applies *during* the
+    graph search (``SearchParametersHNSW(sel=IDSelectorBitmap)``), so a removed template is
+    never returned and no extra k is needed. When tombstones exceed ``compact_fraction`` of
+    the live templates the graph is rebuilt from the stored vectors (under the lock: searches
+    wait for the rebuild; see docs/search.md for its cost).
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        model_id: str,
+        m: int = 32,
+        ef_construction: int = 64,
+        ef_search: int = 128,
+        compact_fraction: float = 0.2,
+    ) -> None:
+        super().__init__(dim=dim, model_id=model_id)
+        self.m = m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.compact_fraction = compact_fraction
+        self._index = self._new_graph()
+        # Graph label -> template id (labels are faiss's insertion positions).
+        self._label_ids = np.empty(0, dtype=np.int64)
+        self._alive = np.empty(0, dtype=bool)
+        self._label_of: dict[int, int] = {}
+        self._n_dead = 0
+        self._selector: Any = None
+        self._bitmap: NDArray[np.uint8] | None = None
+
+    def _new_graph(self) -> Any:
+        import faiss
+
+        index = faiss.IndexHNSWFlat(self.dim, self.m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.ef_construction
+        return index
+
+    def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
+        id_arr = check_ids(ids, unique=True)
+        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
+        if id_arr.size != vec.shape[0]:
+            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        if id_arr.size == 0:
+            return
+        with self._lock:
+            self._tombstone_locked(id_arr)
+            self._append_locked(id_arr, vec)
+            self._maybe_compact_locked()
+
+    def _append_locked(self, id_arr: NDArray[np.int64], vec: NDArray[np.float32]) -> None:
+        start = int(self._label_ids.size)
+        self._index.add(vec)
+        self._label_ids = np.concatenate([self._label_ids, id_arr])
+        self._alive = np.concatenate([self._alive, np.ones(id_arr.size, dtype=bool)])
+        for offset, t in enumerate(id_arr.tolist()):
+            self._label_of[t] = start + offset
+        self._present.update(id_arr.tolist())
+        self._selector = None
+
+    def _tombstone_locked(self, id_arr: NDArray[np.int64]) -> None:
+        for t in id_arr.tolist():
+            label = self._label_of.pop(t, None)
+            if label is None:
+                continue
+            self._alive[label] = False
+            self._present.discard(t)
+            self._n_dead += 1
+            self._selector = None
+
+    def _maybe_compact_locked(self) -> None:
+        if self._n_dead and self._n_dead > self.compact_fraction * max(len(self._present), 1):
+            self._compact_locked()
+
+    def _compact_locked(self) -> None:
+        live = np.flatnonzero(self._alive)
+        vec = (
+            self._index.reconstruct_batch(live)
+            if live.size
+            else np.empty((0, self.dim), dtype=np.float32)
+        )
+        ids = self._label_ids[live]
+        logger.info("rebuilding HNSW graph: %d live, %d tombstoned", live.size, self._n_dead)
+        self._index = self._new_graph()
+        self._label_ids = np.empty(0, dtype=np.int64)
+        self._alive = np.empty(0, dtype=bool)
+        self._label_of = {}
+        self._present = set()
+        self._n_dead = 0
+        if ids.size:
+            self._append_locked(ids, np.ascontiguousarray(vec, dtype=np.float32))
+
+    def compact(self) -> None:
+        """Rebuild the graph without the tombstoned templates now."""
+        with self._lock:
+            self._compact_locked()
+
+    def remove(self, ids: ArrayLike) -> None:
+        id_arr = check_ids(ids, unique=False)
+        with self._lock:
+            self._tombstone_locked(id_arr)
+            self._maybe_compact_locked()
+
+    def _params_locked(self) -> Any:
+        import faiss
+
+        # faiss's bundled stubs omit SearchParametersHNSW.
+        fa: Any = faiss
+
+        if self._n_dead == 0:
+            return fa.SearchParametersHNSW(efSearch=self.ef_search)
+        if self._selector is None:
+            # faiss reads bit (label & 7) of byte (label >> 3): little-endian bit order.
+            self._bitmap = np.packbits(self._alive, bitorder="little")
+            self._selector = faiss.IDSelectorBitmap(
+                int(self._alive.size), faiss.swig_ptr(self._bitmap)
+            )
+        return fa.SearchParametersHNSW(sel=self._selector, efSearch=self.ef_search)
+
+    def search(self, queries: NDArray[np.float32] | Embeddings, k: int) -> SearchResult:
+        q = check_vectors(queries, dim=self.dim, model_id=self.model_id)
+        k = check_k(k)
+        with self._lock:
+            if not self._present or q.shape[0] == 0:
+                return empty_result(q.shape[0], k)
+            # HNSW's beam must be at least k wide or it returns fewer than k neighbours.
+            params = self._params_locked()
+            params.efSearch = max(self.ef_search, k)
+            scores, labels = self._index.search(q, k, params=params)
+            label_ids = self._label_ids
+        ids = np.where(labels >= 0, label_ids[np.maximum(labels, 0)], -1)
+        return self._to_result(scores, ids, k)
+
+
+def build_index(
+    kind: IndexKind = "auto",
+    *,
+    dim: int,
+    model_id: str,
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    expected_size: int = 0,
+    pg_url: str | None = None,
+    milvus_uri: str | None = None,
+) -> GalleryIndex:
+    """A gallery index of ``kind`` for one model.
+
+    ``auto`` picks exact search (faiss flat; numpy when faiss is missing) below
+    ``ann_threshold`` templates and HNSW at or above it; ``expected_size`` is the number
+    of templates the caller is about to load (the database count on start), because the
+    choice is made once, when the index is built. ``pgvector`` needs ``pg_url`` (a
+    SQLAlchemy or libpq PostgreSQL URL), ``milvus`` needs ``milvus_uri``.
+    """
+    if dim < 1:
+        raise GalleryIndexError(f"dim must be >= 1, got {dim}")
+    if not model_id:
+        raise GalleryIndexError("model_id must be set")
+    if kind == "auto":
+        kind = "hnsw" if expected_size >= ann_threshold else "exact"
+        if kind == "exact" and not _has_faiss():
+            kind = "numpy"
+        logger.info(
+            "gallery index for %s: %s (%d templates expected)", model_id, kind, expected_size
+        )
+    if kind == "numpy":
+        return NumpyExactIndex(dim=dim, model_id=model_id)
+    if kind == "exact":
+        return FaissFlatIndex(dim=dim, model_id=model_id)
+    if kind == "hnsw":
+        return FaissHNSWIndex(dim=dim, model_id=model_id)
+    if kind == "ivf":
+        return FaissIVFIndex(dim=dim, model_id=model_id, expected_size=max(expected_size, 1))
+    if kind == "pgvector":
+        if not pg_url:
+            raise GalleryIndexError("the pgvector index needs pg_url")
+        from cunan.matching.pgvector_index import PgVectorIndex
+
+        return PgVectorIndex(pg_url, dim=dim, model_id=model_id)
+    if kind == "milvus":
+        if not milvus_uri:
+            raise GalleryIndexError("the milvus index needs milvus_uri")
+        from cunan.matching.milvus_index import MilvusIndex
+
+        return MilvusIndex(milvus_uri, dim=dim, model_id=model_id)
+    raise GalleryIndexError(f"unknown index kind {kind!r}")
+
+
+def _has_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True

