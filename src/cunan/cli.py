@@ -263,6 +263,8 @@ def faces_embed(
 def _mount_subcommands() -> None:
     from cunan.audit.cli import audit_app
     from cunan.bench.cli import bench_app
+    from cunan.cases.cli import cases_app
+    from cunan.duties.cli import departures_app, maintenance_app, stats_command
     from cunan.notify.cli import notify_app
     from cunan.pipeline.cli import cameras_app, watch_command, worker_command
     from cunan.registry.cli import (
@@ -281,6 +283,10 @@ def _mount_subcommands() -> None:
     app.add_typer(cameras_app, name="cameras")
     app.command("watch")(watch_command)
     app.command("worker")(worker_command)
+    app.add_typer(cases_app, name="cases")
+    app.add_typer(departures_app, name="departures")
+    app.add_typer(maintenance_app, name="maintenance")
+    app.command("stats")(stats_command)
     app.add_typer(audit_app, name="audit")
     app.add_typer(notify_app, name="notify")
     app.add_typer(bench_app, name="bench")

@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from cunan.cases.settings import CaseSettings
+from cunan.duties.settings import DutySettings
 from cunan.notify.settings import NotifySettings
 
 
@@ -61,6 +63,8 @@ class Settings(BaseSettings):
     faces: FaceSettings = FaceSettings()
     registry: RegistrySettings = RegistrySettings()
     notify: NotifySettings = NotifySettings()
+    cases: CaseSettings = CaseSettings()
+    duties: DutySettings = DutySettings()
     #: Where the database (SQLite), the key file and crops live; ``CUNAN_DATA_DIR``.
     #: Unset: ``platformdirs.user_data_dir("cunan")`` (e.g. ``~/.local/share/cunan``).
     data_dir: Path | None = None

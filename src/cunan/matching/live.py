@@ -34,9 +34,9 @@ DEFAULT_CANDIDATES = 256
 class TemplateSource(Protocol):
     """What the live gallery needs from the registry (``RegistryService`` provides it)."""
 
-    def iter_templates(self, *, model_id: str | None = None, batch_size: int = 1000) -> Iterable[
-        Sequence[_StoredTemplate]
-    ]: ...
+    def iter_templates(
+        self, *, model_id: str | None = None, batch_size: int = 1000
+    ) -> Iterable[Sequence[_StoredTemplate]]: ...
 
     def templates_of(self, person_id: int) -> Sequence[_StoredTemplate]: ...
 
@@ -153,9 +153,7 @@ class LiveGallery:
         candidates: int = DEFAULT_CANDIDATES,
     ) -> LiveGallery:
         """Build from the registry: every template of ``model_id``, then any changes since."""
-        gallery = cls(
-            model_id=model_id, dim=dim, config=config, index=index, candidates=candidates
-        )
+        gallery = cls(model_id=model_id, dim=dim, config=config, index=index, candidates=candidates)
         # Read the feed position first: a change committed while loading is then applied
         # again by catch_up, which is harmless because adding and removing are idempotent.
         start = source.last_change_seq()

@@ -1,0 +1,276 @@
+"""``cunan cases``: list, show, assign, record outcomes, merge, split and reopen cases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cunan.audit.log import cli_actor
+from cunan.cases.service import CaseNotFoundError, CaseService, CaseStateError
+from cunan.cases.settings import CaseSettings
+from cunan.cases.views import CaseView
+from cunan.config import load_settings
+from cunan.registry.datadir import Registry, open_registry, resolve_data_dir
+from cunan.registry.errors import RegistryError
+from cunan.registry.records import ConsentInput, NewPerson, PersonCategory, TemplateInput
+from cunan.registry.service import NewTenancy
+from cunan.storage.errors import StorageError
+from cunan.storage.tables import User
+
+cases_app = typer.Typer(help="Cases of unknown people: verify on site and record the outcome.")
+console = Console()
+err_console = Console(stderr=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data directory (default: $CUNAN_DATA_DIR).", show_default=False
+    ),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _service(data_dir: Path | None) -> Iterator[tuple[CaseService, Registry]]:
+    try:
+        settings = load_settings()
+        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
+    except (RegistryError, StorageError, FileNotFoundError, ValueError, OSError) as exc:
+        _fail(str(exc))
+    case_settings = getattr(settings, "cases", None)
+    service = CaseService(
+        registry.database,
+        registry.service.cipher,
+        registry.service,
+        case_settings if isinstance(case_settings, CaseSettings) else CaseSettings(),
+    )
+    try:
+        yield service, registry
+    except (CaseNotFoundError, CaseStateError, RegistryError, StorageError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        registry.close()
+
+
+def _as_json(view: CaseView) -> dict[str, object]:
+    return {
+        "id": view.id,
+        "status": view.status,
+        "sightings": view.sightings,
+        "distinct_days": view.distinct_days,
+        "cameras": list(view.cameras),
+        "first_seen": view.first_seen_at.isoformat(),
+        "last_seen": view.last_seen_at.isoformat(),
+        "assigned_to": view.assigned_to,
+        "deadline": view.deadline_at.isoformat() if view.deadline_at else None,
+        "overdue": view.overdue,
+        "outcome": view.outcome,
+        "person_id": view.person_id,
+        "best_sightings": list(view.best_sighting_ids),
+    }
+
+
+@cases_app.command("list")
+def list_command(
+    data_dir: DataDirOption = None,
+    all_cases: Annotated[bool, typer.Option("--all", help="Closed and merged too.")] = False,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Open and assigned cases, frequent strangers first (distinct days, then sightings)."""
+    statuses = ("open", "assigned", "closed", "merged") if all_cases else ("open", "assigned")
+    with _service(data_dir) as (service, _):
+        views = service.list_cases(statuses=statuses)
+    if json_output:
+        for view in views:
+            typer.echo(json.dumps(_as_json(view), ensure_ascii=False))
+        return
+    table = Table("id", "status", "days", "sightings", "cameras", "last seen", "deadline")
+    for v in views:
+        table.add_row(
+            str(v.id),
+            v.status + (" (overdue)" if v.overdue else ""),
+            str(v.distinct_days),
+            str(v.sightings),
+            ", ".join(v.cameras),
+            v.last_seen_at.isoformat(timespec="minutes"),
+            v.deadline_at.isoformat(timespec="minutes") if v.deadline_at else "",
+        )
+    console.print(table)
+
+
+@cases_app.command("show")
+def show_command(
+    case_id: int,
+    data_dir: DataDirOption = None,
+    crops_to: Annotated[
+        Path | None, typer.Option(help="Write the best crops (JPEG) into this directory.")
+    ] = None,
+) -> None:
+    """One case with its sightings; ``--crops-to`` decrypts its best crops to files."""
+    with _service(data_dir) as (service, _):
+        view = service.get(case_id)
+        members = service.members(case_id)
+        typer.echo(json.dumps(_as_json(view), ensure_ascii=False, indent=2))
+        for m in members:
+            typer.echo(
+                f"  sighting {m.sighting_id} {m.camera_name} {m.seen_at.isoformat()} "
+                f"faces={m.faces_used} {'alert' if m.alerted else m.suppressed_by or ''}"
+            )
+        if crops_to is not None:
+            crops_to.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for sighting_id, jpeg in service.best_crops(case_id):
+                (crops_to / f"case{case_id}-sighting{sighting_id}.jpg").write_bytes(jpeg)
+
+
+def _user_id(registry: Registry, username: str) -> int:
+    if username.isdigit():
+        return int(username)
+    from sqlalchemy import select
+
+    with registry.database.transaction() as session:
+        user_id = session.scalar(select(User.id).where(User.username == username))
+    if user_id is None:
+        _fail(f"no user {username!r}")
+    return int(user_id)
+
+
+def _aware(day: datetime) -> datetime:
+    return day if day.tzinfo else day.replace(tzinfo=UTC)
+
+
+@cases_app.command("assign")
+def assign_command(
+    case_id: int,
+    to: Annotated[str, typer.Option("--to", help="Staff user name or id.")],
+    deadline: Annotated[
+        datetime | None, typer.Option(help="Deadline (default: settings, 3 days).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Assign a case to a staff member with a deadline."""
+    with _service(data_dir) as (service, registry):
+        view = service.assign(
+            case_id,
+            _user_id(registry, to),
+            actor=cli_actor(),
+            deadline=_aware(deadline) if deadline else None,
+        )
+        typer.echo(f"case {view.id} assigned until {view.deadline_at}")
+
+
+@cases_app.command("outcome")
+def outcome_command(
+    case_id: int,
+    kind: Annotated[str, typer.Argument(help="enrol | visitor | person | false-alarm | escalate")],
+    data_dir: DataDirOption = None,
+    name: Annotated[str | None, typer.Option(help="enrol: the person's name.")] = None,
+    id_number: Annotated[str | None, typer.Option(help="enrol: ID number.")] = None,
+    phone: Annotated[str | None, typer.Option(help="enrol: phone.")] = None,
+    room: Annotated[int | None, typer.Option(help="enrol: room id.")] = None,
+    landlord: Annotated[int | None, typer.Option(help="enrol: landlord id.")] = None,
+    move_in: Annotated[datetime | None, typer.Option(help="enrol: move-in date.")] = None,
+    consent_by: Annotated[str | None, typer.Option(help="enrol: who collected consent.")] = None,
+    photo: Annotated[Path | None, typer.Option(help="enrol: a fresh photo.")] = None,
+    until: Annotated[datetime | None, typer.Option(help="visitor: quiet until.")] = None,
+    person: Annotated[int | None, typer.Option(help="person: the registered person id.")] = None,
+    reason: Annotated[str | None, typer.Option(help="escalate: the reason.")] = None,
+) -> None:
+    """Record the on-site outcome; the case closes."""
+    actor = cli_actor()
+    with _service(data_dir) as (service, registry):
+        if kind == "enrol":
+            if not (name and room and consent_by):
+                _fail("enrol needs --name, --room and --consent-by")
+            now = datetime.now(UTC)
+            fresh: TemplateInput | None = None
+            if photo is not None:
+                from cunan.faces.engine import EngineConfig, FaceEngine
+                from cunan.faces.imageio import load_image
+
+                face = FaceEngine.from_config(EngineConfig()).enrolment_face(
+                    load_image(photo), source=photo.name
+                )
+                assert face.embedding is not None and face.model_id is not None
+                fresh = TemplateInput(vector=face.embedding, model_id=face.model_id)
+            result = service.enrol(
+                case_id,
+                actor=actor,
+                person=NewPerson(
+                    name=name,
+                    village_id=registry.service.default_village_id(),
+                    category=PersonCategory.TENANT,
+                    id_number=id_number,
+                    phone=phone,
+                ),
+                consent=ConsentInput(collected_by=consent_by, collected_at=now),
+                tenancy=NewTenancy(
+                    room_id=room,
+                    move_in=move_in.date() if move_in else date.today(),
+                    reported_by=actor,
+                    landlord_id=landlord,
+                ),
+                fresh_photo=fresh,
+            )
+            typer.echo(f"case {case_id} closed: person {result.person_id} enrolled")
+        elif kind == "visitor":
+            if until is None:
+                _fail("visitor needs --until")
+            end = until if until.tzinfo else datetime.combine(until.date(), time.max, UTC)
+            service.visitor(case_id, end, actor=actor)
+            typer.echo(f"case {case_id} closed: visitor until {end.isoformat()}")
+        elif kind == "person":
+            if person is None:
+                _fail("person needs --person ID")
+            ids = service.registered_person(case_id, person, actor=actor)
+            typer.echo(f"case {case_id} closed: {len(ids)} template(s) added to person {person}")
+        elif kind == "false-alarm":
+            service.false_alarm(case_id, actor=actor)
+            typer.echo(f"case {case_id} closed: false alarm")
+        elif kind == "escalate":
+            if not reason:
+                _fail("escalate needs --reason")
+            service.escalate(case_id, reason, actor=actor)
+            typer.echo(f"case {case_id} closed: escalated")
+        else:
+            _fail(f"unknown outcome {kind!r}")
+
+
+@cases_app.command("merge")
+def merge_command(target: int, source: int, data_dir: DataDirOption = None) -> None:
+    """Merge case SOURCE into case TARGET (the same face)."""
+    with _service(data_dir) as (service, _):
+        view = service.merge(target, source, actor=cli_actor())
+        typer.echo(f"case {source} merged into {view.id} ({view.sightings} sightings)")
+
+
+@cases_app.command("split")
+def split_command(
+    case_id: int,
+    sightings: Annotated[str, typer.Option(help="Comma-separated sighting ids to split off.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Move some sightings of a case into a new case."""
+    ids = [int(s) for s in sightings.split(",") if s.strip()]
+    with _service(data_dir) as (service, _):
+        view = service.split(case_id, ids, actor=cli_actor())
+        typer.echo(f"new case {view.id} with {view.sightings} sighting(s)")
+
+
+@cases_app.command("reopen")
+def reopen_command(case_id: int, data_dir: DataDirOption = None) -> None:
+    """Reopen a closed case."""
+    with _service(data_dir) as (service, _):
+        service.reopen(case_id, actor=cli_actor())
+        typer.echo(f"case {case_id} reopened")

@@ -1,0 +1,810 @@
+"""The cases service: online grouping, lifecycle, outcomes (补录 ...), suppression and alerts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from cunan.audit.log import AuditAction, AuditLog, DetailValue
+from cunan.cases.grouping import linkage_distance, nearest_distance
+from cunan.cases.settings import CaseSettings
+from cunan.cases.views import CaseMember, CaseView, EnrolResult, SightingOutcome
+from cunan.notify.dispatcher import NotificationDispatcher
+from cunan.notify.message import Notification
+from cunan.pipeline.store import crop_context, embedding_context
+from cunan.registry.records import (
+    ConsentInput,
+    NewPerson,
+    PhotoInput,
+    TemplateInput,
+    TemplateQuality,
+)
+from cunan.registry.service import NewTenancy, RegistryService
+from cunan.security.cipher import FieldCipher
+from cunan.storage.case_tables import Case, CaseQuietFace, CaseSighting
+from cunan.storage.database import Database
+from cunan.storage.enums import TemplateSource
+from cunan.storage.pipeline_tables import Sighting
+
+logger = logging.getLogger(__name__)
+
+Vector = NDArray[np.float32]
+
+ACTIVE = ("open", "assigned")
+
+
+class CaseNotFoundError(LookupError):
+    """No case with that id."""
+
+
+class CaseStateError(ValueError):
+    """The transition is not allowed from the case's current status."""
+
+
+def quiet_face_context(quiet_id: int, case_id: int, model_id: str) -> bytes:
+    """Associated data binding a quiet face's ciphertext to its row."""
+    return f"case-quiet-face:{quiet_id}:{case_id}:{model_id}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Alert:
+    kind: str
+    case_id: int
+    sighting_id: int
+    camera_name: str
+    sightings: int
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CaseService:
+    """Cases of unknown sightings. Every transition is one transaction with its audit entry.
+
+    Grouping keeps, per active case, the embeddings of its ``max_kept_per_case`` sightings
+    with the most good faces; they are cached per case ``version`` so a new sighting costs
+    one small query plus the linkage arithmetic.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        cipher: FieldCipher,
+        registry: RegistryService,
+        settings: CaseSettings | None = None,
+        *,
+        audit: AuditLog | None = None,
+        dispatcher: NotificationDispatcher | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.database = database
+        self.cipher = cipher
+        self.registry = registry
+        self.settings = settings or CaseSettings()
+        self.audit = audit or AuditLog(database, clock=clock)
+        self.dispatcher = dispatcher
+        self._clock = clock
+        self._kept: dict[int, tuple[int, Vector]] = {}
+        self._quiet: dict[int, Vector] = {}
+
+    # -- grouping ----------------------------------------------------------------------------
+
+    def handle_sighting(self, sighting_id: int) -> SightingOutcome | None:
+        """Group one stored sighting; None when it raises nothing (known, undecided, no
+        embedding) or was handled before (events are delivered at least once)."""
+        with self.database.transaction() as session:
+            if session.get(CaseSighting, sighting_id) is not None:
+                return None
+            row = session.get(Sighting, sighting_id)
+            if row is None or row.decision != "unknown" or row.embedding_ciphertext is None:
+                # A known person never raises a case; undecided tracks have too few faces.
+                return None
+            vector = self._sighting_vector(row)
+            seen = row.started_at
+            quiet = self._quiet_match(session, vector, row.model_id, seen)
+            if quiet is not None:
+                case_id, kind, distance = quiet
+                self._attach(session, case_id, row, distance, alerted=False, suppressed_by=kind)
+                outcome = SightingOutcome(sighting_id, case_id, False, False, kind, distance)
+                alert = None
+            else:
+                outcome, alert = self._link_or_open(session, row, vector)
+        if alert is not None:
+            self._send(alert)
+        logger.debug("sighting %d -> %s", sighting_id, outcome)
+        return outcome
+
+    def _sighting_vector(self, row: Sighting) -> Vector:
+        assert row.embedding_ciphertext is not None
+        data = self.cipher.decrypt(
+            row.embedding_ciphertext,
+            embedding_context(row.id, row.model_id),
+            what=f"sighting {row.id} embedding",
+        )
+        return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+    def _quiet_match(
+        self, session: Session, vector: Vector, model_id: str, seen: datetime
+    ) -> tuple[int, str, float] | None:
+        rows = session.execute(
+            select(
+                CaseQuietFace.id,
+                CaseQuietFace.case_id,
+                CaseQuietFace.kind,
+                CaseQuietFace.expires_at,
+            ).where(CaseQuietFace.model_id == model_id)
+        ).all()
+        best: tuple[int, str, float] | None = None
+        for quiet_id, case_id, kind, expires_at in rows:
+            if kind == "visitor" and expires_at is not None and expires_at <= seen:
+                continue  # expired (not yet purged): no longer quiet
+            threshold = (
+                self.settings.negative_threshold
+                if kind == "negative"
+                else self.settings.visitor_threshold
+            )
+            distance = nearest_distance(vector, self._quiet_vector(session, quiet_id)[None, :])
+            if distance <= threshold and (best is None or distance < best[2]):
+                best = (case_id, kind, distance)
+        return best
+
+    def _quiet_vector(self, session: Session, quiet_id: int) -> Vector:
+        cached = self._quiet.get(quiet_id)
+        if cached is not None:
+            return cached
+        row = session.get(CaseQuietFace, quiet_id)
+        assert row is not None
+        data = self.cipher.decrypt(
+            row.ciphertext,
+            quiet_face_context(row.id, row.case_id, row.model_id),
+            what=f"case quiet face {row.id}",
+        )
+        vector = np.frombuffer(data, dtype="<f4").astype(np.float32)
+        self._quiet[quiet_id] = vector  # immutable rows: safe to cache by id
+        return vector
+
+    def _kept_vectors(self, session: Session, case_id: int, version: int) -> Vector:
+        cached = self._kept.get(case_id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rows = session.scalars(
+            select(Sighting)
+            .join(CaseSighting, CaseSighting.sighting_id == Sighting.id)
+            .where(CaseSighting.case_id == case_id, Sighting.embedding_ciphertext.is_not(None))
+            .order_by(CaseSighting.faces_used.desc(), CaseSighting.seen_at.desc())
+            .limit(self.settings.max_kept_per_case)
+        ).all()
+        kept = (
+            np.stack([self._sighting_vector(r) for r in rows])
+            if rows
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        self._kept[case_id] = (version, kept)
+        return kept
+
+    def _link_or_open(
+        self, session: Session, row: Sighting, vector: Vector
+    ) -> tuple[SightingOutcome, _Alert | None]:
+        active = session.execute(
+            select(Case.id, Case.version).where(
+                Case.status.in_(ACTIVE), Case.model_id == row.model_id
+            )
+        ).all()
+        best_id: int | None = None
+        best_distance = float("inf")
+        for case_id, version in active:
+            kept = self._kept_vectors(session, case_id, version)
+            if kept.shape[0] == 0:
+                continue
+            distance = linkage_distance(vector, kept, self.settings.linkage)
+            if distance < best_distance:
+                best_id, best_distance = case_id, distance
+        if best_id is not None and best_distance <= self.settings.link_threshold:
+            cooldown = timedelta(minutes=self.settings.cooldown_minutes)
+            last_alert = session.scalar(
+                select(func.max(CaseSighting.seen_at)).where(
+                    CaseSighting.case_id == best_id,
+                    CaseSighting.camera_name == row.camera_name,
+                    CaseSighting.alerted.is_(True),
+                )
+            )
+            cooling = last_alert is not None and abs(row.started_at - last_alert) < cooldown
+            case = self._attach(
+                session,
+                best_id,
+                row,
+                best_distance,
+                alerted=not cooling,
+                suppressed_by="cooldown" if cooling else None,
+            )
+            outcome = SightingOutcome(
+                row.id,
+                best_id,
+                False,
+                not cooling,
+                "cooldown" if cooling else None,
+                best_distance,
+            )
+            alert = (
+                None
+                if cooling
+                else _Alert("case.sighted", best_id, row.id, row.camera_name, case.sightings_count)
+            )
+            return outcome, alert
+        case = Case(
+            status="open",
+            model_id=row.model_id,
+            village_id=None,
+            opened_at=self._clock(),
+            first_seen_at=row.started_at,
+            last_seen_at=row.started_at,
+            sightings_count=0,
+            version=0,
+            updated_at=self._clock(),
+        )
+        session.add(case)
+        session.flush()
+        self._attach(session, case.id, row, None, alerted=True, suppressed_by=None)
+        self.audit.record(
+            AuditAction.CASE_TRANSITION,
+            actor="system",
+            target_type="case",
+            target_id=case.id,
+            details={"event": "open", "to_status": "open", "sighting_id": row.id},
+            session=session,
+        )
+        return (
+            SightingOutcome(row.id, case.id, True, True, None, None),
+            _Alert("case.opened", case.id, row.id, row.camera_name, 1),
+        )
+
+    def _attach(
+        self,
+        session: Session,
+        case_id: int,
+        row: Sighting,
+        distance: float | None,
+        *,
+        alerted: bool,
+        suppressed_by: str | None,
+    ) -> Case:
+        session.add(
+            CaseSighting(
+                sighting_id=row.id,
+                case_id=case_id,
+                camera_id=row.camera_id,
+                camera_name=row.camera_name,
+                seen_at=row.started_at,
+                faces_used=row.faces_used,
+                distance=distance,
+                alerted=alerted,
+                suppressed_by=suppressed_by,
+                added_at=self._clock(),
+            )
+        )
+        session.flush()
+        return self._refresh_counts(session, case_id)
+
+    def _refresh_counts(self, session: Session, case_id: int) -> Case:
+        case = self._case(session, case_id)
+        count, first, last = session.execute(
+            select(
+                func.count(CaseSighting.sighting_id),
+                func.min(CaseSighting.seen_at),
+                func.max(CaseSighting.seen_at),
+            ).where(CaseSighting.case_id == case_id)
+        ).one()
+        case.sightings_count = int(count)
+        if first is not None:
+            # Aggregates come back naive from SQLite: the stored values are UTC.
+            case.first_seen_at = first if first.tzinfo else first.replace(tzinfo=UTC)
+            case.last_seen_at = last if last.tzinfo else last.replace(tzinfo=UTC)
+        case.version += 1
+        case.updated_at = self._clock()
+        session.flush()
+        return case
+
+    def _send(self, alert: _Alert) -> None:
+        if self.dispatcher is None:
+            return
+        what = "new unknown-person case" if alert.kind == "case.opened" else "case seen again"
+        notification = Notification(
+            kind=alert.kind,
+            title=f"Case {alert.case_id}: {what}",
+            body=f"Case {alert.case_id}: unknown person at camera {alert.camera_name} "
+            f"({alert.sightings} sighting(s)). Please verify.",
+            # Ids and counts only: no crop, no embedding (DOMAIN.md privacy rules).
+            data={
+                "case_id": alert.case_id,
+                "sighting_id": alert.sighting_id,
+                "camera": alert.camera_name,
+                "sightings": alert.sightings,
+            },
+            created_at=self._clock(),
+        )
+        try:
+            self.dispatcher.dispatch(notification)
+        except Exception:
+            logger.exception("alert for case %d not dispatched", alert.case_id)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _case(session: Session, case_id: int) -> Case:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise CaseNotFoundError(f"no case {case_id}")
+        return case
+
+    def _members(self, session: Session, case_id: int) -> list[CaseMember]:
+        rows = session.scalars(
+            select(CaseSighting)
+            .where(CaseSighting.case_id == case_id)
+            .order_by(CaseSighting.seen_at, CaseSighting.sighting_id)
+        ).all()
+        return [
+            CaseMember(
+                sighting_id=r.sighting_id,
+                camera_id=r.camera_id,
+                camera_name=r.camera_name,
+                seen_at=r.seen_at,
+                faces_used=r.faces_used,
+                distance=r.distance,
+                alerted=r.alerted,
+                suppressed_by=r.suppressed_by,
+            )
+            for r in rows
+        ]
+
+    def _local_day(self, moment: datetime) -> date:
+        offset = timezone(timedelta(hours=self.settings.local_utc_offset_hours))
+        return moment.astimezone(offset).date()
+
+    def _view(self, session: Session, case: Case, now: datetime) -> CaseView:
+        members = self._members(session, case.id)
+        best = sorted(members, key=lambda m: (-m.faces_used, -m.seen_at.timestamp()))
+        return CaseView(
+            id=case.id,
+            status=case.status,
+            model_id=case.model_id,
+            sightings=len(members),
+            distinct_days=len({self._local_day(m.seen_at) for m in members}),
+            cameras=tuple(sorted({m.camera_name for m in members})),
+            first_seen_at=case.first_seen_at,
+            last_seen_at=case.last_seen_at,
+            opened_at=case.opened_at,
+            assigned_to=case.assigned_to,
+            assigned_at=case.assigned_at,
+            deadline_at=case.deadline_at,
+            overdue=case.status == "assigned"
+            and case.deadline_at is not None
+            and case.deadline_at < now,
+            outcome=case.outcome,
+            outcome_by=case.outcome_by,
+            outcome_at=case.outcome_at,
+            person_id=case.person_id,
+            visitor_until=case.visitor_until,
+            escalation_reason=case.escalation_reason,
+            closed_at=case.closed_at,
+            merged_into_id=case.merged_into_id,
+            best_sighting_ids=tuple(m.sighting_id for m in best[: self.settings.best_crops]),
+        )
+
+    def get(self, case_id: int) -> CaseView:
+        with self.database.transaction() as session:
+            return self._view(session, self._case(session, case_id), self._clock())
+
+    def members(self, case_id: int) -> list[CaseMember]:
+        with self.database.transaction() as session:
+            self._case(session, case_id)
+            return self._members(session, case_id)
+
+    def list_cases(self, *, statuses: Sequence[str] = ACTIVE, limit: int = 200) -> list[CaseView]:
+        """Cases of the given statuses, frequent strangers first (distinct days, sightings)."""
+        now = self._clock()
+        with self.database.transaction() as session:
+            rows = session.scalars(select(Case).where(Case.status.in_(list(statuses)))).all()
+            views = [self._view(session, c, now) for c in rows]
+        return sorted(views, key=lambda v: v.rank_key)[:limit]
+
+    def best_crops(self, case_id: int, *, limit: int | None = None) -> list[tuple[int, bytes]]:
+        """The case's best crops (JPEG), decrypted on demand: (sighting id, bytes)."""
+        view = self.get(case_id)
+        ids = view.best_sighting_ids[: limit or self.settings.best_crops]
+        crops: list[tuple[int, bytes]] = []
+        with self.database.transaction() as session:
+            for sighting_id in ids:
+                row = session.get(Sighting, sighting_id)
+                if row is None or row.crop_ciphertext is None:
+                    continue
+                crops.append(
+                    (
+                        sighting_id,
+                        self.cipher.decrypt(
+                            row.crop_ciphertext,
+                            crop_context(row.id, row.camera_name),
+                            what=f"sighting {row.id} crop",
+                        ),
+                    )
+                )
+        return crops
+
+    def _best_templates(self, case_id: int) -> list[TemplateInput]:
+        """Templates from the case's best sightings: their stored embeddings (the normalised
+        mean of each track's good best-shot faces, the vectors the matcher compared), with
+        the crop kept as the template's photo when the village keeps photos."""
+        view = self.get(case_id)
+        templates: list[TemplateInput] = []
+        with self.database.transaction() as session:
+            for sighting_id in view.best_sighting_ids[: self.settings.max_templates_from_case]:
+                row = session.get(Sighting, sighting_id)
+                if row is None or row.embedding_ciphertext is None:
+                    continue
+                crop = (
+                    self.cipher.decrypt(
+                        row.crop_ciphertext, crop_context(row.id, row.camera_name), what="crop"
+                    )
+                    if row.crop_ciphertext is not None
+                    else None
+                )
+                templates.append(
+                    TemplateInput(
+                        vector=self._sighting_vector(row),
+                        model_id=row.model_id,
+                        source=TemplateSource.CAPTURED_CROP,
+                        quality=TemplateQuality(),
+                        photo=PhotoInput(crop, "image/jpeg") if crop is not None else None,
+                    )
+                )
+        return templates
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        session: Session,
+        case: Case,
+        event: str,
+        to_status: str,
+        actor: str,
+        **details: int | str | float | bool | list[int] | None,
+    ) -> None:
+        from_status = case.status
+        entry: dict[str, DetailValue] = {
+            "event": event,
+            "from_status": from_status,
+            "to_status": to_status,
+        }
+        entry.update(details)
+        case.status = to_status
+        case.updated_at = self._clock()
+        self.audit.record(
+            AuditAction.CASE_TRANSITION,
+            actor=actor,
+            target_type="case",
+            target_id=case.id,
+            details=entry,
+            session=session,
+        )
+        logger.info("case %d: %s (%s -> %s) by %s", case.id, event, from_status, to_status, actor)
+
+    @staticmethod
+    def _require(case: Case, allowed: Sequence[str], what: str) -> None:
+        if case.status not in allowed:
+            raise CaseStateError(
+                f"case {case.id} is {case.status}: cannot {what} (needs {' or '.join(allowed)})"
+            )
+
+    def assign(
+        self, case_id: int, user_id: int, *, actor: str, deadline: datetime | None = None
+    ) -> CaseView:
+        """Assign (or re-assign) to a staff member, with a deadline (default: settings)."""
+        now = self._clock()
+        due = deadline or now + timedelta(days=self.settings.deadline_days)
+        if due.tzinfo is None:
+            raise ValueError("the deadline must carry a timezone")
+        with self.database.transaction() as session:
+            case = self._case(session, case_id)
+            self._require(case, ACTIVE, "assign")
+            case.assigned_to, case.assigned_by = user_id, actor
+            case.assigned_at, case.deadline_at = now, due
+            self._transition(
+                session,
+                case,
+                "assign",
+                "assigned",
+                actor,
+                assigned_to_user=user_id,
+                deadline=due.astimezone(UTC).isoformat(),
+            )
+            return self._view(session, case, now)
+
+    def _close(
+        self,
+        session: Session,
+        case: Case,
+        outcome: str,
+        actor: str,
+        **details: int | str | float | bool | list[int] | None,
+    ) -> None:
+        now = self._clock()
+        case.outcome, case.outcome_by, case.outcome_at, case.closed_at = outcome, actor, now, now
+        self._transition(session, case, "outcome", "closed", actor, outcome=outcome, **details)
+
+    def _check_active(self, case_id: int) -> None:
+        with self.database.transaction() as session:
+            self._require(self._case(session, case_id), ACTIVE, "record an outcome")
+
+    def enrol(
+        self,
+        case_id: int,
+        *,
+        actor: str,
+        person: NewPerson,
+        consent: ConsentInput,
+        tenancy: NewTenancy,
+        fresh_photo: TemplateInput | None = None,
+    ) -> EnrolResult:
+        """补录: person + consent + tenancy (room, landlord) + templates from the case's best
+        sightings (and a fresh photo) in one registry transaction; the gallery listeners are
+        told at commit, so the matcher knows the person at once. Then the case closes."""
+        self._check_active(case_id)
+        templates = self._best_templates(case_id)
+        if fresh_photo is not None:
+            templates.append(fresh_photo)
+        if not templates:
+            raise CaseStateError(f"case {case_id} has no stored embeddings to enrol from")
+        person_id = self.registry.add_person(
+            person, consent=consent, templates=templates, tenancy=tenancy
+        )
+        try:
+            with self.database.transaction() as session:
+                case = self._case(session, case_id)
+                self._require(case, ACTIVE, "enrol")
+                case.person_id = person_id
+                self._close(
+                    session,
+                    case,
+                    "enrol",
+                    actor,
+                    person_id=person_id,
+                    templates_added=len(templates),
+                    room_id=tenancy.room_id,
+                    landlord_id=tenancy.landlord_id,
+                    fresh_photo=fresh_photo is not None,
+                )
+        except Exception:
+            # The registry write is its own transaction: undo it so nothing is half-done.
+            logger.warning("case %d: closing failed, removing person %d", case_id, person_id)
+            self.registry.remove_person(person_id)
+            raise
+        template_ids = tuple(t.template_id for t in self.registry.templates_of(person_id))
+        return EnrolResult(case_id=case_id, person_id=person_id, template_ids=template_ids)
+
+    def registered_person(self, case_id: int, person_id: int, *, actor: str) -> list[int]:
+        """Outcome "is registered person X": the case's best embeddings become templates of X (fixes
+        a miss). Refused (ConsentRequiredError) unless X has a valid consent."""
+        self._check_active(case_id)
+        templates = self._best_templates(case_id)
+        if not templates:
+            raise CaseStateError(f"case {case_id} has no stored embeddings to add")
+        template_ids = self.registry.add_templates(person_id, templates)
+        try:
+            with self.database.transaction() as session:
+                case = self._case(session, case_id)
+                self._require(case, ACTIVE, "record the person")
+                case.person_id = person_id
+                self._close(
+                    session, case, "person", actor, person_id=person_id, template_ids=template_ids
+                )
+        except Exception:
+            self.registry.delete_templates(template_ids)
+            raise
+        return template_ids
+
+    def _store_quiet(
+        self, session: Session, case: Case, kind: str, expires_at: datetime | None
+    ) -> int:
+        rows = session.scalars(
+            select(Sighting)
+            .join(CaseSighting, CaseSighting.sighting_id == Sighting.id)
+            .where(CaseSighting.case_id == case.id, Sighting.embedding_ciphertext.is_not(None))
+            .order_by(CaseSighting.faces_used.desc(), CaseSighting.seen_at.desc())
+            .limit(self.settings.max_kept_per_case)
+        ).all()
+        for row in rows:
+            quiet = CaseQuietFace(
+                case_id=case.id,
+                kind=kind,
+                model_id=row.model_id,
+                ciphertext=b"",
+                key_id="",
+                expires_at=expires_at,
+                created_at=self._clock(),
+            )
+            session.add(quiet)
+            session.flush()  # the id is part of the associated data
+            vector = self._sighting_vector(row)
+            quiet.ciphertext = self.cipher.encrypt(
+                np.ascontiguousarray(vector, dtype="<f4").tobytes(),
+                quiet_face_context(quiet.id, case.id, row.model_id),
+            )
+            quiet.key_id = self.cipher.active_key_id
+        return len(rows)
+
+    def visitor(self, case_id: int, until: datetime, *, actor: str) -> CaseView:
+        """Visitor until ``until``: the case's faces are kept as temporary templates that keep
+        matching sightings quiet; :meth:`purge_expired_visitors` deletes them afterwards."""
+        if until.tzinfo is None:
+            raise ValueError("'until' must carry a timezone")
+        with self.database.transaction() as session:
+            case = self._case(session, case_id)
+            self._require(case, ACTIVE, "record a visitor")
+            kept = self._store_quiet(session, case, "visitor", until)
+            case.visitor_until = until
+            self._close(
+                session,
+                case,
+                "visitor",
+                actor,
+                visitor_until=until.astimezone(UTC).isoformat(),
+                quiet_faces=kept,
+            )
+            return self._view(session, case, self._clock())
+
+    def false_alarm(self, case_id: int, *, actor: str) -> CaseView:
+        """False alarm (poster, reflection, not a face): its faces become negative examples."""
+        with self.database.transaction() as session:
+            case = self._case(session, case_id)
+            self._require(case, ACTIVE, "record a false alarm")
+            kept = self._store_quiet(session, case, "negative", None)
+            self._close(session, case, "false_alarm", actor, quiet_faces=kept)
+            return self._view(session, case, self._clock())
+
+    def escalate(self, case_id: int, reason: str, *, actor: str) -> CaseView:
+        """Hand over to the police station / higher office; the reason stays on the case."""
+        if not reason.strip():
+            raise ValueError("an escalation needs a reason")
+        with self.database.transaction() as session:
+            case = self._case(session, case_id)
+            self._require(case, ACTIVE, "escalate")
+            case.escalation_reason = reason.strip()
+            # The reason is free text: only its length goes into the audit log.
+            self._close(session, case, "escalate", actor, reason_chars=len(reason.strip()))
+            return self._view(session, case, self._clock())
+
+    def reopen(self, case_id: int, *, actor: str) -> CaseView:
+        """Closed -> open: the outcome is cleared and its quiet faces deleted. Templates a
+        补录 or "is person X" added stay with the person (remove them in the registry)."""
+        with self.database.transaction() as session:
+            case = self._case(session, case_id)
+            self._require(case, ("closed",), "reopen")
+            previous = case.outcome
+            removed = session.execute(delete(CaseQuietFace).where(CaseQuietFace.case_id == case.id))
+            case.outcome = case.outcome_by = None
+            case.outcome_at = case.closed_at = case.visitor_until = None
+            case.escalation_reason = None
+            case.assigned_to = case.assigned_by = None
+            case.assigned_at = case.deadline_at = None
+            case.version += 1
+            self._transition(
+                session,
+                case,
+                "reopen",
+                "open",
+                actor,
+                previous_outcome=previous,
+                quiet_faces_removed=int(getattr(removed, "rowcount", 0) or 0),
+            )
+            return self._view(session, case, self._clock())
+
+    def merge(self, target_id: int, source_id: int, *, actor: str) -> CaseView:
+        """Staff say two cases are one face: ``source``'s sightings move into ``target``."""
+        if target_id == source_id:
+            raise ValueError("cannot merge a case into itself")
+        with self.database.transaction() as session:
+            target = self._case(session, target_id)
+            source = self._case(session, source_id)
+            self._require(target, ACTIVE, "merge into it")
+            self._require(source, ACTIVE, "merge it")
+            moved = session.execute(
+                update(CaseSighting)
+                .where(CaseSighting.case_id == source_id)
+                .values(case_id=target_id)
+            )
+            count = int(getattr(moved, "rowcount", 0) or 0)
+            source.merged_into_id = target_id
+            source.version += 1
+            self._transition(
+                session, source, "merge", "merged", actor, merged_into=target_id, moved=count
+            )
+            self._refresh_counts(session, target_id)
+            self.audit.record(
+                AuditAction.CASE_TRANSITION,
+                actor=actor,
+                target_type="case",
+                target_id=target_id,
+                details={"event": "merge_in", "merged_from": source_id, "moved": count},
+                session=session,
+            )
+            return self._view(session, target, self._clock())
+
+    def split(self, case_id: int, sighting_ids: Sequence[int], *, actor: str) -> CaseView:
+        """Staff say some sightings are someone else: they move to a new open case."""
+        chosen = sorted(set(sighting_ids))
+        if not chosen:
+            raise ValueError("name the sightings to split off")
+        with self.database.transaction() as session:
+            case = self._case(session, case_id)
+            self._require(case, ACTIVE, "split")
+            members = {m.sighting_id for m in self._members(session, case_id)}
+            foreign = sorted(set(chosen) - members)
+            if foreign:
+                raise ValueError(f"sightings {foreign} are not in case {case_id}")
+            if set(chosen) == members:
+                raise ValueError("splitting off every sighting would leave the case empty")
+            now = self._clock()
+            new = Case(
+                status="open",
+                model_id=case.model_id,
+                village_id=case.village_id,
+                opened_at=now,
+                first_seen_at=case.first_seen_at,
+                last_seen_at=case.last_seen_at,
+                sightings_count=0,
+                version=0,
+                updated_at=now,
+            )
+            session.add(new)
+            session.flush()
+            session.execute(
+                update(CaseSighting)
+                .where(CaseSighting.sighting_id.in_(chosen))
+                .values(case_id=new.id)
+            )
+            self._refresh_counts(session, case_id)
+            self._refresh_counts(session, new.id)
+            self.audit.record(
+                AuditAction.CASE_TRANSITION,
+                actor=actor,
+                target_type="case",
+                target_id=case_id,
+                details={"event": "split", "new_case": new.id, "sighting_ids": chosen},
+                session=session,
+            )
+            self._transition(
+                session, new, "split_open", "open", actor, split_from=case_id, moved=len(chosen)
+            )
+            return self._view(session, new, now)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def purge_expired_visitors(self, *, now: datetime | None = None) -> int:
+        """Delete visitors' temporary templates whose date has passed; logged with counts."""
+        moment = now or self._clock()
+        with self.database.transaction() as session:
+            result = session.execute(
+                delete(CaseQuietFace).where(
+                    CaseQuietFace.kind == "visitor", CaseQuietFace.expires_at <= moment
+                )
+            )
+            count = int(getattr(result, "rowcount", 0) or 0)
+            if count:
+                self.audit.record(
+                    AuditAction.PURGE,
+                    actor="system",
+                    target_type="case_quiet_faces",
+                    details={"kind": "visitor", "deleted": count},
+                    session=session,
+                )
+        self._quiet.clear()
+        logger.info("purged %d expired visitor template(s)", count)
+        return count

@@ -1,0 +1,1 @@
+"""Scheduled duties: departures and deadlines, not-seen reconciliation, retention, counters."""

@@ -1,0 +1,358 @@
+"""Move-out reports against the village deadline, overdue tenancies, and marking departures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cunan.audit.log import AuditLog, system_actor
+from cunan.duties.clock import Clock, local_date, system_clock
+from cunan.duties.settings import DutySettings
+from cunan.registry.errors import InvalidRecordError, NotFoundError
+from cunan.storage.database import Database
+from cunan.storage.duty_tables import ConfirmationTask, DepartureReport
+from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.tables import Person, Tenancy
+
+logger = logging.getLogger(__name__)
+
+#: Audit actions of this module.
+ACTION_DEPARTURE_REPORT = "departure.report"
+ACTION_MARK_DEPARTED = "departure.mark"
+
+#: Kinds of overdue tenancy (see ``DepartureService.overdue``).
+OVERDUE_UNREPORTED = "unreported"
+OVERDUE_LATE_REPORT = "late_report"
+
+
+@dataclass(frozen=True, slots=True)
+class DepartureReportView:
+    """A recorded move-out report and its verdict against the deadline."""
+
+    id: int
+    tenancy_id: int
+    person_id: int
+    move_out: date
+    deadline: date
+    late: bool
+    reported_by: str
+    reported_at: datetime
+    #: Days between the move-out and the (local) day of the report.
+    days_after_move_out: int
+    #: Whether this report marked the person departed (no other current tenancy); known only
+    #: when the report is made, False in listings.
+    person_departed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueTenancy:
+    """A tenancy whose departure was not reported in time (``kind`` says how)."""
+
+    kind: str
+    tenancy_id: int
+    person_id: int
+    room_id: int
+    landlord_id: int | None
+    #: The move-out (late reports) or the expected end (unreported).
+    due_from: date
+    deadline: date
+    #: Days past the deadline: on the report day (late reports) or today (unreported).
+    days_overdue: int
+    reported_at: datetime | None
+
+
+def deadline_for(move_out: date, settings: DutySettings) -> date:
+    """The last day a move-out report is on time."""
+    return move_out + timedelta(days=settings.departure_deadline_days)
+
+
+def is_current(tenancy: Tenancy, today: date) -> bool:
+    """Whether the tenant lives in the room on ``today`` (move-out is the first day away)."""
+    return tenancy.move_in <= today and (tenancy.move_out is None or today < tenancy.move_out)
+
+
+class DepartureService:
+    """Records move-out reports and lists overdue tenancies; every change is audited."""
+
+    def __init__(
+        self,
+        database: Database,
+        audit: AuditLog,
+        settings: DutySettings | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.database = database
+        self.audit = audit
+        self.settings = settings or DutySettings()
+        self._clock = clock
+
+    def today(self) -> date:
+        return local_date(self._clock(), self.settings.zone)
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def tenancy_to_report(self, person_id: int) -> int:
+        """The person's one tenancy without a move-out (the one a report is about)."""
+        with self.database.transaction() as session:
+            if session.get(Person, person_id) is None:
+                raise NotFoundError("person", person_id)
+            open_ids = list(
+                session.scalars(
+                    select(Tenancy.id).where(
+                        Tenancy.person_id == person_id, Tenancy.move_out.is_(None)
+                    )
+                )
+            )
+        if len(open_ids) != 1:
+            raise InvalidRecordError(
+                f"person {person_id} has {len(open_ids)} tenancies without a move-out; "
+                "name the tenancy instead"
+                + (f" (one of {', '.join(map(str, open_ids))})" if open_ids else "")
+            )
+        return open_ids[0]
+
+    def report(
+        self,
+        tenancy_id: int,
+        *,
+        move_out: date,
+        reported_by: str,
+        actor: str,
+        reported_at: datetime | None = None,
+    ) -> DepartureReportView:
+        """Record that a tenant moved out on ``move_out``; late if reported (local day) after
+        move-out + ``departure_deadline_days``. Closes the tenancy's open confirmation task
+        and marks the person departed if no other tenancy is current."""
+        who = (reported_by or "").strip()
+        if not who:
+            raise InvalidRecordError("say who reported the move-out (--by)")
+        when = reported_at or self._clock()
+        report_day = local_date(when, self.settings.zone)
+        # A move-out reported in advance is on time; the daily job marks the person departed
+        # once the day comes (``mark_departures``).
+        deadline = deadline_for(move_out, self.settings)
+        late = report_day > deadline
+        with self.database.transaction() as session:
+            tenancy = session.get(Tenancy, tenancy_id, with_for_update=True)
+            if tenancy is None:
+                raise NotFoundError("tenancy", tenancy_id)
+            if move_out < tenancy.move_in:
+                raise InvalidRecordError(
+                    f"tenancy {tenancy_id}: move-out {move_out} is before move-in {tenancy.move_in}"
+                )
+            if tenancy.move_out is not None:
+                raise InvalidRecordError(
+                    f"tenancy {tenancy_id} already ended on {tenancy.move_out}"
+                )
+            tenancy.move_out = move_out
+            tenancy.move_out_reported_by = who
+            tenancy.move_out_reported_at = when
+            row = DepartureReport(
+                tenancy_id=tenancy_id,
+                person_id=tenancy.person_id,
+                move_out=move_out,
+                deadline=deadline,
+                late=late,
+                reported_by=who,
+                reported_at=when,
+            )
+            session.add(row)
+            closed = _close_open_tasks(session, tenancy_id, "departed", who, when)
+            session.flush()
+            departed = _mark_if_departed(session, tenancy.person_id, report_day)
+            days_after = (report_day - move_out).days
+            self.audit.record(
+                ACTION_DEPARTURE_REPORT,
+                actor=actor,
+                target_type="tenancy",
+                target_id=tenancy_id,
+                details={
+                    "person_id": tenancy.person_id,
+                    "late": late,
+                    "days_after_move_out": days_after,
+                    "deadline_days": self.settings.departure_deadline_days,
+                    "tasks_closed": closed,
+                    "person_departed": departed,
+                },
+                session=session,
+            )
+            view = DepartureReportView(
+                id=row.id,
+                tenancy_id=tenancy_id,
+                person_id=tenancy.person_id,
+                move_out=move_out,
+                deadline=deadline,
+                late=late,
+                reported_by=who,
+                reported_at=when,
+                days_after_move_out=days_after,
+                person_departed=departed,
+            )
+        logger.info(
+            "move-out of tenancy %d reported %s (%d day(s) after move-out)",
+            tenancy_id,
+            "LATE" if late else "on time",
+            days_after,
+        )
+        return view
+
+    def reports(self, *, person_id: int | None = None) -> list[DepartureReportView]:
+        with self.database.transaction() as session:
+            query = select(DepartureReport).order_by(DepartureReport.id)
+            if person_id is not None:
+                query = query.where(DepartureReport.person_id == person_id)
+            return [self._view(r) for r in session.scalars(query)]
+
+    def _view(self, row: DepartureReport) -> DepartureReportView:
+        report_day = local_date(row.reported_at, self.settings.zone)
+        return DepartureReportView(
+            id=row.id,
+            tenancy_id=row.tenancy_id,
+            person_id=row.person_id,
+            move_out=row.move_out,
+            deadline=row.deadline,
+            late=row.late,
+            reported_by=row.reported_by,
+            reported_at=row.reported_at,
+            days_after_move_out=(report_day - row.move_out).days,
+            person_departed=False,
+        )
+
+    # -- overdue -----------------------------------------------------------------------------
+
+    def overdue(self, *, today: date | None = None) -> list[OverdueTenancy]:
+        """Overdue tenancies, most overdue first.
+
+        - ``unreported``: no move-out recorded and ``expected_end + deadline_days`` is before
+          today (the tenancy was due to end and nobody reported it);
+        - ``late_report``: a move-out reported after its deadline, listed for
+          ``late_report_window_days`` days after the report.
+        """
+        day = today or self.today()
+        settings = self.settings
+        last_due = day - timedelta(days=settings.departure_deadline_days + 1)
+        window_start = day - timedelta(days=settings.late_report_window_days)
+        out: list[OverdueTenancy] = []
+        with self.database.transaction() as session:
+            unreported = session.scalars(
+                select(Tenancy)
+                .join(Person, Person.id == Tenancy.person_id)
+                .where(
+                    Tenancy.move_out.is_(None),
+                    Tenancy.expected_end.is_not(None),
+                    Tenancy.expected_end <= last_due,
+                    Person.status != PersonStatus.ARCHIVED,
+                )
+            )
+            for t in unreported:
+                assert t.expected_end is not None
+                deadline = deadline_for(t.expected_end, settings)
+                out.append(
+                    OverdueTenancy(
+                        kind=OVERDUE_UNREPORTED,
+                        tenancy_id=t.id,
+                        person_id=t.person_id,
+                        room_id=t.room_id,
+                        landlord_id=t.landlord_id,
+                        due_from=t.expected_end,
+                        deadline=deadline,
+                        days_overdue=(day - deadline).days,
+                        reported_at=None,
+                    )
+                )
+            late = session.execute(
+                select(DepartureReport, Tenancy)
+                .join(Tenancy, Tenancy.id == DepartureReport.tenancy_id)
+                .where(DepartureReport.late.is_(True))
+            )
+            for report, tenancy in late:
+                report_day = local_date(report.reported_at, settings.zone)
+                if report_day < window_start:
+                    continue
+                out.append(
+                    OverdueTenancy(
+                        kind=OVERDUE_LATE_REPORT,
+                        tenancy_id=tenancy.id,
+                        person_id=tenancy.person_id,
+                        room_id=tenancy.room_id,
+                        landlord_id=tenancy.landlord_id,
+                        due_from=report.move_out,
+                        deadline=report.deadline,
+                        days_overdue=(report_day - report.deadline).days,
+                        reported_at=report.reported_at,
+                    )
+                )
+        out.sort(key=lambda o: (-o.days_overdue, o.tenancy_id))
+        return out
+
+    # -- departures without a report ---------------------------------------------------------
+
+    def mark_departures(self, *, today: date | None = None, actor: str | None = None) -> list[int]:
+        """Mark active tenants departed once none of their tenancies is current (a move-out
+        recorded in advance, or through the registry); returns their ids."""
+        day = today or self.today()
+        with self.database.transaction() as session:
+            candidates = list(
+                session.scalars(
+                    select(Person.id)
+                    .where(
+                        Person.category == PersonCategory.TENANT,
+                        Person.status == PersonStatus.ACTIVE,
+                        Person.id.in_(select(Tenancy.person_id).where(Tenancy.move_out <= day)),
+                    )
+                    .order_by(Person.id)
+                )
+            )
+            marked = [pid for pid in candidates if _mark_if_departed(session, pid, day)]
+            if marked:
+                self.audit.record(
+                    ACTION_MARK_DEPARTED,
+                    actor=actor or system_actor(),
+                    target_type="person",
+                    details={"people": len(marked), "person_ids": marked[:100]},
+                    session=session,
+                )
+        if marked:
+            logger.info("marked %d tenant(s) departed (no current tenancy)", len(marked))
+        return marked
+
+
+def _mark_if_departed(session: Session, person_id: int, today: date) -> bool:
+    """Set an active tenant to departed when none of their tenancies is current or ahead."""
+    person = session.get(Person, person_id)
+    if (
+        person is None
+        or person.category != PersonCategory.TENANT
+        or person.status != PersonStatus.ACTIVE
+    ):
+        return False
+    tenancies: Sequence[Tenancy] = session.scalars(
+        select(Tenancy).where(Tenancy.person_id == person_id)
+    ).all()
+    # A tenancy that starts later (moving house within the village) keeps them active too.
+    if not tenancies or any(t.move_out is None or t.move_out > today for t in tenancies):
+        return False
+    person.status = PersonStatus.DEPARTED
+    return True
+
+
+def _close_open_tasks(
+    session: Session, tenancy_id: int, outcome: str, closed_by: str, when: datetime
+) -> int:
+    tasks = session.scalars(
+        select(ConfirmationTask).where(
+            ConfirmationTask.tenancy_id == tenancy_id, ConfirmationTask.status == "open"
+        )
+    ).all()
+    for task in tasks:
+        task.status = "closed"
+        task.outcome = outcome
+        task.closed_at = when
+        task.closed_by = closed_by
+    return len(tasks)

@@ -1,0 +1,296 @@
+"""Retention purges per kind: unknown and known sightings, crops, departed people's templates."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from cunan.audit.log import AuditAction, AuditLog, system_actor
+from cunan.duties.clock import Clock, local_date, system_clock
+from cunan.duties.departures import DepartureService
+from cunan.duties.settings import DutySettings
+from cunan.registry.service import RegistryService
+from cunan.storage.database import Database
+from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
+from cunan.storage.tables import FaceTemplate, Person, Tenancy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    """What one purge deleted (or, for a dry run, would delete), per kind."""
+
+    dry_run: bool
+    unknown_sightings: int = 0
+    known_sightings: int = 0
+    #: Sightings kept but whose crop and embedding were cleared.
+    crops: int = 0
+    #: Pipeline outbox events (who was seen where, when) past the known-sightings retention.
+    sighting_events: int = 0
+    templates: int = 0
+    people_archived: int = 0
+    #: Tenants newly marked departed before the template purge (0 on a dry run).
+    people_marked_departed: int = 0
+    cutoffs: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "unknown_sightings": self.unknown_sightings,
+            "known_sightings": self.known_sightings,
+            "crops": self.crops,
+            "sighting_events": self.sighting_events,
+            "templates": self.templates,
+            "people_archived": self.people_archived,
+            "people_marked_departed": self.people_marked_departed,
+            "cutoffs": dict(self.cutoffs),
+        }
+
+
+class RetentionPurger:
+    """Deletes what the retention settings no longer allow keeping.
+
+    - unknown (and undecided) sightings with ``started_at`` before now - ``unknown_sightings_days``;
+    - known sightings before now - ``known_sightings_days``;
+    - crops and embeddings of the sightings left, before now - ``crops_days``;
+    - pipeline outbox events (they repeat a sighting) before now - ``known_sightings_days``;
+    - templates and photos of departed people once move-out + ``departed_templates_days`` has
+      come (local day); the person is then archived.
+
+    Sightings that belong to a case are purged too (privacy wins); the case keeps its counts
+    and first/last-seen times but loses those sightings and their crops.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        registry: RegistryService,
+        audit: AuditLog,
+        settings: DutySettings | None = None,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.database = database
+        self.registry = registry
+        self.audit = audit
+        self.settings = settings or DutySettings()
+        self._clock = clock
+        self.departures = DepartureService(database, audit, self.settings, clock=clock)
+
+    def purge(self, *, dry_run: bool = False, actor: str | None = None) -> PurgeReport:
+        who = actor or system_actor()
+        now = self._clock()
+        today = local_date(now, self.settings.zone)
+        report = PurgeReport(dry_run=dry_run)
+        cut_unknown = now - timedelta(days=self.settings.unknown_sightings_days)
+        cut_known = now - timedelta(days=self.settings.known_sightings_days)
+        cut_crops = now - timedelta(days=self.settings.crops_days)
+        report.cutoffs = {
+            "unknown_sightings_before": cut_unknown.isoformat(),
+            "known_sightings_before": cut_known.isoformat(),
+            "crops_before": cut_crops.isoformat(),
+            "departed_on_or_before": (
+                today - timedelta(days=self.settings.departed_templates_days)
+            ).isoformat(),
+        }
+        self._purge_sightings(report, cut_unknown, cut_known, cut_crops, who)
+        if not dry_run:
+            report.people_marked_departed = len(
+                self.departures.mark_departures(today=today, actor=who)
+            )
+        self._purge_departed(report, today, who)
+        logger.info(
+            "%s: %d unknown sighting(s), %d known sighting(s), %d crop(s), %d template(s), "
+            "%d person(s) archived",
+            "purge dry run, would delete" if dry_run else "purged",
+            report.unknown_sightings,
+            report.known_sightings,
+            report.crops,
+            report.templates,
+            report.people_archived,
+        )
+        return report
+
+    # -- sightings ---------------------------------------------------------------------------
+
+    def _purge_sightings(
+        self,
+        report: PurgeReport,
+        cut_unknown: datetime,
+        cut_known: datetime,
+        cut_crops: datetime,
+        actor: str,
+    ) -> None:
+        unknown = (Sighting.decision != "known") & (Sighting.started_at < cut_unknown)
+        known = (Sighting.decision == "known") & (Sighting.started_at < cut_known)
+        has_crop = or_(
+            Sighting.crop_ciphertext.is_not(None), Sighting.embedding_ciphertext.is_not(None)
+        )
+        old_crop = (Sighting.started_at < cut_crops) & has_crop
+        # An outbox event repeats a sighting's who/where/when: it must not outlive the sighting.
+        old_events = select(OutboxEvent.id).where(OutboxEvent.created_at < cut_known)
+        with self.database.transaction() as session:
+            if report.dry_run:
+                report.unknown_sightings = _count(session, unknown)
+                report.known_sightings = _count(session, known)
+                report.crops = _count(session, old_crop & ~unknown & ~known)
+                report.sighting_events = int(
+                    session.scalar(select(func.count()).select_from(old_events.subquery())) or 0
+                )
+                return
+            session.execute(delete(EventAck).where(EventAck.event_id.in_(old_events)))
+            report.sighting_events = _rowcount(
+                session.execute(delete(OutboxEvent).where(OutboxEvent.created_at < cut_known))
+            )
+            report.unknown_sightings = _rowcount(session.execute(delete(Sighting).where(unknown)))
+            report.known_sightings = _rowcount(session.execute(delete(Sighting).where(known)))
+            report.crops = _rowcount(
+                session.execute(
+                    update(Sighting)
+                    .where(old_crop)
+                    .values(crop_ciphertext=None, embedding_ciphertext=None)
+                )
+            )
+            self.audit.record(
+                AuditAction.PURGE,
+                actor=actor,
+                target_type="sighting",
+                details={
+                    "unknown_sightings": report.unknown_sightings,
+                    "known_sightings": report.known_sightings,
+                    "crops": report.crops,
+                    "sighting_events": report.sighting_events,
+                    "unknown_sightings_days": self.settings.unknown_sightings_days,
+                    "known_sightings_days": self.settings.known_sightings_days,
+                    "crops_days": self.settings.crops_days,
+                },
+                session=session,
+            )
+
+    # -- departed people's face data ---------------------------------------------------------
+
+    def due_departed(self, today: date, *, include_unmarked: bool = False) -> dict[int, int]:
+        """People whose face data is due for deletion: person id -> number of templates.
+
+        Departed people whose last move-out (else the day they were set departed) is at
+        least ``departed_templates_days`` ago, and archived people who still have templates.
+        ``include_unmarked`` adds active tenants the daily job would mark departed first.
+        """
+        last_day = today - timedelta(days=self.settings.departed_templates_days)
+        with self.database.transaction() as session:
+            statuses = [PersonStatus.DEPARTED, PersonStatus.ARCHIVED]
+            people = list(session.scalars(select(Person).where(Person.status.in_(statuses))))
+            if include_unmarked:
+                people += _unmarked_departed(session, today)
+            ids = [p.id for p in people]
+            counts = _template_counts(session, ids)
+            last_move_out: dict[int, date] = {
+                pid: day
+                for pid, day in session.execute(
+                    select(Tenancy.person_id, func.max(Tenancy.move_out))
+                    .where(Tenancy.person_id.in_(ids), Tenancy.move_out.is_not(None))
+                    .group_by(Tenancy.person_id)
+                )
+                if day is not None
+            }
+            due: dict[int, int] = {}
+            for person in people:
+                if person.status == PersonStatus.ARCHIVED:
+                    if counts.get(person.id, 0):
+                        due[person.id] = counts[person.id]
+                    continue
+                departed_on = last_move_out.get(person.id) or local_date(
+                    person.updated_at, self.settings.zone
+                )
+                if departed_on <= last_day:
+                    due[person.id] = counts.get(person.id, 0)
+            return due
+
+    def _purge_departed(self, report: PurgeReport, today: date, actor: str) -> None:
+        due = self.due_departed(today, include_unmarked=report.dry_run)
+        if report.dry_run:
+            report.templates = sum(due.values())
+            report.people_archived = len(due)
+            return
+        archived: list[int] = []
+        for person_id, _ in sorted(due.items()):
+            # Through the registry, so the gallery's listeners drop the templates at once and
+            # the change feed records the removals for indexes that are not running.
+            removed = self.registry.purge_face_data(person_id)
+            report.templates += len(removed)
+            with self.database.transaction() as session:
+                person = session.get(Person, person_id, with_for_update=True)
+                if person is None:
+                    continue
+                was = person.status
+                person.status = PersonStatus.ARCHIVED
+                self.audit.record(
+                    AuditAction.PERSON_ARCHIVE,
+                    actor=actor,
+                    target_type="person",
+                    target_id=person_id,
+                    details={
+                        "templates_deleted": len(removed),
+                        "was": str(was),
+                        "reason": "departed_retention",
+                    },
+                    session=session,
+                )
+                if was != PersonStatus.ARCHIVED:
+                    archived.append(person_id)
+        report.people_archived = len(archived)
+        if due:
+            self.audit.record(
+                AuditAction.PURGE,
+                actor=actor,
+                target_type="face_template",
+                details={
+                    "templates": report.templates,
+                    "people_archived": report.people_archived,
+                    "departed_templates_days": self.settings.departed_templates_days,
+                },
+            )
+
+
+def _count(session: Session, condition: ColumnElement[bool]) -> int:
+    return int(session.scalar(select(func.count()).select_from(Sighting).where(condition)) or 0)
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _template_counts(session: Session, person_ids: list[int]) -> dict[int, int]:
+    if not person_ids:
+        return {}
+    return {
+        pid: int(n)
+        for pid, n in session.execute(
+            select(FaceTemplate.person_id, func.count(FaceTemplate.id))
+            .where(FaceTemplate.person_id.in_(person_ids))
+            .group_by(FaceTemplate.person_id)
+        )
+    }
+
+
+def _unmarked_departed(session: Session, today: date) -> list[Person]:
+    """Active tenants none of whose tenancies is current or ahead (the daily job marks them)."""
+    people = session.scalars(
+        select(Person).where(
+            Person.category == PersonCategory.TENANT,
+            Person.status == PersonStatus.ACTIVE,
+            Person.id.in_(select(Tenancy.person_id).where(Tenancy.move_out <= today)),
+        )
+    ).all()
+    out = []
+    for person in people:
+        tenancies = session.scalars(select(Tenancy).where(Tenancy.person_id == person.id)).all()
+        if all(t.move_out is not None and t.move_out <= today for t in tenancies):
+            out.append(person)
+    return out

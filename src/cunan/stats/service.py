@@ -1,0 +1,241 @@
+"""Village statistics for the CLI and the UI: registry, face data, cases, departures, sightings."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import MetaData, Select, Table, distinct, func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from cunan.duties.clock import Clock, local_date, start_of_day, system_clock
+from cunan.duties.counter import FaceDataCount, FaceDataCounter
+from cunan.duties.departures import OVERDUE_LATE_REPORT, OVERDUE_UNREPORTED, DepartureService
+from cunan.duties.settings import DutySettings
+from cunan.storage.database import Database
+from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.errors import StorageError
+from cunan.storage.pipeline_tables import Camera, Sighting
+from cunan.storage.tables import FaceTemplate, Person, Room
+
+logger = logging.getLogger(__name__)
+
+#: Case statuses that still need work (see cunan.storage.case_tables).
+OPEN_CASE_STATUSES = ("open", "assigned")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseNumbers:
+    """Case figures; all None when the cases table does not exist (yet)."""
+
+    open_cases: int | None = None
+    #: Closed cases with an outcome, the ones the median is over.
+    verified_cases: int | None = None
+    #: Median of outcome time - opened time over verified cases, in hours.
+    median_hours_to_verify: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SightingsPerDay:
+    """Sightings per camera per local day, zero-filled; ``counts[camera][i]`` is ``days[i]``."""
+
+    days: list[date]
+    counts: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VillageStats:
+    """The statistics of DOMAIN.md workflow 5, as of ``as_of``."""
+
+    as_of: datetime
+    residents: int
+    tenants: int
+    tenants_with_face_data: int
+    rental_houses: int
+    rental_rooms: int
+    cases: CaseNumbers
+    overdue_departures: int
+    late_departure_reports: int
+    face_data: FaceDataCount
+    sightings: SightingsPerDay
+
+    @property
+    def tenant_face_data_share(self) -> float | None:
+        """Share of active tenants with face data (None without tenants)."""
+        return self.tenants_with_face_data / self.tenants if self.tenants else None
+
+    def warnings(self) -> list[str]:
+        message = self.face_data.message()
+        return [message] if message is not None else []
+
+    def as_dict(self) -> dict[str, object]:
+        share = self.tenant_face_data_share
+        return {
+            "as_of": self.as_of.isoformat(),
+            "residents": self.residents,
+            "tenants": self.tenants,
+            "tenants_with_face_data": self.tenants_with_face_data,
+            "tenant_face_data_share": None if share is None else round(share, 4),
+            "rental_houses": self.rental_houses,
+            "rental_rooms": self.rental_rooms,
+            "open_cases": self.cases.open_cases,
+            "verified_cases": self.cases.verified_cases,
+            "median_hours_to_verify": self.cases.median_hours_to_verify,
+            "overdue_departures": self.overdue_departures,
+            "late_departure_reports": self.late_departure_reports,
+            "people_with_face_data": self.face_data.people,
+            "filing_threshold": self.face_data.threshold,
+            "filing_warn_at": self.face_data.warn_at,
+            "filing_warning": self.face_data.warning,
+            "sightings_per_camera_per_day": {
+                "days": [d.isoformat() for d in self.sightings.days],
+                "cameras": {name: list(c) for name, c in sorted(self.sightings.counts.items())},
+            },
+            "warnings": self.warnings(),
+        }
+
+
+class StatsService:
+    """Computes ``VillageStats``; it only reads."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: DutySettings | None = None,
+        *,
+        clock: Clock = system_clock,
+        departures: DepartureService | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings or DutySettings()
+        self._clock = clock
+        self._counter = FaceDataCounter(database, self.settings)
+        self._departures = departures
+
+    def compute(self, *, days: int | None = None) -> VillageStats:
+        now = self._clock()
+        today = local_date(now, self.settings.zone)
+        with self.database.transaction() as session:
+            residents = _count_people(session, PersonCategory.RESIDENT)
+            tenants = _count_people(session, PersonCategory.TENANT)
+            with_face = _count_people(session, PersonCategory.TENANT, with_face_data=True)
+            rental_houses = _scalar(session, select(func.count(distinct(Room.house_id))))
+            rental_rooms = _scalar(session, select(func.count(Room.id)))
+            sightings = self._sightings_per_day(session, today, days or self.settings.stats_days)
+        overdue = self._overdue(today)
+        face_data = self._counter.count()
+        if face_data.warning:
+            logger.warning("%s", face_data.message())
+        return VillageStats(
+            as_of=now,
+            residents=residents,
+            tenants=tenants,
+            tenants_with_face_data=with_face,
+            rental_houses=rental_houses,
+            rental_rooms=rental_rooms,
+            cases=self.case_numbers(),
+            overdue_departures=sum(1 for o in overdue if o == OVERDUE_UNREPORTED),
+            late_departure_reports=sum(1 for o in overdue if o == OVERDUE_LATE_REPORT),
+            face_data=face_data,
+            sightings=sightings,
+        )
+
+    def _overdue(self, today: date) -> list[str]:
+        if self._departures is None:
+            # Overdue listing reads only; an audit log is never written here.
+            from cunan.audit.log import AuditLog
+
+            self._departures = DepartureService(
+                self.database, AuditLog(self.database), self.settings, clock=self._clock
+            )
+        return [o.kind for o in self._departures.overdue(today=today)]
+
+    def _sightings_per_day(self, session: Session, today: date, days: int) -> SightingsPerDay:
+        zone = self.settings.zone
+        day_list = [today - timedelta(days=days - 1 - i) for i in range(days)]
+        start = start_of_day(day_list[0], zone)
+        end = start_of_day(today + timedelta(days=1), zone)
+        counts: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+        for (name,) in session.execute(select(Camera.name).order_by(Camera.name)):
+            counts[name] = [0] * days
+        index = {d: i for i, d in enumerate(day_list)}
+        rows = session.execute(
+            select(Sighting.camera_name, Sighting.started_at).where(
+                Sighting.started_at >= start, Sighting.started_at < end
+            )
+        )
+        # Bucketed here, not in SQL: "local day" arithmetic differs between the two engines,
+        # and a village's week of sightings is small.
+        for name, started in rows:
+            i = index.get(local_date(started, zone))
+            if i is not None:
+                counts[name][i] += 1
+        return SightingsPerDay(days=day_list, counts=dict(counts))
+
+    def case_numbers(self) -> CaseNumbers:
+        """Open cases and median time to verify, read from the cases table if it exists.
+
+        Reflected rather than imported, so statistics work on a database (or an installation)
+        without the cases workflow.
+        """
+        try:
+            with self.database.transaction() as session:
+                connection = session.connection()
+                if not inspect(connection).has_table("cases"):
+                    return CaseNumbers()
+                cases = Table("cases", MetaData(), autoload_with=connection)
+                open_cases = _scalar(
+                    session,
+                    select(func.count())
+                    .select_from(cases)
+                    .where(cases.c.status.in_(OPEN_CASE_STATUSES)),
+                )
+                rows = session.execute(
+                    select(cases.c.opened_at, cases.c.outcome_at).where(
+                        cases.c.status == "closed",
+                        cases.c.outcome.is_not(None),
+                        cases.c.outcome_at.is_not(None),
+                    )
+                ).all()
+        except (SQLAlchemyError, StorageError, AttributeError) as exc:
+            # A cases table of another shape (older or newer) must not break the statistics.
+            logger.warning("case statistics unavailable: %s", type(exc).__name__)
+            logger.debug("case statistics error", exc_info=True)
+            return CaseNumbers()
+        hours = [_hours(opened, outcome) for opened, outcome in rows]
+        return CaseNumbers(
+            open_cases=open_cases,
+            verified_cases=len(hours),
+            median_hours_to_verify=round(statistics.median(hours), 3) if hours else None,
+        )
+
+
+def _hours(opened: datetime, outcome: datetime) -> float:
+    # Reflected SQLite columns come back naive (UTC as stored); PostgreSQL's are aware.
+    if (opened.tzinfo is None) != (outcome.tzinfo is None):
+        opened, outcome = opened.replace(tzinfo=None), outcome.replace(tzinfo=None)
+    return (outcome - opened).total_seconds() / 3600.0
+
+
+def _scalar(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(query) or 0)
+
+
+def _count_people(
+    session: Session, category: PersonCategory, *, with_face_data: bool = False
+) -> int:
+    query = (
+        select(func.count())
+        .select_from(Person)
+        .where(Person.category == category, Person.status == PersonStatus.ACTIVE)
+    )
+    if with_face_data:
+        query = query.where(
+            select(FaceTemplate.id).where(FaceTemplate.person_id == Person.id).exists()
+        )
+    return _scalar(session, query)
