@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,26 @@ def test_help_and_version(args: tuple[str, ...]) -> None:
     proc = run(*args)
     assert proc.returncode == 0
     assert proc.stdout.strip()
+
+
+def test_embed_skips_a_bad_file_and_keeps_the_others(tmp_path: Path, examples: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    out = tmp_path / "faces"
+    proc = run("faces", "embed", broken, examples / "obama.jpg", "--out", out)
+    assert proc.returncode == 2
+    assert "broken.jpg: not an image file" in proc.stderr and "Traceback" not in proc.stderr
+    assert np.load(tmp_path / "faces.npy").shape == (1, 128)
+    assert (tmp_path / "faces.npy.json").is_file()
+
+
+def test_invalid_config_file_is_named(tmp_path: Path, examples: Path) -> None:
+    config = tmp_path / "cunan.toml"
+    config.write_text("[faces]\nmatch_threshold = 7\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cunan", "faces", "compare", str(examples / "obama.jpg"),
+         str(examples / "obama2.jpg")],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "CUNAN_CONFIG": str(config)},
+    )  # fmt: skip
+    assert_one_line_error(proc, str(config), "match_threshold")

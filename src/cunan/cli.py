@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -61,7 +60,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress (INFO).")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log everything, with tracebacks (DEBUG).")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -70,7 +71,8 @@ def _root(
     ] = False,
 ) -> None:
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        # -v shows DEBUG so that the traceback of an internal error is visible.
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -235,16 +237,29 @@ def faces_embed(
     engine = _engine(settings)
     rows: list[np.ndarray[Any, np.dtype[np.float32]]] = []
     index: list[dict[str, Any]] = []
+    failed = False
     for path in images:
-        image = _guard(partial(load_image, path, max_pixels=settings.faces.max_image_pixels))
+        # One bad file is reported and skipped; the others' embeddings are still written.
+        try:
+            image = load_image(path, max_pixels=settings.faces.max_image_pixels)
+        except ImageLoadError as exc:
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            failed = True
+            continue
         faces = engine.detect(image)
         if not faces:
-            _fail(f"{path}: no face found")
+            err_console.print(f"error: {path}: no face found", markup=False, highlight=False)
+            failed = True
+            continue
         chosen = faces if all_faces else [max(faces, key=lambda f: f.box.width * f.box.height)]
         vectors = engine.embed_faces(image, chosen)
         for face, vector in zip(chosen, vectors, strict=True):
             rows.append(vector)
             index.append({"file": str(path), "box": [round(v, 1) for v in face.box.as_list()]})
+    if not rows:
+        _fail("no face embedded; nothing written")
+    if out.suffix != ".npy":
+        out = out.with_name(out.name + ".npy")  # np.save would add it silently otherwise
     matrix = np.vstack(rows).astype(np.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, matrix)
@@ -258,6 +273,8 @@ def faces_embed(
         markup=False,
         highlight=False,
     )
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
 
 
 def _mount_subcommands() -> None:

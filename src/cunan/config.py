@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,6 +16,7 @@ from pydantic_settings import (
 
 from cunan.cases.settings import CaseSettings
 from cunan.duties.settings import DutySettings
+from cunan.matching.openset import OpenSetConfig
 from cunan.notify.settings import NotifySettings
 
 
@@ -26,15 +27,47 @@ class FaceSettings(BaseModel):
     #: Image doublings before HOG/CNN detection; 1 finds faces down to ~40 px.
     upsample: int = Field(default=1, ge=0, le=3)
     embed_runtime: Literal["auto", "dlib", "onnx"] = "auto"
-    #: Same-person threshold for 1:1 comparison (``cunan faces compare``); dlib's usual 0.6
-    #: on its raw descriptors (norm ~1.38) is ~0.44 here. Chosen by the
-    #: LFW 10-fold protocol on dlib's ResNet (see docs/benchmarks.md).
-    match_threshold: float = Field(default=0.44, gt=0.0, lt=2.0)
+    #: Same-person threshold for 1:1 comparison (``cunan faces compare``): the mean of the
+    #: LFW 10-fold thresholds for dlib's ResNet, 0.426 (docs/benchmarks.md section 3).
+    #: dlib's customary 0.6 applies to its raw descriptors (norm ~1.4), not to these.
+    match_threshold: float = Field(default=0.43, gt=0.0, lt=2.0)
     #: Largest image accepted, in pixels (width x height).
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     #: ONNX recognition model to use instead of dlib's ResNet (ArcFace-style, 112x112).
     onnx_model: Path | None = None
     threads: int = Field(default=1, ge=1)
+
+
+class MatchingSettings(BaseModel):
+    """Open-set decision rules (see cunan.matching.openset.OpenSetConfig for their meaning).
+
+    Defaults come from ``cunan bench identify`` on LFW (docs/benchmarks.md): re-check
+    ``min_score`` on the site's own data, since cohort scores shift with gallery size.
+    """
+
+    #: Sanity cap on the best person's distance (Euclidean, unit vectors).
+    max_distance: float = Field(default=0.55, ge=0.0, le=2.0)
+    #: Decides instead of the score when no cohort exists (a one-person gallery).
+    fallback_max_distance: float = Field(default=0.43, ge=0.0, le=2.0)
+    #: Cohort-normalised score (nats) a match must reach; higher is stricter.
+    min_score: float = 0.24
+    #: People in the identity and probe cohorts.
+    cohort_k: int = Field(default=16, ge=1, le=64)
+    #: Distance to a person over their templates: mean or nearest (min).
+    aggregation: Literal["mean", "min"] = "mean"
+    #: Optional margin (distance units) the runner-up person must be farther away.
+    min_margin: float | None = Field(default=None, ge=0.0)
+
+    def open_set_config(self) -> OpenSetConfig:
+        """The decision rules these settings describe."""
+        return OpenSetConfig(
+            max_distance=self.max_distance,
+            fallback_max_distance=self.fallback_max_distance,
+            min_score=self.min_score,
+            cohort_k=self.cohort_k,
+            aggregation=self.aggregation,
+            min_margin=self.min_margin,
+        )
 
 
 class RegistrySettings(BaseModel):
@@ -62,6 +95,7 @@ class Settings(BaseSettings):
 
     faces: FaceSettings = FaceSettings()
     registry: RegistrySettings = RegistrySettings()
+    matching: MatchingSettings = MatchingSettings()
     notify: NotifySettings = NotifySettings()
     cases: CaseSettings = CaseSettings()
     duties: DutySettings = DutySettings()
@@ -95,4 +129,13 @@ def load_settings() -> Settings:
     config_file = os.environ.get("CUNAN_CONFIG")
     if config_file and not Path(config_file).is_file():
         raise FileNotFoundError(f"{config_file}: CUNAN_CONFIG names a file that does not exist")
-    return Settings()
+    source = config_file or "CUNAN_* environment variables"
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"{source}: invalid settings: {problems}") from None
+    except ValueError as exc:  # TOML syntax errors
+        raise ValueError(f"{source}: invalid settings: {' '.join(str(exc).split())}") from None

@@ -137,3 +137,31 @@ def test_verify_repairs_an_index_that_drifted(database: Database) -> None:
     report = live.verify(service)
     assert (report.missing_added, report.stale_removed) == (1, 1)
     assert live.verify(service).consistent
+
+
+def test_a_person_with_many_templates_keeps_the_score_rule() -> None:
+    """More templates than the candidate window must not silence the cohort score."""
+    rng = np.random.default_rng(12)
+    centres = _unit(rng, 40)
+    rows = []
+    for person, centre in enumerate(centres):
+        count = 40 if person == 0 else 1
+        for v in _near(rng, centre, count, 0.35):
+            rows.append((len(rows), person, v))
+    vectors = np.vstack([r[2] for r in rows])
+    labels = [str(r[1]) for r in rows]
+    live = LiveGallery(model_id=MODEL, dim=DIM, candidates=16)
+    live._add_many(rows)
+    probes = np.vstack([_near(rng, centres[0], 1, 0.35), _near(rng, centres[5], 1, 0.35)])
+    expected = decide_many(Gallery.build(vectors, labels, model_id=MODEL), probes)
+    got = live.identify(probes)
+    for g, e in zip(got, expected, strict=True):
+        assert not np.isnan(g.decision.score)
+        assert g.decision.decision == e.decision and g.decision.identity == e.identity
+        assert g.decision.score == pytest.approx(e.score, abs=1e-4)
+
+
+def test_wrong_probe_shape_is_refused() -> None:
+    live = LiveGallery(model_id=MODEL, dim=DIM, index=NumpyExactIndex(dim=DIM, model_id=MODEL))
+    with pytest.raises(ValueError, match=r"\(n, 128\)"):
+        live.identify(np.zeros((2, 64), dtype=np.float32))

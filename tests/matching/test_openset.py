@@ -194,9 +194,13 @@ def test_empty_and_single_identity_galleries() -> None:
     assert result.decision == "unknown" and result.identity is None
     single = Gallery.build(basis(0)[None, :], ["a"], model_id="t")
     result = decide(single, basis(0), OpenSetConfig())
-    # No runner-up and no cohort: the distance rule alone decides.
+    # No runner-up and no cohort: the 1:1 fallback threshold decides, not the loose cap.
     assert result.decision == "known" and result.runner_up_identity is None
     assert np.isinf(result.margin)
+    assert any("fallback_max_distance" in r for r in result.reasons)
+    near_cap = (basis(0) + 0.5 * basis(1)) / np.linalg.norm(basis(0) + 0.5 * basis(1))
+    # 0.43 < distance ~0.46 <= max_distance 0.55: known by the cap, unknown by the fallback.
+    assert decide(single, near_cap.astype(np.float32), OpenSetConfig()).decision == "unknown"
 
 
 def test_default_and_baseline_configs_are_valid() -> None:

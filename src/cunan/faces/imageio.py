@@ -121,7 +121,9 @@ def _upright(img: Image.Image, source: str) -> Image.Image:
     try:
         return ImageOps.exif_transpose(img)
     except Exception as exc:  # noqa: BLE001 - malformed EXIF must not lose the picture
-        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", source, exc)
+        # File names are often people's names: the path stays at DEBUG.
+        logger.warning("ignoring an unreadable EXIF orientation (%s)", type(exc).__name__)
+        logger.debug("%s: unreadable EXIF orientation: %s", source, exc)
         return img
 
 

@@ -137,6 +137,8 @@ class LiveGallery:
         # Identity cohorts depend on every other person, so any change clears them; they
         # are recomputed for the people actually matched, one index search each.
         self._cohorts: dict[int, tuple[float, float]] = {}
+        # All templates stacked (rebuilt lazily after a change) for exact identity cohorts.
+        self._stack: tuple[NDArray[np.float32], NDArray[np.int64]] | None = None
         self.applied_seq = 0
 
     # -- building and following the registry ------------------------------------------------
@@ -243,6 +245,7 @@ class LiveGallery:
                 self._person_of[template_id] = person_id
                 self._vectors.setdefault(person_id, {})[template_id] = vector.reshape(-1)
             self._cohorts.clear()
+            self._stack = None
 
     def _remove_many(self, template_ids: Iterable[int]) -> None:
         ids = [int(i) for i in template_ids]
@@ -253,6 +256,7 @@ class LiveGallery:
             for template_id in ids:
                 self._drop_template(template_id)
             self._cohorts.clear()
+            self._stack = None
 
     def _drop_template(self, template_id: int) -> None:
         person = self._person_of.pop(template_id, None)
@@ -283,7 +287,14 @@ class LiveGallery:
         top: int = 5,
     ) -> list[Identification]:
         """Nearest people and the open-set decision for each probe row."""
-        probes = np.asarray(probes, dtype=np.float32).reshape(-1, self.dim)
+        probes = np.asarray(probes, dtype=np.float32)
+        if probes.ndim == 1:
+            probes = probes.reshape(1, -1)
+        if probes.ndim != 2 or probes.shape[1] != self.dim:
+            raise ValueError(
+                f"probes must be (n, {self.dim}) embeddings of {self.model_id}, "
+                f"got shape {probes.shape}"
+            )
         if qualities is not None and len(qualities) != len(probes):
             raise ValueError("need one quality (or None) per probe")
         config = self.config
@@ -306,7 +317,10 @@ class LiveGallery:
         return out
 
     def _candidate_people(self, queries: NDArray[np.float32], exclude: int | None) -> list[int]:
-        k = min(len(self._person_of), self._candidates)
+        # Room for the most-photographed person's templates on top of the candidates, so
+        # one person with many templates cannot crowd everybody else out of the top k.
+        most = max((len(t) for t in self._vectors.values()), default=0)
+        k = min(len(self._person_of), self._candidates + most)
         if k == 0:
             return []
         result = self._index.search(queries, k)
@@ -329,16 +343,25 @@ class LiveGallery:
         if kk == 0:
             stats = (float("nan"), float("nan"))
         else:
+            # Exact, from the templates held in memory: one scan of the gallery per person
+            # and change (cached), the same definition as Gallery.build's cohorts.
+            matrix, owners = self._stacked()
             own = np.vstack(list(self._vectors[person].values()))
-            others = self._candidate_people(own, exclude=person)[: kk + 8]
-            nearest = []
-            for other in others:
-                matrix = np.vstack(list(self._vectors[other].values()))
-                nearest.append(float(pairwise_distances(own, matrix).min()))
-            near = np.sort(np.asarray(nearest, dtype=np.float32))[:kk]
+            nearest_template = pairwise_distances(own, matrix).min(axis=0)
+            per_person = np.full(int(owners.max()) + 1, np.inf, dtype=np.float32)
+            np.minimum.at(per_person, owners, nearest_template)
+            per_person[person] = np.inf
+            near = np.sort(per_person[np.isfinite(per_person)])[:kk]
             stats = (float(near.mean()), float(max(near.std(), MIN_COHORT_STD)))
         self._cohorts[person] = stats
         return stats
+
+    def _stacked(self) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        if self._stack is None:
+            rows = [(p, v) for p, held in self._vectors.items() for v in held.values()]
+            matrix = np.vstack([v.reshape(1, -1) for _, v in rows]).astype(np.float32)
+            self._stack = (matrix, np.asarray([p for p, _ in rows], dtype=np.int64))
+        return self._stack
 
     def _identify_one(
         self,

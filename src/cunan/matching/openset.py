@@ -37,7 +37,7 @@ class OpenSetConfig:
 
     Distances are Euclidean distances between L2-normalised embeddings (0 = identical,
     2 = opposite); for dlib's ResNet the best LFW same/different threshold is about 0.43
-    on this scale (dlib's own 0.6 is on its unnormalised vectors, norm ~1.41).
+    on this scale (dlib's own 0.6 is on its unnormalised vectors, norm ~1.2-1.7, ~1.4 typical).
 
     - ``max_distance``: the best identity must be at most this far (the baseline rule).
     - ``min_margin``: the runner-up IDENTITY must be at least this much farther than the
@@ -68,9 +68,13 @@ class OpenSetConfig:
     ``mean`` aggregation beat ``min`` with two enrolment photos per person. The cohort
     scores depend somewhat on gallery size: re-check min_score on the site's own data.
     ``max_distance`` 0.55 is a sanity cap that did not bind on LFW at FPIR <= 10%.
+    ``fallback_max_distance`` replaces the score rule when no cohort exists (a gallery of
+    one person): 0.43 is the LFW 10-fold same/different threshold, so a village's first
+    enrolments are judged by the tested 1:1 operating point, not by the loose cap.
     """
 
     max_distance: float = 0.55
+    fallback_max_distance: float = 0.43
     min_margin: float | None = None
     normalisation: Normalisation = "symmetric"
     score_form: ScoreForm = "log_ratio"
@@ -82,6 +86,8 @@ class OpenSetConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_distance <= 2.0:
             raise ValueError("max_distance must be within [0, 2]")
+        if not 0.0 <= self.fallback_max_distance <= 2.0:
+            raise ValueError("fallback_max_distance must be within [0, 2]")
         if self.min_margin is not None and self.min_margin < 0:
             raise ValueError("min_margin must be >= 0")
         if not 1 <= self.cohort_k <= MAX_COHORT:
@@ -334,8 +340,10 @@ def score_candidates(
     if config.min_margin is not None:
         known &= margin >= config.min_margin
     if config.normalisation != "none" and config.min_score is not None:
-        # A missing score (gallery too small for a cohort) does not block: the other rules decide.
-        known &= np.isnan(score) | (score >= config.min_score)
+        # No cohort (a one-person gallery): the score cannot be judged, so the tested 1:1
+        # threshold stands in for it rather than letting the loose sanity cap decide alone.
+        no_score = np.isnan(score)
+        known &= np.where(no_score, d1 <= config.fallback_max_distance, score >= config.min_score)
     return MatchArrays(
         best=best,
         distance=d1,
@@ -447,7 +455,11 @@ def explain(
             )
         if config.normalisation != "none" and config.min_score is not None:
             if np.isnan(score):
-                reasons.append(f"{config.normalisation} score unavailable (cohort too small)")
+                ok = "<=" if d1 <= config.fallback_max_distance else ">"
+                reasons.append(
+                    f"{config.normalisation} score unavailable (cohort too small): distance "
+                    f"{d1:.3f} {ok} fallback_max_distance {config.fallback_max_distance:.3f}"
+                )
             else:
                 ok = ">=" if score >= config.min_score else "<"
                 reasons.append(
