@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from cunan.audit import AuditLog, verify_chain
 from cunan.registry import cli as registry_cli
+from cunan.storage.database import Database, sqlite_url
 
 ID = "330102199001011234"
 
@@ -89,12 +92,38 @@ def test_init_add_list_show_export_rotate(app: typer.Typer, tmp_path: Path, phot
     assert rows[0]["face_templates"] == "1"
 
     code, out, err = run(app, "keys", "rotate", "--data-dir", str(data))
-    assert code == 0 and "re-encrypted 1 template(s) and 1 photo(s)" in out, err
+    assert code == 0 and "re-encrypted 1 template(s), 1 photo(s)" in out, err
     code, out, _ = run(app, "people", "show", str(person_id), "--data-dir", str(data))
     assert code == 0
 
     code, out, _ = run(app, "people", "remove", str(person_id), "--yes", "--data-dir", str(data))
     assert code == 0 and "1 template(s)" in out
+
+    # Every command above is in the audit log, by the OS account, with ids and counts only.
+    database = Database.open(sqlite_url(data))
+    try:
+        entries = list(reversed(AuditLog(database).recent(limit=100)))
+        report = verify_chain(database)
+    finally:
+        database.dispose()
+    assert report.ok and report.entries == len(entries)
+    assert [e.action for e in entries] == [
+        "place.create",  # init: the village
+        "user.create",  # init: the admin
+        "person.create",
+        "registry.export",
+        "key.rotate",
+        "person.remove",
+    ]
+    assert all(e.actor.startswith("cli:") for e in entries)
+    created, exported, rotated, removed = entries[2:]
+    assert created.target_id == str(person_id) and created.details["templates"] == 1
+    assert exported.details["rows"] == 1
+    assert rotated.details["templates"] == 1 and rotated.details["photos"] == 1
+    assert removed.target_id == str(person_id) and removed.details["templates"] == 1
+    for entry in entries:
+        flat = json.dumps(dict(entry.details), ensure_ascii=False)
+        assert "李四" not in flat and ID not in flat and "1234" not in flat
 
 
 def test_people_add_refuses_without_consent_or_with_a_bad_photo(

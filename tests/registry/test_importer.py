@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
+from cunan.config import RegistrySettings
 from cunan.registry.importer import ImportOptions, RowStatus, import_roster
 from cunan.registry.records import NewPerson
 from cunan.registry.roster import RowProblem
@@ -202,3 +203,51 @@ def test_utf8_bom_csv_with_worker_processes(
     assert counts(service) == (2, 2, 3, 2)
     consent = service.consents_of(report.outcomes[0].person_id or 0)[0]
     assert consent.collected_at.astimezone(UTC).date().isoformat() == "2024-03-01"
+
+
+def test_photo_gone_after_the_check_fails_only_its_row(
+    database_with_photos: tuple[RegistryService, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cunan.registry import importer
+
+    service, folder = database_with_photos
+    real_check = importer._check_photos
+
+    def check_then_lose(jobs: list[importer._PhotoJob]) -> list[importer._PhotoResult]:
+        results = real_check(jobs)
+        (folder / "moved.jpg").unlink(missing_ok=True)  # moved away after the check
+        return results
+
+    monkeypatch.setattr(importer, "_check_photos", check_then_lose)
+    rows = [
+        f"王小明,{id_number(1)},户籍,{HOUSE},,,moved.jpg,{CONSENT}",
+        f"李四,{id_number(2)},户籍,{HOUSE},,,biden.jpg,{CONSENT}",
+    ]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    report = import_roster(roster, service, options(folder))
+    assert [o.status for o in report.outcomes] == [RowStatus.FAILED, RowStatus.IMPORTED]
+    [problem] = report.problems
+    assert (problem.row, problem.column) == (2, "照片")
+    assert problem.reason.startswith("moved.jpg: photo could not be read")
+    assert [p.name for p in service.list_people()] == ["李四"]
+
+
+@pytest.fixture
+def database_with_photos(photos: Path, tmp_path: Path) -> Iterator[tuple[RegistryService, Path]]:
+    """A service that keeps enrolment photos (so the import reads them) and its own folder."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    shutil.copy(folder / "obama.jpg", folder / "moved.jpg")
+    database = Database.open(sqlite_url(tmp_path))
+    upgrade(database)
+    svc = RegistryService(
+        database,
+        FieldCipher(KeyRing.generate()),
+        settings=RegistrySettings(keep_enrolment_photos=True),
+    )
+    svc.add_house(svc.add_village("桃源村"), HOUSE)
+    yield svc, folder
+    database.dispose()

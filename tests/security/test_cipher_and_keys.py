@@ -71,3 +71,30 @@ def test_rotation_keeps_old_keys_until_retired() -> None:
     rotated = ring.with_new_active_key()
     assert rotated.active != ring.active and ring.active in rotated.keys
     assert set(rotated.only_active().keys) == {rotated.active}
+
+
+def test_key_file_directory_is_fsynced_after_each_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cunan.security import keys as keys_module
+
+    path = tmp_path / "cunan.key"
+    seen: list[tuple[Path, str | None]] = []
+
+    def record(directory: Path) -> None:
+        # By then the new file must be in place under its final name.
+        seen.append((directory, KeyRing.load(path).active if path.exists() else None))
+
+    monkeypatch.setattr(keys_module, "fsync_directory", record)
+    first = KeyRing.generate()
+    first.save(path, overwrite=False)
+    second = first.with_new_active_key()
+    second.save(path)
+    second.only_active().save(path)
+    assert seen == [(tmp_path, first.active), (tmp_path, second.active), (tmp_path, second.active)]
+
+
+def test_fsync_directory_runs_on_a_real_directory(tmp_path: Path) -> None:
+    from cunan.security.keys import fsync_directory
+
+    fsync_directory(tmp_path)  # no error: the directory can be opened and flushed

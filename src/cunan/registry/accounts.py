@@ -6,7 +6,9 @@ import logging
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.orm import Session
 
+from cunan.audit.log import AuditAction, AuditLog, DetailValue, system_actor, user_actor
 from cunan.registry.errors import InvalidRecordError, NotFoundError
 from cunan.registry.records import UserView
 from cunan.storage.database import Database
@@ -20,11 +22,44 @@ MIN_PASSWORD_LENGTH = 8
 
 
 class AccountService:
-    """Create users and check their passwords; one transaction per call."""
+    """Create users and check their passwords; one transaction per call.
 
-    def __init__(self, database: Database, hasher: PasswordHasher | None = None) -> None:
+    With an ``audit`` log, user creation, logins and failed logins are recorded in the same
+    transaction (ids and reason codes only: never the username tried or the password).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        hasher: PasswordHasher | None = None,
+        *,
+        audit: AuditLog | None = None,
+        actor: str | None = None,
+    ) -> None:
         self.database = database
         self._hasher = hasher or PasswordHasher()
+        self.audit = audit
+        #: Who creates users (``cli:<account>``, ``user:<id>``); logins name the user.
+        self.actor = actor or system_actor()
+
+    def _audit(
+        self,
+        session: Session,
+        action: str,
+        *,
+        actor: str,
+        user_id: int | None,
+        details: dict[str, DetailValue] | None = None,
+    ) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                action,
+                actor=actor,
+                target_type="user" if user_id is not None else None,
+                target_id=user_id,
+                details=details,
+                session=session,
+            )
 
     def create_user(
         self,
@@ -53,6 +88,13 @@ class AccountService:
                     village_id=village_id,
                 )
             )
+            self._audit(
+                session,
+                AuditAction.USER_CREATE,
+                actor=self.actor,
+                user_id=user.id,
+                details={"role": role.value, "village_id": village_id},
+            )
             return user.id
 
     def authenticate(self, username: str, password: str) -> UserView | None:
@@ -63,13 +105,29 @@ class AccountService:
             if user is None or user.disabled_at is not None:
                 # Same work as a real check, so timing does not tell which usernames exist.
                 self._hasher.hash(password)
+                self._audit(
+                    session,
+                    AuditAction.LOGIN_FAILED,
+                    # Whoever tried is not known to be that user: the service's actor.
+                    actor=self.actor,
+                    user_id=None if user is None else user.id,
+                    details={"reason": "unknown_user" if user is None else "disabled"},
+                )
                 return None
             try:
                 self._hasher.verify(user.password_hash, password)
             except (VerifyMismatchError, VerificationError, InvalidHashError):
+                self._audit(
+                    session,
+                    AuditAction.LOGIN_FAILED,
+                    actor=self.actor,
+                    user_id=user.id,
+                    details={"reason": "bad_password"},
+                )
                 return None
             if self._hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = self._hasher.hash(password)
+            self._audit(session, AuditAction.LOGIN, actor=user_actor(user.id), user_id=user.id)
             return _view(user)
 
     def disable_user(self, user_id: int) -> None:

@@ -142,12 +142,22 @@ def init_command(
 
 @keys_app.command("rotate")
 def keys_rotate(data_dir: DataDirOption = None) -> None:
-    """Re-encrypt all face templates and photos with a new key, then retire the old key."""
+    """Re-encrypt all encrypted data with a new key, then retire the old key.
+
+    Stop 'cunan worker' and 'cunan serve' first: they keep the old key in memory.
+    """
     with _registry(data_dir) as (registry, _):
-        report = rotate_keys(registry.database, registry.key_file)
+        report = rotate_keys(
+            registry.database,
+            registry.key_file,
+            audit=registry.audit,
+            actor=registry.service.actor,
+        )
     console.print(
-        f"re-encrypted {report.templates} template(s) and {report.photos} photo(s) with key "
-        f"{report.new_key_id}; retired {', '.join(report.retired_key_ids) or 'nothing'}. "
+        f"re-encrypted {report.templates} template(s), {report.photos} photo(s), "
+        f"{report.sighting_crops} sighting crop(s), {report.sighting_embeddings} sighting "
+        f"embedding(s) and {report.quiet_faces} quiet face(s) with key {report.new_key_id}; "
+        f"retired {', '.join(report.retired_key_ids) or 'nothing'}. "
         "Back up the key file again.",
         markup=False,
         highlight=False,
@@ -519,7 +529,10 @@ def identify_command(
         picture = load_image(image, max_pixels=settings.faces.max_image_pixels)
         faces = engine.analyze(picture, embed=True)
         gallery = LiveGallery.load(
-            registry.service, model_id=engine.model_id, dim=engine.embedder.dim
+            registry.service,
+            model_id=engine.model_id,
+            dim=engine.embedder.dim,
+            config=settings.matching.open_set_config(),
         )
         if not faces:
             _fail(f"{image}: no face found")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
+from cunan.audit.log import AuditLog, cli_actor
 from cunan.config import Settings
 from cunan.registry.accounts import AccountService, check_password_strength
 from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
@@ -56,6 +57,8 @@ class Registry:
     database: Database
     service: RegistryService
     accounts: AccountService
+    #: The audit log the services record into (None only for tools that do not audit).
+    audit: AuditLog | None = None
 
     def close(self) -> None:
         self.database.dispose()
@@ -70,9 +73,17 @@ def open_database(data_dir: Path, settings: Settings) -> Database:
 
 
 def open_registry(
-    data_dir: Path, settings: Settings, *, listener: TemplateListener | None = None
+    data_dir: Path,
+    settings: Settings,
+    *,
+    listener: TemplateListener | None = None,
+    actor: str | None = None,
 ) -> Registry:
-    """Open an initialised data dir: check the key file, migrate the schema to head."""
+    """Open an initialised data dir: check the key file, migrate the schema to head.
+
+    The services record every change in the audit log, as ``actor`` (default: the operating
+    system account running the command, ``cli:<name>``).
+    """
     key_file = key_file_path(data_dir, settings)
     if not key_file.exists() and not (data_dir / SQLITE_FILENAME).exists():
         raise NotInitialisedError(
@@ -85,13 +96,23 @@ def open_registry(
     except BaseException:
         database.dispose()
         raise
-    service = RegistryService(database, FieldCipher(keyring), settings.registry, listener=listener)
+    audit = AuditLog(database)
+    who = actor or cli_actor()
+    service = RegistryService(
+        database,
+        FieldCipher(keyring),
+        settings.registry,
+        listener=listener,
+        audit=audit,
+        actor=who,
+    )
     return Registry(
         data_dir=data_dir,
         key_file=key_file,
         database=database,
         service=service,
-        accounts=AccountService(database),
+        accounts=AccountService(database, audit=audit, actor=who),
+        audit=audit,
     )
 
 
@@ -119,7 +140,8 @@ def initialise(
     created_key = False
     try:
         upgrade(database)
-        accounts = AccountService(database)
+        audit = AuditLog(database)
+        accounts = AccountService(database, audit=audit, actor=cli_actor())
         if accounts.count_users():
             raise AlreadyInitialisedError(
                 f"database {database.url} already has users; refusing to initialise it again "
@@ -127,7 +149,13 @@ def initialise(
             )
         KeyRing.generate().save(key_file, overwrite=False)
         created_key = True
-        service = RegistryService(database, FieldCipher(KeyRing.load(key_file)), settings.registry)
+        service = RegistryService(
+            database,
+            FieldCipher(KeyRing.load(key_file)),
+            settings.registry,
+            audit=audit,
+            actor=cli_actor(),
+        )
         village_id = service.add_village(village_name)
         accounts.create_user(admin_username, admin_password, UserRole.ADMIN, village_id=village_id)
     except BaseException:
@@ -142,4 +170,5 @@ def initialise(
         database=database,
         service=service,
         accounts=accounts,
+        audit=audit,
     )

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from cunan.registry.service import RegistryService
+
+#: Audit action of an export (details: row count and filter, never the file's content).
+REGISTRY_EXPORT = "registry.export"
 
 EXPORT_COLUMNS = (
     "person_id",
@@ -64,14 +70,42 @@ def write_export_csv(
     village_id: int | None = None,
     encoding: str = "utf-8-sig",
 ) -> int:
-    """Write the export; returns the number of people. UTF-8 with BOM opens in Excel as is."""
+    """Write the export; returns the number of people. UTF-8 with BOM opens in Excel as is.
+
+    The file holds names and phone numbers, so it (and its temporary file) is created with
+    mode 0600 whatever the umask; the temporary file is removed if writing fails. The export
+    is recorded in the service's audit log (row count only).
+    """
+    codecs.lookup(encoding)  # an unknown encoding fails here, before any file exists
     count = 0
     tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", newline="", encoding=encoding) as fh:
-        writer = csv.writer(fh)
-        writer.writerow(EXPORT_COLUMNS)
-        for row in export_rows(service, village_id=village_id):
-            writer.writerow(row)
-            count += 1
-    tmp.replace(path)  # never leave half an export under the final name
+    # O_EXCL: never write into (or through a symlink at) a file someone else left there.
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding=encoding) as fh:
+            if os.name == "posix":
+                os.fchmod(fh.fileno(), 0o600)  # the mode given to open() is masked by umask
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in export_rows(service, village_id=village_id):
+                writer.writerow(row)
+                count += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)  # never leave half an export under the final name
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    try:
+        service.record_audit(
+            REGISTRY_EXPORT,
+            details={"rows": count, "village_id": village_id, "format": "csv"},
+        )
+    except BaseException:
+        # An export nobody can account for is not left behind.
+        path.unlink(missing_ok=True)
+        raise
     return count

@@ -532,6 +532,18 @@ def _finish_row(
     except (RegistryError, StorageError) as exc:
         item.problems.append(RowProblem(r.row, roster.header(_column_of(exc)), str(exc)))
         return RowOutcome(r.row, RowStatus.FAILED)
+    except OSError as exc:
+        # A photo moved, deleted or made unreadable after it was checked: this row fails,
+        # the import goes on and the report says why.
+        name = Path(os.fsdecode(exc.filename)).name if exc.filename else "photo"
+        item.problems.append(
+            RowProblem(
+                r.row,
+                roster.header("photos"),
+                f"{name}: photo could not be read ({exc.strerror or exc})",
+            )
+        )
+        return RowOutcome(r.row, RowStatus.FAILED)
     directory.remember(
         person_id, r.name, r.id_number, person_key(r.name, r.house_address, r.room or r.household)
     )
@@ -559,6 +571,11 @@ def _write_person(
 ) -> int:
     r = item.row
     assert r.name is not None and r.category is not None
+    # Photo bytes first: an unreadable photo (OSError) fails the row before a house or room
+    # is created for it.
+    templates = [
+        _template(item.results[i], item.photo_paths[i], service) for i in sorted(item.results)
+    ]
     landlord_id = directory.landlord_id(r.landlord) if r.landlord else None
     house_id = (
         directory.house_id(r.house_address, create=options.create_places, landlord_id=landlord_id)
@@ -582,9 +599,6 @@ def _write_person(
             reported_by=options.reported_by,
             landlord_id=landlord_id,
         )
-    templates = [
-        _template(item.results[i], item.photo_paths[i], service) for i in sorted(item.results)
-    ]
     consent = None
     if templates:
         assert r.consent_by is not None and r.consent_date is not None

@@ -1,4 +1,10 @@
-"""Key rotation: re-encrypt every template and photo with a new key, then retire the old."""
+"""Key rotation: re-encrypt every stored ciphertext with a new key, then retire the old.
+
+Every table holding ciphertext is covered: face templates, enrolment photos, sighting crops
+and embeddings, and the cases' quiet faces (visitors, negative examples). Each value is
+re-encrypted with exactly the associated data its writer used; the context functions are
+imported from the writers so the two can never drift apart.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cunan.audit.log import AuditAction, AuditLog, system_actor
+from cunan.cases.service import quiet_face_context
+from cunan.pipeline.store import crop_context, embedding_context
 from cunan.registry.service import photo_context, template_context
 from cunan.security.cipher import FieldCipher
 from cunan.security.keys import KeyFileError, KeyRing
@@ -23,20 +32,51 @@ class RotationReport:
     retired_key_ids: tuple[str, ...]
     templates: int
     photos: int
+    sighting_crops: int
+    sighting_embeddings: int
+    quiet_faces: int
 
 
-def rotate_keys(database: Database, key_file: Path) -> RotationReport:
-    """Make a new key active and re-encrypt all face data with it in one transaction.
+class RotationNotDurableError(KeyFileError):
+    """The re-encryption committed but could not be forced to disk; the old key is kept."""
+
+
+def rotate_keys(
+    database: Database,
+    key_file: Path,
+    *,
+    audit: AuditLog | None = None,
+    actor: str | None = None,
+) -> RotationReport:
+    """Make a new key active and re-encrypt all encrypted data with it in one transaction.
+
+    Run it while ``cunan worker`` and ``cunan serve`` are stopped: they hold the key ring in
+    memory and would go on writing with the retired key.
 
     Order matters for crash safety: the new key is written to the key file (beside the old
-    ones) before the database changes; the old keys are removed only after the commit. A crash
-    at any point leaves every stored value decryptable with the key file on disk.
+    ones) before the database changes; the old keys are removed only after the commit is
+    durable on disk (SQLite: a full WAL checkpoint). A crash at any point leaves every stored
+    value decryptable with the key file on disk.
+
+    Refuses (KeyFileError, nothing changed) when stored rows were encrypted with a key that
+    is not in the key file: rotating would fail on them, and they point to a wrong or
+    outdated key file.
     """
     old = KeyRing.load(key_file)
+    with database.transaction() as session:
+        unknown = RegistryRepository(session).key_ids_in_use() - set(old.keys)
+    if unknown:
+        raise KeyFileError(
+            f"refusing to rotate: stored data is encrypted with key(s) "
+            f"{', '.join(sorted(unknown))} that {key_file} does not hold (an old key file "
+            "restored, or the wrong one?). Restore the key file that holds them; nothing "
+            "was changed"
+        )
     ring = old.with_new_active_key()
     ring.save(key_file)
     cipher = FieldCipher(ring)
-    templates = photos = 0
+    retired = tuple(sorted(k for k in ring.keys if k != ring.active))
+    templates = photos = crops = embeddings = quiet = 0
     with database.transaction() as session:
         repo = RegistryRepository(session)
         after = 0
@@ -57,18 +97,112 @@ def rotate_keys(database: Database, key_file: Path) -> RotationReport:
                 photos += 1
             after = photo_batch[-1].id
             session.expunge_all()
+        after = 0
+        while sighting_batch := repo.sighting_batch(after_id=after, limit=BATCH):
+            for sighting in sighting_batch:
+                crop = embedding = None
+                if sighting.crop_ciphertext is not None:
+                    ctx = crop_context(sighting.id, sighting.camera_name)
+                    plain = cipher.decrypt(
+                        sighting.crop_ciphertext, ctx, what=f"sighting {sighting.id} crop"
+                    )
+                    crop = cipher.encrypt(plain, ctx)
+                    crops += 1
+                if sighting.embedding_ciphertext is not None:
+                    ctx = embedding_context(sighting.id, sighting.model_id)
+                    plain = cipher.decrypt(
+                        sighting.embedding_ciphertext,
+                        ctx,
+                        what=f"sighting {sighting.id} embedding",
+                    )
+                    embedding = cipher.encrypt(plain, ctx)
+                    embeddings += 1
+                repo.set_sighting_ciphertexts(
+                    sighting.id, crop=crop, embedding=embedding, key_id=ring.active
+                )
+            after = sighting_batch[-1].id
+            session.expunge_all()
+        after = 0
+        while quiet_batch := repo.quiet_face_batch(after_id=after, limit=BATCH):
+            for face in quiet_batch:
+                ctx = quiet_face_context(face.id, face.case_id, face.model_id)
+                plain = cipher.decrypt(face.ciphertext, ctx, what=f"quiet face {face.id}")
+                repo.set_quiet_face_ciphertext(face.id, cipher.encrypt(plain, ctx), ring.active)
+                quiet += 1
+            after = quiet_batch[-1].id
+            session.expunge_all()
         still_old = repo.key_ids_in_use() - {ring.active}
         if still_old:
             raise KeyFileError(f"rotation incomplete: keys {sorted(still_old)} still in use")
-    retired = tuple(sorted(k for k in ring.keys if k != ring.active))
+        if audit is not None:
+            audit.record(
+                AuditAction.KEY_ROTATE,
+                actor=actor or system_actor(),
+                target_type="key",
+                target_id=ring.active,
+                details={
+                    "new_key_id": ring.active,
+                    "retired_key_ids": list(retired),
+                    "templates": templates,
+                    "photos": photos,
+                    "sighting_crops": crops,
+                    "sighting_embeddings": embeddings,
+                    "quiet_faces": quiet,
+                },
+                session=session,
+            )
+    make_durable(database)
     ring.only_active().save(key_file)
     logger.info(
-        "rotated keys: %d template(s), %d photo(s) now under %s; retired %s",
+        "rotated keys: %d template(s), %d photo(s), %d sighting crop(s), %d sighting "
+        "embedding(s), %d quiet face(s) now under %s; retired %s",
         templates,
         photos,
+        crops,
+        embeddings,
+        quiet,
         ring.active,
         ", ".join(retired),
     )
     return RotationReport(
-        new_key_id=ring.active, retired_key_ids=retired, templates=templates, photos=photos
+        new_key_id=ring.active,
+        retired_key_ids=retired,
+        templates=templates,
+        photos=photos,
+        sighting_crops=crops,
+        sighting_embeddings=embeddings,
+        quiet_faces=quiet,
     )
+
+
+def make_durable(database: Database) -> None:
+    """Make sure committed transactions are on disk before the old key is deleted.
+
+    SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit reaches the WAL file but is
+    fsynced only at a checkpoint, so a power cut right after the commit could lose the
+    re-encryption while the key file (already without the old key) survives. A FULL
+    checkpoint copies the WAL into the database file and fsyncs it. PostgreSQL commits are
+    durable already (with the default ``synchronous_commit=on``).
+    """
+    if not database.is_sqlite:
+        return
+    with database.engine.connect() as conn:
+        # The raw connection, so SQLAlchemy issues no BEGIN: a checkpoint runs outside any
+        # transaction of this connection.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(FULL)")
+            # (busy, WAL frames, frames checkpointed); busy = 1: it could not finish.
+            row = cursor.fetchone()
+            busy = 1 if row is None else int(row[0])
+        finally:
+            cursor.close()
+    if busy:
+        raise RotationNotDurableError(
+            "the re-encryption is committed, but the database stayed busy and could not be "
+            "checkpointed to disk (is 'cunan worker' or 'cunan serve' running? stop them "
+            "first). The old key stays in the key file, so everything still decrypts; run "
+            "'cunan keys rotate' again to retire it"
+        )

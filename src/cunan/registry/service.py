@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
@@ -11,6 +12,7 @@ from typing import TypeVar
 import numpy as np
 from sqlalchemy.exc import IntegrityError
 
+from cunan.audit.log import AuditLog, DetailValue, system_actor
 from cunan.config import RegistrySettings
 from cunan.registry.errors import (
     ConsentRequiredError,
@@ -60,6 +62,19 @@ from cunan.storage.tables import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Audit actions of registry changes (``details`` hold ids and counts only).
+PERSON_CREATE = "person.create"
+PERSON_REMOVE = "person.remove"
+PERSON_STATUS = "person.status"
+CONSENT_RECORD = "consent.record"
+CONSENT_WITHDRAW = "consent.withdraw"
+TEMPLATE_ADD = "template.add"
+TEMPLATE_DELETE = "template.delete"
+TEMPLATE_PURGE = "template.purge"
+TENANCY_ADD = "tenancy.add"
+TENANCY_MOVE_OUT = "tenancy.move_out"
+PLACE_CREATE = "place.create"
 
 
 def template_context(template_id: int, person_id: int, model_id: str) -> bytes:
@@ -115,15 +130,67 @@ class RegistryService:
         *,
         listener: TemplateListener | None = None,
         clock: Callable[[], datetime] | None = None,
+        audit: AuditLog | None = None,
+        actor: str | None = None,
     ) -> None:
         self.database = database
         self.cipher = cipher
         self.settings = settings or RegistrySettings()
         self._listeners: list[TemplateListener] = [listener] if listener is not None else []
         self._clock = clock or (lambda: datetime.now(UTC))
+        #: When set, every change is recorded in the audit log in the change's transaction.
+        self.audit = audit
+        #: Who the audit entries name (``user:<id>``, ``cli:<account>``, ``system``).
+        self.actor = actor or system_actor()
 
     def add_listener(self, listener: TemplateListener) -> None:
         self._listeners.append(listener)
+
+    def acting_as(self, actor: str) -> RegistryService:
+        """The same service (database, key, listeners, audit log) recording ``actor``."""
+        other = copy.copy(self)
+        other.actor = actor
+        return other
+
+    def record_audit(
+        self,
+        action: str,
+        *,
+        target_type: str | None = None,
+        target_id: int | str | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+    ) -> None:
+        """Record an entry in its own transaction (for reads such as exports); no-op without
+        an audit log."""
+        if self.audit is not None:
+            self.audit.record(
+                action,
+                actor=self.actor,
+                target_type=target_type,
+                target_id=target_id,
+                details=details,
+            )
+
+    def _audit(
+        self,
+        repo: RegistryRepository,
+        action: str,
+        *,
+        target_type: str,
+        target_id: int,
+        details: Mapping[str, DetailValue] | None = None,
+    ) -> None:
+        """Record inside the change's own transaction: both commit or neither does. Called
+        last in a transaction, since on PostgreSQL the append lock is held until the end."""
+        if self.audit is not None:
+            self.audit.record(
+                action,
+                actor=self.actor,
+                target_type=target_type,
+                target_id=target_id,
+                details=details,
+                session=repo.session,
+            )
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -157,9 +224,13 @@ class RegistryService:
 
     def add_village(self, name: str, *, code: str | None = None) -> int:
         name = _required(name, "village name")
-        return self._write(
-            lambda repo, _: _unique(repo, Village(name=name, code=code), "village").id
-        )
+
+        def act(repo: RegistryRepository, _: _Events) -> int:
+            row = _unique(repo, Village(name=name, code=code), "village")
+            self._audit(repo, PLACE_CREATE, target_type="village", target_id=row.id)
+            return row.id
+
+        return self._write(act)
 
     def village_id_by_name(self, name: str) -> int:
         village = self._read(lambda repo: repo.village_by_name(name))
@@ -181,7 +252,15 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.village(village_id), "village", village_id)
-            return _unique(repo, GridArea(village_id=village_id, name=name), "grid area").id
+            row = _unique(repo, GridArea(village_id=village_id, name=name), "grid area")
+            self._audit(
+                repo,
+                PLACE_CREATE,
+                target_type="grid_area",
+                target_id=row.id,
+                details={"village_id": village_id},
+            )
+            return row.id
 
         return self._write(act)
 
@@ -192,8 +271,19 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.village(village_id), "village", village_id)
-            row = Landlord(village_id=village_id, name=name, phone=phone, user_id=user_id)
-            return _unique(repo, row, "landlord").id
+            row = _unique(
+                repo,
+                Landlord(village_id=village_id, name=name, phone=phone, user_id=user_id),
+                "landlord",
+            )
+            self._audit(
+                repo,
+                PLACE_CREATE,
+                target_type="landlord",
+                target_id=row.id,
+                details={"village_id": village_id, "user_id": user_id},
+            )
+            return row.id
 
         return self._write(act)
 
@@ -219,10 +309,24 @@ class RegistryService:
                 raise InvalidRecordError(
                     f"house address {address!r} is already registered in village {village_id}"
                 )
-            row = House(
-                village_id=village_id, address=address, area_id=area_id, landlord_id=landlord_id
+            row = _unique(
+                repo,
+                House(
+                    village_id=village_id,
+                    address=address,
+                    area_id=area_id,
+                    landlord_id=landlord_id,
+                ),
+                "house",
             )
-            return _unique(repo, row, "house").id
+            self._audit(
+                repo,
+                PLACE_CREATE,
+                target_type="house",
+                target_id=row.id,
+                details={"village_id": village_id, "area_id": area_id, "landlord_id": landlord_id},
+            )
+            return row.id
 
         return self._write(act)
 
@@ -233,8 +337,19 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.house(house_id), "house", house_id)
-            row = Room(house_id=house_id, label=label, capacity=capacity)
-            return _unique(repo, row, f"room {label!r} of house {house_id}").id
+            row = _unique(
+                repo,
+                Room(house_id=house_id, label=label, capacity=capacity),
+                f"room {label!r} of house {house_id}",
+            )
+            self._audit(
+                repo,
+                PLACE_CREATE,
+                target_type="room",
+                target_id=row.id,
+                details={"house_id": house_id, "capacity": capacity},
+            )
+            return row.id
 
         return self._write(act)
 
@@ -245,8 +360,19 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.house(house_id), "house", house_id)
-            row = Household(house_id=house_id, name=name, registration_number=registration_number)
-            return _unique(repo, row, f"household of house {house_id}").id
+            row = _unique(
+                repo,
+                Household(house_id=house_id, name=name, registration_number=registration_number),
+                f"household of house {house_id}",
+            )
+            self._audit(
+                repo,
+                PLACE_CREATE,
+                target_type="household",
+                target_id=row.id,
+                details={"house_id": house_id},
+            )
+            return row.id
 
         return self._write(act)
 
@@ -302,12 +428,35 @@ class RegistryService:
                 non_face_note=person.non_face_note,
             )
             _unique(repo, row, "person", village_id=person.village_id, id_number=id_number)
+            consent_id: int | None = None
+            template_ids: list[int] = []
             if consent is not None:
                 consent_row = repo.add(_consent_row(row.id, consent))
-                for template in templates:
+                consent_id = consent_row.id
+                template_ids = [
                     self._store_template(repo, events, row, consent_row, template)
-            if tenancy is not None:
-                self._insert_tenancy(repo, row.id, tenancy)
+                    for template in templates
+                ]
+            tenancy_id = (
+                self._insert_tenancy(repo, row.id, tenancy) if tenancy is not None else None
+            )
+            self._audit(
+                repo,
+                PERSON_CREATE,
+                target_type="person",
+                target_id=row.id,
+                details={
+                    "village_id": person.village_id,
+                    "household_id": person.household_id,
+                    "consent_id": consent_id,
+                    "templates": len(template_ids),
+                    "template_ids": template_ids,
+                    "tenancy_id": tenancy_id,
+                    "room_id": tenancy.room_id if tenancy is not None else None,
+                    "minor": is_minor,
+                    "non_face_alternative": person.non_face_note is not None,
+                },
+            )
             return row.id
 
         person_id = self._write(act)
@@ -322,6 +471,13 @@ class RegistryService:
             self._check_consent(consent, is_minor=person.is_minor, who=f"person {person_id}")
             row = repo.add(_consent_row(person_id, consent))
             person.non_face_alternative = False
+            self._audit(
+                repo,
+                CONSENT_RECORD,
+                target_type="person",
+                target_id=person_id,
+                details={"consent_id": row.id, "guardian": row.guardian_name is not None},
+            )
             return row.id
 
         return self._write(act)
@@ -345,12 +501,23 @@ class RegistryService:
             consents = [c for c in repo.consents(person_id) if c.withdrawn_at is None]
             if not consents:
                 raise ConsentRequiredError(f"person {person_id} has no consent to withdraw")
-            removed = self._delete_face_data(repo, events, person)
+            removed, photos = self._delete_face_data(repo, events, person)
             for consent in consents:
                 consent.withdrawn_at = when
                 consent.withdrawal_recorded_by = recorded_by
             person.non_face_alternative = True
             person.non_face_note = note
+            self._audit(
+                repo,
+                CONSENT_WITHDRAW,
+                target_type="person",
+                target_id=person_id,
+                details={
+                    "consent_ids": [c.id for c in consents],
+                    "templates": len(removed),
+                    "photos": photos,
+                },
+            )
             return removed
 
         removed = self._write(act)
@@ -361,7 +528,16 @@ class RegistryService:
 
     def set_status(self, person_id: int, status: PersonStatus) -> None:
         def act(repo: RegistryRepository, _: _Events) -> None:
-            _get(repo.person(person_id), "person", person_id).status = status
+            person = _get(repo.person(person_id), "person", person_id)
+            before = person.status
+            person.status = status
+            self._audit(
+                repo,
+                PERSON_STATUS,
+                target_type="person",
+                target_id=person_id,
+                details={"from": before.value, "to": status.value},
+            )
 
         self._write(act)
 
@@ -370,8 +546,15 @@ class RegistryService:
 
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
             person = _get(repo.person(person_id, for_update=True), "person", person_id)
-            removed = self._delete_face_data(repo, events, person)
+            removed, photos = self._delete_face_data(repo, events, person)
             repo.delete_person(person)
+            self._audit(
+                repo,
+                PERSON_REMOVE,
+                target_type="person",
+                target_id=person_id,
+                details={"templates": len(removed), "photos": photos},
+            )
             return removed
 
         return self._write(act)
@@ -430,7 +613,15 @@ class RegistryService:
                 raise GuardianConsentRequiredError(
                     f"person {person_id} is a minor and consent {consent.id} has no guardian"
                 )
-            return [self._store_template(repo, events, person, consent, t) for t in templates]
+            ids = [self._store_template(repo, events, person, consent, t) for t in templates]
+            self._audit(
+                repo,
+                TEMPLATE_ADD,
+                target_type="person",
+                target_id=person_id,
+                details={"templates": len(ids), "template_ids": ids, "consent_id": consent.id},
+            )
+            return ids
 
         return self._write(act)
 
@@ -443,6 +634,15 @@ class RegistryService:
             if missing:
                 raise NotFoundError("template", ", ".join(map(str, missing)))
             self._remove_templates(repo, events, rows)
+            for owner in sorted({r.person_id for r in rows}):
+                mine = [r.id for r in rows if r.person_id == owner]
+                self._audit(
+                    repo,
+                    TEMPLATE_DELETE,
+                    target_type="person",
+                    target_id=owner,
+                    details={"templates": len(mine), "template_ids": mine},
+                )
             return [r.id for r in rows]
 
         return self._write(act)
@@ -452,7 +652,15 @@ class RegistryService:
 
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
             person = _get(repo.person(person_id, for_update=True), "person", person_id)
-            return self._delete_face_data(repo, events, person)
+            removed, photos = self._delete_face_data(repo, events, person)
+            self._audit(
+                repo,
+                TEMPLATE_PURGE,
+                target_type="person",
+                target_id=person_id,
+                details={"templates": len(removed), "photos": photos},
+            )
+            return removed
 
         return self._write(act)
 
@@ -550,7 +758,15 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.person(person_id), "person", person_id)
-            return self._insert_tenancy(repo, person_id, tenancy)
+            tenancy_id = self._insert_tenancy(repo, person_id, tenancy)
+            self._audit(
+                repo,
+                TENANCY_ADD,
+                target_type="tenancy",
+                target_id=tenancy_id,
+                details={"person_id": person_id, "room_id": room_id},
+            )
+            return tenancy_id
 
         return self._write(act)
 
@@ -602,6 +818,17 @@ class RegistryService:
             row.move_out = move_out
             row.move_out_reported_by = reported_by
             row.move_out_reported_at = reported_at or self._now()
+            self._audit(
+                repo,
+                TENANCY_MOVE_OUT,
+                target_type="tenancy",
+                target_id=tenancy_id,
+                details={
+                    "person_id": row.person_id,
+                    "room_id": row.room_id,
+                    "move_out": move_out.isoformat(),
+                },
+            )
 
         self._write(act)
 
@@ -718,11 +945,12 @@ class RegistryService:
 
     def _delete_face_data(
         self, repo: RegistryRepository, events: _Events, person: Person
-    ) -> list[int]:
+    ) -> tuple[list[int], int]:
+        """Delete a person's templates and photos: (deleted template ids, photo count)."""
         rows = repo.templates_of(person.id)
         self._remove_templates(repo, events, rows)
-        repo.delete_photos_of(person.id)
-        return [r.id for r in rows]
+        photos = repo.delete_photos_of(person.id)
+        return [r.id for r in rows], photos
 
     def _decrypt_template(self, row: FaceTemplate) -> StoredTemplate:
         data = self.cipher.decrypt(

@@ -127,9 +127,24 @@ class KeyRing:
             with contextlib.suppress(FileNotFoundError):
                 Path(tmp).unlink()
             raise
+        # The rename is durable only once the directory entry is on disk: without this a
+        # power cut could bring back the previous key file (e.g. one still holding a key
+        # that rotation has since retired, or none at all after init).
+        fsync_directory(path.parent)
         logger.info(
             "wrote key file %s (active key %s, %d key(s))", path, self.active, len(self.keys)
         )
+
+
+def fsync_directory(directory: Path) -> None:
+    """Flush a directory's entries (renames, new links) to disk; a no-op where unsupported."""
+    if os.name != "posix":  # pragma: no cover - Windows cannot open a directory for fsync
+        return
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_private(path: Path, st: os.stat_result | None = None) -> None:

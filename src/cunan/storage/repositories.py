@@ -6,10 +6,12 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, delete, distinct, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, distinct, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.pipeline_tables import Sighting
 from cunan.storage.tables import (
     Consent,
     EnrolmentPhoto,
@@ -27,6 +29,10 @@ from cunan.storage.tables import (
 )
 
 _Row = TypeVar("_Row")
+
+#: Key of the PostgreSQL advisory lock that orders the template change feed (see
+#: :meth:`RegistryRepository.record_change`); distinct from the audit log's append lock.
+TEMPLATE_CHANGE_LOCK_KEY = 0x43554E414E0B
 
 
 class RegistryRepository:
@@ -230,9 +236,72 @@ class RegistryRepository:
     def count_people_with_face_data(self) -> int:
         return int(self.session.scalar(select(func.count(distinct(FaceTemplate.person_id)))) or 0)
 
+    def sighting_batch(self, *, after_id: int, limit: int) -> Sequence[Sighting]:
+        """Sightings holding an encrypted crop or embedding, ids above ``after_id``, in order."""
+        return self.session.scalars(
+            select(Sighting)
+            .where(
+                Sighting.id > after_id,
+                or_(
+                    Sighting.crop_ciphertext.is_not(None),
+                    Sighting.embedding_ciphertext.is_not(None),
+                ),
+            )
+            .order_by(Sighting.id)
+            .limit(limit)
+        ).all()
+
+    def set_sighting_ciphertexts(
+        self,
+        sighting_id: int,
+        *,
+        crop: bytes | None,
+        embedding: bytes | None,
+        key_id: str,
+    ) -> None:
+        self.session.execute(
+            update(Sighting)
+            .where(Sighting.id == sighting_id)
+            .values(crop_ciphertext=crop, embedding_ciphertext=embedding, key_id=key_id)
+        )
+
+    def quiet_face_batch(self, *, after_id: int, limit: int) -> Sequence[CaseQuietFace]:
+        return self.session.scalars(
+            select(CaseQuietFace)
+            .where(CaseQuietFace.id > after_id)
+            .order_by(CaseQuietFace.id)
+            .limit(limit)
+        ).all()
+
+    def set_quiet_face_ciphertext(self, quiet_id: int, ciphertext: bytes, key_id: str) -> None:
+        self.session.execute(
+            update(CaseQuietFace)
+            .where(CaseQuietFace.id == quiet_id)
+            .values(ciphertext=ciphertext, key_id=key_id)
+        )
+
     def key_ids_in_use(self) -> set[str]:
+        """Ids of every key some stored ciphertext was made with, across all encrypted tables:
+        templates, enrolment photos, sighting crops/embeddings and quiet faces."""
         used = set(self.session.scalars(select(FaceTemplate.key_id).distinct()).all())
         used |= set(self.session.scalars(select(EnrolmentPhoto.key_id).distinct()).all())
+        used |= set(self.session.scalars(select(CaseQuietFace.key_id).distinct()).all())
+        # A sighting records the active key id even when it stored no crop or embedding;
+        # only rows that hold a ciphertext need the key.
+        used |= {
+            key_id
+            for key_id in self.session.scalars(
+                select(Sighting.key_id)
+                .where(
+                    or_(
+                        Sighting.crop_ciphertext.is_not(None),
+                        Sighting.embedding_ciphertext.is_not(None),
+                    )
+                )
+                .distinct()
+            ).all()
+            if key_id is not None
+        }
         return used
 
     # -- change feed -------------------------------------------------------------------------
@@ -240,6 +309,21 @@ class RegistryRepository:
     def record_change(
         self, kind: TemplateChangeKind, *, template_id: int, person_id: int, model_id: str
     ) -> None:
+        """Append to the change feed (the row's ``seq`` is assigned at the next flush).
+
+        A follower remembers the highest ``seq`` it applied and later reads only ``seq`` above
+        it, so seqs must become visible in order. On PostgreSQL a sequence hands out numbers
+        at insert time, but transactions commit in any order: B could commit seq 11 while A
+        still holds seq 10 uncommitted, a follower reading then would remember 11 and never
+        see A's change (a missed removal keeps a deleted face matching). A transaction-scoped
+        advisory lock taken before the insert and held until commit or rollback makes
+        writers of the feed take and commit their seqs one after the other. SQLite needs
+        nothing: CunAn's ``BEGIN IMMEDIATE`` already admits one writer at a time.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": TEMPLATE_CHANGE_LOCK_KEY}
+            )
         self.session.add(
             TemplateChange(
                 kind=kind, template_id=template_id, person_id=person_id, model_id=model_id
