@@ -291,6 +291,7 @@ def _mount_subcommands() -> None:
         people_app,
         registry_app,
     )
+    from cunan.serve import serve_command
 
     app.command("init")(init_command)
     app.add_typer(people_app, name="people")
@@ -300,6 +301,7 @@ def _mount_subcommands() -> None:
     app.add_typer(cameras_app, name="cameras")
     app.command("watch")(watch_command)
     app.command("worker")(worker_command)
+    app.command("serve")(serve_command)
     app.add_typer(cases_app, name="cases")
     app.add_typer(departures_app, name="departures")
     app.add_typer(maintenance_app, name="maintenance")

@@ -33,6 +33,24 @@ from cunan.capture.sources import open_source
         ("error for 'rtsp://u:p%40x@h/1': refused", "error for 'rtsp://***@h/1': refused"),
         ("rtsp://10.0.0.5/h264", "rtsp://10.0.0.5/h264"),
         ("/videos/a@b.mp4", "/videos/a@b.mp4"),
+        # An unencoded '@' in the password: cut at the authority's LAST '@'.
+        ("rtsp://admin:p@ss@host/s", "rtsp://***@host/s"),
+        ("rtsp://admin:p@s@s@10.0.0.5:554", "rtsp://***@10.0.0.5:554"),
+        ("open failed for rtsp://a:x@y@h/1: refused", "open failed for rtsp://***@h/1: refused"),
+        # Credentials in the query string (common on Chinese cameras and NVRs).
+        (
+            "http://10.0.0.7/videostream.cgi?user=admin&pwd=s3cret&rate=0",
+            "http://10.0.0.7/videostream.cgi?user=***&pwd=***&rate=0",
+        ),
+        (
+            "rtsp://h/live?channel=1&Password=Se%40cret&username=adm",
+            "rtsp://h/live?channel=1&Password=***&username=***",
+        ),
+        (
+            "http://h/cgi?loginuse=admin&loginpas=123;passwd=x&pass=y",
+            "http://h/cgi?loginuse=***&loginpas=***;passwd=***&pass=***",
+        ),
+        ("http://h/v.mjpg?resolution=640&passage=1", "http://h/v.mjpg?resolution=640&passage=1"),
     ],
 )
 def test_redact_url(text: str, expected: str) -> None:

@@ -208,3 +208,54 @@ def test_sightings_of_a_case_are_purged_too(
         links = session.scalar(select(func.count()).select_from(case_tables.CaseSighting))
         assert links == 0
         assert session.get(case_tables.Case, case.id) is not None  # the case itself stays
+
+
+def test_purge_deletes_expired_visitor_faces_and_old_negative_examples(
+    database: Database, duties: Duties
+) -> None:
+    case_tables = pytest.importorskip("cunan.storage.case_tables")
+    with database.transaction() as session:
+        if not session.connection().dialect.has_table(session.connection(), "case_quiet_faces"):
+            pytest.skip("the cases migration is not in this schema")
+        case = case_tables.Case(
+            status="closed",
+            model_id="m",
+            first_seen_at=NOW - timedelta(days=400),
+            last_seen_at=NOW - timedelta(days=400),
+            opened_at=NOW - timedelta(days=400),
+            updated_at=NOW,
+            sightings_count=1,
+        )
+        session.add(case)
+        session.flush()
+
+        def quiet(kind: str, created_days: int, expires_days: int | None) -> None:
+            session.add(
+                case_tables.CaseQuietFace(
+                    case_id=case.id,
+                    kind=kind,
+                    model_id="m",
+                    ciphertext=b"x",
+                    key_id="k",
+                    created_at=NOW - timedelta(days=created_days),
+                    expires_at=None if expires_days is None else NOW + timedelta(days=expires_days),
+                )
+            )
+
+        quiet("visitor", 10, -1)  # expired yesterday
+        quiet("visitor", 10, 5)  # still a visitor
+        quiet("negative", 366, None)  # older than the 365 days
+        quiet("negative", 300, None)
+
+    def left() -> list[str]:
+        with database.transaction() as session:
+            return sorted(session.scalars(select(case_tables.CaseQuietFace.kind)))
+
+    dry = duties.purger.purge(dry_run=True)
+    assert (dry.visitor_faces, dry.negative_examples) == (1, 1)
+    assert left() == ["negative", "negative", "visitor", "visitor"]
+    report = duties.purger.purge()
+    assert (report.visitor_faces, report.negative_examples) == (1, 1)
+    assert report.as_dict()["visitor_faces"] == 1
+    assert left() == ["negative", "visitor"]
+    assert duties.purger.purge().visitor_faces == 0

@@ -49,11 +49,40 @@ def test_missed_time_catches_up_and_a_failing_job_does_not_stop_others() -> None
     scheduler.add_daily("purge", time(3, 0), lambda: runs.append("purge"))
     assert scheduler.run_pending() == ["broken", "purge"]
     assert runs == ["purge"]
-    # The failed job is not retried every poll; it runs again the next day.
+    # The failed job is not retried every poll, but within minutes, not a day later.
     clock.advance(minutes=1)
     assert scheduler.run_pending() == []
+    assert scheduler.next_run("broken") == datetime(2025, 6, 1, 10, 5, tzinfo=ZONE)
+    clock.advance(minutes=4)
+    assert scheduler.run_pending() == ["broken"]
+    # Backing off: 5 min, then 10 min, ... at most an hour.
+    clock.advance(minutes=9)
+    assert scheduler.run_pending() == []
+    clock.advance(minutes=1)
+    assert scheduler.run_pending() == ["broken"]
+    assert runs == ["purge"]
     clock.advance(days=1)
     assert scheduler.run_pending() == ["broken", "purge"]
+
+
+def test_a_failed_job_that_recovers_runs_daily_again() -> None:
+    clock = FrozenClock(at_local(1, 3, 0))
+    scheduler = Scheduler(ZONE, clock=clock, retry_initial_s=60)
+    calls: list[int] = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database down")
+
+    scheduler.add_daily("purge", time(3, 0), flaky)
+    assert scheduler.run_pending() == ["purge"]  # fails
+    clock.advance(minutes=1)
+    assert scheduler.run_pending() == ["purge"]  # retried, succeeds
+    clock.advance(minutes=10)
+    assert scheduler.run_pending() == []  # done for today
+    assert scheduler.next_run("purge") == datetime(2025, 6, 2, 3, 0, tzinfo=ZONE)
+    assert len(calls) == 2
 
 
 def test_local_midnight_is_the_day_boundary() -> None:

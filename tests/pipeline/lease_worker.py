@@ -46,3 +46,11 @@ def crashing_camera(data_dir: str, camera_id: int, stop: object) -> None:
     import os
 
     os._exit(3)
+
+
+def finishing_camera(data_dir: str, camera_id: int, stop: object) -> None:
+    """A camera process whose file ended: it records its start and exits cleanly (code 0)."""
+    from pathlib import Path
+
+    with (Path(data_dir) / f"starts-{camera_id}").open("a") as out:
+        out.write("started\n")

@@ -221,7 +221,12 @@ def test_server_outage_ends_tracks_once_and_reconnects(
     rows = SightingStore(registry.database, registry.service.cipher).list()
     keys = [r.track_key for r in rows]
     assert len(keys) == len(set(keys))  # nothing stored twice
-    # Nothing lost: every track the runner finished is a stored row, and vice versa.
+    # Nothing lost: every track the runner finished (counted when it ends, before storing)
+    # is a stored row, and vice versa.
+    final = runner.health()
+    assert final.tracks_finished >= 1
+    assert final.sightings_lost == 0 and final.sightings_pending == 0
+    assert final.tracks_finished == len(rows) == final.sightings_stored
     assert sorted(s.sighting_id for s in runner.sightings) == [r.id for r in rows]
     assert all(s.created for s in runner.sightings)
     assert len(rows) >= stored_during_outage

@@ -12,7 +12,7 @@ from cunan.pipeline.store import CameraStore, SightingStore
 from cunan.pipeline.supervisor import CameraSupervisor, Worker
 from cunan.registry.datadir import Registry
 from tests.conftest import require_data
-from tests.pipeline.lease_worker import crashing_camera
+from tests.pipeline.lease_worker import RecordingSupervisor, crashing_camera, finishing_camera
 
 
 def test_crashed_camera_process_is_restarted_with_backoff(registry: Registry) -> None:
@@ -28,6 +28,103 @@ def test_crashed_camera_process_is_restarted_with_backoff(registry: Registry) ->
     finally:
         supervisor.stop_all()
     assert supervisor.running() == set()
+
+
+def test_cleanly_finished_file_camera_is_not_restarted(registry: Registry) -> None:
+    supervisor = CameraSupervisor(
+        registry.data_dir, target=finishing_camera, backoff_initial_s=0.01, backoff_max_s=0.01
+    )
+    try:
+        supervisor.ensure({1})
+        end = time.monotonic() + 60
+        while supervisor.running() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert supervisor.running() == set()
+        for _ in range(20):  # a crashed process would be restarted on these rounds
+            supervisor.ensure({1})
+            time.sleep(0.02)
+        assert supervisor.restarts == 0
+        assert supervisor.running() == set()
+    finally:
+        supervisor.stop_all()
+    assert (registry.data_dir / "starts-1").read_text().splitlines() == ["started"]
+
+
+def test_worker_stops_its_cameras_when_leases_cannot_be_renewed(registry: Registry) -> None:
+    import sqlite3
+
+    from sqlalchemy import make_url
+
+    from cunan.storage.database import Database
+
+    url = registry.database.url
+    store = CameraStore(registry.database)
+    camera = store.add("gate", "rtsp://127.0.0.1/1", public_notice_posted=True)
+    impatient = Database.open(url, busy_timeout_s=0.1)
+    supervisor = RecordingSupervisor()
+    worker = Worker(
+        CameraStore(impatient),
+        CameraLeases(impatient, period_s=2.0),
+        supervisor,
+        interval_s=0.1,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+
+    def wait(condition: object, what: str) -> None:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if callable(condition) and condition():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"waited 60 s for {what}")
+
+    path = make_url(url).database
+    assert path
+    locker = sqlite3.connect(path, timeout=5, isolation_level=None)
+    try:
+        wait(lambda: supervisor.wanted == {camera}, "the camera to start")
+        locker.execute("BEGIN EXCLUSIVE")  # the database is "down": renewals fail
+        wait(lambda: supervisor.wanted == set(), "the cameras to stop")
+        locker.execute("COMMIT")
+        wait(lambda: supervisor.wanted == {camera}, "the camera to start again")
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+        stop.set()
+        thread.join(60)
+        impatient.dispose()
+    assert not thread.is_alive()
+
+
+def test_watch_parent_notices_a_new_parent() -> None:
+    from cunan.pipeline.supervisor import watch_parent
+
+    stop = threading.Event()
+    orphaned = threading.Event()
+    # A parent pid that is not ours: as after the real parent died and we were re-parented.
+    thread = threading.Thread(
+        target=watch_parent,
+        args=(stop, orphaned.set),
+        kwargs={"parent_pid": -1, "interval_s": 0.01},
+        daemon=True,
+    )
+    thread.start()
+    assert orphaned.wait(60)
+    thread.join(60)
+    stop.set()
+    calm = threading.Event()
+    stop2 = threading.Event()
+    thread2 = threading.Thread(
+        target=watch_parent, args=(stop2, calm.set), kwargs={"interval_s": 0.01}, daemon=True
+    )
+    thread2.start()
+    time.sleep(0.2)
+    stop2.set()
+    thread2.join(60)
+    assert not calm.is_set()
 
 
 @pytest.mark.slow

@@ -17,16 +17,27 @@ import av.container
 #: FFmpeg takes its socket timeouts in microseconds.
 _US = 1_000_000
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]*@")
+#: ``scheme://`` and the authority's user info, up to its LAST ``@`` (a password may hold an
+#: unencoded ``@``: ``rtsp://admin:p@ss@host/s``); the authority ends at ``/ ? #`` or a space.
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
+#: Query parameters cameras take credentials in (many Chinese cameras and NVRs:
+#: ``?user=admin&password=...``, ``?loginuse=...&loginpas=...``).
+_SECRET_PARAMS = re.compile(
+    r"(?P<key>[?&;](?:password|passwd|passwort|pass|pwd|psw|user|username|usr|loginuse|"
+    r"loginpas|token|auth|authorization)=)[^&;#\s'\"]*",
+    re.IGNORECASE,
+)
 
 
 def redact_url(text: str) -> str:
-    """``text`` with every ``scheme://user:pass@`` reduced to ``scheme://***@``.
+    """``text`` with every ``scheme://user:pass@`` reduced to ``scheme://***@`` and the
+    values of credential query parameters (``password=``, ``pwd=``, ``user=`` ...) blanked.
 
     Camera URLs routinely carry the camera's password; it must never reach a log line, a
     health message or the UI. Works on whole messages too (FFmpeg errors quote the URL).
     """
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _SECRET_PARAMS.sub(r"\g<key>***", text)
 
 
 class SourceKind(enum.StrEnum):

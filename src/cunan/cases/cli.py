@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -146,8 +147,32 @@ def _user_id(registry: Registry, username: str) -> int:
     return int(user_id)
 
 
-def _aware(day: datetime) -> datetime:
-    return day if day.tzinfo else day.replace(tzinfo=UTC)
+#: The village's time zone when the settings have none (DutySettings' default).
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+def village_zone() -> ZoneInfo:
+    """``duties.timezone`` from the settings (default Asia/Shanghai)."""
+    try:
+        duties = getattr(load_settings(), "duties", None)
+    except ValueError:
+        duties = None
+    zone = getattr(duties, "zone", None)
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(DEFAULT_ZONE)
+
+
+def local_end(moment: datetime, zone: ZoneInfo) -> datetime:
+    """A moment typed on the command line, made timezone-aware in the village's zone.
+
+    A plain date (``2026-05-10``, parsed as midnight) means the END of that local day
+    (23:59:59.999999 village time); a date with a time of day is that local time; a value
+    with an explicit offset is kept as given.
+    """
+    if moment.tzinfo is not None:
+        return moment
+    if moment.time() == time(0, 0):
+        return datetime.combine(moment.date(), time.max, zone)
+    return moment.replace(tzinfo=zone)
 
 
 @cases_app.command("assign")
@@ -155,7 +180,11 @@ def assign_command(
     case_id: int,
     to: Annotated[str, typer.Option("--to", help="Staff user name or id.")],
     deadline: Annotated[
-        datetime | None, typer.Option(help="Deadline (default: settings, 3 days).")
+        datetime | None,
+        typer.Option(
+            help="Deadline; a plain date is the end of that day in the village's time zone "
+            "(default: settings, 3 days)."
+        ),
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -165,7 +194,7 @@ def assign_command(
             case_id,
             _user_id(registry, to),
             actor=cli_actor(),
-            deadline=_aware(deadline) if deadline else None,
+            deadline=local_end(deadline, village_zone()) if deadline else None,
         )
         typer.echo(f"case {view.id} assigned until {view.deadline_at}")
 
@@ -183,7 +212,10 @@ def outcome_command(
     move_in: Annotated[datetime | None, typer.Option(help="enrol: move-in date.")] = None,
     consent_by: Annotated[str | None, typer.Option(help="enrol: who collected consent.")] = None,
     photo: Annotated[Path | None, typer.Option(help="enrol: a fresh photo.")] = None,
-    until: Annotated[datetime | None, typer.Option(help="visitor: quiet until.")] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="visitor: quiet until (a plain date: the end of that local day)."),
+    ] = None,
     person: Annotated[int | None, typer.Option(help="person: the registered person id.")] = None,
     reason: Annotated[str | None, typer.Option(help="escalate: the reason.")] = None,
 ) -> None:
@@ -227,7 +259,7 @@ def outcome_command(
         elif kind == "visitor":
             if until is None:
                 _fail("visitor needs --until")
-            end = until if until.tzinfo else datetime.combine(until.date(), time.max, UTC)
+            end = local_end(until, village_zone())
             service.visitor(case_id, end, actor=actor)
             typer.echo(f"case {case_id} closed: visitor until {end.isoformat()}")
         elif kind == "person":

@@ -4,46 +4,111 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
 from cunan.cases.service import CaseService
 from cunan.cases.views import SightingOutcome
 from cunan.pipeline.events import SightingDecided
-from cunan.pipeline.store import EventOutbox
+from cunan.pipeline.store import EventOutbox, StoredEvent
 
 logger = logging.getLogger(__name__)
 
 #: The outbox consumer name: acknowledgements are kept per consumer.
 CONSUMER = "cases"
+#: Events set aside after ``max_attempts`` failures are acknowledged under this consumer
+#: name too, so they can be listed (``EventAck`` rows of ``cases.parked``) and replayed.
+PARKED = "cases.parked"
+#: Attempts at one event before it is set aside.
+MAX_ATTEMPTS = 5
 
 
 class CaseConsumer:
     """At-least-once: an event is acknowledged only after its sighting is grouped, and
-    grouping a sighting twice is a no-op, so a crash in between loses and doubles nothing."""
+    grouping a sighting twice is a no-op, so a crash in between loses and doubles nothing.
 
-    def __init__(self, service: CaseService, outbox: EventOutbox) -> None:
+    An event that fails ``max_attempts`` times in a row (a corrupt row, a bug) is set aside
+    (logged with its id and error, acknowledged for ``cases`` and recorded under
+    ``cases.parked``) so it does not block the grouping of every later sighting.
+
+    ``on_known(person_id, seen_at)`` is called for each ``known`` sighting (``cunan serve``
+    closes the person's "please confirm" tasks with it, ``NotSeenReconciler.on_sighting``).
+    """
+
+    def __init__(
+        self,
+        service: CaseService,
+        outbox: EventOutbox,
+        *,
+        on_known: Callable[[int, datetime], object] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
         self.service = service
         self.outbox = outbox
+        self.on_known = on_known
+        self.max_attempts = max(1, max_attempts)
+        self.parked: list[int] = []
+        self._failures: dict[int, int] = {}
         self._wake = threading.Event()
 
+    def _handle(self, event: StoredEvent) -> SightingOutcome | None:
+        payload = event.payload
+        if self.on_known is not None and payload.get("decision") == "known":
+            person_id = payload.get("person_id")
+            if person_id is not None:
+                self.on_known(int(person_id), datetime.fromisoformat(payload["ended_at"]))
+        return self.service.handle_sighting(int(payload["sighting_id"]))
+
     def poll(self, *, limit: int = 100) -> list[SightingOutcome]:
-        """Handle every pending event (in batches of ``limit``); returns what they did."""
+        """Handle every pending event (in batches of ``limit``); returns what they did.
+
+        A failing event is retried on the next poll; after ``max_attempts`` failures it is
+        parked and the consumer moves on.
+        """
         outcomes: list[SightingOutcome] = []
         while True:
             events = self.outbox.pending(CONSUMER, kinds=[SightingDecided.kind], limit=limit)
             if not events:
                 return outcomes
             for event in events:
-                outcome = self.service.handle_sighting(int(event.payload["sighting_id"]))
+                try:
+                    outcome = self._handle(event)
+                except Exception as exc:
+                    attempts = self._failures.get(event.id, 0) + 1
+                    self._failures[event.id] = attempts
+                    if attempts < self.max_attempts:
+                        raise
+                    self._park(event, exc)
+                    continue
+                self._failures.pop(event.id, None)
                 if outcome is not None:
                     outcomes.append(outcome)
                 self.outbox.ack(CONSUMER, [event.id])
+
+    def _park(self, event: StoredEvent, exc: Exception) -> None:
+        logger.error(
+            "case grouping: event %d (sighting %s) failed %d times, set aside: %s: %s",
+            event.id,
+            event.payload.get("sighting_id"),
+            self.max_attempts,
+            type(exc).__name__,
+            exc,
+        )
+        self.outbox.ack(PARKED, [event.id])
+        self.outbox.ack(CONSUMER, [event.id])
+        self._failures.pop(event.id, None)
+        self.parked.append(event.id)
 
     def on_event(self, event: SightingDecided) -> None:
         """EventBus subscriber: wake the consumer loop (the outbox stays the source)."""
         self._wake.set()
 
+    def wake(self) -> None:
+        """Wake the loop now (e.g. to stop it)."""
+        self._wake.set()
+
     def run(self, stop: threading.Event, *, interval_s: float = 2.0) -> None:
-        """Poll until ``stop`` is set; woken early by :meth:`on_event`."""
+        """Poll until ``stop`` is set; woken early by :meth:`on_event` / :meth:`wake`."""
         while not stop.is_set():
             try:
                 self.poll()

@@ -10,16 +10,22 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cunan.audit.log import AuditAction, AuditLog, system_actor
+from cunan.cases.service import CaseService
 from cunan.duties.clock import Clock, local_date, system_clock
 from cunan.duties.departures import DepartureService
 from cunan.duties.settings import DutySettings
 from cunan.registry.service import RegistryService
+from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonCategory, PersonStatus
 from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
 from cunan.storage.tables import FaceTemplate, Person, Tenancy
 
 logger = logging.getLogger(__name__)
+
+#: False alarms' negative examples (embeddings of a poster, a reflection ...) are deleted
+#: this many days after they were recorded (None: kept until the case is reopened).
+NEGATIVE_EXAMPLES_DAYS = 365
 
 
 @dataclass(slots=True)
@@ -37,6 +43,10 @@ class PurgeReport:
     people_archived: int = 0
     #: Tenants newly marked departed before the template purge (0 on a dry run).
     people_marked_departed: int = 0
+    #: Visitors' temporary faces past their date (``CaseService.purge_expired_visitors``).
+    visitor_faces: int = 0
+    #: False alarms' negative examples older than ``negative_examples_days``.
+    negative_examples: int = 0
     cutoffs: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -49,6 +59,8 @@ class PurgeReport:
             "templates": self.templates,
             "people_archived": self.people_archived,
             "people_marked_departed": self.people_marked_departed,
+            "visitor_faces": self.visitor_faces,
+            "negative_examples": self.negative_examples,
             "cutoffs": dict(self.cutoffs),
         }
 
@@ -61,7 +73,9 @@ class RetentionPurger:
     - crops and embeddings of the sightings left, before now - ``crops_days``;
     - pipeline outbox events (they repeat a sighting) before now - ``known_sightings_days``;
     - templates and photos of departed people once move-out + ``departed_templates_days`` has
-      come (local day); the person is then archived.
+      come (local day); the person is then archived;
+    - visitors' temporary faces past their date (``CaseService.purge_expired_visitors``) and
+      false alarms' negative examples older than ``negative_examples_days`` (365).
 
     Sightings that belong to a case are purged too (privacy wins); the case keeps its counts
     and first/last-seen times but loses those sightings and their crops.
@@ -75,12 +89,18 @@ class RetentionPurger:
         settings: DutySettings | None = None,
         *,
         clock: Clock = system_clock,
+        cases: CaseService | None = None,
+        negative_examples_days: int | None = NEGATIVE_EXAMPLES_DAYS,
     ) -> None:
         self.database = database
         self.registry = registry
         self.audit = audit
         self.settings = settings or DutySettings()
         self._clock = clock
+        self.cases = cases or CaseService(
+            database, registry.cipher, registry, audit=audit, clock=clock
+        )
+        self.negative_examples_days = negative_examples_days
         self.departures = DepartureService(database, audit, self.settings, clock=clock)
 
     def purge(self, *, dry_run: bool = False, actor: str | None = None) -> PurgeReport:
@@ -105,17 +125,55 @@ class RetentionPurger:
                 self.departures.mark_departures(today=today, actor=who)
             )
         self._purge_departed(report, today, who)
+        self._purge_quiet_faces(report, now, who)
         logger.info(
             "%s: %d unknown sighting(s), %d known sighting(s), %d crop(s), %d template(s), "
-            "%d person(s) archived",
+            "%d person(s) archived, %d visitor face(s), %d negative example(s)",
             "purge dry run, would delete" if dry_run else "purged",
             report.unknown_sightings,
             report.known_sightings,
             report.crops,
             report.templates,
             report.people_archived,
+            report.visitor_faces,
+            report.negative_examples,
         )
         return report
+
+    # -- cases' quiet faces ------------------------------------------------------------------
+
+    def _purge_quiet_faces(self, report: PurgeReport, now: datetime, actor: str) -> None:
+        expired_visitor = (CaseQuietFace.kind == "visitor") & (CaseQuietFace.expires_at <= now)
+        old_negative: ColumnElement[bool] | None = None
+        if self.negative_examples_days is not None:
+            cut = now - timedelta(days=self.negative_examples_days)
+            report.cutoffs["negative_examples_before"] = cut.isoformat()
+            old_negative = (CaseQuietFace.kind == "negative") & (CaseQuietFace.created_at < cut)
+        if report.dry_run:
+            with self.database.transaction() as session:
+                report.visitor_faces = _count_quiet(session, expired_visitor)
+                if old_negative is not None:
+                    report.negative_examples = _count_quiet(session, old_negative)
+            return
+        report.visitor_faces = self.cases.purge_expired_visitors(now=now)
+        if old_negative is None:
+            return
+        with self.database.transaction() as session:
+            report.negative_examples = _rowcount(
+                session.execute(delete(CaseQuietFace).where(old_negative))
+            )
+            if report.negative_examples:
+                self.audit.record(
+                    AuditAction.PURGE,
+                    actor=actor,
+                    target_type="case_quiet_faces",
+                    details={
+                        "kind": "negative",
+                        "deleted": report.negative_examples,
+                        "negative_examples_days": self.negative_examples_days,
+                    },
+                    session=session,
+                )
 
     # -- sightings ---------------------------------------------------------------------------
 
@@ -260,6 +318,12 @@ class RetentionPurger:
 
 def _count(session: Session, condition: ColumnElement[bool]) -> int:
     return int(session.scalar(select(func.count()).select_from(Sighting).where(condition)) or 0)
+
+
+def _count_quiet(session: Session, condition: ColumnElement[bool]) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(CaseQuietFace).where(condition)) or 0
+    )
 
 
 def _rowcount(result: object) -> int:

@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,14 +226,24 @@ def worker_command(
             max_cameras=max_cameras,
         )
         stop = threading.Event()
+        # The handler only records the signal: setting the event from a handler can deadlock
+        # when the main thread is interrupted while it holds the event's internal lock.
+        received: list[int] = []
 
-        def on_signal(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            received.append(signum)
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         logger.info("worker %s started", leases.holder)
-        worker.run(stop)
+        thread = threading.Thread(target=worker.run, args=(stop,), name="cunan-worker")
+        thread.start()
+        try:
+            while not received and thread.is_alive():
+                time.sleep(0.5)  # a signal interrupts the sleep; the handler runs at once
+        finally:
+            stop.set()
+            thread.join()
 
 
 # -- cameras ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -78,6 +79,16 @@ class RunnerHealth:
     active_tracks: int  # confirmed tracks open now
     sightings_stored: int
     last_error: str | None
+    #: Tracks finished (ended and analysed): each becomes a stored row, waits in the
+    #: pending queue, or is counted lost.
+    tracks_finished: int = 0
+    #: Decided sightings waiting for the database (stored on a later retry).
+    sightings_pending: int = 0
+    #: Sightings given up: the pending queue overflowed, or the runner stopped with the
+    #: database still unavailable. Each is logged.
+    sightings_lost: int = 0
+    #: The last error storing a sighting (None once a retry has drained the queue).
+    last_store_error: str | None = None
 
 
 def encode_jpeg(image: NDArray[np.uint8]) -> bytes:
@@ -140,6 +151,23 @@ class TrackAnalyser:
         return decision, embedding
 
 
+@dataclass(slots=True)
+class _PendingSighting:
+    """A decided track whose row could not be stored yet (same track key on every retry)."""
+
+    new: NewSighting
+    decision: TrackDecision
+    since: float | None
+    ended_by: str
+
+
+#: Decided sightings kept while the database is unavailable; beyond this the oldest is lost.
+MAX_PENDING_SIGHTINGS = 500
+#: Retry backoff of the pending queue: first retry after this, doubling up to the maximum.
+PENDING_RETRY_INITIAL_S = 0.5
+PENDING_RETRY_MAX_S = 15.0
+
+
 class _Clock:
     """Maps frames to one increasing analysis time line and to wall time.
 
@@ -175,6 +203,10 @@ class CameraRunner:
     Frames are analysed at most ``fps_cap`` times per second. When no frame arrives for
     ``track_end_timeout_s`` (camera disconnected or frozen), every open track is ended and
     stored once; tracks restart after the reconnect.
+
+    A sighting the database refuses (down, locked) waits in a bounded pending queue and is
+    retried on each loop pass with backoff, and once more when the runner stops; its track
+    key stays the same, so a retry after a commit whose answer was lost stores nothing twice.
     """
 
     def __init__(
@@ -188,6 +220,7 @@ class CameraRunner:
         backoff: BackoffPolicy | None = None,
         on_sighting: Callable[[DecidedSighting], None] | None = None,
         max_shots: int = 4,
+        max_pending: int = MAX_PENDING_SIGHTINGS,
     ) -> None:
         from cunan.tracking.bestshots import BestShotConfig
 
@@ -213,6 +246,13 @@ class CameraRunner:
         self._skipped = 0
         self._stored = 0
         self._last_error: str | None = None
+        self._finished = 0
+        self._lost = 0
+        self._last_store_error: str | None = None
+        self._pending: deque[_PendingSighting] = deque()
+        self._max_pending = max(1, max_pending)
+        self._retry_failures = 0
+        self._retry_at = 0.0
         self._stop = threading.Event()
 
     def health(self) -> RunnerHealth:
@@ -224,6 +264,10 @@ class CameraRunner:
                 active_tracks=sum(1 for t in self.stage.tracker.tracks if t.confirmed),
                 sightings_stored=self._stored,
                 last_error=self._last_error,
+                tracks_finished=self._finished,
+                sightings_pending=len(self._pending),
+                sightings_lost=self._lost,
+                last_store_error=self._last_store_error,
             )
 
     def stop(self) -> None:
@@ -241,6 +285,7 @@ class CameraRunner:
         self.reader.start()
         try:
             while not stop.is_set() and not self._stop.is_set():
+                self._retry_pending()
                 frame = self.reader.get(timeout=0.2)
                 if frame is None:
                     if self.reader.finished:
@@ -276,6 +321,8 @@ class CameraRunner:
             self.reader.stop()
             ended_at = last_frame_mono
             self._finish(self.stage.flush(), clock, ended_at if not stop.is_set() else None, "end")
+            self._retry_pending(force=True)
+            self._give_up_pending()
             logger.info("camera %s: stopped (%d sightings stored)", self.target.name, self._stored)
         return self.sightings
 
@@ -284,59 +331,151 @@ class CameraRunner:
     ) -> None:
         for item in finished:
             try:
-                self._store(item, clock, since, ended_by)
+                pending = self._decide(item, clock, since, ended_by)
             except Exception as exc:
-                # One bad track (a decode glitch, a busy database) must not stop the camera.
+                # One bad track (a decode glitch) must not stop the camera.
                 logger.exception(
-                    "camera %s: track %d not stored", self.target.name, item.track.track_id
+                    "camera %s: track %d not analysed", self.target.name, item.track.track_id
                 )
                 with self._lock:
-                    self._last_error = f"track not stored: {type(exc).__name__}: {exc}"
+                    self._finished += 1
+                    self._lost += 1
+                    self._last_error = f"track not analysed: {type(exc).__name__}: {exc}"
+                continue
+            with self._lock:
+                self._finished += 1
+                waiting = bool(self._pending)
+            if waiting:
+                # Keep the order: behind the sightings already waiting for the database.
+                self._enqueue(pending)
+            elif not self._try_store(pending):
+                self._enqueue(pending)
 
-    def _store(self, item: TrackShots, clock: _Clock, since: float | None, ended_by: str) -> None:
+    def _decide(
+        self, item: TrackShots, clock: _Clock, since: float | None, ended_by: str
+    ) -> _PendingSighting:
         decision, embedding = self.analyser.analyse(item)
         track = item.track
         person_id = (
             int(decision.identity) if decision.verdict == "known" and decision.identity else None
         )
         crop = encode_jpeg(item.shots[0].crop) if item.shots else None
-        start = clock.wall(track.start_s)
-        end = clock.wall(track.last_seen_s)
         details = decision.to_json()
         details["track"] = {
             "track_id": track.track_id,
             "hits": track.hits,
             "duration_s": round(track.duration_s, 3),
         }
-        stored: StoredSighting = self.store.add(
-            NewSighting(
-                camera_id=self.target.camera_id,
-                camera_name=self.target.name,
-                track_key=f"{self.run_key}:{track.track_id}",
-                started_at=start,
-                ended_at=end,
-                decision=decision.verdict,
-                person_id=person_id,
-                distance=decision.distance,
-                score=decision.score,
-                faces_used=decision.faces_good,
-                details=details,
-                model_id=self.analyser.matcher.model_id,
-                crop_jpeg=crop,
-                embedding=embedding,
-            )
+        new = NewSighting(
+            camera_id=self.target.camera_id,
+            camera_name=self.target.name,
+            track_key=f"{self.run_key}:{track.track_id}",
+            started_at=clock.wall(track.start_s),
+            ended_at=clock.wall(track.last_seen_s),
+            decision=decision.verdict,
+            person_id=person_id,
+            distance=decision.distance,
+            score=decision.score,
+            faces_used=decision.faces_good,
+            details=details,
+            model_id=self.analyser.matcher.model_id,
+            crop_jpeg=crop,
+            embedding=embedding,
         )
-        latency = time.monotonic() - since if since is not None else None
+        return _PendingSighting(new=new, decision=decision, since=since, ended_by=ended_by)
+
+    def _enqueue(self, pending: _PendingSighting) -> None:
+        with self._lock:
+            self._pending.append(pending)
+            if len(self._pending) <= self._max_pending:
+                return
+            lost = self._pending.popleft()
+            self._lost += 1
+        logger.error(
+            "camera %s: sighting of track %s lost: %d sightings already wait for the "
+            "database (last error: %s)",
+            self.target.name,
+            lost.new.track_key,
+            self._max_pending,
+            self._last_store_error,
+        )
+
+    def _try_store(self, pending: _PendingSighting) -> bool:
+        """Store one sighting; False (and the error recorded) if the database refused it."""
+        try:
+            stored = self.store.add(pending.new)
+        except Exception as exc:  # noqa: BLE001 - any failure: keep it and retry
+            message = f"sighting not stored yet: {type(exc).__name__}: {exc}"
+            with self._lock:
+                first = self._last_store_error is None
+                self._last_store_error = message
+                self._last_error = message
+            if first:
+                logger.warning(
+                    "camera %s: %s; kept and retried", self.target.name, redact_url(message)
+                )
+            return False
+        self._stored_ok(pending, stored)
+        return True
+
+    def _retry_pending(self, *, force: bool = False) -> None:
+        """Store the waiting sightings in order; on a failure back off (not when ``force``)."""
+        with self._lock:
+            if not self._pending:
+                return
+        now = time.monotonic()
+        if not force and now < self._retry_at:
+            return
+        while True:
+            with self._lock:
+                if not self._pending:
+                    break
+                head = self._pending[0]
+            if not self._try_store(head):
+                self._retry_failures += 1
+                delay = min(
+                    PENDING_RETRY_MAX_S,
+                    PENDING_RETRY_INITIAL_S * 2 ** min(self._retry_failures - 1, 16),
+                )
+                self._retry_at = time.monotonic() + delay
+                return
+            with self._lock:
+                if self._pending and self._pending[0] is head:
+                    self._pending.popleft()
+        self._retry_failures = 0
+        self._retry_at = 0.0
+        with self._lock:
+            self._last_store_error = None
+        logger.info("camera %s: waiting sightings stored", self.target.name)
+
+    def _give_up_pending(self) -> None:
+        with self._lock:
+            lost = list(self._pending)
+            self._pending.clear()
+            self._lost += len(lost)
+        if lost:
+            logger.error(
+                "camera %s: stopped with %d sighting(s) not stored, database unavailable "
+                "(last error: %s); tracks: %s",
+                self.target.name,
+                len(lost),
+                self._last_store_error,
+                ", ".join(p.new.track_key for p in lost),
+            )
+
+    def _stored_ok(self, pending: _PendingSighting, stored: StoredSighting) -> None:
+        new, decision = pending.new, pending.decision
+        latency = time.monotonic() - pending.since if pending.since is not None else None
         sighting = DecidedSighting(
             sighting_id=stored.sighting_id,
             camera=self.target.name,
-            start=start,
-            end=end,
+            start=new.started_at,
+            end=new.ended_at,
             decision=decision,
-            person_id=person_id,
+            person_id=new.person_id,
             faces_used=decision.faces_good,
             created=stored.created,
-            ended_by=ended_by,
+            ended_by=pending.ended_by,
             latency_s=latency,
         )
         with self._lock:
@@ -351,7 +490,11 @@ class CameraRunner:
             decision.verdict,
             decision.faces_good,
         )
-        if stored.event is not None and self.bus is not None:
-            self.bus.publish(stored.event)
-        if self.on_sighting is not None:
-            self.on_sighting(sighting)
+        try:
+            if stored.event is not None and self.bus is not None:
+                self.bus.publish(stored.event)
+            if self.on_sighting is not None:
+                self.on_sighting(sighting)
+        except Exception:
+            # The row and its outbox event are committed: a failing listener loses nothing.
+            logger.exception("camera %s: sighting listener failed", self.target.name)

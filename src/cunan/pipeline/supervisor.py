@@ -22,6 +22,36 @@ logger = logging.getLogger(__name__)
 
 #: A process that ran this long before dying is "healthy again": its backoff restarts.
 HEALTHY_RUN_S = 60.0
+#: Exit code of a camera process whose live source ended without a stop request: the
+#: supervisor restarts it (exit code 0 means "done": a file that was analysed to its end).
+EXIT_SOURCE_ENDED = 75
+#: A worker that could not renew its leases for this fraction of a lease period stops its
+#: cameras: another worker may take them over once the leases expire.
+LEASE_SAFETY_FRACTION = 0.8
+#: How often a camera process checks that its parent is still alive.
+PARENT_CHECK_S = 1.0
+
+
+def watch_parent(
+    stop: multiprocessing.synchronize.Event | threading.Event,
+    on_orphaned: Callable[[], None],
+    *,
+    parent_pid: int | None = None,
+    interval_s: float = PARENT_CHECK_S,
+) -> None:
+    """Until ``stop`` is set: call ``on_orphaned`` once the parent process has died (the
+    parent pid changes when the process is re-parented), then return."""
+    import os
+
+    parent = parent_pid if parent_pid is not None else os.getppid()
+    # Polled, never ``stop.wait()``: a process that exits while waiting on a
+    # multiprocessing Event leaves a sleeper behind, and the parent's ``set()`` then hangs.
+    while not stop.is_set():
+        time.sleep(interval_s)
+        if os.getppid() != parent:
+            logger.warning("parent process %d is gone: stopping", parent)
+            on_orphaned()
+            return
 
 
 def camera_process_main(
@@ -41,6 +71,7 @@ def camera_process_main(
     from cunan.pipeline.build import build_runner, target_for_camera
     from cunan.registry.datadir import open_registry
 
+    parent = os.getppid()
     settings = load_settings()
     registry = open_registry(Path(data_dir), settings)
     try:
@@ -49,14 +80,29 @@ def camera_process_main(
         runner = build_runner(registry, settings, target_for_camera(camera), camera=camera)
 
         def watch_stop() -> None:
-            stop.wait()
+            # Polled (see watch_parent): never block in ``stop.wait()``.
+            while not stop.is_set():
+                time.sleep(0.2)
             runner.stop()
 
         stopper = threading.Thread(target=watch_stop, daemon=True, name="stop-watch")
         stopper.start()
+        # A camera must not outlive its worker (killed -9, crashed): its lease expires and
+        # another worker would run the same camera twice.
+        orphan = threading.Thread(
+            target=watch_parent,
+            args=(stop, runner.stop),
+            kwargs={"parent_pid": parent},
+            daemon=True,
+            name="parent-watch",
+        )
+        orphan.start()
         runner.run()
     finally:
         registry.close()
+    if not stop.is_set() and runner.reader.spec.kind.live:
+        # A live source never ends on its own: restart it (exit code 0 is "done").
+        raise SystemExit(EXIT_SOURCE_ENDED)
 
 
 @dataclass(slots=True)
@@ -66,6 +112,8 @@ class _Child:
     started: float
     failures: int
     next_start: float
+    #: The process exited cleanly (a file analysed to its end): not restarted while wanted.
+    done: bool = False
 
 
 class CameraSupervisor:
@@ -106,7 +154,14 @@ class CameraSupervisor:
             if child is None:
                 child = self._children[camera_id] = _Child(None, None, now, 0, now)
             process = child.process
-            if process is not None and process.is_alive():
+            if child.done or (process is not None and process.is_alive()):
+                continue
+            if process is not None and process.exitcode == 0:
+                # A clean exit: the source ended (a file camera analysed to its end).
+                # Restarting would analyse the file again under a new run key, storing every
+                # sighting twice; it runs again only after it is stopped and wanted anew.
+                logger.info("camera %d: process finished (source ended); not restarted", camera_id)
+                child.done = True
                 continue
             if process is not None:
                 # It died without being asked to: back off, then restart.
@@ -143,7 +198,7 @@ class CameraSupervisor:
         child = self._children.pop(camera_id)
         if child.process is None:
             return
-        if child.stop is not None:
+        if child.stop is not None and child.process.is_alive():
             child.stop.set()
         child.process.join(self.stop_timeout_s)
         if child.process.is_alive():
@@ -178,6 +233,8 @@ class Worker:
         # Renew three times per lease period: one missed renewal does not lose a camera.
         self.interval_s = interval_s or leases.period.total_seconds() / 3
         self._warned: set[int] = set()
+        self._renewed_at = time.monotonic()
+        self._cameras_stopped = False
 
     def eligible(self) -> list[CameraRecord]:
         ready = []
@@ -196,6 +253,8 @@ class Worker:
     def step(self) -> set[int]:
         """Renew, claim, start/stop processes; returns the cameras this worker runs."""
         self.leases.renew()
+        self._renewed_at = time.monotonic()
+        self._cameras_stopped = False
         eligible = {c.id for c in self.eligible()}
         held = self.leases.claim(sorted(eligible), limit=self.max_cameras)
         unwanted = held - eligible
@@ -205,6 +264,22 @@ class Worker:
         self.supervisor.ensure(wanted)
         return wanted
 
+    def _check_lease_safety(self) -> None:
+        """...unless the leases could not be renewed for most of a period: then stop the
+        cameras, before the leases expire and another worker starts the same cameras."""
+        unrenewed = time.monotonic() - self._renewed_at
+        limit = LEASE_SAFETY_FRACTION * self.leases.period.total_seconds()
+        if unrenewed < limit or self._cameras_stopped:
+            return
+        logger.error(
+            "worker: leases not renewed for %.0f s (lease period %.0f s); stopping the "
+            "cameras until the database answers again",
+            unrenewed,
+            self.leases.period.total_seconds(),
+        )
+        self.supervisor.ensure(set())
+        self._cameras_stopped = True
+
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
@@ -212,8 +287,9 @@ class Worker:
                     self.step()
                 except Exception:
                     # A database hiccup must not kill the worker: the children keep running
-                    # and the leases are retried next round (they last a whole period).
+                    # and the leases are retried next round (they last a whole period)...
                     logger.exception("worker: lease round failed; retrying")
+                    self._check_lease_safety()
                 stop.wait(self.interval_s)
         finally:
             self.supervisor.stop_all()
