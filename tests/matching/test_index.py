@@ -257,3 +257,12 @@ def test_synthetic_gallery_has_face_like_distances() -> None:
     between = d[~same]
     assert 0.3 < float(np.median(within)) < 0.45
     assert 0.8 < float(np.median(between)) < 1.1
+
+
+def test_pgvector_names_stay_distinct_for_long_model_ids() -> None:
+    from cunan.matching.pgvector_index import table_name
+
+    table = table_name("arcface_" + "r100_glint360k_finetuned_site_v2" * 3 + "-0123456789ab")
+    for derived in (table, f"{table}_hnsw", f"staging_{table}"):
+        assert len(derived.encode()) <= 63
+    assert len({table, f"{table}_hnsw"[:63]}) == 2

@@ -42,7 +42,9 @@ def table_name(model_id: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", model_id.lower()).strip("_") or "model"
     digest = hashlib.sha1(model_id.encode()).hexdigest()[:8]
     prefix = "face_vectors_"
-    room = _MAX_IDENT - len(prefix) - len(digest) - 1
+    # Leave room for the longest derived name ("staging_<table>", "<table>_hnsw"): if
+    # PostgreSQL truncated those, the index name would equal the table's and be skipped.
+    room = _MAX_IDENT - len(prefix) - len(digest) - 1 - len("staging_")
     return f"{prefix}{slug[:room]}_{digest}"
 
 

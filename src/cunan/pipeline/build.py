@@ -77,7 +77,10 @@ def build_runner(
     tiling = camera.settings.tiling() if camera is not None else None
     detector = BlazeFaceDetector(tiling=tiling, num_threads=1)
     embedder = embedder or build_embedder(settings)
-    matcher = RegistryGalleryMatcher(registry.service, embedder.model_id, openset)
+    # The site's matching settings decide, unless a caller (a test, a benchmark) overrides.
+    matcher = RegistryGalleryMatcher(
+        registry.service, embedder.model_id, openset or settings.matching.open_set_config()
+    )
     registry.service.add_listener(matcher)
     analyser = TrackAnalyser(embedder, matcher, target.decision)
     store = SightingStore(registry.database, registry.service.cipher)
