@@ -134,7 +134,7 @@ def test_bus_delivers_by_type_and_survives_a_failing_subscriber() -> None:
     assert seen == [event]
 
 
-def test_matcher_rebuilds_when_templates_change(registry: Registry) -> None:
+def test_matcher_follows_template_changes(registry: Registry) -> None:
     service = registry.service
     matcher = RegistryGalleryMatcher(service, "dlib_resnet_v1", poll_interval_s=3600)
     service.add_listener(matcher)

@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.domain import FaceQuality
-from cunan.matching.openset import Gallery, OpenSetConfig, OpenSetDecision, decide_many
+from cunan.matching.live import LiveGallery
+from cunan.matching.openset import OpenSetConfig, OpenSetDecision
 from cunan.registry.records import Vector
 from cunan.registry.service import RegistryService
 
@@ -46,13 +47,14 @@ def empty_gallery_decision(config: OpenSetConfig) -> OpenSetDecision:
 
 
 class RegistryGalleryMatcher:
-    """An exact in-memory gallery of the registry's templates of one model.
+    """The registry's templates of one model, matched through the live gallery.
 
-    Identity labels are person ids (as strings). The gallery is rebuilt lazily, on the next
-    ``decide``, after a template change: told in-process through the
-    :class:`~cunan.registry.records.TemplateListener` methods, or seen in the registry's
-    change feed (polled every ``poll_interval_s``, because the UI or another process may
-    enrol people while a worker process runs).
+    Identity labels are person ids (as strings). Changes arrive in-process through the
+    :class:`~cunan.registry.records.TemplateListener` methods and apply at once; changes
+    made by another process (the UI, an import) are read from the registry's change feed,
+    polled every ``poll_interval_s``. The decisions are those of
+    :class:`cunan.matching.live.LiveGallery`, the same path as ``cunan identify``, so a
+    face gets one answer whichever part of the system asks.
     """
 
     def __init__(
@@ -70,11 +72,8 @@ class RegistryGalleryMatcher:
         self._poll_interval_s = poll_interval_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._gallery: Gallery | None = None
-        self._dirty = True
-        self._seen_seq = -1
+        self._live: LiveGallery | None = None
         self._last_poll = -math.inf
-        self.rebuilds = 0
 
     @property
     def model_id(self) -> str:
@@ -83,53 +82,45 @@ class RegistryGalleryMatcher:
     # -- TemplateListener --------------------------------------------------------------------
 
     def on_added(self, template_id: int, person_id: int, vector: Vector, model_id: str) -> None:
-        if model_id == self._model_id:
-            with self._lock:
-                self._dirty = True
+        with self._lock:
+            if self._live is not None:
+                self._live.on_added(template_id, person_id, vector, model_id)
 
     def on_removed(self, template_ids: list[int]) -> None:
         with self._lock:
-            self._dirty = True
+            if self._live is not None:
+                self._live.on_removed(template_ids)
 
     # -- matching ----------------------------------------------------------------------------
 
-    def gallery(self) -> Gallery | None:
-        """The current gallery (None while no template of the model is enrolled)."""
+    def _gallery(self, dim: int) -> LiveGallery:
         now = self._clock()
         with self._lock:
-            if now - self._last_poll >= self._poll_interval_s:
+            if self._live is None:
+                # Loaded on first use: the embedding size is known from the first probe.
+                self._live = LiveGallery.load(
+                    self._registry, model_id=self._model_id, dim=dim, config=self.config
+                )
                 self._last_poll = now
-                seq = self._registry.last_change_seq()
-                if seq != self._seen_seq:
-                    self._dirty = True
-                    self._seen_seq = seq
-            if self._dirty:
-                self._gallery = self._build()
-                self._dirty = False
-                self.rebuilds += 1
-            return self._gallery
-
-    def _build(self) -> Gallery | None:
-        vectors: list[Vector] = []
-        labels: list[str] = []
-        for batch in self._registry.iter_templates(model_id=self._model_id):
-            for template in batch:
-                vectors.append(template.vector)
-                labels.append(str(template.person_id))
-        logger.info(
-            "gallery of model %s rebuilt: %d templates of %d people",
-            self._model_id,
-            len(vectors),
-            len(set(labels)),
-        )
-        if not vectors:
-            return None
-        return Gallery.build(np.stack(vectors), labels, model_id=self._model_id)
+                logger.info(
+                    "gallery of model %s loaded: %d templates of %d people",
+                    self._model_id,
+                    len(self._live),
+                    self._live.people,
+                )
+            elif now - self._last_poll >= self._poll_interval_s:
+                self._last_poll = now
+                self._live.catch_up(self._registry)
+            return self._live
 
     def decide(
         self, vectors: NDArray[np.float32], qualities: Sequence[FaceQuality | None]
     ) -> list[OpenSetDecision]:
-        gallery = self.gallery()
-        if gallery is None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if len(vectors) == 0:
+            return []
+        gallery = self._gallery(int(vectors.shape[1]))
+        if len(gallery) == 0:
             return [empty_gallery_decision(self.config) for _ in range(len(vectors))]
-        return decide_many(gallery, vectors, self.config, qualities=list(qualities))
+        results = gallery.identify(vectors, qualities=list(qualities))
+        return [r.decision for r in results]
