@@ -69,12 +69,32 @@ def alive(pid: int) -> bool:
 def test_serve_turns_an_unknown_sighting_into_a_case_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
     clip = require_data("face_recognition_examples/examples/short_hamilton_clip.mp4")
     data = tmp_path / "data"
+    received: list[dict[str, object]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"event": self.headers.get("X-CunAn-Event"), "body": body})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    webhooks = [{"url": f"http://127.0.0.1:{hook.server_port}/alerts", "secret": "s3cret"}]
     env = dict(
         os.environ,
         CUNAN_DATA_DIR=str(data),
         CUNAN_ADMIN_PASSWORD="Correct-horse-battery-9",
+        CUNAN_NOTIFY__WEBHOOKS=json.dumps(webhooks),
         PYTHONPATH=str(ROOT),
     )
     cunan(env, "init")
@@ -116,3 +136,9 @@ def test_serve_turns_an_unknown_sighting_into_a_case_and_stops_on_sigterm(
             proc.wait(30)
     listed = cunan(env, "cases", "list", "--json")
     assert '"status": "open"' in listed
+    hook.shutdown()
+    # The new case was announced to the configured webhook, without face data.
+    assert received, "no alert reached the webhook"
+    payload = json.loads(received[0]["body"])  # type: ignore[arg-type]
+    text = json.dumps(payload)
+    assert "crop" not in text and "embedding" not in text

@@ -71,6 +71,9 @@ def serve_command(
     from cunan.cases.service import CaseService
     from cunan.duties.daily import Duties
     from cunan.duties.scheduler import Scheduler
+    from cunan.notify.deadletters import DeadLetterStore
+    from cunan.notify.dispatcher import NotificationDispatcher
+    from cunan.notify.settings import build_notifiers
     from cunan.pipeline.build import limit_threads
     from cunan.pipeline.leases import CameraLeases
     from cunan.pipeline.store import CameraStore, EventOutbox
@@ -100,8 +103,20 @@ def serve_command(
             signal.signal(sig, on_signal)
         limit_threads()
         duties = Duties.build(registry.database, registry.service, settings.duties)
+        # Case alerts go to the configured channels (none by default: nothing leaves the
+        # machine until a channel is set); undeliverable ones land in the dead-letter list.
+        channels = build_notifiers(settings.notify)
+        dispatcher = (
+            NotificationDispatcher(channels, dead_letters=DeadLetterStore(registry.database))
+            if channels
+            else None
+        )
         cases = CaseService(
-            registry.database, registry.service.cipher, registry.service, settings.cases
+            registry.database,
+            registry.service.cipher,
+            registry.service,
+            settings.cases,
+            dispatcher=dispatcher,
         )
         consumer = CaseConsumer(
             cases, EventOutbox(registry.database), on_known=duties.reconciler.on_sighting
