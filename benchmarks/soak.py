@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
              "--transport", "udp"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
+        # Drain stdout as it comes: a full pipe would block the watcher's prints and stall
+        # the whole pipeline (the first soak runs measured exactly that, not CunAn).
+        lines: list[str] = []
+        assert watch.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(watch.stdout), daemon=True)
+        reader.start()
         proc = psutil.Process(watch.pid)
         start = time.monotonic()
         end = start + args.minutes * 60
@@ -62,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{samples[-1][0]:7.0f} s  rss {rss:7.1f} MB  cpu {cpu:7.1f} s", flush=True)
         finally:
             watch.terminate()
-            out, _ = watch.communicate(timeout=60)
-            sightings = sum(1 for line in out.splitlines() if line.startswith("{"))
+            watch.wait(timeout=60)
+            reader.join(timeout=10)
+            sightings = sum(1 for line in lines if line.startswith("{"))
     t = np.array([s[0] for s in samples])
     rss = np.array([s[1] for s in samples])
     warm = t >= min(120.0, t.max() / 4) if len(t) else t
