@@ -253,7 +253,7 @@ def test_broken_stream_reports_errors_without_crashing(kind: str, registry: Regi
     if kind == "silent":
         assert "timed out after 1.5 s opening" in health.capture.last_error
     assert not health.capture.connected and health.capture.frames_decoded == 0
-    assert runner.sightings == []
+    assert list(runner.sightings) == []
 
 
 def test_not_a_video_file_fails_clearly(registry: Registry, tmp_path: Path) -> None:

@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 CROP_JPEG_QUALITY = 90
 
 
+#: Sightings and latencies a runner remembers for reporting (bench, watch summary).
+RECENT_HISTORY = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class CameraTarget:
     """What one runner watches: a registered camera (``camera_id``) or an ad-hoc source."""
@@ -239,8 +243,10 @@ class CameraRunner:
             selector=BestShotSelector(BestShotConfig(max_shots=max_shots)),
         )
         self.run_key = uuid.uuid4().hex[:12]
-        self.latencies_s: list[float] = []
-        self.sightings: list[DecidedSighting] = []
+        # Recent history only: a camera runs for months, and an unbounded list would grow
+        # by ~100 sightings a minute on a busy gate (found by benchmarks/soak.py).
+        self.latencies_s: deque[float] = deque(maxlen=RECENT_HISTORY)
+        self.sightings: deque[DecidedSighting] = deque(maxlen=RECENT_HISTORY)
         self._lock = threading.Lock()
         self._analysed = 0
         self._skipped = 0
@@ -324,7 +330,7 @@ class CameraRunner:
             self._retry_pending(force=True)
             self._give_up_pending()
             logger.info("camera %s: stopped (%d sightings stored)", self.target.name, self._stored)
-        return self.sightings
+        return list(self.sightings)
 
     def _finish(
         self, finished: list[TrackShots], clock: _Clock, since: float | None, ended_by: str
