@@ -25,6 +25,7 @@ from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
 from cunan.pipeline.decision import FaceVote, TrackDecision, TrackDecisionConfig, decide_track
 from cunan.pipeline.events import EventBus
 from cunan.pipeline.matcher import FaceMatcher
+from cunan.pipeline.memstats import MemoryStats
 from cunan.pipeline.store import NewSighting, SightingStore, StoredSighting
 from cunan.tracking.bestshots import BestShotSelector, TrackShots
 from cunan.tracking.motion import DetectionZone, Detector, MotionConfig, MotionGate
@@ -288,6 +289,10 @@ class CameraRunner:
         last_analysed: float | None = None
         last_frame_mono: float | None = None
         logger.info("camera %s: watching %s", self.target.name, redact_url(self.target.source.url))
+        # Soak-run diagnostics, off unless CUNAN_MEMSTATS names a file (see memstats).
+        memstats = MemoryStats.from_env(self._memory_counters)
+        if memstats is not None:
+            memstats.start()
         self.reader.start()
         try:
             while not stop.is_set() and not self._stop.is_set():
@@ -329,8 +334,25 @@ class CameraRunner:
             self._finish(self.stage.flush(), clock, ended_at if not stop.is_set() else None, "end")
             self._retry_pending(force=True)
             self._give_up_pending()
+            if memstats is not None:
+                memstats.stop()
             logger.info("camera %s: stopped (%d sightings stored)", self.target.name, self._stored)
         return list(self.sightings)
+
+    def _memory_counters(self) -> dict[str, int]:
+        """What the memory diagnostics record next to each sample."""
+        health = self.health()
+        return {
+            "frames_decoded": health.capture.frames_decoded,
+            "frames_dropped": health.capture.frames_dropped,
+            "frames_analysed": health.frames_analysed,
+            "frames_skipped": health.frames_skipped,
+            "sightings_stored": health.sightings_stored,
+            "active_tracks": health.active_tracks,
+            "open_tracks": len(self.stage.tracker.tracks),
+            "history": len(self.sightings),
+            "pending": health.sightings_pending,
+        }
 
     def _finish(
         self, finished: list[TrackShots], clock: _Clock, since: float | None, ended_by: str
