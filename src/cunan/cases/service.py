@@ -338,8 +338,13 @@ class CaseService:
     # -- reading -----------------------------------------------------------------------------
 
     @staticmethod
-    def _case(session: Session, case_id: int) -> Case:
-        case = session.get(Case, case_id)
+    def _case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+        """The case; ``lock`` for a transition: on PostgreSQL the row stays locked until the
+        transaction ends, so two staff members recording outcomes for one case run one
+        after the other and the second sees the first's status (no lost update). SQLite's
+        BEGIN IMMEDIATE already serialises writers. Take it before the audit append lock
+        (which every transition takes last), so lock order is always case -> audit."""
+        case = session.get(Case, case_id, with_for_update=lock, populate_existing=lock)
         if case is None:
             raise CaseNotFoundError(f"no case {case_id}")
         return case
@@ -368,9 +373,14 @@ class CaseService:
         offset = timezone(timedelta(hours=self.settings.local_utc_offset_hours))
         return moment.astimezone(offset).date()
 
+    @staticmethod
+    def _best_first(members: Sequence[CaseMember]) -> list[CaseMember]:
+        """Sightings with the most good faces first, then the most recent."""
+        return sorted(members, key=lambda m: (-m.faces_used, -m.seen_at.timestamp()))
+
     def _view(self, session: Session, case: Case, now: datetime) -> CaseView:
         members = self._members(session, case.id)
-        best = sorted(members, key=lambda m: (-m.faces_used, -m.seen_at.timestamp()))
+        best = self._best_first(members)
         return CaseView(
             id=case.id,
             status=case.status,
@@ -437,33 +447,33 @@ class CaseService:
                 )
         return crops
 
-    def _best_templates(self, case_id: int) -> list[TemplateInput]:
+    def _best_templates(self, session: Session, case_id: int) -> list[TemplateInput]:
         """Templates from the case's best sightings: their stored embeddings (the normalised
         mean of each track's good best-shot faces, the vectors the matcher compared), with
-        the crop kept as the template's photo when the village keeps photos."""
-        view = self.get(case_id)
+        the crop kept as the template's photo when the village keeps photos. Read in the
+        caller's transaction, so they are the sightings of the case as it is closed."""
+        best = self._best_first(self._members(session, case_id))
         templates: list[TemplateInput] = []
-        with self.database.transaction() as session:
-            for sighting_id in view.best_sighting_ids[: self.settings.max_templates_from_case]:
-                row = session.get(Sighting, sighting_id)
-                if row is None or row.embedding_ciphertext is None:
-                    continue
-                crop = (
-                    self.cipher.decrypt(
-                        row.crop_ciphertext, crop_context(row.id, row.camera_name), what="crop"
-                    )
-                    if row.crop_ciphertext is not None
-                    else None
+        for member in best[: min(self.settings.best_crops, self.settings.max_templates_from_case)]:
+            row = session.get(Sighting, member.sighting_id)
+            if row is None or row.embedding_ciphertext is None:
+                continue
+            crop = (
+                self.cipher.decrypt(
+                    row.crop_ciphertext, crop_context(row.id, row.camera_name), what="crop"
                 )
-                templates.append(
-                    TemplateInput(
-                        vector=self._sighting_vector(row),
-                        model_id=row.model_id,
-                        source=TemplateSource.CAPTURED_CROP,
-                        quality=TemplateQuality(),
-                        photo=PhotoInput(crop, "image/jpeg") if crop is not None else None,
-                    )
+                if row.crop_ciphertext is not None
+                else None
+            )
+            templates.append(
+                TemplateInput(
+                    vector=self._sighting_vector(row),
+                    model_id=row.model_id,
+                    source=TemplateSource.CAPTURED_CROP,
+                    quality=TemplateQuality(),
+                    photo=PhotoInput(crop, "image/jpeg") if crop is not None else None,
                 )
+            )
         return templates
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -512,7 +522,7 @@ class CaseService:
         if due.tzinfo is None:
             raise ValueError("the deadline must carry a timezone")
         with self.database.transaction() as session:
-            case = self._case(session, case_id)
+            case = self._case(session, case_id, lock=True)
             self._require(case, ACTIVE, "assign")
             case.assigned_to, case.assigned_by = user_id, actor
             case.assigned_at, case.deadline_at = now, due
@@ -539,10 +549,6 @@ class CaseService:
         case.outcome, case.outcome_by, case.outcome_at, case.closed_at = outcome, actor, now, now
         self._transition(session, case, "outcome", "closed", actor, outcome=outcome, **details)
 
-    def _check_active(self, case_id: int) -> None:
-        with self.database.transaction() as session:
-            self._require(self._case(session, case_id), ACTIVE, "record an outcome")
-
     def enrol(
         self,
         case_id: int,
@@ -554,60 +560,55 @@ class CaseService:
         fresh_photo: TemplateInput | None = None,
     ) -> EnrolResult:
         """补录: person + consent + tenancy (room, landlord) + templates from the case's best
-        sightings (and a fresh photo) in one registry transaction; the gallery listeners are
-        told at commit, so the matcher knows the person at once. Then the case closes."""
-        self._check_active(case_id)
-        templates = self._best_templates(case_id)
-        if fresh_photo is not None:
-            templates.append(fresh_photo)
-        if not templates:
-            raise CaseStateError(f"case {case_id} has no stored embeddings to enrol from")
-        person_id = self.registry.add_person(
-            person, consent=consent, templates=templates, tenancy=tenancy
-        )
-        try:
-            with self.database.transaction() as session:
-                case = self._case(session, case_id)
-                self._require(case, ACTIVE, "enrol")
-                case.person_id = person_id
-                self._close(
-                    session,
-                    case,
-                    "enrol",
-                    actor,
-                    person_id=person_id,
-                    templates_added=len(templates),
-                    room_id=tenancy.room_id,
-                    landlord_id=tenancy.landlord_id,
-                    fresh_photo=fresh_photo is not None,
-                )
-        except Exception:
-            # The registry write is its own transaction: undo it so nothing is half-done.
-            logger.warning("case %d: closing failed, removing person %d", case_id, person_id)
-            self.registry.remove_person(person_id)
-            raise
-        template_ids = tuple(t.template_id for t in self.registry.templates_of(person_id))
+        sightings (and a fresh photo), and the case closed, all in one transaction with
+        their audit entries. Nothing is written if any part fails (a registry rule, the
+        case already closed, the database); the gallery listeners are told at commit, so
+        the matcher knows the person when this returns."""
+        with self.registry.unit_of_work() as unit:
+            session = unit.session
+            case = self._case(session, case_id, lock=True)
+            self._require(case, ACTIVE, "enrol")
+            templates = self._best_templates(session, case_id)
+            if fresh_photo is not None:
+                templates.append(fresh_photo)
+            if not templates:
+                raise CaseStateError(f"case {case_id} has no stored embeddings to enrol from")
+            # Every registry rule (consent, guardian, ID number, room capacity) and the
+            # registry's own audit entries run here, in this transaction.
+            person_id = self.registry.add_person(
+                person, consent=consent, templates=templates, tenancy=tenancy
+            )
+            template_ids = tuple(t.template_id for t in self.registry.templates_of(person_id))
+            case.person_id = person_id
+            self._close(
+                session,
+                case,
+                "enrol",
+                actor,
+                person_id=person_id,
+                templates_added=len(templates),
+                room_id=tenancy.room_id,
+                landlord_id=tenancy.landlord_id,
+                fresh_photo=fresh_photo is not None,
+            )
         return EnrolResult(case_id=case_id, person_id=person_id, template_ids=template_ids)
 
     def registered_person(self, case_id: int, person_id: int, *, actor: str) -> list[int]:
-        """Outcome "is registered person X": the case's best embeddings become templates of X (fixes
-        a miss). Refused (ConsentRequiredError) unless X has a valid consent."""
-        self._check_active(case_id)
-        templates = self._best_templates(case_id)
-        if not templates:
-            raise CaseStateError(f"case {case_id} has no stored embeddings to add")
-        template_ids = self.registry.add_templates(person_id, templates)
-        try:
-            with self.database.transaction() as session:
-                case = self._case(session, case_id)
-                self._require(case, ACTIVE, "record the person")
-                case.person_id = person_id
-                self._close(
-                    session, case, "person", actor, person_id=person_id, template_ids=template_ids
-                )
-        except Exception:
-            self.registry.delete_templates(template_ids)
-            raise
+        """Outcome "is registered person X": the case's best embeddings become templates of X
+        (fixes a miss) and the case closes, in one transaction. Refused
+        (ConsentRequiredError) unless X has a valid consent; nothing is written then."""
+        with self.registry.unit_of_work() as unit:
+            session = unit.session
+            case = self._case(session, case_id, lock=True)
+            self._require(case, ACTIVE, "record the person")
+            templates = self._best_templates(session, case_id)
+            if not templates:
+                raise CaseStateError(f"case {case_id} has no stored embeddings to add")
+            template_ids = self.registry.add_templates(person_id, templates)
+            case.person_id = person_id
+            self._close(
+                session, case, "person", actor, person_id=person_id, template_ids=template_ids
+            )
         return template_ids
 
     def _store_quiet(
@@ -646,7 +647,7 @@ class CaseService:
         if until.tzinfo is None:
             raise ValueError("'until' must carry a timezone")
         with self.database.transaction() as session:
-            case = self._case(session, case_id)
+            case = self._case(session, case_id, lock=True)
             self._require(case, ACTIVE, "record a visitor")
             kept = self._store_quiet(session, case, "visitor", until)
             case.visitor_until = until
@@ -663,7 +664,7 @@ class CaseService:
     def false_alarm(self, case_id: int, *, actor: str) -> CaseView:
         """False alarm (poster, reflection, not a face): its faces become negative examples."""
         with self.database.transaction() as session:
-            case = self._case(session, case_id)
+            case = self._case(session, case_id, lock=True)
             self._require(case, ACTIVE, "record a false alarm")
             kept = self._store_quiet(session, case, "negative", None)
             self._close(session, case, "false_alarm", actor, quiet_faces=kept)
@@ -674,7 +675,7 @@ class CaseService:
         if not reason.strip():
             raise ValueError("an escalation needs a reason")
         with self.database.transaction() as session:
-            case = self._case(session, case_id)
+            case = self._case(session, case_id, lock=True)
             self._require(case, ACTIVE, "escalate")
             case.escalation_reason = reason.strip()
             # The reason is free text: only its length goes into the audit log.
@@ -685,7 +686,7 @@ class CaseService:
         """Closed -> open: the outcome is cleared and its quiet faces deleted. Templates a
         补录 or "is person X" added stay with the person (remove them in the registry)."""
         with self.database.transaction() as session:
-            case = self._case(session, case_id)
+            case = self._case(session, case_id, lock=True)
             self._require(case, ("closed",), "reopen")
             previous = case.outcome
             removed = session.execute(delete(CaseQuietFace).where(CaseQuietFace.case_id == case.id))
@@ -711,8 +712,11 @@ class CaseService:
         if target_id == source_id:
             raise ValueError("cannot merge a case into itself")
         with self.database.transaction() as session:
-            target = self._case(session, target_id)
-            source = self._case(session, source_id)
+            # Both rows locked up front, lower id first, so two merges of the same pair
+            # cannot wait for each other.
+            first, second = sorted((target_id, source_id))
+            locked = {i: self._case(session, i, lock=True) for i in (first, second)}
+            target, source = locked[target_id], locked[source_id]
             self._require(target, ACTIVE, "merge into it")
             self._require(source, ACTIVE, "merge it")
             moved = session.execute(
@@ -743,7 +747,7 @@ class CaseService:
         if not chosen:
             raise ValueError("name the sightings to split off")
         with self.database.transaction() as session:
-            case = self._case(session, case_id)
+            case = self._case(session, case_id, lock=True)
             self._require(case, ACTIVE, "split")
             members = {m.sighting_id for m in self._members(session, case_id)}
             foreign = sorted(set(chosen) - members)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import numpy as np
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cunan.audit.log import AuditLog, DetailValue, system_actor
 from cunan.config import RegistrySettings
@@ -119,8 +122,57 @@ class _Events:
     removed: list[int]
 
 
+class UnitOfWorkAbortedError(RuntimeError):
+    """A unit of work was left after one of its operations failed; it was rolled back."""
+
+
+@dataclass(eq=False)
+class UnitOfWork:
+    """One transaction shared by several registry calls and the caller's own writes.
+
+    Open it with :meth:`RegistryService.unit_of_work`. Registry calls made inside it (on
+    this thread, against the same database) join its session instead of opening their
+    own transaction; the caller writes its own rows through :attr:`session`. Everything
+    commits together when the outermost ``with`` block ends, and only then are template
+    listeners told; a rollback tells them nothing.
+    """
+
+    database: Database
+    session: Session
+    _deliveries: list[tuple[Callable[[_Events], None], _Events]] = field(
+        default_factory=list, init=False
+    )
+    _failure: BaseException | None = field(default=None, init=False)
+
+    @property
+    def failed(self) -> bool:
+        """An operation of this unit raised: it can only roll back now."""
+        return self._failure is not None
+
+    def _doom(self, error: BaseException) -> None:
+        # A registry call that fails midway may have flushed part of its rows (PostgreSQL
+        # has even aborted the transaction); committing what is left would break "all or
+        # nothing", so the unit refuses to commit even if the caller catches the error.
+        if self._failure is None:
+            self._failure = error
+
+
+#: The units open in this thread/task, innermost last. A ContextVar, not service state: the
+#: service is shared between threads, and another thread's calls must not join this one's
+#: transaction.
+_open_units: ContextVar[tuple[UnitOfWork, ...]] = ContextVar("cunan_registry_units", default=())
+
+
+def _unit_for(database: Database) -> UnitOfWork | None:
+    for unit in reversed(_open_units.get()):
+        if unit.database is database:
+            return unit
+    return None
+
+
 class RegistryService:
-    """Registry operations; each call is one transaction that commits whole or not at all."""
+    """Registry operations; each call is one transaction that commits whole or not at all,
+    or one part of a caller's :class:`UnitOfWork` (see :meth:`unit_of_work`)."""
 
     def __init__(
         self,
@@ -160,16 +212,24 @@ class RegistryService:
         target_id: int | str | None = None,
         details: Mapping[str, DetailValue] | None = None,
     ) -> None:
-        """Record an entry in its own transaction (for reads such as exports); no-op without
-        an audit log."""
-        if self.audit is not None:
+        """Record an entry in its own transaction (for reads such as exports), or in the open
+        unit of work's; no-op without an audit log."""
+        if self.audit is None:
+            return
+        unit = _unit_for(self.database)
+        try:
             self.audit.record(
                 action,
                 actor=self.actor,
                 target_type=target_type,
                 target_id=target_id,
                 details=details,
+                session=unit.session if unit is not None else None,
             )
+        except BaseException as exc:
+            if unit is not None:
+                unit._doom(exc)
+            raise
 
     def _audit(
         self,
@@ -194,12 +254,74 @@ class RegistryService:
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """One transaction for several registry calls plus the caller's own writes.
+
+        ::
+
+            with registry.unit_of_work() as unit:
+                person_id = registry.add_person(...)        # joins unit.session
+                unit.session.add(SomethingOfTheCaller(...))  # same transaction
+
+        Every rule and audit entry of the joined calls is kept; each call's audit entry is
+        written in the unit's transaction. The unit commits when the block ends without an
+        exception, and the listeners are then told every template change once, in order. An
+        exception rolls everything back and tells them nothing. If a joined call fails, the
+        unit can no longer commit: leaving the block raises UnitOfWorkAbortedError even if
+        the caller caught the error. A unit opened inside another one (same database, same
+        thread) joins it; the outermost commits.
+
+        While a unit is open, do not open other transactions on the same database in the
+        same thread (``database.transaction()``): on SQLite they wait for this one forever.
+        Registry calls are safe, they join.
+        """
+        outer = _unit_for(self.database)
+        if outer is not None:
+            try:
+                yield outer
+            except BaseException as exc:
+                outer._doom(exc)
+                raise
+            return
+        with self.database.transaction() as session:
+            unit = UnitOfWork(self.database, session)
+            token = _open_units.set((*_open_units.get(), unit))
+            try:
+                yield unit
+                if unit._failure is not None:
+                    raise UnitOfWorkAbortedError(
+                        "an operation of this unit of work failed; nothing was written"
+                    ) from unit._failure
+            finally:
+                _open_units.reset(token)
+        # Committed: now, and only now, the index may learn about the templates.
+        for notify, events in unit._deliveries:
+            notify(events)
+
     def _read(self, action: Callable[[RegistryRepository], T]) -> T:
+        unit = _unit_for(self.database)
+        if unit is not None:
+            # Inside a unit: see its uncommitted rows (and, on SQLite, do not wait for it).
+            return action(RegistryRepository(unit.session))
         with self.database.transaction() as session:
             return action(RegistryRepository(session))
 
     def _write(self, action: Callable[[RegistryRepository, _Events], T]) -> T:
         events = _Events(added=[], removed=[])
+        unit = _unit_for(self.database)
+        if unit is not None:
+            if unit.failed:
+                raise UnitOfWorkAbortedError(
+                    "an earlier operation of this unit of work failed; it can only roll back"
+                ) from unit._failure
+            try:
+                result = action(RegistryRepository(unit.session), events)
+            except BaseException as exc:
+                unit._doom(exc)
+                raise
+            unit._deliveries.append((self._notify, events))
+            return result
         with self.database.transaction() as session:
             result = action(RegistryRepository(session), events)
         self._notify(events)
