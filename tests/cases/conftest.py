@@ -107,10 +107,11 @@ class Env:
 def env(database: Database) -> Iterator[Env]:
     clock = FrozenClock(T0)
     cipher = FieldCipher(KeyRing.generate())
-    registry = RegistryService(database, cipher, clock=clock)
+    audit = AuditLog(database, clock=clock)
+    # Audited like `cunan` opens it, so registry entries share the cases' transactions.
+    registry = RegistryService(database, cipher, clock=clock, audit=audit)
     channel = RecordingChannel()
     dispatcher = NotificationDispatcher({"test": channel})
-    audit = AuditLog(database, clock=clock)
     service = CaseService(
         database,
         cipher,
