@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import typer
@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cunan import __version__
+from cunan.cliutil import EXIT_ERROR, err_console, fail
 from cunan.config import Settings, load_settings
 from cunan.domain import LANDMARK_NAMES, AnalyzedFace
 from cunan.faces.engine import EngineConfig, FaceEngine
@@ -31,17 +32,8 @@ faces_app = typer.Typer(help="Work with faces in image files.", no_args_is_help=
 app.add_typer(faces_app, name="faces")
 
 console = Console()
-err_console = Console(stderr=True)
 
 T = TypeVar("T")
-
-#: Exit code for errors (bad input, missing model); 0/1 are answers for `faces compare`.
-EXIT_ERROR = 2
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
 
 
 def _guard(action: Callable[[], T]) -> T:
@@ -49,7 +41,7 @@ def _guard(action: Callable[[], T]) -> T:
     try:
         return action()
     except (ImageLoadError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _print_version(value: bool) -> None:
@@ -257,7 +249,7 @@ def faces_embed(
             rows.append(vector)
             index.append({"file": str(path), "box": [round(v, 1) for v in face.box.as_list()]})
     if not rows:
-        _fail("no face embedded; nothing written")
+        fail("no face embedded; nothing written")
     if out.suffix != ".npy":
         out = out.with_name(out.name + ".npy")  # np.save would add it silently otherwise
     matrix = np.vstack(rows).astype(np.float32)

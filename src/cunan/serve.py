@@ -17,37 +17,16 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from cunan.cliutil import OPEN_ERRORS, DataDirOption, user_errors
 from cunan.config import load_settings
 from cunan.registry.datadir import open_registry, resolve_data_dir
-from cunan.registry.errors import RegistryError
-from cunan.security.keys import KeyFileError
-from cunan.storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
-
-err_console = Console(stderr=True)
-EXIT_ERROR = 2
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
-        show_default=False,
-    ),
-]
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
 
 
 def serve_command(
@@ -79,11 +58,9 @@ def serve_command(
     from cunan.pipeline.store import CameraStore, EventOutbox
     from cunan.pipeline.supervisor import CameraSupervisor, Worker
 
-    try:
+    with user_errors(*OPEN_ERRORS):
         settings = load_settings()
         registry = open_registry(resolve_data_dir(data_dir, settings), settings)
-    except (RegistryError, StorageError, KeyFileError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
     stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     # The handler only records the signal: it runs in the main thread between bytecodes,

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,55 +14,28 @@ from rich.table import Table
 
 from cunan.audit.chain import verify_chain
 from cunan.audit.log import AuditLog
-from cunan.config import load_settings
-from cunan.registry.datadir import database_url, open_database, resolve_data_dir
-from cunan.storage.database import SQLITE_FILENAME, Database
+from cunan.cliutil import DataDirOption, err_console, fail, opened_database
+from cunan.storage.database import Database
 from cunan.storage.errors import StorageError
 
 #: Exit codes: 0 intact, 1 the chain is broken (an answer), 2 the check could not run.
 EXIT_BROKEN = 1
-EXIT_ERROR = 2
 
 console = Console()
-err_console = Console(stderr=True)
 
 audit_app = typer.Typer(
     help="Inspect and verify the tamper-evident audit log.", no_args_is_help=True
 )
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
-        show_default=False,
-    ),
-]
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
-
 
 @contextmanager
 def open_audit_database(data_dir: Path | None) -> Iterator[Database]:
     """The registry's database, without migrating it (verification must not change it)."""
-    try:
-        settings = load_settings()
-        directory = resolve_data_dir(data_dir, settings)
-        url = database_url(directory, settings)
-        if url.startswith("sqlite") and not (directory / SQLITE_FILENAME).is_file():
-            _fail(f"{directory} has no {SQLITE_FILENAME}; is it a CunAn data directory?")
-        database = open_database(directory, settings)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-    try:
-        yield database
-    except StorageError as exc:
-        _fail(f"{exc} (has the database been migrated? any cunan command that opens it does)")
-    finally:
-        database.dispose()
+    with opened_database(data_dir) as (database, _settings):
+        try:
+            yield database
+        except StorageError as exc:
+            fail(f"{exc} (has the database been migrated? any cunan command that opens it does)")
 
 
 @audit_app.command("verify")

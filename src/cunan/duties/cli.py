@@ -7,26 +7,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cunan.audit.log import cli_actor
-from cunan.config import Settings, load_settings
+from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
+from cunan.config import Settings
 from cunan.duties.daily import Duties
 from cunan.duties.settings import DutySettings
-from cunan.registry.datadir import Registry, open_registry, resolve_data_dir
-from cunan.registry.errors import RegistryError
-from cunan.security.keys import KeyFileError
+from cunan.registry.datadir import Registry
 from cunan.stats.service import StatsService, VillageStats
-from cunan.storage.errors import StorageError
-
-EXIT_ERROR = 2
 
 console = Console()
-err_console = Console(stderr=True)
 
 departures_app = typer.Typer(
     help="Move-out reports, overdue tenancies and landlords' confirmation tasks.",
@@ -37,14 +32,6 @@ maintenance_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
-        show_default=False,
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
@@ -54,35 +41,21 @@ def duty_settings(settings: Settings) -> DutySettings:
     return value if isinstance(value, DutySettings) else DutySettings()
 
 
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
-
-
 def _print(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager
 def _duties(data_dir: Path | None) -> Iterator[tuple[Registry, Duties]]:
-    try:
-        settings = load_settings()
-        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
-    except (RegistryError, StorageError, KeyFileError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-    try:
+    with opened_registry(data_dir) as (registry, settings):
         yield registry, Duties.build(registry.database, registry.service, duty_settings(settings))
-    except (RegistryError, StorageError) as exc:
-        _fail(str(exc))
-    finally:
-        registry.close()
 
 
 def _parse_target(target: str) -> tuple[str, int]:
     kind, _, number = target.strip().rpartition(":")
     kind = kind or "person"
     if kind not in ("person", "tenancy") or not number.isdigit():
-        _fail(f"{target!r}: give a person id (12 or person:12) or a tenancy id (tenancy:7)")
+        fail(f"{target!r}: give a person id (12 or person:12) or a tenancy id (tenancy:7)")
     return kind, int(number)
 
 
@@ -105,7 +78,7 @@ def report_command(
     try:
         move_out = date.fromisoformat(moved_out)
     except ValueError:
-        _fail(f"--moved-out {moved_out!r} is not a date (YYYY-MM-DD)")
+        fail(f"--moved-out {moved_out!r} is not a date (YYYY-MM-DD)")
     kind, number = _parse_target(target)
     with _duties(data_dir) as (_, duties):
         departures = duties.departures

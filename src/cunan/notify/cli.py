@@ -6,27 +6,22 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cunan.config import load_settings
+from cunan.cliutil import DataDirOption, fail, opened_database, user_errors
 from cunan.notify.deadletters import DeadLetterStore
 from cunan.notify.errors import UnknownChannelError
 from cunan.notify.message import Notifier
 from cunan.notify.settings import build_notifiers, notify_settings
-from cunan.registry.datadir import database_url, open_database, resolve_data_dir
-from cunan.storage.database import SQLITE_FILENAME, Database
-from cunan.storage.errors import StorageError
 
 #: Exit codes: 0 done, 1 some replay failed (try again later), 2 the command could not run.
 EXIT_UNDELIVERED = 1
-EXIT_ERROR = 2
 
 console = Console()
-err_console = Console(stderr=True)
 
 notify_app = typer.Typer(help="Notifications: webhook, MQTT, e-mail.", no_args_is_help=True)
 dead_letters_app = typer.Typer(
@@ -34,44 +29,16 @@ dead_letters_app = typer.Typer(
 )
 notify_app.add_typer(dead_letters_app, name="dead-letters")
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
-        show_default=False,
-    ),
-]
-
 #: Replaced in tests; the CLI builds the channels from the settings.
 channel_factory = build_notifiers
 
 
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
-
-
 @contextmanager
 def _store(data_dir: Path | None) -> Iterator[tuple[DeadLetterStore, Mapping[str, Notifier]]]:
-    try:
-        settings = load_settings()
-        directory = resolve_data_dir(data_dir, settings)
-        if (
-            database_url(directory, settings).startswith("sqlite")
-            and not (directory / SQLITE_FILENAME).is_file()
-        ):
-            _fail(f"{directory} has no {SQLITE_FILENAME}; is it a CunAn data directory?")
-        database: Database = open_database(directory, settings)
-        channels = channel_factory(notify_settings(settings))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
-    try:
+    with opened_database(data_dir) as (database, settings):
+        with user_errors(ValueError):
+            channels = channel_factory(notify_settings(settings))
         yield DeadLetterStore(database), channels
-    except StorageError as exc:
-        _fail(str(exc))
-    finally:
-        database.dispose()
 
 
 @dead_letters_app.command("list")
@@ -128,7 +95,7 @@ def replay_command(
 ) -> None:
     """Send dead letters again on their channels. Exit 0 all delivered, 1 some failed."""
     if (letter_id is None) == (not replay_all):
-        _fail("give one dead letter ID or --all")
+        fail("give one dead letter ID or --all")
     with _store(data_dir) as (store, channels):
         try:
             if replay_all:
@@ -137,7 +104,7 @@ def replay_command(
                 assert letter_id is not None
                 outcomes = [store.replay(letter_id, channels)]
         except (LookupError, UnknownChannelError) as exc:
-            _fail(str(exc.args[0]) if exc.args else str(exc))
+            fail(str(exc.args[0]) if exc.args else str(exc))
     failed = [o for o in outcomes if not o.delivered]
     for o in outcomes:
         verdict = "delivered" if o.delivered else f"failed: {o.error}"

@@ -11,66 +11,40 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cunan.capture.sources import SourceConfig, SourceError, redact_url
-from cunan.config import Settings, load_settings
+from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
+from cunan.config import Settings
 from cunan.faces.models import ModelNotAvailableError
 from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError, parse_zone
 from cunan.pipeline.runner import CameraTarget, DecidedSighting
 from cunan.pipeline.store import CameraNotFoundError, CameraStore
-from cunan.registry.datadir import Registry, open_registry, resolve_data_dir
+from cunan.registry.datadir import Registry
 from cunan.registry.errors import RegistryError
-from cunan.storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
 console = Console()
-err_console = Console(stderr=True)
-EXIT_ERROR = 2
 
 cameras_app = typer.Typer(help="Register and manage cameras.", no_args_is_help=True)
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
-        show_default=False,
-    ),
-]
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
 
 
 @contextmanager
 def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
-    try:
-        settings = load_settings()
-        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
-    except (RegistryError, StorageError, FileNotFoundError, ValueError, OSError) as exc:
-        _fail(str(exc))
-    try:
-        yield registry, settings
-    except (
-        RegistryError,
-        StorageError,
+    with opened_registry(
+        data_dir,
         CameraNotFoundError,
         NoticeNotPostedError,
         ModelNotAvailableError,
         SourceError,
         ValueError,
-    ) as exc:
-        _fail(str(exc))
-    finally:
-        registry.close()
+    ) as opened:
+        yield opened
 
 
 # -- watch ------------------------------------------------------------------------------------
@@ -130,14 +104,14 @@ def watch_command(
                 target = _with_fps(target, fps_cap)
         else:
             if not notice_posted:
-                _fail(
+                fail(
                     f"recognition refused: {redact_url(source)} is not a registered camera, "
                     "and the public notice sign is required where faces are recognised; "
                     "pass --notice-posted to confirm it is posted (or register the camera "
                     "with 'cunan cameras add ... --notice-posted')"
                 )
             if transport not in ("tcp", "udp"):
-                _fail("--transport must be tcp or udp")
+                fail("--transport must be tcp or udp")
             target = CameraTarget(
                 # Files are named by their file name; URLs without their password.
                 name=redact_url(source) if "://" in source else Path(source).name,
@@ -189,7 +163,7 @@ def watch_command(
             signal.signal(signal.SIGTERM, previous)
         health = runner.reader.health()
         if health.state.value == "failed" and health.last_error:
-            _fail(health.last_error)
+            fail(health.last_error)
 
 
 def _with_fps(target: CameraTarget, fps_cap: float) -> CameraTarget:

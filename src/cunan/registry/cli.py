@@ -5,20 +5,21 @@ from __future__ import annotations
 import mimetypes
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.cliutil import DataDirOption, err_console, fail, opened_registry, user_errors
 from cunan.config import Settings, load_settings
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
-from cunan.registry.datadir import Registry, initialise, open_registry, resolve_data_dir
+from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
 from cunan.registry.export import write_export_csv
 from cunan.registry.keys import rotate_keys
@@ -36,57 +37,34 @@ from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
 from cunan.storage.errors import StorageError
 
-EXIT_ERROR = 2
 ADMIN_PASSWORD_ENV = "CUNAN_ADMIN_PASSWORD"
 
 console = Console()
-err_console = Console(stderr=True)
 
 keys_app = typer.Typer(help="Manage the encryption key of face data.", no_args_is_help=True)
 people_app = typer.Typer(help="Register and manage people.", no_args_is_help=True)
 registry_app = typer.Typer(help="Registry-wide operations.", no_args_is_help=True)
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
-        show_default=False,
-    ),
-]
+#: Errors in registry commands that a user can act on: one line and exit code 2.
+_USER_ERRORS: tuple[type[Exception], ...] = (
+    RegistryError,
+    StorageError,
+    KeyFileError,
+    DecryptionError,
+    EnrolmentPhotoError,
+    ImageLoadError,
+    FileNotFoundError,
+)
 
 
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Errors users can act on become one line and exit code 2."""
-    try:
-        yield
-    except (
-        RegistryError,
-        StorageError,
-        KeyFileError,
-        DecryptionError,
-        EnrolmentPhotoError,
-        ImageLoadError,
-        FileNotFoundError,
-    ) as exc:
-        _fail(str(exc))
+def _user_errors() -> AbstractContextManager[None]:
+    return user_errors(*_USER_ERRORS)
 
 
 @contextmanager
 def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
-    with _user_errors():
-        settings = load_settings()
-        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
-        try:
-            yield registry, settings
-        finally:
-            registry.close()
+    with opened_registry(data_dir, *_USER_ERRORS) as opened:
+        yield opened
 
 
 def build_face_engine(settings: Settings) -> FaceEngine:
@@ -198,9 +176,9 @@ def people_add(
     """Register a person with consent and enrolment photos; prints the new person's id."""
     photos = photo or []
     if not photos and non_face is None:
-        _fail("give at least one --photo, or --non-face NOTE to register without face data")
+        fail("give at least one --photo, or --non-face NOTE to register without face data")
     if photos and not consent_by:
-        _fail(
+        fail(
             "refusing to store face data without consent: give --consent-by WHO "
             "(and --consent-method paper|digital)"
         )
@@ -272,7 +250,7 @@ def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]
     if problems:
         for problem in problems:
             err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
-        _fail(f"{len(problems)} photo(s) unusable; nothing was stored")
+        fail(f"{len(problems)} photo(s) unusable; nothing was stored")
     return templates
 
 
@@ -388,7 +366,7 @@ def registry_export(
 ) -> None:
     """Export people to CSV: no biometric data, ID numbers masked."""
     if encoding.lower() not in {"utf-8-sig", "utf-8", "gb18030", "gbk"}:
-        _fail(f"unsupported encoding {encoding!r}; use utf-8-sig, utf-8, gb18030 or gbk")
+        fail(f"unsupported encoding {encoding!r}; use utf-8-sig, utf-8, gb18030 or gbk")
     with _registry(data_dir) as (registry, _):
         count = write_export_csv(registry.service, file, encoding=encoding)
     console.print(f"wrote {count} people to {file}", markup=False, highlight=False)
@@ -433,7 +411,7 @@ def registry_import(
     from cunan.registry.roster import RosterFileError
 
     if not photos.is_dir():
-        _fail(f"{photos}: photo folder not found")
+        fail(f"{photos}: photo folder not found")
     with _registry(data_dir) as (registry, settings):
         faces = settings.faces
         options = ImportOptions(
@@ -471,7 +449,7 @@ def registry_import(
                     on_total=lambda n: bar.update(task, total=n),
                 )
             except RosterFileError as exc:
-                _fail(str(exc))
+                fail(str(exc))
     for p in result.problems:
         console.print(f"row {p.row}, {p.column}: {p.reason}", markup=False, highlight=False)
     if report is not None:
@@ -501,11 +479,11 @@ def registry_template(
     from cunan.registry.roster import RosterFileError, write_template
 
     if file.exists():
-        _fail(f"{file} exists; refusing to overwrite it")
+        fail(f"{file} exists; refusing to overwrite it")
     try:
         write_template(file)
     except (RosterFileError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"wrote {file}", markup=False, highlight=False)
 
 
@@ -535,7 +513,7 @@ def identify_command(
             config=settings.matching.open_set_config(),
         )
         if not faces:
-            _fail(f"{image}: no face found")
+            fail(f"{image}: no face found")
         vectors = np.vstack([f.embedding for f in faces if f.embedding is not None])
         results = gallery.identify(vectors, qualities=[f.quality for f in faces], top=top)
         names = {

@@ -1,0 +1,106 @@
+"""Plumbing every ``cunan`` command shares: the ``--data-dir`` option, one-line errors, exit 2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from cunan.config import Settings, load_settings
+from cunan.registry.datadir import (
+    Registry,
+    database_url,
+    open_database,
+    open_registry,
+    resolve_data_dir,
+)
+from cunan.registry.errors import RegistryError
+from cunan.security.keys import KeyFileError
+from cunan.storage.database import SQLITE_FILENAME, Database
+from cunan.storage.errors import StorageError
+
+#: Exit code for errors a command could not get past; 0 and 1 are answers where a command
+#: gives one (``faces compare``, ``audit verify``).
+EXIT_ERROR = 2
+
+err_console = Console(stderr=True)
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $CUNAN_DATA_DIR, else the per-user data dir).",
+        show_default=False,
+    ),
+]
+
+#: What can go wrong while opening a data directory: no such directory or database, a
+#: missing or unreadable key, a database that is down, a malformed setting.
+OPEN_ERRORS: tuple[type[Exception], ...] = (
+    RegistryError,
+    StorageError,
+    KeyFileError,
+    FileNotFoundError,
+    ValueError,
+    OSError,
+)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with :data:`EXIT_ERROR`."""
+    # markup off: messages quote user input and paths, which may contain "[...]".
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def user_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Errors of these kinds (ones a user can act on) become one line and exit code 2."""
+    try:
+        yield
+    except kinds as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def opened_registry(
+    data_dir: Path | None, *errors: type[Exception]
+) -> Iterator[tuple[Registry, Settings]]:
+    """The data directory's registry and settings, closed afterwards.
+
+    Registry and storage errors raised inside the block, and any of ``errors``, become one
+    line and exit code 2.
+    """
+    with user_errors(*OPEN_ERRORS):
+        settings = load_settings()
+        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
+    try:
+        with user_errors(RegistryError, StorageError, *errors):
+            yield registry, settings
+    finally:
+        registry.close()
+
+
+@contextmanager
+def opened_database(data_dir: Path | None) -> Iterator[tuple[Database, Settings]]:
+    """The data directory's database as it is, without migrating it, disposed afterwards.
+
+    For commands that only read or must not change the schema (audit verification, dead
+    letters): a missing SQLite file is an error instead of a new, empty database.
+    """
+    with user_errors(FileNotFoundError, ValueError):
+        settings = load_settings()
+        directory = resolve_data_dir(data_dir, settings)
+        url = database_url(directory, settings)
+        if url.startswith("sqlite") and not (directory / SQLITE_FILENAME).is_file():
+            fail(f"{directory} has no {SQLITE_FILENAME}; is it a CunAn data directory?")
+        database = open_database(directory, settings)
+    try:
+        with user_errors(StorageError):
+            yield database, settings
+    finally:
+        database.dispose()
