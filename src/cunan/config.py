@@ -36,6 +36,11 @@ class FaceSettings(BaseModel):
     #: ONNX recognition model to use instead of dlib's ResNet (ArcFace-style, 112x112).
     onnx_model: Path | None = None
     threads: int = Field(default=1, ge=1)
+    #: Jittered copies of each enrolment photo's face whose embeddings are averaged into
+    #: its template (rotation, shift, zoom, mirror); 1 turns jitter off. Costs that many
+    #: embeddings per photo at enrolment only; camera faces are always embedded once.
+    #: Default: cunan.faces.engine.DEFAULT_ENROL_JITTER (docs/benchmarks.md, LFW section).
+    enrol_jitter: int = Field(default=10, ge=1, le=100)
 
 
 class MatchingSettings(BaseModel):

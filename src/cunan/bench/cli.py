@@ -64,10 +64,24 @@ def lfw_command(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Recompute the cached embeddings.")
     ] = False,
+    jitter: Annotated[
+        str,
+        typer.Option(
+            "--jitter",
+            help="Descriptor of each pair image: mean over N jittered chips (1 = plain), "
+            "or 'mirror' (chip + its mirror image). Also reports the asymmetric case "
+            "(first image jittered, second plain).",
+        ),
+    ] = "1",
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold from the other 9 folds) and TAR at FAR."""
     from cunan.bench.lfw import run_lfw
+    from cunan.bench.lfw_embeddings import JitterSpec
 
+    try:
+        spec = JitterSpec.parse(jitter)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--jitter") from None
     console = Console()
     report = run_lfw(
         lfw_dir,
@@ -76,28 +90,44 @@ def lfw_command(
         workers=workers,
         refresh=refresh,
         show_progress=not as_json,
+        jitter=spec,
     )
     data = report.as_json()
     if not as_json:
-        table = Table(title="LFW View 2 (10 folds)")
+        result = report.result
+        table = Table(title=f"LFW View 2 (10 folds), jitter: {spec.label()}")
         table.add_column("fold", justify="right")
         table.add_column("threshold", justify="right")
         table.add_column("accuracy", justify="right")
-        for fold in report.folds:
+        for fold in result.folds:
             table.add_row(str(fold.fold + 1), f"{fold.threshold:.4f}", _pct(fold.accuracy))
         table.add_row(
             "mean",
-            f"{report.threshold_mean:.4f}",
-            f"{_pct(report.accuracy_mean)} ± {_pct(report.accuracy_std)}",
+            f"{result.threshold_mean:.4f}",
+            f"{_pct(result.accuracy_mean)} ± {_pct(result.accuracy_std)}",
         )
         console.print(table)
         summary = Table(title="Summary")
         summary.add_column("measure")
         summary.add_column("value", justify="right")
-        summary.add_row("TAR at FAR 1e-2 (all 6000 pairs)", _pct(report.tar_at_far_1e2))
-        summary.add_row("TAR at FAR 1e-3 (all 6000 pairs)", _pct(report.tar_at_far_1e3))
+        summary.add_row("TAR at FAR 1e-2 (all 6000 pairs)", _pct(result.tar_at_far_1e2))
+        summary.add_row("TAR at FAR 1e-3 (all 6000 pairs)", _pct(result.tar_at_far_1e3))
+        if report.asymmetric is not None:
+            asym = report.asymmetric
+            summary.add_row(
+                "asymmetric (1st jittered, 2nd plain): accuracy",
+                f"{_pct(asym.accuracy_mean)} ± {_pct(asym.accuracy_std)}",
+            )
+            summary.add_row("asymmetric: TAR at FAR 1e-2", _pct(asym.tar_at_far_1e2))
+            summary.add_row("asymmetric: TAR at FAR 1e-3", _pct(asym.tar_at_far_1e3))
+        if report.jittered is not None:
+            summary.add_row(
+                "jitter pass images/s (1 process, no detection)",
+                f"{report.jittered.images_per_s:.1f}",
+            )
         summary.add_row(
-            "images/s (2 processes, cache build)", f"{report.embeddings.images_per_s:.1f}"
+            f"images/s ({report.embeddings.workers} processes, cache build, no jitter)",
+            f"{report.embeddings.images_per_s:.1f}",
         )
         summary.add_row("embedding runtime", report.embeddings.runtime)
         for source, count in report.embeddings.source_counts().items():
@@ -116,10 +146,23 @@ def identify_command(
     as_json: JsonFlag = False,
     runtime: RuntimeOpt = "auto",
     workers: WorkersOpt = 2,
+    enrol_jitter: Annotated[
+        str,
+        typer.Option(
+            "--enrol-jitter",
+            help="Gallery templates as the mean over N jittered chips (1 = plain) or "
+            "'mirror'; probes and strangers stay plain, as camera faces do.",
+        ),
+    ] = "1",
 ) -> None:
     """Open-set identification: LFW people with several images enrolled, singletons as strangers."""
     from cunan.bench.identify import run_identify
+    from cunan.bench.lfw_embeddings import JitterSpec
 
+    try:
+        spec = JitterSpec.parse(enrol_jitter)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--enrol-jitter") from None
     console = Console()
     report = run_identify(
         lfw_dir,
@@ -127,12 +170,14 @@ def identify_command(
         runtime=_runtime(runtime),
         workers=workers,
         show_progress=not as_json,
+        enrol_jitter=spec,
     )
     data = report.as_json()
     if not as_json:
         table = Table(
-            title=f"Open-set identification, enrol {enrol}: {report.n_identities} people, "
-            f"{report.n_probes} known probes, {report.n_strangers} strangers"
+            title=f"Open-set identification, enrol {enrol} (jitter: {spec.label()}): "
+            f"{report.n_identities} people, {report.n_probes} known probes, "
+            f"{report.n_strangers} strangers"
         )
         table.add_column("rule (ablation step)")
         table.add_column("TPIR@FPIR 1%", justify="right")

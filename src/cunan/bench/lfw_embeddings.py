@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -18,12 +18,21 @@ import numpy as np
 from numpy.typing import NDArray
 from rich.progress import Progress
 
-from cunan.bench.lfw_data import LfwImage, list_images
+from cunan.bench.lfw_data import LfwImage, image_path, list_images
 from cunan.domain import BoundingBox, DetectedFace, RGBImage
+from cunan.faces.align import (
+    JITTER_MAX_ROTATION_DEG,
+    JITTER_MAX_SHIFT,
+    JITTER_MIN_SCALE,
+    MIRROR_JITTERS,
+    ChipJitter,
+    random_jitters,
+)
 from cunan.faces.detect import DlibCnnDetector
-from cunan.faces.engine import EngineConfig, FaceEngine, central_face
+from cunan.faces.embed import embed_jittered
+from cunan.faces.engine import JITTER_SEED, EngineConfig, FaceEngine, central_face
 from cunan.faces.imageio import load_image
-from cunan.faces.landmarks import FivePointLandmarker
+from cunan.faces.landmarks import FivePointLandmarker, canonical_from_dlib5
 from cunan.faces.models import ModelNotAvailableError, cache_dir
 from cunan.faces.quality import SIGHTING_THRESHOLDS, assess_quality
 
@@ -38,6 +47,10 @@ LFW_CENTRAL_BOX = BoundingBox(left=67.0, top=80.0, right=176.0, bottom=188.0)
 
 #: Face-choice policy of these embeddings; part of the cache key.
 POLICY = "hog1-central_cnn1-central_box"
+
+#: Version of the cache file layout; v2 added each face's box and dlib 5-point shape, so
+#: jittered runs re-align the chosen face without running the detectors again.
+CACHE_LAYOUT = "v2"
 
 #: How each image's face was found (index into this tuple is stored per image).
 SOURCES = ("hog", "cnn", "central_box")
@@ -56,11 +69,15 @@ class LfwEmbeddings:
     source: NDArray[np.int8]
     n_faces: NDArray[np.int16]
     quality: NDArray[np.float32]
+    #: The chosen face of each image: box (left, top, right, bottom) and dlib's 5 points.
+    boxes: NDArray[np.float32]
+    points: NDArray[np.float32]
     model_id: str
     runtime: str
     images_per_s: float
     build_seconds: float
     build_load: str
+    workers: int
 
     def index(self) -> dict[tuple[str, int], int]:
         """Row of each (name, number)."""
@@ -73,6 +90,19 @@ class LfwEmbeddings:
 
     def multi_face_images(self) -> int:
         return int((self.n_faces > 1).sum())
+
+    def face(self, row: int) -> DetectedFace:
+        """The face chosen in image ``row``, rebuilt from the cache (no detector runs)."""
+        left, top, right, bottom = (float(v) for v in self.boxes[row])
+        points = self.points[row].astype(np.float64)
+        return DetectedFace(
+            box=BoundingBox(left=left, top=top, right=right, bottom=bottom),
+            score=0.0,
+            landmarks=canonical_from_dlib5(points),
+            detector="lfw_cache",
+            landmarks_source="dlib5",
+            dlib_points=points,
+        )
 
 
 def build_engine(runtime: Runtime, *, upsample: int = 1) -> FaceEngine:
@@ -98,7 +128,7 @@ class LfwFaceChooser:
 
     def __init__(self, engine: FaceEngine) -> None:
         self.engine = engine
-        self._landmarker = FivePointLandmarker()
+        self.landmarker = FivePointLandmarker()
         self._cnn: DlibCnnDetector | None = None
 
     def choose(self, image: RGBImage) -> tuple[DetectedFace, int, int]:
@@ -110,7 +140,7 @@ class LfwFaceChooser:
             return face, 0, len(faces)
         if self._cnn is None:
             # Built lazily: the MMOD model is only needed for the few images HOG misses.
-            self._cnn = DlibCnnDetector(upsample=1, landmarker=self._landmarker)
+            self._cnn = DlibCnnDetector(upsample=1, landmarker=self.landmarker)
         cnn_faces = self._cnn.detect(image)
         face = central_face(cnn_faces, width, height)
         if face is not None:
@@ -119,7 +149,7 @@ class LfwFaceChooser:
         fallback = DetectedFace(
             box=box,
             score=0.0,
-            landmarks=self._landmarker.canonical(image, box),
+            landmarks=self.landmarker.canonical(image, box),
             detector="lfw_central_box",
             landmarks_source="dlib5",
         )
@@ -134,26 +164,43 @@ def _init_worker(runtime: Runtime) -> None:
     _worker = LfwFaceChooser(build_engine(runtime))
 
 
-def _embed_chunk(
-    paths: Sequence[str],
-) -> tuple[NDArray[np.float32], NDArray[np.int8], NDArray[np.int16], NDArray[np.float32], str]:
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    vectors: NDArray[np.float32]
+    source: NDArray[np.int8]
+    n_faces: NDArray[np.int16]
+    quality: NDArray[np.float32]
+    boxes: NDArray[np.float32]
+    points: NDArray[np.float32]
+    runtime: str
+
+
+def _embed_chunk(paths: Sequence[str]) -> _Chunk:
     assert _worker is not None, "worker not initialised"
     chooser = _worker
     chips = []
     sources = np.zeros(len(paths), dtype=np.int8)
     counts = np.zeros(len(paths), dtype=np.int16)
     quality = np.zeros((len(paths), len(QUALITY_FIELDS)), dtype=np.float32)
+    boxes = np.zeros((len(paths), 4), dtype=np.float32)
+    points = np.zeros((len(paths), 5, 2), dtype=np.float32)
     for i, path in enumerate(paths):
         image = load_image(path)
         face, source, n_faces = chooser.choose(image)
+        if face.dlib_points is None:
+            # The fallback box has no shape yet; computing it here (as align would) lets
+            # the cache keep the exact points this image's chip was cut from.
+            face = replace(face, dlib_points=chooser.landmarker.points(image, face.box))
         sources[i] = source
         counts[i] = n_faces
         q = assess_quality(image, face, SIGHTING_THRESHOLDS)
         quality[i] = [getattr(q, name) for name in QUALITY_FIELDS]
+        boxes[i] = face.box.as_list()
+        points[i] = np.asarray(face.dlib_points, dtype=np.float32)
         chips.append(chooser.engine.embedder.align(image, [face]))
     # One embedding call per chunk: batching across images is what makes ONNX fast.
     vectors = chooser.engine.embedder.embed_chips(np.concatenate(chips)).vectors
-    return vectors, sources, counts, quality, engine_runtime(chooser.engine)
+    return _Chunk(vectors, sources, counts, quality, boxes, points, engine_runtime(chooser.engine))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -176,7 +223,8 @@ def cache_path(lfw_dir: Path, images: Sequence[LfwImage], model_id: str) -> Path
     digest.update(str(lfw_dir.resolve()).encode())
     for image in images:
         digest.update(f"{image.name}/{image.number}\n".encode())
-    return cache_dir() / "bench" / f"lfw-{model_id}-{POLICY}-{digest.hexdigest()[:12]}.npz"
+    name = f"lfw-{model_id}-{POLICY}-{CACHE_LAYOUT}-{digest.hexdigest()[:12]}.npz"
+    return cache_dir() / "bench" / name
 
 
 def compute_embeddings(
@@ -186,14 +234,10 @@ def compute_embeddings(
     workers: int = 2,
     chunk: int = 32,
     show_progress: bool = True,
-) -> tuple[
-    NDArray[np.float32], NDArray[np.int8], NDArray[np.int16], NDArray[np.float32], str, float
-]:
+) -> tuple[_Chunk, float]:
     """Embed every image with ``workers`` processes; also returns the wall time in seconds."""
     paths = [str(image.path) for image in images]
-    parts: list[
-        tuple[NDArray[np.float32], NDArray[np.int8], NDArray[np.int16], NDArray[np.float32], str]
-    ] = []
+    parts: list[_Chunk] = []
     start = time.perf_counter()
     ctx = multiprocessing.get_context("spawn" if os.name != "posix" else "fork")
     with (
@@ -203,16 +247,18 @@ def compute_embeddings(
         task = progress.add_task("embedding LFW", total=len(paths))
         for part in pool.imap(_embed_chunk, list(_chunks(paths, chunk))):
             parts.append(part)
-            progress.advance(task, len(part[1]))
+            progress.advance(task, len(part.source))
     seconds = time.perf_counter() - start
-    return (
-        np.vstack([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-        np.vstack([p[3] for p in parts]),
-        parts[0][4] if parts else runtime,
-        seconds,
+    merged = _Chunk(
+        vectors=np.vstack([p.vectors for p in parts]),
+        source=np.concatenate([p.source for p in parts]),
+        n_faces=np.concatenate([p.n_faces for p in parts]),
+        quality=np.vstack([p.quality for p in parts]),
+        boxes=np.vstack([p.boxes for p in parts]),
+        points=np.concatenate([p.points for p in parts]),
+        runtime=parts[0].runtime if parts else runtime,
     )
+    return merged, seconds
 
 
 def load_or_compute(
@@ -241,29 +287,35 @@ def load_or_compute(
                 source=data["source"].astype(np.int8),
                 n_faces=data["n_faces"].astype(np.int16),
                 quality=data["quality"].astype(np.float32),
+                boxes=data["boxes"].astype(np.float32),
+                points=data["points"].astype(np.float32),
                 model_id=str(meta["model_id"]),
                 runtime=str(meta["runtime"]),
                 images_per_s=float(meta["images_per_s"]),
                 build_seconds=float(meta["build_seconds"]),
                 build_load=str(meta["build_load"]),
+                workers=int(meta["workers"]),
             )
     load_before = machine_load()
-    vectors, source, n_faces, quality, used_runtime, seconds = compute_embeddings(
+    chunk, seconds = compute_embeddings(
         images, runtime=runtime, workers=workers, show_progress=show_progress
     )
     load_after = machine_load()
     result = LfwEmbeddings(
         names=tuple(image.name for image in images),
         numbers=np.asarray([image.number for image in images], dtype=np.int32),
-        vectors=vectors,
-        source=source,
-        n_faces=n_faces,
-        quality=quality,
+        vectors=chunk.vectors,
+        source=chunk.source,
+        n_faces=chunk.n_faces,
+        quality=chunk.quality,
+        boxes=chunk.boxes,
+        points=chunk.points,
         model_id=model_id,
-        runtime=used_runtime,
+        runtime=chunk.runtime,
         images_per_s=len(images) / seconds if seconds > 0 else 0.0,
         build_seconds=seconds,
         build_load=f"before: {load_before} | after: {load_after}",
+        workers=workers,
     )
     meta = {
         "model_id": result.model_id,
@@ -284,8 +336,162 @@ def load_or_compute(
         source=result.source,
         n_faces=result.n_faces,
         quality=result.quality,
+        boxes=result.boxes,
+        points=result.points,
         meta=np.asarray(json.dumps(meta)),
     )
     tmp.replace(path)
     logger.info("cached LFW embeddings at %s", path)
     return result
+
+
+# -- jittered descriptors ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JitterSpec:
+    """How each descriptor of a jittered run is made: ``copies`` chips averaged.
+
+    ``mirror_only``: the chip and its mirror image (2 copies, nothing random); otherwise
+    the unperturbed chip and ``copies - 1`` random jitters of :func:`random_jitters`.
+    """
+
+    copies: int = 1
+    mirror_only: bool = False
+    seed: int = JITTER_SEED
+
+    @classmethod
+    def parse(cls, value: str) -> JitterSpec:
+        """``"mirror"`` or a number of copies (1 = no jitter)."""
+        if value.strip().lower() == "mirror":
+            return cls(copies=2, mirror_only=True)
+        try:
+            copies = int(value)
+        except ValueError:
+            raise ValueError(
+                f"jitter must be a number of copies or 'mirror', got {value!r}"
+            ) from None
+        if not 1 <= copies <= 1000:
+            raise ValueError(f"jitter copies must be between 1 and 1000, got {copies}")
+        return cls(copies=copies)
+
+    @property
+    def is_plain(self) -> bool:
+        return self.copies == 1 and not self.mirror_only
+
+    def jitters(self) -> tuple[ChipJitter, ...]:
+        return MIRROR_JITTERS if self.mirror_only else random_jitters(self.copies, self.seed)
+
+    def label(self) -> str:
+        if self.mirror_only:
+            return "mirror"
+        return "none" if self.copies == 1 else f"{self.copies} jitters"
+
+    def key(self) -> str:
+        """Part of the cache name: everything that changes the jittered chips."""
+        if self.mirror_only:
+            return "mirror"
+        ranges = f"r{JITTER_MAX_ROTATION_DEG:g}-t{JITTER_MAX_SHIFT:g}-z{JITTER_MIN_SCALE:g}"
+        return f"j{self.copies}-s{self.seed}-{ranges}"
+
+
+@dataclass(frozen=True, slots=True)
+class JitteredVectors:
+    """Jittered descriptors of some LFW images (rows of the base embeddings).
+
+    ``vectors`` has a row per LFW image; rows never computed are NaN (``have`` is False).
+    ``images_per_s`` covers the jitter pass only (image load, chips, embeddings in one
+    process with one thread); finding the face is the base run's cost.
+    """
+
+    spec: JitterSpec
+    vectors: NDArray[np.float32]
+    have: NDArray[np.bool_]
+    images: int
+    seconds: float
+    loads: tuple[str, ...]
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def jitter_cache_path(base_path: Path, spec: JitterSpec) -> Path:
+    return base_path.with_name(base_path.stem + f"-{spec.key()}.npz")
+
+
+def _jitter_rows(
+    lfw_dir: Path,
+    base: LfwEmbeddings,
+    rows: Sequence[int],
+    spec: JitterSpec,
+    runtime: Runtime,
+    show_progress: bool,
+) -> NDArray[np.float32]:
+    """Jittered descriptors of ``rows`` in this process, batched across images."""
+    embedder = build_engine(runtime).embedder
+    jitters = spec.jitters()
+    # Enough images per model call to fill a batch of 32 chips when there are few copies.
+    group = max(1, 32 // len(jitters))
+    out = np.zeros((len(rows), embedder.dim), dtype=np.float32)
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task(f"LFW, {spec.label()}", total=len(rows))
+        for start in range(0, len(rows), group):
+            batch = rows[start : start + group]
+            faces = [
+                (load_image(image_path(lfw_dir, base.names[r], int(base.numbers[r]))), base.face(r))
+                for r in batch
+            ]
+            out[start : start + len(batch)] = embed_jittered(embedder, faces, jitters).vectors
+            progress.advance(task, len(batch))
+    return out
+
+
+def load_or_compute_jittered(
+    lfw_dir: Path,
+    base: LfwEmbeddings,
+    rows: Sequence[int],
+    spec: JitterSpec,
+    *,
+    runtime: Runtime = "auto",
+    show_progress: bool = True,
+) -> JitteredVectors:
+    """Jittered descriptors of at least ``rows``; cached, computing only the missing rows.
+
+    The cache sits beside the base embeddings' (same model, policy and image list) with
+    the jitter spec in its name, and grows as runs ask for more rows.
+    """
+    images = list_images(lfw_dir)
+    path = jitter_cache_path(cache_path(lfw_dir, images, base.model_id), spec)
+    vectors = np.full((len(base.names), base.vectors.shape[1]), np.nan, dtype=np.float32)
+    have = np.zeros(len(base.names), dtype=bool)
+    total_images, total_seconds, loads = 0, 0.0, []
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            vectors[:] = data["vectors"]
+            have[:] = data["have"]
+            meta = json.loads(str(data["meta"]))
+        total_images, total_seconds = int(meta["images"]), float(meta["seconds"])
+        loads = list(meta["loads"])
+    missing = [int(r) for r in rows if not have[r]]
+    if missing:
+        load_before = machine_load()
+        start = time.perf_counter()
+        vectors[missing] = _jitter_rows(lfw_dir, base, missing, spec, runtime, show_progress)
+        seconds = time.perf_counter() - start
+        have[missing] = True
+        total_images += len(missing)
+        total_seconds += seconds
+        loads.append(f"{len(missing)} images: before: {load_before} | after: {machine_load()}")
+        meta = {"spec": spec.key(), "images": total_images, "seconds": total_seconds}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(
+            tmp,
+            vectors=vectors,
+            have=have,
+            meta=np.asarray(json.dumps({**meta, "loads": loads})),
+        )
+        tmp.replace(path)
+        logger.info("cached jittered LFW embeddings at %s", path)
+    return JitteredVectors(spec, vectors, have, total_images, total_seconds, tuple(loads))

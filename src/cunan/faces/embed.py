@@ -15,7 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.domain import DetectedFace, Embeddings, RGBImage
-from cunan.faces.align import arcface_chip, dlib_chips
+from cunan.faces.align import (
+    ChipJitter,
+    arcface_chip,
+    arcface_jittered_chips,
+    dlib_chips,
+    dlib_jittered_chips,
+)
 from cunan.faces.landmarks import FivePointLandmarker, shape_from_points
 from cunan.faces.models import ModelNotAvailableError, cache_dir, dlib_model_path
 
@@ -37,6 +43,12 @@ class Embedder(Protocol):
         """Model-specific aligned chips, shape (n, h, w, 3)."""
         ...
 
+    def align_jittered(
+        self, image: RGBImage, face: DetectedFace, jitters: Sequence[ChipJitter]
+    ) -> NDArray[np.uint8]:
+        """One face's chips, one per jitter of its alignment, shape (len(jitters), h, w, 3)."""
+        ...
+
     def embed_chips(self, chips: NDArray[np.uint8]) -> Embeddings:
         """Embeddings of already aligned chips (lets callers batch across images)."""
         ...
@@ -51,6 +63,29 @@ def l2_normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     # A zero vector would divide by zero; it can only come from a broken model output.
     norms[norms == 0] = 1.0
     return np.asarray(vectors / norms, dtype=np.float32)
+
+
+def embed_jittered(
+    embedder: Embedder,
+    faces: Sequence[tuple[RGBImage, DetectedFace]],
+    jitters: Sequence[ChipJitter],
+) -> Embeddings:
+    """One descriptor per (image, face): the mean of its jittered chips' embeddings.
+
+    Each chip's embedding is unit length (as every embedding here), so the mean weighs the
+    jitters equally; it is L2-normalised again so distances stay on the scale the
+    thresholds in the settings were measured on. The chips of all the faces go through
+    the model together, so a caller can batch across images.
+    """
+    n = len(jitters)
+    if n == 0:
+        raise ValueError("need at least one jitter")
+    if not faces:
+        return Embeddings(np.zeros((0, embedder.dim), dtype=np.float32), embedder.model_id)
+    chips = np.concatenate([embedder.align_jittered(image, f, jitters) for image, f in faces])
+    emb = embedder.embed_chips(chips)
+    means = emb.vectors.reshape(len(faces), n, -1).mean(axis=1, dtype=np.float64)
+    return Embeddings(l2_normalise(means.astype(np.float32)), emb.model_id)
 
 
 def _session_options(threads: int) -> Any:
@@ -109,6 +144,16 @@ class DlibResnetEmbedder:
             for face in faces
         ]
         return dlib_chips(image, shapes)
+
+    def align_jittered(
+        self, image: RGBImage, face: DetectedFace, jitters: Sequence[ChipJitter]
+    ) -> NDArray[np.uint8]:
+        shape = (
+            shape_from_points(face.box, face.dlib_points)
+            if face.dlib_points is not None
+            else self._landmarker.shape(image, face.box)
+        )
+        return dlib_jittered_chips(image, shape, jitters)
 
     def embed_chips(self, chips: NDArray[np.uint8]) -> Embeddings:
         if chips.ndim != 4 or chips.shape[1:] != (150, 150, 3):
@@ -227,6 +272,11 @@ class OnnxEmbedder:
         if not faces:
             return np.zeros((0, size, size, 3), dtype=np.uint8)
         return np.stack([arcface_chip(image, f.landmarks, size=size) for f in faces])
+
+    def align_jittered(
+        self, image: RGBImage, face: DetectedFace, jitters: Sequence[ChipJitter]
+    ) -> NDArray[np.uint8]:
+        return arcface_jittered_chips(image, face.landmarks, jitters, size=self.spec.input_size)
 
     def preprocess(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         """Chips (n, h, w, 3) RGB uint8 -> the model's input tensor."""

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from cunan.domain import AnalyzedFace, DetectedFace, FaceQuality, RGBImage
+from cunan.faces.align import random_jitters
 from cunan.faces.detect import DlibCnnDetector, DlibHogDetector, FaceDetector
-from cunan.faces.embed import DlibResnetEmbedder, Embedder, OnnxEmbedder, OnnxModelSpec
+from cunan.faces.embed import (
+    DlibResnetEmbedder,
+    Embedder,
+    OnnxEmbedder,
+    OnnxModelSpec,
+    embed_jittered,
+)
 from cunan.faces.landmarks import FivePointLandmarker
 from cunan.faces.quality import (
     ENROLMENT_THRESHOLDS,
@@ -20,7 +27,18 @@ from cunan.faces.quality import (
     assess_quality,
 )
 
+if TYPE_CHECKING:
+    from cunan.config import FaceSettings
+
 DetectorName = Literal["dlib_hog", "dlib_cnn", "video"]
+
+#: Jittered copies averaged into each enrolment descriptor (``faces.enrol_jitter``); the
+#: same default as the setting, so an engine built without settings enrols alike.
+#: LFW measurements behind the choice: docs/benchmarks.md, LFW section.
+DEFAULT_ENROL_JITTER = 10
+
+#: Seed of the jitters: fixed, so the same photo always gives the same descriptor.
+JITTER_SEED = 0
 
 
 class EnrolmentPhotoError(ValueError):
@@ -41,6 +59,21 @@ class EngineConfig:
     embed_runtime: Literal["auto", "dlib", "onnx"] = "auto"
     onnx_model: OnnxModelSpec | None = None
     threads: int = 1
+    #: Jittered chips averaged per enrolment descriptor; 1 = the plain descriptor.
+    #: Only enrolment photos are jittered: camera faces are always embedded once.
+    enrol_jitter: int = DEFAULT_ENROL_JITTER
+
+    @classmethod
+    def from_settings(cls, faces: FaceSettings) -> EngineConfig:
+        """The engine the ``faces`` settings describe."""
+        return cls(
+            detector=faces.detector,
+            upsample=faces.upsample,
+            embed_runtime=faces.embed_runtime,
+            onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
+            threads=faces.threads,
+            enrol_jitter=faces.enrol_jitter,
+        )
 
 
 def build_detector(
@@ -67,11 +100,17 @@ class FaceEngine:
         *,
         enrolment_thresholds: QualityThresholds = ENROLMENT_THRESHOLDS,
         sighting_thresholds: QualityThresholds = SIGHTING_THRESHOLDS,
+        enrol_jitter: int = DEFAULT_ENROL_JITTER,
+        jitter_seed: int = JITTER_SEED,
     ) -> None:
+        if enrol_jitter < 1:
+            raise ValueError(f"enrol_jitter must be at least 1, got {enrol_jitter}")
         self.detector = detector
         self.embedder = embedder
         self.enrolment_thresholds = enrolment_thresholds
         self.sighting_thresholds = sighting_thresholds
+        self.enrol_jitter = enrol_jitter
+        self.jitter_seed = jitter_seed
 
     @classmethod
     def from_config(cls, config: EngineConfig | None = None) -> FaceEngine:
@@ -85,7 +124,7 @@ class FaceEngine:
             embedder = DlibResnetEmbedder(
                 runtime=config.embed_runtime, threads=config.threads, landmarker=landmarker
             )
-        return cls(detector, embedder)
+        return cls(detector, embedder, enrol_jitter=config.enrol_jitter)
 
     @property
     def model_id(self) -> str:
@@ -122,6 +161,19 @@ class FaceEngine:
     def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> NDArray[np.float32]:
         return self.embedder.embed(image, faces).vectors
 
+    def embed_faces_jittered(
+        self, image: RGBImage, faces: Sequence[DetectedFace], num_jitters: int
+    ) -> NDArray[np.float32]:
+        """Descriptors averaged over ``num_jitters`` jittered chips (1: :meth:`embed_faces`).
+
+        Costs ``num_jitters`` embeddings per face; meant for enrolment photos, where a
+        steadier descriptor is worth it, not for camera frames.
+        """
+        if num_jitters == 1:
+            return self.embed_faces(image, faces)
+        jitters = random_jitters(num_jitters, self.jitter_seed)
+        return embed_jittered(self.embedder, [(image, f) for f in faces], jitters).vectors
+
     def enrolment_face(self, image: RGBImage, *, source: str = "<image>") -> AnalyzedFace:
         """The one good face of an enrolment photo, or an error saying what is wrong."""
         faces = self.detect(image)
@@ -145,7 +197,7 @@ class FaceEngine:
                 source, "face not good enough for enrolment: " + "; ".join(reasons)
             )
         face, q = good[0]
-        vector = self.embedder.embed(image, [face]).vectors[0]
+        vector = self.embed_faces_jittered(image, [face], self.enrol_jitter)[0]
         return AnalyzedFace(face=face, quality=q, embedding=vector, model_id=self.model_id)
 
 

@@ -142,7 +142,9 @@ def _init_worker(config: EngineConfig, max_pixels: int) -> None:
     fast = full
     if config.detector == "dlib_hog" and config.upsample > 0:
         fast = FaceEngine(
-            FaceEngine.from_config(replace(config, upsample=0)).detector, full.embedder
+            FaceEngine.from_config(replace(config, upsample=0)).detector,
+            full.embedder,
+            enrol_jitter=full.enrol_jitter,
         )
     _worker_engines = (fast, full)
     _worker_max_pixels = max_pixels
