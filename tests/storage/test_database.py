@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from cunan.storage.database import Database
+from cunan.storage.database import Database, NestedTransactionError
 from cunan.storage.errors import DatabaseUnavailableError
 from cunan.storage.migrate import current_revision, head_revision, is_up_to_date, upgrade
 from cunan.storage.schema import METADATA
@@ -51,3 +51,18 @@ def test_unreachable_postgres_is_a_clear_error_not_a_hang() -> None:
     ):
         session.add(Village(name="x"))
     db.dispose()
+
+
+def test_nested_transaction_on_one_thread_is_refused_not_a_deadlock(database: Database) -> None:
+    if not database.is_sqlite:
+        pytest.skip("SQLite only: its single writer would wait for itself")
+    with database.transaction() as session:
+        session.add(Village(name="outer"))
+        with (
+            pytest.raises(NestedTransactionError, match="already open on this thread"),
+            database.transaction(),
+        ):
+            pass  # pragma: no cover - never entered
+    # The refusal left the lock usable and the outer transaction committed.
+    with database.transaction() as session:
+        assert session.execute(text("SELECT name FROM villages")).scalars().all() == ["outer"]

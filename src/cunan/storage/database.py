@@ -86,6 +86,10 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class NestedTransactionError(RuntimeError):
+    """A programming error: a transaction opened inside another on the same thread."""
+
+
 class Database:
     """An engine plus short transactions that either commit whole or leave nothing."""
 
@@ -95,6 +99,9 @@ class Database:
         # SQLite has one writer: serialise this process's writers instead of spinning on
         # busy_timeout against each other.
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # The thread holding the write lock: a second transaction opened by the same
+        # thread would wait for itself forever, so it is refused instead (see transaction).
+        self._writer: int | None = None
 
     @classmethod
     def open(
@@ -121,12 +128,20 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error."""
         lock = self._write_lock
         if lock is not None:
+            if self._writer == threading.get_ident():
+                raise NestedTransactionError(
+                    "a transaction is already open on this thread; SQLite has one writer, so "
+                    "a second one would wait for the first forever (join the open unit of "
+                    "work instead: RegistryService.unit_of_work)"
+                )
             lock.acquire()
+            self._writer = threading.get_ident()
         try:
             with translate_errors(self.url), self._sessions() as session, session.begin():
                 yield session
         finally:
             if lock is not None:
+                self._writer = None
                 lock.release()
 
 
