@@ -11,7 +11,7 @@ import threading
 
 from cunan.pipeline.leases import CameraLeases
 from cunan.pipeline.store import CameraStore
-from cunan.pipeline.supervisor import CameraSupervisor, Worker
+from cunan.pipeline.supervisor import CameraSupervisor, StopSignal, Worker
 from cunan.storage.database import Database
 
 
@@ -24,6 +24,18 @@ class RecordingSupervisor(CameraSupervisor):
 
     def stop_all(self) -> None:
         self.wanted = set()
+
+
+def stopping_camera(data_dir: str, camera_id: int, stop: StopSignal) -> None:
+    """A camera process that polls its stop flag and records that it saw it."""
+    import time
+    from pathlib import Path
+
+    marker = Path(data_dir) / f"running-{camera_id}"
+    marker.write_text("running\n")
+    while not stop.is_set():
+        time.sleep(0.02)
+    marker.write_text("stopped\n")
 
 
 def main() -> None:

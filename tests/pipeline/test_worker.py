@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +157,19 @@ def test_worker_runs_enabled_cameras_in_processes(registry: Registry) -> None:
     rows = sightings.list()
     assert rows and {r.camera_id for r in rows} == {running}
     assert CameraLeases(registry.database).holders() == {}  # released on a clean stop
+
+
+def test_a_camera_process_sees_its_stop_flag_and_exits_cleanly(tmp_path: Path) -> None:
+    from tests.pipeline.lease_worker import stopping_camera
+
+    supervisor = CameraSupervisor(tmp_path, target=stopping_camera, stop_timeout_s=30.0)
+    supervisor.ensure({7})
+    marker = tmp_path / "running-7"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "running\n"
+    supervisor.stop_all()
+    # Stopped through the shared flag (not terminated after the timeout): the process ran
+    # its own exit path.
+    assert marker.read_text() == "stopped\n"

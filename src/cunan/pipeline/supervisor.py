@@ -3,15 +3,17 @@ and the worker loop that runs the cameras this host holds leases on."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
-import multiprocessing.synchronize
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Protocol
 
 from cunan.pipeline.build import THREAD_ENV
 from cunan.pipeline.cameras import CameraRecord
@@ -32,8 +34,33 @@ LEASE_SAFETY_FRACTION = 0.8
 PARENT_CHECK_S = 1.0
 
 
+class StopSignal(Protocol):
+    """What a camera process polls to know it should stop (:class:`StopFlag`, or a
+    ``threading.Event`` in-process)."""
+
+    def is_set(self) -> bool: ...
+
+
+class StopFlag:
+    """A stop request shared with a spawned process: one byte of shared memory, no lock.
+
+    ``multiprocessing.Event`` takes a lock in ``is_set()`` and ``set()``: a camera process
+    killed (SIGKILL, OOM) while polling can die holding it, and the supervisor's ``set()``
+    would then wait forever. Writing and reading one byte cannot block.
+    """
+
+    def __init__(self, ctx: BaseContext) -> None:
+        self._flag = ctx.RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._flag.value = True
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
+
+
 def watch_parent(
-    stop: multiprocessing.synchronize.Event | threading.Event,
+    stop: StopSignal,
     on_orphaned: Callable[[], None],
     *,
     parent_pid: int | None = None,
@@ -44,8 +71,7 @@ def watch_parent(
     import os
 
     parent = parent_pid if parent_pid is not None else os.getppid()
-    # Polled, never ``stop.wait()``: a process that exits while waiting on a
-    # multiprocessing Event leaves a sleeper behind, and the parent's ``set()`` then hangs.
+    # Polled: the stop flag has nothing to wait on (see StopFlag).
     while not stop.is_set():
         time.sleep(interval_s)
         if os.getppid() != parent:
@@ -54,9 +80,7 @@ def watch_parent(
             return
 
 
-def camera_process_main(
-    data_dir: str, camera_id: int, stop: multiprocessing.synchronize.Event
-) -> None:
+def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None:
     """Entry point of a camera process: open the registry, run the camera until ``stop``."""
     import os
     import signal
@@ -80,7 +104,7 @@ def camera_process_main(
         runner = build_runner(registry, settings, target_for_camera(camera), camera=camera)
 
         def watch_stop() -> None:
-            # Polled (see watch_parent): never block in ``stop.wait()``.
+            # Polled: the stop flag has nothing to wait on (see StopFlag).
             while not stop.is_set():
                 time.sleep(0.2)
             runner.stop()
@@ -108,7 +132,7 @@ def camera_process_main(
 @dataclass(slots=True)
 class _Child:
     process: BaseProcess | None
-    stop: multiprocessing.synchronize.Event | None
+    stop: StopFlag | None
     started: float
     failures: int
     next_start: float
@@ -181,7 +205,7 @@ class CameraSupervisor:
                 self._start(camera_id, child)
 
     def _start(self, camera_id: int, child: _Child) -> None:
-        stop = self._ctx.Event()
+        stop = StopFlag(self._ctx)
         process = self._ctx.Process(
             target=self.target,
             args=(str(self.data_dir), camera_id, stop),
