@@ -9,7 +9,7 @@ from tests.storage.dbfixtures import database, db_url
 
 from cunan.matching.index import NumpyExactIndex
 from cunan.matching.live import LiveGallery
-from cunan.matching.openset import Gallery, OpenSetConfig, decide_many
+from cunan.matching.openset import MIN_COHORT_STD, Gallery, OpenSetConfig, decide_many
 from cunan.registry.records import NewPerson, TemplateInput
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import FieldCipher
@@ -165,3 +165,21 @@ def test_wrong_probe_shape_is_refused() -> None:
     live = LiveGallery(model_id=MODEL, dim=DIM, index=NumpyExactIndex(dim=DIM, model_id=MODEL))
     with pytest.raises(ValueError, match=r"\(n, 128\)"):
         live.identify(np.zeros((2, 64), dtype=np.float32))
+
+
+def test_identity_cohorts_from_the_index_equal_the_exact_definition() -> None:
+    """Cohorts come from bounded index searches; on an exact index they must equal the
+    definition (mean/std of the kk nearest other people by nearest template pair)."""
+    vectors, labels, _ = _synthetic(seed=9, people=400)
+    live = LiveGallery(model_id=MODEL, dim=DIM)
+    live._add_many([(i, p, vectors[i]) for i, p in enumerate(labels)])
+    kk = live.config.cohort_k
+    owners = np.asarray(labels)
+    for person in range(0, 400, 7):
+        d = np.linalg.norm(vectors[owners == person][:, None, :] - vectors[None, :, :], axis=2)
+        nearest = d.min(axis=0)
+        per_person = [nearest[owners == q].min() for q in range(400) if q != person]
+        near = np.sort(per_person)[:kk]
+        mean, std = live._identity_cohort(person)
+        assert mean == pytest.approx(float(near.mean()), abs=1e-5)
+        assert std == pytest.approx(max(float(near.std()), MIN_COHORT_STD), abs=1e-5)

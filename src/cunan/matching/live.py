@@ -137,8 +137,6 @@ class LiveGallery:
         # Identity cohorts depend on every other person, so any change clears them; they
         # are recomputed for the people actually matched, one index search each.
         self._cohorts: dict[int, tuple[float, float]] = {}
-        # All templates stacked (rebuilt lazily after a change) for exact identity cohorts.
-        self._stack: tuple[NDArray[np.float32], NDArray[np.int64]] | None = None
         self.applied_seq = 0
 
     # -- building and following the registry ------------------------------------------------
@@ -245,7 +243,6 @@ class LiveGallery:
                 self._person_of[template_id] = person_id
                 self._vectors.setdefault(person_id, {})[template_id] = vector.reshape(-1)
             self._cohorts.clear()
-            self._stack = None
 
     def _remove_many(self, template_ids: Iterable[int]) -> None:
         ids = [int(i) for i in template_ids]
@@ -256,7 +253,6 @@ class LiveGallery:
             for template_id in ids:
                 self._drop_template(template_id)
             self._cohorts.clear()
-            self._stack = None
 
     def _drop_template(self, template_id: int) -> None:
         person = self._person_of.pop(template_id, None)
@@ -343,25 +339,30 @@ class LiveGallery:
         if kk == 0:
             stats = (float("nan"), float("nan"))
         else:
-            # Exact, from the templates held in memory: one scan of the gallery per person
-            # and change (cached), the same definition as Gallery.build's cohorts.
-            matrix, owners = self._stacked()
-            own = np.vstack(list(self._vectors[person].values()))
-            nearest_template = pairwise_distances(own, matrix).min(axis=0)
-            per_person = np.full(int(owners.max()) + 1, np.inf, dtype=np.float32)
-            np.minimum.at(per_person, owners, nearest_template)
-            per_person[person] = np.inf
-            near = np.sort(per_person[np.isfinite(per_person)])[:kk]
-            stats = (float(near.mean()), float(max(near.std(), MIN_COHORT_STD)))
+            held = self._vectors[person]
+            own = np.vstack(list(held.values()))
+            most = max(len(t) for t in self._vectors.values())
+            # One index search per own template, deep enough to be exact on an exact
+            # index: if Q is among the kk nearest people, fewer than kk people (each with
+            # at most ``most`` templates) and the person's own templates are nearer to the
+            # template t of Q's nearest pair than Q's template is, so it is in t's top k.
+            k = min(len(self._person_of), len(held) + kk * most)
+            result = self._index.search(own, k)
+            per_person: dict[int, float] = {}
+            for row_ids, row_d in zip(result.ids, result.distances, strict=True):
+                for template_id, dist in zip(row_ids.tolist(), row_d.tolist(), strict=True):
+                    other = self._person_of.get(template_id)
+                    if other is None or other == person:
+                        continue
+                    if dist < per_person.get(other, np.inf):
+                        per_person[other] = dist
+            near = np.sort(np.fromiter(per_person.values(), dtype=np.float32))[:kk]
+            if near.size == 0:
+                stats = (float("nan"), float("nan"))
+            else:
+                stats = (float(near.mean()), float(max(near.std(), MIN_COHORT_STD)))
         self._cohorts[person] = stats
         return stats
-
-    def _stacked(self) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        if self._stack is None:
-            rows = [(p, v) for p, held in self._vectors.items() for v in held.values()]
-            matrix = np.vstack([v.reshape(1, -1) for _, v in rows]).astype(np.float32)
-            self._stack = (matrix, np.asarray([p for p, _ in rows], dtype=np.int64))
-        return self._stack
 
     def _identify_one(
         self,
