@@ -24,7 +24,7 @@ from cunan.registry.errors import RegistryError
 from cunan.registry.records import ConsentInput, NewPerson, PersonCategory, TemplateInput
 from cunan.registry.service import NewTenancy
 from cunan.storage.errors import StorageError
-from cunan.storage.tables import User
+from cunan.storage.repositories import RegistryRepository
 
 cases_app = typer.Typer(help="Cases of unknown people: verify on site and record the outcome.")
 console = Console()
@@ -138,13 +138,11 @@ def show_command(
 def _user_id(registry: Registry, username: str) -> int:
     if username.isdigit():
         return int(username)
-    from sqlalchemy import select
-
     with registry.database.transaction() as session:
-        user_id = session.scalar(select(User.id).where(User.username == username))
-    if user_id is None:
+        user = RegistryRepository(session).user_by_name(username)
+    if user is None:
         _fail(f"no user {username!r}")
-    return int(user_id)
+    return user.id
 
 
 #: The village's time zone when the settings have none (DutySettings' default).

@@ -9,8 +9,6 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
 
 from cunan.audit.log import AuditAction, AuditLog, DetailValue
 from cunan.cases.grouping import linkage_distance, nearest_distance
@@ -28,7 +26,8 @@ from cunan.registry.records import (
 )
 from cunan.registry.service import NewTenancy, RegistryService
 from cunan.security.cipher import FieldCipher
-from cunan.storage.case_tables import Case, CaseQuietFace, CaseSighting
+from cunan.storage.case_tables import Case
+from cunan.storage.cases_repository import CaseRepository
 from cunan.storage.database import Database
 from cunan.storage.enums import TemplateSource
 from cunan.storage.pipeline_tables import Sighting
@@ -101,22 +100,23 @@ class CaseService:
         """Group one stored sighting; None when it raises nothing (known, undecided, no
         embedding) or was handled before (events are delivered at least once)."""
         with self.database.transaction() as session:
-            if session.get(CaseSighting, sighting_id) is not None:
+            repo = CaseRepository(session)
+            if repo.membership(sighting_id) is not None:
                 return None
-            row = session.get(Sighting, sighting_id)
+            row = repo.sighting(sighting_id)
             if row is None or row.decision != "unknown" or row.embedding_ciphertext is None:
                 # A known person never raises a case; undecided tracks have too few faces.
                 return None
             vector = self._sighting_vector(row)
             seen = row.started_at
-            quiet = self._quiet_match(session, vector, row.model_id, seen)
+            quiet = self._quiet_match(repo, vector, row.model_id, seen)
             if quiet is not None:
                 case_id, kind, distance = quiet
-                self._attach(session, case_id, row, distance, alerted=False, suppressed_by=kind)
+                self._attach(repo, case_id, row, distance, alerted=False, suppressed_by=kind)
                 outcome = SightingOutcome(sighting_id, case_id, False, False, kind, distance)
                 alert = None
             else:
-                outcome, alert = self._link_or_open(session, row, vector)
+                outcome, alert = self._link_or_open(repo, row, vector)
         if alert is not None:
             self._send(alert)
         logger.debug("sighting %d -> %s", sighting_id, outcome)
@@ -132,35 +132,27 @@ class CaseService:
         return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
     def _quiet_match(
-        self, session: Session, vector: Vector, model_id: str, seen: datetime
+        self, repo: CaseRepository, vector: Vector, model_id: str, seen: datetime
     ) -> tuple[int, str, float] | None:
-        rows = session.execute(
-            select(
-                CaseQuietFace.id,
-                CaseQuietFace.case_id,
-                CaseQuietFace.kind,
-                CaseQuietFace.expires_at,
-            ).where(CaseQuietFace.model_id == model_id)
-        ).all()
         best: tuple[int, str, float] | None = None
-        for quiet_id, case_id, kind, expires_at in rows:
-            if kind == "visitor" and expires_at is not None and expires_at <= seen:
+        for face in repo.quiet_faces(model_id):
+            if face.kind == "visitor" and face.expires_at is not None and face.expires_at <= seen:
                 continue  # expired (not yet purged): no longer quiet
             threshold = (
                 self.settings.negative_threshold
-                if kind == "negative"
+                if face.kind == "negative"
                 else self.settings.visitor_threshold
             )
-            distance = nearest_distance(vector, self._quiet_vector(session, quiet_id)[None, :])
+            distance = nearest_distance(vector, self._quiet_vector(repo, face.id)[None, :])
             if distance <= threshold and (best is None or distance < best[2]):
-                best = (case_id, kind, distance)
+                best = (face.case_id, face.kind, distance)
         return best
 
-    def _quiet_vector(self, session: Session, quiet_id: int) -> Vector:
+    def _quiet_vector(self, repo: CaseRepository, quiet_id: int) -> Vector:
         cached = self._quiet.get(quiet_id)
         if cached is not None:
             return cached
-        row = session.get(CaseQuietFace, quiet_id)
+        row = repo.quiet_face(quiet_id)
         assert row is not None
         data = self.cipher.decrypt(
             row.ciphertext,
@@ -171,17 +163,11 @@ class CaseService:
         self._quiet[quiet_id] = vector  # immutable rows: safe to cache by id
         return vector
 
-    def _kept_vectors(self, session: Session, case_id: int, version: int) -> Vector:
+    def _kept_vectors(self, repo: CaseRepository, case_id: int, version: int) -> Vector:
         cached = self._kept.get(case_id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        rows = session.scalars(
-            select(Sighting)
-            .join(CaseSighting, CaseSighting.sighting_id == Sighting.id)
-            .where(CaseSighting.case_id == case_id, Sighting.embedding_ciphertext.is_not(None))
-            .order_by(CaseSighting.faces_used.desc(), CaseSighting.seen_at.desc())
-            .limit(self.settings.max_kept_per_case)
-        ).all()
+        rows = repo.kept_sightings(case_id, limit=self.settings.max_kept_per_case)
         kept = (
             np.stack([self._sighting_vector(r) for r in rows])
             if rows
@@ -191,17 +177,13 @@ class CaseService:
         return kept
 
     def _link_or_open(
-        self, session: Session, row: Sighting, vector: Vector
+        self, repo: CaseRepository, row: Sighting, vector: Vector
     ) -> tuple[SightingOutcome, _Alert | None]:
-        active = session.execute(
-            select(Case.id, Case.version).where(
-                Case.status.in_(ACTIVE), Case.model_id == row.model_id
-            )
-        ).all()
+        active = repo.case_versions(model_id=row.model_id, statuses=ACTIVE)
         best_id: int | None = None
         best_distance = float("inf")
         for case_id, version in active:
-            kept = self._kept_vectors(session, case_id, version)
+            kept = self._kept_vectors(repo, case_id, version)
             if kept.shape[0] == 0:
                 continue
             distance = linkage_distance(vector, kept, self.settings.linkage)
@@ -209,16 +191,10 @@ class CaseService:
                 best_id, best_distance = case_id, distance
         if best_id is not None and best_distance <= self.settings.link_threshold:
             cooldown = timedelta(minutes=self.settings.cooldown_minutes)
-            last_alert = session.scalar(
-                select(func.max(CaseSighting.seen_at)).where(
-                    CaseSighting.case_id == best_id,
-                    CaseSighting.camera_name == row.camera_name,
-                    CaseSighting.alerted.is_(True),
-                )
-            )
+            last_alert = repo.last_alert_at(best_id, row.camera_name)
             cooling = last_alert is not None and abs(row.started_at - last_alert) < cooldown
             case = self._attach(
-                session,
+                repo,
                 best_id,
                 row,
                 best_distance,
@@ -239,27 +215,21 @@ class CaseService:
                 else _Alert("case.sighted", best_id, row.id, row.camera_name, case.sightings_count)
             )
             return outcome, alert
-        case = Case(
-            status="open",
+        case = repo.open_case(
             model_id=row.model_id,
             village_id=None,
             opened_at=self._clock(),
             first_seen_at=row.started_at,
             last_seen_at=row.started_at,
-            sightings_count=0,
-            version=0,
-            updated_at=self._clock(),
         )
-        session.add(case)
-        session.flush()
-        self._attach(session, case.id, row, None, alerted=True, suppressed_by=None)
+        self._attach(repo, case.id, row, None, alerted=True, suppressed_by=None)
         self.audit.record(
             AuditAction.CASE_TRANSITION,
             actor="system",
             target_type="case",
             target_id=case.id,
             details={"event": "open", "to_status": "open", "sighting_id": row.id},
-            session=session,
+            session=repo.session,
         )
         return (
             SightingOutcome(row.id, case.id, True, True, None, None),
@@ -268,7 +238,7 @@ class CaseService:
 
     def _attach(
         self,
-        session: Session,
+        repo: CaseRepository,
         case_id: int,
         row: Sighting,
         distance: float | None,
@@ -276,40 +246,25 @@ class CaseService:
         alerted: bool,
         suppressed_by: str | None,
     ) -> Case:
-        session.add(
-            CaseSighting(
-                sighting_id=row.id,
-                case_id=case_id,
-                camera_id=row.camera_id,
-                camera_name=row.camera_name,
-                seen_at=row.started_at,
-                faces_used=row.faces_used,
-                distance=distance,
-                alerted=alerted,
-                suppressed_by=suppressed_by,
-                added_at=self._clock(),
-            )
+        repo.add_member(
+            case_id,
+            row,
+            distance=distance,
+            alerted=alerted,
+            suppressed_by=suppressed_by,
+            added_at=self._clock(),
         )
-        session.flush()
-        return self._refresh_counts(session, case_id)
+        return self._refresh_counts(repo, case_id)
 
-    def _refresh_counts(self, session: Session, case_id: int) -> Case:
-        case = self._case(session, case_id)
-        count, first, last = session.execute(
-            select(
-                func.count(CaseSighting.sighting_id),
-                func.min(CaseSighting.seen_at),
-                func.max(CaseSighting.seen_at),
-            ).where(CaseSighting.case_id == case_id)
-        ).one()
-        case.sightings_count = int(count)
-        if first is not None:
-            # Aggregates come back naive from SQLite: the stored values are UTC.
-            case.first_seen_at = first if first.tzinfo else first.replace(tzinfo=UTC)
-            case.last_seen_at = last if last.tzinfo else last.replace(tzinfo=UTC)
+    def _refresh_counts(self, repo: CaseRepository, case_id: int) -> Case:
+        case = self._case(repo, case_id)
+        span = repo.member_span(case_id)
+        case.sightings_count = span.count
+        if span.first_seen_at is not None and span.last_seen_at is not None:
+            case.first_seen_at, case.last_seen_at = span.first_seen_at, span.last_seen_at
         case.version += 1
         case.updated_at = self._clock()
-        session.flush()
+        repo.flush()
         return case
 
     def _send(self, alert: _Alert) -> None:
@@ -338,23 +293,19 @@ class CaseService:
     # -- reading -----------------------------------------------------------------------------
 
     @staticmethod
-    def _case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+    def _case(repo: CaseRepository, case_id: int, *, lock: bool = False) -> Case:
         """The case; ``lock`` for a transition: on PostgreSQL the row stays locked until the
         transaction ends, so two staff members recording outcomes for one case run one
         after the other and the second sees the first's status (no lost update). SQLite's
         BEGIN IMMEDIATE already serialises writers. Take it before the audit append lock
         (which every transition takes last), so lock order is always case -> audit."""
-        case = session.get(Case, case_id, with_for_update=lock, populate_existing=lock)
+        case = repo.case(case_id, for_update=lock)
         if case is None:
             raise CaseNotFoundError(f"no case {case_id}")
         return case
 
-    def _members(self, session: Session, case_id: int) -> list[CaseMember]:
-        rows = session.scalars(
-            select(CaseSighting)
-            .where(CaseSighting.case_id == case_id)
-            .order_by(CaseSighting.seen_at, CaseSighting.sighting_id)
-        ).all()
+    @staticmethod
+    def _members(repo: CaseRepository, case_id: int) -> list[CaseMember]:
         return [
             CaseMember(
                 sighting_id=r.sighting_id,
@@ -366,7 +317,7 @@ class CaseService:
                 alerted=r.alerted,
                 suppressed_by=r.suppressed_by,
             )
-            for r in rows
+            for r in repo.members(case_id)
         ]
 
     def _local_day(self, moment: datetime) -> date:
@@ -378,8 +329,8 @@ class CaseService:
         """Sightings with the most good faces first, then the most recent."""
         return sorted(members, key=lambda m: (-m.faces_used, -m.seen_at.timestamp()))
 
-    def _view(self, session: Session, case: Case, now: datetime) -> CaseView:
-        members = self._members(session, case.id)
+    def _view(self, repo: CaseRepository, case: Case, now: datetime) -> CaseView:
+        members = self._members(repo, case.id)
         best = self._best_first(members)
         return CaseView(
             id=case.id,
@@ -410,19 +361,21 @@ class CaseService:
 
     def get(self, case_id: int) -> CaseView:
         with self.database.transaction() as session:
-            return self._view(session, self._case(session, case_id), self._clock())
+            repo = CaseRepository(session)
+            return self._view(repo, self._case(repo, case_id), self._clock())
 
     def members(self, case_id: int) -> list[CaseMember]:
         with self.database.transaction() as session:
-            self._case(session, case_id)
-            return self._members(session, case_id)
+            repo = CaseRepository(session)
+            self._case(repo, case_id)
+            return self._members(repo, case_id)
 
     def list_cases(self, *, statuses: Sequence[str] = ACTIVE, limit: int = 200) -> list[CaseView]:
         """Cases of the given statuses, frequent strangers first (distinct days, sightings)."""
         now = self._clock()
         with self.database.transaction() as session:
-            rows = session.scalars(select(Case).where(Case.status.in_(list(statuses)))).all()
-            views = [self._view(session, c, now) for c in rows]
+            repo = CaseRepository(session)
+            views = [self._view(repo, c, now) for c in repo.cases(statuses)]
         return sorted(views, key=lambda v: v.rank_key)[:limit]
 
     def best_crops(self, case_id: int, *, limit: int | None = None) -> list[tuple[int, bytes]]:
@@ -431,8 +384,9 @@ class CaseService:
         ids = view.best_sighting_ids[: limit or self.settings.best_crops]
         crops: list[tuple[int, bytes]] = []
         with self.database.transaction() as session:
+            repo = CaseRepository(session)
             for sighting_id in ids:
-                row = session.get(Sighting, sighting_id)
+                row = repo.sighting(sighting_id)
                 if row is None or row.crop_ciphertext is None:
                     continue
                 crops.append(
@@ -447,15 +401,15 @@ class CaseService:
                 )
         return crops
 
-    def _best_templates(self, session: Session, case_id: int) -> list[TemplateInput]:
+    def _best_templates(self, repo: CaseRepository, case_id: int) -> list[TemplateInput]:
         """Templates from the case's best sightings: their stored embeddings (the normalised
         mean of each track's good best-shot faces, the vectors the matcher compared), with
         the crop kept as the template's photo when the village keeps photos. Read in the
         caller's transaction, so they are the sightings of the case as it is closed."""
-        best = self._best_first(self._members(session, case_id))
+        best = self._best_first(self._members(repo, case_id))
         templates: list[TemplateInput] = []
         for member in best[: min(self.settings.best_crops, self.settings.max_templates_from_case)]:
-            row = session.get(Sighting, member.sighting_id)
+            row = repo.sighting(member.sighting_id)
             if row is None or row.embedding_ciphertext is None:
                 continue
             crop = (
@@ -480,7 +434,7 @@ class CaseService:
 
     def _transition(
         self,
-        session: Session,
+        repo: CaseRepository,
         case: Case,
         event: str,
         to_status: str,
@@ -502,7 +456,7 @@ class CaseService:
             target_type="case",
             target_id=case.id,
             details=entry,
-            session=session,
+            session=repo.session,
         )
         logger.info("case %d: %s (%s -> %s) by %s", case.id, event, from_status, to_status, actor)
 
@@ -522,12 +476,13 @@ class CaseService:
         if due.tzinfo is None:
             raise ValueError("the deadline must carry a timezone")
         with self.database.transaction() as session:
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "assign")
             case.assigned_to, case.assigned_by = user_id, actor
             case.assigned_at, case.deadline_at = now, due
             self._transition(
-                session,
+                repo,
                 case,
                 "assign",
                 "assigned",
@@ -535,11 +490,11 @@ class CaseService:
                 assigned_to_user=user_id,
                 deadline=due.astimezone(UTC).isoformat(),
             )
-            return self._view(session, case, now)
+            return self._view(repo, case, now)
 
     def _close(
         self,
-        session: Session,
+        repo: CaseRepository,
         case: Case,
         outcome: str,
         actor: str,
@@ -547,7 +502,7 @@ class CaseService:
     ) -> None:
         now = self._clock()
         case.outcome, case.outcome_by, case.outcome_at, case.closed_at = outcome, actor, now, now
-        self._transition(session, case, "outcome", "closed", actor, outcome=outcome, **details)
+        self._transition(repo, case, "outcome", "closed", actor, outcome=outcome, **details)
 
     def enrol(
         self,
@@ -565,10 +520,10 @@ class CaseService:
         case already closed, the database); the gallery listeners are told at commit, so
         the matcher knows the person when this returns."""
         with self.registry.unit_of_work() as unit:
-            session = unit.session
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(unit.session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "enrol")
-            templates = self._best_templates(session, case_id)
+            templates = self._best_templates(repo, case_id)
             if fresh_photo is not None:
                 templates.append(fresh_photo)
             if not templates:
@@ -581,7 +536,7 @@ class CaseService:
             template_ids = tuple(t.template_id for t in self.registry.templates_of(person_id))
             case.person_id = person_id
             self._close(
-                session,
+                repo,
                 case,
                 "enrol",
                 actor,
@@ -598,41 +553,30 @@ class CaseService:
         (fixes a miss) and the case closes, in one transaction. Refused
         (ConsentRequiredError) unless X has a valid consent; nothing is written then."""
         with self.registry.unit_of_work() as unit:
-            session = unit.session
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(unit.session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "record the person")
-            templates = self._best_templates(session, case_id)
+            templates = self._best_templates(repo, case_id)
             if not templates:
                 raise CaseStateError(f"case {case_id} has no stored embeddings to add")
             template_ids = self.registry.add_templates(person_id, templates)
             case.person_id = person_id
-            self._close(
-                session, case, "person", actor, person_id=person_id, template_ids=template_ids
-            )
+            self._close(repo, case, "person", actor, person_id=person_id, template_ids=template_ids)
         return template_ids
 
     def _store_quiet(
-        self, session: Session, case: Case, kind: str, expires_at: datetime | None
+        self, repo: CaseRepository, case: Case, kind: str, expires_at: datetime | None
     ) -> int:
-        rows = session.scalars(
-            select(Sighting)
-            .join(CaseSighting, CaseSighting.sighting_id == Sighting.id)
-            .where(CaseSighting.case_id == case.id, Sighting.embedding_ciphertext.is_not(None))
-            .order_by(CaseSighting.faces_used.desc(), CaseSighting.seen_at.desc())
-            .limit(self.settings.max_kept_per_case)
-        ).all()
+        rows = repo.kept_sightings(case.id, limit=self.settings.max_kept_per_case)
         for row in rows:
-            quiet = CaseQuietFace(
+            quiet = repo.add_quiet_face(
                 case_id=case.id,
                 kind=kind,
                 model_id=row.model_id,
-                ciphertext=b"",
-                key_id="",
                 expires_at=expires_at,
                 created_at=self._clock(),
             )
-            session.add(quiet)
-            session.flush()  # the id is part of the associated data
+            # Encrypted after the insert: the row's id is part of the associated data.
             vector = self._sighting_vector(row)
             quiet.ciphertext = self.cipher.encrypt(
                 np.ascontiguousarray(vector, dtype="<f4").tobytes(),
@@ -647,49 +591,53 @@ class CaseService:
         if until.tzinfo is None:
             raise ValueError("'until' must carry a timezone")
         with self.database.transaction() as session:
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "record a visitor")
-            kept = self._store_quiet(session, case, "visitor", until)
+            kept = self._store_quiet(repo, case, "visitor", until)
             case.visitor_until = until
             self._close(
-                session,
+                repo,
                 case,
                 "visitor",
                 actor,
                 visitor_until=until.astimezone(UTC).isoformat(),
                 quiet_faces=kept,
             )
-            return self._view(session, case, self._clock())
+            return self._view(repo, case, self._clock())
 
     def false_alarm(self, case_id: int, *, actor: str) -> CaseView:
         """False alarm (poster, reflection, not a face): its faces become negative examples."""
         with self.database.transaction() as session:
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "record a false alarm")
-            kept = self._store_quiet(session, case, "negative", None)
-            self._close(session, case, "false_alarm", actor, quiet_faces=kept)
-            return self._view(session, case, self._clock())
+            kept = self._store_quiet(repo, case, "negative", None)
+            self._close(repo, case, "false_alarm", actor, quiet_faces=kept)
+            return self._view(repo, case, self._clock())
 
     def escalate(self, case_id: int, reason: str, *, actor: str) -> CaseView:
         """Hand over to the police station / higher office; the reason stays on the case."""
         if not reason.strip():
             raise ValueError("an escalation needs a reason")
         with self.database.transaction() as session:
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "escalate")
             case.escalation_reason = reason.strip()
             # The reason is free text: only its length goes into the audit log.
-            self._close(session, case, "escalate", actor, reason_chars=len(reason.strip()))
-            return self._view(session, case, self._clock())
+            self._close(repo, case, "escalate", actor, reason_chars=len(reason.strip()))
+            return self._view(repo, case, self._clock())
 
     def reopen(self, case_id: int, *, actor: str) -> CaseView:
         """Closed -> open: the outcome is cleared and its quiet faces deleted. Templates a
         补录 or "is person X" added stay with the person (remove them in the registry)."""
         with self.database.transaction() as session:
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ("closed",), "reopen")
             previous = case.outcome
-            removed = session.execute(delete(CaseQuietFace).where(CaseQuietFace.case_id == case.id))
+            removed = repo.delete_quiet_faces(case.id)
             case.outcome = case.outcome_by = None
             case.outcome_at = case.closed_at = case.visitor_until = None
             case.escalation_reason = None
@@ -697,40 +645,36 @@ class CaseService:
             case.assigned_at = case.deadline_at = None
             case.version += 1
             self._transition(
-                session,
+                repo,
                 case,
                 "reopen",
                 "open",
                 actor,
                 previous_outcome=previous,
-                quiet_faces_removed=int(getattr(removed, "rowcount", 0) or 0),
+                quiet_faces_removed=removed,
             )
-            return self._view(session, case, self._clock())
+            return self._view(repo, case, self._clock())
 
     def merge(self, target_id: int, source_id: int, *, actor: str) -> CaseView:
         """Staff say two cases are one face: ``source``'s sightings move into ``target``."""
         if target_id == source_id:
             raise ValueError("cannot merge a case into itself")
         with self.database.transaction() as session:
+            repo = CaseRepository(session)
             # Both rows locked up front, lower id first, so two merges of the same pair
             # cannot wait for each other.
             first, second = sorted((target_id, source_id))
-            locked = {i: self._case(session, i, lock=True) for i in (first, second)}
+            locked = {i: self._case(repo, i, lock=True) for i in (first, second)}
             target, source = locked[target_id], locked[source_id]
             self._require(target, ACTIVE, "merge into it")
             self._require(source, ACTIVE, "merge it")
-            moved = session.execute(
-                update(CaseSighting)
-                .where(CaseSighting.case_id == source_id)
-                .values(case_id=target_id)
-            )
-            count = int(getattr(moved, "rowcount", 0) or 0)
+            count = repo.move_members(source_id, target_id)
             source.merged_into_id = target_id
             source.version += 1
             self._transition(
-                session, source, "merge", "merged", actor, merged_into=target_id, moved=count
+                repo, source, "merge", "merged", actor, merged_into=target_id, moved=count
             )
-            self._refresh_counts(session, target_id)
+            self._refresh_counts(repo, target_id)
             self.audit.record(
                 AuditAction.CASE_TRANSITION,
                 actor=actor,
@@ -739,7 +683,7 @@ class CaseService:
                 details={"event": "merge_in", "merged_from": source_id, "moved": count},
                 session=session,
             )
-            return self._view(session, target, self._clock())
+            return self._view(repo, target, self._clock())
 
     def split(self, case_id: int, sighting_ids: Sequence[int], *, actor: str) -> CaseView:
         """Staff say some sightings are someone else: they move to a new open case."""
@@ -747,35 +691,26 @@ class CaseService:
         if not chosen:
             raise ValueError("name the sightings to split off")
         with self.database.transaction() as session:
-            case = self._case(session, case_id, lock=True)
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "split")
-            members = {m.sighting_id for m in self._members(session, case_id)}
+            members = {m.sighting_id for m in self._members(repo, case_id)}
             foreign = sorted(set(chosen) - members)
             if foreign:
                 raise ValueError(f"sightings {foreign} are not in case {case_id}")
             if set(chosen) == members:
                 raise ValueError("splitting off every sighting would leave the case empty")
             now = self._clock()
-            new = Case(
-                status="open",
+            new = repo.open_case(
                 model_id=case.model_id,
                 village_id=case.village_id,
                 opened_at=now,
                 first_seen_at=case.first_seen_at,
                 last_seen_at=case.last_seen_at,
-                sightings_count=0,
-                version=0,
-                updated_at=now,
             )
-            session.add(new)
-            session.flush()
-            session.execute(
-                update(CaseSighting)
-                .where(CaseSighting.sighting_id.in_(chosen))
-                .values(case_id=new.id)
-            )
-            self._refresh_counts(session, case_id)
-            self._refresh_counts(session, new.id)
+            repo.move_sightings(chosen, new.id)
+            self._refresh_counts(repo, case_id)
+            self._refresh_counts(repo, new.id)
             self.audit.record(
                 AuditAction.CASE_TRANSITION,
                 actor=actor,
@@ -785,9 +720,9 @@ class CaseService:
                 session=session,
             )
             self._transition(
-                session, new, "split_open", "open", actor, split_from=case_id, moved=len(chosen)
+                repo, new, "split_open", "open", actor, split_from=case_id, moved=len(chosen)
             )
-            return self._view(session, new, now)
+            return self._view(repo, new, now)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -795,12 +730,7 @@ class CaseService:
         """Delete visitors' temporary templates whose date has passed; logged with counts."""
         moment = now or self._clock()
         with self.database.transaction() as session:
-            result = session.execute(
-                delete(CaseQuietFace).where(
-                    CaseQuietFace.kind == "visitor", CaseQuietFace.expires_at <= moment
-                )
-            )
-            count = int(getattr(result, "rowcount", 0) or 0)
+            count = CaseRepository(session).delete_expired_visitor_faces(moment)
             if count:
                 self.audit.record(
                     AuditAction.PURGE,

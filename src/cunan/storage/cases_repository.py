@@ -1,0 +1,254 @@
+"""Queries over the cases tables; the cases service calls these inside its own transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from cunan.storage.case_tables import Case, CaseQuietFace, CaseSighting
+from cunan.storage.pipeline_tables import Sighting
+
+
+@dataclass(frozen=True, slots=True)
+class QuietFaceRef:
+    """A quiet face without its ciphertext: enough to decide whether to decrypt it."""
+
+    id: int
+    case_id: int
+    kind: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpan:
+    """How many sightings a case has, and the first and last time one was seen."""
+
+    count: int
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # Aggregates may come back naive from SQLite; the stored values are UTC.
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class CaseRepository:
+    """All reads and writes the cases service needs, on one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def flush(self) -> None:
+        """Send pending changes of loaded rows now (constraint errors surface here)."""
+        self.session.flush()
+
+    # -- sightings ---------------------------------------------------------------------------
+
+    def sighting(self, sighting_id: int) -> Sighting | None:
+        return self.session.get(Sighting, sighting_id)
+
+    def membership(self, sighting_id: int) -> CaseSighting | None:
+        """The sighting's case membership (None: not grouped yet)."""
+        return self.session.get(CaseSighting, sighting_id)
+
+    # -- cases -------------------------------------------------------------------------------
+
+    def case(self, case_id: int, *, for_update: bool = False) -> Case | None:
+        """The case; ``for_update`` locks its row until the transaction ends (PostgreSQL) and
+        reloads it, so a caller that waited for the lock sees the committed state, not a
+        copy an earlier read left in the session. SQLite ignores the lock: its BEGIN
+        IMMEDIATE already admits one writer at a time."""
+        return self.session.get(
+            Case, case_id, with_for_update=for_update, populate_existing=for_update
+        )
+
+    def cases(self, statuses: Sequence[str]) -> Sequence[Case]:
+        return self.session.scalars(select(Case).where(Case.status.in_(list(statuses)))).all()
+
+    def case_versions(self, *, model_id: str, statuses: Sequence[str]) -> list[tuple[int, int]]:
+        """(id, version) of the cases of ``model_id`` in ``statuses``, read without locking."""
+        rows = self.session.execute(
+            select(Case.id, Case.version).where(
+                Case.status.in_(list(statuses)), Case.model_id == model_id
+            )
+        ).all()
+        return [(int(case_id), int(version)) for case_id, version in rows]
+
+    def open_case(
+        self,
+        *,
+        model_id: str,
+        village_id: int | None,
+        opened_at: datetime,
+        first_seen_at: datetime,
+        last_seen_at: datetime,
+    ) -> Case:
+        """A new open case with no sightings yet (its id assigned)."""
+        case = Case(
+            status="open",
+            model_id=model_id,
+            village_id=village_id,
+            opened_at=opened_at,
+            first_seen_at=first_seen_at,
+            last_seen_at=last_seen_at,
+            sightings_count=0,
+            version=0,
+            updated_at=opened_at,
+        )
+        self.session.add(case)
+        self.session.flush()
+        return case
+
+    # -- members -----------------------------------------------------------------------------
+
+    def add_member(
+        self,
+        case_id: int,
+        sighting: Sighting,
+        *,
+        distance: float | None,
+        alerted: bool,
+        suppressed_by: str | None,
+        added_at: datetime,
+    ) -> None:
+        self.session.add(
+            CaseSighting(
+                sighting_id=sighting.id,
+                case_id=case_id,
+                camera_id=sighting.camera_id,
+                camera_name=sighting.camera_name,
+                seen_at=sighting.started_at,
+                faces_used=sighting.faces_used,
+                distance=distance,
+                alerted=alerted,
+                suppressed_by=suppressed_by,
+                added_at=added_at,
+            )
+        )
+        self.session.flush()  # constraint errors (a sighting grouped twice) surface here
+
+    def members(self, case_id: int) -> Sequence[CaseSighting]:
+        """The case's sightings, oldest first."""
+        return self.session.scalars(
+            select(CaseSighting)
+            .where(CaseSighting.case_id == case_id)
+            .order_by(CaseSighting.seen_at, CaseSighting.sighting_id)
+        ).all()
+
+    def member_span(self, case_id: int) -> MemberSpan:
+        count, first, last = self.session.execute(
+            select(
+                func.count(CaseSighting.sighting_id),
+                func.min(CaseSighting.seen_at),
+                func.max(CaseSighting.seen_at),
+            ).where(CaseSighting.case_id == case_id)
+        ).one()
+        return MemberSpan(int(count), _aware(first), _aware(last))
+
+    def kept_sightings(self, case_id: int, *, limit: int) -> Sequence[Sighting]:
+        """The case's sightings with a stored embedding, most good faces first, then the most
+        recent: the ones grouping links against and quiet faces are made from."""
+        return self.session.scalars(
+            select(Sighting)
+            .join(CaseSighting, CaseSighting.sighting_id == Sighting.id)
+            .where(CaseSighting.case_id == case_id, Sighting.embedding_ciphertext.is_not(None))
+            .order_by(CaseSighting.faces_used.desc(), CaseSighting.seen_at.desc())
+            .limit(limit)
+        ).all()
+
+    def last_alert_at(self, case_id: int, camera_name: str) -> datetime | None:
+        """When the case last alerted from this camera (by sighting time)."""
+        return _aware(
+            self.session.scalar(
+                select(func.max(CaseSighting.seen_at)).where(
+                    CaseSighting.case_id == case_id,
+                    CaseSighting.camera_name == camera_name,
+                    CaseSighting.alerted.is_(True),
+                )
+            )
+        )
+
+    def move_members(self, from_case_id: int, to_case_id: int) -> int:
+        """Every sighting of one case into another; returns how many moved."""
+        return _rowcount(
+            self.session.execute(
+                update(CaseSighting)
+                .where(CaseSighting.case_id == from_case_id)
+                .values(case_id=to_case_id)
+            )
+        )
+
+    def move_sightings(self, sighting_ids: Sequence[int], to_case_id: int) -> int:
+        return _rowcount(
+            self.session.execute(
+                update(CaseSighting)
+                .where(CaseSighting.sighting_id.in_(list(sighting_ids)))
+                .values(case_id=to_case_id)
+            )
+        )
+
+    # -- quiet faces -------------------------------------------------------------------------
+
+    def quiet_faces(self, model_id: str) -> list[QuietFaceRef]:
+        rows = self.session.execute(
+            select(
+                CaseQuietFace.id,
+                CaseQuietFace.case_id,
+                CaseQuietFace.kind,
+                CaseQuietFace.expires_at,
+            ).where(CaseQuietFace.model_id == model_id)
+        ).all()
+        return [QuietFaceRef(int(i), int(c), str(k), e) for i, c, k, e in rows]
+
+    def quiet_face(self, quiet_id: int) -> CaseQuietFace | None:
+        return self.session.get(CaseQuietFace, quiet_id)
+
+    def add_quiet_face(
+        self,
+        *,
+        case_id: int,
+        kind: str,
+        model_id: str,
+        expires_at: datetime | None,
+        created_at: datetime,
+    ) -> CaseQuietFace:
+        """A quiet face row with its id assigned and no ciphertext yet: the id is part of the
+        ciphertext's associated data, so the caller encrypts afterwards and sets it."""
+        quiet = CaseQuietFace(
+            case_id=case_id,
+            kind=kind,
+            model_id=model_id,
+            ciphertext=b"",
+            key_id="",
+            expires_at=expires_at,
+            created_at=created_at,
+        )
+        self.session.add(quiet)
+        self.session.flush()
+        return quiet
+
+    def delete_quiet_faces(self, case_id: int) -> int:
+        return _rowcount(
+            self.session.execute(delete(CaseQuietFace).where(CaseQuietFace.case_id == case_id))
+        )
+
+    def delete_expired_visitor_faces(self, moment: datetime) -> int:
+        """Visitors' quiet faces whose date is at or before ``moment``; returns the count."""
+        return _rowcount(
+            self.session.execute(
+                delete(CaseQuietFace).where(
+                    CaseQuietFace.kind == "visitor", CaseQuietFace.expires_at <= moment
+                )
+            )
+        )
