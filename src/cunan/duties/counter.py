@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import distinct, func, select
-
 from cunan.duties.settings import DutySettings
 from cunan.storage.database import Database
-from cunan.storage.tables import FaceTemplate
+from cunan.storage.repositories import RegistryRepository
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +56,9 @@ class FaceDataCounter:
 
     def count(self) -> FaceDataCount:
         with self.database.transaction() as session:
-            people = session.scalar(select(func.count(distinct(FaceTemplate.person_id)))) or 0
+            people = RegistryRepository(session).count_people_with_face_data()
         return FaceDataCount(
-            people=int(people),
+            people=people,
             threshold=self.settings.filing_threshold,
             warn_at=self.settings.filing_warn_at,
         )

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from cunan.audit.log import AuditLog, system_actor
-from cunan.duties.clock import Clock, local_date, system_clock
+from cunan.audit.log import system_actor
+from cunan.duties.audited import AuditedDuty
+from cunan.duties.clock import local_date
 from cunan.duties.settings import DutySettings
 from cunan.registry.errors import InvalidRecordError, NotFoundError
-from cunan.storage.database import Database
-from cunan.storage.duty_tables import ConfirmationTask, DepartureReport
+from cunan.storage.duties_repository import DutiesRepository
+from cunan.storage.duty_tables import DepartureReport
 from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import Person, Tenancy
 
 logger = logging.getLogger(__name__)
@@ -65,6 +64,29 @@ class OverdueTenancy:
     days_overdue: int
     reported_at: datetime | None
 
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        tenancy: Tenancy,
+        *,
+        due_from: date,
+        deadline: date,
+        days_overdue: int,
+        reported_at: datetime | None = None,
+    ) -> OverdueTenancy:
+        return cls(
+            kind=kind,
+            tenancy_id=tenancy.id,
+            person_id=tenancy.person_id,
+            room_id=tenancy.room_id,
+            landlord_id=tenancy.landlord_id,
+            due_from=due_from,
+            deadline=deadline,
+            days_overdue=days_overdue,
+            reported_at=reported_at,
+        )
+
 
 def deadline_for(move_out: date, settings: DutySettings) -> date:
     """The last day a move-out report is on time."""
@@ -76,39 +98,37 @@ def is_current(tenancy: Tenancy, today: date) -> bool:
     return tenancy.move_in <= today and (tenancy.move_out is None or today < tenancy.move_out)
 
 
-class DepartureService:
+def has_moved_out(tenancies: Sequence[Tenancy], today: date) -> bool:
+    """Whether a tenant has left: they had tenancies and every one ended on or before ``today``
+    (a tenancy that starts later, moving house within the village, keeps them here)."""
+    return bool(tenancies) and all(
+        t.move_out is not None and t.move_out <= today for t in tenancies
+    )
+
+
+def tenants_gone(
+    duties: DutiesRepository, registry: RegistryRepository, today: date
+) -> list[Person]:
+    """Active tenants who have moved out of every tenancy by ``today``, in id order: the ones
+    :meth:`DepartureService.mark_departures` marks departed."""
+    return [
+        person
+        for person in duties.active_tenants_moved_out_by(today)
+        if has_moved_out(registry.tenancies_of(person.id), today)
+    ]
+
+
+class DepartureService(AuditedDuty):
     """Records move-out reports and lists overdue tenancies; every change is audited."""
-
-    def __init__(
-        self,
-        database: Database,
-        audit: AuditLog,
-        settings: DutySettings | None = None,
-        *,
-        clock: Clock = system_clock,
-    ) -> None:
-        self.database = database
-        self.audit = audit
-        self.settings = settings or DutySettings()
-        self._clock = clock
-
-    def today(self) -> date:
-        return local_date(self._clock(), self.settings.zone)
 
     # -- reports -----------------------------------------------------------------------------
 
     def tenancy_to_report(self, person_id: int) -> int:
         """The person's one tenancy without a move-out (the one a report is about)."""
         with self.database.transaction() as session:
-            if session.get(Person, person_id) is None:
+            if RegistryRepository(session).person(person_id) is None:
                 raise NotFoundError("person", person_id)
-            open_ids = list(
-                session.scalars(
-                    select(Tenancy.id).where(
-                        Tenancy.person_id == person_id, Tenancy.move_out.is_(None)
-                    )
-                )
-            )
+            open_ids = DutiesRepository(session).open_tenancy_ids(person_id)
         if len(open_ids) != 1:
             raise InvalidRecordError(
                 f"person {person_id} has {len(open_ids)} tenancies without a move-out; "
@@ -139,7 +159,9 @@ class DepartureService:
         deadline = deadline_for(move_out, self.settings)
         late = report_day > deadline
         with self.database.transaction() as session:
-            tenancy = session.get(Tenancy, tenancy_id, with_for_update=True)
+            repo = DutiesRepository(session)
+            registry = RegistryRepository(session)
+            tenancy = repo.lock_tenancy(tenancy_id)
             if tenancy is None:
                 raise NotFoundError("tenancy", tenancy_id)
             if move_out < tenancy.move_in:
@@ -153,19 +175,23 @@ class DepartureService:
             tenancy.move_out = move_out
             tenancy.move_out_reported_by = who
             tenancy.move_out_reported_at = when
-            row = DepartureReport(
-                tenancy_id=tenancy_id,
-                person_id=tenancy.person_id,
-                move_out=move_out,
-                deadline=deadline,
-                late=late,
-                reported_by=who,
-                reported_at=when,
+            row = repo.add_report(
+                DepartureReport(
+                    tenancy_id=tenancy_id,
+                    person_id=tenancy.person_id,
+                    move_out=move_out,
+                    deadline=deadline,
+                    late=late,
+                    reported_by=who,
+                    reported_at=when,
+                )
             )
-            session.add(row)
-            closed = _close_open_tasks(session, tenancy_id, "departed", who, when)
-            session.flush()
-            departed = _mark_if_departed(session, tenancy.person_id, report_day)
+            tasks = repo.open_tasks(tenancy_id=tenancy_id)
+            for task in tasks:
+                repo.close_task(task, outcome="departed", closed_by=who, when=when)
+            closed = len(tasks)
+            repo.flush()
+            departed = _mark_if_departed(registry, registry.person(tenancy.person_id), report_day)
             days_after = (report_day - move_out).days
             self.audit.record(
                 ACTION_DEPARTURE_REPORT,
@@ -182,18 +208,7 @@ class DepartureService:
                 },
                 session=session,
             )
-            view = DepartureReportView(
-                id=row.id,
-                tenancy_id=tenancy_id,
-                person_id=tenancy.person_id,
-                move_out=move_out,
-                deadline=deadline,
-                late=late,
-                reported_by=who,
-                reported_at=when,
-                days_after_move_out=days_after,
-                person_departed=departed,
-            )
+            view = self._view(row, person_departed=departed)
         logger.info(
             "move-out of tenancy %d reported %s (%d day(s) after move-out)",
             tenancy_id,
@@ -204,12 +219,10 @@ class DepartureService:
 
     def reports(self, *, person_id: int | None = None) -> list[DepartureReportView]:
         with self.database.transaction() as session:
-            query = select(DepartureReport).order_by(DepartureReport.id)
-            if person_id is not None:
-                query = query.where(DepartureReport.person_id == person_id)
-            return [self._view(r) for r in session.scalars(query)]
+            rows = DutiesRepository(session).departure_reports(person_id=person_id)
+            return [self._view(r) for r in rows]
 
-    def _view(self, row: DepartureReport) -> DepartureReportView:
+    def _view(self, row: DepartureReport, *, person_departed: bool = False) -> DepartureReportView:
         report_day = local_date(row.reported_at, self.settings.zone)
         return DepartureReportView(
             id=row.id,
@@ -221,7 +234,7 @@ class DepartureService:
             reported_by=row.reported_by,
             reported_at=row.reported_at,
             days_after_move_out=(report_day - row.move_out).days,
-            person_departed=False,
+            person_departed=person_departed,
         )
 
     # -- overdue -----------------------------------------------------------------------------
@@ -240,48 +253,27 @@ class DepartureService:
         window_start = day - timedelta(days=settings.late_report_window_days)
         out: list[OverdueTenancy] = []
         with self.database.transaction() as session:
-            unreported = session.scalars(
-                select(Tenancy)
-                .join(Person, Person.id == Tenancy.person_id)
-                .where(
-                    Tenancy.move_out.is_(None),
-                    Tenancy.expected_end.is_not(None),
-                    Tenancy.expected_end <= last_due,
-                    Person.status != PersonStatus.ARCHIVED,
-                )
-            )
-            for t in unreported:
+            repo = DutiesRepository(session)
+            for t in repo.unreported_tenancies(expected_end_by=last_due):
                 assert t.expected_end is not None
                 deadline = deadline_for(t.expected_end, settings)
                 out.append(
-                    OverdueTenancy(
-                        kind=OVERDUE_UNREPORTED,
-                        tenancy_id=t.id,
-                        person_id=t.person_id,
-                        room_id=t.room_id,
-                        landlord_id=t.landlord_id,
+                    OverdueTenancy.of(
+                        OVERDUE_UNREPORTED,
+                        t,
                         due_from=t.expected_end,
                         deadline=deadline,
                         days_overdue=(day - deadline).days,
-                        reported_at=None,
                     )
                 )
-            late = session.execute(
-                select(DepartureReport, Tenancy)
-                .join(Tenancy, Tenancy.id == DepartureReport.tenancy_id)
-                .where(DepartureReport.late.is_(True))
-            )
-            for report, tenancy in late:
+            for report, tenancy in repo.late_reports():
                 report_day = local_date(report.reported_at, settings.zone)
                 if report_day < window_start:
                     continue
                 out.append(
-                    OverdueTenancy(
-                        kind=OVERDUE_LATE_REPORT,
-                        tenancy_id=tenancy.id,
-                        person_id=tenancy.person_id,
-                        room_id=tenancy.room_id,
-                        landlord_id=tenancy.landlord_id,
+                    OverdueTenancy.of(
+                        OVERDUE_LATE_REPORT,
+                        tenancy,
                         due_from=report.move_out,
                         deadline=report.deadline,
                         days_overdue=(report_day - report.deadline).days,
@@ -298,18 +290,10 @@ class DepartureService:
         recorded in advance, or through the registry); returns their ids."""
         day = today or self.today()
         with self.database.transaction() as session:
-            candidates = list(
-                session.scalars(
-                    select(Person.id)
-                    .where(
-                        Person.category == PersonCategory.TENANT,
-                        Person.status == PersonStatus.ACTIVE,
-                        Person.id.in_(select(Tenancy.person_id).where(Tenancy.move_out <= day)),
-                    )
-                    .order_by(Person.id)
-                )
-            )
-            marked = [pid for pid in candidates if _mark_if_departed(session, pid, day)]
+            gone = tenants_gone(DutiesRepository(session), RegistryRepository(session), day)
+            for person in gone:
+                person.status = PersonStatus.DEPARTED
+            marked = [person.id for person in gone]
             if marked:
                 self.audit.record(
                     ACTION_MARK_DEPARTED,
@@ -323,36 +307,14 @@ class DepartureService:
         return marked
 
 
-def _mark_if_departed(session: Session, person_id: int, today: date) -> bool:
+def _mark_if_departed(registry: RegistryRepository, person: Person | None, today: date) -> bool:
     """Set an active tenant to departed when none of their tenancies is current or ahead."""
-    person = session.get(Person, person_id)
     if (
         person is None
         or person.category != PersonCategory.TENANT
         or person.status != PersonStatus.ACTIVE
+        or not has_moved_out(registry.tenancies_of(person.id), today)
     ):
-        return False
-    tenancies: Sequence[Tenancy] = session.scalars(
-        select(Tenancy).where(Tenancy.person_id == person_id)
-    ).all()
-    # A tenancy that starts later (moving house within the village) keeps them active too.
-    if not tenancies or any(t.move_out is None or t.move_out > today for t in tenancies):
         return False
     person.status = PersonStatus.DEPARTED
     return True
-
-
-def _close_open_tasks(
-    session: Session, tenancy_id: int, outcome: str, closed_by: str, when: datetime
-) -> int:
-    tasks = session.scalars(
-        select(ConfirmationTask).where(
-            ConfirmationTask.tenancy_id == tenancy_id, ConfirmationTask.status == "open"
-        )
-    ).all()
-    for task in tasks:
-        task.status = "closed"
-        task.outcome = outcome
-        task.closed_at = when
-        task.closed_by = closed_by
-    return len(tasks)

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from cunan.audit.log import AuditLog, system_actor
-from cunan.duties.clock import Clock, local_date, start_of_day, system_clock
+from cunan.audit.log import system_actor
+from cunan.duties.audited import AuditedDuty
+from cunan.duties.clock import local_date, start_of_day
 from cunan.duties.departures import is_current
-from cunan.duties.settings import DutySettings
 from cunan.registry.errors import InvalidRecordError, NotFoundError
-from cunan.storage.database import Database
+from cunan.storage.duties_repository import DutiesRepository
 from cunan.storage.duty_tables import ConfirmationTask
-from cunan.storage.enums import PersonCategory, PersonStatus
-from cunan.storage.pipeline_tables import Sighting
-from cunan.storage.tables import FaceTemplate, Person, Tenancy
+from cunan.storage.repositories import RegistryRepository
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +60,7 @@ def _view(row: ConfirmationTask) -> TaskView:
     )
 
 
-class NotSeenReconciler:
+class NotSeenReconciler(AuditedDuty):
     """Opens one task per current tenancy whose tenant no camera has seen for
     ``not_seen_days``; closes it on a confirmation, a departure or a new sighting.
 
@@ -77,26 +70,14 @@ class NotSeenReconciler:
     Tenants without face data are skipped: cameras cannot see them, so silence means nothing.
     """
 
-    def __init__(
-        self,
-        database: Database,
-        audit: AuditLog,
-        settings: DutySettings | None = None,
-        *,
-        clock: Clock = system_clock,
-    ) -> None:
-        self.database = database
-        self.audit = audit
-        self.settings = settings or DutySettings()
-        self._clock = clock
-
     def reconcile(self, *, actor: str | None = None) -> ReconcileResult:
         now = self._clock()
         today = local_date(now, self.settings.zone)
         result = ReconcileResult()
         with self.database.transaction() as session:
-            self._close_stale(session, today, now, result)
-            self._open_new(session, today, now, result)
+            repo = DutiesRepository(session)
+            self._close_stale(repo, RegistryRepository(session), today, now, result)
+            self._open_new(repo, today, now, result)
             if result.opened or result.closed_sighted or result.closed_tenancy_ended:
                 self.audit.record(
                     ACTION_RECONCILE,
@@ -119,98 +100,66 @@ class NotSeenReconciler:
         return result
 
     def _close_stale(
-        self, session: Session, today: date, now: datetime, result: ReconcileResult
+        self,
+        repo: DutiesRepository,
+        registry: RegistryRepository,
+        today: date,
+        now: datetime,
+        result: ReconcileResult,
     ) -> None:
-        tasks = session.scalars(
-            select(ConfirmationTask).where(ConfirmationTask.status == "open")
-        ).all()
+        tasks = repo.open_tasks()
         if not tasks:
             return
-        last_seen = _last_sightings(session, [t.person_id for t in tasks])
+        last_seen = repo.last_known_sightings([t.person_id for t in tasks])
         for task in tasks:
-            tenancy = session.get(Tenancy, task.tenancy_id)
+            tenancy = registry.tenancy(task.tenancy_id)
             if tenancy is None or not is_current(tenancy, today):
-                _close(task, "tenancy_ended", system_actor(), now)
+                repo.close_task(task, outcome="tenancy_ended", closed_by=system_actor(), when=now)
                 result.closed_tenancy_ended.append(task.id)
                 continue
             seen = last_seen.get(task.person_id)
             if seen is not None and seen > task.not_seen_since:
-                _close(task, "sighted", system_actor(), now)
+                repo.close_task(task, outcome="sighted", closed_by=system_actor(), when=now)
                 result.closed_sighted.append(task.id)
-        session.flush()
+        repo.flush()
 
     def _open_new(
-        self, session: Session, today: date, now: datetime, result: ReconcileResult
+        self, repo: DutiesRepository, today: date, now: datetime, result: ReconcileResult
     ) -> None:
         zone = self.settings.zone
         window = timedelta(days=self.settings.not_seen_days)
-        has_face = select(FaceTemplate.id).where(FaceTemplate.person_id == Person.id).exists()
-        rows = session.execute(
-            select(Tenancy)
-            .join(Person, Person.id == Tenancy.person_id)
-            .where(
-                Person.category == PersonCategory.TENANT,
-                Person.status == PersonStatus.ACTIVE,
-                Tenancy.move_in <= today,
-                (Tenancy.move_out.is_(None)) | (Tenancy.move_out > today),
-                has_face,
-            )
-            .order_by(Tenancy.id)
-        ).scalars()
-        tenancies = list(rows)
+        tenancies = repo.current_tenancies_with_face_data(today)
         if not tenancies:
             return
         person_ids = sorted({t.person_id for t in tenancies})
         tenancy_ids = [t.id for t in tenancies]
-        last_seen = _last_sightings(session, person_ids)
-        enrolled = _pairs(
-            session.execute(
-                select(FaceTemplate.person_id, func.min(FaceTemplate.created_at))
-                .where(FaceTemplate.person_id.in_(person_ids))
-                .group_by(FaceTemplate.person_id)
-            )
-        )
-        confirmed = _pairs(
-            session.execute(
-                select(ConfirmationTask.tenancy_id, func.max(ConfirmationTask.closed_at))
-                .where(
-                    ConfirmationTask.tenancy_id.in_(tenancy_ids),
-                    ConfirmationTask.outcome == "still_living",
-                )
-                .group_by(ConfirmationTask.tenancy_id)
-            )
-        )
-        already_open = set(
-            session.scalars(
-                select(ConfirmationTask.tenancy_id).where(
-                    ConfirmationTask.tenancy_id.in_(tenancy_ids),
-                    ConfirmationTask.status == "open",
-                )
-            )
-        )
+        last_seen = repo.last_known_sightings(person_ids)
+        enrolled = repo.first_template_times(person_ids)
+        confirmed = repo.last_confirmations(tenancy_ids)
+        already_open = repo.tenancies_with_open_task(tenancy_ids)
         for tenancy in tenancies:
             if tenancy.id in already_open:
                 continue
             candidates = [
                 start_of_day(tenancy.move_in, zone),
-                _aware(enrolled.get(tenancy.person_id)),
-                _aware(last_seen.get(tenancy.person_id)),
-                _aware(confirmed.get(tenancy.id)),
+                enrolled.get(tenancy.person_id),
+                last_seen.get(tenancy.person_id),
+                confirmed.get(tenancy.id),
             ]
             since = max(c for c in candidates if c is not None)
             if now - since < window:
                 continue
-            task = ConfirmationTask(
-                tenancy_id=tenancy.id,
-                person_id=tenancy.person_id,
-                landlord_id=tenancy.landlord_id,
-                not_seen_since=since,
-                days_not_seen=(now - since).days,
-                status="open",
-                opened_at=now,
+            task = repo.add_task(
+                ConfirmationTask(
+                    tenancy_id=tenancy.id,
+                    person_id=tenancy.person_id,
+                    landlord_id=tenancy.landlord_id,
+                    not_seen_since=since,
+                    days_not_seen=(now - since).days,
+                    status="open",
+                    opened_at=now,
+                )
             )
-            session.add(task)
-            session.flush()
             result.opened.append(task.id)
 
     # -- landlord's answers ------------------------------------------------------------------
@@ -223,12 +172,13 @@ class NotSeenReconciler:
             raise InvalidRecordError("say who confirmed (--by)")
         now = self._clock()
         with self.database.transaction() as session:
-            task = session.get(ConfirmationTask, task_id, with_for_update=True)
+            repo = DutiesRepository(session)
+            task = repo.lock_task(task_id)
             if task is None:
                 raise NotFoundError("confirmation task", task_id)
             if task.status != "open":
                 raise InvalidRecordError(f"confirmation task {task_id} is already closed")
-            _close(task, "still_living", who, now)
+            repo.close_task(task, outcome="still_living", closed_by=who, when=now)
             self.audit.record(
                 ACTION_TASK_CONFIRM,
                 actor=actor,
@@ -237,22 +187,19 @@ class NotSeenReconciler:
                 details={"person_id": task.person_id, "outcome": "still_living"},
                 session=session,
             )
-            session.flush()
+            repo.flush()
             return _view(task)
 
     def on_sighting(self, person_id: int, seen_at: datetime) -> int:
         """A known sighting of ``person_id``: close their open tasks at once (the pipeline
         calls this per ``sighting.decided``; the daily run catches any it missed)."""
         with self.database.transaction() as session:
-            tasks = session.scalars(
-                select(ConfirmationTask).where(
-                    ConfirmationTask.person_id == person_id,
-                    ConfirmationTask.status == "open",
-                    ConfirmationTask.not_seen_since < seen_at,
-                )
-            ).all()
+            repo = DutiesRepository(session)
+            tasks = repo.open_tasks(person_id=person_id, not_seen_before=seen_at)
             for task in tasks:
-                _close(task, "sighted", system_actor(), self._clock())
+                repo.close_task(
+                    task, outcome="sighted", closed_by=system_actor(), when=self._clock()
+                )
             if tasks:
                 self.audit.record(
                     ACTION_TASK_CLOSE,
@@ -266,46 +213,5 @@ class NotSeenReconciler:
 
     def tasks(self, *, open_only: bool = True, landlord_id: int | None = None) -> list[TaskView]:
         with self.database.transaction() as session:
-            query = select(ConfirmationTask).order_by(ConfirmationTask.id)
-            if open_only:
-                query = query.where(ConfirmationTask.status == "open")
-            if landlord_id is not None:
-                query = query.where(ConfirmationTask.landlord_id == landlord_id)
-            return [_view(t) for t in session.scalars(query)]
-
-
-def _close(task: ConfirmationTask, outcome: str, by: str, when: datetime) -> None:
-    task.status = "closed"
-    task.outcome = outcome
-    task.closed_by = by
-    task.closed_at = when
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # Defensive: an aggregate that lost the column type would come back naive UTC on SQLite.
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _pairs(rows: Iterable[Any]) -> dict[int, datetime]:
-    """Id -> aware moment, from (id, aggregate moment) rows; rows with a NULL dropped."""
-    out: dict[int, datetime] = {}
-    for row in rows:
-        key: int | None = row[0]
-        aware = _aware(row[1])
-        if key is not None and aware is not None:
-            out[key] = aware
-    return out
-
-
-def _last_sightings(session: Session, person_ids: list[int]) -> dict[int, datetime]:
-    if not person_ids:
-        return {}
-    return _pairs(
-        session.execute(
-            select(Sighting.person_id, func.max(Sighting.started_at))
-            .where(Sighting.decision == "known", Sighting.person_id.in_(person_ids))
-            .group_by(Sighting.person_id)
-        )
-    )
+            rows = DutiesRepository(session).tasks(open_only=open_only, landlord_id=landlord_id)
+            return [_view(t) for t in rows]

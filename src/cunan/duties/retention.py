@@ -6,20 +6,17 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
-from sqlalchemy.orm import Session
-
 from cunan.audit.log import AuditAction, AuditLog, system_actor
 from cunan.cases.service import CaseService
 from cunan.duties.clock import Clock, local_date, system_clock
-from cunan.duties.departures import DepartureService
+from cunan.duties.departures import DepartureService, tenants_gone
 from cunan.duties.settings import DutySettings
 from cunan.registry.service import RegistryService
-from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import Database
-from cunan.storage.enums import PersonCategory, PersonStatus
-from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
-from cunan.storage.tables import FaceTemplate, Person, Tenancy
+from cunan.storage.duties_repository import DutiesRepository
+from cunan.storage.enums import PersonStatus
+from cunan.storage.repositories import RegistryRepository
+from cunan.storage.retention_repository import RetentionRepository
 
 logger = logging.getLogger(__name__)
 
@@ -143,24 +140,23 @@ class RetentionPurger:
     # -- cases' quiet faces ------------------------------------------------------------------
 
     def _purge_quiet_faces(self, report: PurgeReport, now: datetime, actor: str) -> None:
-        expired_visitor = (CaseQuietFace.kind == "visitor") & (CaseQuietFace.expires_at <= now)
-        old_negative: ColumnElement[bool] | None = None
+        negative_cut: datetime | None = None
         if self.negative_examples_days is not None:
-            cut = now - timedelta(days=self.negative_examples_days)
-            report.cutoffs["negative_examples_before"] = cut.isoformat()
-            old_negative = (CaseQuietFace.kind == "negative") & (CaseQuietFace.created_at < cut)
+            negative_cut = now - timedelta(days=self.negative_examples_days)
+            report.cutoffs["negative_examples_before"] = negative_cut.isoformat()
         if report.dry_run:
             with self.database.transaction() as session:
-                report.visitor_faces = _count_quiet(session, expired_visitor)
-                if old_negative is not None:
-                    report.negative_examples = _count_quiet(session, old_negative)
+                repo = RetentionRepository(session)
+                report.visitor_faces = repo.count_expired_visitor_faces(now)
+                if negative_cut is not None:
+                    report.negative_examples = repo.count_negative_examples(negative_cut)
             return
         report.visitor_faces = self.cases.purge_expired_visitors(now=now)
-        if old_negative is None:
+        if negative_cut is None:
             return
         with self.database.transaction() as session:
-            report.negative_examples = _rowcount(
-                session.execute(delete(CaseQuietFace).where(old_negative))
+            report.negative_examples = RetentionRepository(session).delete_negative_examples(
+                negative_cut
             )
             if report.negative_examples:
                 self.audit.record(
@@ -185,36 +181,22 @@ class RetentionPurger:
         cut_crops: datetime,
         actor: str,
     ) -> None:
-        unknown = (Sighting.decision != "known") & (Sighting.started_at < cut_unknown)
-        known = (Sighting.decision == "known") & (Sighting.started_at < cut_known)
-        has_crop = or_(
-            Sighting.crop_ciphertext.is_not(None), Sighting.embedding_ciphertext.is_not(None)
-        )
-        old_crop = (Sighting.started_at < cut_crops) & has_crop
-        # An outbox event repeats a sighting's who/where/when: it must not outlive the sighting.
-        old_events = select(OutboxEvent.id).where(OutboxEvent.created_at < cut_known)
         with self.database.transaction() as session:
+            repo = RetentionRepository(session)
             if report.dry_run:
-                report.unknown_sightings = _count(session, unknown)
-                report.known_sightings = _count(session, known)
-                report.crops = _count(session, old_crop & ~unknown & ~known)
-                report.sighting_events = int(
-                    session.scalar(select(func.count()).select_from(old_events.subquery())) or 0
+                report.unknown_sightings = repo.count_unknown_sightings(cut_unknown)
+                report.known_sightings = repo.count_known_sightings(cut_known)
+                report.crops = repo.count_crops(
+                    cut_crops, unknown_before=cut_unknown, known_before=cut_known
                 )
+                report.sighting_events = repo.count_events(cut_known)
                 return
-            session.execute(delete(EventAck).where(EventAck.event_id.in_(old_events)))
-            report.sighting_events = _rowcount(
-                session.execute(delete(OutboxEvent).where(OutboxEvent.created_at < cut_known))
-            )
-            report.unknown_sightings = _rowcount(session.execute(delete(Sighting).where(unknown)))
-            report.known_sightings = _rowcount(session.execute(delete(Sighting).where(known)))
-            report.crops = _rowcount(
-                session.execute(
-                    update(Sighting)
-                    .where(old_crop)
-                    .values(crop_ciphertext=None, embedding_ciphertext=None)
-                )
-            )
+            # An outbox event repeats a sighting's who/where/when: it must not outlive the
+            # sighting. Crops are cleared last, so a sighting deleted whole is not also a crop.
+            report.sighting_events = repo.delete_events(cut_known)
+            report.unknown_sightings = repo.delete_unknown_sightings(cut_unknown)
+            report.known_sightings = repo.delete_known_sightings(cut_known)
+            report.crops = repo.clear_crops(cut_crops)
             self.audit.record(
                 AuditAction.PURGE,
                 actor=actor,
@@ -242,21 +224,14 @@ class RetentionPurger:
         """
         last_day = today - timedelta(days=self.settings.departed_templates_days)
         with self.database.transaction() as session:
-            statuses = [PersonStatus.DEPARTED, PersonStatus.ARCHIVED]
-            people = list(session.scalars(select(Person).where(Person.status.in_(statuses))))
+            repo = RetentionRepository(session)
+            registry = RegistryRepository(session)
+            people = list(repo.people_with_status(PersonStatus.DEPARTED, PersonStatus.ARCHIVED))
             if include_unmarked:
-                people += _unmarked_departed(session, today)
+                people += tenants_gone(DutiesRepository(session), registry, today)
             ids = [p.id for p in people]
-            counts = _template_counts(session, ids)
-            last_move_out: dict[int, date] = {
-                pid: day
-                for pid, day in session.execute(
-                    select(Tenancy.person_id, func.max(Tenancy.move_out))
-                    .where(Tenancy.person_id.in_(ids), Tenancy.move_out.is_not(None))
-                    .group_by(Tenancy.person_id)
-                )
-                if day is not None
-            }
+            counts = registry.template_counts(ids)
+            last_move_out = repo.last_move_outs(ids)
             due: dict[int, int] = {}
             for person in people:
                 if person.status == PersonStatus.ARCHIVED:
@@ -283,7 +258,7 @@ class RetentionPurger:
             removed = self.registry.purge_face_data(person_id)
             report.templates += len(removed)
             with self.database.transaction() as session:
-                person = session.get(Person, person_id, with_for_update=True)
+                person = RegistryRepository(session).person(person_id, for_update=True)
                 if person is None:
                     continue
                 was = person.status
@@ -314,47 +289,3 @@ class RetentionPurger:
                     "departed_templates_days": self.settings.departed_templates_days,
                 },
             )
-
-
-def _count(session: Session, condition: ColumnElement[bool]) -> int:
-    return int(session.scalar(select(func.count()).select_from(Sighting).where(condition)) or 0)
-
-
-def _count_quiet(session: Session, condition: ColumnElement[bool]) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(CaseQuietFace).where(condition)) or 0
-    )
-
-
-def _rowcount(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _template_counts(session: Session, person_ids: list[int]) -> dict[int, int]:
-    if not person_ids:
-        return {}
-    return {
-        pid: int(n)
-        for pid, n in session.execute(
-            select(FaceTemplate.person_id, func.count(FaceTemplate.id))
-            .where(FaceTemplate.person_id.in_(person_ids))
-            .group_by(FaceTemplate.person_id)
-        )
-    }
-
-
-def _unmarked_departed(session: Session, today: date) -> list[Person]:
-    """Active tenants none of whose tenancies is current or ahead (the daily job marks them)."""
-    people = session.scalars(
-        select(Person).where(
-            Person.category == PersonCategory.TENANT,
-            Person.status == PersonStatus.ACTIVE,
-            Person.id.in_(select(Tenancy.person_id).where(Tenancy.move_out <= today)),
-        )
-    ).all()
-    out = []
-    for person in people:
-        tenancies = session.scalars(select(Tenancy).where(Tenancy.person_id == person.id)).all()
-        if all(t.move_out is not None and t.move_out <= today for t in tenancies):
-            out.append(person)
-    return out
