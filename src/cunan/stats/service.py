@@ -7,21 +7,14 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
-
-from sqlalchemy import MetaData, Select, Table, distinct, func, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from cunan.duties.clock import Clock, local_date, start_of_day, system_clock
 from cunan.duties.counter import FaceDataCount, FaceDataCounter
 from cunan.duties.departures import OVERDUE_LATE_REPORT, OVERDUE_UNREPORTED, DepartureService
 from cunan.duties.settings import DutySettings
 from cunan.storage.database import Database
-from cunan.storage.enums import PersonCategory, PersonStatus
-from cunan.storage.errors import StorageError
-from cunan.storage.pipeline_tables import Camera, Sighting
-from cunan.storage.tables import FaceTemplate, Person, Room
+from cunan.storage.enums import PersonCategory
+from cunan.storage.stats_repository import UNREADABLE_CASES, StatsRepository
 
 logger = logging.getLogger(__name__)
 
@@ -121,12 +114,13 @@ class StatsService:
         now = self._clock()
         today = local_date(now, self.settings.zone)
         with self.database.transaction() as session:
-            residents = _count_people(session, PersonCategory.RESIDENT)
-            tenants = _count_people(session, PersonCategory.TENANT)
-            with_face = _count_people(session, PersonCategory.TENANT, with_face_data=True)
-            rental_houses = _scalar(session, select(func.count(distinct(Room.house_id))))
-            rental_rooms = _scalar(session, select(func.count(Room.id)))
-            sightings = self._sightings_per_day(session, today, days or self.settings.stats_days)
+            repo = StatsRepository(session)
+            residents = repo.count_active_people(PersonCategory.RESIDENT)
+            tenants = repo.count_active_people(PersonCategory.TENANT)
+            with_face = repo.count_active_people(PersonCategory.TENANT, with_face_data=True)
+            rental_houses = repo.count_rental_houses()
+            rental_rooms = repo.count_rooms()
+            sightings = self._sightings_per_day(repo, today, days or self.settings.stats_days)
         overdue = self._overdue(today)
         face_data = self._counter.count()
         if face_data.warning:
@@ -155,61 +149,39 @@ class StatsService:
             )
         return [o.kind for o in self._departures.overdue(today=today)]
 
-    def _sightings_per_day(self, session: Session, today: date, days: int) -> SightingsPerDay:
+    def _sightings_per_day(self, repo: StatsRepository, today: date, days: int) -> SightingsPerDay:
         zone = self.settings.zone
         day_list = [today - timedelta(days=days - 1 - i) for i in range(days)]
         start = start_of_day(day_list[0], zone)
         end = start_of_day(today + timedelta(days=1), zone)
         counts: dict[str, list[int]] = defaultdict(lambda: [0] * days)
-        for (name,) in session.execute(select(Camera.name).order_by(Camera.name)):
+        for name in repo.camera_names():
             counts[name] = [0] * days
         index = {d: i for i, d in enumerate(day_list)}
-        rows = session.execute(
-            select(Sighting.camera_name, Sighting.started_at).where(
-                Sighting.started_at >= start, Sighting.started_at < end
-            )
-        )
         # Bucketed here, not in SQL: "local day" arithmetic differs between the two engines,
         # and a village's week of sightings is small.
-        for name, started in rows:
+        for name, started in repo.sighting_times(start, end):
             i = index.get(local_date(started, zone))
             if i is not None:
                 counts[name][i] += 1
         return SightingsPerDay(days=day_list, counts=dict(counts))
 
     def case_numbers(self) -> CaseNumbers:
-        """Open cases and median time to verify, read from the cases table if it exists.
-
-        Reflected rather than imported, so statistics work on a database (or an installation)
-        without the cases workflow.
-        """
+        """Open cases and median time to verify, read from the cases table if it exists (all
+        None without one: a database or an installation without the cases workflow)."""
         try:
             with self.database.transaction() as session:
-                connection = session.connection()
-                if not inspect(connection).has_table("cases"):
-                    return CaseNumbers()
-                cases = Table("cases", MetaData(), autoload_with=connection)
-                open_cases = _scalar(
-                    session,
-                    select(func.count())
-                    .select_from(cases)
-                    .where(cases.c.status.in_(OPEN_CASE_STATUSES)),
-                )
-                rows = session.execute(
-                    select(cases.c.opened_at, cases.c.outcome_at).where(
-                        cases.c.status == "closed",
-                        cases.c.outcome.is_not(None),
-                        cases.c.outcome_at.is_not(None),
-                    )
-                ).all()
-        except (SQLAlchemyError, StorageError, AttributeError) as exc:
+                times = StatsRepository(session).case_times(OPEN_CASE_STATUSES)
+        except UNREADABLE_CASES as exc:
             # A cases table of another shape (older or newer) must not break the statistics.
             logger.warning("case statistics unavailable: %s", type(exc).__name__)
             logger.debug("case statistics error", exc_info=True)
             return CaseNumbers()
-        hours = [_hours(opened, outcome) for opened, outcome in rows]
+        if times is None:
+            return CaseNumbers()
+        hours = [_hours(opened, outcome) for opened, outcome in times.verified]
         return CaseNumbers(
-            open_cases=open_cases,
+            open_cases=times.open_cases,
             verified_cases=len(hours),
             median_hours_to_verify=round(statistics.median(hours), 3) if hours else None,
         )
@@ -220,22 +192,3 @@ def _hours(opened: datetime, outcome: datetime) -> float:
     if (opened.tzinfo is None) != (outcome.tzinfo is None):
         opened, outcome = opened.replace(tzinfo=None), outcome.replace(tzinfo=None)
     return (outcome - opened).total_seconds() / 3600.0
-
-
-def _scalar(session: Session, query: Select[Any]) -> int:
-    return int(session.scalar(query) or 0)
-
-
-def _count_people(
-    session: Session, category: PersonCategory, *, with_face_data: bool = False
-) -> int:
-    query = (
-        select(func.count())
-        .select_from(Person)
-        .where(Person.category == category, Person.status == PersonStatus.ACTIVE)
-    )
-    if with_face_data:
-        query = query.where(
-            select(FaceTemplate.id).where(FaceTemplate.person_id == Person.id).exists()
-        )
-    return _scalar(session, query)

@@ -1,0 +1,96 @@
+"""Read-only queries of the village statistics: people, rooms, cameras, sightings and cases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import MetaData, Table, distinct, func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.errors import StorageError
+from cunan.storage.pipeline_tables import Camera, Sighting
+from cunan.storage.tables import FaceTemplate, Person, Room
+
+#: What reading a cases table of another shape (older or newer) can raise; catch these
+#: around :meth:`StatsRepository.case_times` and go on without case figures.
+UNREADABLE_CASES: tuple[type[Exception], ...] = (SQLAlchemyError, StorageError, AttributeError)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseTimes:
+    """Open cases, and when each verified case was opened and decided (as stored)."""
+
+    open_cases: int
+    #: (opened_at, outcome_at) of closed cases with an outcome. Reflected SQLite columns come
+    #: back naive (UTC as stored); PostgreSQL's are aware.
+    verified: list[tuple[datetime, datetime]]
+
+
+class StatsRepository:
+    """The counts behind the village statistics, on one session; it only reads."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def count_active_people(self, category: PersonCategory, *, with_face_data: bool = False) -> int:
+        """Active people of ``category``; only those with a stored face template if asked."""
+        query = (
+            select(func.count())
+            .select_from(Person)
+            .where(Person.category == category, Person.status == PersonStatus.ACTIVE)
+        )
+        if with_face_data:
+            query = query.where(
+                select(FaceTemplate.id).where(FaceTemplate.person_id == Person.id).exists()
+            )
+        return int(self.session.scalar(query) or 0)
+
+    def count_rental_houses(self) -> int:
+        """Houses with at least one room."""
+        return int(self.session.scalar(select(func.count(distinct(Room.house_id)))) or 0)
+
+    def count_rooms(self) -> int:
+        return int(self.session.scalar(select(func.count(Room.id))) or 0)
+
+    def camera_names(self) -> list[str]:
+        """Every camera's name, sorted."""
+        return list(self.session.scalars(select(Camera.name).order_by(Camera.name)))
+
+    def sighting_times(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """(camera name, start) of every sighting started in [start, end)."""
+        rows = self.session.execute(
+            select(Sighting.camera_name, Sighting.started_at).where(
+                Sighting.started_at >= start, Sighting.started_at < end
+            )
+        )
+        return [(name, started) for name, started in rows]
+
+    def case_times(self, open_statuses: Sequence[str]) -> CaseTimes | None:
+        """Case figures read from the cases table, or None when there is no such table.
+
+        Reflected rather than imported, so statistics work on a database (or an installation)
+        without the cases workflow. A table of another shape raises one of
+        :data:`UNREADABLE_CASES`.
+        """
+        connection = self.session.connection()
+        if not inspect(connection).has_table("cases"):
+            return None
+        cases = Table("cases", MetaData(), autoload_with=connection)
+        open_cases = self.session.scalar(
+            select(func.count()).select_from(cases).where(cases.c.status.in_(open_statuses))
+        )
+        rows = self.session.execute(
+            select(cases.c.opened_at, cases.c.outcome_at).where(
+                cases.c.status == "closed",
+                cases.c.outcome.is_not(None),
+                cases.c.outcome_at.is_not(None),
+            )
+        )
+        return CaseTimes(
+            open_cases=int(open_cases or 0),
+            verified=[(opened, outcome) for opened, outcome in rows],
+        )
