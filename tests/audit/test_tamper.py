@@ -61,6 +61,19 @@ def _broken(database: Database) -> tuple[int, ProblemKind]:
     return report.problem.seq, report.problem.kind
 
 
+def test_walk_in_batches_reads_every_entry_once_and_finds_a_later_edit(chain: Database) -> None:
+    # Each batch reads on from the last seq of the one before: none skipped, none twice.
+    for size in (1, 2, 4, 6, 7):
+        report = verify_chain(chain, batch_size=size)
+        assert report.ok, (size, report.problem)
+        assert (report.entries, report.head_seq) == (6, 6)
+    with attacker(chain) as sql:
+        sql("UPDATE audit_log SET details = %s WHERE seq = %s", ('{"results":0}', 5))
+    report = verify_chain(chain, batch_size=2)
+    assert report.problem is not None
+    assert (report.problem.seq, report.problem.kind) == (5, ProblemKind.HASH_MISMATCH)
+
+
 def test_edited_detail_is_found(chain: Database) -> None:
     with attacker(chain) as sql:
         sql("UPDATE audit_log SET details = %s WHERE seq = %s", ('{"results":0}', 3))

@@ -7,12 +7,10 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from cunan.audit.log import entry_hash
+from cunan.storage.audit_repository import stored_entries
 from cunan.storage.audit_tables import GENESIS_HASH, AuditEntry
-from cunan.storage.database import Database, translate_errors
+from cunan.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +49,18 @@ class ChainReport:
         return self.problem is None
 
 
-def verify_chain(database: Database, *, anchor: str | None = None) -> ChainReport:
-    """Walk the whole log in ``seq`` order, recomputing every hash.
+def verify_chain(
+    database: Database, *, anchor: str | None = None, batch_size: int = BATCH
+) -> ChainReport:
+    """Walk the whole log in ``seq`` order, ``batch_size`` entries per read, recomputing every
+    hash.
 
     ``anchor`` is a head hash recorded earlier outside the database: the chain must still
     contain it, which also catches a truncated tail or a chain rewritten from scratch (what a
     chain alone cannot show, since whoever holds the file can recompute every hash).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     expected_seq = 1
     prev_hash = GENESIS_HASH
     entries = 0
@@ -68,11 +71,8 @@ def verify_chain(database: Database, *, anchor: str | None = None) -> ChainRepor
         # Short read transactions of one batch each: on SQLite every transaction takes the
         # write lock (BEGIN IMMEDIATE), and a long walk must not stall the pipeline's writes.
         # New entries only ever join the tail, so walking on from the last seq is consistent.
-        with translate_errors(database.url), Session(database.engine) as session:
-            query = select(AuditEntry).order_by(AuditEntry.seq).limit(BATCH)
-            if last_seq is not None:
-                query = query.where(AuditEntry.seq > last_seq)
-            batch = list(session.scalars(query))
+        # The rows come as stored (details unparsed), so an edit to any column shows.
+        batch = stored_entries(database, after_seq=last_seq, limit=batch_size)
         for row in batch:
             entries += 1
             problem = _check(row, expected_seq, prev_hash)
@@ -83,7 +83,7 @@ def verify_chain(database: Database, *, anchor: str | None = None) -> ChainRepor
             expected_seq = row.seq + 1
             prev_hash = row.hash
             last_seq = row.seq
-        if len(batch) < BATCH:
+        if len(batch) < batch_size:
             break
     head_seq = expected_seq - 1
     if problem is None and not anchor_seen:

@@ -15,7 +15,8 @@ from typing import TypeAlias
 
 from sqlalchemy.orm import Session
 
-from cunan.storage.audit_tables import GENESIS_HASH, AuditEntry, lock_for_append, tail
+from cunan.storage.audit_repository import AuditRepository
+from cunan.storage.audit_tables import GENESIS_HASH, AuditEntry
 from cunan.storage.database import Database
 
 logger = logging.getLogger(__name__)
@@ -217,8 +218,9 @@ class AuditLog:
 
     Pass the caller's ``session`` so the audited change and its entry commit (or roll back)
     together; without one the entry gets its own transaction. Appends are serialised per
-    database (see :func:`cunan.storage.audit_tables.lock_for_append`): on PostgreSQL an
-    audited transaction holds the append lock until it ends, so record near its end.
+    database (see :meth:`cunan.storage.audit_repository.AuditRepository.lock_for_append`):
+    on PostgreSQL an audited transaction holds the append lock until it ends, so record near
+    its end.
     """
 
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
@@ -261,8 +263,9 @@ class AuditLog:
         target_id: str | None,
         stored_details: str,
     ) -> AuditRecord:
-        lock_for_append(session)
-        last = tail(session)
+        repo = AuditRepository(session)
+        repo.lock_for_append()
+        last = repo.tail()
         seq = 1 if last is None else last.seq + 1
         prev_hash = GENESIS_HASH if last is None else last.hash
         # Microseconds are what both engines store; anything finer would break the hash.
@@ -277,19 +280,19 @@ class AuditLog:
             details=json.loads(stored_details),
             prev_hash=prev_hash,
         )
-        row = AuditEntry(
-            seq=seq,
-            recorded_at=recorded_at,
-            actor=actor,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            details=stored_details,
-            prev_hash=prev_hash,
-            hash=digest,
+        row = repo.append(
+            AuditEntry(
+                seq=seq,
+                recorded_at=recorded_at,
+                actor=actor,
+                action=action,
+                target_type=target_type,
+                target_id=target_id,
+                details=stored_details,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
         )
-        session.add(row)
-        session.flush()
         logger.debug("audit %d: %s by %s", seq, action, actor)
         return AuditRecord.from_row(row)
 
@@ -298,10 +301,5 @@ class AuditLog:
     ) -> list[AuditRecord]:
         """The newest entries first, optionally of one action or actor."""
         with self._database.transaction() as session:
-            query = session.query(AuditEntry)
-            if action is not None:
-                query = query.filter(AuditEntry.action == action)
-            if actor is not None:
-                query = query.filter(AuditEntry.actor == actor)
-            rows = query.order_by(AuditEntry.seq.desc()).limit(limit).all()
+            rows = AuditRepository(session).recent(limit=limit, action=action, actor=actor)
             return [AuditRecord.from_row(row) for row in rows]

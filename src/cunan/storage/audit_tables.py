@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, Text, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from cunan.storage.tables import Base
 
-#: Key of the PostgreSQL advisory lock that serialises appends (any constant unique to CunAn).
+#: Key of the PostgreSQL advisory lock that serialises appends (any constant unique to CunAn;
+#: see :meth:`cunan.storage.audit_repository.AuditRepository.lock_for_append`).
 AUDIT_APPEND_LOCK_KEY = 0x43554E414E0A  # "CUNAN\n"
 
 #: The ``prev_hash`` of the first entry: 64 zeros.
@@ -37,20 +38,3 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-
-def lock_for_append(session: Session) -> None:
-    """Serialise appenders until the session's transaction ends, so the chain cannot fork.
-
-    SQLite needs nothing here: CunAn's transactions start with ``BEGIN IMMEDIATE``, which
-    already admits one writer at a time. On PostgreSQL a transaction-scoped advisory lock is
-    taken; ``SELECT ... FOR UPDATE`` on the tail row would not do, since an empty table has
-    no row to lock and a waiter would wake up holding the old tail.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_APPEND_LOCK_KEY})
-
-
-def tail(session: Session) -> AuditEntry | None:
-    """The entry with the highest ``seq`` (None for an empty log)."""
-    return session.query(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1).one_or_none()
