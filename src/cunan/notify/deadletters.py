@@ -8,11 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from cunan.notify.errors import NotificationError, UnknownChannelError
 from cunan.notify.message import Notification, Notifier, from_payload, to_payload
 from cunan.storage.database import Database
+from cunan.storage.notify_repository import DeadLetterRepository
 from cunan.storage.notify_tables import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -69,41 +68,35 @@ class DeadLetterStore:
         # encrypted, and a replay is a late alert, not evidence.
         payload = json.dumps(to_payload(notification), ensure_ascii=False, sort_keys=True)
         with self._database.transaction() as session:
-            row = DeadLetter(
-                channel=channel,
-                notification_id=notification.id,
-                kind=notification.kind,
-                payload=payload,
-                attempts=error.attempts,
-                last_error=str(error)[:500],
-                failed_at=self._clock(),
-                replay_attempts=0,
-                replayed_at=None,
+            row = DeadLetterRepository(session).add(
+                DeadLetter(
+                    channel=channel,
+                    notification_id=notification.id,
+                    kind=notification.kind,
+                    payload=payload,
+                    attempts=error.attempts,
+                    last_error=str(error)[:500],
+                    failed_at=self._clock(),
+                    replay_attempts=0,
+                    replayed_at=None,
+                )
             )
-            session.add(row)
-            session.flush()
             return row.id
 
     def pending(self, *, include_replayed: bool = False) -> list[DeadLetterView]:
         with self._database.transaction() as session:
-            query = select(DeadLetter).order_by(DeadLetter.id)
-            if not include_replayed:
-                query = query.where(DeadLetter.replayed_at.is_(None))
-            return [DeadLetterView.from_row(r) for r in session.scalars(query)]
+            rows = DeadLetterRepository(session).letters(include_replayed=include_replayed)
+            return [DeadLetterView.from_row(r) for r in rows]
 
     def notification(self, letter_id: int) -> Notification:
         with self._database.transaction() as session:
-            row = session.get(DeadLetter, letter_id)
-            if row is None:
-                raise LookupError(f"no dead letter {letter_id}")
+            row = _letter(DeadLetterRepository(session), letter_id)
             return from_payload(json.loads(row.payload))
 
     def replay(self, letter_id: int, channels: Mapping[str, Notifier]) -> ReplayOutcome:
         """Send one dead letter again on its channel; delivered ones are kept, marked replayed."""
         with self._database.transaction() as session:
-            row = session.get(DeadLetter, letter_id)
-            if row is None:
-                raise LookupError(f"no dead letter {letter_id}")
+            row = _letter(DeadLetterRepository(session), letter_id)
             if row.replayed_at is not None:
                 return ReplayOutcome(letter_id, row.channel, delivered=True)
             channel, payload = row.channel, row.payload
@@ -119,13 +112,13 @@ class DeadLetterStore:
         except NotificationError as exc:
             error = exc
         with self._database.transaction() as session:
-            row = session.get(DeadLetter, letter_id)
-            assert row is not None  # rows are only ever added or marked
-            row.replay_attempts += 1
+            marked = DeadLetterRepository(session).letter(letter_id)
+            assert marked is not None  # rows are only ever added or marked
+            marked.replay_attempts += 1
             if error is None:
-                row.replayed_at = self._clock()
+                marked.replayed_at = self._clock()
             else:
-                row.last_error = str(error)[:500]
+                marked.last_error = str(error)[:500]
         if error is not None:
             logger.warning("replay of dead letter %d on %s failed: %s", letter_id, channel, error)
             return ReplayOutcome(letter_id, channel, delivered=False, error=str(error))
@@ -134,3 +127,10 @@ class DeadLetterStore:
 
     def replay_all(self, channels: Mapping[str, Notifier]) -> list[ReplayOutcome]:
         return [self.replay(letter.id, channels) for letter in self.pending()]
+
+
+def _letter(repo: DeadLetterRepository, letter_id: int) -> DeadLetter:
+    row = repo.letter(letter_id)
+    if row is None:
+        raise LookupError(f"no dead letter {letter_id}")
+    return row
