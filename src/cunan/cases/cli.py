@@ -1,4 +1,4 @@
-"""``cunan cases``: list, show, assign, record outcomes, merge, split and reopen cases."""
+"""``cunan cases``: list, show, assign, record outcomes, merge, split, reopen; parked events."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cunan.audit.log import cli_actor
+from cunan.cases.parked import ParkedEventError, ParkedEvents
 from cunan.cases.service import CaseNotFoundError, CaseService, CaseStateError
 from cunan.cases.settings import CaseSettings
-from cunan.cases.views import CaseView
+from cunan.cases.views import CaseView, ParkedEvent
 from cunan.config import load_settings
 from cunan.registry.datadir import Registry, open_registry, resolve_data_dir
 from cunan.registry.errors import RegistryError
@@ -59,7 +60,14 @@ def _service(data_dir: Path | None) -> Iterator[tuple[CaseService, Registry]]:
     )
     try:
         yield service, registry
-    except (CaseNotFoundError, CaseStateError, RegistryError, StorageError, ValueError) as exc:
+    except (
+        CaseNotFoundError,
+        CaseStateError,
+        ParkedEventError,
+        RegistryError,
+        StorageError,
+        ValueError,
+    ) as exc:
         _fail(str(exc))
     finally:
         registry.close()
@@ -304,3 +312,72 @@ def reopen_command(case_id: int, data_dir: DataDirOption = None) -> None:
     with _service(data_dir) as (service, _):
         service.reopen(case_id, actor=cli_actor())
         typer.echo(f"case {case_id} reopened")
+
+
+def _parked_json(event: ParkedEvent) -> dict[str, object]:
+    return {
+        "event_id": event.event_id,
+        "sighting_id": event.sighting_id,
+        "sighting_exists": event.sighting_exists,
+        "camera": event.camera_name,
+        "seen_at": event.seen_at.isoformat() if event.seen_at else None,
+        "decision": event.decision,
+        "attempts": event.attempts,
+        "error": event.error,
+        "parked_at": event.parked_at.isoformat(),
+    }
+
+
+@cases_app.command("parked")
+def parked_command(
+    data_dir: DataDirOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Sighting events the case grouping set aside after repeated failures, with the error.
+
+    Fix the cause (the error says what failed), then hand them back with
+    ``cunan cases replay-parked``.
+    """
+    with _service(data_dir) as (service, _):
+        events = ParkedEvents(service.database, audit=service.audit).events()
+    if json_output:
+        for event in events:
+            typer.echo(json.dumps(_parked_json(event), ensure_ascii=False))
+        return
+    if not events:
+        typer.echo("no parked case events")
+        return
+    table = Table("event", "sighting", "camera", "seen", "attempts", "parked", "error")
+    for e in events:
+        table.add_row(
+            str(e.event_id),
+            (str(e.sighting_id) if e.sighting_id is not None else "?")
+            + ("" if e.sighting_exists else " (gone)"),
+            e.camera_name or "",
+            e.seen_at.isoformat(timespec="seconds") if e.seen_at else "",
+            str(e.attempts) if e.attempts is not None else "?",
+            e.parked_at.isoformat(timespec="seconds"),
+            e.error,
+        )
+    console.print(table)
+
+
+@cases_app.command("replay-parked")
+def replay_parked_command(
+    event_ids: Annotated[
+        list[int] | None, typer.Argument(help="Event ids from 'cunan cases parked'.")
+    ] = None,
+    all_events: Annotated[bool, typer.Option("--all", help="Every parked event.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Hand parked events back to the case grouping (audited).
+
+    ``cunan serve`` groups them within seconds; an event that still fails is parked again.
+    """
+    if bool(event_ids) == all_events:
+        _fail("name the events to replay (EVENT_ID ...) or pass --all, not both")
+    with _service(data_dir) as (service, _):
+        replayed = ParkedEvents(service.database, audit=service.audit).replay(
+            None if all_events else event_ids, actor=cli_actor()
+        )
+    typer.echo(f"{len(replayed)} parked event(s) handed back to the case grouping")

@@ -47,6 +47,10 @@ class CaseStateError(ValueError):
     """The transition is not allowed from the case's current status."""
 
 
+class SightingNotFoundError(LookupError):
+    """An event names a sighting that no longer exists (deleted or purged before grouping)."""
+
+
 def quiet_face_context(quiet_id: int, case_id: int, model_id: str) -> bytes:
     """Associated data binding a quiet face's ciphertext to its row."""
     return f"case-quiet-face:{quiet_id}:{case_id}:{model_id}".encode()
@@ -94,17 +98,30 @@ class CaseService:
         self._kept: dict[int, tuple[int, Vector]] = {}
         self._quiet: dict[int, Vector] = {}
 
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The service's clock (what the consumer's parking records times with)."""
+        return self._clock
+
     # -- grouping ----------------------------------------------------------------------------
 
     def handle_sighting(self, sighting_id: int) -> SightingOutcome | None:
         """Group one stored sighting; None when it raises nothing (known, undecided, no
-        embedding) or was handled before (events are delivered at least once)."""
+        embedding) or was handled before (events are delivered at least once).
+
+        A sighting that is gone raises :class:`SightingNotFoundError`: its event cannot be
+        grouped, and saying so lets the consumer set it aside where staff see it."""
         with self.database.transaction() as session:
             repo = CaseRepository(session)
             if repo.membership(sighting_id) is not None:
                 return None
             row = repo.sighting(sighting_id)
-            if row is None or row.decision != "unknown" or row.embedding_ciphertext is None:
+            if row is None:
+                raise SightingNotFoundError(
+                    f"sighting {sighting_id} no longer exists (deleted or purged before it "
+                    "was grouped)"
+                )
+            if row.decision != "unknown" or row.embedding_ciphertext is None:
                 # A known person never raises a case; undecided tracks have too few faces.
                 return None
             vector = self._sighting_vector(row)

@@ -73,3 +73,24 @@ class EnrolResult:
     case_id: int
     person_id: int
     template_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    """An event the case consumer set aside: what it was about, and why it failed.
+
+    ``sighting_id``, ``camera_name`` and ``seen_at`` come from the event (None if its payload
+    lacks them); ``sighting_exists`` is False once the sighting is gone (e.g. purged), when a
+    replay has nothing left to group. ``attempts`` is None for events set aside before the
+    count was kept.
+    """
+
+    event_id: int
+    sighting_id: int | None
+    camera_name: str | None
+    seen_at: datetime | None
+    decision: str | None
+    attempts: int | None
+    error: str
+    parked_at: datetime
+    sighting_exists: bool

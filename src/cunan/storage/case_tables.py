@@ -1,10 +1,11 @@
-"""Tables of the cases workflow: cases, their sightings, quiet faces (visitors, false alarms)."""
+"""Tables of the cases workflow: cases, sightings, quiet faces, events the consumer set aside."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -85,7 +86,7 @@ class CaseSighting(Base):
     distance: Mapped[float | None] = mapped_column(Float)
     #: Whether this sighting raised an alert (opening or re-alert).
     alerted: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: Why it stayed quiet: cooldown, visitor, negative, closed (None: not suppressed).
+    #: Why it stayed quiet: cooldown, visitor, negative, known (None: not suppressed).
     suppressed_by: Mapped[str | None] = mapped_column(String(16))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -105,3 +106,22 @@ class CaseQuietFace(Base):
     key_id: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseParkedEvent(Base):
+    """A ``sighting.decided`` event the case consumer set aside after failing it
+    ``attempts`` times in a row, with the error; the event is acknowledged for ``cases``
+    meanwhile, so the others are grouped. Replaying deletes the row and the acknowledgement."""
+
+    __tablename__ = "case_parked_events"
+
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("event_outbox.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    #: None for events set aside before migration 0006 (the count was not kept then).
+    attempts: Mapped[int | None] = mapped_column(Integer)
+    #: The exception's type and message (ids and reasons, no face data).
+    error: Mapped[str] = mapped_column(Text)
+    parked_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from cunan.storage.case_tables import Case, CaseQuietFace, CaseSighting
-from cunan.storage.pipeline_tables import Sighting
+from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, CaseSighting
+from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,18 @@ class MemberSpan:
     count: int
     first_seen_at: datetime | None
     last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEventRow:
+    """A parked event with its outbox row: the payload says which sighting it was about."""
+
+    event_id: int
+    kind: str
+    payload_json: str
+    attempts: int | None
+    error: str
+    parked_at: datetime
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -252,3 +264,77 @@ class CaseRepository:
                 )
             )
         )
+
+
+class ParkedEventRepository:
+    """Case events set aside by the consumer, and the outbox acknowledgements that go with
+    them, on one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def park(
+        self, event_id: int, *, consumer: str, attempts: int, error: str, parked_at: datetime
+    ) -> bool:
+        """Record the event as parked and acknowledge it for ``consumer``, together, so it is
+        never both skipped and unlisted. False when it was parked already."""
+        if self.session.get(CaseParkedEvent, event_id) is not None:
+            return False
+        self.session.add(
+            CaseParkedEvent(event_id=event_id, attempts=attempts, error=error, parked_at=parked_at)
+        )
+        if self.session.get(EventAck, (consumer, event_id)) is None:
+            self.session.add(EventAck(consumer=consumer, event_id=event_id, acked_at=parked_at))
+        self.session.flush()
+        return True
+
+    def parked(self) -> list[ParkedEventRow]:
+        """Every parked event, oldest event first."""
+        rows = self.session.execute(
+            select(
+                CaseParkedEvent.event_id,
+                OutboxEvent.kind,
+                OutboxEvent.payload_json,
+                CaseParkedEvent.attempts,
+                CaseParkedEvent.error,
+                CaseParkedEvent.parked_at,
+            )
+            .join(OutboxEvent, OutboxEvent.id == CaseParkedEvent.event_id)
+            .order_by(CaseParkedEvent.event_id)
+        ).all()
+        return [
+            ParkedEventRow(int(i), str(k), str(p), a, str(e), parked_at)
+            for i, k, p, a, e, parked_at in rows
+        ]
+
+    def lock_parked(self, event_ids: Sequence[int] | None) -> list[int]:
+        """Ids of the given (None: all) events that are parked, their rows locked until the
+        transaction ends (PostgreSQL), so two replays of one event cannot both count it."""
+        stmt = select(CaseParkedEvent.event_id).order_by(CaseParkedEvent.event_id)
+        if event_ids is not None:
+            stmt = stmt.where(CaseParkedEvent.event_id.in_(list(event_ids)))
+        return [int(i) for i in self.session.scalars(stmt.with_for_update()).all()]
+
+    def unpark(self, event_ids: Sequence[int], *, consumer: str) -> int:
+        """Forget the events were parked and withdraw ``consumer``'s acknowledgements, so the
+        consumer reads them again; returns how many parked rows were removed."""
+        if not event_ids:
+            return 0
+        ids = list(event_ids)
+        self.session.execute(
+            delete(EventAck).where(EventAck.consumer == consumer, EventAck.event_id.in_(ids))
+        )
+        return _rowcount(
+            self.session.execute(delete(CaseParkedEvent).where(CaseParkedEvent.event_id.in_(ids)))
+        )
+
+    def existing_sightings(self, sighting_ids: Sequence[int]) -> set[int]:
+        """Which of these sightings still exist (retention may have purged the others)."""
+        if not sighting_ids:
+            return set()
+        return {
+            int(i)
+            for i in self.session.scalars(
+                select(Sighting.id).where(Sighting.id.in_(list(sighting_ids)))
+            ).all()
+        }
