@@ -16,6 +16,8 @@ import pytest
 from cunan.pipeline.leases import CameraLeases
 from cunan.pipeline.store import CameraStore
 from cunan.storage.database import Database
+from cunan.storage.errors import ConstraintViolationError
+from cunan.storage.lease_repository import LeaseRepository
 from cunan.storage.migrate import upgrade
 from tests.storage.dbfixtures import db_url, wipe
 
@@ -98,6 +100,23 @@ def test_removed_camera_loses_its_lease(database: Database, cameras: list[int]) 
     a.claim(cameras)
     CameraStore(database).remove(cameras[0])
     assert a.held() == set(cameras[1:])
+
+
+def test_first_lease_of_a_camera_is_inserted_once(database: Database, cameras: list[int]) -> None:
+    # Two workers that both found no lease row insert one each: the primary key lets one win,
+    # and a camera removed meanwhile gets none.
+    clock = FakeClock()
+    until = clock.now + timedelta(seconds=10)
+    with database.transaction() as session:
+        LeaseRepository(session).insert(cameras[0], holder="a", now=clock.now, until=until)
+    with pytest.raises(ConstraintViolationError), database.transaction() as session:
+        LeaseRepository(session).insert(cameras[0], holder="b", now=clock.now, until=until)
+    CameraStore(database).remove(cameras[1])
+    with pytest.raises(ConstraintViolationError), database.transaction() as session:
+        LeaseRepository(session).insert(cameras[1], holder="b", now=clock.now, until=until)
+    assert CameraLeases(database, holder="a", period_s=10, clock=clock).holders() == {
+        cameras[0]: ("a", until)
+    }
 
 
 def _start_worker(url: str, lease_s: float, max_cameras: int) -> subprocess.Popen[bytes]:

@@ -9,11 +9,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
-
 from cunan.storage.database import Database
 from cunan.storage.errors import ConstraintViolationError
-from cunan.storage.pipeline_tables import WorkerLease
+from cunan.storage.lease_repository import LeaseRepository
 
 logger = logging.getLogger(__name__)
 
@@ -68,27 +66,17 @@ class CameraLeases:
         now = self._clock()
         expires = now + self.period
         with self.database.transaction() as session:
-            result = session.execute(
-                update(WorkerLease)
-                .where(
-                    WorkerLease.camera_id == camera_id,
-                    (WorkerLease.expires_at < now) | (WorkerLease.holder == self.holder),
-                )
-                .values(holder=self.holder, expires_at=expires, acquired_at=now)
-            )
-            if int(getattr(result, "rowcount", 0) or 0) == 1:
+            leases = LeaseRepository(session)
+            if leases.take(camera_id, holder=self.holder, now=now, until=expires):
                 return True
-            exists = session.scalar(
-                select(WorkerLease.camera_id).where(WorkerLease.camera_id == camera_id)
-            )
-            if exists is not None:
+            if leases.exists(camera_id):
                 return False
+        # A camera nobody ever held has no row to update: insert one. Of two workers that both
+        # got here, the primary key lets one win.
         try:
             with self.database.transaction() as session:
-                session.add(
-                    WorkerLease(
-                        camera_id=camera_id, holder=self.holder, expires_at=expires, acquired_at=now
-                    )
+                LeaseRepository(session).insert(
+                    camera_id, holder=self.holder, now=now, until=expires
                 )
         except ConstraintViolationError:
             return False  # another worker inserted it first (or the camera was removed)
@@ -102,36 +90,23 @@ class CameraLeases:
         """
         now = self._clock()
         with self.database.transaction() as session:
-            session.execute(
-                update(WorkerLease)
-                .where(WorkerLease.holder == self.holder, WorkerLease.expires_at >= now)
-                .values(expires_at=now + self.period)
-            )
+            LeaseRepository(session).renew(holder=self.holder, now=now, until=now + self.period)
         return self.held()
 
     def held(self) -> set[int]:
         now = self._clock()
         with self.database.transaction() as session:
-            return set(
-                session.scalars(
-                    select(WorkerLease.camera_id).where(
-                        WorkerLease.holder == self.holder, WorkerLease.expires_at >= now
-                    )
-                )
-            )
+            return LeaseRepository(session).held(holder=self.holder, now=now)
 
     def release(self, camera_ids: Iterable[int] | None = None) -> None:
         """Give cameras back at once (a clean shutdown), so others need not wait for expiry."""
         with self.database.transaction() as session:
-            query = delete(WorkerLease).where(WorkerLease.holder == self.holder)
-            if camera_ids is not None:
-                query = query.where(WorkerLease.camera_id.in_(list(camera_ids)))
-            session.execute(query)
+            LeaseRepository(session).release(holder=self.holder, camera_ids=camera_ids)
 
     def holders(self) -> dict[int, tuple[str, datetime]]:
         """Every lease: camera id -> (holder, expiry)."""
         with self.database.transaction() as session:
             return {
                 row.camera_id: (row.holder, row.expires_at)
-                for row in session.scalars(select(WorkerLease))
+                for row in LeaseRepository(session).leases()
             }
