@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         # Drain stdout as it comes: a full pipe would block the watcher's prints and stall
         # the whole pipeline (the first soak runs measured exactly that, not CunAn).
         lines: list[str] = []
-        assert watch.stdout is not None
-        reader = threading.Thread(target=lambda: lines.extend(watch.stdout), daemon=True)
+        stdout = watch.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(stdout), daemon=True)
         reader.start()
         proc = psutil.Process(watch.pid)
         start = time.monotonic()

@@ -157,3 +157,22 @@ def test_overflow_and_stop_with_the_database_down_count_the_loss(registry: Regis
     assert final.sightings_lost == final.tracks_finished
     assert final.sightings_pending == 0 and final.sightings_stored == 0
     assert final.last_store_error and "unavailable" in final.last_store_error
+
+
+def test_runner_keeps_only_its_recent_sightings(registry: Registry) -> None:
+    # A camera runs for months: the runner's in-memory history must stop growing at its
+    # bound while every sighting is still stored (the rows are the record).
+    base = build_runner(registry, Settings(), target(loop=False))
+    runner = CameraRunner(
+        base.target,
+        detector=base.stage.detector,
+        analyser=base.analyser,
+        store=base.store,
+        history=2,
+    )
+    returned = runner.run()
+    rows = SightingStore(registry.database, registry.service.cipher).list()
+    assert runner.health().sightings_stored == len(rows) > 2
+    assert [s.sighting_id for s in runner.sightings] == [r.id for r in rows[-2:]]
+    assert [s.sighting_id for s in returned] == [r.id for r in rows[-2:]]
+    assert len(runner.latencies_s) == 2

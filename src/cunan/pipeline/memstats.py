@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import json
 import logging
@@ -15,6 +14,8 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from cunan.pipeline.heap import libc, trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +55,6 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None or not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(name)
-    except OSError:
-        return None
-
-
 def rss_bytes() -> int | None:
     """Resident set size of this process (Linux), None elsewhere."""
     try:
@@ -80,7 +71,9 @@ class MemoryStats:
     allocated block count, the gc-tracked object count, tracemalloc's traced total when
     tracing, and whatever ``counters`` returns (the runner's frame and sighting counts).
     With tracemalloc, ``<path>.tracemalloc.txt`` gets the top allocation sites by traceback
-    that grew since the first sample (taken after one interval, i.e. after warm-up).
+    that grew since the first sample (taken after one interval, i.e. after warm-up). Tracing
+    inflates RSS and the native heap itself (its trace table, the kept first snapshot), so a
+    traced run attributes Python-level growth only; judge RSS on an untraced run.
     """
 
     def __init__(
@@ -98,7 +91,6 @@ class MemoryStats:
         self.trace_frames = trace_frames
         self.trim = trim
         self.counters = counters
-        self._libc = _libc()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = time.monotonic()
@@ -142,11 +134,11 @@ class MemoryStats:
 
     def malloc_info(self) -> dict[str, float] | None:
         """glibc heap totals over all arenas, in MB (None without glibc >= 2.33)."""
-        libc = self._libc
-        if libc is None or not hasattr(libc, "mallinfo2"):
+        lib = libc()
+        if lib is None or not hasattr(lib, "mallinfo2"):
             return None
-        libc.mallinfo2.restype = _MallInfo2
-        info: _MallInfo2 = libc.mallinfo2()
+        lib.mallinfo2.restype = _MallInfo2
+        info: _MallInfo2 = lib.mallinfo2()
         return {
             "malloc_in_use_mb": round((info.uordblks + info.hblkhd) / _MB, 2),
             "malloc_free_mb": round(info.fordblks / _MB, 2),
@@ -169,8 +161,7 @@ class MemoryStats:
             row["traced_mb"] = round(current / _MB, 2)
         if self.counters is not None:
             row.update(self.counters())
-        if self.trim and self._libc is not None and hasattr(self._libc, "malloc_trim"):
-            self._libc.malloc_trim(0)
+        if self.trim and trim_heap():
             after = rss_bytes()
             row["rss_after_trim_mb"] = None if after is None else round(after / _MB, 2)
         return row
@@ -187,6 +178,7 @@ class MemoryStats:
         snapshot = tracemalloc.take_snapshot().filter_traces(
             (
                 tracemalloc.Filter(False, tracemalloc.__file__),
+                tracemalloc.Filter(False, __file__),  # this module's own report writing
                 tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
                 tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
             )
@@ -198,11 +190,25 @@ class MemoryStats:
         with self.trace_path.open("a", encoding="utf-8") as out:
             total = sum(d.size_diff for d in diffs) / _MB
             out.write(f"== t={t_s:.0f} s: traced {total:+.3f} MB since the first sample\n")
+            # By line first (small steady growth spread over many call paths adds up here),
+            # then by whole traceback (which call path allocates).
+            by_line = snapshot.compare_to(self._baseline, "lineno")
+            by_line.sort(key=lambda d: d.count_diff, reverse=True)
+            out.write("-- lines with the most new blocks\n")
+            for line in by_line[:TOP_SITES]:
+                frame = line.traceback[0]
+                out.write(
+                    f"{line.count_diff:+d} blocks  {line.size_diff / _MB:+.3f} MB  "
+                    f"{frame.filename}:{frame.lineno}\n"
+                )
+            out.write("-- tracebacks with the most growth\n")
             for diff in diffs[:TOP_SITES]:
                 out.write(
                     f"{diff.size_diff / _MB:+.3f} MB  {diff.count_diff:+d} blocks  "
                     f"(now {diff.size / _MB:.3f} MB)\n"
                 )
-                for line in diff.traceback.format(limit=self.trace_frames, most_recent_first=True):
-                    out.write(f"    {line}\n")
+                # File and line only, innermost first: Traceback.format() would read every
+                # source file through linecache, whose cache then shows up as growth.
+                for frame in reversed(diff.traceback):
+                    out.write(f"    {frame.filename}:{frame.lineno}\n")
             out.write("\n")

@@ -24,6 +24,7 @@ from cunan.faces.embed import Embedder
 from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
 from cunan.pipeline.decision import FaceVote, TrackDecision, TrackDecisionConfig, decide_track
 from cunan.pipeline.events import EventBus
+from cunan.pipeline.heap import trim_heap
 from cunan.pipeline.matcher import FaceMatcher
 from cunan.pipeline.memstats import MemoryStats
 from cunan.pipeline.store import NewSighting, SightingStore, StoredSighting
@@ -38,8 +39,10 @@ logger = logging.getLogger(__name__)
 CROP_JPEG_QUALITY = 90
 
 
-#: Sightings and latencies a runner remembers for reporting (bench, watch summary).
-RECENT_HISTORY = 10_000
+#: Sightings and latencies a runner remembers for reporting (``run()``'s result, benchmarks).
+#: Small on purpose: each kept sighting holds its whole decision (~1-2 KB), and the stored
+#: rows are the real record; 10,000 took ~100 minutes on a busy gate to stop growing.
+RECENT_HISTORY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,9 @@ class _PendingSighting:
     ended_by: str
 
 
+#: Seconds between returns of free heap pages to the OS (see :func:`trim_heap`).
+HEAP_TRIM_INTERVAL_S = 60.0
+
 #: Decided sightings kept while the database is unavailable; beyond this the oldest is lost.
 MAX_PENDING_SIGHTINGS = 500
 #: Retry backoff of the pending queue: first retry after this, doubling up to the maximum.
@@ -226,6 +232,7 @@ class CameraRunner:
         on_sighting: Callable[[DecidedSighting], None] | None = None,
         max_shots: int = 4,
         max_pending: int = MAX_PENDING_SIGHTINGS,
+        history: int = RECENT_HISTORY,
     ) -> None:
         from cunan.tracking.bestshots import BestShotConfig
 
@@ -246,8 +253,8 @@ class CameraRunner:
         self.run_key = uuid.uuid4().hex[:12]
         # Recent history only: a camera runs for months, and an unbounded list would grow
         # by ~100 sightings a minute on a busy gate (found by benchmarks/soak.py).
-        self.latencies_s: deque[float] = deque(maxlen=RECENT_HISTORY)
-        self.sightings: deque[DecidedSighting] = deque(maxlen=RECENT_HISTORY)
+        self.latencies_s: deque[float] = deque(maxlen=max(1, history))
+        self.sightings: deque[DecidedSighting] = deque(maxlen=max(1, history))
         self._lock = threading.Lock()
         self._analysed = 0
         self._skipped = 0
@@ -294,9 +301,14 @@ class CameraRunner:
         if memstats is not None:
             memstats.start()
         self.reader.start()
+        next_trim = time.monotonic() + HEAP_TRIM_INTERVAL_S
         try:
             while not stop.is_set() and not self._stop.is_set():
                 self._retry_pending()
+                if time.monotonic() >= next_trim:
+                    # Peaks of frame-sized buffers would otherwise stay resident for good.
+                    trim_heap()
+                    next_trim = time.monotonic() + HEAP_TRIM_INTERVAL_S
                 frame = self.reader.get(timeout=0.2)
                 if frame is None:
                     if self.reader.finished:

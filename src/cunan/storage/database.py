@@ -25,6 +25,9 @@ from cunan.storage.errors import (
 logger = logging.getLogger(__name__)
 
 SQLITE_FILENAME = "cunan.db"
+#: SQLite page cache per connection (KiB). Connections are not pooled (one per transaction),
+#: so this bounds the cache a process holds per open transaction.
+SQLITE_CACHE_KIB = 2000
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -76,6 +79,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
             # Deleted templates and photos are overwritten, not left in free pages.
             cursor.execute("PRAGMA secure_delete=ON")
+            # Page cache per connection, in KiB (negative = KiB): SQLite's own default, made
+            # explicit so it stays bounded however large the sightings table grows.
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 
