@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 Vector = NDArray[np.float32]
 
 ACTIVE = ("open", "assigned")
+#: How often grouping one sighting starts over because the case it was about to join changed
+#: under it (merged, escalated, reopened); each round needs another staff action to race.
+MAX_REGROUPS = 5
 
 
 class CaseNotFoundError(LookupError):
@@ -49,6 +52,11 @@ class CaseStateError(ValueError):
 
 class SightingNotFoundError(LookupError):
     """An event names a sighting that no longer exists (deleted or purged before grouping)."""
+
+
+class _CaseChangedError(Exception):
+    """The case a sighting was about to join changed while grouping waited for its lock:
+    roll back and group the sighting afresh."""
 
 
 def quiet_face_context(quiet_id: int, case_id: int, model_id: str) -> bytes:
@@ -110,7 +118,22 @@ class CaseService:
         embedding) or was handled before (events are delivered at least once).
 
         A sighting that is gone raises :class:`SightingNotFoundError`: its event cannot be
-        grouped, and saying so lets the consumer set it aside where staff see it."""
+        grouped, and saying so lets the consumer set it aside where staff see it.
+
+        The case a sighting joins is locked and re-read before the sighting is attached, so
+        a case closed at the same moment is never joined as if it were open; see
+        :meth:`_join_locked`."""
+        for _ in range(MAX_REGROUPS):
+            try:
+                return self._group(sighting_id)
+            except _CaseChangedError as changed:
+                logger.info("sighting %d: %s; grouping it again", sighting_id, changed)
+        raise RuntimeError(
+            f"sighting {sighting_id}: the cases it matched kept changing during "
+            f"{MAX_REGROUPS} attempts to group it"
+        )
+
+    def _group(self, sighting_id: int) -> SightingOutcome | None:
         with self.database.transaction() as session:
             repo = CaseRepository(session)
             if repo.membership(sighting_id) is not None:
@@ -129,6 +152,9 @@ class CaseService:
             quiet = self._quiet_match(repo, vector, row.model_id, seen)
             if quiet is not None:
                 case_id, kind, distance = quiet
+                # The quiet face is only as good as its outcome: a reopen deletes it.
+                if self._join_locked(repo, case_id, seen) != kind:
+                    raise _CaseChangedError(f"case {case_id} is no longer quiet ({kind})")
                 self._attach(repo, case_id, row, distance, alerted=False, suppressed_by=kind)
                 outcome = SightingOutcome(sighting_id, case_id, False, False, kind, distance)
                 alert = None
@@ -207,6 +233,11 @@ class CaseService:
             if distance < best_distance:
                 best_id, best_distance = case_id, distance
         if best_id is not None and best_distance <= self.settings.link_threshold:
+            quiet = self._join_locked(repo, best_id, row.started_at)
+            if quiet is not None:
+                # Closed while this sighting waited for it: it follows the outcome's rule.
+                self._attach(repo, best_id, row, best_distance, alerted=False, suppressed_by=quiet)
+                return SightingOutcome(row.id, best_id, False, False, quiet, best_distance), None
             cooldown = timedelta(minutes=self.settings.cooldown_minutes)
             last_alert = repo.last_alert_at(best_id, row.camera_name)
             cooling = last_alert is not None and abs(row.started_at - last_alert) < cooldown
@@ -252,6 +283,42 @@ class CaseService:
             SightingOutcome(row.id, case.id, True, True, None, None),
             _Alert("case.opened", case.id, row.id, row.camera_name, 1),
         )
+
+    def _join_locked(self, repo: CaseRepository, case_id: int, seen: datetime) -> str | None:
+        """Lock the case a sighting is about to join, re-read it, and say how it joins.
+
+        The candidates were read without locks, and a staff member may have closed, merged
+        or reopened the case since (on PostgreSQL the lock waits for that transaction to
+        end). None: still open or assigned, join it as usual. Otherwise the sighting is
+        handled as if it had arrived after the change: quiet if the outcome keeps the face
+        quiet (``visitor`` until the visitor's date, ``negative`` after a false alarm,
+        ``known`` after 补录 or "is person X": the face is a registered person now, the
+        matcher only learned it after deciding this track); regrouped afresh
+        (:class:`_CaseChangedError`) if it does not (escalated, visitor expired, merged: its
+        sightings live on in the target).
+        """
+        case = self._case(repo, case_id, lock=True)
+        if case.status in ACTIVE:
+            return None
+        kind = self._quiet_kind(case, seen)
+        if kind is None:
+            outcome = f", {case.outcome}" if case.outcome else ""
+            raise _CaseChangedError(f"case {case_id} became {case.status}{outcome}")
+        return kind
+
+    @staticmethod
+    def _quiet_kind(case: Case, seen: datetime) -> str | None:
+        """Why a sighting of a closed case's face stays quiet (None: it does not)."""
+        if case.status != "closed":
+            return None
+        if case.outcome == "false_alarm":
+            return "negative"
+        if case.outcome == "visitor":
+            until = case.visitor_until
+            return "visitor" if until is not None and seen < until else None
+        if case.outcome in ("enrol", "person"):
+            return "known"
+        return None
 
     def _attach(
         self,

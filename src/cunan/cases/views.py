@@ -56,7 +56,8 @@ class CaseView:
 @dataclass(frozen=True, slots=True)
 class SightingOutcome:
     """What one unknown sighting did: the case it joined, whether it opened it or alerted,
-    or why it stayed quiet (``cooldown``, ``visitor``, ``negative``)."""
+    or why it stayed quiet (``cooldown``, ``visitor``, ``negative``, or ``known``: the case
+    was closed as 补录 / "is person X" while the sighting was being grouped)."""
 
     sighting_id: int
     case_id: int
