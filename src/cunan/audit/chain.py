@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cunan.audit.log import entry_hash
+from cunan.audit.log import row_hash
 from cunan.storage.audit_repository import stored_entries
 from cunan.storage.audit_tables import GENESIS_HASH, AuditEntry
 from cunan.storage.database import Database
@@ -118,17 +118,7 @@ def _check(row: AuditEntry, expected_seq: int, prev_hash: str) -> ChainProblem |
         details = json.loads(row.details)
     except ValueError:
         return ChainProblem(seq, ProblemKind.BAD_DETAILS, f"entry {seq}: details are not JSON")
-    recomputed = entry_hash(
-        seq=seq,
-        recorded_at=row.recorded_at,
-        actor=row.actor,
-        action=row.action,
-        target_type=row.target_type,
-        target_id=row.target_id,
-        details=details,
-        prev_hash=row.prev_hash,
-    )
-    if recomputed != row.hash:
+    if row_hash(row, details) != row.hash:
         return ChainProblem(
             seq,
             ProblemKind.HASH_MISMATCH,

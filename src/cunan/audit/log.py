@@ -172,6 +172,21 @@ def entry_hash(
     return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
 
 
+def row_hash(row: AuditEntry, details: Mapping[str, object]) -> str:
+    """:func:`entry_hash` of an entry row's columns, with ``details`` parsed from its JSON: the
+    same computation when appending and when verifying what is stored."""
+    return entry_hash(
+        seq=row.seq,
+        recorded_at=row.recorded_at,
+        actor=row.actor,
+        action=row.action,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        details=details,
+        prev_hash=row.prev_hash,
+    )
+
+
 def check_details(details: Mapping[str, DetailValue]) -> None:
     """Refuse details that are not small JSON values or whose keys name personal data."""
     _check_value(details, "details")
@@ -270,29 +285,18 @@ class AuditLog:
         prev_hash = GENESIS_HASH if last is None else last.hash
         # Microseconds are what both engines store; anything finer would break the hash.
         recorded_at = self._clock().astimezone(UTC)
-        digest = entry_hash(
+        entry = AuditEntry(
             seq=seq,
             recorded_at=recorded_at,
             actor=actor,
             action=action,
             target_type=target_type,
             target_id=target_id,
-            details=json.loads(stored_details),
+            details=stored_details,
             prev_hash=prev_hash,
         )
-        row = repo.append(
-            AuditEntry(
-                seq=seq,
-                recorded_at=recorded_at,
-                actor=actor,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
-                details=stored_details,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
-        )
+        entry.hash = row_hash(entry, json.loads(stored_details))
+        row = repo.append(entry)
         logger.debug("audit %d: %s by %s", seq, action, actor)
         return AuditRecord.from_row(row)
 
