@@ -18,6 +18,7 @@ from cunan.bench.lfw_embeddings import (
     load_or_compute_jittered,
 )
 from cunan.faces.align import MIRROR_JITTERS, random_jitters
+from cunan.faces.embed import embed_jittered
 from cunan.faces.imageio import load_image
 
 
@@ -94,3 +95,23 @@ def test_jittered_vectors_are_cached_and_grow(small_lfw: Path) -> None:
     )
     assert mirror.images == 1
     assert not np.allclose(mirror.vectors[0], first.vectors[0], atol=1e-5)
+
+
+def test_random_run_fills_its_prefix_caches(small_lfw: Path) -> None:
+    # The first p random jitters of an n-copy run are the p-copy run's jitters, so a
+    # long run saves the shorter runs' descriptors as well.
+    assert random_jitters(30, 0)[:10] == random_jitters(10, 0)
+    base = load_or_compute(small_lfw, workers=1, show_progress=False)
+    long = load_or_compute_jittered(
+        small_lfw, base, [3, 4], JitterSpec(copies=6), show_progress=False
+    )
+    short = load_or_compute_jittered(
+        small_lfw, base, [3], JitterSpec(copies=5), show_progress=False
+    )
+    assert short.derived_from == (JitterSpec(copies=6).key(),)
+    assert short.images == 2
+    embedder = build_engine("auto").embedder
+    image = load_image(image_path(small_lfw, base.names[3], int(base.numbers[3])))
+    direct = embed_jittered(embedder, [(image, base.face(3))], random_jitters(5, 0)).vectors[0]
+    assert np.allclose(short.vectors[3], direct, atol=1e-5)
+    assert not np.allclose(short.vectors[3], long.vectors[3], atol=1e-5)

@@ -125,6 +125,11 @@ class LfwReport:
                 "face of each image (no detection) in 1 process with 1 thread: image load, "
                 "chips, embeddings; add the detection cost of the plain run for a new photo",
                 "loads": list(j.loads),
+                "derived_from": list(j.derived_from),
+                "derived_note": "descriptors taken from the first copies of a longer run "
+                "(the same chips); its time counted pro rata to copies"
+                if j.derived_from
+                else None,
             }
         if self.asymmetric is not None:
             data["asymmetric"] = {

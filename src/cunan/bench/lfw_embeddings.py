@@ -29,7 +29,7 @@ from cunan.faces.align import (
     random_jitters,
 )
 from cunan.faces.detect import DlibCnnDetector
-from cunan.faces.embed import embed_jittered
+from cunan.faces.embed import l2_normalise
 from cunan.faces.engine import JITTER_SEED, EngineConfig, FaceEngine, central_face
 from cunan.faces.imageio import load_image
 from cunan.faces.landmarks import FivePointLandmarker, canonical_from_dlib5
@@ -410,6 +410,8 @@ class JitteredVectors:
     images: int
     seconds: float
     loads: tuple[str, ...]
+    #: Longer runs whose first copies gave these descriptors (their time is pro rata).
+    derived_from: tuple[str, ...] = ()
 
     @property
     def images_per_s(self) -> float:
@@ -420,6 +422,11 @@ def jitter_cache_path(base_path: Path, spec: JitterSpec) -> Path:
     return base_path.with_name(base_path.stem + f"-{spec.key()}.npz")
 
 
+#: Shorter runs saved from every longer random run: the first ``p`` of ``random_jitters(n)``
+#: are ``random_jitters(p)``, so their mean is the ``p``-copy descriptor at no extra cost.
+PREFIX_COPIES = (2, 5, 10, 20, 50)
+
+
 def _jitter_rows(
     lfw_dir: Path,
     base: LfwEmbeddings,
@@ -427,24 +434,62 @@ def _jitter_rows(
     spec: JitterSpec,
     runtime: Runtime,
     show_progress: bool,
-) -> NDArray[np.float32]:
-    """Jittered descriptors of ``rows`` in this process, batched across images."""
+) -> dict[int, NDArray[np.float32]]:
+    """Jittered descriptors of ``rows`` in this process, batched across images.
+
+    Returns them by number of copies: ``spec.copies`` and, for random jitters, the
+    shorter :data:`PREFIX_COPIES` (means of the first copies of the same chips).
+    """
     embedder = build_engine(runtime).embedder
     jitters = spec.jitters()
+    n = len(jitters)
+    prefixes = [] if spec.mirror_only else [p for p in PREFIX_COPIES if p < n]
     # Enough images per model call to fill a batch of 32 chips when there are few copies.
-    group = max(1, 32 // len(jitters))
-    out = np.zeros((len(rows), embedder.dim), dtype=np.float32)
+    group = max(1, 32 // n)
+    out = {c: np.zeros((len(rows), embedder.dim), dtype=np.float32) for c in [*prefixes, n]}
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task(f"LFW, {spec.label()}", total=len(rows))
         for start in range(0, len(rows), group):
             batch = rows[start : start + group]
-            faces = [
-                (load_image(image_path(lfw_dir, base.names[r], int(base.numbers[r]))), base.face(r))
-                for r in batch
-            ]
-            out[start : start + len(batch)] = embed_jittered(embedder, faces, jitters).vectors
+            chips = np.concatenate(
+                [
+                    embedder.align_jittered(
+                        load_image(image_path(lfw_dir, base.names[r], int(base.numbers[r]))),
+                        base.face(r),
+                        jitters,
+                    )
+                    for r in batch
+                ]
+            )
+            # Same arithmetic as cunan.faces.embed.embed_jittered, for every prefix.
+            per_chip = embedder.embed_chips(chips).vectors.reshape(len(batch), n, -1)
+            for copies, target in out.items():
+                means = per_chip[:, :copies].mean(axis=1, dtype=np.float64).astype(np.float32)
+                target[start : start + len(batch)] = l2_normalise(means)
             progress.advance(task, len(batch))
     return out
+
+
+def _read_jitter_cache(
+    path: Path, shape: tuple[int, int]
+) -> tuple[NDArray[np.float32], NDArray[np.bool_], dict[str, object]]:
+    if not path.is_file():
+        empty: dict[str, object] = {"images": 0, "seconds": 0.0, "loads": []}
+        return np.full(shape, np.nan, dtype=np.float32), np.zeros(shape[0], dtype=bool), empty
+    with np.load(path, allow_pickle=False) as data:
+        vectors = data["vectors"].astype(np.float32)
+        have = data["have"].astype(bool)
+        meta = json.loads(str(data["meta"]))
+    return vectors, have, meta
+
+
+def _write_jitter_cache(
+    path: Path, vectors: NDArray[np.float32], have: NDArray[np.bool_], meta: dict[str, object]
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, vectors=vectors, have=have, meta=np.asarray(json.dumps(meta)))
+    tmp.replace(path)
 
 
 def load_or_compute_jittered(
@@ -459,39 +504,52 @@ def load_or_compute_jittered(
     """Jittered descriptors of at least ``rows``; cached, computing only the missing rows.
 
     The cache sits beside the base embeddings' (same model, policy and image list) with
-    the jitter spec in its name, and grows as runs ask for more rows.
+    the jitter spec in its name, and grows as runs ask for more rows. A random run also
+    fills the caches of its shorter prefixes; their time is the run's, scaled by the
+    share of copies (the embeddings are nearly all of the cost) and marked as derived.
     """
     images = list_images(lfw_dir)
-    path = jitter_cache_path(cache_path(lfw_dir, images, base.model_id), spec)
-    vectors = np.full((len(base.names), base.vectors.shape[1]), np.nan, dtype=np.float32)
-    have = np.zeros(len(base.names), dtype=bool)
-    total_images, total_seconds, loads = 0, 0.0, []
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            vectors[:] = data["vectors"]
-            have[:] = data["have"]
-            meta = json.loads(str(data["meta"]))
-        total_images, total_seconds = int(meta["images"]), float(meta["seconds"])
-        loads = list(meta["loads"])
+    base_path = cache_path(lfw_dir, images, base.model_id)
+    path = jitter_cache_path(base_path, spec)
+    shape = (len(base.names), int(base.vectors.shape[1]))
+    vectors, have, meta = _read_jitter_cache(path, shape)
     missing = [int(r) for r in rows if not have[r]]
     if missing:
         load_before = machine_load()
         start = time.perf_counter()
-        vectors[missing] = _jitter_rows(lfw_dir, base, missing, spec, runtime, show_progress)
+        results = _jitter_rows(lfw_dir, base, missing, spec, runtime, show_progress)
         seconds = time.perf_counter() - start
-        have[missing] = True
-        total_images += len(missing)
-        total_seconds += seconds
-        loads.append(f"{len(missing)} images: before: {load_before} | after: {machine_load()}")
-        meta = {"spec": spec.key(), "images": total_images, "seconds": total_seconds}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            vectors=vectors,
-            have=have,
-            meta=np.asarray(json.dumps({**meta, "loads": loads})),
-        )
-        tmp.replace(path)
+        load = f"{len(missing)} images: before: {load_before} | after: {machine_load()}"
+        n = len(spec.jitters())
+        for copies, computed in results.items():
+            target = spec if copies == n else replace(spec, copies=copies)
+            target_path = jitter_cache_path(base_path, target)
+            v, h, m = (
+                (vectors, have, meta) if target == spec else _read_jitter_cache(target_path, shape)
+            )
+            new = [r for r, row in enumerate(missing) if not h[row]]
+            new_rows = [missing[r] for r in new]
+            v[new_rows] = computed[new]
+            h[new_rows] = True
+            share = len(new) / len(missing) * (copies / n)
+            m["images"] = int(str(m["images"])) + len(new)
+            m["seconds"] = float(str(m["seconds"])) + seconds * share
+            m["loads"] = [*_str_list(m["loads"]), load]
+            if target != spec:
+                m["derived_from"] = sorted({*_str_list(m.get("derived_from", [])), spec.key()})
+            m["spec"] = target.key()
+            _write_jitter_cache(target_path, v, h, m)
         logger.info("cached jittered LFW embeddings at %s", path)
-    return JitteredVectors(spec, vectors, have, total_images, total_seconds, tuple(loads))
+    return JitteredVectors(
+        spec,
+        vectors,
+        have,
+        int(str(meta["images"])),
+        float(str(meta["seconds"])),
+        tuple(_str_list(meta["loads"])),
+        tuple(_str_list(meta.get("derived_from", []))),
+    )
+
+
+def _str_list(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
