@@ -24,13 +24,14 @@ from cunan.faces.imageio import load_image
 
 def test_jitter_spec_parse_and_keys() -> None:
     assert JitterSpec.parse("1").is_plain
+    assert JitterSpec.parse("mirror") == JitterSpec.parse("2")
     assert JitterSpec.parse("mirror").jitters() == MIRROR_JITTERS
     ten = JitterSpec.parse("10")
     assert not ten.is_plain
     assert ten.jitters() == random_jitters(10, ten.seed)
-    keys = {JitterSpec.parse(v).key() for v in ("mirror", "10", "30")}
+    keys = {JitterSpec.parse(v).key() for v in ("1", "2", "10", "30")}
     keys.add(JitterSpec(copies=10, seed=1).key())
-    assert len(keys) == 4
+    assert len(keys) == 5
     for bad in ("0", "-3", "ten", ""):
         with pytest.raises(ValueError):
             JitterSpec.parse(bad)
@@ -90,10 +91,12 @@ def test_jittered_vectors_are_cached_and_grow(small_lfw: Path) -> None:
     second = load_or_compute_jittered(small_lfw, base, [0, 1, 2], spec, show_progress=False)
     assert second.images == 3
     assert np.array_equal(second.vectors[:2], first.vectors[:2])
+    # Copies 1 and 2 (chip + mirror) were saved from the 3-copy run, and differ from it.
     mirror = load_or_compute_jittered(
         small_lfw, base, [0], JitterSpec.parse("mirror"), show_progress=False
     )
-    assert mirror.images == 1
+    assert mirror.images == 3
+    assert mirror.derived_from == (spec.key(),)
     assert not np.allclose(mirror.vectors[0], first.vectors[0], atol=1e-5)
 
 

@@ -41,11 +41,14 @@ def _face(engine: FaceEngine, path: Path) -> tuple[RGBImage, DetectedFace]:
 
 def test_random_jitters_are_seeded_and_within_range() -> None:
     assert random_jitters(1, seed=0) == (NO_JITTER,)
+    assert random_jitters(2, seed=0) == MIRROR_JITTERS
     jitters = random_jitters(50, seed=7)
     assert jitters == random_jitters(50, seed=7)
     assert jitters != random_jitters(50, seed=8)
-    assert jitters[0] == NO_JITTER
-    rest = jitters[1:]
+    assert jitters[:2] == MIRROR_JITTERS
+    # Fewer copies are the first copies of more: results nest as N grows.
+    assert random_jitters(10, seed=7) == jitters[:10]
+    rest = jitters[2:]
     assert all(abs(j.rotation_deg) <= JITTER_MAX_ROTATION_DEG for j in rest)
     assert all(JITTER_MIN_SCALE <= j.scale <= 1.0 for j in rest)
     assert all(max(abs(j.shift_x), abs(j.shift_y)) <= JITTER_MAX_SHIFT for j in rest)

@@ -24,7 +24,6 @@ from cunan.faces.align import (
     JITTER_MAX_ROTATION_DEG,
     JITTER_MAX_SHIFT,
     JITTER_MIN_SCALE,
-    MIRROR_JITTERS,
     ChipJitter,
     random_jitters,
 )
@@ -350,21 +349,20 @@ def load_or_compute(
 
 @dataclass(frozen=True, slots=True)
 class JitterSpec:
-    """How each descriptor of a jittered run is made: ``copies`` chips averaged.
+    """How each descriptor of a jittered run is made: the mean over ``copies`` chips.
 
-    ``mirror_only``: the chip and its mirror image (2 copies, nothing random); otherwise
-    the unperturbed chip and ``copies - 1`` random jitters of :func:`random_jitters`.
+    The chips are :func:`random_jitters`: the plain chip, its mirror image, then random
+    jitters; 1 copy is the plain descriptor and 2 copies the chip + mirror average.
     """
 
     copies: int = 1
-    mirror_only: bool = False
     seed: int = JITTER_SEED
 
     @classmethod
     def parse(cls, value: str) -> JitterSpec:
-        """``"mirror"`` or a number of copies (1 = no jitter)."""
+        """A number of copies (1 = no jitter), or ``"mirror"`` for 2."""
         if value.strip().lower() == "mirror":
-            return cls(copies=2, mirror_only=True)
+            return cls(copies=2)
         try:
             copies = int(value)
         except ValueError:
@@ -377,22 +375,21 @@ class JitterSpec:
 
     @property
     def is_plain(self) -> bool:
-        return self.copies == 1 and not self.mirror_only
+        return self.copies == 1
 
     def jitters(self) -> tuple[ChipJitter, ...]:
-        return MIRROR_JITTERS if self.mirror_only else random_jitters(self.copies, self.seed)
+        return random_jitters(self.copies, self.seed)
 
     def label(self) -> str:
-        if self.mirror_only:
-            return "mirror"
-        return "none" if self.copies == 1 else f"{self.copies} jitters"
+        if self.copies <= 2:
+            return ("none", "chip + mirror")[self.copies - 1]
+        return f"{self.copies} copies (chip, mirror, {self.copies - 2} random)"
 
     def key(self) -> str:
         """Part of the cache name: everything that changes the jittered chips."""
-        if self.mirror_only:
-            return "mirror"
         ranges = f"r{JITTER_MAX_ROTATION_DEG:g}-t{JITTER_MAX_SHIFT:g}-z{JITTER_MIN_SCALE:g}"
-        return f"j{self.copies}-s{self.seed}-{ranges}"
+        # "pm": copies 1 and 2 are the plain chip and its mirror image (then random).
+        return f"j{self.copies}-pm-s{self.seed}-{ranges}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +440,7 @@ def _jitter_rows(
     embedder = build_engine(runtime).embedder
     jitters = spec.jitters()
     n = len(jitters)
-    prefixes = [] if spec.mirror_only else [p for p in PREFIX_COPIES if p < n]
+    prefixes = [p for p in PREFIX_COPIES if p < n]
     # Enough images per model call to fill a batch of 32 chips when there are few copies.
     group = max(1, 32 // n)
     out = {c: np.zeros((len(rows), embedder.dim), dtype=np.float32) for c in [*prefixes, n]}

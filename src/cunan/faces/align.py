@@ -48,16 +48,18 @@ NO_JITTER = ChipJitter()
 
 
 def random_jitters(n: int, seed: int) -> tuple[ChipJitter, ...]:
-    """``n`` chip jitters: the unperturbed chip first, then ``n - 1`` random ones.
+    """``n`` chip jitters: the unperturbed chip, its mirror image, then ``n - 2`` random ones.
 
     The same ``seed`` gives the same jitters, so a photo embedded twice gets the same
-    descriptor. Keeping the unperturbed chip makes ``n = 1`` today's single descriptor.
+    descriptor, and the first ``p`` of ``n`` jitters are the ``p`` jitters. Keeping the
+    unperturbed chip first makes ``n = 1`` the plain descriptor; ``n = 2`` is the cheapest
+    useful jitter, the chip and its mirror image (:data:`MIRROR_JITTERS`).
     """
     if n < 1:
         raise ValueError(f"need at least one jitter, got {n}")
     rng = np.random.default_rng(seed)
-    jitters = [NO_JITTER]
-    for _ in range(n - 1):
+    jitters = list(MIRROR_JITTERS[:n])
+    for _ in range(n - len(jitters)):
         rotation, scale, shift_x, shift_y, mirror = rng.uniform(0.0, 1.0, size=5)
         jitters.append(
             ChipJitter(
