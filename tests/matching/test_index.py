@@ -15,6 +15,7 @@ from cunan.matching.index import (
     FaissFlatIndex,
     FaissHNSWIndex,
     FaissIVFIndex,
+    FaissRoutedIndex,
     GalleryIndex,
     GalleryIndexError,
     ModelMismatchError,
@@ -176,11 +177,20 @@ def _ivf() -> GalleryIndex:
     return index
 
 
+def _routed() -> GalleryIndex:
+    # Trained after 8 buckets so the tests exercise the IVF routing, every list probed so the
+    # comparison with exact search is exact; no recheck band, so the plain path is tested.
+    return FaissRoutedIndex(
+        dim=DIM, model_id=MODEL, nlist=4, nprobe=4, train_at=8, recheck_band=None
+    )
+
+
 BACKENDS: dict[str, MakeIndex] = {
     "numpy": lambda: NumpyExactIndex(dim=DIM, model_id=MODEL),
     "faiss_flat": lambda: FaissFlatIndex(dim=DIM, model_id=MODEL),
     "hnsw": lambda: FaissHNSWIndex(dim=DIM, model_id=MODEL, ef_search=256),
     "ivf": _ivf,
+    "routed": _routed,
 }
 
 
@@ -222,7 +232,9 @@ def test_ivf_searches_before_training() -> None:
 def test_factory_picks_by_size() -> None:
     assert isinstance(build_index(dim=DIM, model_id=MODEL), FaissFlatIndex)
     big = build_index(dim=DIM, model_id=MODEL, expected_size=500, ann_threshold=100)
-    assert isinstance(big, FaissHNSWIndex)
+    assert isinstance(big, FaissRoutedIndex)
+    assert isinstance(build_index("hnsw", dim=DIM, model_id=MODEL), FaissHNSWIndex)
+    assert isinstance(build_index("routed", dim=DIM, model_id=MODEL), FaissRoutedIndex)
     assert isinstance(build_index("numpy", dim=DIM, model_id=MODEL), NumpyExactIndex)
     assert isinstance(build_index("ivf", dim=DIM, model_id=MODEL), FaissIVFIndex)
     with pytest.raises(GalleryIndexError, match="pg_url"):

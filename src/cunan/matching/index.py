@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -14,7 +15,7 @@ from cunan.domain import Embeddings
 
 logger = logging.getLogger(__name__)
 
-IndexKind = Literal["auto", "exact", "numpy", "ivf", "hnsw", "pgvector", "milvus"]
+IndexKind = Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw", "pgvector", "milvus"]
 
 #: Past this many templates ``build_index(kind="auto")`` picks the ANN backend. Below it an
 #: exact scan is already well under a millisecond per query (10k: ~0.1 ms) and has no recall
@@ -591,6 +592,353 @@ class FaissHNSWIndex(_FaissIndexBase):
         return self._to_result(scores, ids, k)
 
 
+class FaissRoutedIndex(_FaissIndexBase):
+    """Templates grouped under routing points ("leaders"); exact distances inside groups.
+
+    A template within ``radius`` (Euclidean) of a leader's routing vector joins that
+    leader's bucket, else it founds a new bucket; a routing vector is the normalised mean
+    of its bucket. A search finds the ``probe`` nearest routing vectors (at least k) and
+    scores every template of their buckets exactly. A person's templates lie close together
+    and far from everyone else's, so buckets are roughly people and the routing index holds
+    ~1/5 of the templates. No identity labels are needed.
+
+    Routing vectors live in a faiss ``IndexIVFScalarQuantizer`` (8-bit, inner product,
+    ``nlist`` lists, ``nprobe`` probed; removal and update in place through a hash-table
+    direct map); until ``train_at`` buckets exist they are scanned exactly instead. Graphs
+    (HNSW) were measured and rejected here: on face-like data they miss whole people
+    (docs/search.md). When the nearest template found lies in ``recheck_band`` (the zone
+    where the open-set decision is decided, e.g. a stranger near a few people at once), the
+    query is searched again over every list (``recheck_nprobe``, default all) and
+    ``recheck_probe`` buckets; ``rechecks`` counts such queries.
+
+    Removal is in place: the template leaves its bucket, the bucket's routing vector is
+    updated, and an emptied bucket's routing vector is deleted, so a removed template is
+    never returned.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        model_id: str,
+        expected_size: int = 100_000,
+        radius: float = 0.5,
+        nlist: int | None = None,
+        nprobe: int = 64,
+        probe: int = 32,
+        train_at: int | None = None,
+        recheck_band: tuple[float, float] | None = (0.5, 0.65),
+        recheck_nprobe: int | None = None,
+        recheck_probe: int = 256,
+        assign_nprobe: int = 16,
+        chunk: int = 2048,
+    ) -> None:
+        super().__init__(dim=dim, model_id=model_id)
+        # ~4-5 templates per person: sqrt(buckets) lists of ~sqrt(buckets) routing vectors.
+        self.nlist = nlist or max(16, int(np.sqrt(max(expected_size, 1) / 4)) * 2)
+        self.radius = radius
+        self.nprobe = nprobe
+        self.probe = probe
+        self.train_at = train_at if train_at is not None else 39 * self.nlist
+        self.recheck_band = recheck_band
+        self.recheck_nprobe = recheck_nprobe
+        self.recheck_probe = recheck_probe
+        self.assign_nprobe = assign_nprobe
+        self.chunk = chunk
+        self.rechecks = 0
+        self._ip_radius = np.float32(1.0 - radius * radius / 2.0)
+        # Templates: rows of a growable matrix, kept contiguous (a removal moves the last row).
+        self._vectors = np.empty((0, dim), dtype=np.float32)
+        self._row_ids = np.empty(0, dtype=np.int64)
+        self._row_bucket = np.empty(0, dtype=np.int64)
+        self._row_of: dict[int, int] = {}
+        self._n = 0
+        # Buckets: label -> template rows and routing vector; emptied labels are reused.
+        self._buckets: list[list[int]] = []
+        self._routing_vecs = np.empty((0, dim), dtype=np.float32)
+        self._free: list[int] = []
+        self._routing: Any = self._new_flat_routing()
+        self._trained = False
+        self._params: dict[int, Any] = {}  # faiss search parameters per nprobe, reused
+
+    def _new_flat_routing(self) -> Any:
+        import faiss
+
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+
+    @property
+    def n_buckets(self) -> int:
+        """Buckets (routing vectors) holding at least one template."""
+        with self._lock:
+            return len(self._buckets) - len(self._free)
+
+    # --- routing index -------------------------------------------------------------------------
+
+    def _route(self, q: NDArray[np.float32], k: int, nprobe: int) -> NDArray[np.int64]:
+        """Labels of the k nearest routing vectors per row (-1 where fewer exist)."""
+        import faiss
+
+        k = max(1, min(k, len(self._buckets) - len(self._free)))
+        if self._trained:
+            params = self._params.get(nprobe)
+            if params is None:
+                fa: Any = faiss  # faiss's bundled stubs omit SearchParametersIVF.
+                params = self._params[nprobe] = fa.SearchParametersIVF(
+                    nprobe=min(nprobe, self.nlist)
+                )
+            _, labels = self._routing.search(q, k, params=params)
+        else:
+            _, labels = self._routing.search(q, k)
+        out: NDArray[np.int64] = labels.astype(np.int64, copy=False)
+        return out
+
+    def _drop_routing(self, labels: NDArray[np.int64]) -> None:
+        import faiss
+
+        if labels.size == 0:
+            return
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if self._trained:
+            # The hash-table direct map removes in O(1) per id, but only by IDSelectorArray.
+            sel = faiss.IDSelectorArray(int(labels.size), faiss.swig_ptr(labels))
+            self._routing.remove_ids(sel)
+        else:
+            self._routing.remove_ids(faiss.IDSelectorBatch(labels))
+
+    def _set_routing(self, labels: NDArray[np.int64], existing: bool) -> None:
+        """Recompute the routing vectors of ``labels`` from their buckets and index them."""
+        if labels.size == 0:
+            return
+        vecs = np.empty((labels.size, self.dim), dtype=np.float32)
+        for i, label in enumerate(labels.tolist()):
+            vecs[i] = self._vectors[self._buckets[label]].sum(axis=0)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        self._routing_vecs[labels] = vecs
+        if existing:
+            self._drop_routing(labels)
+        self._routing.add_with_ids(vecs, labels)
+
+    def _maybe_train(self) -> None:
+        import faiss
+
+        live = len(self._buckets) - len(self._free)
+        if self._trained or live < self.train_at:
+            return
+        labels = np.array([i for i, b in enumerate(self._buckets) if b], dtype=np.int64)
+        vecs = np.ascontiguousarray(self._routing_vecs[labels])
+        quantiser = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantiser,
+            self.dim,
+            self.nlist,
+            faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        # 64 training points per list is faiss's own guidance; more only costs time.
+        rng = np.random.default_rng(0)
+        sample = (
+            vecs
+            if live <= 64 * self.nlist
+            else vecs[rng.choice(live, 64 * self.nlist, replace=False)]
+        )
+        ivf.train(sample)
+        fa: Any = faiss  # faiss's bundled stubs omit DirectMap.
+        ivf.set_direct_map_type(fa.DirectMap.Hashtable)
+        ivf.add_with_ids(vecs, labels)
+        # faiss's quantiser must outlive the IVF index; keep a reference on the instance.
+        self._quantiser = quantiser
+        self._routing = ivf
+        self._trained = True
+        logger.info("trained routing IVF: %d lists over %d buckets", self.nlist, live)
+
+    # --- adding ----------------------------------------------------------------------------------
+
+    def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
+        id_arr = check_ids(ids, unique=True)
+        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
+        if id_arr.size != vec.shape[0]:
+            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        if id_arr.size == 0:
+            return
+        with self._lock:
+            self._remove_locked(id_arr)
+            for start in range(0, id_arr.size, self.chunk):
+                stop = start + self.chunk
+                self._add_chunk_locked(id_arr[start:stop], vec[start:stop])
+                self._maybe_train()
+
+    def _grow_rows(self, need: int) -> None:
+        cap = self._vectors.shape[0]
+        if need <= cap:
+            return
+        new_cap = max(need, 2 * cap, 1024)
+        vectors = np.empty((new_cap, self.dim), dtype=np.float32)
+        vectors[: self._n] = self._vectors[: self._n]
+        row_ids = np.full(new_cap, -1, dtype=np.int64)
+        row_ids[: self._n] = self._row_ids[: self._n]
+        row_bucket = np.full(new_cap, -1, dtype=np.int64)
+        row_bucket[: self._n] = self._row_bucket[: self._n]
+        self._vectors, self._row_ids, self._row_bucket = vectors, row_ids, row_bucket
+
+    def _new_labels(self, count: int) -> NDArray[np.int64]:
+        reused = [self._free.pop() for _ in range(min(count, len(self._free)))]
+        start = len(self._buckets)
+        fresh = list(range(start, start + count - len(reused)))
+        self._buckets.extend([] for _ in fresh)
+        if len(self._buckets) > self._routing_vecs.shape[0]:
+            cap = max(len(self._buckets), 2 * self._routing_vecs.shape[0], 1024)
+            grown = np.zeros((cap, self.dim), dtype=np.float32)
+            grown[:start] = self._routing_vecs[:start]
+            self._routing_vecs = grown
+        return np.asarray(reused + fresh, dtype=np.int64)
+
+    def _add_chunk_locked(self, ids: NDArray[np.int64], vec: NDArray[np.float32]) -> None:
+        m = ids.size
+        first = self._n
+        self._grow_rows(first + m)
+        self._vectors[first : first + m] = vec
+        self._row_ids[first : first + m] = ids
+        self._n += m
+        for offset, t in enumerate(ids.tolist()):
+            self._row_of[t] = first + offset
+        # 1. Leader clustering inside the chunk, exactly: each template not yet taken leads
+        #    a group and takes every later untaken one within the radius.
+        gram = vec @ vec.T
+        group = np.full(m, -1, dtype=np.int64)
+        for i in range(m):
+            if group[i] < 0:
+                group[i] = i
+                group[(group < 0) & (gram[i] > self._ip_radius)] = i
+        leads = np.flatnonzero(group == np.arange(m))
+        # 2. A group whose leader is within the radius of an existing bucket's routing
+        #    vector joins that bucket, with each member that is within the radius of it too.
+        bucket = np.full(m, -1, dtype=np.int64)
+        if len(self._buckets) > len(self._free):
+            nearest = self._route(vec[leads], 1, self.assign_nprobe)[:, 0]
+            for lead, label in zip(leads.tolist(), nearest.tolist(), strict=True):
+                if label < 0:
+                    continue
+                members = np.flatnonzero(group == lead)
+                near = members[vec[members] @ self._routing_vecs[label] > self._ip_radius]
+                bucket[near] = label
+        # 3. Everything else founds buckets: a group's leader if it joined none, and each
+        #    member left behind by a group whose leader joined a bucket (rare) on its own.
+        founders = [
+            i for i in range(m) if bucket[i] < 0 and (group[i] == i or bucket[group[i]] >= 0)
+        ]
+        labels = self._new_labels(len(founders))
+        bucket[np.asarray(founders, dtype=np.int64)] = labels
+        rest = np.flatnonzero(bucket < 0)
+        bucket[rest] = bucket[group[rest]]
+        self._row_bucket[first : first + m] = bucket
+        buckets = self._buckets
+        for row, label in zip(range(first, first + m), bucket.tolist(), strict=True):
+            buckets[label].append(row)
+        self._present.update(ids.tolist())
+        changed = np.unique(bucket)
+        is_new = np.isin(changed, labels)
+        self._set_routing(changed[~is_new], existing=True)
+        self._set_routing(changed[is_new], existing=False)
+
+    # --- removing --------------------------------------------------------------------------------
+
+    def remove(self, ids: ArrayLike) -> None:
+        id_arr = check_ids(ids, unique=False)
+        with self._lock:
+            self._remove_locked(id_arr)
+
+    def _remove_locked(self, id_arr: NDArray[np.int64]) -> None:
+        touched: set[int] = set()
+        for t in id_arr.tolist():
+            row = self._row_of.pop(t, None)
+            if row is None:
+                continue
+            self._present.discard(t)
+            label = int(self._row_bucket[row])
+            self._buckets[label].remove(row)
+            touched.add(label)
+            last = self._n - 1
+            if row != last:
+                # Move the last row into the hole so the live rows stay contiguous.
+                moved = int(self._row_bucket[last])
+                moved_rows = self._buckets[moved]
+                moved_rows[moved_rows.index(last)] = row
+                self._vectors[row] = self._vectors[last]
+                self._row_ids[row] = self._row_ids[last]
+                self._row_bucket[row] = moved
+                self._row_of[int(self._row_ids[row])] = row
+            self._row_ids[last] = -1
+            self._row_bucket[last] = -1
+            self._n = last
+        if not touched:
+            return
+        labels = np.fromiter(touched, dtype=np.int64, count=len(touched))
+        empty = np.array([lab for lab in labels.tolist() if not self._buckets[lab]], dtype=np.int64)
+        self._drop_routing(empty)
+        self._free.extend(empty.tolist())
+        self._set_routing(np.setdiff1d(labels, empty), existing=True)
+
+    # --- searching -------------------------------------------------------------------------------
+
+    def _score(
+        self,
+        q: NDArray[np.float32],
+        labels: NDArray[np.int64],
+        k: int,
+        out_ids: NDArray[np.int64],
+        out_ip: NDArray[np.float32],
+        which: NDArray[np.intp],
+    ) -> None:
+        """Exact top-k over the buckets of ``labels[j]`` for query row ``which[j]``."""
+        bucket_of = self._buckets.__getitem__
+        vectors, row_ids = self._vectors, self._row_ids
+        for row_labels, i in zip(labels.tolist(), which.tolist(), strict=True):
+            if row_labels[-1] < 0:  # fewer routing vectors found than asked
+                row_labels = [lab for lab in row_labels if lab >= 0]
+            rows = np.fromiter(chain.from_iterable(map(bucket_of, row_labels)), dtype=np.int64)
+            out_ids[i] = -1
+            out_ip[i] = -np.inf
+            if rows.size == 0:
+                continue
+            scores = vectors[rows] @ q[i]
+            kk = min(k, rows.size)
+            top = np.argpartition(-scores, kk - 1)[:kk] if kk < rows.size else np.arange(kk)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            out_ids[i, :kk] = row_ids[rows[top]]
+            out_ip[i, :kk] = scores[top]
+
+    def search(self, queries: NDArray[np.float32] | Embeddings, k: int) -> SearchResult:
+        q = check_vectors(queries, dim=self.dim, model_id=self.model_id)
+        k = check_k(k)
+        n_q = q.shape[0]
+        with self._lock:
+            if not self._present or n_q == 0:
+                return empty_result(n_q, k)
+            out_ids = np.empty((n_q, k), dtype=np.int64)
+            out_ip = np.empty((n_q, k), dtype=np.float32)
+            # Each bucket holds at least one template, so k buckets give >= k candidates.
+            labels = self._route(q, max(self.probe, k), self.nprobe)
+            self._score(q, labels, k, out_ids, out_ip, np.arange(n_q))
+            # Too few found (the probed lists held fewer buckets than asked), or the nearest
+            # template in the band where the decision is made: search every list again.
+            again = (out_ids[:, min(k, self._n) - 1] < 0) if self._trained else np.zeros(n_q, bool)
+            if self.recheck_band is not None and self._trained:
+                # Distance d between unit vectors <-> inner product 1 - d^2 / 2.
+                lo, hi = self.recheck_band
+                best_ip = out_ip[:, 0]
+                again |= (best_ip <= 1.0 - lo * lo / 2.0) & (best_ip > 1.0 - hi * hi / 2.0)
+            which = np.flatnonzero(again)
+            if which.size:
+                self.rechecks += int(which.size)
+                wide = self._route(
+                    q[which],
+                    max(self.recheck_probe, k),
+                    self.recheck_nprobe or self.nlist,
+                )
+                self._score(q, wide, k, out_ids, out_ip, which)
+        return self._to_result(out_ip, out_ids, k)
+
+
 def build_index(
     kind: IndexKind = "auto",
     *,
@@ -604,7 +952,8 @@ def build_index(
     """A gallery index of ``kind`` for one model.
 
     ``auto`` picks exact search (faiss flat; numpy when faiss is missing) below
-    ``ann_threshold`` templates and HNSW at or above it; ``expected_size`` is the number
+    ``ann_threshold`` templates and the routed index (:class:`FaissRoutedIndex`) at or
+    above it; ``expected_size`` is the number
     of templates the caller is about to load (the database count on start), because the
     choice is made once, when the index is built. ``pgvector`` needs ``pg_url`` (a
     SQLAlchemy or libpq PostgreSQL URL), ``milvus`` needs ``milvus_uri``.
@@ -614,7 +963,7 @@ def build_index(
     if not model_id:
         raise GalleryIndexError("model_id must be set")
     if kind == "auto":
-        kind = "hnsw" if expected_size >= ann_threshold else "exact"
+        kind = "routed" if expected_size >= ann_threshold else "exact"
         if kind == "exact" and not _has_faiss():
             kind = "numpy"
         logger.info(
@@ -624,6 +973,8 @@ def build_index(
         return NumpyExactIndex(dim=dim, model_id=model_id)
     if kind == "exact":
         return FaissFlatIndex(dim=dim, model_id=model_id)
+    if kind == "routed":
+        return FaissRoutedIndex(dim=dim, model_id=model_id, expected_size=max(expected_size, 1))
     if kind == "hnsw":
         return FaissHNSWIndex(dim=dim, model_id=model_id)
     if kind == "ivf":
