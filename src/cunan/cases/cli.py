@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -17,60 +17,27 @@ from rich.table import Table
 from cunan.audit.log import cli_actor
 from cunan.cases.parked import ParkedEventError, ParkedEvents
 from cunan.cases.service import CaseNotFoundError, CaseService, CaseStateError
-from cunan.cases.settings import CaseSettings
 from cunan.cases.views import CaseView, ParkedEvent
+from cunan.cliutil import DataDirOption, fail, opened_registry
 from cunan.config import load_settings
-from cunan.registry.datadir import Registry, open_registry, resolve_data_dir
-from cunan.registry.errors import RegistryError
+from cunan.registry.datadir import Registry
 from cunan.registry.records import ConsentInput, NewPerson, PersonCategory, TemplateInput
 from cunan.registry.service import NewTenancy
-from cunan.storage.errors import StorageError
 from cunan.storage.repositories import RegistryRepository
 
 cases_app = typer.Typer(help="Cases of unknown people: verify on site and record the outcome.")
 console = Console()
-err_console = Console(stderr=True)
-
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Data directory (default: $CUNAN_DATA_DIR).", show_default=False
-    ),
-]
-
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 @contextmanager
 def _service(data_dir: Path | None) -> Iterator[tuple[CaseService, Registry]]:
-    try:
-        settings = load_settings()
-        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
-    except (RegistryError, StorageError, FileNotFoundError, ValueError, OSError) as exc:
-        _fail(str(exc))
-    case_settings = getattr(settings, "cases", None)
-    service = CaseService(
-        registry.database,
-        registry.service.cipher,
-        registry.service,
-        case_settings if isinstance(case_settings, CaseSettings) else CaseSettings(),
-    )
-    try:
+    with opened_registry(
+        data_dir, CaseNotFoundError, CaseStateError, ParkedEventError, ValueError
+    ) as (registry, settings):
+        service = CaseService(
+            registry.database, registry.service.cipher, registry.service, settings.cases
+        )
         yield service, registry
-    except (
-        CaseNotFoundError,
-        CaseStateError,
-        ParkedEventError,
-        RegistryError,
-        StorageError,
-        ValueError,
-    ) as exc:
-        _fail(str(exc))
-    finally:
-        registry.close()
 
 
 def _as_json(view: CaseView) -> dict[str, object]:
@@ -149,22 +116,13 @@ def _user_id(registry: Registry, username: str) -> int:
     with registry.database.transaction() as session:
         user = RegistryRepository(session).user_by_name(username)
     if user is None:
-        _fail(f"no user {username!r}")
+        fail(f"no user {username!r}")
     return user.id
 
 
-#: The village's time zone when the settings have none (DutySettings' default).
-DEFAULT_ZONE = "Asia/Shanghai"
-
-
 def village_zone() -> ZoneInfo:
-    """``duties.timezone`` from the settings (default Asia/Shanghai)."""
-    try:
-        duties = getattr(load_settings(), "duties", None)
-    except ValueError:
-        duties = None
-    zone = getattr(duties, "zone", None)
-    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(DEFAULT_ZONE)
+    """The village's time zone (``duties.timezone``)."""
+    return load_settings().duties.zone
 
 
 def local_end(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -230,7 +188,7 @@ def outcome_command(
     with _service(data_dir) as (service, registry):
         if kind == "enrol":
             if not (name and room and consent_by):
-                _fail("enrol needs --name, --room and --consent-by")
+                fail("enrol needs --name, --room and --consent-by")
             now = datetime.now(UTC)
             fresh: TemplateInput | None = None
             if photo is not None:
@@ -264,13 +222,13 @@ def outcome_command(
             typer.echo(f"case {case_id} closed: person {result.person_id} enrolled")
         elif kind == "visitor":
             if until is None:
-                _fail("visitor needs --until")
+                fail("visitor needs --until")
             end = local_end(until, village_zone())
             service.visitor(case_id, end, actor=actor)
             typer.echo(f"case {case_id} closed: visitor until {end.isoformat()}")
         elif kind == "person":
             if person is None:
-                _fail("person needs --person ID")
+                fail("person needs --person ID")
             ids = service.registered_person(case_id, person, actor=actor)
             typer.echo(f"case {case_id} closed: {len(ids)} template(s) added to person {person}")
         elif kind == "false-alarm":
@@ -278,11 +236,11 @@ def outcome_command(
             typer.echo(f"case {case_id} closed: false alarm")
         elif kind == "escalate":
             if not reason:
-                _fail("escalate needs --reason")
+                fail("escalate needs --reason")
             service.escalate(case_id, reason, actor=actor)
             typer.echo(f"case {case_id} closed: escalated")
         else:
-            _fail(f"unknown outcome {kind!r}")
+            fail(f"unknown outcome {kind!r}")
 
 
 @cases_app.command("merge")
@@ -375,7 +333,7 @@ def replay_parked_command(
     ``cunan serve`` groups them within seconds; an event that still fails is parked again.
     """
     if bool(event_ids) == all_events:
-        _fail("name the events to replay (EVENT_ID ...) or pass --all, not both")
+        fail("name the events to replay (EVENT_ID ...) or pass --all, not both")
     with _service(data_dir) as (service, _):
         replayed = ParkedEvents(service.database, audit=service.audit).replay(
             None if all_events else event_ids, actor=cli_actor()

@@ -15,9 +15,7 @@ from rich.table import Table
 
 from cunan.audit.log import cli_actor
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
-from cunan.config import Settings
 from cunan.duties.daily import Duties
-from cunan.duties.settings import DutySettings
 from cunan.registry.datadir import Registry
 from cunan.stats.service import StatsService, VillageStats
 
@@ -35,12 +33,6 @@ maintenance_app = typer.Typer(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
-def duty_settings(settings: Settings) -> DutySettings:
-    """``Settings.duties`` once the field exists; the defaults until then."""
-    value = getattr(settings, "duties", None)
-    return value if isinstance(value, DutySettings) else DutySettings()
-
-
 def _print(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
@@ -48,7 +40,7 @@ def _print(text: str) -> None:
 @contextmanager
 def _duties(data_dir: Path | None) -> Iterator[tuple[Registry, Duties]]:
     with opened_registry(data_dir) as (registry, settings):
-        yield registry, Duties.build(registry.database, registry.service, duty_settings(settings))
+        yield registry, Duties.build(registry.database, registry.service, settings.duties)
 
 
 def _parse_target(target: str) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from cunan.cliutil import DataDirOption, fail, opened_database, user_errors
 from cunan.notify.deadletters import DeadLetterStore
 from cunan.notify.errors import UnknownChannelError
 from cunan.notify.message import Notifier
-from cunan.notify.settings import build_notifiers, notify_settings
+from cunan.notify.settings import build_notifiers
 
 #: Exit codes: 0 done, 1 some replay failed (try again later), 2 the command could not run.
 EXIT_UNDELIVERED = 1
@@ -37,7 +37,7 @@ channel_factory = build_notifiers
 def _store(data_dir: Path | None) -> Iterator[tuple[DeadLetterStore, Mapping[str, Notifier]]]:
     with opened_database(data_dir) as (database, settings):
         with user_errors(ValueError):
-            channels = channel_factory(notify_settings(settings))
+            channels = channel_factory(settings.notify)
         yield DeadLetterStore(database), channels
 
 

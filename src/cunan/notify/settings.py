@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
@@ -88,12 +88,6 @@ class NotifySettings(BaseModel):
         if duplicates:
             raise ValueError(f"notification channel names must be unique: {duplicates}")
         return self
-
-
-def notify_settings(settings: Any) -> NotifySettings:
-    """``settings.notify`` once the application's Settings carry it, else the defaults."""
-    value = getattr(settings, "notify", None)
-    return value if isinstance(value, NotifySettings) else NotifySettings()
 
 
 def _secret(value: SecretStr | None) -> str | None:
