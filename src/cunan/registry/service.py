@@ -65,6 +65,8 @@ from cunan.storage.tables import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: The rows ``_create_place`` inserts: each has an integer primary key ``id``.
+_PlaceRow = TypeVar("_PlaceRow", GridArea, Landlord, House, Room, Household)
 
 #: Audit actions of registry changes (``details`` hold ids and counts only).
 PERSON_CREATE = "person.create"
@@ -231,6 +233,22 @@ class RegistryService:
                 unit._doom(exc)
             raise
 
+    def _create_place(
+        self,
+        repo: RegistryRepository,
+        row: _PlaceRow,
+        what: str,
+        *,
+        target_type: str,
+        details: Mapping[str, DetailValue],
+    ) -> int:
+        """Insert a place (unique within its parent) and audit its creation, in one go."""
+        created = _unique(repo, row, what)
+        self._audit(
+            repo, PLACE_CREATE, target_type=target_type, target_id=created.id, details=details
+        )
+        return created.id
+
     def _audit(
         self,
         repo: RegistryRepository,
@@ -374,15 +392,13 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.village(village_id), "village", village_id)
-            row = _unique(repo, GridArea(village_id=village_id, name=name), "grid area")
-            self._audit(
+            return self._create_place(
                 repo,
-                PLACE_CREATE,
+                GridArea(village_id=village_id, name=name),
+                "grid area",
                 target_type="grid_area",
-                target_id=row.id,
                 details={"village_id": village_id},
             )
-            return row.id
 
         return self._write(act)
 
@@ -393,19 +409,13 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.village(village_id), "village", village_id)
-            row = _unique(
+            return self._create_place(
                 repo,
                 Landlord(village_id=village_id, name=name, phone=phone, user_id=user_id),
                 "landlord",
-            )
-            self._audit(
-                repo,
-                PLACE_CREATE,
                 target_type="landlord",
-                target_id=row.id,
                 details={"village_id": village_id, "user_id": user_id},
             )
-            return row.id
 
         return self._write(act)
 
@@ -431,7 +441,7 @@ class RegistryService:
                 raise InvalidRecordError(
                     f"house address {address!r} is already registered in village {village_id}"
                 )
-            row = _unique(
+            return self._create_place(
                 repo,
                 House(
                     village_id=village_id,
@@ -440,15 +450,9 @@ class RegistryService:
                     landlord_id=landlord_id,
                 ),
                 "house",
-            )
-            self._audit(
-                repo,
-                PLACE_CREATE,
                 target_type="house",
-                target_id=row.id,
                 details={"village_id": village_id, "area_id": area_id, "landlord_id": landlord_id},
             )
-            return row.id
 
         return self._write(act)
 
@@ -459,19 +463,13 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.house(house_id), "house", house_id)
-            row = _unique(
+            return self._create_place(
                 repo,
                 Room(house_id=house_id, label=label, capacity=capacity),
                 f"room {label!r} of house {house_id}",
-            )
-            self._audit(
-                repo,
-                PLACE_CREATE,
                 target_type="room",
-                target_id=row.id,
                 details={"house_id": house_id, "capacity": capacity},
             )
-            return row.id
 
         return self._write(act)
 
@@ -482,19 +480,13 @@ class RegistryService:
 
         def act(repo: RegistryRepository, _: _Events) -> int:
             _get(repo.house(house_id), "house", house_id)
-            row = _unique(
+            return self._create_place(
                 repo,
                 Household(house_id=house_id, name=name, registration_number=registration_number),
                 f"household of house {house_id}",
-            )
-            self._audit(
-                repo,
-                PLACE_CREATE,
                 target_type="household",
-                target_id=row.id,
                 details={"house_id": house_id},
             )
-            return row.id
 
         return self._write(act)
 
