@@ -25,6 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+# The repository root: the faces counted by eye live with the tests that use them too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.street_faces import FACES_BY_EYE
+
 if TYPE_CHECKING:
     from cunan.domain import DetectedFace
 
@@ -36,23 +40,6 @@ Image = NDArray[np.uint8]
 Box = tuple[float, float, float, float]
 #: A detector reduced to what the benchmark needs: RGB image in, face boxes (l, t, r, b) out.
 FindFaces = Callable[[Image], list[Box]]
-
-#: Face centres counted by eye on three frames (every face with visible eyes, >= ~20 px
-#: wide; backs of heads not counted); the same list as tests/faces/test_video_detector.py.
-FACES_BY_EYE: dict[int, list[tuple[int, int]]] = {
-    0: [
-        (359, 762),
-        (316, 640),
-        (476, 633),
-        (711, 590),
-        (886, 646),
-        (932, 677),
-        (1101, 640),
-        (1505, 572),
-    ],
-    52: [(238, 710), (590, 675), (965, 752), (1108, 695), (1155, 725), (1380, 730)],
-    104: [(398, 650), (794, 700), (952, 699), (1136, 698), (1203, 716), (1279, 708), (1347, 727)],
-}
 
 
 @dataclass

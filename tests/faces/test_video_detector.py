@@ -13,28 +13,12 @@ import pytest
 from cunan.domain import DetectedFace, RGBImage
 from cunan.faces.detect import FaceDetector
 from cunan.faces.models import ModelNotAvailableError
+from tests.street_faces import FACES_BY_EYE
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 VIDEO = DATA / "street_video" / "street_1080p.mp4"
 OBAMA = DATA / "face_recognition_examples" / "examples" / "obama.jpg"
 
-#: Face centres (x, y in 1080p pixels) counted by eye on three frames of street_1080p.mp4:
-#: every face whose eyes are visible and that is at least ~20 px wide (docs/benchmarks-
-#: detectors.md). Backs of heads and a face hidden behind a shoulder are not counted.
-FACES_BY_EYE: dict[int, list[tuple[int, int]]] = {
-    0: [
-        (359, 762),
-        (316, 640),
-        (476, 633),
-        (711, 590),
-        (886, 646),
-        (932, 677),
-        (1101, 640),
-        (1505, 572),
-    ],
-    52: [(238, 710), (590, 675), (965, 752), (1108, 695), (1155, 725), (1380, 730)],
-    104: [(398, 650), (794, 700), (952, 699), (1136, 698), (1203, 716), (1279, 708), (1347, 727)],
-}
 #: With the default 640 px tiles the detector found 7/8, 6/6 and 5/7 of these (it misses
 #: the half-hidden grey-haired woman in frame 0 and the two ~30 px faces at the back in
 #: frame 104). The margin of 2 below what was counted leaves room for a runtime or resize
