@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -14,14 +15,18 @@ from cunan.faces.engine import EngineConfig, FaceEngine
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test, or fail it where CI promised the data and tools (CUNAN_REQUIRE_DATA=1)."""
+    if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
+        pytest.fail(reason + " and CUNAN_REQUIRE_DATA=1")
+    pytest.skip(reason)
+
+
 def require_data(relative: str) -> Path:
     """A path under ../shared/data, or a skip (a failure when CUNAN_REQUIRE_DATA=1)."""
     path = SHARED_DATA / relative
     if not path.exists():
-        reason = f"real face data not available: {path} is missing (see docs/testing.md)"
-        if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
-            pytest.fail(reason + " and CUNAN_REQUIRE_DATA=1")
-        pytest.skip(reason)
+        skip_or_fail(f"real face data not available: {path} is missing (see docs/testing.md)")
     return path
 
 

@@ -10,7 +10,7 @@ Reusable by any test that needs a live camera::
 Every server runs in its own process group, which ``stop()`` kills whole (no orphans).
 ``stop()`` then ``start()`` restarts on the same port, to test reconnects. The pytest fixtures
 at the end skip when the system packages are missing, and fail when CUNAN_REQUIRE_DATA=1
-(CI installs them: see .capture_requirements.txt).
+(CI installs them: see .ci/run).
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NoReturn, Self
 
 import pytest
+
+from tests.conftest import skip_or_fail as shared_skip_or_fail
 
 #: Debian's interpreter, the only one with the GStreamer bindings (python3-gi).
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -66,11 +68,9 @@ def missing_tools(*names: str) -> list[str]:
     return [name for name in names if shutil.which(name) is None and not Path(name).exists()]
 
 
-def skip_or_fail(reason: str) -> None:
+def skip_or_fail(reason: str) -> NoReturn:
     """Skip the test, or fail it when CI promised the tools (CUNAN_REQUIRE_DATA=1)."""
-    if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
-        pytest.fail(reason + " and CUNAN_REQUIRE_DATA=1 (see .capture_requirements.txt)")
-    pytest.skip(reason)
+    shared_skip_or_fail(reason + " (the RTSP servers are installed by .ci/run)")
 
 
 def gst_available() -> str | None:

