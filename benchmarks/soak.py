@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             while time.monotonic() < end and watch.poll() is None:
                 time.sleep(args.interval)
+                if watch.poll() is not None:
+                    break  # exited during the sleep: a zero sample would fake a drop
                 tree = [proc, *proc.children(recursive=True)]
                 rss = sum(p.memory_info().rss for p in tree if p.is_running()) / 1e6
                 cpu = sum(sum(p.cpu_times()[:2]) for p in tree if p.is_running())

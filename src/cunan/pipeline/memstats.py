@@ -189,7 +189,11 @@ class MemoryStats:
         diffs = snapshot.compare_to(self._baseline, "traceback")
         with self.trace_path.open("a", encoding="utf-8") as out:
             total = sum(d.size_diff for d in diffs) / _MB
-            out.write(f"== t={t_s:.0f} s: traced {total:+.3f} MB since the first sample\n")
+            blocks = sum(d.count_diff for d in diffs)
+            out.write(
+                f"== t={t_s:.0f} s: traced {total:+.3f} MB, {blocks:+d} blocks since the "
+                "first sample\n"
+            )
             # By line first (small steady growth spread over many call paths adds up here),
             # then by whole traceback (which call path allocates).
             by_line = snapshot.compare_to(self._baseline, "lineno")
