@@ -283,21 +283,37 @@ def _parked_json(event: ParkedEvent) -> dict[str, object]:
         "attempts": event.attempts,
         "error": event.error,
         "parked_at": event.parked_at.isoformat(),
+        "discarded_at": event.discarded_at.isoformat() if event.discarded_at else None,
+        "discarded_by": event.discarded_by,
+        "discard_reason": event.discard_reason,
     }
+
+
+def _discarded_cell(event: ParkedEvent) -> str:
+    if event.discarded_at is None:
+        return ""
+    return (
+        f"{event.discarded_at.isoformat(timespec='seconds')} by {event.discarded_by}: "
+        f"{event.discard_reason}"
+    )
 
 
 @cases_app.command("parked")
 def parked_command(
     data_dir: DataDirOption = None,
+    all_events: Annotated[
+        bool, typer.Option("--all", help="Discarded events too, with who, when and why.")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """Sighting events the case grouping set aside after repeated failures, with the error.
 
     Fix the cause (the error says what failed), then hand them back with
-    ``cunan cases replay-parked``.
+    ``cunan cases replay-parked``; if nothing can be fixed (the sighting is gone), give
+    up on them with ``cunan cases discard-parked``.
     """
     with _service(data_dir) as (service, _):
-        events = ParkedEvents(service.database, audit=service.audit).events()
+        events = ParkedEvents(service.database, audit=service.audit).events(discarded=all_events)
     if json_output:
         for event in events:
             typer.echo(json.dumps(_parked_json(event), ensure_ascii=False))
@@ -305,9 +321,10 @@ def parked_command(
     if not events:
         typer.echo("no parked case events")
         return
-    table = Table("event", "sighting", "camera", "seen", "attempts", "parked", "error")
+    columns = ["event", "sighting", "camera", "seen", "attempts", "parked", "error"]
+    table = Table(*columns, *(["discarded"] if all_events else []))
     for e in events:
-        table.add_row(
+        cells = [
             str(e.event_id),
             (str(e.sighting_id) if e.sighting_id is not None else "?")
             + ("" if e.sighting_exists else " (gone)"),
@@ -316,7 +333,8 @@ def parked_command(
             str(e.attempts) if e.attempts is not None else "?",
             e.parked_at.isoformat(timespec="seconds"),
             e.error,
-        )
+        ]
+        table.add_row(*cells, *([_discarded_cell(e)] if all_events else []))
     console.print(table)
 
 
@@ -331,6 +349,7 @@ def replay_parked_command(
     """Hand parked events back to the case grouping (audited).
 
     ``cunan serve`` groups them within seconds; an event that still fails is parked again.
+    ``--all`` leaves discarded events alone; naming a discarded event replays it.
     """
     if bool(event_ids) == all_events:
         fail("name the events to replay (EVENT_ID ...) or pass --all, not both")
@@ -339,3 +358,23 @@ def replay_parked_command(
             None if all_events else event_ids, actor=cli_actor()
         )
     typer.echo(f"{len(replayed)} parked event(s) handed back to the case grouping")
+
+
+@cases_app.command("discard-parked")
+def discard_parked_command(
+    event_ids: Annotated[list[int], typer.Argument(help="Event ids from 'cunan cases parked'.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why nothing can be grouped (no names: audited).")
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Give up on parked events whose sighting is gone for good (audited with the reason).
+
+    They are never grouped, stay recorded as discarded and leave the list
+    (``cunan cases parked --all`` shows them).
+    """
+    with _service(data_dir) as (service, _):
+        discarded = ParkedEvents(service.database, audit=service.audit).discard(
+            event_ids, reason=reason, actor=cli_actor()
+        )
+    typer.echo(f"{len(discarded)} parked event(s) discarded")

@@ -1,4 +1,4 @@
-"""Case events the consumer set aside: recorded with their error, listed, and replayed."""
+"""Case events the consumer set aside: recorded with their error, listed, replayed, discarded."""
 
 from __future__ import annotations
 
@@ -19,12 +19,17 @@ logger = logging.getLogger(__name__)
 CONSUMER = "cases"
 #: Audit action of a replay (details: the event ids).
 ACTION_REPLAY = "case.parked_replay"
+#: Audit action of a discard (details: the event ids and the reason).
+ACTION_DISCARD = "case.parked_discard"
 #: Longest error message kept: the reason, not a traceback.
 MAX_ERROR_CHARS = 500
+#: Longest discard reason accepted: a sentence for the next reader, not a report.
+MAX_REASON_CHARS = 500
 
 
 class ParkedEventError(LookupError):
-    """A replay named an event that is not parked."""
+    """A replay or discard named an event that is not parked (or, for a discard, was
+    discarded already)."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -68,7 +73,10 @@ class ParkedEvents:
     moves on and the event stays listed. A replay, once the cause is fixed (a key file
     restored, a row repaired, a bug fixed), withdraws the acknowledgement: the running
     consumer reads the event again (grouping is idempotent) and parks it again if it still
-    fails. Replays are audited.
+    fails. When there is nothing left to fix (the sighting was purged, its key is lost for
+    good), staff discard the event instead: the record stays, marked with who, when and
+    why, the acknowledgement stays, and the list no longer shows it. Replays and discards
+    are audited.
     """
 
     def __init__(
@@ -93,11 +101,11 @@ class ParkedEvents:
                 parked_at=self._clock(),
             )
 
-    def events(self) -> list[ParkedEvent]:
-        """Every parked event, oldest first."""
+    def events(self, *, discarded: bool = False) -> list[ParkedEvent]:
+        """Every parked event, oldest first; discarded ones only with ``discarded``."""
         with self.database.transaction() as session:
             repo = ParkedEventRepository(session)
-            rows = repo.parked()
+            rows = repo.parked(discarded=discarded)
             payloads = [_payload(row) for row in rows]
             sighting_ids = [_int_or_none(p.get("sighting_id")) for p in payloads]
             existing = repo.existing_sightings([i for i in sighting_ids if i is not None])
@@ -112,19 +120,24 @@ class ParkedEvents:
                 error=row.error,
                 parked_at=row.parked_at,
                 sighting_exists=sighting_id in existing,
+                discarded_at=row.discarded_at,
+                discarded_by=row.discarded_by,
+                discard_reason=row.discard_reason,
             )
             for row, payload, sighting_id in zip(rows, payloads, sighting_ids, strict=True)
         ]
 
     def replay(self, event_ids: Sequence[int] | None, *, actor: str) -> list[int]:
-        """Hand parked events back to the consumer (``None``: every parked event); returns
-        their ids. Refused (ParkedEventError, nothing changed) if any id is not parked."""
+        """Hand parked events back to the consumer (``None``: every parked event not
+        discarded); returns their ids. Refused (ParkedEventError, nothing changed) if any id
+        is not parked. A discarded event named by its id is replayed too: whoever restored
+        its sighting after all undoes the discard (the audit log keeps both)."""
         wanted = None if event_ids is None else sorted(set(event_ids))
         if wanted == []:
             raise ValueError("name the parked events to replay, or replay them all")
         with self.database.transaction() as session:
             repo = ParkedEventRepository(session)
-            ids = repo.lock_parked(wanted)
+            ids = repo.lock_parked(wanted, discarded=wanted is not None)
             missing = sorted(set(wanted or ()) - set(ids))
             if missing:
                 raise ParkedEventError(
@@ -143,3 +156,46 @@ class ParkedEvents:
             )
         logger.info("%d parked case event(s) handed back to the consumer by %s", len(ids), actor)
         return ids
+
+    def discard(self, event_ids: Sequence[int], *, reason: str, actor: str) -> list[int]:
+        """Give up on parked events for good (their sighting is purged, their key lost):
+        they stay acknowledged and recorded, marked discarded with ``actor``, the time and
+        ``reason``, and leave the parked list and "replay all". Returns their ids.
+
+        Refused (nothing changed) without a reason (ValueError), or if any id is not parked
+        or was discarded already (ParkedEventError). Audited with the event ids and the
+        reason: write why, not who was on the picture."""
+        wanted = sorted(set(event_ids))
+        if not wanted:
+            raise ValueError("name the parked events to discard")
+        text = reason.strip()
+        if not text:
+            raise ValueError("a discard needs a reason")
+        if len(text) > MAX_REASON_CHARS:
+            raise ValueError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+        with self.database.transaction() as session:
+            repo = ParkedEventRepository(session)
+            parked = repo.lock_parked(wanted)
+            live = set(repo.lock_parked(wanted, discarded=False))
+            missing = sorted(set(wanted) - set(parked))
+            if missing:
+                raise ParkedEventError(
+                    f"event(s) {', '.join(map(str, missing))} not parked (see 'cunan cases parked')"
+                )
+            done = sorted(set(parked) - live)
+            if done:
+                raise ParkedEventError(
+                    f"event(s) {', '.join(map(str, done))} already discarded "
+                    "(see 'cunan cases parked --all')"
+                )
+            repo.discard(wanted, by=actor, reason=text, at=self._clock())
+            self.audit.record(
+                ACTION_DISCARD,
+                actor=actor,
+                target_type="outbox_event",
+                target_id=wanted[0] if len(wanted) == 1 else None,
+                details={"event_ids": wanted, "discarded": len(wanted), "reason": text},
+                session=session,
+            )
+        logger.info("%d parked case event(s) discarded by %s", len(wanted), actor)
+        return wanted

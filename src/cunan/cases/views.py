@@ -83,7 +83,8 @@ class ParkedEvent:
     ``sighting_id``, ``camera_name`` and ``seen_at`` come from the event (None if its payload
     lacks them); ``sighting_exists`` is False once the sighting is gone (e.g. purged), when a
     replay has nothing left to group. ``attempts`` is None for events set aside before the
-    count was kept.
+    count was kept. ``discarded_at`` / ``discarded_by`` / ``discard_reason`` are set once
+    staff discarded it (nothing left to group; it stays acknowledged, never grouped).
     """
 
     event_id: int
@@ -95,3 +96,6 @@ class ParkedEvent:
     error: str
     parked_at: datetime
     sighting_exists: bool
+    discarded_at: datetime | None = None
+    discarded_by: str | None = None
+    discard_reason: str | None = None

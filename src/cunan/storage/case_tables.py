@@ -111,7 +111,9 @@ class CaseQuietFace(Base):
 class CaseParkedEvent(Base):
     """A ``sighting.decided`` event the case consumer set aside after failing it
     ``attempts`` times in a row, with the error; the event is acknowledged for ``cases``
-    meanwhile, so the others are grouped. Replaying deletes the row and the acknowledgement."""
+    meanwhile, so the others are grouped. Replaying deletes the row and the acknowledgement;
+    discarding (nothing left to group, e.g. the sighting was purged) keeps both and records
+    who discarded it, when and why."""
 
     __tablename__ = "case_parked_events"
 
@@ -125,3 +127,9 @@ class CaseParkedEvent(Base):
     #: The exception's type and message (ids and reasons, no face data).
     error: Mapped[str] = mapped_column(Text)
     parked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Set when staff discarded the event (migration 0007): hidden from the parked list,
+    #: left out of "replay all".
+    discarded_at: Mapped[datetime | None]
+    discarded_by: Mapped[str | None] = mapped_column(String(100))
+    #: Why it was discarded, as staff typed it (also in the audit entry).
+    discard_reason: Mapped[str | None] = mapped_column(Text)

@@ -42,6 +42,9 @@ class ParkedEventRow:
     attempts: int | None
     error: str
     parked_at: datetime
+    discarded_at: datetime | None
+    discarded_by: str | None
+    discard_reason: str | None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -288,9 +291,9 @@ class ParkedEventRepository:
         self.session.flush()
         return True
 
-    def parked(self) -> list[ParkedEventRow]:
-        """Every parked event, oldest event first."""
-        rows = self.session.execute(
+    def parked(self, *, discarded: bool = False) -> list[ParkedEventRow]:
+        """Every parked event not discarded (``discarded``: those too), oldest event first."""
+        stmt = (
             select(
                 CaseParkedEvent.event_id,
                 OutboxEvent.kind,
@@ -298,22 +301,46 @@ class ParkedEventRepository:
                 CaseParkedEvent.attempts,
                 CaseParkedEvent.error,
                 CaseParkedEvent.parked_at,
+                CaseParkedEvent.discarded_at,
+                CaseParkedEvent.discarded_by,
+                CaseParkedEvent.discard_reason,
             )
             .join(OutboxEvent, OutboxEvent.id == CaseParkedEvent.event_id)
             .order_by(CaseParkedEvent.event_id)
-        ).all()
+        )
+        if not discarded:
+            stmt = stmt.where(CaseParkedEvent.discarded_at.is_(None))
         return [
-            ParkedEventRow(int(i), str(k), str(p), a, str(e), parked_at)
-            for i, k, p, a, e, parked_at in rows
+            ParkedEventRow(int(i), str(k), str(p), a, str(e), parked_at, d_at, d_by, reason)
+            for i, k, p, a, e, parked_at, d_at, d_by, reason in self.session.execute(stmt).all()
         ]
 
-    def lock_parked(self, event_ids: Sequence[int] | None) -> list[int]:
+    def lock_parked(self, event_ids: Sequence[int] | None, *, discarded: bool = True) -> list[int]:
         """Ids of the given (None: all) events that are parked, their rows locked until the
-        transaction ends (PostgreSQL), so two replays of one event cannot both count it."""
+        transaction ends (PostgreSQL), so two replays or discards of one event cannot both
+        count it. ``discarded=False`` leaves discarded events out."""
         stmt = select(CaseParkedEvent.event_id).order_by(CaseParkedEvent.event_id)
         if event_ids is not None:
             stmt = stmt.where(CaseParkedEvent.event_id.in_(list(event_ids)))
+        if not discarded:
+            stmt = stmt.where(CaseParkedEvent.discarded_at.is_(None))
         return [int(i) for i in self.session.scalars(stmt.with_for_update()).all()]
+
+    def discard(self, event_ids: Sequence[int], *, by: str, reason: str, at: datetime) -> int:
+        """Mark parked events as discarded (their acknowledgement stays: never grouped);
+        returns how many were marked. Events discarded before keep their first record."""
+        if not event_ids:
+            return 0
+        return _rowcount(
+            self.session.execute(
+                update(CaseParkedEvent)
+                .where(
+                    CaseParkedEvent.event_id.in_(list(event_ids)),
+                    CaseParkedEvent.discarded_at.is_(None),
+                )
+                .values(discarded_at=at, discarded_by=by, discard_reason=reason)
+            )
+        )
 
     def unpark(self, event_ids: Sequence[int], *, consumer: str) -> int:
         """Forget the events were parked and withdraw ``consumer``'s acknowledgements, so the
