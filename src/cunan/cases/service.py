@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 Vector = NDArray[np.float32]
 
 ACTIVE = ("open", "assigned")
+#: Outcomes that make a case's face a registered person (补录, "is registered person X").
+KNOWN_OUTCOMES = ("enrol", "person")
 #: How often grouping one sighting starts over because the case it was about to join changed
 #: under it (merged, escalated, reopened); each round needs another staff action to race.
 MAX_REGROUPS = 5
@@ -219,13 +221,32 @@ class CaseService:
         self._kept[case_id] = (version, kept)
         return kept
 
+    def _candidates(self, repo: CaseRepository, row: Sighting) -> list[tuple[int, int]]:
+        """(id, version) of the cases a sighting may join: the active ones, and those a
+        补录 / "is person X" closed no earlier than ``known_lag_minutes`` before the
+        sighting started.
+
+        The camera decided the sighting when its track ended, against the gallery it had
+        then; a person enrolled from a case reaches the galleries at commit (in-process) or
+        at the next change-feed poll. So a sighting that started before the close plus that
+        lag may have been decided "unknown" only because the gallery did not know the person
+        yet, however late the consumer reads it (a backlog, a restart): matching such a
+        case, it is the person, and :meth:`_join_locked` keeps it quiet as ``known``. Later
+        sightings were decided against a gallery that had the person; if the matcher still
+        said unknown, staff should see them, so those cases are not candidates then."""
+        active = repo.case_versions(model_id=row.model_id, statuses=ACTIVE)
+        lag = timedelta(minutes=self.settings.known_lag_minutes)
+        known = repo.closed_case_versions(
+            model_id=row.model_id, outcomes=KNOWN_OUTCOMES, closed_after=row.started_at - lag
+        )
+        return active + known
+
     def _link_or_open(
         self, repo: CaseRepository, row: Sighting, vector: Vector
     ) -> tuple[SightingOutcome, _Alert | None]:
-        active = repo.case_versions(model_id=row.model_id, statuses=ACTIVE)
         best_id: int | None = None
         best_distance = float("inf")
-        for case_id, version in active:
+        for case_id, version in self._candidates(repo, row):
             kept = self._kept_vectors(repo, case_id, version)
             if kept.shape[0] == 0:
                 continue
@@ -235,7 +256,8 @@ class CaseService:
         if best_id is not None and best_distance <= self.settings.link_threshold:
             quiet = self._join_locked(repo, best_id, row.started_at)
             if quiet is not None:
-                # Closed while this sighting waited for it: it follows the outcome's rule.
+                # Closed while this sighting waited for it, or a 补录 / person X the camera
+                # did not know of yet when it decided: it follows the outcome's rule.
                 self._attach(repo, best_id, row, best_distance, alerted=False, suppressed_by=quiet)
                 return SightingOutcome(row.id, best_id, False, False, quiet, best_distance), None
             cooldown = timedelta(minutes=self.settings.cooldown_minutes)
@@ -287,9 +309,11 @@ class CaseService:
     def _join_locked(self, repo: CaseRepository, case_id: int, seen: datetime) -> str | None:
         """Lock the case a sighting is about to join, re-read it, and say how it joins.
 
-        The candidates were read without locks, and a staff member may have closed, merged
-        or reopened the case since (on PostgreSQL the lock waits for that transaction to
-        end). None: still open or assigned, join it as usual. Otherwise the sighting is
+        The candidates (:meth:`_candidates`) were read without locks, and a staff member may
+        have closed, merged or reopened the case since (on PostgreSQL the lock waits for
+        that transaction to end). None: open or assigned (still, or reopened), join it as
+        usual. Otherwise (closed meanwhile, or already closed by a 补录 / "is person X" the
+        camera did not know of when it decided) the sighting is
         handled as if it had arrived after the change: quiet if the outcome keeps the face
         quiet (``visitor`` until the visitor's date, ``negative`` after a false alarm,
         ``known`` after 补录 or "is person X": the face is a registered person now, the
@@ -316,7 +340,7 @@ class CaseService:
         if case.outcome == "visitor":
             until = case.visitor_until
             return "visitor" if until is not None and seen < until else None
-        if case.outcome in ("enrol", "person"):
+        if case.outcome in KNOWN_OUTCOMES:
             return "known"
         return None
 

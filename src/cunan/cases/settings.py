@@ -31,5 +31,11 @@ class CaseSettings(BaseModel):
     best_crops: int = Field(default=4, ge=1, le=32)
     #: Templates 补录 / "is person X" take from a case's best sightings.
     max_templates_from_case: int = Field(default=4, ge=1, le=32)
+    #: How long after a 补录 / "is person X" outcome closed a case a sighting may still have
+    #: been decided "unknown" by a camera whose gallery did not know the person yet (the
+    #: change feed is polled every 5 s; the rest covers a slow commit and clocks of camera
+    #: hosts that differ by minutes). Sightings that started before the close plus this are
+    #: grouped against such cases too, and one that matches stays quiet as ``known``.
+    known_lag_minutes: float = Field(default=10.0, ge=0.0)
     #: Hours east of UTC of the village's local day (distinct days are counted locally).
     local_utc_offset_hours: float = Field(default=8.0, ge=-12.0, le=14.0)

@@ -57,7 +57,8 @@ class CaseView:
 class SightingOutcome:
     """What one unknown sighting did: the case it joined, whether it opened it or alerted,
     or why it stayed quiet (``cooldown``, ``visitor``, ``negative``, or ``known``: the case
-    was closed as 补录 / "is person X" while the sighting was being grouped)."""
+    was closed as 补录 / "is person X" while the sighting was being grouped, or before, but
+    after the camera had decided it "unknown" against a gallery without the person)."""
 
     sighting_id: int
     case_id: int

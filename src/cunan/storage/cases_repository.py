@@ -100,6 +100,21 @@ class CaseRepository:
         ).all()
         return [(int(case_id), int(version)) for case_id, version in rows]
 
+    def closed_case_versions(
+        self, *, model_id: str, outcomes: Sequence[str], closed_after: datetime
+    ) -> list[tuple[int, int]]:
+        """(id, version) of the closed cases of ``model_id`` with one of ``outcomes``, closed
+        after ``closed_after``, read without locking."""
+        rows = self.session.execute(
+            select(Case.id, Case.version).where(
+                Case.status == "closed",
+                Case.model_id == model_id,
+                Case.outcome.in_(list(outcomes)),
+                Case.closed_at > closed_after,
+            )
+        ).all()
+        return [(int(case_id), int(version)) for case_id, version in rows]
+
     def open_case(
         self,
         *,
