@@ -364,11 +364,15 @@ def replay_parked_command(
 def discard_parked_command(
     event_ids: Annotated[list[int], typer.Argument(help="Event ids from 'cunan cases parked'.")],
     reason: Annotated[
-        str, typer.Option("--reason", help="Why nothing can be grouped (no names: audited).")
+        str,
+        typer.Option(
+            "--reason",
+            help="Why nothing can be grouped; kept on the parked record (no names).",
+        ),
     ],
     data_dir: DataDirOption = None,
 ) -> None:
-    """Give up on parked events whose sighting is gone for good (audited with the reason).
+    """Give up on parked events whose sighting is gone for good (audited).
 
     They are never grouped, stay recorded as discarded and leave the list
     (``cunan cases parked --all`` shows them).

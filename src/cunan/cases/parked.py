@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 CONSUMER = "cases"
 #: Audit action of a replay (details: the event ids).
 ACTION_REPLAY = "case.parked_replay"
-#: Audit action of a discard (details: the event ids and the reason).
+#: Audit action of a discard (details: the event ids and the reason's length; the reason
+#: itself stays on the parked record, which can be corrected, unlike the append-only log).
 ACTION_DISCARD = "case.parked_discard"
 #: Longest error message kept: the reason, not a traceback.
 MAX_ERROR_CHARS = 500
@@ -164,7 +165,8 @@ class ParkedEvents:
 
         Refused (nothing changed) without a reason (ValueError), or if any id is not parked
         or was discarded already (ParkedEventError). Audited with the event ids and the
-        reason: write why, not who was on the picture."""
+        reason's length only, like an escalation: free text may name people, and the audit
+        log can never be purged."""
         wanted = sorted(set(event_ids))
         if not wanted:
             raise ValueError("name the parked events to discard")
@@ -194,7 +196,7 @@ class ParkedEvents:
                 actor=actor,
                 target_type="outbox_event",
                 target_id=wanted[0] if len(wanted) == 1 else None,
-                details={"event_ids": wanted, "discarded": len(wanted), "reason": text},
+                details={"event_ids": wanted, "discarded": len(wanted), "reason_chars": len(text)},
                 session=session,
             )
         logger.info("%d parked case event(s) discarded by %s", len(wanted), actor)
