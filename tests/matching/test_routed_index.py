@@ -115,3 +115,14 @@ def test_search_bench_reports_disagreements_and_rechecks() -> None:
     assert routed_row["decision_agreement"] == 1.0
     assert routed_row["single_queries"] == 200
     assert routed_row["rechecked_fraction"] == 0.0
+
+
+def test_routing_is_retrained_as_the_gallery_doubles(
+    data: SyntheticGallery, exact: SearchResult
+) -> None:
+    # 16 lists: trained at 624 buckets, again at >= 1,248 and >= 2,496 (4,000 in the end).
+    index = routed(data, nlist=16)
+    assert index._trained_at >= 2496
+    got = index.search(data.queries, 1)
+    known = data.query_identities >= 0
+    assert np.mean(got.ids[known, 0] // 5 == exact.ids[known, 0] // 5) == 1.0

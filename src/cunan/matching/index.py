@@ -659,6 +659,7 @@ class FaissRoutedIndex(_FaissIndexBase):
         self._free: list[int] = []
         self._routing: Any = self._new_flat_routing()
         self._trained = False
+        self._trained_at = 0  # live buckets when the routing IVF was last trained
         self._params: dict[int, Any] = {}  # faiss search parameters per nprobe, reused
 
     def _new_flat_routing(self) -> Any:
@@ -722,7 +723,10 @@ class FaissRoutedIndex(_FaissIndexBase):
         import faiss
 
         live = len(self._buckets) - len(self._free)
-        if self._trained or live < self.train_at:
+        # Trained once train_at buckets exist, and again each time the buckets have doubled
+        # since: lists trained on the first 39k of 200k buckets came out 30 % more unequal
+        # (and searches ~15 % slower) than retrained ones; a retraining at 1M takes ~5 s.
+        if live < max(self.train_at, 2 * self._trained_at):
             return
         labels = np.array([i for i, b in enumerate(self._buckets) if b], dtype=np.int64)
         vecs = np.ascontiguousarray(self._routing_vecs[labels])
@@ -752,6 +756,8 @@ class FaissRoutedIndex(_FaissIndexBase):
         self._quantiser = quantiser
         self._routing = ivf
         self._trained = True
+        self._trained_at = live
+        self._params = {}
         logger.info("trained routing IVF: %d lists over %d buckets", self.nlist, live)
 
     # --- adding ----------------------------------------------------------------------------------
