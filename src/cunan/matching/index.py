@@ -600,11 +600,13 @@ class FaissRoutedIndex(_FaissIndexBase):
     of its bucket. A search finds the ``probe`` nearest routing vectors (at least k) and
     scores every template of their buckets exactly. A person's templates lie close together
     and far from everyone else's, so buckets are roughly people and the routing index holds
-    ~1/5 of the templates. No identity labels are needed.
+    one vector per person (1/5 of the templates on the benchmark's data). No identity labels
+    are needed.
 
     Routing vectors live in a faiss ``IndexIVFScalarQuantizer`` (float16, inner product,
     ``nlist`` lists, ``nprobe`` probed; removal and update in place through a hash-table
-    direct map); until ``train_at`` buckets exist they are scanned exactly instead. Graphs
+    direct map); until ``train_at`` buckets exist they are scanned exactly instead, and the
+    lists are retrained each time the buckets double. Graphs
     (HNSW) were measured and rejected here: on face-like data they miss whole people
     (docs/search.md). When the nearest template found lies in ``recheck_band`` (the zone
     where the open-set decision is decided, e.g. a stranger near a few people at once), the
