@@ -39,8 +39,9 @@ class FaceSettings(BaseModel):
     #: Jittered copies of each enrolment photo's face whose embeddings are averaged into
     #: its template (rotation, shift, zoom, mirror); 1 turns jitter off. Costs that many
     #: embeddings per photo at enrolment only; camera faces are always embedded once.
-    #: Default: cunan.faces.engine.DEFAULT_ENROL_JITTER (docs/benchmarks.md, LFW section).
-    enrol_jitter: int = Field(default=10, ge=1, le=100)
+    #: 2 = the photo and its mirror image. Off by default: see
+    #: cunan.faces.engine.DEFAULT_ENROL_JITTER and docs/benchmarks.md sections 3 and 4.
+    enrol_jitter: int = Field(default=1, ge=1, le=100)
 
 
 class MatchingSettings(BaseModel):
