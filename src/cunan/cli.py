@@ -75,16 +75,7 @@ def _settings() -> Settings:
 
 
 def _engine(settings: Settings) -> FaceEngine:
-    from cunan.faces.embed import OnnxModelSpec
-
-    faces = settings.faces
-    config = EngineConfig(
-        detector=faces.detector,
-        upsample=faces.upsample,
-        embed_runtime=faces.embed_runtime,
-        onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
-        threads=faces.threads,
-    )
+    config = EngineConfig.from_settings(settings.faces)
     return _guard(lambda: FaceEngine.from_config(config))
 
 

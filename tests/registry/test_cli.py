@@ -211,3 +211,11 @@ def test_identify_names_registered_people_and_leaves_strangers_unknown(
     assert known == {ids["Obama"], ids["Biden"]}
     stranger = [f for f in faces if f["decision"] == "unknown"]
     assert len(stranger) == 1 and stranger[0]["reasons"]
+
+
+def test_enrolment_engine_takes_the_jitter_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cunan.config import load_settings
+
+    monkeypatch.setenv("CUNAN_FACES__ENROL_JITTER", "3")
+    engine = registry_cli.build_face_engine(load_settings())
+    assert engine.enrol_jitter == 3

@@ -69,18 +69,7 @@ def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
 
 def build_face_engine(settings: Settings) -> FaceEngine:
     """The face engine for enrolment, built from the settings (replaced in tests)."""
-    from cunan.faces.embed import OnnxModelSpec
-
-    faces = settings.faces
-    return FaceEngine.from_config(
-        EngineConfig(
-            detector=faces.detector,
-            upsample=faces.upsample,
-            embed_runtime=faces.embed_runtime,
-            onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
-            threads=faces.threads,
-        )
-    )
+    return FaceEngine.from_config(EngineConfig.from_settings(settings.faces))
 
 
 # -- init ----------------------------------------------------------------------------------
@@ -401,7 +390,6 @@ def registry_import(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from cunan.faces.embed import OnnxModelSpec
     from cunan.registry.importer import (
         ImportOptions,
         RowStatus,
@@ -421,13 +409,7 @@ def registry_import(
             village=village,
             workers=workers if workers is not None else (os.cpu_count() or 1),
             reported_by=f"roster import {file.name}",
-            engine=EngineConfig(
-                detector=faces.detector,
-                upsample=faces.upsample,
-                embed_runtime=faces.embed_runtime,
-                onnx_model=OnnxModelSpec(path=faces.onnx_model) if faces.onnx_model else None,
-                threads=faces.threads,
-            ),
+            engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=settings.registry.guardian_consent_under_age,
         )
