@@ -63,6 +63,11 @@ class MatchingSettings(BaseModel):
     aggregation: Literal["mean", "min"] = "mean"
     #: Optional margin (distance units) the runner-up person must be farther away.
     min_margin: float | None = Field(default=None, ge=0.0)
+    #: Gallery index: ``auto`` is exact search below ``ann_threshold`` templates and the
+    #: routed ANN index from there (docs/search.md); chosen when the gallery is loaded.
+    index: Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw"] = "auto"
+    #: Templates (of one model) from which ``auto`` switches to the ANN index.
+    ann_threshold: int = Field(default=100_000, ge=1)
 
     def open_set_config(self) -> OpenSetConfig:
         """The decision rules these settings describe."""

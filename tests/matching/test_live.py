@@ -183,3 +183,24 @@ def test_identity_cohorts_from_the_index_equal_the_exact_definition() -> None:
         mean, std = live._identity_cohort(person)
         assert mean == pytest.approx(float(near.mean()), abs=1e-5)
         assert std == pytest.approx(max(float(near.std()), MIN_COHORT_STD), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [(40, {"FaissRoutedIndex"}), (10_000, {"FaissFlatIndex", "NumpyExactIndex"})],
+)
+def test_loading_picks_the_index_from_the_template_count(
+    database: Database, threshold: int, expected: set[str]
+) -> None:
+    service = _service(database)
+    village = service.add_village("v")
+    rng = np.random.default_rng(4)
+    centres = _unit(rng, 25)
+    people = [_enrol(service, village, _near(rng, c, 2, 0.3)) for c in centres]
+    live = LiveGallery.load(service, model_id=MODEL, dim=DIM, ann_threshold=threshold)
+    service.add_listener(live)
+    assert type(live._index).__name__ in expected  # 50 templates: past 40, under 10,000
+    # Either index answers the same questions, and follows the registry.
+    assert live.identify(_near(rng, centres[3], 1, 0.3))[0].person_id == people[3]
+    service.remove_person(people[3])
+    assert live.identify(_near(rng, centres[3], 1, 0.3))[0].person_id is None

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.domain import FaceQuality
-from cunan.matching.index import GalleryIndex, build_index
+from cunan.matching.index import DEFAULT_ANN_THRESHOLD, GalleryIndex, IndexKind, build_index
 from cunan.matching.openset import (
     MAX_COHORT,
     MIN_COHORT_STD,
@@ -41,6 +41,8 @@ class TemplateSource(Protocol):
     def templates_of(self, person_id: int) -> Sequence[_StoredTemplate]: ...
 
     def last_change_seq(self) -> int: ...
+
+    def count_templates(self, *, model_id: str | None = None) -> int: ...
 
     def changes_since(self, seq: int, *, limit: int = 10_000) -> Sequence[_Change]: ...
 
@@ -129,7 +131,10 @@ class LiveGallery:
         self.model_id = model_id
         self.dim = dim
         self.config = config or OpenSetConfig()
-        self._index = index or build_index("auto", dim=dim, model_id=model_id)
+        # Not `index or ...`: an empty index has len() 0 and would be thrown away.
+        self._index = (
+            index if index is not None else build_index("auto", dim=dim, model_id=model_id)
+        )
         self._candidates = candidates
         self._lock = threading.RLock()
         self._person_of: dict[int, int] = {}
@@ -150,9 +155,23 @@ class LiveGallery:
         dim: int,
         config: OpenSetConfig | None = None,
         index: GalleryIndex | None = None,
+        index_kind: IndexKind = "auto",
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         candidates: int = DEFAULT_CANDIDATES,
     ) -> LiveGallery:
-        """Build from the registry: every template of ``model_id``, then any changes since."""
+        """Build from the registry: every template of ``model_id``, then any changes since.
+
+        Without an ``index``, one of ``index_kind`` is built; ``auto`` chooses exact search
+        or the ANN index from the number of templates about to be loaded.
+        """
+        if index is None:
+            index = build_index(
+                index_kind,
+                dim=dim,
+                model_id=model_id,
+                ann_threshold=ann_threshold,
+                expected_size=source.count_templates(model_id=model_id),
+            )
         gallery = cls(model_id=model_id, dim=dim, config=config, index=index, candidates=candidates)
         # Read the feed position first: a change committed while loading is then applied
         # again by catch_up, which is harmless because adding and removing are idempotent.

@@ -79,7 +79,11 @@ def build_runner(
     embedder = embedder or build_embedder(settings)
     # The site's matching settings decide, unless a caller (a test, a benchmark) overrides.
     matcher = RegistryGalleryMatcher(
-        registry.service, embedder.model_id, openset or settings.matching.open_set_config()
+        registry.service,
+        embedder.model_id,
+        openset or settings.matching.open_set_config(),
+        index_kind=settings.matching.index,
+        ann_threshold=settings.matching.ann_threshold,
     )
     registry.service.add_listener(matcher)
     analyser = TrackAnalyser(embedder, matcher, target.decision)

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.domain import FaceQuality
+from cunan.matching.index import DEFAULT_ANN_THRESHOLD, IndexKind
 from cunan.matching.live import LiveGallery
 from cunan.matching.openset import OpenSetConfig, OpenSetDecision
 from cunan.registry.records import Vector
@@ -63,12 +64,16 @@ class RegistryGalleryMatcher:
         model_id: str,
         config: OpenSetConfig | None = None,
         *,
+        index_kind: IndexKind = "auto",
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         poll_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._registry = registry
         self._model_id = model_id
         self.config = config or OpenSetConfig()
+        self._index_kind: IndexKind = index_kind
+        self._ann_threshold = ann_threshold
         self._poll_interval_s = poll_interval_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -99,7 +104,12 @@ class RegistryGalleryMatcher:
             if self._live is None:
                 # Loaded on first use: the embedding size is known from the first probe.
                 self._live = LiveGallery.load(
-                    self._registry, model_id=self._model_id, dim=dim, config=self.config
+                    self._registry,
+                    model_id=self._model_id,
+                    dim=dim,
+                    config=self.config,
+                    index_kind=self._index_kind,
+                    ann_threshold=self._ann_threshold,
                 )
                 self._last_poll = now
                 logger.info(

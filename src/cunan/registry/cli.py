@@ -493,6 +493,8 @@ def identify_command(
             model_id=engine.model_id,
             dim=engine.embedder.dim,
             config=settings.matching.open_set_config(),
+            index_kind=settings.matching.index,
+            ann_threshold=settings.matching.ann_threshold,
         )
         if not faces:
             fail(f"{image}: no face found")
