@@ -147,6 +147,17 @@ def check_vectors(
     return out
 
 
+def check_batch(
+    ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings, *, dim: int, model_id: str
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The checked ids and vectors of one ``add`` call: unique ids, one per vector."""
+    id_arr = check_ids(ids, unique=True)
+    vec = check_vectors(vectors, dim=dim, model_id=model_id)
+    if id_arr.size != vec.shape[0]:
+        raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+    return id_arr, vec
+
+
 def check_k(k: int) -> int:
     if int(k) < 1:
         raise GalleryIndexError(f"k must be >= 1, got {k}")
@@ -204,10 +215,7 @@ class NumpyExactIndex:
             return np.sort(self._row_ids[: self._n])
 
     def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
-        id_arr = check_ids(ids, unique=True)
-        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
-        if id_arr.size != vec.shape[0]:
-            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        id_arr, vec = check_batch(ids, vectors, dim=self.dim, model_id=self.model_id)
         with self._lock:
             fresh = [i for i, t in enumerate(id_arr.tolist()) if t not in self._row_of]
             self._grow(self._n + len(fresh))
@@ -315,10 +323,7 @@ class FaissFlatIndex(_FaissIndexBase):
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
-        id_arr = check_ids(ids, unique=True)
-        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
-        if id_arr.size != vec.shape[0]:
-            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        id_arr, vec = check_batch(ids, vectors, dim=self.dim, model_id=self.model_id)
         if id_arr.size == 0:
             return
         with self._lock:
@@ -379,10 +384,7 @@ class FaissIVFIndex(_FaissIndexBase):
         self._index: Any = None
 
     def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
-        id_arr = check_ids(ids, unique=True)
-        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
-        if id_arr.size != vec.shape[0]:
-            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        id_arr, vec = check_batch(ids, vectors, dim=self.dim, model_id=self.model_id)
         if id_arr.size == 0:
             return
         with self._lock:
@@ -497,10 +499,7 @@ class FaissHNSWIndex(_FaissIndexBase):
         return index
 
     def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
-        id_arr = check_ids(ids, unique=True)
-        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
-        if id_arr.size != vec.shape[0]:
-            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        id_arr, vec = check_batch(ids, vectors, dim=self.dim, model_id=self.model_id)
         if id_arr.size == 0:
             return
         with self._lock:
@@ -765,10 +764,7 @@ class FaissRoutedIndex(_FaissIndexBase):
     # --- adding ----------------------------------------------------------------------------------
 
     def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
-        id_arr = check_ids(ids, unique=True)
-        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
-        if id_arr.size != vec.shape[0]:
-            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        id_arr, vec = check_batch(ids, vectors, dim=self.dim, model_id=self.model_id)
         if id_arr.size == 0:
             return
         with self._lock:

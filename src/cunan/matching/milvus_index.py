@@ -14,8 +14,8 @@ from numpy.typing import ArrayLike, NDArray
 from cunan.domain import Embeddings
 from cunan.matching.index import (
     DimensionMismatchError,
-    GalleryIndexError,
     SearchResult,
+    check_batch,
     check_ids,
     check_k,
     check_vectors,
@@ -126,10 +126,7 @@ class MilvusIndex:
         return np.sort(np.array(out, dtype=np.int64))
 
     def add(self, ids: ArrayLike, vectors: NDArray[np.float32] | Embeddings) -> None:
-        id_arr = check_ids(ids, unique=True)
-        vec = check_vectors(vectors, dim=self.dim, model_id=self.model_id)
-        if id_arr.size != vec.shape[0]:
-            raise GalleryIndexError(f"{id_arr.size} ids for {vec.shape[0]} vectors")
+        id_arr, vec = check_batch(ids, vectors, dim=self.dim, model_id=self.model_id)
         with self._lock:
             for start in range(0, id_arr.size, UPSERT_BATCH):
                 rows = [
