@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -121,3 +122,23 @@ def test_discarded_events_are_plain_parked_events_again_below_0007(env: Env) -> 
         upgrade(env.database)
     # The discard is gone with its columns; both are listed as parked again.
     assert [p.event_id for p in ParkedEvents(env.database).events()] == [dead, other]
+
+
+def test_a_parked_event_left_without_its_acknowledgement_gets_one(env: Env) -> None:
+    """A parked row without the consumer's ack (a crash between the old consumer's two
+    acknowledgements, carried over by migration 0006) must not stay pending forever."""
+    _, (event_id,) = _parked_gone(env, 1)
+    with env.database.transaction() as session:
+        session.delete(session.get(EventAck, (CONSUMER, event_id)))
+    assert event_id not in _acked(env.database)
+    consumer = CaseConsumer(env.cases, EventOutbox(env.database), max_attempts=1)
+    # Before the fix poll() spun forever on the still-pending event: run it where a hang
+    # shows as a failure.
+    polls: list[object] = []
+    thread = threading.Thread(target=lambda: polls.append(consumer.poll()), daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "poll() never returned: the parked event stayed pending"
+    assert polls == [[]]
+    assert event_id in _acked(env.database)
+    assert consumer.poll() == []  # nothing pending any more

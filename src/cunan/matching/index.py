@@ -640,7 +640,8 @@ class FaissRoutedIndex(_FaissIndexBase):
         self.radius = radius
         self.nprobe = nprobe
         self.probe = probe
-        self.train_at = train_at if train_at is not None else 39 * self.nlist
+        # k-means needs at least one point per list (faiss raises otherwise).
+        self.train_at = max(train_at if train_at is not None else 39 * self.nlist, self.nlist)
         self.recheck_band = recheck_band
         self.recheck_nprobe = recheck_nprobe
         self.recheck_probe = recheck_probe

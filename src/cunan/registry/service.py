@@ -291,8 +291,14 @@ class RegistryService:
         thread) joins it; the outermost commits.
 
         While a unit is open, do not open other transactions on the same database in the
-        same thread (``database.transaction()``): on SQLite they wait for this one forever.
+        same thread (``database.transaction()``): SQLite refuses them
+        (NestedTransactionError); on PostgreSQL they would wait for this one's locks.
         Registry calls are safe, they join.
+
+        Make at most one registry *write* per unit: the first write takes the audit lock
+        (PostgreSQL) and holds it to the end, so a second write would lock rows after the
+        audit lock, the reverse of every standalone call's order, and could deadlock with
+        one. 补录 and "is person X" each make one.
         """
         outer = _unit_for(self.database)
         if outer is not None:
@@ -321,7 +327,13 @@ class RegistryService:
         unit = _unit_for(self.database)
         if unit is not None:
             # Inside a unit: see its uncommitted rows (and, on SQLite, do not wait for it).
-            return action(RegistryRepository(unit.session))
+            # A failed read dooms the unit like a failed write: on PostgreSQL the error has
+            # aborted the transaction, and the caller may have caught it.
+            try:
+                return action(RegistryRepository(unit.session))
+            except BaseException as exc:
+                unit._doom(exc)
+                raise
         with self.database.transaction() as session:
             return action(RegistryRepository(session))
 

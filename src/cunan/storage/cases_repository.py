@@ -295,16 +295,21 @@ class ParkedEventRepository:
         self, event_id: int, *, consumer: str, attempts: int, error: str, parked_at: datetime
     ) -> bool:
         """Record the event as parked and acknowledge it for ``consumer``, together, so it is
-        never both skipped and unlisted. False when it was parked already."""
-        if self.session.get(CaseParkedEvent, event_id) is not None:
-            return False
-        self.session.add(
-            CaseParkedEvent(event_id=event_id, attempts=attempts, error=error, parked_at=parked_at)
-        )
+        never both skipped and unlisted. False when it was parked already (the missing
+        acknowledgement is still added: events moved over by migration 0006 from a consumer
+        that crashed between its two old acknowledgements have a parked row but no ack, and
+        would otherwise stay pending forever)."""
+        new = self.session.get(CaseParkedEvent, event_id) is None
+        if new:
+            self.session.add(
+                CaseParkedEvent(
+                    event_id=event_id, attempts=attempts, error=error, parked_at=parked_at
+                )
+            )
         if self.session.get(EventAck, (consumer, event_id)) is None:
             self.session.add(EventAck(consumer=consumer, event_id=event_id, acked_at=parked_at))
         self.session.flush()
-        return True
+        return new
 
     def parked(self, *, discarded: bool = False) -> list[ParkedEventRow]:
         """Every parked event not discarded (``discarded``: those too), oldest event first."""
