@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -158,6 +158,17 @@ def check_batch(
     return id_arr, vec
 
 
+_Rows = TypeVar("_Rows", bound=np.generic)
+
+
+def _grown(array: NDArray[_Rows], capacity: int, used: int, fill: int) -> NDArray[_Rows]:
+    """A copy of ``array`` with room for ``capacity`` rows, its first ``used`` rows kept and
+    the rest set to ``fill``."""
+    out = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
+    out[:used] = array[:used]
+    return out
+
+
 def check_k(k: int) -> int:
     if int(k) < 1:
         raise GalleryIndexError(f"k must be >= 1, got {k}")
@@ -234,11 +245,8 @@ class NumpyExactIndex:
             return
         # Doubling keeps a stream of single adds amortised O(1).
         new_cap = max(need, 2 * cap, 64)
-        matrix = np.empty((new_cap, self.dim), dtype=np.float32)
-        matrix[: self._n] = self._matrix[: self._n]
-        row_ids = np.full(new_cap, -1, dtype=np.int64)
-        row_ids[: self._n] = self._row_ids[: self._n]
-        self._matrix, self._row_ids = matrix, row_ids
+        self._matrix = _grown(self._matrix, new_cap, self._n, 0)
+        self._row_ids = _grown(self._row_ids, new_cap, self._n, -1)
 
     def remove(self, ids: ArrayLike) -> None:
         id_arr = check_ids(ids, unique=False)
@@ -780,13 +788,9 @@ class FaissRoutedIndex(_FaissIndexBase):
         if need <= cap:
             return
         new_cap = max(need, 2 * cap, 1024)
-        vectors = np.empty((new_cap, self.dim), dtype=np.float32)
-        vectors[: self._n] = self._vectors[: self._n]
-        row_ids = np.full(new_cap, -1, dtype=np.int64)
-        row_ids[: self._n] = self._row_ids[: self._n]
-        row_bucket = np.full(new_cap, -1, dtype=np.int64)
-        row_bucket[: self._n] = self._row_bucket[: self._n]
-        self._vectors, self._row_ids, self._row_bucket = vectors, row_ids, row_bucket
+        self._vectors = _grown(self._vectors, new_cap, self._n, 0)
+        self._row_ids = _grown(self._row_ids, new_cap, self._n, -1)
+        self._row_bucket = _grown(self._row_bucket, new_cap, self._n, -1)
 
     def _new_labels(self, count: int) -> NDArray[np.int64]:
         reused = [self._free.pop() for _ in range(min(count, len(self._free)))]

@@ -233,6 +233,30 @@ class RegistryService:
                 unit._doom(exc)
             raise
 
+    def _erase(
+        self,
+        repo: RegistryRepository,
+        events: _Events,
+        person_id: int,
+        action: str,
+        *,
+        delete_person: bool,
+    ) -> list[int]:
+        """Delete a person's face data (and, with ``delete_person``, the person), audited
+        with the counts; returns the removed template ids."""
+        person = _get(repo.person(person_id, for_update=True), "person", person_id)
+        removed, photos = self._delete_face_data(repo, events, person)
+        if delete_person:
+            repo.delete_person(person)
+        self._audit(
+            repo,
+            action,
+            target_type="person",
+            target_id=person_id,
+            details={"templates": len(removed), "photos": photos},
+        )
+        return removed
+
     def _create_place(
         self,
         repo: RegistryRepository,
@@ -671,17 +695,7 @@ class RegistryService:
         """Delete a person with everything about them; returns the deleted template ids."""
 
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
-            person = _get(repo.person(person_id, for_update=True), "person", person_id)
-            removed, photos = self._delete_face_data(repo, events, person)
-            repo.delete_person(person)
-            self._audit(
-                repo,
-                PERSON_REMOVE,
-                target_type="person",
-                target_id=person_id,
-                details={"templates": len(removed), "photos": photos},
-            )
-            return removed
+            return self._erase(repo, events, person_id, PERSON_REMOVE, delete_person=True)
 
         return self._write(act)
 
@@ -777,16 +791,7 @@ class RegistryService:
         """Delete all templates and photos of a person (e.g. after departure + retention)."""
 
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
-            person = _get(repo.person(person_id, for_update=True), "person", person_id)
-            removed, photos = self._delete_face_data(repo, events, person)
-            self._audit(
-                repo,
-                TEMPLATE_PURGE,
-                target_type="person",
-                target_id=person_id,
-                details={"templates": len(removed), "photos": photos},
-            )
-            return removed
+            return self._erase(repo, events, person_id, TEMPLATE_PURGE, delete_person=False)
 
         return self._write(act)
 
