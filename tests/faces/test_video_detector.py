@@ -145,3 +145,101 @@ def test_tiles_cover_the_frame() -> None:
         assert min(starts[-1] + tile, length) == length or length <= tile
         for a, b in itertools.pairwise(starts):
             assert b - a <= tile - overlap
+
+
+def _street_sequence(video: Path, step: int) -> Iterator[tuple[int, RGBImage]]:
+    av = pytest.importorskip("av")
+    with av.open(str(video)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % step == 0:
+                yield index, np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+
+
+def test_tile_scheduler_still_finds_the_faces_counted_by_eye(detector: FaceDetector) -> None:
+    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler
+
+    assert isinstance(detector, BlazeFaceDetector)
+    scheduler = TileScheduler(detector)
+    # Every 4th frame: what the pipeline analyses of a 25 fps camera at its default cap.
+    for index, image in _street_sequence(_require(VIDEO), 4):
+        faces = scheduler.detect(image)
+        if index in FACES_BY_EYE and index > 0:
+            counted = FACES_BY_EYE[index]
+            found = [c for c in counted if any(_matches(f, c) for f in faces)]
+            assert len(found) >= len(counted) - MISSING_ALLOWED, (index, faces)
+    assert scheduler.regions_run < scheduler.regions_total
+
+
+def _small_face_scene(detector: FaceDetector, width_px: int) -> tuple[RGBImage, RGBImage]:
+    """A grey 1080p frame, and the same with Obama's face ``width_px`` wide near the centre
+    of the lower right tile (small enough that only the tiles find it)."""
+    cv2 = pytest.importorskip("cv2")
+    photo = np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(_require(OBAMA))), cv2.COLOR_BGR2RGB))
+    (face,) = detector.detect(photo)
+    box = face.box
+    pad = box.width * 0.6
+    crop = photo[
+        int(max(0, box.top - pad)) : int(box.bottom + pad),
+        int(max(0, box.left - pad)) : int(box.right + pad),
+    ]
+    scale = width_px / box.width
+    small = cv2.resize(
+        crop, (round(crop.shape[1] * scale), round(crop.shape[0] * scale)), cv2.INTER_AREA
+    )
+    empty = np.full((1080, 1920, 3), 120, dtype=np.uint8)
+    scene = empty.copy()
+    top, left = 700, 1560
+    scene[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return empty, scene
+
+
+def test_tile_scheduler_finds_a_new_face_in_an_idle_tile_one_frame_late_at_most(
+    detector: FaceDetector,
+) -> None:
+    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler
+
+    assert isinstance(detector, BlazeFaceDetector)
+    empty, scene = _small_face_scene(detector, 56)
+    assert len(detector.detect(scene)) == 1  # every tile: the face is there to be found
+    whole = [r for r in detector.regions(1080, 1920) if not r.tile]
+    assert detector.detect_regions(scene, whole) == []  # the full-frame pass alone misses it
+
+    tiles = len(detector.regions(1080, 1920)) - 1
+    for start in (0, 1):  # the face arrives on either phase of the idle rota
+        scheduler = TileScheduler(detector)
+        for _ in range(2 + start):
+            assert scheduler.detect(empty) == []
+        before = scheduler.regions_run
+        assert scheduler.detect(empty) == []
+        # A quiet frame after the first runs the full-frame pass and half the tiles.
+        assert scheduler.regions_run - before == 1 + tiles // 2
+        found = [len(scheduler.detect(scene)) for _ in range(4)]
+        assert found[0] + found[1] >= 1, found  # found on arrival or on the next frame
+        assert found[2:] == [1, 1], found  # its tile is now hot: found on every frame
+        before = scheduler.regions_run
+        scheduler.detect(scene)
+        scheduler.detect(scene)
+        # Over two frames: the full-frame pass twice, each idle tile once, and the face's
+        # tile on the frame it is not on the rota as well.
+        assert scheduler.regions_run - before == 2 * (1 + tiles // 2) + 1
+
+
+def test_tile_scheduler_starts_afresh_on_another_frame_size(detector: FaceDetector) -> None:
+    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler, TilingConfig
+
+    assert isinstance(detector, BlazeFaceDetector)
+    empty, scene = _small_face_scene(detector, 56)
+    scheduler = TileScheduler(detector)
+    for _ in range(3):
+        scheduler.detect(empty)
+    crop = np.ascontiguousarray(scene[:, 200:])  # another size: every tile runs
+    before = scheduler.regions_run
+    assert len(scheduler.detect(crop)) == 1
+    assert scheduler.regions_run - before == len(detector.regions(1080, 1720))
+    # idle_stride 1 is the plain detector: every region, every frame.
+    every = TileScheduler(BlazeFaceDetector(tiling=TilingConfig(idle_stride=1)))
+    for _ in range(3):
+        every.detect(empty)
+    assert every.regions_run == every.regions_total
+    with pytest.raises(ValueError):
+        TilingConfig(idle_stride=0)

@@ -28,17 +28,21 @@ MAX_SHOTS = 4
 
 
 @pytest.mark.slow
-def test_street_video_gives_one_track_per_passer_by() -> None:
+@pytest.mark.parametrize("scheduled", [False, True], ids=["every-tile", "tile-scheduler"])
+def test_street_video_gives_one_track_per_passer_by(scheduled: bool) -> None:
     video = require_data("street_video/street_1080p.mp4")
     av = pytest.importorskip("av")
-    from cunan.faces.video_detector import BlazeFaceDetector
+    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler
 
     try:
-        detector = BlazeFaceDetector()
+        plain = BlazeFaceDetector()
     except ModelNotAvailableError as exc:
         if os.environ.get("CUNAN_REQUIRE_DATA") == "1":
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+    # The camera pipeline runs the detector through its tile scheduler (idle tiles every
+    # other frame); the tracks must be the same people either way.
+    detector = TileScheduler(plain) if scheduled else plain
     stage = TrackingStage(detector, selector=BestShotSelector(BestShotConfig(max_shots=MAX_SHOTS)))
     finished: list[TrackShots] = []
     frames = 0
@@ -57,3 +61,6 @@ def test_street_video_gives_one_track_per_passer_by() -> None:
         assert all(s.crop.dtype == np.uint8 and s.crop.size > 0 for s in item.shots)
     # Most detections belong to long tracks: the same people, not a new track per frame.
     assert sum(t.track.hits for t in finished) / len(finished) > 20
+    if isinstance(detector, TileScheduler):
+        # It did skip work: idle tiles were left out on some frames.
+        assert detector.regions_run < detector.regions_total

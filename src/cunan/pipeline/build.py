@@ -10,7 +10,7 @@ from cunan.capture.reader import BackoffPolicy
 from cunan.capture.sources import SourceConfig
 from cunan.config import Settings
 from cunan.faces.embed import DlibResnetEmbedder, Embedder, OnnxEmbedder, OnnxModelSpec
-from cunan.faces.video_detector import BlazeFaceDetector
+from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler
 from cunan.matching.openset import OpenSetConfig
 from cunan.pipeline.cameras import CameraRecord
 from cunan.pipeline.events import EventBus
@@ -75,7 +75,7 @@ def build_runner(
     """A runner for ``target`` matching against ``registry``'s templates."""
     limit_threads()
     tiling = camera.settings.tiling() if camera is not None else None
-    detector = BlazeFaceDetector(tiling=tiling, num_threads=1)
+    detector = TileScheduler(BlazeFaceDetector(tiling=tiling, num_threads=1))
     embedder = embedder or build_embedder(settings)
     # The site's matching settings decide, unless a caller (a test, a benchmark) overrides.
     matcher = RegistryGalleryMatcher(

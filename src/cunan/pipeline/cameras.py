@@ -21,14 +21,15 @@ class CameraSettings:
     """Per-camera settings (stored as JSON on the camera row); units in the names.
 
     ``fps_cap`` bounds the frames analysed per second (the rest are decoded and skipped):
-    the per-camera CPU budget. The ``tile_*`` / ``full_frame`` fields are the detector's
-    :class:`~cunan.faces.video_detector.TilingConfig`.
+    the per-camera CPU budget. The ``tile_*`` / ``full_frame`` / ``idle_tile_stride`` fields
+    are the detector's :class:`~cunan.faces.video_detector.TilingConfig`.
     """
 
     fps_cap: float = 8.0
     tile_size_px: int = 640
     tile_overlap_px: int = 128
     full_frame: bool = True
+    idle_tile_stride: int = 2
     min_faces: int = 2
     min_agreeing: int = 2
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
@@ -65,7 +66,10 @@ class CameraSettings:
 
     def tiling(self) -> TilingConfig:
         return TilingConfig(
-            tile_size=self.tile_size_px, overlap=self.tile_overlap_px, full_frame=self.full_frame
+            tile_size=self.tile_size_px,
+            overlap=self.tile_overlap_px,
+            full_frame=self.full_frame,
+            idle_stride=self.idle_tile_stride,
         )
 
     def decision(self) -> TrackDecisionConfig:
