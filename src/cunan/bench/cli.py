@@ -278,7 +278,7 @@ def search_command(ctx: typer.Context) -> None:
 
 @bench_app.command("stream", context_settings=_PASS_THROUGH, add_help_option=False)
 def stream_command(ctx: typer.Context) -> None:
-    """Camera pipeline real-time factor and frame-to-sighting latency ([--fps-cap F] [--json])."""
+    """Camera pipeline real-time factor and latency ([--fps-cap F] [--repeat N] [--json])."""
     from cunan.bench.stream import main as stream_main
 
     raise typer.Exit(stream_main(list(ctx.args)))

@@ -1,6 +1,7 @@
 """Stream pipeline speed: per-core real-time factor, CPU per camera, frame-to-sighting latency.
 
-Usage: cunan bench stream [--json] [--fps-cap N] [--data DIR]  (or python -m cunan.bench.stream)
+Usage: cunan bench stream [--json] [--fps-cap N] [--repeat N] [--data DIR]
+(or python -m cunan.bench.stream)
 
 Runs the whole camera chain (decode -> motion gate -> BlazeFace -> tracker -> best shots ->
 dlib embedding -> open-set match -> track decision -> encrypted sighting in SQLite) on:
@@ -35,6 +36,7 @@ import numpy as np
 from cunan.capture.sources import SourceConfig
 from cunan.config import Settings
 from cunan.faces.embed import Embedder
+from cunan.faces.video_detector import TileScheduler
 from cunan.pipeline.build import build_embedder, build_runner, limit_threads
 from cunan.pipeline.runner import CameraTarget
 from cunan.registry.accounts import AccountService
@@ -124,6 +126,28 @@ def measure(
     *,
     fps_cap: float | None,
     realtime: bool,
+    repeat: int = 1,
+) -> dict[str, Any]:
+    """One run of ``path`` through a fresh runner; with ``repeat`` > 1, the run with the
+    median real-time factor, plus every run's factor (``realtime_factor_runs``): on a shared
+    machine one 4-second run varies by +-15 %."""
+    results = [
+        _measure_once(registry, embedder, path, fps_cap=fps_cap, realtime=realtime)
+        for _ in range(max(1, repeat))
+    ]
+    results.sort(key=lambda r: r["realtime_factor_per_core"] or 0.0)
+    chosen = dict(results[len(results) // 2])
+    chosen["realtime_factor_runs"] = [r["realtime_factor_per_core"] for r in results]
+    return chosen
+
+
+def _measure_once(
+    registry: Registry,
+    embedder: Embedder,
+    path: Path,
+    *,
+    fps_cap: float | None,
+    realtime: bool,
 ) -> dict[str, Any]:
     duration, fps = video_seconds(path)
     target = CameraTarget(
@@ -134,6 +158,12 @@ def measure(
     sightings = runner.run()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     health = runner.health()
+    detector = runner.stage.detector
+    tiles_run = (
+        round(detector.regions_run / detector.regions_total, 3)
+        if isinstance(detector, TileScheduler) and detector.regions_total
+        else None
+    )
     latencies = sorted(s.latency_s for s in sightings if s.ended_by == "frame" and s.latency_s)
     return {
         "video": path.name,
@@ -150,6 +180,7 @@ def measure(
         "frames_skipped_by_cap": health.frames_skipped,
         "frames_dropped": health.capture.frames_dropped,
         "sightings": len(sightings),
+        "detector_regions_run_fraction": tiles_run,
         "latencies_s": [round(x, 4) for x in latencies],
     }
 
@@ -162,7 +193,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values), q))
 
 
-def run(*, data: Path = DATA, fps_cap: float = 8.0) -> dict[str, Any]:
+def run(*, data: Path = DATA, fps_cap: float = 8.0, repeat: int = 5) -> dict[str, Any]:
     """Run every measurement; returns the result dict (see the module docstring)."""
     limit_threads()
     street, hamilton = data / STREET, data / HAMILTON
@@ -175,9 +206,12 @@ def run(*, data: Path = DATA, fps_cap: float = 8.0) -> dict[str, Any]:
             embedder = build_embedder(Settings())
             quiet = quiet_video(Path(tmp), street)
             street_720p = scaled_video(Path(tmp), street, 720)
+            # Warm-up, not counted: first invocations (allocators, caches) are a start-up
+            # cost, and a camera runs for months.
+            measure(registry, embedder, street, fps_cap=fps_cap, realtime=False)
             runs = {
                 "street_1080p_fast_capped": measure(
-                    registry, embedder, street, fps_cap=fps_cap, realtime=False
+                    registry, embedder, street, fps_cap=fps_cap, realtime=False, repeat=repeat
                 ),
                 "street_1080p_fast_every_frame": measure(
                     registry, embedder, street, fps_cap=None, realtime=False
@@ -186,16 +220,16 @@ def run(*, data: Path = DATA, fps_cap: float = 8.0) -> dict[str, Any]:
                     registry, embedder, street, fps_cap=fps_cap, realtime=True
                 ),
                 "street_720p_fast_capped": measure(
-                    registry, embedder, street_720p, fps_cap=fps_cap, realtime=False
+                    registry, embedder, street_720p, fps_cap=fps_cap, realtime=False, repeat=repeat
                 ),
                 "street_720p_fast_every_frame": measure(
                     registry, embedder, street_720p, fps_cap=None, realtime=False
                 ),
                 "hamilton_360p_fast_capped": measure(
-                    registry, embedder, hamilton, fps_cap=fps_cap, realtime=False
+                    registry, embedder, hamilton, fps_cap=fps_cap, realtime=False, repeat=repeat
                 ),
                 "quiet_1080p_fast_capped": measure(
-                    registry, embedder, quiet, fps_cap=fps_cap, realtime=False
+                    registry, embedder, quiet, fps_cap=fps_cap, realtime=False, repeat=repeat
                 ),
             }
         finally:
@@ -205,7 +239,9 @@ def run(*, data: Path = DATA, fps_cap: float = 8.0) -> dict[str, Any]:
     return {
         "runs": runs,
         "fps_cap": fps_cap,
+        "repeat": repeat,
         "realtime_factor_1080p": capped,
+        "realtime_factor_1080p_runs": runs["street_1080p_fast_capped"]["realtime_factor_runs"],
         "realtime_factor_1080p_every_frame": runs["street_1080p_fast_every_frame"][
             "realtime_factor_per_core"
         ],
@@ -228,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the JSON result last")
     parser.add_argument("--fps-cap", type=float, default=8.0, help="analysed frames per second")
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data directory")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="runs of each capped video (the median is kept)"
+    )
     args = parser.parse_args(argv)
-    result = run(data=args.data, fps_cap=args.fps_cap)
+    result = run(data=args.data, fps_cap=args.fps_cap, repeat=args.repeat)
     print(
         f"{'run':32} {'video s':>8} {'cpu s':>7} {'RTF/core':>9} {'%core':>6} "
         f"{'analysed':>9} {'dropped':>8} {'sightings':>9}"
@@ -240,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['realtime_factor_per_core']:9.2f} {r['cpu_percent_of_core']:6.1f} "
             f"{r['frames_analysed']:9d} {r['frames_dropped']:8d} {r['sightings']:9d}"
         )
+    runs_1080p = ", ".join(f"{x:.2f}" for x in result["realtime_factor_1080p_runs"])
+    print(f"busy 1080p capped, real-time factor per core of each run: {runs_1080p}")
     p50, p95 = result["latency_p50_s"], result["latency_p95_s"]
     print(
         f"frame-to-sighting latency: p50 {p50 if p50 is None else round(p50, 3)} s, "
