@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cunan.capture.sources import redact_url
@@ -20,9 +19,17 @@ from cunan.pipeline.events import SightingDecided, encode_payload
 from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.errors import ConstraintViolationError
-from cunan.storage.pipeline_tables import Camera, EventAck, OutboxEvent, Sighting
+from cunan.storage.pipeline_repository import (
+    CameraRepository,
+    OutboxRepository,
+    SightingRepository,
+)
+from cunan.storage.pipeline_tables import Camera
 
 logger = logging.getLogger(__name__)
+
+#: Events deleted per statement by :meth:`EventOutbox.purge_before` (bounded parameter lists).
+PURGE_BATCH = 500
 
 
 class CameraNotFoundError(LookupError):
@@ -77,22 +84,19 @@ class CameraStore:
         if not name or not stream_url.strip():
             raise ValueError("a camera needs a name and a stream URL")
         parse_zone(zone_json)  # refuse a bad zone now, not when the worker starts
-        row = Camera(
-            name=name,
-            stream_url=stream_url.strip(),
-            village_id=village_id,
-            area_id=area_id,
-            house_id=house_id,
-            enabled=enabled,
-            public_notice_posted=public_notice_posted,
-            zone_json=zone_json,
-            settings_json=(settings or CameraSettings()).to_json(),
-        )
         try:
             with self.database.transaction() as session:
-                session.add(row)
-                session.flush()
-                camera_id = row.id
+                camera_id = CameraRepository(session).add(
+                    name=name,
+                    stream_url=stream_url.strip(),
+                    village_id=village_id,
+                    area_id=area_id,
+                    house_id=house_id,
+                    enabled=enabled,
+                    public_notice_posted=public_notice_posted,
+                    zone_json=zone_json,
+                    settings_json=(settings or CameraSettings()).to_json(),
+                )
         except ConstraintViolationError as exc:
             raise ValueError(f"camera {name!r} already exists or its place is unknown") from exc
         logger.info("camera %s added (%s)", name, redact_url(stream_url))
@@ -100,14 +104,12 @@ class CameraStore:
 
     def list(self, *, enabled_only: bool = False) -> list[CameraRecord]:
         with self.database.transaction() as session:
-            query = select(Camera).order_by(Camera.id)
-            if enabled_only:
-                query = query.where(Camera.enabled.is_(True))
-            return [_record(row) for row in session.scalars(query)]
+            rows = CameraRepository(session).cameras(enabled_only=enabled_only)
+            return [_record(row) for row in rows]
 
     def get(self, key: int | str) -> CameraRecord:
         with self.database.transaction() as session:
-            return _record(self._row(session, key))
+            return _record(self._row(CameraRepository(session), key))
 
     def find(self, key: int | str) -> CameraRecord | None:
         try:
@@ -116,14 +118,14 @@ class CameraStore:
             return None
 
     @staticmethod
-    def _row(session: Session, key: int | str) -> Camera:
+    def _row(repo: CameraRepository, key: int | str) -> Camera:
         row: Camera | None
         if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-            row = session.get(Camera, int(key))
+            row = repo.by_id(int(key))
             if row is None and isinstance(key, str):
-                row = session.scalars(select(Camera).where(Camera.name == key)).first()
+                row = repo.by_name(key)
         else:
-            row = session.scalars(select(Camera).where(Camera.name == key)).first()
+            row = repo.by_name(key)
         if row is None:
             raise CameraNotFoundError(f"no camera {key!r}")
         return row
@@ -140,7 +142,8 @@ class CameraStore:
         if zone_json is not None:
             parse_zone(zone_json)
         with self.database.transaction() as session:
-            row = self._row(session, key)
+            repo = CameraRepository(session)
+            row = self._row(repo, key)
             if enabled is not None:
                 row.enabled = enabled
             if public_notice_posted is not None:
@@ -150,12 +153,13 @@ class CameraStore:
             if settings is not None:
                 row.settings_json = settings.to_json()
             row.updated_at = datetime.now(UTC)
-            session.flush()
+            repo.flush()
             return _record(row)
 
     def remove(self, key: int | str) -> None:
         with self.database.transaction() as session:
-            session.delete(self._row(session, key))
+            repo = CameraRepository(session)
+            repo.delete(self._row(repo, key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,19 +217,13 @@ class SightingStore:
 
     def add(self, sighting: NewSighting) -> StoredSighting:
         with self.database.transaction() as session:
-            existing = session.scalars(
-                select(Sighting.id).where(
-                    Sighting.camera_id == sighting.camera_id
-                    if sighting.camera_id is not None
-                    else Sighting.camera_id.is_(None),
-                    Sighting.track_key == sighting.track_key,
-                )
-            ).first()
+            repo = SightingRepository(session)
+            existing = repo.id_of_track(sighting.camera_id, sighting.track_key)
             if existing is not None:
                 # The same track reported again (a retry after a crash between commit and
                 # acknowledgement): stored once.
                 return StoredSighting(sighting_id=existing, event=None, created=False)
-            row = Sighting(
+            row = repo.add(
                 camera_id=sighting.camera_id,
                 camera_name=sighting.camera_name,
                 track_key=sighting.track_key,
@@ -239,8 +237,6 @@ class SightingStore:
                 details_json=json.dumps(sighting.details, ensure_ascii=False),
                 model_id=sighting.model_id,
             )
-            session.add(row)
-            session.flush()  # the id is part of the ciphertexts' associated data
             if sighting.crop_jpeg is not None:
                 row.crop_ciphertext = self.cipher.encrypt(
                     sighting.crop_jpeg, crop_context(row.id, sighting.camera_name)
@@ -272,9 +268,7 @@ class SightingStore:
 
     def list(self, *, camera_id: int | None = None, limit: int = 1000) -> list[SightingView]:
         with self.database.transaction() as session:
-            query = select(Sighting).order_by(Sighting.id).limit(limit)
-            if camera_id is not None:
-                query = query.where(Sighting.camera_id == camera_id)
+            rows = SightingRepository(session).sightings(camera_id=camera_id, limit=limit)
             return [
                 SightingView(
                     id=r.id,
@@ -291,13 +285,13 @@ class SightingStore:
                     has_crop=r.crop_ciphertext is not None,
                     has_embedding=r.embedding_ciphertext is not None,
                 )
-                for r in session.scalars(query)
+                for r in rows
             ]
 
     def crop(self, sighting_id: int) -> bytes | None:
         """The best crop (JPEG), decrypted."""
         with self.database.transaction() as session:
-            row = session.get(Sighting, sighting_id)
+            row = SightingRepository(session).sighting(sighting_id)
             if row is None or row.crop_ciphertext is None:
                 return None
             return self.cipher.decrypt(
@@ -309,7 +303,7 @@ class SightingStore:
     def embedding(self, sighting_id: int) -> NDArray[np.float32] | None:
         """An unknown sighting's embedding, decrypted."""
         with self.database.transaction() as session:
-            row = session.get(Sighting, sighting_id)
+            row = SightingRepository(session).sighting(sighting_id)
             if row is None or row.embedding_ciphertext is None:
                 return None
             data = self.cipher.decrypt(
@@ -340,47 +334,37 @@ class EventOutbox:
 
     @staticmethod
     def append(session: Session, kind: str, payload: dict[str, Any]) -> int:
-        row = OutboxEvent(kind=kind, payload_json=encode_payload(payload))
-        session.add(row)
-        session.flush()
-        return row.id
+        return OutboxRepository(session).append(kind, encode_payload(payload))
 
     def pending(
         self, consumer: str, *, kinds: Sequence[str] | None = None, limit: int = 100
     ) -> list[StoredEvent]:
-        acked = select(EventAck.event_id).where(EventAck.consumer == consumer)
-        query = (
-            select(OutboxEvent)
-            .where(OutboxEvent.id.not_in(acked))
-            .order_by(OutboxEvent.id)
-            .limit(limit)
-        )
-        if kinds is not None:
-            query = query.where(OutboxEvent.kind.in_(list(kinds)))
         with self.database.transaction() as session:
+            rows = OutboxRepository(session).pending(consumer, kinds=kinds, limit=limit)
             return [
-                StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at)
-                for r in session.scalars(query)
+                StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
             ]
 
     def ack(self, consumer: str, event_ids: Sequence[int]) -> None:
         if not event_ids:
             return
         with self.database.transaction() as session:
-            done = set(
-                session.scalars(
-                    select(EventAck.event_id).where(
-                        EventAck.consumer == consumer, EventAck.event_id.in_(list(event_ids))
-                    )
-                )
-            )
-            for event_id in sorted(set(event_ids) - done):
-                session.add(EventAck(consumer=consumer, event_id=event_id))
+            OutboxRepository(session).acknowledge(consumer, event_ids)
 
     def purge_before(self, cutoff: datetime) -> int:
-        """Delete events older than ``cutoff`` (and their acknowledgements)."""
+        """Delete events older than ``cutoff`` that every consumer is done with, and their
+        acknowledgements; returns how many events went.
+
+        Kept whatever their age: an event some consumer parked (``cunan cases parked`` lists
+        it and ``replay-parked`` hands it back, so the event, its acknowledgement and its
+        parked record all stay, discarded or not); an event a consumer with acknowledgements
+        on record has not acknowledged (still pending for it); an event nobody acknowledged
+        (no consumer may have run yet); and each consumer's newest acknowledged event, which
+        keeps the consumer on record once its older events are gone.
+        """
+        deleted = 0
         with self.database.transaction() as session:
-            old = select(OutboxEvent.id).where(OutboxEvent.created_at < cutoff)
-            session.execute(delete(EventAck).where(EventAck.event_id.in_(old)))
-            result = session.execute(delete(OutboxEvent).where(OutboxEvent.created_at < cutoff))
-            return int(getattr(result, "rowcount", 0) or 0)
+            repo = OutboxRepository(session)
+            while ids := repo.purgeable_event_ids(cutoff, limit=PURGE_BATCH):
+                deleted += repo.delete_events(ids)
+        return deleted

@@ -1,0 +1,226 @@
+"""Queries of the camera pipeline: cameras, sightings, outbox events and their acknowledgements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from cunan.storage.case_tables import CaseParkedEvent
+from cunan.storage.pipeline_tables import Camera, EventAck, OutboxEvent, Sighting
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+class CameraRepository:
+    """Reads and writes ``cameras`` on one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def flush(self) -> None:
+        """Send pending changes of loaded rows now (constraint errors surface here)."""
+        self.session.flush()
+
+    def add(
+        self,
+        *,
+        name: str,
+        stream_url: str,
+        village_id: int | None,
+        area_id: int | None,
+        house_id: int | None,
+        enabled: bool,
+        public_notice_posted: bool,
+        zone_json: str | None,
+        settings_json: str,
+    ) -> int:
+        """Store a camera; returns its id. A taken name or an unknown place fails the flush;
+        :meth:`Database.transaction` turns that into ``ConstraintViolationError``."""
+        row = Camera(
+            name=name,
+            stream_url=stream_url,
+            village_id=village_id,
+            area_id=area_id,
+            house_id=house_id,
+            enabled=enabled,
+            public_notice_posted=public_notice_posted,
+            zone_json=zone_json,
+            settings_json=settings_json,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def cameras(self, *, enabled_only: bool = False) -> Sequence[Camera]:
+        """Every camera (only enabled ones with ``enabled_only``), in id order."""
+        query = select(Camera).order_by(Camera.id)
+        if enabled_only:
+            query = query.where(Camera.enabled.is_(True))
+        return self.session.scalars(query).all()
+
+    def by_id(self, camera_id: int) -> Camera | None:
+        return self.session.get(Camera, camera_id)
+
+    def by_name(self, name: str) -> Camera | None:
+        return self.session.scalars(select(Camera).where(Camera.name == name)).first()
+
+    def delete(self, camera: Camera) -> None:
+        """Remove a loaded camera (written at the next flush or the commit)."""
+        self.session.delete(camera)
+
+
+class SightingRepository:
+    """Reads and writes ``sightings`` on one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def id_of_track(self, camera_id: int | None, track_key: str) -> int | None:
+        """The id of the sighting already stored for this camera's track, if any."""
+        same_camera = (
+            Sighting.camera_id == camera_id
+            if camera_id is not None
+            else Sighting.camera_id.is_(None)
+        )
+        return self.session.scalars(
+            select(Sighting.id).where(same_camera, Sighting.track_key == track_key)
+        ).first()
+
+    def add(
+        self,
+        *,
+        camera_id: int | None,
+        camera_name: str,
+        track_key: str,
+        started_at: datetime,
+        ended_at: datetime,
+        decision: str,
+        person_id: int | None,
+        distance: float | None,
+        score: float | None,
+        faces_used: int,
+        details_json: str,
+        model_id: str,
+    ) -> Sighting:
+        """A new sighting row with its id assigned and no ciphertexts yet: the id is part of
+        the ciphertexts' associated data, so the caller encrypts afterwards and sets them."""
+        row = Sighting(
+            camera_id=camera_id,
+            camera_name=camera_name,
+            track_key=track_key,
+            started_at=started_at,
+            ended_at=ended_at,
+            decision=decision,
+            person_id=person_id,
+            distance=distance,
+            score=score,
+            faces_used=faces_used,
+            details_json=details_json,
+            model_id=model_id,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def sightings(self, *, camera_id: int | None = None, limit: int = 1000) -> Sequence[Sighting]:
+        """The first ``limit`` sightings in id order, optionally of one camera."""
+        query = select(Sighting).order_by(Sighting.id).limit(limit)
+        if camera_id is not None:
+            query = query.where(Sighting.camera_id == camera_id)
+        return self.session.scalars(query).all()
+
+    def sighting(self, sighting_id: int) -> Sighting | None:
+        return self.session.get(Sighting, sighting_id)
+
+
+class OutboxRepository:
+    """Reads and writes ``event_outbox`` and ``event_acks`` on one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(self, kind: str, payload_json: str) -> int:
+        """Store an event; returns its id (assigned at once)."""
+        row = OutboxEvent(kind=kind, payload_json=payload_json)
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def pending(
+        self, consumer: str, *, kinds: Sequence[str] | None, limit: int
+    ) -> Sequence[OutboxEvent]:
+        """The first ``limit`` events ``consumer`` has not acknowledged, in id order,
+        optionally only of ``kinds``."""
+        acked = select(EventAck.event_id).where(EventAck.consumer == consumer)
+        query = (
+            select(OutboxEvent)
+            .where(OutboxEvent.id.not_in(acked))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+        if kinds is not None:
+            query = query.where(OutboxEvent.kind.in_(list(kinds)))
+        return self.session.scalars(query).all()
+
+    def acknowledge(self, consumer: str, event_ids: Sequence[int]) -> None:
+        """Record that ``consumer`` handled these events; ones it acknowledged before are
+        left as they are. An unknown event id fails the commit (``ConstraintViolationError``)."""
+        done = set(
+            self.session.scalars(
+                select(EventAck.event_id).where(
+                    EventAck.consumer == consumer, EventAck.event_id.in_(list(event_ids))
+                )
+            )
+        )
+        for event_id in sorted(set(event_ids) - done):
+            self.session.add(EventAck(consumer=consumer, event_id=event_id))
+
+    def purgeable_event_ids(self, cutoff: datetime, *, limit: int) -> list[int]:
+        """Up to ``limit`` ids of events created before ``cutoff`` that no consumer needs any
+        more, their rows locked until the transaction ends (PostgreSQL).
+
+        The consumers are those with an acknowledgement on record. An event qualifies when
+        every one of them acknowledged it, it is not parked (a ``case_parked_events`` row,
+        discarded ones included), and it is not the newest event some consumer acknowledged.
+        """
+        acks_of_event = (
+            select(func.count())
+            .select_from(EventAck)
+            .where(EventAck.event_id == OutboxEvent.id)
+            .scalar_subquery()
+        )
+        consumers = select(func.count(func.distinct(EventAck.consumer))).scalar_subquery()
+        # Consumers are known only through their acknowledgements: keeping each one's newest
+        # keeps it known, so events it has not acknowledged yet never look fully handled.
+        newest_acked = select(func.max(EventAck.event_id)).group_by(EventAck.consumer)
+        query = (
+            select(OutboxEvent.id)
+            .where(
+                OutboxEvent.created_at < cutoff,
+                # With no acknowledgement on record there is no consumer to have finished.
+                consumers > 0,
+                acks_of_event == consumers,
+                OutboxEvent.id.not_in(select(CaseParkedEvent.event_id)),
+                OutboxEvent.id.not_in(newest_acked),
+            )
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+            # A consumer acknowledging or parking one of these meanwhile waits for this
+            # transaction (its foreign key check locks the row) and then fails, instead of
+            # recording work on an event that is about to vanish.
+            .with_for_update(of=OutboxEvent)
+        )
+        return [int(i) for i in self.session.scalars(query).all()]
+
+    def delete_events(self, event_ids: Sequence[int]) -> int:
+        """Delete these events and their acknowledgements; returns how many events went."""
+        if not event_ids:
+            return 0
+        ids = list(event_ids)
+        self.session.execute(delete(EventAck).where(EventAck.event_id.in_(ids)))
+        return _rowcount(self.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids))))
