@@ -24,7 +24,7 @@ from cunan.storage.pipeline_repository import (
     OutboxRepository,
     SightingRepository,
 )
-from cunan.storage.pipeline_tables import Camera
+from cunan.storage.pipeline_tables import Camera, Sighting
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +87,17 @@ class CameraStore:
         try:
             with self.database.transaction() as session:
                 camera_id = CameraRepository(session).add(
-                    name=name,
-                    stream_url=stream_url.strip(),
-                    village_id=village_id,
-                    area_id=area_id,
-                    house_id=house_id,
-                    enabled=enabled,
-                    public_notice_posted=public_notice_posted,
-                    zone_json=zone_json,
-                    settings_json=(settings or CameraSettings()).to_json(),
+                    Camera(
+                        name=name,
+                        stream_url=stream_url.strip(),
+                        village_id=village_id,
+                        area_id=area_id,
+                        house_id=house_id,
+                        enabled=enabled,
+                        public_notice_posted=public_notice_posted,
+                        zone_json=zone_json,
+                        settings_json=(settings or CameraSettings()).to_json(),
+                    )
                 )
         except ConstraintViolationError as exc:
             raise ValueError(f"camera {name!r} already exists or its place is unknown") from exc
@@ -224,18 +226,20 @@ class SightingStore:
                 # acknowledgement): stored once.
                 return StoredSighting(sighting_id=existing, event=None, created=False)
             row = repo.add(
-                camera_id=sighting.camera_id,
-                camera_name=sighting.camera_name,
-                track_key=sighting.track_key,
-                started_at=sighting.started_at,
-                ended_at=sighting.ended_at,
-                decision=sighting.decision,
-                person_id=sighting.person_id,
-                distance=sighting.distance,
-                score=sighting.score,
-                faces_used=sighting.faces_used,
-                details_json=json.dumps(sighting.details, ensure_ascii=False),
-                model_id=sighting.model_id,
+                Sighting(
+                    camera_id=sighting.camera_id,
+                    camera_name=sighting.camera_name,
+                    track_key=sighting.track_key,
+                    started_at=sighting.started_at,
+                    ended_at=sighting.ended_at,
+                    decision=sighting.decision,
+                    person_id=sighting.person_id,
+                    distance=sighting.distance,
+                    score=sighting.score,
+                    faces_used=sighting.faces_used,
+                    details_json=json.dumps(sighting.details, ensure_ascii=False),
+                    model_id=sighting.model_id,
+                )
             )
             if sighting.crop_jpeg is not None:
                 row.crop_ciphertext = self.cipher.encrypt(

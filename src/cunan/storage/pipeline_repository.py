@@ -26,32 +26,9 @@ class CameraRepository:
         """Send pending changes of loaded rows now (constraint errors surface here)."""
         self.session.flush()
 
-    def add(
-        self,
-        *,
-        name: str,
-        stream_url: str,
-        village_id: int | None,
-        area_id: int | None,
-        house_id: int | None,
-        enabled: bool,
-        public_notice_posted: bool,
-        zone_json: str | None,
-        settings_json: str,
-    ) -> int:
-        """Store a camera; returns its id. A taken name or an unknown place fails the flush;
-        :meth:`Database.transaction` turns that into ``ConstraintViolationError``."""
-        row = Camera(
-            name=name,
-            stream_url=stream_url,
-            village_id=village_id,
-            area_id=area_id,
-            house_id=house_id,
-            enabled=enabled,
-            public_notice_posted=public_notice_posted,
-            zone_json=zone_json,
-            settings_json=settings_json,
-        )
+    def add(self, row: Camera) -> int:
+        """Store a new camera row; returns its id. A taken name or an unknown place fails the
+        flush; :meth:`Database.transaction` turns that into ``ConstraintViolationError``."""
         self.session.add(row)
         self.session.flush()
         return row.id
@@ -91,38 +68,9 @@ class SightingRepository:
             select(Sighting.id).where(same_camera, Sighting.track_key == track_key)
         ).first()
 
-    def add(
-        self,
-        *,
-        camera_id: int | None,
-        camera_name: str,
-        track_key: str,
-        started_at: datetime,
-        ended_at: datetime,
-        decision: str,
-        person_id: int | None,
-        distance: float | None,
-        score: float | None,
-        faces_used: int,
-        details_json: str,
-        model_id: str,
-    ) -> Sighting:
-        """A new sighting row with its id assigned and no ciphertexts yet: the id is part of
-        the ciphertexts' associated data, so the caller encrypts afterwards and sets them."""
-        row = Sighting(
-            camera_id=camera_id,
-            camera_name=camera_name,
-            track_key=track_key,
-            started_at=started_at,
-            ended_at=ended_at,
-            decision=decision,
-            person_id=person_id,
-            distance=distance,
-            score=score,
-            faces_used=faces_used,
-            details_json=details_json,
-            model_id=model_id,
-        )
+    def add(self, row: Sighting) -> Sighting:
+        """Store a new sighting row without its ciphertexts and assign its id: the id is part
+        of the ciphertexts' associated data, so the caller encrypts afterwards and sets them."""
         self.session.add(row)
         self.session.flush()
         return row
