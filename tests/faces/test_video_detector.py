@@ -6,6 +6,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -193,35 +194,77 @@ def _small_face_scene(detector: FaceDetector, width_px: int) -> tuple[RGBImage, 
     return empty, scene
 
 
+@pytest.mark.parametrize(
+    ("face_px", "tiling"),
+    [
+        (56, {}),  # the default tiling: only the tiles find a face this small
+        (150, {"full_frame": False}),  # no full-frame pass: every face needs its tile
+        (56, {"overlap": 0}),  # tiles that only touch
+    ],
+    ids=["default", "no-full-frame", "no-overlap"],
+)
 def test_tile_scheduler_finds_a_new_face_in_an_idle_tile_one_frame_late_at_most(
-    detector: FaceDetector,
+    detector: FaceDetector, face_px: int, tiling: dict[str, Any]
 ) -> None:
-    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler
+    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler, TilingConfig
 
     assert isinstance(detector, BlazeFaceDetector)
-    empty, scene = _small_face_scene(detector, 56)
-    assert len(detector.detect(scene)) == 1  # every tile: the face is there to be found
-    whole = [r for r in detector.regions(1080, 1920) if not r.tile]
-    assert detector.detect_regions(scene, whole) == []  # the full-frame pass alone misses it
+    empty, scene = _small_face_scene(detector, face_px)
+    plain = BlazeFaceDetector(tiling=TilingConfig(**tiling))
+    assert len(plain.detect(scene)) == 1  # every tile: the face is there to be found
+    regions = plain.regions(1080, 1920)
+    whole = [r for r in regions if not r.tile]
+    if whole:
+        assert plain.detect_regions(scene, whole) == []  # the full-frame pass alone misses it
+    tiles = len(regions) - len(whole)
+    assert tiles % 2 == 0  # so half of them are on the rota each frame
+    per_quiet_frame = len(whole) + tiles // 2
 
-    tiles = len(detector.regions(1080, 1920)) - 1
     for start in (0, 1):  # the face arrives on either phase of the idle rota
-        scheduler = TileScheduler(detector)
+        scheduler = TileScheduler(plain)
         for _ in range(2 + start):
             assert scheduler.detect(empty) == []
         before = scheduler.regions_run
         assert scheduler.detect(empty) == []
         # A quiet frame after the first runs the full-frame pass and half the tiles.
-        assert scheduler.regions_run - before == 1 + tiles // 2
+        assert scheduler.regions_run - before == per_quiet_frame
         found = [len(scheduler.detect(scene)) for _ in range(4)]
         assert found[0] + found[1] >= 1, found  # found on arrival or on the next frame
         assert found[2:] == [1, 1], found  # its tile is now hot: found on every frame
+        (hot,) = scheduler.hot_tiles
         before = scheduler.regions_run
         scheduler.detect(scene)
         scheduler.detect(scene)
         # Over two frames: the full-frame pass twice, each idle tile once, and the face's
         # tile on the frame it is not on the rota as well.
-        assert scheduler.regions_run - before == 2 * (1 + tiles // 2) + 1
+        assert scheduler.regions_run - before == 2 * per_quiet_frame + 1
+        # The face leaves: its tile keeps running for `hold` frames, then rejoins the rota.
+        for _ in range(scheduler.hold - 1):
+            scheduler.detect(empty)
+            assert scheduler.hot_tiles == {hot}
+        scheduler.detect(empty)
+        assert scheduler.hot_tiles == frozenset()
+
+
+def test_motion_crops_bypass_the_schedule(detector: FaceDetector) -> None:
+    from cunan.domain import BoundingBox
+    from cunan.faces.video_detector import BlazeFaceDetector, TileScheduler
+    from cunan.tracking.motion import detect_in_regions
+
+    assert isinstance(detector, BlazeFaceDetector)
+    _, scene = _small_face_scene(detector, 56)
+    scheduler = TileScheduler(detector)
+    # Two crops of one size in one frame: were they scheduled, each would advance the rota
+    # for the other and a tile could stay off for ever.
+    halves = [BoundingBox(0, 0, 960, 1080), BoundingBox(960, 0, 1920, 1080)]
+    for _ in range(3):
+        faces = detect_in_regions(scheduler, scene, halves)
+        assert len(faces) == 1
+        assert 1560 <= faces[0].box.left < 1620
+    assert scheduler.regions_run == 0
+    # The whole zone, the same crop every frame, is the camera's frame: scheduled.
+    detect_in_regions(scheduler, scene, [BoundingBox(0, 0, 1920, 1080)], whole_zone=True)
+    assert scheduler.regions_run == len(detector.regions(1080, 1920))
 
 
 def test_tile_scheduler_starts_afresh_on_another_frame_size(detector: FaceDetector) -> None:
@@ -241,5 +284,6 @@ def test_tile_scheduler_starts_afresh_on_another_frame_size(detector: FaceDetect
     for _ in range(3):
         every.detect(empty)
     assert every.regions_run == every.regions_total
-    with pytest.raises(ValueError):
-        TilingConfig(idle_stride=0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError):
+            TilingConfig(idle_stride=bad)  # type: ignore[arg-type]

@@ -129,8 +129,9 @@ def measure(
     repeat: int = 1,
 ) -> dict[str, Any]:
     """One run of ``path`` through a fresh runner; with ``repeat`` > 1, the run with the
-    median real-time factor, plus every run's factor (``realtime_factor_runs``): on a shared
-    machine one 4-second run varies by +-15 %."""
+    median real-time factor (the upper middle one for an even count), plus every run's
+    factor (``realtime_factor_runs``): on a shared machine one 4-second run varies by
+    +-15 %."""
     results = [
         _measure_once(registry, embedder, path, fps_cap=fps_cap, realtime=realtime)
         for _ in range(max(1, repeat))
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=5, help="runs of each capped video (the median is kept)"
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     result = run(data=args.data, fps_cap=args.fps_cap, repeat=args.repeat)
     print(
         f"{'run':32} {'video s':>8} {'cpu s':>7} {'RTF/core':>9} {'%core':>6} "

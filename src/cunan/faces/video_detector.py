@@ -94,8 +94,9 @@ class TilingConfig:
     #: Frames no larger than this (both sides) are run whole, without tiles.
     min_frame_for_tiles: int = 720
     #: For video (:class:`TileScheduler`): a tile with no face in it lately is run on every
-    #: ``idle_stride``-th frame only, so a new face there is found at most that many
-    #: analysed frames late; tiles with faces, and the full-frame pass, run on every frame.
+    #: ``idle_stride``-th frame only, so a new face there is found at most
+    #: ``idle_stride - 1`` analysed frames late; tiles with faces, and the full-frame pass,
+    #: run on every frame.
     #: 1 runs every tile on every frame.
     idle_stride: int = 2
 
@@ -104,6 +105,12 @@ class TilingConfig:
             raise ValueError("tile_size must be >= 64")
         if not 0 <= self.overlap < self.tile_size:
             raise ValueError("overlap must be in [0, tile_size)")
+        for name in ("tile_size", "overlap", "min_frame_for_tiles", "idle_stride"):
+            value = getattr(self, name)
+            # Settings arrive as JSON: 1.5 or true would pass the range checks and then
+            # silently change the schedule's arithmetic.
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
         if self.idle_stride < 1:
             raise ValueError("idle_stride must be >= 1")
 
@@ -272,8 +279,10 @@ class BlazeFaceDetector:
         copy: scaling each (overlapping) tile separately, plus the whole frame, filtered
         ~2.5x the pixels and cost ~20 ms of a 1080p frame. A tile's origin is therefore
         rounded to a whole pixel of the scaled copy (at most half a model pixel, ~1.7 px of
-        a 1080p frame for 640 px tiles), and the returned regions carry those true origins
-        so detections map back exactly.
+        a 1080p frame for 640 px tiles), and the returned regions carry those true origins.
+        Where the frame's side times the scale is not a whole number, the copy's size is
+        rounded too, so a detection near the far edge may sit up to half a pixel of the copy
+        (~1.7 frame px) off; 1080p and 720p frames scale exactly.
         """
         height, width = image.shape[:2]
         batch = np.full((len(regions), INPUT_SIZE, INPUT_SIZE, 3), -1.0, dtype=np.float32)
@@ -431,6 +440,12 @@ class BlazeFaceDetector:
         )
 
 
+#: Width in model pixels above which the letterboxed full-frame pass finds a face reliably on
+#: its own: it finds faces from ~8.5 model pixels (~85 px of a 1080p frame, see
+#: TilingConfig); twice that leaves a margin for pose and blur.
+FULL_FRAME_SURE_PX = 17.0
+
+
 class TileScheduler:
     """One camera's BlazeFace detector that visits the tiles without faces less often.
 
@@ -440,7 +455,13 @@ class TileScheduler:
     the full-frame pass run on every frame, the others in turn, one frame in
     ``tiling.idle_stride``. A face entering an idle tile is therefore found at most
     ``idle_stride - 1`` analysed frames late (a fraction of a second at the default analysis
-    rate), and large faces, which the full-frame pass finds anyway, never late.
+    rate); once found, its tile runs on every frame. Only faces that the full-frame pass
+    sees clearly on its own (:data:`FULL_FRAME_SURE_PX` model pixels wide) leave their tile
+    on the rota.
+
+    Whole frames only: the schedule counts calls as frames, so motion-gate crops go to the
+    plain detector (:attr:`unscheduled`; ``cunan.tracking.motion.detect_in_regions`` does
+    this).
 
     The schedule belongs to a sequence of frames of one size: an image of another size (a
     motion-gate crop, a camera that changed resolution) runs every tile and starts afresh.
@@ -480,26 +501,50 @@ class TileScheduler:
         self._hot = {i: left - 1 for i, left in self._hot.items() if left > 1}
         tiles = [(i, r) for i, r in enumerate(regions) if r.tile]
         for face in faces:
-            best = self._home_tile(face, tiles)
-            if best is not None:
-                self._hot[best] = self.hold
+            for i in self._tiles_for(face, tiles, max(height, width)):
+                self._hot[i] = self.hold
         return faces
 
-    def _home_tile(self, face: DetectedFace, tiles: list[tuple[int, Region]]) -> int | None:
-        """The tile that sees ``face`` best: its centre nearest the face's, among the tiles
-        holding the face whole (None for a face as large as the overlap, which the
-        full-frame pass finds on its own, or one no tile holds whole)."""
+    @property
+    def hot_tiles(self) -> frozenset[int]:
+        """Indices (in ``regions()``) of the tiles that run on every frame for now."""
+        return frozenset(self._hot)
+
+    @property
+    def unscheduled(self) -> BlazeFaceDetector:
+        """The plain detector, for images that are not this camera's whole frames."""
+        return self.detector
+
+    def _tiles_for(
+        self, face: DetectedFace, tiles: list[tuple[int, Region]], frame_side: int
+    ) -> list[int]:
+        """The tiles to keep running for ``face``: the one that sees it best (its centre
+        nearest the face's, among the tiles holding the face whole), every tile it touches
+        when none holds it whole (a small overlap), none when the full-frame pass sees it
+        clearly on its own."""
         box = face.box
-        if box.width >= self.detector.tiling.overlap:
-            return None
+        if (
+            self.detector.tiling.full_frame
+            and box.width * INPUT_SIZE / frame_side >= FULL_FRAME_SURE_PX
+        ):
+            return []
         cx, cy = (box.left + box.right) / 2, (box.top + box.bottom) / 2
         best: tuple[float, int] | None = None
+        touching: list[int] = []
         for i, region in tiles:
+            right, bottom = region.x + region.side, region.y + region.side
+            if (
+                box.left < right
+                and box.right > region.x
+                and box.top < bottom
+                and box.bottom > region.y
+            ):
+                touching.append(i)
             inside = (
                 box.left >= region.x
                 and box.top >= region.y
-                and box.right <= region.x + region.side
-                and box.bottom <= region.y + region.side
+                and box.right <= right
+                and box.bottom <= bottom
             )
             if not inside:
                 continue
@@ -507,4 +552,4 @@ class TileScheduler:
             distance = (region.x + half - cx) ** 2 + (region.y + half - cy) ** 2
             if best is None or distance < best[0]:
                 best = (distance, i)
-        return None if best is None else best[1]
+        return touching if best is None else [best[1]]

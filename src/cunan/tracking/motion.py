@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -291,13 +291,28 @@ class Detector(Protocol):
     def detect(self, image: RGBImage) -> list[DetectedFace]: ...
 
 
+@runtime_checkable
+class FrameScheduledDetector(Detector, Protocol):
+    """A detector that carries state from one whole frame of a camera to the next (e.g.
+    ``TileScheduler``); anything else (a crop) must go to its ``unscheduled`` detector."""
+
+    @property
+    def unscheduled(self) -> Detector: ...
+
+
 def detect_in_regions(
-    detector: Detector, frame: RGBImage, regions: Sequence[BoundingBox]
+    detector: Detector,
+    frame: RGBImage,
+    regions: Sequence[BoundingBox],
+    *,
+    whole_zone: bool = False,
 ) -> list[DetectedFace]:
     """Run ``detector`` on each region of ``frame`` and return faces in frame coordinates.
 
     Regions come from :meth:`MotionGate.check` and do not overlap, so no face is found
-    twice unless it straddles two regions' padding.
+    twice unless it straddles two regions' padding. ``whole_zone`` says the one region is
+    the camera's whole detection zone (the same crop every time): only then does a
+    :class:`FrameScheduledDetector` keep its schedule; other crops go to its plain detector.
     """
     height, width = frame.shape[:2]
     faces: list[DetectedFace] = []
@@ -306,8 +321,16 @@ def detect_in_regions(
         x1, y1 = min(width, int(np.ceil(region.right))), min(height, int(np.ceil(region.bottom)))
         if x1 - x0 < 8 or y1 - y0 < 8:
             continue
+        # A motion crop is not the camera's next frame: a scheduler's per-frame state (which
+        # tiles ran lately) would be advanced by each crop and mixed up between crops.
+        scheduled = whole_zone and len(regions) == 1
+        chosen = (
+            detector.unscheduled
+            if isinstance(detector, FrameScheduledDetector) and not scheduled
+            else detector
+        )
         crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-        faces.extend(translate_face(f, float(x0), float(y0)) for f in detector.detect(crop))
+        faces.extend(translate_face(f, float(x0), float(y0)) for f in chosen.detect(crop))
     return faces
 
 

@@ -49,7 +49,9 @@ class TrackingStage:
         motion = self.gate.check(frame)
         detections: list[DetectedFace] = []
         if motion.motion:
-            detections = detect_in_regions(self.detector, frame, motion.regions)
+            detections = detect_in_regions(
+                self.detector, frame, motion.regions, whole_zone=motion.whole_zone
+            )
         update = self.tracker.update(timestamp_s, detections, frame)
         finished = self.selector.update(frame, update, detections)
         return FrameResult(motion, tuple(detections), update, tuple(finished))
