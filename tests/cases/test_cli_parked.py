@@ -3,84 +3,41 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
-import pytest
 from sqlalchemy import insert
-from typer.testing import CliRunner
 
 from cunan.audit.log import AuditLog
 from cunan.cases.cli import cases_app
-from cunan.cases.consumer import CaseConsumer
 from cunan.cases.parked import ACTION_DISCARD, ACTION_REPLAY
 from cunan.cases.service import CaseService
-from cunan.config import Settings
-from cunan.pipeline.store import EventOutbox, NewSighting, SightingStore
-from cunan.registry.datadir import Registry, initialise
+from cunan.pipeline.store import SightingStore
+from cunan.registry.datadir import Registry
 from cunan.storage.pipeline_tables import Sighting
-from tests.cases.conftest import MODEL, unit
+from tests.cases.conftest import park_deleted, sighting_row, unit
+from tests.cli_helpers import invoke_on, registry
+from tests.sightings import new_sighting
 
-runner = CliRunner()
-
-
-@pytest.fixture
-def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    for name in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_CONFIG", "CUNAN_KEY_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    reg = initialise(
-        tmp_path / "data",
-        Settings(),
-        admin_username="admin",
-        admin_password="Correct-horse-battery-9",
-        village_name="桃源村",
-    )
-    try:
-        yield reg
-    finally:
-        reg.close()
+__all__ = ["registry"]
 
 
 def invoke(registry: Registry, *args: str) -> tuple[int, str]:
-    result = runner.invoke(cases_app, [*args, "--data-dir", str(registry.data_dir)])
-    return result.exit_code, result.output
+    return invoke_on(cases_app, registry, *args)
+
+
+def store_sighting(registry: Registry, when: datetime) -> int:
+    """A stranger seen at 东门 at ``when``."""
+    store = SightingStore(registry.database, registry.service.cipher)
+    return store.add(new_sighting(unit(1), at=when, camera="东门")).sighting_id
 
 
 def test_list_and_replay_parked_events_from_the_command_line(registry: Registry) -> None:
-    cipher = registry.service.cipher
     when = datetime.now(UTC) - timedelta(minutes=5)
-    sighting_id = (
-        SightingStore(registry.database, cipher)
-        .add(
-            NewSighting(
-                camera_id=None,
-                camera_name="东门",
-                track_key="t1",
-                started_at=when,
-                ended_at=when + timedelta(seconds=3),
-                decision="unknown",
-                person_id=None,
-                distance=None,
-                score=None,
-                faces_used=3,
-                details={},
-                model_id=MODEL,
-                crop_jpeg=b"\xff\xd8jpeg",
-                embedding=unit(1),
-            )
-        )
-        .sighting_id
-    )
-    with registry.database.transaction() as session:
-        row = session.get(Sighting, sighting_id)
-        assert row is not None
-        backup: dict[str, Any] = {c.key: getattr(row, c.key) for c in Sighting.__table__.columns}
-        session.delete(row)
-    service = CaseService(registry.database, cipher, registry.service)
-    consumer = CaseConsumer(service, EventOutbox(registry.database))
-    assert consumer.poll() == []
+    sighting_id = store_sighting(registry, when)
+    backup = sighting_row(registry.database, sighting_id)
+    service = CaseService(registry.database, registry.service.cipher, registry.service)
+    consumer, outcomes = park_deleted(registry.database, service, sighting_id)
+    assert outcomes == []
     [event_id] = consumer.parked
 
     code, out = invoke(registry, "parked", "--json")
@@ -117,33 +74,9 @@ def test_list_and_replay_parked_events_from_the_command_line(registry: Registry)
 def test_discard_a_parked_event_whose_sighting_is_gone_from_the_command_line(
     registry: Registry,
 ) -> None:
-    cipher = registry.service.cipher
-    when = datetime.now(UTC) - timedelta(days=31)
-    store = SightingStore(registry.database, cipher)
-    sighting_id = store.add(
-        NewSighting(
-            camera_id=None,
-            camera_name="东门",
-            track_key="t1",
-            started_at=when,
-            ended_at=when + timedelta(seconds=3),
-            decision="unknown",
-            person_id=None,
-            distance=None,
-            score=None,
-            faces_used=3,
-            details={},
-            model_id=MODEL,
-            crop_jpeg=b"\xff\xd8jpeg",
-            embedding=unit(1),
-        )
-    ).sighting_id
-    with registry.database.transaction() as session:  # purged, no backup
-        session.delete(session.get(Sighting, sighting_id))
-    consumer = CaseConsumer(
-        CaseService(registry.database, cipher, registry.service), EventOutbox(registry.database)
-    )
-    consumer.poll()
+    sighting_id = store_sighting(registry, datetime.now(UTC) - timedelta(days=31))
+    service = CaseService(registry.database, registry.service.cipher, registry.service)
+    consumer, _ = park_deleted(registry.database, service, sighting_id)  # purged, no backup
     [event_id] = consumer.parked
 
     code, out = invoke(registry, "discard-parked", str(event_id))

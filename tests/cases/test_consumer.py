@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,12 +13,13 @@ from cunan.cases.consumer import CONSUMER, CaseConsumer
 from cunan.cases.parked import ACTION_REPLAY, ParkedEventError, ParkedEvents
 from cunan.cases.service import CaseService
 from cunan.cases.settings import CaseSettings
-from cunan.pipeline.store import EventOutbox, NewSighting, SightingStore
+from cunan.pipeline.store import EventOutbox, SightingStore
 from cunan.security.cipher import FieldCipher
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.case_tables import CaseSighting
 from cunan.storage.pipeline_tables import Sighting
-from tests.cases.conftest import MODEL, T0, Env, near, unit
+from tests.cases.conftest import T0, Env, near, park_deleted, sighting_row, unit
+from tests.sightings import new_sighting
 
 
 def grouped(env: Env) -> dict[int, int]:
@@ -61,24 +61,7 @@ def test_a_failing_event_is_parked_after_n_attempts_and_the_rest_grouped(env: En
 
 
 def _store(store: SightingStore, n: int, vector: np.ndarray, *, camera: str, at: datetime) -> int:
-    return store.add(
-        NewSighting(
-            camera_id=None,
-            camera_name=camera,
-            track_key=f"k{n}",
-            started_at=at,
-            ended_at=at + timedelta(seconds=3),
-            decision="unknown",
-            person_id=None,
-            distance=None,
-            score=None,
-            faces_used=3,
-            details={},
-            model_id=MODEL,
-            crop_jpeg=b"\xff\xd8jpeg",
-            embedding=vector,
-        )
-    ).sighting_id
+    return store.add(new_sighting(vector, at=at, camera=camera, track_key=f"k{n}")).sighting_id
 
 
 def test_a_sighting_sealed_with_a_key_the_consumer_lacks_is_parked_listed_replayed_grouped(
@@ -152,27 +135,17 @@ def test_a_sighting_sealed_with_a_key_the_consumer_lacks_is_parked_listed_replay
     ]
 
 
-def _row(env: Env, sighting_id: int) -> dict[str, Any]:
-    with env.database.transaction() as session:
-        row = session.get(Sighting, sighting_id)
-        assert row is not None
-        return {c.key: getattr(row, c.key) for c in Sighting.__table__.columns}
-
-
 def test_a_sighting_deleted_under_its_event_is_parked_at_once_and_grouped_once_restored(
     env: Env,
 ) -> None:
     face = unit(1)
     opened = env.sighting(face)
     gone = env.sighting(near(face, 2), at=T0 + timedelta(hours=1))
-    backup = _row(env, gone)
-    with env.database.transaction() as session:
-        session.delete(session.get(Sighting, gone))
-    outbox = EventOutbox(env.database)
-    consumer = CaseConsumer(env.cases, outbox)  # five attempts for other failures
-
-    # Retrying cannot bring a row back: parked on the first failure, the rest grouped.
-    assert [o.sighting_id for o in consumer.poll()] == [opened]
+    backup = sighting_row(env.database, gone)
+    # Five attempts for other failures, but retrying cannot bring a row back: parked on the
+    # first failure, the rest grouped.
+    consumer, outcomes = park_deleted(env.database, env.cases, gone)
+    assert [o.sighting_id for o in outcomes] == [opened]
     parking = ParkedEvents(env.database, audit=env.audit)
     [parked] = parking.events()
     assert (parked.sighting_id, parked.attempts, parked.sighting_exists) == (gone, 1, False)
@@ -194,10 +167,7 @@ def test_a_sighting_deleted_under_its_event_is_parked_at_once_and_grouped_once_r
 def test_replay_refuses_events_that_are_not_parked_and_changes_nothing(env: Env) -> None:
     env.sighting(unit(1))
     gone = env.sighting(unit(2))
-    with env.database.transaction() as session:
-        session.delete(session.get(Sighting, gone))
-    outbox = EventOutbox(env.database)
-    CaseConsumer(env.cases, outbox).poll()
+    outbox = park_deleted(env.database, env.cases, gone)[0].outbox
     parking = ParkedEvents(env.database, audit=env.audit)
     [parked] = parking.events()
     grouped_event = parked.event_id - 1

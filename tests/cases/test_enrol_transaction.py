@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from datetime import date
 
 import numpy as np
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from cunan.audit.chain import verify_chain
 from cunan.cases.service import CaseStateError
@@ -23,7 +22,7 @@ from cunan.registry.service import NewTenancy
 from cunan.storage.case_tables import Case
 from cunan.storage.database import Database
 from cunan.storage.errors import ConstraintViolationError
-from tests.cases.conftest import MODEL, T0, Env, near, unit
+from tests.cases.conftest import MODEL, T0, Env, near, unit, wait_for_lock_waiters
 from tests.registry.tables import REGISTRY_TABLES, row_counts
 
 STAFF = "user:7"
@@ -200,20 +199,8 @@ def test_a_case_closed_by_someone_else_first_enrols_nobody(scene: Scene) -> None
 
 def _wait_until_a_transaction_waits_for_a_lock(database: Database) -> None:
     """PostgreSQL: block until another session of this database waits for a row lock."""
-    deadline = time.monotonic() + 30
-    with database.engine.connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-            conn.rollback()  # a fresh snapshot of pg_stat_activity on every poll
-            if waiting:
-                return
-            time.sleep(0.02)
-    pytest.fail("the enrolment never waited for the other staff member's transaction")
+    failure = "the enrolment never waited for the other staff member's transaction"
+    wait_for_lock_waiters(database, failure=failure)
 
 
 def test_a_case_closed_concurrently_enrols_nobody_and_keeps_the_other_outcome(

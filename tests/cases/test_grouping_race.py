@@ -8,7 +8,6 @@ grouping simply runs before or after the outcome.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -19,7 +18,7 @@ from cunan.cases.views import SightingOutcome
 from cunan.registry.records import ConsentInput, NewPerson
 from cunan.storage.audit_tables import AUDIT_APPEND_LOCK_KEY
 from cunan.storage.database import Database
-from tests.cases.conftest import T0, Env, near, unit
+from tests.cases.conftest import T0, Env, near, unit, wait_for_lock_waiters
 
 STAFF = "user:8"
 
@@ -27,22 +26,8 @@ STAFF = "user:8"
 def _wait_for_waiters(database: Database, events: tuple[str, ...]) -> None:
     """Block until another session of this database waits for a lock of one of ``events``
     (``advisory``: the audit append lock; ``transactionid`` / ``tuple``: a row lock)."""
-    deadline = time.monotonic() + 30
-    with database.engine.connect() as conn:
-        while time.monotonic() < deadline:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND wait_event = ANY(:events) "
-                    "AND pid <> pg_backend_pid()"
-                ),
-                {"events": list(events)},
-            ).scalar_one()
-            conn.rollback()  # a fresh snapshot of pg_stat_activity on every poll
-            if waiting:
-                return
-            time.sleep(0.02)
-    pytest.fail(f"no transaction ever waited for a {'/'.join(events)} lock")
+    failure = f"no transaction ever waited for a {'/'.join(events)} lock"
+    wait_for_lock_waiters(database, events, failure=failure)
 
 
 def race(env: Env, staff: Callable[[], object], sighting_id: int) -> SightingOutcome | None:

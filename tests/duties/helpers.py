@@ -10,12 +10,13 @@ import numpy as np
 from sqlalchemy import update
 
 from cunan.duties.clock import start_of_day
-from cunan.pipeline.store import CameraStore, NewSighting, SightingStore
+from cunan.pipeline.store import CameraStore, SightingStore
 from cunan.registry.records import ConsentInput, NewPerson, TemplateInput, Vector
 from cunan.registry.service import NewTenancy, RegistryService
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonCategory
 from cunan.storage.tables import FaceTemplate, Person
+from tests.sightings import new_sighting
 
 #: 2025-06-01 09:00 in the village (Asia/Shanghai, UTC+8).
 NOW = datetime(2025, 6, 1, 1, 0, tzinfo=UTC)
@@ -148,21 +149,16 @@ class Sightings:
         crop: bool = True,
     ) -> int:
         self._n += 1
-        return self.store.add(
-            NewSighting(
-                camera_id=self.camera(camera),
-                camera_name=camera,
-                track_key=f"t{self._n}",
-                started_at=at,
-                ended_at=at + timedelta(seconds=4),
-                decision=decision,
-                person_id=person_id,
-                distance=0.3 if decision == "known" else None,
-                score=None,
-                faces_used=3,
-                details={},
-                model_id=MODEL,
-                crop_jpeg=b"\xff\xd8fake-jpeg" if crop else None,
-                embedding=vector(self._n) if crop else None,
-            )
-        ).sighting_id
+        sighting = new_sighting(
+            vector(self._n) if crop else None,
+            at=at,
+            camera=camera,
+            track_key=f"t{self._n}",
+            camera_id=self.camera(camera),
+            ended_at=at + timedelta(seconds=4),
+            decision=decision,
+            person_id=person_id,
+            distance=0.3 if decision == "known" else None,
+            crop_jpeg=b"\xff\xd8fake-jpeg" if crop else None,
+        )
+        return self.store.add(sighting).sighting_id

@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import typer
-from typer.testing import CliRunner
 
-from cunan.config import Settings
 from cunan.duties.cli import departures_app, maintenance_app, stats_command
-from cunan.registry.datadir import Registry, initialise
+from cunan.registry.datadir import Registry
 from cunan.registry.records import ConsentInput, NewPerson, TemplateInput
 from cunan.registry.service import NewTenancy
 from cunan.storage.enums import PersonStatus
+from tests.cli_helpers import invoke_on, registry
 from tests.duties.helpers import MODEL, vector
 
-runner = CliRunner()
+__all__ = ["registry"]
+
 app = typer.Typer()
 app.add_typer(departures_app, name="departures")
 app.add_typer(maintenance_app, name="maintenance")
 app.command("stats")(stats_command)
 
 
-@pytest.fixture
-def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    for name in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_CONFIG", "CUNAN_KEY_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    reg = initialise(
-        tmp_path / "data",
-        Settings(),
-        admin_username="admin",
-        admin_password="Correct-horse-battery-9",
-        village_name="桃源村",
-    )
-    try:
-        yield reg
-    finally:
-        reg.close()
-
-
 def invoke(registry: Registry, *args: str) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--data-dir", str(registry.data_dir)])
-    return result.exit_code, result.output
+    return invoke_on(app, registry, *args)
 
 
 def test_report_purge_reconcile_and_stats(registry: Registry) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from types import ModuleType
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from cunan.audit.log import AuditLog
 from cunan.duties.daily import Duties
@@ -175,6 +178,24 @@ def test_departed_templates_kept_for_the_retention_period(
     assert service.get_person(p).status == PersonStatus.ARCHIVED
 
 
+def _add_case(session: Session, case_tables: ModuleType, *, status: str, days_ago: int) -> Any:
+    """A case of one sighting, seen and opened ``days_ago`` days before NOW (flushed: it has
+    its id)."""
+    seen = NOW - timedelta(days=days_ago)
+    case = case_tables.Case(
+        status=status,
+        model_id="m",
+        first_seen_at=seen,
+        last_seen_at=seen,
+        opened_at=seen,
+        updated_at=NOW,
+        sightings_count=1,
+    )
+    session.add(case)
+    session.flush()
+    return case
+
+
 def test_sightings_of_a_case_are_purged_too(
     database: Database, duties: Duties, sightings: Sightings
 ) -> None:
@@ -183,17 +204,7 @@ def test_sightings_of_a_case_are_purged_too(
     with database.transaction() as session:
         if not session.connection().dialect.has_table(session.connection(), "case_sightings"):
             pytest.skip("the cases migration is not in this schema")
-        case = case_tables.Case(
-            status="open",
-            model_id="m",
-            first_seen_at=NOW - timedelta(days=40),
-            last_seen_at=NOW - timedelta(days=40),
-            opened_at=NOW - timedelta(days=40),
-            updated_at=NOW,
-            sightings_count=1,
-        )
-        session.add(case)
-        session.flush()
+        case = _add_case(session, case_tables, status="open", days_ago=40)
         session.add(
             case_tables.CaseSighting(
                 sighting_id=old,
@@ -217,17 +228,7 @@ def test_purge_deletes_expired_visitor_faces_and_old_negative_examples(
     with database.transaction() as session:
         if not session.connection().dialect.has_table(session.connection(), "case_quiet_faces"):
             pytest.skip("the cases migration is not in this schema")
-        case = case_tables.Case(
-            status="closed",
-            model_id="m",
-            first_seen_at=NOW - timedelta(days=400),
-            last_seen_at=NOW - timedelta(days=400),
-            opened_at=NOW - timedelta(days=400),
-            updated_at=NOW,
-            sightings_count=1,
-        )
-        session.add(case)
-        session.flush()
+        case = _add_case(session, case_tables, status="closed", days_ago=400)
 
         def quiet(kind: str, created_days: int, expires_days: int | None) -> None:
             session.add(

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from cunan.cases.consumer import CONSUMER, CaseConsumer
+from cunan.cases.consumer import CONSUMER
 from cunan.cases.parked import ParkedEvents
 from cunan.pipeline.store import EventOutbox
 from cunan.storage.case_tables import CaseParkedEvent
 from cunan.storage.database import Database
-from cunan.storage.pipeline_tables import EventAck, Sighting
-from tests.cases.conftest import T0, Env, env, unit
+from cunan.storage.pipeline_tables import EventAck
+from tests.cases.conftest import T0, Env, env, park_deleted, unit
 from tests.storage.dbfixtures import database, db_url
 
 __all__ = ["database", "db_url", "env"]
@@ -54,13 +54,11 @@ def test_purge_keeps_parked_events_with_their_ack_and_record_and_they_still_repl
     dead = env.sighting(unit(2), at=T0 + timedelta(minutes=1))
     parked = env.sighting(unit(3), at=T0 + timedelta(minutes=2))
     grouped_last = env.sighting(unit(4), at=T0 + timedelta(minutes=3))
-    with env.database.transaction() as session:  # purged before they were grouped
-        for sighting_id in (dead, parked):
-            session.delete(session.get(Sighting, sighting_id))
-    outbox = EventOutbox(env.database)
+    # Purged before they were grouped.
+    consumer, outcomes = park_deleted(env.database, env.cases, dead, parked)
+    outbox = consumer.outbox
     _, dead_event, parked_event, last_event = _stored(outbox)
-    consumer = CaseConsumer(env.cases, outbox)
-    assert [o.sighting_id for o in consumer.poll()] == [grouped_first, grouped_last]
+    assert [o.sighting_id for o in outcomes] == [grouped_first, grouped_last]
     assert consumer.parked == [dead_event, parked_event]
     parking = ParkedEvents(env.database, audit=env.audit, clock=env.clock)
     parking.discard([dead_event], reason="sighting purged, no backup", actor="cli:wang")

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cunan.audit.log import AuditLog
 from cunan.config import RegistrySettings
 from cunan.registry.records import Vector
 from cunan.registry.service import RegistryService
@@ -39,8 +40,14 @@ def listener() -> RecordingListener:
 
 
 @pytest.fixture
+def audit() -> AuditLog | None:
+    """The service's audit log: none here; a module overrides this to audit its service."""
+    return None
+
+
+@pytest.fixture
 def service(
-    database: Database, keyring: KeyRing, listener: RecordingListener
+    database: Database, keyring: KeyRing, listener: RecordingListener, audit: AuditLog | None
 ) -> Iterator[RegistryService]:
     # Photos kept so that withdrawal, purge and rotation have photos to act on too.
     yield RegistryService(
@@ -49,6 +56,7 @@ def service(
         listener=listener,
         clock=lambda: NOW,
         settings=RegistrySettings(keep_enrolment_photos=True),
+        audit=audit,
     )
 
 

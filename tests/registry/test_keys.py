@@ -12,7 +12,7 @@ from sqlalchemy import text
 from cunan.audit import AuditLog, verify_chain
 from cunan.cases.service import CaseService
 from cunan.config import RegistrySettings
-from cunan.pipeline.store import NewSighting, SightingStore
+from cunan.pipeline.store import SightingStore
 from cunan.registry import keys as keys_module
 from cunan.registry.keys import rotate_keys
 from cunan.registry.records import NewPerson
@@ -21,16 +21,23 @@ from cunan.security.cipher import FieldCipher
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
 from cunan.storage.repositories import RegistryRepository
-from tests.registry.helpers import MODEL, NOW, consent, template, vector
+from tests.registry.helpers import NOW, consent, template, vector
+from tests.sightings import new_sighting
 from tests.storage.dbfixtures import sqlite_file
+
+
+def _key_file(tmp_path: Path) -> tuple[Path, KeyRing]:
+    """A key file holding one new key: (its path, the ring saved in it)."""
+    key_file = tmp_path / "cunan.key"
+    ring = KeyRing.generate()
+    ring.save(key_file)
+    return key_file, ring
 
 
 def test_rotation_reencrypts_everything_and_retires_the_old_key(
     database: Database, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "cunan.key"
-    old = KeyRing.generate()
-    old.save(key_file)
+    key_file, old = _key_file(tmp_path)
     keep = RegistrySettings(keep_enrolment_photos=True)
     service = RegistryService(database, FieldCipher(old), settings=keep)
     village = service.add_village("v")
@@ -55,32 +62,22 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(
 
 
 def _sighting(store: SightingStore, n: int, embedding: np.ndarray | None) -> int:
-    return store.add(
-        NewSighting(
-            camera_id=None,
-            camera_name="东门",
-            track_key=f"t{n}",
-            started_at=NOW,
-            ended_at=NOW,
-            decision="unknown" if embedding is not None else "known",
-            person_id=None,
-            distance=None,
-            score=None,
-            faces_used=3,
-            details={},
-            model_id=MODEL,
-            crop_jpeg=b"\xff\xd8crop-%d" % n,
-            embedding=embedding,
-        )
-    ).sighting_id
+    sighting = new_sighting(
+        embedding,
+        at=NOW,
+        camera="东门",
+        track_key=f"t{n}",
+        ended_at=NOW,
+        decision="unknown" if embedding is not None else "known",
+        crop_jpeg=b"\xff\xd8crop-%d" % n,
+    )
+    return store.add(sighting).sighting_id
 
 
 def test_rotation_reencrypts_sightings_and_quiet_faces_and_audits(
     database: Database, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "cunan.key"
-    old = KeyRing.generate()
-    old.save(key_file)
+    key_file, old = _key_file(tmp_path)
     cipher = FieldCipher(old)
     registry = RegistryService(database, cipher, clock=lambda: NOW)
     store = SightingStore(database, cipher)
@@ -150,9 +147,7 @@ def test_rotation_refuses_rows_under_a_key_missing_from_the_key_file(
 def test_old_key_is_kept_when_the_commit_cannot_be_made_durable(
     database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key_file = tmp_path / "cunan.key"
-    old = KeyRing.generate()
-    old.save(key_file)
+    key_file, old = _key_file(tmp_path)
     service = RegistryService(database, FieldCipher(old))
     village = service.add_village("v")
     pid = service.add_person(

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
 
 from cunan.audit.chain import verify_chain
 from cunan.audit.log import AuditLog
-from cunan.config import RegistrySettings
 from cunan.registry.errors import RoomCapacityError
 from cunan.registry.records import NewPerson
 from cunan.registry.service import NewTenancy, RegistryService, UnitOfWorkAbortedError
-from cunan.security.cipher import FieldCipher
-from cunan.security.keys import KeyRing
 from cunan.storage.database import Database
 from cunan.storage.tables import Village
 from tests.registry.conftest import RecordingListener
@@ -25,18 +21,9 @@ from tests.registry.tables import row_counts
 
 
 @pytest.fixture
-def service(
-    database: Database, keyring: KeyRing, listener: RecordingListener
-) -> Iterator[RegistryService]:
-    """Audited, so the tests see that audit entries share the unit's fate too."""
-    yield RegistryService(
-        database,
-        FieldCipher(keyring),
-        listener=listener,
-        clock=lambda: NOW,
-        settings=RegistrySettings(keep_enrolment_photos=True),
-        audit=AuditLog(database, clock=lambda: NOW),
-    )
+def audit(database: Database) -> AuditLog:
+    """The service audited, so the tests see that audit entries share the unit's fate too."""
+    return AuditLog(database, clock=lambda: NOW)
 
 
 @pytest.fixture

@@ -40,7 +40,8 @@ ACTIVE = ("open", "assigned")
 #: Outcomes that make a case's face a registered person (补录, "is registered person X").
 KNOWN_OUTCOMES = ("enrol", "person")
 #: How often grouping one sighting starts over because the case it was about to join changed
-#: under it (merged, escalated, reopened); each round needs another staff action to race.
+#: under it (merged, escalated, reopened, split, its members changed); each round needs
+#: another staff action to race.
 MAX_REGROUPS = 5
 
 
@@ -245,6 +246,7 @@ class CaseService:
         self, repo: CaseRepository, row: Sighting, vector: Vector
     ) -> tuple[SightingOutcome, _Alert | None]:
         best_id: int | None = None
+        best_version = 0
         best_distance = float("inf")
         for case_id, version in self._candidates(repo, row):
             kept = self._kept_vectors(repo, case_id, version)
@@ -252,9 +254,9 @@ class CaseService:
                 continue
             distance = linkage_distance(vector, kept, self.settings.linkage)
             if distance < best_distance:
-                best_id, best_distance = case_id, distance
+                best_id, best_version, best_distance = case_id, version, distance
         if best_id is not None and best_distance <= self.settings.link_threshold:
-            quiet = self._join_locked(repo, best_id, row.started_at)
+            quiet = self._join_locked(repo, best_id, row.started_at, matched_version=best_version)
             if quiet is not None:
                 # Closed while this sighting waited for it, or a 补录 / person X the camera
                 # did not know of yet when it decided: it follows the outcome's rule.
@@ -306,7 +308,14 @@ class CaseService:
             _Alert("case.opened", case.id, row.id, row.camera_name, 1),
         )
 
-    def _join_locked(self, repo: CaseRepository, case_id: int, seen: datetime) -> str | None:
+    def _join_locked(
+        self,
+        repo: CaseRepository,
+        case_id: int,
+        seen: datetime,
+        *,
+        matched_version: int | None = None,
+    ) -> str | None:
         """Lock the case a sighting is about to join, re-read it, and say how it joins.
 
         The candidates (:meth:`_candidates`) were read without locks, and a staff member may
@@ -320,8 +329,21 @@ class CaseService:
         matcher only learned it after deciding this track); regrouped afresh
         (:class:`_CaseChangedError`) if it does not (escalated, visitor expired, merged: its
         sightings live on in the target).
+
+        ``matched_version``: the case's ``version`` the linkage distance was computed
+        against. A different version under the lock means its members changed meanwhile
+        (split, merged into, another sighting attached, or reopened), so that distance, and
+        the choice of this case over the others, is stale: regrouped afresh as well.
         """
         case = self._case(repo, case_id, lock=True)
+        if matched_version is not None and case.version != matched_version:
+            # Not re-decided here: the nearest case may now be another one, possibly of a
+            # lower id, and locking it while holding this one would break the lowest-id-first
+            # order merge takes its two locks in. Rolling back releases this lock first.
+            raise _CaseChangedError(
+                f"case {case_id} changed members (version {matched_version} -> "
+                f"{case.version}) after the sighting was matched to it"
+            )
         if case.status in ACTIVE:
             return None
         kind = self._quiet_kind(case, seen)
