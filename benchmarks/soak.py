@@ -117,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.malloc_arena_max is not None:
             env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
         subprocess.run([sys.executable, "-m", "cunan", "init"], env=env, check=True)
+        # The watcher's log (warnings and errors only, no faces or names) is kept: a watcher
+        # that ends before the time is up must say why.
+        log_path = stats_dir / "watch.log"
+        log = log_path.open("w", encoding="utf-8")
         watch = subprocess.Popen(
             [sys.executable, "-m", "cunan", "watch", server.url, "--json", "--notice-posted",
              "--transport", "udp"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=env, stdout=subprocess.PIPE, stderr=log, text=True,
         )  # fmt: skip
         # Drain stdout as it comes: a full pipe would block the watcher's prints and stall
         # the whole pipeline (the first soak runs measured exactly that, not CunAn).
@@ -143,10 +147,20 @@ def main(argv: list[str] | None = None) -> int:
                 samples.append((time.monotonic() - start, rss, cpu))
                 print(f"{samples[-1][0]:7.0f} s  rss {rss:7.1f} MB  cpu {cpu:7.1f} s", flush=True)
         finally:
+            early_exit = watch.poll()
             watch.terminate()
             watch.wait(timeout=60)
             reader.join(timeout=10)
+            log.close()
             sightings = sum(1 for line in lines if line.startswith("{"))
+            if early_exit is not None:
+                tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+                print(
+                    f"the watcher ended early (exit code {early_exit}); last lines of its log:",
+                    *tail,
+                    sep="\n",
+                    file=sys.stderr,
+                )
         memstats = _read_memstats(stats_path)
     t = np.array([s[0] for s in samples])
     rss = np.array([s[1] for s in samples])
@@ -163,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_last_20_min_mb": _window_stats(t, rss, max(0.0, span - 20 * 60)) if len(t) else None,
         "cpu_percent_of_core": round(100 * samples[-1][2] / samples[-1][0], 1) if samples else None,
         "sightings": sightings,
+        "watcher_exit_code": early_exit,
         "load": os.getloadavg(),
     }
     if memstats:
