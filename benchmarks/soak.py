@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         result["watcher"] = {
             k: last.get(k)
             for k in ("frames_decoded", "frames_dropped", "frames_analysed", "sightings_stored",
-                      "history", "open_tracks")
+                      "history", "open_tracks", "frames_failed")
         }  # fmt: skip
         for key in (
             "malloc_in_use_mb",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,57 @@ def test_tile_scheduler_starts_afresh_on_another_frame_size(detector: FaceDetect
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError):
             TilingConfig(idle_stride=bad)  # type: ignore[arg-type]
+
+
+def test_detection_waits_out_another_thread_holding_every_object(detector: FaceDetector) -> None:
+    """gc.get_objects() on another thread (a memory sampler, a profiler) can catch the bound
+    method of an invocation in flight and keep it, and with it a reference to LiteRT's
+    interpreter, alive for a moment; LiteRT refuses to invoke meanwhile, which once stopped a
+    camera in a soak run."""
+    import gc
+    import threading
+
+    from cunan.faces.video_detector import BlazeFaceDetector
+
+    assert isinstance(detector, BlazeFaceDetector)
+    _, scene = _small_face_scene(detector, 56)
+    stop = threading.Event()
+
+    def sample_every_object() -> None:
+        while not stop.is_set():
+            everything = gc.get_objects()
+            stop.wait(0.02)  # a sampler counting, then letting go
+            del everything
+            stop.wait(0.005)
+
+    def run_for(seconds: float, step: Callable[[], object]) -> list[str]:
+        errors: list[str] = []
+        thread = threading.Thread(target=sample_every_object)
+        stop.clear()
+        thread.start()
+        try:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    step()
+                except RuntimeError as exc:
+                    errors.append(str(exc))
+        finally:
+            stop.set()
+            thread.join()
+        return errors
+
+    interpreter = detector._interpreter
+    batch = np.zeros((1, 192, 192, 3), dtype=np.float32)
+
+    def bare_invoke() -> None:
+        interpreter.set_tensor(detector._input_index, batch)
+        interpreter.invoke()
+
+    # The hazard is real on this LiteRT: bare invocations are refused now and then...
+    refused = run_for(2.0, bare_invoke)
+    assert refused and all("reference to internal data" in e for e in refused)
+    # ...and the detector waits each refusal out: every frame is analysed.
+    found: list[int] = []
+    assert run_for(2.0, lambda: found.append(len(detector.detect(scene)))) == []
+    assert found and set(found) == {1}

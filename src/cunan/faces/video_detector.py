@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ MODEL_FILES = {
     "full_range": "face_detection_full_range.tflite",
     "full_range_sparse": "face_detection_full_range_sparse.tflite",
 }
+
+#: Waits before retrying an invocation LiteRT refused because another thread briefly held a
+#: reference to the interpreter (see ``BlazeFaceDetector._invoke``): 62 ms in all.
+_BUSY_RETRY_WAITS_S = (0.002, 0.004, 0.008, 0.016, 0.032)
 
 #: Mouth half-width as a fraction of the eye distance, from the ArcFace 112x112 mean face
 #: (mouth corners 41.55..70.73, eye centres 38.29..73.53: 29.18 / 35.24 / 2).
@@ -326,10 +331,24 @@ class BlazeFaceDetector:
         scores = np.empty((batch.shape[0], _GRID * _GRID), dtype=np.float32)
         for i in range(batch.shape[0]):
             self._interpreter.set_tensor(self._input_index, batch[i : i + 1])
-            self._interpreter.invoke()
+            self._invoke()
             boxes[i] = self._interpreter.get_tensor(self._regressor_index).reshape(-1, 16)
             scores[i] = self._interpreter.get_tensor(self._score_index).reshape(-1)
         return boxes, scores
+
+    def _invoke(self) -> None:
+        # LiteRT refuses to run while anything but itself references its interpreter: its
+        # guard for numpy views from tensor(), which this class never takes. Another thread
+        # that walks every object (gc.get_objects, a profiler) holds such a reference for a
+        # moment, and that once stopped a camera (found by the soak run), so wait it out.
+        for wait_s in (*_BUSY_RETRY_WAITS_S, None):
+            try:
+                self._interpreter.invoke()
+                return
+            except RuntimeError as exc:
+                if wait_s is None or "reference to internal data" not in str(exc):
+                    raise
+                time.sleep(wait_s)
 
     def _decode(
         self, raw: NDArray[np.float32], logits: NDArray[np.float32], region: Region

@@ -26,7 +26,7 @@ from cunan.pipeline.decision import FaceVote, TrackDecision, TrackDecisionConfig
 from cunan.pipeline.events import EventBus
 from cunan.pipeline.heap import trim_heap
 from cunan.pipeline.matcher import FaceMatcher
-from cunan.pipeline.memstats import MemoryStats
+from cunan.pipeline.memstats import MemoryStats, count_gc_objects
 from cunan.pipeline.store import NewSighting, SightingStore, StoredSighting
 from cunan.tracking.bestshots import BestShotSelector, TrackShots
 from cunan.tracking.motion import DetectionZone, Detector, MotionConfig, MotionGate
@@ -97,6 +97,8 @@ class RunnerHealth:
     sightings_lost: int = 0
     #: The last error storing a sighting (None once a retry has drained the queue).
     last_store_error: str | None = None
+    #: Frames whose analysis raised (skipped; see ``MAX_FAILED_FRAMES_IN_A_ROW``).
+    frames_failed: int = 0
 
 
 def encode_jpeg(image: NDArray[np.uint8]) -> bytes:
@@ -171,6 +173,10 @@ class _PendingSighting:
 
 #: Seconds between returns of free heap pages to the OS (see :func:`trim_heap`).
 HEAP_TRIM_INTERVAL_S = 60.0
+#: Analysis failures with no successful detection between them that end the run (~6 s of a
+#: busy camera analysed at 8 frames/s). Fewer are skipped and counted in the health, so that
+#: one bad frame never stops a camera.
+MAX_FAILED_FRAMES_IN_A_ROW = 50
 
 #: Decided sightings kept while the database is unavailable; beyond this the oldest is lost.
 MAX_PENDING_SIGHTINGS = 500
@@ -258,6 +264,9 @@ class CameraRunner:
         self._lock = threading.Lock()
         self._analysed = 0
         self._skipped = 0
+        self._failed = 0
+        self._failed_in_a_row = 0
+        self._gc_objects: int | None = None
         self._stored = 0
         self._last_error: str | None = None
         self._finished = 0
@@ -282,6 +291,7 @@ class CameraRunner:
                 sightings_pending=len(self._pending),
                 sightings_lost=self._lost,
                 last_store_error=self._last_store_error,
+                frames_failed=self._failed,
             )
 
     def stop(self) -> None:
@@ -302,6 +312,7 @@ class CameraRunner:
             memstats.start()
         self.reader.start()
         next_trim = time.monotonic() + HEAP_TRIM_INTERVAL_S
+        next_gc_count = time.monotonic()
         try:
             while not stop.is_set() and not self._stop.is_set():
                 self._retry_pending()
@@ -335,9 +346,20 @@ class CameraRunner:
                         self._skipped += 1
                     continue
                 last_analysed = ts
-                result = self.stage.process(frame.rgb(), ts)
+                if memstats is not None and time.monotonic() >= next_gc_count:
+                    self._gc_objects = count_gc_objects()
+                    next_gc_count = time.monotonic() + memstats.interval_s
+                try:
+                    result = self.stage.process(frame.rgb(), ts)
+                except Exception as exc:  # noqa: BLE001 - counted, logged, bounded in a row
+                    self._frame_failed(frame.seq, exc)
+                    continue
                 with self._lock:
                     self._analysed += 1
+                    if result.motion.motion:
+                        # Only a frame that ran the detector clears the count: quiet frames
+                        # between failures must not hide a detector that always fails.
+                        self._failed_in_a_row = 0
                 if result.finished:
                     self._finish(list(result.finished), clock, frame.monotonic_s, "frame")
         finally:
@@ -351,7 +373,7 @@ class CameraRunner:
             logger.info("camera %s: stopped (%d sightings stored)", self.target.name, self._stored)
         return list(self.sightings)
 
-    def _memory_counters(self) -> dict[str, int]:
+    def _memory_counters(self) -> dict[str, int | None]:
         """What the memory diagnostics record next to each sample."""
         health = self.health()
         return {
@@ -364,7 +386,30 @@ class CameraRunner:
             "open_tracks": len(self.stage.tracker.tracks),
             "history": len(self.sightings),
             "pending": health.sightings_pending,
+            "frames_failed": health.frames_failed,
+            "gc_objects": self._gc_objects,
         }
+
+    def _frame_failed(self, seq: int, exc: Exception) -> None:
+        """Skip a frame whose analysis raised; give up after too many in a row.
+
+        A camera runs unattended for months: one frame that trips a library (a transient
+        state, an odd frame) must not stop it, while a fault that fails every frame must
+        not spin silently either, so it ends the run (a worker's supervisor restarts the
+        camera process; ``cunan watch`` exits with the error).
+        """
+        with self._lock:
+            self._failed += 1
+            self._failed_in_a_row += 1
+            in_a_row = self._failed_in_a_row
+            self._last_error = f"frame {seq} not analysed: {type(exc).__name__}: {exc}"
+        if in_a_row >= MAX_FAILED_FRAMES_IN_A_ROW:
+            raise RuntimeError(
+                f"camera {self.target.name}: {in_a_row} frames in a row failed analysis; "
+                f"last: {type(exc).__name__}: {exc}"
+            ) from exc
+        log = logger.exception if in_a_row == 1 else logger.debug
+        log("camera %s: frame %d not analysed", self.target.name, seq, exc_info=exc)
 
     def _finish(
         self, finished: list[TrackShots], clock: _Clock, since: float | None, ended_by: str
