@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cunan.domain import BoundingBox, DetectedFace
 from cunan.faces.engine import FaceEngine
 from cunan.faces.imageio import load_image
-from cunan.tracking.bestshots import BestShotConfig, BestShotSelector
-from cunan.tracking.tracker import FaceTracker
+from cunan.tracking.bestshots import BestShotConfig, BestShotSelector, TrackShots
+from cunan.tracking.motion import MotionResult
+from cunan.tracking.stage import FrameAnalysisError, TrackingStage
+from cunan.tracking.tracker import FaceTracker, TrackUpdate
 
 from .conftest import make_face
 
@@ -98,3 +102,53 @@ def test_embedding_from_the_crop_matches_the_full_frame(engine: FaceEngine, exam
     from_frame = engine.embedder.embed(image, [face]).vectors[0]
     from_crop = engine.embedder.embed(shot.crop, [shot.face]).vectors[0]
     assert float(np.max(np.abs(from_frame - from_crop))) < 1e-3
+
+
+class _AlwaysMotion:
+    """A gate that always sees motion over the whole frame (the faces here are synthetic)."""
+
+    def check(self, frame: np.ndarray) -> MotionResult:
+        height, width = frame.shape[:2]
+        return MotionResult(True, (BoundingBox(0, 0, width, height),), 1.0, whole_zone=True)
+
+
+class _ScriptedDetector:
+    def __init__(self, script: list[list[DetectedFace]]) -> None:
+        self.script = script
+        self.call = 0
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        faces = self.script[self.call] if self.call < len(self.script) else []
+        self.call += 1
+        return faces
+
+
+class _FailsWhenATrackEnds(BestShotSelector):
+    def update(
+        self, frame: np.ndarray, update: TrackUpdate, detections: Sequence[DetectedFace]
+    ) -> list[TrackShots]:
+        if update.ended:
+            raise ValueError("selector failed on the frame that ended a track")
+        return super().update(frame, update, detections)
+
+
+def test_a_selector_failure_hands_on_the_tracks_the_tracker_ended() -> None:
+    frame = textured_frame()
+    script = [[make_face(100 + 5 * i, 240, 80)] for i in range(20)]
+    stage = TrackingStage(
+        _ScriptedDetector(script),
+        gate=_AlwaysMotion(),  # type: ignore[arg-type]
+        selector=_FailsWhenATrackEnds(BestShotConfig(max_shots=3)),
+    )
+    caught: list[FrameAnalysisError] = []
+    for i in range(80):
+        try:
+            stage.process(frame, i / 25)
+        except FrameAnalysisError as exc:
+            caught.append(exc)
+            assert isinstance(exc.__cause__, ValueError)
+    (error,) = caught
+    (ended,) = error.finished
+    assert ended.track.hits >= 3
+    assert 1 <= len(ended.shots) <= 3  # the shots it had before the failing frame
+    assert stage.selector._shots == {}  # nothing left behind

@@ -41,7 +41,7 @@ ACTIVE = ("open", "assigned")
 KNOWN_OUTCOMES = ("enrol", "person")
 #: How often grouping one sighting starts over because the case it was about to join changed
 #: under it (merged, escalated, reopened, split, its members changed); each round needs
-#: another staff action to race.
+#: another staff action or, on PostgreSQL, another grouping attaching to the same case.
 MAX_REGROUPS = 5
 
 

@@ -30,7 +30,7 @@ from cunan.pipeline.memstats import MemoryStats, count_gc_objects
 from cunan.pipeline.store import NewSighting, SightingStore, StoredSighting
 from cunan.tracking.bestshots import BestShotSelector, TrackShots
 from cunan.tracking.motion import DetectionZone, Detector, MotionConfig, MotionGate
-from cunan.tracking.stage import TrackingStage
+from cunan.tracking.stage import FrameAnalysisError, TrackingStage
 from cunan.tracking.tracker import FaceTracker
 
 logger = logging.getLogger(__name__)
@@ -173,9 +173,9 @@ class _PendingSighting:
 
 #: Seconds between returns of free heap pages to the OS (see :func:`trim_heap`).
 HEAP_TRIM_INTERVAL_S = 60.0
-#: Analysis failures with no successful detection between them that end the run (~6 s of a
-#: busy camera analysed at 8 frames/s). Fewer are skipped and counted in the health, so that
-#: one bad frame never stops a camera.
+#: Analysis failures with no successful detection between them that end the run (~8 s of a
+#: busy camera at the default cap: 6.25 analysed frames/s of a 25 fps stream). Fewer are
+#: skipped and counted in the health, so that one bad frame never stops a camera.
 MAX_FAILED_FRAMES_IN_A_ROW = 50
 
 #: Decided sightings kept while the database is unavailable; beyond this the oldest is lost.
@@ -351,6 +351,12 @@ class CameraRunner:
                     next_gc_count = time.monotonic() + memstats.interval_s
                 try:
                     result = self.stage.process(frame.rgb(), ts)
+                except FrameAnalysisError as exc:
+                    # Tracks that ended in this frame are still decided and stored.
+                    self._finish(list(exc.finished), clock, frame.monotonic_s, "frame")
+                    cause = exc.__cause__
+                    self._frame_failed(frame.seq, cause if isinstance(cause, Exception) else exc)
+                    continue
                 except Exception as exc:  # noqa: BLE001 - counted, logged, bounded in a row
                     self._frame_failed(frame.seq, exc)
                     continue

@@ -24,6 +24,15 @@ class FrameResult:
     finished: tuple[TrackShots, ...]
 
 
+class FrameAnalysisError(RuntimeError):
+    """A frame's analysis failed after the tracker had already ended some tracks:
+    ``finished`` holds those tracks with the shots they had, still to be decided."""
+
+    def __init__(self, finished: tuple[TrackShots, ...]) -> None:
+        super().__init__(f"frame analysis failed; {len(finished)} ended track(s) kept")
+        self.finished = finished
+
+
 class TrackingStage:
     """Runs the detector only where the gate saw motion and feeds tracker and selector.
 
@@ -53,7 +62,13 @@ class TrackingStage:
                 self.detector, frame, motion.regions, whole_zone=motion.whole_zone
             )
         update = self.tracker.update(timestamp_s, detections, frame)
-        finished = self.selector.update(frame, update, detections)
+        try:
+            finished = self.selector.update(frame, update, detections)
+        except Exception as exc:
+            # The tracker has already ended (and forgotten) this update's tracks: hand their
+            # shots on without this frame's faces, or their sightings would be lost and
+            # their crops kept for good.
+            raise FrameAnalysisError(tuple(self.selector.finish(update))) from exc
         return FrameResult(motion, tuple(detections), update, tuple(finished))
 
     def flush(self) -> list[TrackShots]:
