@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cunan.config import Settings
 from cunan.faces.engine import FaceEngine
 from cunan.faces.imageio import load_image
-from cunan.registry.datadir import Registry, initialise
+from cunan.registry.datadir import Registry
 from cunan.registry.records import ConsentInput, NewPerson, TemplateInput
 from tests.capture.rtsp_server import gst_rtsp_server, perl_rtsp_server, rtsp_video
+from tests.cli_helpers import registry
 from tests.conftest import require_data
 
-__all__ = ["gst_rtsp_server", "perl_rtsp_server", "rtsp_video"]
-
-PASSWORD = "Correct-horse-battery-9"
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    """An initialised, empty registry in a temporary SQLite data dir."""
-    reg = initialise(
-        tmp_path / "data",
-        Settings(),
-        admin_username="admin",
-        admin_password=PASSWORD,
-        village_name="test village",
-    )
-    try:
-        yield reg
-    finally:
-        reg.close()
+# The data dir the CLI tests use (outside CUNAN_* variables cleared).
+__all__ = ["gst_rtsp_server", "perl_rtsp_server", "registry", "rtsp_video"]
 
 
 def enrol(registry: Registry, engine: FaceEngine, photo: Path, name: str) -> int:

@@ -367,8 +367,13 @@ class EventOutbox:
         keeps the consumer on record once its older events are gone.
         """
         deleted = 0
-        with self.database.transaction() as session:
-            repo = OutboxRepository(session)
-            while ids := repo.purgeable_event_ids(cutoff, limit=PURGE_BATCH):
+        # One transaction per batch: SQLite has one writer, and a long purge in a single
+        # transaction would hold every camera's sighting inserts back until it ended. Each
+        # batch re-applies the rule, so work committed in between is respected.
+        while True:
+            with self.database.transaction() as session:
+                repo = OutboxRepository(session)
+                ids = repo.purgeable_event_ids(cutoff, limit=PURGE_BATCH)
+                if not ids:
+                    return deleted
                 deleted += repo.delete_events(ids)
-        return deleted

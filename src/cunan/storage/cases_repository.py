@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, CaseSighting
+from cunan.storage.database import rowcount
 from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
 
 
@@ -52,10 +53,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _rowcount(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class CaseRepository:
@@ -211,7 +208,7 @@ class CaseRepository:
 
     def move_members(self, from_case_id: int, to_case_id: int) -> int:
         """Every sighting of one case into another; returns how many moved."""
-        return _rowcount(
+        return rowcount(
             self.session.execute(
                 update(CaseSighting)
                 .where(CaseSighting.case_id == from_case_id)
@@ -220,7 +217,7 @@ class CaseRepository:
         )
 
     def move_sightings(self, sighting_ids: Sequence[int], to_case_id: int) -> int:
-        return _rowcount(
+        return rowcount(
             self.session.execute(
                 update(CaseSighting)
                 .where(CaseSighting.sighting_id.in_(list(sighting_ids)))
@@ -269,13 +266,13 @@ class CaseRepository:
         return quiet
 
     def delete_quiet_faces(self, case_id: int) -> int:
-        return _rowcount(
+        return rowcount(
             self.session.execute(delete(CaseQuietFace).where(CaseQuietFace.case_id == case_id))
         )
 
     def delete_expired_visitor_faces(self, moment: datetime) -> int:
         """Visitors' quiet faces whose date is at or before ``moment``; returns the count."""
-        return _rowcount(
+        return rowcount(
             self.session.execute(
                 delete(CaseQuietFace).where(
                     CaseQuietFace.kind == "visitor", CaseQuietFace.expires_at <= moment
@@ -351,7 +348,7 @@ class ParkedEventRepository:
         returns how many were marked. Events discarded before keep their first record."""
         if not event_ids:
             return 0
-        return _rowcount(
+        return rowcount(
             self.session.execute(
                 update(CaseParkedEvent)
                 .where(
@@ -371,7 +368,7 @@ class ParkedEventRepository:
         self.session.execute(
             delete(EventAck).where(EventAck.consumer == consumer, EventAck.event_id.in_(ids))
         )
-        return _rowcount(
+        return rowcount(
             self.session.execute(delete(CaseParkedEvent).where(CaseParkedEvent.event_id.in_(ids)))
         )
 

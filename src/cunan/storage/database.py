@@ -151,6 +151,12 @@ class Database:
                 lock.release()
 
 
+def rowcount(result: object) -> int:
+    """Rows a DELETE or UPDATE touched (0 when the driver does not say): ``Session.execute``
+    is typed as returning ``Result``, and only its ``CursorResult`` carries ``rowcount``."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 @contextmanager
 def translate_errors(url: str) -> Iterator[None]:
     """Turn driver errors into the storage errors callers handle."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from cunan.storage.database import rowcount
 from cunan.storage.pipeline_tables import WorkerLease
 
 
@@ -33,7 +34,7 @@ class LeaseRepository:
             )
             .values(holder=holder, expires_at=until, acquired_at=now)
         )
-        return int(getattr(result, "rowcount", 0) or 0) == 1
+        return rowcount(result) == 1
 
     def exists(self, camera_id: int) -> bool:
         """Whether the camera has a lease row (held or expired)."""

@@ -9,11 +9,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import CaseParkedEvent
+from cunan.storage.database import rowcount
 from cunan.storage.pipeline_tables import Camera, EventAck, OutboxEvent, Sighting
-
-
-def _rowcount(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class CameraRepository:
@@ -171,4 +168,4 @@ class OutboxRepository:
             return 0
         ids = list(event_ids)
         self.session.execute(delete(EventAck).where(EventAck.event_id.in_(ids)))
-        return _rowcount(self.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids))))
+        return rowcount(self.session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids))))

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, delete, distinct, func, or_, select, text,
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import CaseQuietFace
+from cunan.storage.database import rowcount
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
 from cunan.storage.pipeline_tables import Sighting
 from cunan.storage.tables import (
@@ -193,7 +194,7 @@ class RegistryRepository:
         result = self.session.execute(
             delete(EnrolmentPhoto).where(EnrolmentPhoto.person_id == person_id)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return rowcount(result)
 
     def set_template_ciphertext(self, template_id: int, ciphertext: bytes, key_id: str) -> None:
         self.session.execute(

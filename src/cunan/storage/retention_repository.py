@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import CaseQuietFace
+from cunan.storage.database import rowcount
 from cunan.storage.enums import PersonStatus
 from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
 from cunan.storage.tables import Person, Tenancy
@@ -51,20 +52,20 @@ class RetentionRepository:
     def delete_events(self, before: datetime) -> int:
         """Delete outbox events created before ``before`` and their acknowledgements."""
         self.session.execute(delete(EventAck).where(EventAck.event_id.in_(_events_before(before))))
-        return _rowcount(
+        return rowcount(
             self.session.execute(delete(OutboxEvent).where(OutboxEvent.created_at < before))
         )
 
     def delete_unknown_sightings(self, before: datetime) -> int:
-        return _rowcount(self.session.execute(delete(Sighting).where(_unknown_before(before))))
+        return rowcount(self.session.execute(delete(Sighting).where(_unknown_before(before))))
 
     def delete_known_sightings(self, before: datetime) -> int:
-        return _rowcount(self.session.execute(delete(Sighting).where(_known_before(before))))
+        return rowcount(self.session.execute(delete(Sighting).where(_known_before(before))))
 
     def clear_crops(self, before: datetime) -> int:
         """Drop the crop and embedding of sightings started before ``before``; the sightings
         stay. Returns how many held one."""
-        return _rowcount(
+        return rowcount(
             self.session.execute(
                 update(Sighting)
                 .where(_crop_before(before))
@@ -91,9 +92,7 @@ class RetentionRepository:
 
     def delete_negative_examples(self, before: datetime) -> int:
         """Delete false alarms' negative examples recorded before ``before``."""
-        return _rowcount(
-            self.session.execute(delete(CaseQuietFace).where(_negative_before(before)))
-        )
+        return rowcount(self.session.execute(delete(CaseQuietFace).where(_negative_before(before))))
 
     def _count_quiet(self, condition: ColumnElement[bool]) -> int:
         return int(
@@ -141,7 +140,3 @@ def _events_before(cut: datetime) -> Select[int]:
 
 def _negative_before(cut: datetime) -> ColumnElement[bool]:
     return (CaseQuietFace.kind == "negative") & (CaseQuietFace.created_at < cut)
-
-
-def _rowcount(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
