@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from cunan.capture.sources import redact_url
+from cunan.errors import NotFound
 from cunan.pipeline.cameras import CameraRecord, CameraSettings, parse_zone
 from cunan.pipeline.events import SightingDecided, encode_payload
 from cunan.security.cipher import FieldCipher
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 PURGE_BATCH = 500
 
 
-class CameraNotFoundError(LookupError):
+class CameraNotFoundError(LookupError, NotFound):
     """No camera with that id or name."""
 
 
