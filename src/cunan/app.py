@@ -1,4 +1,4 @@
-"""The composition root: one object, built from the settings and the data dir, that holds every service."""
+"""The composition root: one object built from settings and data dir that holds every service."""
 
 from __future__ import annotations
 
