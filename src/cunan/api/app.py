@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
@@ -32,6 +34,25 @@ PUBLIC_PATHS = frozenset(
         "/api/docs-assets",
     }
 )
+
+
+#: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public)
+#: Everything else.
+PROTECTED_ROUTERS: tuple[APIRouter, ...] = (auth.router, registry.router, cases.router, ops.router)
+
+
+def all_routes(api: FastAPI) -> Iterator[tuple[str, str]]:
+    """(method, path) of every route the application answers, included routers too."""
+    for route in api.routes:
+        if isinstance(route, Route) and route.methods:
+            for method in sorted(route.methods):
+                yield method, route.path
+    for router in (*PUBLIC_ROUTERS, *PROTECTED_ROUTERS):
+        for route in router.routes:
+            if isinstance(route, Route) and route.methods:
+                for method in sorted(route.methods):
+                    yield method, route.path
 
 
 def _docs_assets() -> Path | None:
@@ -64,10 +85,8 @@ def create_api(
     install_error_handlers(api)
     api.add_middleware(GuardMiddleware, max_body_bytes=core.settings.web.max_upload_mb * 2**20)
 
-    for module in (auth, ops):
-        api.include_router(module.public)
-    for module in (auth, registry, cases, ops):
-        api.include_router(module.router)
+    for router in (*PUBLIC_ROUTERS, *PROTECTED_ROUTERS):
+        api.include_router(router)
 
     api.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
     assets = _docs_assets()
