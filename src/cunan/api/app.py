@@ -15,7 +15,7 @@ from starlette.routing import Route
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import install_error_handlers
-from cunan.api.routes import auth, cases, ops, registry
+from cunan.api.routes import auth, cases, ops, places, registry
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
@@ -39,7 +39,13 @@ PUBLIC_PATHS = frozenset(
 #: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public)
 #: Everything else.
-PROTECTED_ROUTERS: tuple[APIRouter, ...] = (auth.router, registry.router, cases.router, ops.router)
+PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    registry.router,
+    places.router,
+    cases.router,
+    ops.router,
+)
 
 
 def all_routes(api: FastAPI) -> Iterator[tuple[str, str]]:

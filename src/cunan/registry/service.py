@@ -20,6 +20,7 @@ from cunan.config import RegistrySettings
 from cunan.registry.errors import (
     ConsentRequiredError,
     DuplicateIdNumberError,
+    DuplicateRecordError,
     GuardianConsentRequiredError,
     InvalidRecordError,
     NotFoundError,
@@ -1226,7 +1227,7 @@ def _unique(
                 f"ID number {mask_id_number(id_number)} is already registered in village "
                 f"{village_id}"
             ) from exc
-        raise InvalidRecordError(
+        raise DuplicateRecordError(
             f"{what} already exists or refers to a missing record ({name})"
         ) from exc
 
