@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 #: Examples per operation and role: enough to reach every parameter, small enough to run in
 #: a minute or two on the project's 2-core machine.
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 8
 
 ADMIN_USER_ID = 1
 
@@ -47,7 +47,6 @@ class Caller:
     via: str
     user_id: int
     secret: str = ""
-    checked: dict[str, int] = field(default_factory=dict)
 
     @property
     def auth(self) -> AuthService:
@@ -97,7 +96,12 @@ class Caller:
 def api_schema(api: FastAPI) -> OpenApiSchema:
     config = SchemathesisConfig.from_dict(
         {
-            "generation": {"max-examples": MAX_EXAMPLES},
+            # Schema-valid requests only: a schema-violating query string often reads back as a
+            # valid one (a repeated parameter is an array either way), which is noise, not a bug.
+            "generation": {"max-examples": MAX_EXAMPLES, "mode": "positive"},
+            # A fixed seed: CI replays the same requests, so a failure is reproducible and a
+            # green run is not luck; change it to explore further.
+            "seed": 20261207,
             "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
             # The schema describes shapes; the services refuse shape-valid requests for business
             # reasons (a wrong current password, a photo with no face, an unknown room) with a
@@ -116,7 +120,9 @@ def caller(request: pytest.FixtureRequest, api: FastAPI, village: Village) -> Ca
     return Caller(api, username, via, village.users[username])
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+#: The live-event stream never ends by design; tests/api/test_events.py and the real-server
+#: test in tests/test_serve_api.py read it.
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/events")
 
 
 @schema.parametrize()
@@ -128,7 +134,14 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
+    # Failures are reported as found: shrinking would replay slow calls (password hashing,
+    # face detection) hundreds of times.
+    phases=[Phase.explicit, Phase.generate],
 )
 def test_api_conforms_to_its_schema(case: Case, caller: Caller) -> None:
     caller.ensure()
-    case.call_and_validate(headers=caller.headers())
+    response = case.call_and_validate(headers=caller.headers())
+    # The caller's credentials were valid: only a generated login may be refused as unknown
+    # (a 401 anywhere else would mean the run tested the login wall, not the operation).
+    if response.status_code == 401:
+        assert case.operation.path == "/api/v1/auth/login", response.text
