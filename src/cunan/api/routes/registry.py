@@ -19,6 +19,8 @@ from cunan.app_services import (
     PersonSummary,
     page,
 )
+from cunan.duties.departures import OverdueTenancy
+from cunan.duties.reconcile import TaskView
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import PeopleFilter
 
@@ -144,3 +146,21 @@ def report_move_out(tenancy_id: int, body: MoveOut, svc: ServicesDep) -> Respons
     """Report that a tenant moved out (landlords: their own tenants only)."""
     svc.report_move_out(tenancy_id, body.move_out)
     return Response(status_code=204)
+
+
+@router.get("/departures/overdue", response_model=list[OverdueTenancy])
+def overdue_departures(svc: ServicesDep) -> list[OverdueTenancy]:
+    """Move-outs reported late or not at all (landlords: their own tenants)."""
+    return svc.overdue_departures()
+
+
+@router.get("/tasks", response_model=list[TaskView])
+def confirmation_tasks(svc: ServicesDep, open_only: bool = True) -> list[TaskView]:
+    """Confirmation tasks (still living here?) of tenants not seen for long."""
+    return svc.confirmation_tasks(open_only=open_only)
+
+
+@router.post("/tasks/{task_id}/confirm", response_model=TaskView)
+def confirm_task(task_id: int, svc: ServicesDep) -> TaskView:
+    """The tenant still lives here; if they moved out, report the move-out instead."""
+    return svc.confirm_task(task_id)
