@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cunan.duties.reconcile import TaskView
     from cunan.notify.deadletters import DeadLetterView
     from cunan.pipeline.cameras import CameraRecord
+    from cunan.registry.import_jobs import ImportJob
     from cunan.registry.service import RegistryService
 
 logger = logging.getLogger(__name__)
@@ -792,6 +793,36 @@ class AppServices:
         if crop is None:
             raise hidden("crop of sighting", sighting_id)
         return crop
+
+    # -- roster imports ---------------------------------------------------------------------
+
+    def start_import(
+        self,
+        roster: bytes,
+        roster_name: str,
+        photos_zip: bytes | None,
+        *,
+        dry_run: bool,
+        create_places: bool,
+    ) -> ImportJob:
+        """Check (dry run) or import an uploaded roster with a ZIP of its photos, in the
+        background; follow it with :meth:`import_job`."""
+        require(self.principal, Permission.ENROL)
+        require(self.principal, Permission.EDIT_REGISTRY)
+        if not roster:
+            raise InvalidInput("the roster file is empty")
+        return self.app.imports.start(
+            roster,
+            roster_name,
+            photos_zip,
+            dry_run=dry_run,
+            create_places=create_places,
+            actor=self.principal.actor,
+        )
+
+    def import_job(self, job_id: str) -> ImportJob:
+        require(self.principal, Permission.ENROL)
+        return self.app.imports.get(job_id)
 
     # -- statistics, settings, notifications ----------------------------------------------
 
