@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import schemathesis
 from fastapi import FastAPI
@@ -14,9 +16,12 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from cunan.api.security import SESSION_COOKIE
+from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import local_principal
+from cunan.pipeline.store import SightingStore
 from tests.api.conftest import ORIGIN, PASSWORD, Village
+from tests.sightings import new_sighting
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +97,46 @@ class Caller:
         return self.auth.login(username, PASSWORD, client="schemathesis-setup").token
 
 
+def _unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(128).astype(np.float32)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def known(core: CunanApp, village: Village) -> dict[str, list[int]]:
+    """Ids of records that exist, per path parameter name: generated ids rarely hit one, so
+    half of the generated requests are pointed at a real user, person, house, room, tenancy,
+    case or sighting (the operations' success paths are checked against the schema too)."""
+    store = SightingStore(core.registry.database, core.registry.service.cipher)
+    cases: list[int] = []
+    sightings: list[int] = []
+    start = datetime.now(UTC) - timedelta(hours=2)
+    for number in range(3):
+        for seen in range(2):
+            stored = store.add(
+                new_sighting(
+                    _unit(number),
+                    at=start + timedelta(minutes=10 * number + seen),
+                    camera="east-gate",
+                    track_key=f"fuzz-{number}-{seen}",
+                )
+            )
+            sightings.append(stored.sighting_id)
+            outcome = core.cases.handle_sighting(stored.sighting_id)
+            if outcome is not None and outcome.case_id not in cases:
+                cases.append(outcome.case_id)
+    assert len(cases) == 3
+    return {
+        "user_id": sorted(village.users.values()),
+        "person_id": sorted(village.tenant.values()),
+        "house_id": sorted(village.house.values()),
+        "room_id": sorted(village.room.values()),
+        "tenancy_id": sorted(village.tenancy.values()),
+        "case_id": cases,
+        "sighting_id": sightings,
+    }
+
+
 @pytest.fixture(scope="module")
 def api_schema(api: FastAPI) -> OpenApiSchema:
     config = SchemathesisConfig.from_dict(
@@ -120,15 +165,20 @@ def caller(request: pytest.FixtureRequest, api: FastAPI, village: Village) -> Ca
     return Caller(api, username, via, village.users[username])
 
 
-#: The live-event stream never ends by design; tests/api/test_events.py and the real-server
-#: test in tests/test_serve_api.py read it.
-schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/events")
+#: Left out: the live-event stream never ends by design (tests/api/test_events.py and the
+#: real-server test in tests/test_serve_api.py read it); a camera's snapshot and connection
+#: test open the camera's URL, and a generated camera's URL may name any host on any network.
+schema = (
+    schemathesis.pytest.from_fixture("api_schema")
+    .exclude(path="/api/v1/events")
+    .exclude(path_regex=r"^/api/v1/cameras/\{camera_id\}/(snapshot|test)$")
+)
 
 
 @schema.parametrize()
 # Named here so that pytest parametrizes by caller at collection (schemathesis resolves the
 # test's own fixtures only when it runs).
-@pytest.mark.usefixtures("caller")
+@pytest.mark.usefixtures("caller", "known")
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -138,7 +188,14 @@ schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/ev
     # face detection) hundreds of times.
     phases=[Phase.explicit, Phase.generate],
 )
-def test_api_conforms_to_its_schema(case: Case, caller: Caller) -> None:
+def test_api_conforms_to_its_schema(
+    case: Case, caller: Caller, known: dict[str, list[int]]
+) -> None:
+    for name, value in (case.path_parameters or {}).items():
+        ids = known.get(name)
+        # Even generated numbers pick an existing record, so both paths are exercised.
+        if ids and isinstance(value, int) and value % 2 == 0:
+            case.path_parameters[name] = ids[(value // 2) % len(ids)]
     caller.ensure()
     response = case.call_and_validate(headers=caller.headers())
     # The caller's credentials were valid: only a generated login may be refused as unknown
