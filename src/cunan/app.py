@@ -92,6 +92,10 @@ class CunanApp:
         # 1. Storage and keys: the database (migrated to head), the key ring, field cipher.
         registry = open_registry(data_dir, settings, actor=actor)
         try:
+            from cunan.settings_overrides import apply_stored
+
+            # Thresholds, retention and deadlines an administrator changed from the web.
+            settings = apply_stored(settings, registry.database)
             audit = registry.audit or AuditLog(registry.database)
             # 2. Notifications: the configured channels; nothing leaves the machine until
             #    a channel is set, undeliverable alerts land in the dead-letter list.

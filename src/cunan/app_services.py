@@ -13,6 +13,7 @@ import numpy as np
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
 from cunan.errors import InvalidInput, Unavailable
 from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
+from cunan.settings_overrides import EDITABLE
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
@@ -230,6 +231,12 @@ class ConfirmationTask:
     room: str | None
     address: str | None
     landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    applied_now: list[str]
+    after_restart: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -931,6 +938,7 @@ class AppServices:
             "web": settings.web.model_dump(mode="json"),
             "registry": settings.registry.model_dump(mode="json"),
             "database": "postgresql" if settings.database_url else "sqlite",
+            "editable": sorted(EDITABLE),
             # Channel counts only: their URLs, secrets and passwords stay out of views.
             "notify": {
                 "include_face_data": settings.notify.include_face_data,
@@ -939,6 +947,28 @@ class AppServices:
                 "email": len(settings.notify.email),
             },
         }
+
+    def update_settings(self, changes: dict[str, object]) -> SettingsChange:
+        """Change thresholds, retention periods or deadlines (administrators); kept in the
+        database, audited. Decision thresholds apply at once, the rest at the next start."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan import settings_overrides as overrides
+
+        if not changes:
+            raise InvalidInput("no setting to change")
+        pinned = sorted(k for k in changes if overrides.set_by_environment(k))
+        if pinned:
+            raise InvalidInput(
+                "set by the environment (change it there): "
+                + ", ".join(f"{k} ({overrides.env_name(k)})" for k in pinned)
+            )
+        updated = overrides.with_changes(self.app.settings, changes)
+        overrides.store(self._db, self.app.audit, changes, self.principal.actor)
+        self.app.settings = updated
+        live = sorted(k for k in changes if k in overrides.LIVE)
+        if live and self.app._gallery is not None:
+            self.app._gallery.config = updated.matching.open_set_config()
+        return SettingsChange(applied_now=live, after_restart=sorted(set(changes) - set(live)))
 
     def dead_letters(self) -> list[DeadLetterView]:
         require(self.principal, Permission.READ_NOTIFY)
