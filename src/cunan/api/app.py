@@ -86,9 +86,7 @@ def create_api(
         swagger_ui_parameters={"validatorUrl": None},
     )
     api.state.core = core
-    api.state.auth = auth_service or AuthService(
-        core.registry.database, core.audit, core.settings.web
-    )
+    api.state.auth = auth_service or core.auth
     api.state.setup_token = setup_token
     # Set when the server begins to stop: long-lived responses (event streams) end then.
     api.state.stopping = threading.Event()
