@@ -21,8 +21,10 @@ from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
+from cunan.web import pages
 
 STATIC = Path(__file__).parent / "static"
+WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
 
 #: Routes anyone may call without logging in. Everything else needs a session or token;
 #: tests/api/test_routes_protected.py walks every route and fails on anything not listed.
@@ -33,12 +35,14 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/health",
         "/api/static",
         "/api/docs-assets",
+        "/setup",
+        "/static",
     }
 )
 
 
 #: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public, pages.router)
 #: Everything else.
 PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -97,6 +101,7 @@ def create_api(
         api.include_router(router)
 
     api.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
+    api.mount("/static", StaticFiles(directory=WEB_STATIC), name="web-static")
     assets = _docs_assets()
     if assets is not None:
         api.mount("/api/docs-assets", StaticFiles(directory=assets), name="docs-assets")
