@@ -23,7 +23,6 @@ from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
 from cunan.web import pages
 
-STATIC = Path(__file__).parent / "static"
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
 
 #: Routes anyone may call without logging in. Everything else needs a session or token;
@@ -33,7 +32,6 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/auth/login",
         "/api/v1/auth/setup",
         "/api/v1/health",
-        "/api/static",
         "/api/docs-assets",
         "/setup",
         "/static",
@@ -100,7 +98,6 @@ def create_api(
     for router in (*PUBLIC_ROUTERS, *PROTECTED_ROUTERS):
         api.include_router(router)
 
-    api.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
     api.mount("/static", StaticFiles(directory=WEB_STATIC), name="web-static")
     assets = _docs_assets()
     if assets is not None:
@@ -132,7 +129,7 @@ def create_api(
             '<link rel="stylesheet" href="/api/docs-assets/swagger-ui.css"></head>'
             '<body data-openapi="/api/v1/openapi.json"><div id="swagger-ui"></div>'
             '<script src="/api/docs-assets/swagger-ui-bundle.js"></script>'
-            '<script src="/api/static/docs.js"></script></body></html>'
+            '<script src="/static/docs.js"></script></body></html>'
         )
 
     return api
