@@ -57,21 +57,44 @@ def photo(name: str) -> tuple[str, bytes, str]:
 
 @pytest.fixture
 def environment(db_url: str, tmp_path: Path) -> dict[str, str]:
-    """``cunan``'s environment: a fresh data dir (with, on PostgreSQL, a fresh database), the
-    first administrator's password, and this checkout's code ahead of any installed copy."""
+    """``cunan``'s environment: a fresh data dir (with, on PostgreSQL, a fresh database) and
+    this checkout's code ahead of any installed copy. On SQLite the first administrator comes
+    from ``CUNAN_ADMIN_PASSWORD``; on PostgreSQL from the one-time set-up link ``serve`` prints,
+    so both first-run paths are taken."""
     env = dict(
         os.environ,
         CUNAN_DATA_DIR=str(tmp_path / "data"),
-        CUNAN_ADMIN_PASSWORD=PASSWORD,
         PYTHONPATH=os.pathsep.join(
             p for p in (str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")) if p
         ),
     )
     # On SQLite the server makes its database in the data dir, as a village install does.
     env.pop("CUNAN_DATABASE_URL", None)
-    if not db_url.startswith("sqlite"):
+    env.pop("CUNAN_ADMIN_PASSWORD", None)
+    if db_url.startswith("sqlite"):
+        env["CUNAN_ADMIN_PASSWORD"] = PASSWORD
+    else:
         env["CUNAN_DATABASE_URL"] = db_url
     return env
+
+
+def set_up_administrator(client: httpx.Client, environment: dict[str, str], output: Path) -> None:
+    """The administrator 'admin' with ``PASSWORD``, from the environment or the set-up link."""
+    if "CUNAN_ADMIN_PASSWORD" in environment:
+        assert "administrator 'admin' created" in output.read_text()
+        return
+    end = time.monotonic() + DEADLINE_S
+    link = None
+    while link is None and time.monotonic() < end:
+        link = re.search(r"(http://\S+)/setup\?token=(\S+)", output.read_text())
+        time.sleep(0.1)
+    assert link is not None, "no set-up link printed"
+    assert link.group(1) == str(client.base_url).rstrip("/")
+    body = {"token": link.group(2), "username": "admin", "password": PASSWORD}
+    made = client.post("/api/v1/auth/setup", json=body)
+    assert made.status_code == 201, made.text
+    # The link works once.
+    assert client.post("/api/v1/auth/setup", json=body).status_code == 403
 
 
 @pytest.fixture
@@ -122,12 +145,11 @@ def test_a_village_office_day_over_http(
 ) -> None:
     proc, base = server
     clip = require_data("face_recognition_examples/examples/short_hamilton_clip.mp4")
-    stdout = (tmp_path / "serve.out").read_text()
-    assert "administrator 'admin' created" in stdout
     # As a browser on one of this server's pages: its Origin is the server's own address.
     client = httpx.Client(base_url=base, timeout=60.0, headers={"origin": base})
     try:
-        # 1. Log in; anonymous calls are refused.
+        # 1. The first administrator, then log in; anonymous calls are refused.
+        set_up_administrator(client, environment, tmp_path / "serve.out")
         assert client.get("/api/v1/people").status_code == 401
         login = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
         assert login.status_code == 200, login.text
