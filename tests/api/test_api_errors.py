@@ -1,12 +1,18 @@
-"""Errors the schema promises: problem+json documented for every operation, and numbers past
-what the database stores refused as invalid input instead of a 500."""
+"""Errors the schema promises: problem+json documented for every operation, numbers past what
+the database stores refused as invalid input instead of a 500, misspelt filters refused."""
 
 from __future__ import annotations
+
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
 
 from cunan.api.problems import PROBLEM_JSON
+from cunan.api.routes.cases import CaseStatusName
+from cunan.api.routes.ops import DecisionName
+from cunan.storage.case_tables import CASE_STATUSES
+from cunan.storage.pipeline_tables import SIGHTING_DECISIONS
 
 #: Past SQLite's 64-bit INTEGER (the driver cannot even bind it) and PostgreSQL's BIGINT.
 HUGE = 24218828827885826048
@@ -62,3 +68,20 @@ def test_numbers_past_the_database_range_are_refused_not_a_server_error(
     assert response.headers["content-type"] == PROBLEM_JSON
     # The driver's message quotes the statement and its parameters: never shown.
     assert "SELECT" not in response.text and "INTEGER" not in response.text
+
+
+def test_the_filters_name_exactly_the_values_storage_holds() -> None:
+    assert get_args(CaseStatusName) == CASE_STATUSES
+    assert get_args(DecisionName) == SIGHTING_DECISIONS
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cases?status=opne", "/api/v1/sightings?decision=unkown"])
+def test_a_misspelt_filter_is_refused_not_an_empty_list(
+    clients: dict[str, TestClient], path: str
+) -> None:
+    # An empty list would read as "no open cases" to staff who mistyped the filter.
+    response = clients["staff"].get(path)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    good = path.replace("opne", "open").replace("unkown", "unknown")
+    assert clients["staff"].get(good).status_code == 200
