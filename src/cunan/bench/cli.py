@@ -255,6 +255,78 @@ def peer_command(
     typer.echo(json.dumps(data))
 
 
+@bench_app.command("east-asian")
+def east_asian_command(
+    lfw_dir: LfwDir,
+    as_json: JsonFlag = False,
+    runtime: RuntimeOpt = "auto",
+    workers: WorkersOpt = 2,
+    draws: Annotated[
+        int, typer.Option("--draws", min=1, help="Random galleries per size (10 and 30 people).")
+    ] = 20,
+    derive_prior: Annotated[
+        Path | None,
+        typer.Option(
+            "--derive-prior",
+            help="Derive the East Asian population prior from half A, write it to this JSON "
+            "file (the package's is src/cunan/matching/population_prior.json), and use it.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """LFW's Chinese, Japanese and Korean people beside the rest: 1:1 and open set, per half."""
+    from cunan.bench.east_asian import Population, run_east_asian
+    from cunan.bench.east_asian import derive_prior as derive
+    from cunan.bench.lfw_embeddings import load_or_compute
+    from cunan.matching.adaptive import load_prior
+
+    emb = load_or_compute(
+        lfw_dir, runtime=_runtime(runtime), workers=workers, show_progress=not as_json
+    )
+    if derive_prior is not None:
+        prior = derive(Population.from_embeddings(emb), model_id=emb.model_id)
+        derive_prior.write_text(
+            json.dumps({"east_asian": prior.as_json()}, indent=1) + "\n", encoding="utf-8"
+        )
+    else:
+        prior = load_prior("east_asian")
+    report = run_east_asian(emb, prior=prior, draws=draws)
+    data = report.as_json()
+    if not as_json:
+        console = Console()
+        table = Table(title="1:1 (FAR / TAR at the operating point; TAR at FAR 1% / 0.1%)")
+        for column in ("people (half)", "rule", "threshold", "FAR", "TAR", "TAR@1%", "TAR@0.1%"):
+            table.add_column(column)
+        for key, rules in report.pairs.items():
+            for rule, f in rules.items():
+                table.add_row(
+                    key,
+                    rule,
+                    f"{f.threshold:.3f}",
+                    _pct(f.far),
+                    _pct(f.tar),
+                    _pct(f.tar_at_far_1e2),
+                    _pct(f.tar_at_far_1e3),
+                )
+        console.print(table)
+        table = Table(title="Open set (operating point; TPIR at FPIR 1% of same-group strangers)")
+        for column in ("rule", "gallery", "size", "TPIR", "FPIR EA", "FPIR rest", "TPIR@1%"):
+            table.add_column(column)
+        for rule, rows in report.open_set.items():
+            for o in rows:
+                table.add_row(
+                    rule,
+                    o.group,
+                    str(o.size),
+                    _pct(o.tpir),
+                    _pct(o.fpir["east_asian"]),
+                    _pct(o.fpir["rest"]),
+                    _pct(o.tpir_at_fpir_1e2),
+                )
+        console.print(table)
+    typer.echo(json.dumps(data))
+
+
 # The benchmarks below parse their own options (argparse) so they also run as
 # ``python -m cunan.bench.<name>``; these commands pass every argument through.
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -32,6 +32,32 @@ PROBE_BLOCK = 1024
 
 
 @dataclass(frozen=True, slots=True)
+class AdaptiveConfig:
+    """How the gallery adapts the decision (``matching.adaptive_*`` settings).
+
+    - ``target``: the false-known rate to calibrate for: the share of strangers (people
+      not enrolled) a decision may name as someone.
+    - ``prior_weight``: how many enrolled people the built-in population statistic counts
+      as, both for the centre and for the threshold; a site's own people outweigh it as
+      the gallery grows.
+    - ``recalibrate_change``: relative change of the number of enrolled people that
+      triggers a new calibration (any change below ``always_below`` people).
+    """
+
+    target: float = 0.01
+    prior_weight: float = 30.0
+    recalibrate_change: float = 0.1
+    always_below: int = 100
+    prior: str = "east_asian"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target < 0.5:
+            raise ValueError("adaptive target must be within (0, 0.5)")
+        if self.prior_weight < 0:
+            raise ValueError("prior_weight must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class OpenSetConfig:
     """The rules of an open-set decision; every rule that is set must pass for ``known``.
 
@@ -59,6 +85,12 @@ class OpenSetConfig:
       or ``mean``.
     - ``quality``: thresholds a probe face must meet to be judged at all (``None``: no
       gate); faces failing them are ``unknown``.
+    - ``adaptive``: centre the embeddings on the gallery's own people and calibrate
+      ``min_score`` and ``fallback_max_distance`` from them for a target false-known rate
+      (:mod:`cunan.matching.adaptive`; docs/calibration.md). Those two numbers of this
+      config are then replaced by the calibration's. :func:`match_arrays` takes only a
+      resolved config (``adaptive`` None): use :func:`cunan.matching.adaptive.adapt` or
+      :class:`cunan.matching.live.LiveGallery`, which apply it.
 
     The defaults come from ``cunan bench identify`` (docs/benchmarks.md): cohort_k and
     min_score were chosen on one half of LFW's people (enrolled and strangers) and checked
@@ -82,6 +114,7 @@ class OpenSetConfig:
     cohort_k: int = 16
     aggregation: Aggregation = "mean"
     quality: QualityThresholds | None = None
+    adaptive: AdaptiveConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_distance <= 2.0:
@@ -250,6 +283,8 @@ def match_arrays(
     ``quality_ok`` says which probes passed the quality gate (see :func:`quality_failures`);
     it is only used when ``config.quality`` is set.
     """
+    if config.adaptive is not None:
+        raise ValueError("an adaptive config must be calibrated first (adaptive.adapt)")
     probes = np.asarray(probes, dtype=np.float32)
     n = len(probes)
     n_ids = len(gallery.identities)

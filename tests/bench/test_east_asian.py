@@ -1,0 +1,86 @@
+"""East Asian benchmark: the packaged name list, and the 1:1 and open-set arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.conftest import require_data
+
+from cunan.bench.east_asian import (
+    Population,
+    east_asian_names,
+    fixed_rule,
+    open_set_figures,
+    pair_distances,
+    pair_figures,
+)
+from cunan.matching.openset import OpenSetConfig
+
+
+def test_name_list_is_packaged_and_every_name_is_an_lfw_person() -> None:
+    names = east_asian_names()
+    assert 250 <= len(names) <= 300
+    assert {"Hu_Jintao", "Junichiro_Koizumi", "Roh_Moo-hyun"} <= names
+    # Names whose face did not pass the check by eye stay out.
+    assert not {"Kate_Lee", "Steve_Park", "Ben_Lee"} & names
+    lfw = require_data("lfw/lfw-deepfunneled")
+    missing = sorted(n for n in names if not (lfw / n).is_dir())
+    assert missing == []
+
+
+def _line(points: list[float]) -> np.ndarray:
+    """Unit vectors on a circle: distances are chords, easy to reason about."""
+    angles = np.asarray(points)
+    v = np.zeros((len(angles), 4), dtype=np.float32)
+    v[:, 0], v[:, 1] = np.cos(angles), np.sin(angles)
+    return v
+
+
+def test_pair_distances_and_figures() -> None:
+    vectors = _line([0.0, 0.1, 1.0, 1.05, 2.0])
+    people = {"a": [0, 1], "b": [2, 3], "c": [4]}
+    genuine, impostor = pair_distances(vectors, people)
+    assert len(genuine) == 2 and len(impostor) == 10 - 2
+    chord = 2 * np.sin(np.asarray([0.1, 0.05]) / 2)
+    assert np.allclose(np.sort(genuine), np.sort(chord), atol=1e-6)
+    figures = pair_figures(genuine, impostor, threshold=0.2)
+    assert figures.tar == 1.0 and figures.far == 0.0
+    loose = pair_figures(genuine, impostor, threshold=1.0)
+    # 0->2 and 1->2/1->3 (angles 0.9-1.0 apart) are the only impostors within chord 1.0.
+    assert loose.far == pytest.approx(float((impostor <= 1.0).mean()))
+    assert 0 < loose.far < 1
+
+
+def test_open_set_figures_count_strangers_of_each_group_apart() -> None:
+    rng = np.random.default_rng(3)
+    names, vectors, numbers = [], [], []
+    for group, count in (("EA", 14), ("XX", 14)):
+        for p in range(count):
+            centre = rng.standard_normal(16)
+            for k in range(1 + p % 3):
+                v = centre + 0.05 * rng.standard_normal(16)
+                vectors.append(v / np.linalg.norm(v))
+                names.append(f"{group}_{p}")
+                numbers.append(k + 1)
+    pop = Population(
+        names=tuple(names),
+        vectors=np.asarray(vectors, dtype=np.float32),
+        numbers=np.asarray(numbers, dtype=np.int32),
+        east_asian=np.asarray([n.startswith("EA") for n in names]),
+        half=np.zeros(len(names), dtype=np.int64),
+    )
+    rule = fixed_rule(OpenSetConfig(), "m")
+    f = open_set_figures(pop, rule, "east_asian", 0, half=0)
+    eligible = [p for p in range(14) if 1 + p % 3 >= 2]
+    assert f.size == len(eligible) and f.draws == 1
+    assert f.n_probes == sum(p % 3 for p in eligible)
+    # All eligible people are enrolled: the East Asian strangers are the singletons.
+    assert f.n_strangers["east_asian"] == 14 - len(eligible)
+    assert f.n_strangers["rest"] == len([n for n in names if n.startswith("XX")])
+    # Well separated synthetic people: found, and no stranger taken for anyone.
+    assert f.tpir == 1.0
+    assert f.fpir == {"east_asian": 0.0, "rest": 0.0}
+    small = open_set_figures(pop, rule, "east_asian", 3, half=0, draws=4)
+    assert small.size == 3 and small.draws == 4
+    # Left-out eligible people's images join the singletons as strangers.
+    assert small.n_strangers["east_asian"] > f.n_strangers["east_asian"]
