@@ -229,9 +229,10 @@ def faces_compare(
             f"{engine.model_id}){space}: {verdict}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         if result.population:
-            console.print(result.certainty(), markup=False, highlight=False)
+            console.print(result.certainty(), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0 if result.same_person else 1)
 
 
