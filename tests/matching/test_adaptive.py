@@ -12,6 +12,7 @@ from tests.storage.dbfixtures import database, db_url
 
 from cunan.audit.log import AuditLog
 from cunan.matching.adaptive import (
+    TARGET_MARGIN,
     Calibration,
     PopulationPrior,
     adapt,
@@ -95,22 +96,23 @@ def test_stand_in_scores_equal_the_gallery_without_that_person(aggregation: str)
 def test_first_enrolments_follow_the_prior_then_the_site() -> None:
     prior = _prior()
     adaptive = AdaptiveConfig(target=0.01, prior_weight=30.0)
+    aim = 0.01 * TARGET_MARGIN  # the calibration keeps a margin below the target
     rng = np.random.default_rng(2)
     for n in (0, 1, 2, 10):
         vectors = _unit(rng, n) if n else np.zeros((0, DIM), np.float32)
         cal = calibrate(vectors, np.arange(n, dtype=np.int64), ADAPTIVE, adaptive, prior=prior)
         # Too few stand-ins to trust their spread: the prior alone.
         assert cal.site_min_score is None and cal.stand_ins == 0
-        assert cal.min_score == pytest.approx(prior.stranger_min_score(max(n, 1), 0.01))
+        assert cal.min_score == pytest.approx(prior.stranger_min_score(max(n, 1), aim))
         # One person enrolled has no score: the prior's different-person distance decides.
-        assert cal.fallback_max_distance == pytest.approx(prior.raw_impostor_distance(0.01))
+        assert cal.fallback_max_distance == pytest.approx(prior.raw_impostor_distance(aim))
     vectors = _unit(rng, 40)
     starts = np.arange(40, dtype=np.int64)
     cal = calibrate(vectors, starts, ADAPTIVE, adaptive, prior=prior)
     scores, _ = stand_in_scores(vectors, starts, ADAPTIVE, starts)
-    site = float(scores.mean() + 3.0 * scores.std())
+    site = float(scores.mean() + prior.z(aim) * scores.std())
     assert cal.stand_ins == 40 and cal.site_min_score == pytest.approx(site, abs=1e-5)
-    blend = (30 * prior.stranger_min_score(40, 0.01) + 40 * site) / 70
+    blend = (30 * prior.stranger_min_score(40, aim) + 40 * site) / 70
     assert cal.min_score == pytest.approx(blend, abs=1e-5)
     # A stricter target asks for a higher score.
     strict = calibrate(vectors, starts, ADAPTIVE, replace(adaptive, target=0.001), prior=prior)

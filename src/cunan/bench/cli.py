@@ -200,6 +200,13 @@ def identify_command(
         for fpir, tpir, threshold in report.curve:
             curve.add_row(_pct(fpir), _pct(tpir), f"{threshold:.4f}")
         console.print(curve)
+        if report.adaptive:
+            a = report.adaptive
+            console.print(
+                f"adaptive rule (calibrated on this gallery, min_score {a['min_score']}): "
+                f"TPIR {a['tpir']}, FPIR {a['fpir']} (held-out half: {a['heldout_tpir']}, "
+                f"{a['heldout_fpir']})"
+            )
         console.print(
             f"closed-set rank-1: {_pct(report.rank1)}; default settings operate at "
             f"TPIR {_pct(report.default_tpir)}, FPIR {_pct(report.default_fpir)} "

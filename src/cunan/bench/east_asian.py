@@ -462,6 +462,7 @@ def run_east_asian(
     prior: PopulationPrior,
     draws: int = DRAWS,
     halves: Sequence[int] = (0, 1),
+    adaptive: AdaptiveConfig | None = None,
 ) -> EastAsianReport:
     """1:1 and open-set figures of East Asian people and the rest, old and new rules."""
     from cunan.bench.lfw_embeddings import machine_load
@@ -490,7 +491,9 @@ def run_east_asian(
     model_id = emb.model_id
     rules = {
         "default": fixed_rule(OpenSetConfig(), model_id),
-        "adaptive": adaptive_rule(OpenSetConfig(adaptive=AdaptiveConfig()), model_id, prior),
+        "adaptive": adaptive_rule(
+            OpenSetConfig(adaptive=adaptive or AdaptiveConfig()), model_id, prior
+        ),
     }
     open_set: dict[str, list[OpenSetFigures]] = {name: [] for name in rules}
     for name, rule in rules.items():
