@@ -84,3 +84,19 @@ def test_open_set_figures_count_strangers_of_each_group_apart() -> None:
     assert small.size == 3 and small.draws == 4
     # Left-out eligible people's images join the singletons as strangers.
     assert small.n_strangers["east_asian"] > f.n_strangers["east_asian"]
+
+
+def test_degrade_shrinks_the_face_to_the_width_asked_and_drops_colour() -> None:
+    from cunan.bench.degraded import degrade
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(250, 250, 3), dtype=np.uint8)
+    small = degrade(image, face_width=100.0, target_width=50.0)
+    assert small.shape == (125, 125, 3) and small.dtype == np.uint8
+    assert np.array_equal(small[..., 0], small[..., 1])
+    assert np.array_equal(small[..., 1], small[..., 2])
+    # Blurred: neighbouring pixels differ less than in the (noise) original.
+    assert (
+        np.abs(np.diff(small[..., 0].astype(int), axis=1)).mean()
+        < np.abs(np.diff(image[..., 0].astype(int), axis=1)).mean()
+    )

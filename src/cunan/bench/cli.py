@@ -280,6 +280,15 @@ def east_asian_command(
             dir_okay=False,
         ),
     ] = None,
+    degraded: Annotated[
+        int,
+        typer.Option(
+            "--degraded",
+            min=0,
+            help="Also degrade one image of this many half-B people of each group (face "
+            "40-60 px wide, grey, blurred) and count those strangers named (0: skip).",
+        ),
+    ] = 136,
 ) -> None:
     """LFW's Chinese, Japanese and Korean people beside the rest: 1:1 and open set, per half."""
     from cunan.bench.east_asian import Population, run_east_asian
@@ -299,6 +308,26 @@ def east_asian_command(
         prior = load_prior("east_asian")
     report = run_east_asian(emb, prior=prior, draws=draws)
     data = report.as_json()
+    degraded_rows: list[dict[str, object]] = []
+    if degraded:
+        from cunan.bench.degraded import degraded_figures, embed_degraded, stranger_rows
+        from cunan.bench.east_asian import adaptive_rule, fixed_rule
+        from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
+
+        pop = Population.from_embeddings(emb)
+        faces = embed_degraded(lfw_dir, emb, stranger_rows(pop, 1, degraded))
+        compared = {
+            "default": fixed_rule(OpenSetConfig(), emb.model_id),
+            "adaptive": adaptive_rule(
+                OpenSetConfig(adaptive=AdaptiveConfig()), emb.model_id, prior
+            ),
+        }
+        for rule_name, decider in compared.items():
+            for group in ("east_asian", "rest"):
+                for size in (10, 30, 0):
+                    figures = degraded_figures(pop, decider, faces, group, size, 1, draws=draws)
+                    degraded_rows.append({"rule": rule_name, **figures.as_json()})
+        data["degraded_strangers"] = degraded_rows
     if not as_json:
         console = Console()
         table = Table(title="1:1 (FAR / TAR at the operating point; TAR at FAR 1% / 0.1%)")
@@ -331,6 +360,19 @@ def east_asian_command(
                     _pct(o.tpir_at_fpir_1e2),
                 )
         console.print(table)
+        if degraded_rows:
+            table = Table(title="Degraded strangers (40-60 px, grey, blurred) named as someone")
+            for column in ("rule", "gallery", "size", "named", "named after quality gate"):
+                table.add_column(column)
+            for row in degraded_rows:
+                table.add_row(
+                    str(row["rule"]),
+                    str(row["gallery"]),
+                    str(row["size"]),
+                    _pct(float(str(row["named_of_all_strangers"]))),
+                    _pct(float(str(row["named_after_quality_gate"]))),
+                )
+            console.print(table)
     typer.echo(json.dumps(data))
 
 
