@@ -24,7 +24,7 @@ from cunan.matching.openset import (
 #: The packaged population statistic (see docs/calibration.md for how it was made).
 PRIOR_FILE = "population_prior.json"
 #: People scored as stand-in strangers per calibration at most (a seeded sample above).
-MAX_CALIBRATION_PEOPLE = 2000
+MAX_CALIBRATION_PEOPLE = 1000
 #: Fewest stand-ins whose score spread is trusted (below, the prior alone decides).
 MIN_STAND_INS = 10
 #: The calibration aims at this share of the target false-known rate. A gallery's own

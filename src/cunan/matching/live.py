@@ -161,6 +161,7 @@ class LiveGallery:
         self._on_calibrated = on_calibrated
         # Set while a bulk load adds batches: one calibration at the end, not one per batch.
         self._deferred = False
+        self._calibrating = threading.Lock()
 
     # -- building and following the registry ------------------------------------------------
 
@@ -299,7 +300,11 @@ class LiveGallery:
                 self._person_of[template_id] = person_id
                 self._vectors.setdefault(person_id, {})[template_id] = vector.reshape(-1)
             self._cohorts.clear()
-            self._after_change()
+            due = self._calibration_due()
+        if due:
+            # Outside the gallery lock: a large gallery's calibration takes seconds, and
+            # identification goes on with the previous thresholds meanwhile.
+            self.recalibrate(force=True)
 
     def _remove_many(self, template_ids: Iterable[int]) -> None:
         ids = [int(i) for i in template_ids]
@@ -310,7 +315,11 @@ class LiveGallery:
             for template_id in ids:
                 self._drop_template(template_id)
             self._cohorts.clear()
-            self._after_change()
+            due = self._calibration_due()
+        if due:
+            # Outside the gallery lock: a large gallery's calibration takes seconds, and
+            # identification goes on with the previous thresholds meanwhile.
+            self.recalibrate(force=True)
 
     def _drop_template(self, template_id: int) -> None:
         person = self._person_of.pop(template_id, None)
@@ -330,20 +339,19 @@ class LiveGallery:
         with self._lock:
             return self._calibration
 
-    def _after_change(self) -> None:
+    def _calibration_due(self) -> bool:
         adaptive = self.config.adaptive
         if adaptive is None or self._deferred:
-            return
+            return False
         current = self._calibration
         people = len(self._vectors)
         if current is not None and people == current.people:
-            return
-        if (
+            return False
+        return (
             current is None
             or people < adaptive.always_below
             or abs(people - current.people) >= adaptive.recalibrate_change * current.people
-        ):
-            self.recalibrate(force=True)
+        )
 
     def recalibrate(self, *, force: bool = False) -> Calibration | None:
         """Calibrate on the people enrolled now (adaptive only).
@@ -353,12 +361,15 @@ class LiveGallery:
         adaptive = self.config.adaptive
         if adaptive is None:
             return None
-        with self._lock:
-            previous = self._calibration
-            if not force and previous is not None and previous.people == len(self._vectors):
-                return previous
-            people = sorted(self._vectors)
-            held = [list(self._vectors[p].values()) for p in people]
+        # One calibration at a time, each on a snapshot taken after the previous one: the
+        # last change's calibration is the one left in force.
+        with self._calibrating:
+            with self._lock:
+                previous = self._calibration
+                if not force and previous is not None and previous.people == len(self._vectors):
+                    return previous
+                people = sorted(self._vectors)
+                held = [list(self._vectors[p].values()) for p in people]
             vectors = (
                 np.vstack([v for templates in held for v in templates]).astype(np.float32)
                 if held
@@ -368,7 +379,8 @@ class LiveGallery:
             starts = (np.cumsum(counts) - counts).astype(np.int64)
             prior = prior_for_model(adaptive.prior, self.model_id, self.dim)
             new = calibrate(vectors, starts, self.config, adaptive, prior=prior)
-            self._calibration = new
+            with self._lock:
+                self._calibration = new
         logger.info(
             "gallery %s calibrated: %d people, min_score %.3f, fallback distance %.3f",
             self.model_id,
@@ -414,10 +426,11 @@ class LiveGallery:
         failures: list[tuple[str, ...]] = [()] * len(probes)
         if gate is not None and qualities is not None:
             failures = [() if q is None else quality_failures(q, gate) for q in qualities]
+        if config.adaptive is not None and self.calibration is None:
+            # Not under the gallery lock: recalibrate takes it after its own (lock order).
+            self.recalibrate(force=True)
         with self._lock:
             if config.adaptive is not None:
-                if self._calibration is None:
-                    self.recalibrate(force=True)
                 assert self._calibration is not None
                 config = self._calibration.config(config)
             return [
