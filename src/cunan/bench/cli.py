@@ -289,6 +289,14 @@ def east_asian_command(
             "40-60 px wide, grey, blurred) and count those strangers named (0: skip).",
         ),
     ] = 136,
+    two_photos: Annotated[
+        bool,
+        typer.Option(
+            "--two-photos",
+            help="Also compare one and two enrolment photos per person (people with >= 3 "
+            "images; the same probes, images 3 on).",
+        ),
+    ] = False,
 ) -> None:
     """LFW's Chinese, Japanese and Korean people beside the rest: 1:1 and open set, per half."""
     from cunan.bench.east_asian import Population, run_east_asian
@@ -306,7 +314,7 @@ def east_asian_command(
         )
     else:
         prior = load_prior("east_asian")
-    report = run_east_asian(emb, prior=prior, draws=draws)
+    report = run_east_asian(emb, prior=prior, draws=draws, two_photos=two_photos)
     data = report.as_json()
     degraded_rows: list[dict[str, object]] = []
     if degraded:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 
@@ -200,15 +200,20 @@ def open_set_figures(
     half: int,
     *,
     draws: int = DRAWS,
+    enrol: int = 1,
+    probes_from: int | None = None,
 ) -> OpenSetFigures:
-    """Galleries of ``size`` people of ``group`` (with >= 2 images) from ``half``.
+    """Galleries of ``size`` eligible people of ``group`` from ``half``.
 
-    Each enrolled with the first image; known probes are their other images. Strangers
-    of each group (same half): its people with one image, plus every image of that
-    group's eligible people left out of this gallery. ``size`` 0 = all eligible people.
+    Each enrolled with their first ``enrol`` images; known probes are their images from
+    number ``probes_from`` on (default: the ones not enrolled); eligible people have
+    probes. Strangers of each group (same half): every image of its people not in this
+    gallery. ``size`` 0 = all eligible people. With ``enrol`` 1 and ``probes_from`` 2, the
+    people and probes are those of ``enrol`` 2, for a like-for-like comparison.
     """
+    first_probe = enrol if probes_from is None else max(probes_from, enrol)
     people = {g: pop.by_person(pop.rows(g, half)) for g in GROUPS}
-    eligible = sorted(n for n, rows in people[group].items() if len(rows) >= 2)
+    eligible = sorted(n for n, rows in people[group].items() if len(rows) > first_probe)
     size = len(eligible) if size == 0 or size > len(eligible) else size
     runs = 1 if size == len(eligible) else draws
     tpirs, tpir_1e2, probes_seen = [], [], 0
@@ -217,10 +222,11 @@ def open_set_figures(
     for draw in range(runs):
         rng = np.random.default_rng(_draw_seed(group, size, draw))
         chosen = sorted(rng.choice(eligible, size=size, replace=False).tolist())
-        g_rows = [people[group][n][0] for n in chosen]
-        p_rows = [r for n in chosen for r in people[group][n][1:]]
-        p_names = [n for n in chosen for _ in people[group][n][1:]]
-        decider = rule(pop.vectors[g_rows], chosen)
+        g_rows = [r for n in chosen for r in people[group][n][:enrol]]
+        g_names = [n for n in chosen for _ in people[group][n][:enrol]]
+        p_rows = [r for n in chosen for r in people[group][n][first_probe:]]
+        p_names = [n for n in chosen for _ in people[group][n][first_probe:]]
+        decider = rule(pop.vectors[g_rows], g_names)
         best, score = decider(pop.vectors[p_rows])
         truth = np.asarray([chosen.index(n) for n in p_names])
         correct = best == truth
@@ -437,6 +443,9 @@ class EastAsianReport:
     open_set: dict[str, list[OpenSetFigures]]
     prior: PopulationPrior
     load: str
+    #: Rule -> figures of people with >= 3 images enrolled with 1 and with 2 photos (the
+    #: same people and probes: images 3 on), empty unless asked for.
+    two_photos: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -447,6 +456,7 @@ class EastAsianReport:
                 for key, rules in self.pairs.items()
             },
             "open_set": {rule: [f.as_json() for f in rows] for rule, rows in self.open_set.items()},
+            "two_photos": self.two_photos,
             "prior": self.prior.made_by,
             "load": self.load,
             "notes": "half A (crc32(name) % 2 == 0) chose the rules and made the prior; half B "
@@ -463,6 +473,7 @@ def run_east_asian(
     draws: int = DRAWS,
     halves: Sequence[int] = (0, 1),
     adaptive: AdaptiveConfig | None = None,
+    two_photos: bool = False,
 ) -> EastAsianReport:
     """1:1 and open-set figures of East Asian people and the rest, old and new rules."""
     from cunan.bench.lfw_embeddings import machine_load
@@ -502,7 +513,28 @@ def run_east_asian(
                 for size in GALLERY_SIZES:
                     figures = open_set_figures(pop, rule, group, size, half, draws=draws)
                     open_set[name].append(replace(figures, group=f"{group}/half_{'AB'[half]}"))
+    two: dict[str, list[dict[str, object]]] = {}
+    if two_photos:
+        for name, rule in rules.items():
+            two[name] = []
+            for half in halves:
+                for group in GROUPS:
+                    for size in (10, 0):
+                        for enrol in (1, 2):
+                            f = open_set_figures(
+                                pop,
+                                rule,
+                                group,
+                                size,
+                                half,
+                                draws=draws,
+                                enrol=enrol,
+                                probes_from=2,
+                            )
+                            row = replace(f, group=f"{group}/half_{'AB'[half]}").as_json()
+                            two[name].append({"enrol": enrol, **row})
     return EastAsianReport(
+        two_photos=two,
         people=people,
         pairs=pairs,
         open_set=open_set,
