@@ -104,8 +104,12 @@ def test_first_enrolments_follow_the_prior_then_the_site() -> None:
         # Too few stand-ins to trust their spread: the prior alone.
         assert cal.site_min_score is None and cal.stand_ins == 0
         assert cal.min_score == pytest.approx(prior.stranger_min_score(max(n, 1), aim))
-        # One person enrolled has no score: the prior's different-person distance decides.
-        assert cal.fallback_max_distance == pytest.approx(prior.raw_impostor_distance(aim))
+        # One person enrolled has no score: faces compare's population rule decides.
+        assert cal.fallback_max_distance == ADAPTIVE.fallback_max_distance
+        assert cal.fallback_population_distance == pytest.approx(
+            prior.centred_impostor_distance(aim)
+        )
+        assert cal.fallback_centre is not None and np.allclose(cal.fallback_centre, prior.mean)
     vectors = _unit(rng, 40)
     starts = np.arange(40, dtype=np.int64)
     cal = calibrate(vectors, starts, ADAPTIVE, adaptive, prior=prior)
@@ -220,3 +224,35 @@ def test_audit_listener_refuses_nothing_it_records() -> None:
     )
     listener(cal, None)
     assert recorded and recorded[0]["action"] == CALIBRATE_ACTION
+
+
+def test_one_person_gallery_decides_by_both_distances_in_both_paths() -> None:
+    prior = load_prior("east_asian")
+    rng = np.random.default_rng(21)
+    # Near the East Asian mean, as the model's East Asian faces are: raw distances are
+    # small for everyone there, the centred distance tells people apart.
+    base = prior.mean / np.linalg.norm(prior.mean)
+    enrolled = base + 0.02 * rng.standard_normal(DIM).astype(np.float32)
+    enrolled /= np.linalg.norm(enrolled)
+    away = rng.standard_normal(DIM).astype(np.float32)
+    away -= (away @ enrolled) * enrolled
+    away /= np.linalg.norm(away)
+    probes = []
+    for step in (0.05, 0.2, 0.38):  # about the raw distance of each probe
+        p = enrolled + step * away
+        probes.append(p / np.linalg.norm(p))
+    probes_arr = np.asarray(probes, dtype=np.float32)
+    live = LiveGallery(model_id=MODEL, dim=DIM, config=ADAPTIVE)
+    live.on_added(1, 7, enrolled.astype(np.float32), MODEL)
+    got = live.identify(probes_arr)
+    adapted = adapt(enrolled.reshape(1, -1), ["7"], ADAPTIVE, model_id=MODEL)
+    expected = match_arrays(adapted.gallery, probes_arr, adapted.config)
+    assert [g.decision.known for g in got] == expected.known.tolist()
+    assert expected.population_distance is not None
+    limit = adapted.config.fallback_population_distance
+    assert limit is not None
+    # Every probe passes the raw 0.43; the centred distance alone decides among them.
+    assert all(g.decision.distance <= 0.43 for g in got)
+    assert expected.known.tolist() == (expected.population_distance <= limit).tolist()
+    assert 0 < sum(expected.known) < len(probes)  # both answers occur
+    assert any("population distance" in r for r in got[-1].decision.reasons)

@@ -122,6 +122,10 @@ class PopulationPrior:
         """Share of reference same-person pairs farther apart than ``distance`` (centred)."""
         return 1.0 - _rate(self.genuine, self.levels, distance)
 
+    def centred_impostor_distance(self, rate: float) -> float:
+        """The centred distance below which a share ``rate`` of different-person pairs fall."""
+        return float(np.interp(rate, self.levels, self.impostor))
+
     def raw_impostor_distance(self, rate: float) -> float:
         """The raw distance below which a share ``rate`` of different-person pairs fall."""
         return float(np.interp(rate, self.levels, self.raw_impostor))
@@ -200,6 +204,9 @@ class Calibration:
     prior_min_score: float
     site_min_score: float | None
     stand_ins: int
+    #: The one-person fallback's population test (the prior's mean and centred distance).
+    fallback_centre: tuple[float, ...] | None = None
+    fallback_population_distance: float | None = None
 
     def config(self, base: OpenSetConfig) -> OpenSetConfig:
         """``base`` with this calibration's thresholds, resolved (``adaptive`` None)."""
@@ -207,6 +214,8 @@ class Calibration:
             base,
             min_score=self.min_score,
             fallback_max_distance=self.fallback_max_distance,
+            fallback_centre=self.fallback_centre,
+            fallback_population_distance=self.fallback_population_distance,
             adaptive=None,
         )
 
@@ -217,6 +226,11 @@ class Calibration:
             "target": self.target,
             "min_score": round(self.min_score, 4),
             "fallback_max_distance": round(self.fallback_max_distance, 4),
+            "fallback_population_distance": (
+                None
+                if self.fallback_population_distance is None
+                else round(self.fallback_population_distance, 4)
+            ),
             "prior_min_score": round(self.prior_min_score, 4),
             "site_min_score": (
                 None if self.site_min_score is None else round(self.site_min_score, 4)
@@ -325,21 +339,26 @@ def calibrate(
     ``min_score``: the prior's stranger score for a gallery of this size at that rate,
     averaged (``prior_weight`` people against the number of stand-ins) with the site's
     own estimate, the mean stand-in score plus the prior's ``z`` standard deviations
-    (from :data:`MIN_STAND_INS` stand-ins on). ``fallback_max_distance`` (one person
-    enrolled, no score yet): the prior's different-person distance at the target.
+    (from :data:`MIN_STAND_INS` stand-ins on). One person enrolled (no score yet): the
+    population rule of ``faces compare`` at that rate: the raw distance at most
+    ``config.fallback_max_distance`` and the distance centred on the prior's mean at most
+    the prior's different-person distance at that rate.
 
     Without a prior (another model than the prior's), ``config``'s own ``min_score`` and
     ``fallback_max_distance`` stand in for the prior's numbers and ``z`` is 3.
     """
     n = len(starts)
     target = adaptive.target * TARGET_MARGIN
+    centre: tuple[float, ...] | None = None
+    population: float | None = None
+    fallback = config.fallback_max_distance
     if prior is not None:
         prior_score = prior.stranger_min_score(max(n, 1), target)
-        fallback = prior.raw_impostor_distance(target)
+        centre = tuple(float(v) for v in prior.mean)
+        population = prior.centred_impostor_distance(target)
         z = prior.z(target)
     else:
         prior_score = float(config.min_score if config.min_score is not None else 0.0)
-        fallback = config.fallback_max_distance
         z = 3.0
     site: float | None = None
     sampled = 0
@@ -363,6 +382,8 @@ def calibrate(
         prior_min_score=float(prior_score),
         site_min_score=site,
         stand_ins=sampled,
+        fallback_centre=centre,
+        fallback_population_distance=population,
     )
 
 

@@ -21,6 +21,7 @@ from cunan.matching.openset import (
     MIN_COHORT_STD,
     OpenSetConfig,
     OpenSetDecision,
+    centred_identity_distance,
     explain,
     pairwise_distances,
     quality_failures,
@@ -533,6 +534,13 @@ class LiveGallery:
             if len(cohort)
             else (nan, nan)
         )
+        population = None
+        if ranked and len(self._vectors) == 1 and config.fallback_centre is not None:
+            # One person enrolled, no score: the fallback's population test needs this.
+            templates = np.vstack(list(self._vectors[ranked[0][0]].values()))
+            population = centred_identity_distance(
+                probe.reshape(1, -1), templates, config.fallback_centre, config.aggregation
+            )
         arrays = score_candidates(
             best=np.asarray([0 if ranked else -1], dtype=np.int64),
             distance=d1,
@@ -542,6 +550,7 @@ class LiveGallery:
             probe_cohort=probe_cohort,
             config=config,
             quality_ok=np.asarray([not quality_failed], dtype=bool),
+            population_distance=population,
         )
         decision = explain(names, arrays, 0, config, quality_failed)
         return Identification(

@@ -103,6 +103,10 @@ class OpenSetConfig:
     ``fallback_max_distance`` replaces the score rule when no cohort exists (a gallery of
     one person): 0.43 is the LFW 10-fold same/different threshold, so a village's first
     enrolments are judged by the tested 1:1 operating point, not by the loose cap.
+    ``fallback_centre`` / ``fallback_population_distance``: with them, that fallback also
+    needs the distance between the embeddings centred on ``fallback_centre`` (a
+    population's mean) to be at most ``fallback_population_distance``: the population
+    rule of ``faces compare`` (set by the adaptive calibration; docs/calibration.md).
     """
 
     max_distance: float = 0.55
@@ -115,8 +119,12 @@ class OpenSetConfig:
     aggregation: Aggregation = "mean"
     quality: QualityThresholds | None = None
     adaptive: AdaptiveConfig | None = None
+    fallback_centre: tuple[float, ...] | None = None
+    fallback_population_distance: float | None = None
 
     def __post_init__(self) -> None:
+        if (self.fallback_centre is None) != (self.fallback_population_distance is None):
+            raise ValueError("fallback_centre and fallback_population_distance go together")
         if not 0.0 <= self.max_distance <= 2.0:
             raise ValueError("max_distance must be within [0, 2]")
         if not 0.0 <= self.fallback_max_distance <= 2.0:
@@ -257,6 +265,25 @@ class MatchArrays:
     score: NDArray[np.float32]
     quality_ok: NDArray[np.bool_]
     known: NDArray[np.bool_]
+    #: Centred distance to the best identity, where the one-person fallback needed it.
+    population_distance: NDArray[np.float32] | None = None
+
+
+def centred_identity_distance(
+    probes: NDArray[np.float32],
+    templates: NDArray[np.float32],
+    centre: tuple[float, ...],
+    aggregation: Aggregation,
+) -> NDArray[np.float32]:
+    """Distance of each probe to one identity's templates, all centred on ``centre``."""
+    mean = np.asarray(centre, dtype=np.float32)
+
+    def centred(v: NDArray[np.float32]) -> NDArray[np.float32]:
+        c = np.asarray(v, dtype=np.float32) - mean
+        return np.asarray(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6))
+
+    d = pairwise_distances(centred(probes), centred(templates))
+    return np.asarray(d.min(axis=1) if aggregation == "min" else d.mean(axis=1), np.float32)
 
 
 def _side_score(
@@ -315,6 +342,12 @@ def match_arrays(
             cohort = near_d[:, 1 : kk + 1]
             p_mean[rows] = cohort.mean(axis=1)
             p_std[rows] = np.maximum(cohort.std(axis=1), MIN_COHORT_STD)
+    population: NDArray[np.float32] | None = None
+    if n_ids == 1 and config.fallback_centre is not None:
+        # One person enrolled, no score: the fallback's population test needs this.
+        population = centred_identity_distance(
+            probes, gallery.vectors, config.fallback_centre, config.aggregation
+        )
     if n_ids:
         id_mean, id_std = gallery.cohort_stats(config.cohort_k)
         safe = np.clip(best, 0, None)
@@ -331,6 +364,7 @@ def match_arrays(
         probe_cohort=(p_mean, p_std),
         config=config,
         quality_ok=quality_ok,
+        population_distance=population,
     )
 
 
@@ -344,6 +378,7 @@ def score_candidates(
     probe_cohort: tuple[NDArray[np.float32], NDArray[np.float32]],
     config: OpenSetConfig,
     quality_ok: NDArray[np.bool_] | None = None,
+    population_distance: NDArray[np.float32] | None = None,
 ) -> MatchArrays:
     """Apply the rules of ``config`` to per-probe candidate distances and cohort statistics.
 
@@ -351,6 +386,8 @@ def score_candidates(
     gallery) and the live gallery (candidates from a vector index) both end here, so the
     two cannot drift apart. ``identity_cohort`` is the best identity's (mean, std) cohort
     distance, ``probe_cohort`` the probe's; ``nan`` where there is no cohort.
+    ``population_distance``: the centred distance to the best identity, which the
+    fallback needs when ``config.fallback_centre`` is set (missing: the fallback refuses).
     """
     best = np.asarray(best, dtype=np.int64)
     n = len(best)
@@ -378,7 +415,13 @@ def score_candidates(
         # No cohort (a one-person gallery): the score cannot be judged, so the tested 1:1
         # threshold stands in for it rather than letting the loose sanity cap decide alone.
         no_score = np.isnan(score)
-        known &= np.where(no_score, d1 <= config.fallback_max_distance, score >= config.min_score)
+        fallback = d1 <= config.fallback_max_distance
+        if config.fallback_population_distance is not None:
+            if population_distance is None:
+                fallback = np.zeros(n, dtype=bool)
+            else:
+                fallback &= np.asarray(population_distance) <= config.fallback_population_distance
+        known &= np.where(no_score, fallback, score >= config.min_score)
     return MatchArrays(
         best=best,
         distance=d1,
@@ -390,6 +433,11 @@ def score_candidates(
         score=score,
         quality_ok=ok,
         known=known,
+        population_distance=(
+            None
+            if population_distance is None
+            else np.asarray(population_distance, dtype=np.float32)
+        ),
     )
 
 
@@ -495,6 +543,18 @@ def explain(
                     f"{config.normalisation} score unavailable (cohort too small): distance "
                     f"{d1:.3f} {ok} fallback_max_distance {config.fallback_max_distance:.3f}"
                 )
+                limit = config.fallback_population_distance
+                if limit is not None:
+                    pop = arrays.population_distance
+                    if pop is None:
+                        reasons.append("population distance unavailable: not decided known")
+                    else:
+                        value = float(pop[i])
+                        ok = "<=" if value <= limit else ">"
+                        reasons.append(
+                            f"population distance {value:.3f} {ok} "
+                            f"fallback_population_distance {limit:.3f}"
+                        )
             else:
                 ok = ">=" if score >= config.min_score else "<"
                 reasons.append(
