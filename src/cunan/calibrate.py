@@ -61,12 +61,21 @@ class SiteCalibration:
                 f" (Adaptive calibration is off; to reach {target:.1f} %, turn on "
                 f"matching.adaptive with matching.adaptive_target = {e.target:g}.)"
             )
+        population = ""
+        if t.fallback_population_distance is not None:
+            population = f"，且东亚人群距离不超过 {t.fallback_population_distance:.3f}"
         lines.append(
-            f"要把误认率控制在 {target:.1f} % 以内：相似度分数门槛 {t.min_score:.3f}，"
-            f"登记人数不足 3 人时的距离门槛 {t.fallback_max_distance:.3f}。"
+            f"要把误认率控制在 {target:.1f} % 以内：相似度分数门槛 {t.min_score:.3f}；"
+            f"只登记 1 人时，距离门槛 {t.fallback_max_distance:.3f}{population}。"
             f" (To keep the false-known rate within {target:.1f} %: score threshold "
-            f"{t.min_score:.3f}; distance threshold while fewer than 3 people are enrolled "
-            f"{t.fallback_max_distance:.3f}.)"
+            f"{t.min_score:.3f}; with one person enrolled, distance threshold "
+            f"{t.fallback_max_distance:.3f}"
+            + (
+                f" and East Asian population distance {t.fallback_population_distance:.3f}"
+                if t.fallback_population_distance is not None
+                else ""
+            )
+            + ".)"
         )
         lines.append(how)
         return lines

@@ -47,7 +47,7 @@ class PopulationPrior:
     different-person pairs match.
 
     Open set: ``raw_impostor`` are the same quantiles for the model's own (uncentred)
-    embeddings, for galleries too small to score; ``stranger_score[t][s]`` is the open-set
+    embeddings (reference only); ``stranger_score[t][s]`` is the open-set
     score that a share ``targets[t]`` of reference strangers reached against galleries of
     ``sizes[s]`` people; ``stand_in_z[t]`` is how many standard deviations above the mean
     stand-in score (enrolled people scored against everyone else) that quantile lay.
@@ -125,10 +125,6 @@ class PopulationPrior:
     def centred_impostor_distance(self, rate: float) -> float:
         """The centred distance below which a share ``rate`` of different-person pairs fall."""
         return float(np.interp(rate, self.levels, self.impostor))
-
-    def raw_impostor_distance(self, rate: float) -> float:
-        """The raw distance below which a share ``rate`` of different-person pairs fall."""
-        return float(np.interp(rate, self.levels, self.raw_impostor))
 
     def _target_weights(self, target: float) -> tuple[int, int, float]:
         # Interpolate between the two nearest tabulated targets, in log target.
