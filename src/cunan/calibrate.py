@@ -40,14 +40,24 @@ class SiteCalibration:
             )
         else:
             per_100 = 100 * e.current_rate
+            zh, en = (
+                ("不到 0.1", "fewer than 0.1")
+                if per_100 < 0.1
+                else (f"约有 {per_100:.1f}", f"about {per_100:.1f}")
+            )
             lines.append(
-                f"按当前设置，估计每 100 个陌生人中约有 {per_100:.1f} 个会被误认为已登记的人"
+                f"按当前设置，估计每 100 个陌生人中{zh} 个会被误认为已登记的人"
                 f"（依据本村已登记的 {e.people} 人估计）。"
-                f" (With the current settings, about {per_100:.1f} in 100 strangers would be "
+                f" (With the current settings, {en} in 100 strangers would be "
                 f"taken for an enrolled person, estimated from the {e.people} people enrolled.)"
             )
         target = 100 * e.target
-        if e.adaptive:
+        if e.adaptive and e.target == self.configured_target:
+            how = (
+                "系统已按这个目标自动校准，无需改动。"
+                " (The system calibrates itself for this target; nothing to change.)"
+            )
+        elif e.adaptive:
             how = (
                 f"系统已按目标 {100 * self.configured_target:.1f} % 自动校准；"
                 f"要改为 {target:.1f} %，请把 matching.adaptive_target 设为 {e.target:g}。"
