@@ -20,6 +20,7 @@ from cunan.matching.openset import OpenSetConfig
 def test_name_list_is_packaged_and_every_name_is_an_lfw_person() -> None:
     names = east_asian_names()
     assert 250 <= len(names) <= 300
+    assert "Stanley_Tong" in names  # found after the first check (docs/benchmarks.md)
     assert {"Hu_Jintao", "Junichiro_Koizumi", "Roh_Moo-hyun"} <= names
     # Names whose face did not pass the check by eye stay out.
     assert not {"Kate_Lee", "Steve_Park", "Ben_Lee"} & names

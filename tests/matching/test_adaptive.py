@@ -109,7 +109,7 @@ def test_first_enrolments_follow_the_prior_then_the_site() -> None:
         assert cal.fallback_population_distance == pytest.approx(
             prior.centred_impostor_distance(aim)
         )
-        assert cal.fallback_centre is not None and np.allclose(cal.fallback_centre, prior.mean)
+        assert cal.population_centre is not None and np.allclose(cal.population_centre, prior.mean)
     vectors = _unit(rng, 40)
     starts = np.arange(40, dtype=np.int64)
     cal = calibrate(vectors, starts, ADAPTIVE, adaptive, prior=prior)

@@ -64,3 +64,47 @@ def test_east_asian_strangers_stay_unknown_and_residents_are_still_named(
     calibration = live.calibration
     assert calibration is not None and calibration.people == 10
     assert calibration.min_score > 0.24
+
+
+#: Other LFW people of the reporting half; Stanley Tong is the one East Asian among them.
+MIXED = (
+    "Bob_Geldof",
+    "Charles_Moose",
+    "George_P_Bush",
+    "Hugh_Grant",
+    "JK_Rowling",
+    "James_Blake",
+    "John_Stallworth",
+    "Maria_Soledad_Alvear_Valenzuela",
+    "Mike_Holmgren",
+    "Roberto_Benigni",
+    "Sam_Mendes",
+    "Stanley_Tong",
+)
+#: East Asian strangers whom the gallery's cohort scores alone took for Stanley Tong.
+MIXED_STRANGERS = ("Kim_Dae-jung", "Wang_Nan", "Yukio_Hatoyama", "Lee_Hoi-chang")
+
+
+def test_a_mixed_gallery_does_not_take_east_asian_strangers_for_its_one_east_asian(
+    engine: FaceEngine,
+) -> None:
+    from dataclasses import replace
+
+    from cunan.matching.adaptive import adapt
+    from cunan.matching.openset import match_arrays
+
+    lfw = require_data("lfw/lfw-deepfunneled")
+    config = MatchingSettings().open_set_config()
+    enrolled = np.vstack([_embedding(engine, lfw, n, 1) for n in MIXED])
+    strangers = np.vstack([_embedding(engine, lfw, n, 1) for n in MIXED_STRANGERS])
+    returning = np.vstack([_embedding(engine, lfw, n, 2) for n in ("Stanley_Tong", "Hugh_Grant")])
+    adapted = adapt(enrolled, list(MIXED), config, model_id=engine.model_id)
+    # Without the population-distance gate the cohort score names most of them.
+    ungated = replace(adapted.config, max_population_distance=None)
+    assert match_arrays(adapted.gallery, strangers, ungated).known.sum() >= 3
+    live = LiveGallery(model_id=engine.model_id, dim=engine.embedder.dim, config=config)
+    for person, vector in enumerate(enrolled):
+        live.on_added(person, person, vector, engine.model_id)
+    assert [r.person_id for r in live.identify(strangers)] == [None] * len(MIXED_STRANGERS)
+    found = [r.person_id for r in live.identify(returning)]
+    assert found == [MIXED.index("Stanley_Tong"), MIXED.index("Hugh_Grant")]

@@ -365,6 +365,8 @@ def decision_scores(arrays: MatchArrays, config: OpenSetConfig) -> NDArray[np.fl
     gates = (arrays.best >= 0) & arrays.quality_ok & (arrays.distance <= config.max_distance)
     if config.min_margin is not None:
         gates &= arrays.margin >= config.min_margin
+    if config.max_population_distance is not None and arrays.population_distance is not None:
+        gates &= arrays.population_distance <= config.max_population_distance
     if config.normalisation == "none":
         value = config.max_distance - arrays.distance.astype(np.float64)
     out = np.where(gates, value, -np.inf)

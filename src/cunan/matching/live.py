@@ -535,11 +535,10 @@ class LiveGallery:
             else (nan, nan)
         )
         population = None
-        if ranked and len(self._vectors) == 1 and config.fallback_centre is not None:
-            # One person enrolled, no score: the fallback's population test needs this.
+        if ranked and config.population_centre is not None:
             templates = np.vstack(list(self._vectors[ranked[0][0]].values()))
             population = centred_identity_distance(
-                probe.reshape(1, -1), templates, config.fallback_centre, config.aggregation
+                probe.reshape(1, -1), templates, config.population_centre, config.aggregation
             )
         arrays = score_candidates(
             best=np.asarray([0 if ranked else -1], dtype=np.int64),

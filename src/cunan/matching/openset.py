@@ -103,10 +103,11 @@ class OpenSetConfig:
     ``fallback_max_distance`` replaces the score rule when no cohort exists (a gallery of
     one person): 0.43 is the LFW 10-fold same/different threshold, so a village's first
     enrolments are judged by the tested 1:1 operating point, not by the loose cap.
-    ``fallback_centre`` / ``fallback_population_distance``: with them, that fallback also
-    needs the distance between the embeddings centred on ``fallback_centre`` (a
-    population's mean) to be at most ``fallback_population_distance``: the population
-    rule of ``faces compare`` (set by the adaptive calibration; docs/calibration.md).
+    ``population_centre``: a population's mean embedding. With it, the *population
+    distance* (probe to best identity, both centred on it) must be at most
+    ``max_population_distance`` for any ``known``, and at most
+    ``fallback_population_distance`` in the one-person fallback (the population rule of
+    ``faces compare``). Set by the adaptive calibration (docs/calibration.md).
     """
 
     max_distance: float = 0.55
@@ -119,12 +120,14 @@ class OpenSetConfig:
     aggregation: Aggregation = "mean"
     quality: QualityThresholds | None = None
     adaptive: AdaptiveConfig | None = None
-    fallback_centre: tuple[float, ...] | None = None
+    population_centre: tuple[float, ...] | None = None
     fallback_population_distance: float | None = None
+    max_population_distance: float | None = None
 
     def __post_init__(self) -> None:
-        if (self.fallback_centre is None) != (self.fallback_population_distance is None):
-            raise ValueError("fallback_centre and fallback_population_distance go together")
+        needs_centre = (self.fallback_population_distance, self.max_population_distance)
+        if self.population_centre is None and any(v is not None for v in needs_centre):
+            raise ValueError("population distances need population_centre")
         if not 0.0 <= self.max_distance <= 2.0:
             raise ValueError("max_distance must be within [0, 2]")
         if not 0.0 <= self.fallback_max_distance <= 2.0:
@@ -265,8 +268,36 @@ class MatchArrays:
     score: NDArray[np.float32]
     quality_ok: NDArray[np.bool_]
     known: NDArray[np.bool_]
-    #: Centred distance to the best identity, where the one-person fallback needed it.
+    #: Distance to the best identity centred on ``population_centre`` (when set).
     population_distance: NDArray[np.float32] | None = None
+
+
+def _population_distances(
+    gallery: Gallery, probes: NDArray[np.float32], best: NDArray[np.int64], config: OpenSetConfig
+) -> NDArray[np.float32]:
+    """Each probe's distance to its best identity, both centred on the population mean."""
+    assert config.population_centre is not None
+    mean = np.asarray(config.population_centre, dtype=np.float32)
+    centred = Gallery(
+        vectors=_centred(gallery.vectors, mean),
+        template_identity=gallery.template_identity,
+        identities=gallery.identities,
+        starts=gallery.starts,
+        cohort=gallery.cohort,
+        model_id=gallery.model_id,
+    )
+    out = np.full(len(probes), np.inf, dtype=np.float32)
+    for first in range(0, len(probes), PROBE_BLOCK):
+        rows = slice(first, min(first + PROBE_BLOCK, len(probes)))
+        d = identity_distances(centred, _centred(probes[rows], mean), config.aggregation)
+        safe = np.clip(best[rows], 0, None).reshape(-1, 1)
+        out[rows] = np.where(best[rows] >= 0, np.take_along_axis(d, safe, axis=1)[:, 0], np.inf)
+    return out
+
+
+def _centred(vectors: NDArray[np.float32], mean: NDArray[np.float32]) -> NDArray[np.float32]:
+    c = np.asarray(vectors, dtype=np.float32) - mean
+    return np.asarray(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6), np.float32)
 
 
 def centred_identity_distance(
@@ -277,12 +308,7 @@ def centred_identity_distance(
 ) -> NDArray[np.float32]:
     """Distance of each probe to one identity's templates, all centred on ``centre``."""
     mean = np.asarray(centre, dtype=np.float32)
-
-    def centred(v: NDArray[np.float32]) -> NDArray[np.float32]:
-        c = np.asarray(v, dtype=np.float32) - mean
-        return np.asarray(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6))
-
-    d = pairwise_distances(centred(probes), centred(templates))
+    d = pairwise_distances(_centred(probes, mean), _centred(templates, mean))
     return np.asarray(d.min(axis=1) if aggregation == "min" else d.mean(axis=1), np.float32)
 
 
@@ -343,11 +369,8 @@ def match_arrays(
             p_mean[rows] = cohort.mean(axis=1)
             p_std[rows] = np.maximum(cohort.std(axis=1), MIN_COHORT_STD)
     population: NDArray[np.float32] | None = None
-    if n_ids == 1 and config.fallback_centre is not None:
-        # One person enrolled, no score: the fallback's population test needs this.
-        population = centred_identity_distance(
-            probes, gallery.vectors, config.fallback_centre, config.aggregation
-        )
+    if n_ids and config.population_centre is not None:
+        population = _population_distances(gallery, probes, best, config)
     if n_ids:
         id_mean, id_std = gallery.cohort_stats(config.cohort_k)
         safe = np.clip(best, 0, None)
@@ -386,8 +409,8 @@ def score_candidates(
     gallery) and the live gallery (candidates from a vector index) both end here, so the
     two cannot drift apart. ``identity_cohort`` is the best identity's (mean, std) cohort
     distance, ``probe_cohort`` the probe's; ``nan`` where there is no cohort.
-    ``population_distance``: the centred distance to the best identity, which the
-    fallback needs when ``config.fallback_centre`` is set (missing: the fallback refuses).
+    ``population_distance``: the centred distance to the best identity, needed when
+    ``config.population_centre`` is set (missing: the rules that use it refuse).
     """
     best = np.asarray(best, dtype=np.int64)
     n = len(best)
@@ -409,6 +432,11 @@ def score_candidates(
     if config.quality is not None and quality_ok is not None:
         ok = np.asarray(quality_ok, dtype=bool)
     known = (best >= 0) & ok & (d1 <= config.max_distance)
+    if config.max_population_distance is not None:
+        if population_distance is None:
+            known &= False
+        else:
+            known &= np.asarray(population_distance) <= config.max_population_distance
     if config.min_margin is not None:
         known &= margin >= config.min_margin
     if config.normalisation != "none" and config.min_score is not None:
@@ -531,6 +559,17 @@ def explain(
     else:
         ok = "<=" if d1 <= config.max_distance else ">"
         reasons.append(f"distance {d1:.3f} {ok} max_distance {config.max_distance:.3f}")
+        gate = config.max_population_distance
+        if gate is not None:
+            pop_d = arrays.population_distance
+            if pop_d is None:
+                reasons.append("population distance unavailable: not decided known")
+            else:
+                ok = "<=" if float(pop_d[i]) <= gate else ">"
+                reasons.append(
+                    f"population distance {float(pop_d[i]):.3f} {ok} "
+                    f"max_population_distance {gate:.3f}"
+                )
         if config.min_margin is not None:
             ok = ">=" if margin >= config.min_margin else "<"
             reasons.append(
