@@ -256,3 +256,21 @@ def test_one_person_gallery_decides_by_both_distances_in_both_paths() -> None:
     assert expected.known.tolist() == (expected.population_distance <= limit).tolist()
     assert 0 < sum(expected.known) < len(probes)  # both answers occur
     assert any("population distance" in r for r in got[-1].decision.reasons)
+
+
+def test_new_settings_while_running_calibrate_again_for_the_new_target() -> None:
+    seen: list[Calibration] = []
+    live = LiveGallery(
+        model_id=MODEL, dim=DIM, config=ADAPTIVE, on_calibrated=lambda n, p: seen.append(n)
+    )
+    vectors, labels, probes = _synthetic(seed=3, people=20)
+    live._add_many([(i, p, vectors[i]) for i, p in enumerate(labels)])
+    live.identify(probes[:1])
+    assert seen[-1].target == 0.01
+    live.config = replace(ADAPTIVE, adaptive=AdaptiveConfig(target=0.001))
+    live.identify(probes[:1])
+    assert seen[-1].target == 0.001 and seen[-1].min_score > seen[-2].min_score
+    # Adaptation off: the configured rules decide, no calibration.
+    live.config = OpenSetConfig()
+    assert live.identify(probes[:1])[0].decision.reasons
+    assert live.calibration is None

@@ -145,7 +145,7 @@ class LiveGallery:
     ) -> None:
         self.model_id = model_id
         self.dim = dim
-        self.config = config or OpenSetConfig()
+        self._config = config or OpenSetConfig()
         # Not `index or ...`: an empty index has len() 0 and would be thrown away.
         self._index = (
             index if index is not None else build_index("auto", dim=dim, model_id=model_id)
@@ -333,6 +333,20 @@ class LiveGallery:
                 del self._vectors[person]
 
     # -- adaptive calibration -----------------------------------------------------------------
+
+    @property
+    def config(self) -> OpenSetConfig:
+        """The decision rules (before calibration); settable while running."""
+        return self._config
+
+    @config.setter
+    def config(self, value: OpenSetConfig) -> None:
+        # New rules (a settings page change): the calibration was made for the old ones,
+        # so the next identification calibrates again (and that is audited).
+        with self._lock:
+            self._config = value
+            self._cohorts.clear()
+            self._calibration = None
 
     @property
     def calibration(self) -> Calibration | None:
