@@ -289,6 +289,16 @@ def east_asian_command(
             "40-60 px wide, grey, blurred) and count those strangers named (0: skip).",
         ),
     ] = 136,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs",
+            help="LFW View 2 pairs.txt: also judge its pairs by the raw and the population "
+            "1:1 rules, without fitting.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     two_photos: Annotated[
         bool,
         typer.Option(
@@ -316,6 +326,12 @@ def east_asian_command(
         prior = load_prior("east_asian")
     report = run_east_asian(emb, prior=prior, draws=draws, two_photos=two_photos)
     data = report.as_json()
+    if pairs is not None:
+        from cunan.bench.east_asian import view2_fixed_rules
+
+        data["view2_fixed_rules"] = view2_fixed_rules(emb, pairs, prior)
+        if not as_json:
+            Console().print(f"LFW View 2, fixed rules: {data['view2_fixed_rules']}")
     degraded_rows: list[dict[str, object]] = []
     if degraded:
         from cunan.bench.degraded import degraded_figures, embed_degraded, stranger_rows

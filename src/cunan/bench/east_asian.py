@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -543,3 +544,36 @@ def run_east_asian(
         prior=prior,
         load=f"before: {load_before} | after: {machine_load()}",
     )
+
+
+def view2_fixed_rules(
+    emb: LfwEmbeddings, pairs_file: Path, prior: PopulationPrior
+) -> dict[str, object]:
+    """LFW View 2 pairs judged by the raw 0.43 rule and by ``faces compare``'s rule, unfitted."""
+    from cunan.bench.lfw_data import parse_pairs
+    from cunan.faces.verify import compare_vectors
+
+    index = emb.index()
+    ea = east_asian_names()
+    raw, population, same, east = [], [], [], []
+    for p in parse_pairs(pairs_file):
+        a = emb.vectors[index[(p.name_a, p.number_a)]]
+        b = emb.vectors[index[(p.name_b, p.number_b)]]
+        result = compare_vectors(a, b, prior=prior, threshold=RAW_THRESHOLD)
+        raw.append(result.distance <= RAW_THRESHOLD)
+        population.append(result.same_person)
+        same.append(p.same)
+        east.append(p.name_a in ea or p.name_b in ea)
+    r, q, s, e = (np.asarray(x, dtype=bool) for x in (raw, population, same, east))
+    return {
+        "pairs": len(s),
+        "pairs_with_east_asian": int(e.sum()),
+        "raw_accuracy": round(float((r == s).mean()), 5),
+        "population_accuracy": round(float((q == s).mean()), 5),
+        "raw_errors": int((r != s).sum()),
+        "population_errors": int((q != s).sum()),
+        "raw_errors_east_asian": int(((r != s) & e).sum()),
+        "population_errors_east_asian": int(((q != s) & e).sum()),
+        "raw_far": round(float(r[~s].mean()), 5),
+        "population_far": round(float(q[~s].mean()), 5),
+    }
