@@ -101,3 +101,41 @@ def test_degrade_shrinks_the_face_to_the_width_asked_and_drops_colour() -> None:
         np.abs(np.diff(small[..., 0].astype(int), axis=1)).mean()
         < np.abs(np.diff(image[..., 0].astype(int), axis=1)).mean()
     )
+
+
+def test_degraded_figures_count_named_strangers_and_the_quality_gate() -> None:
+    from cunan.bench.degraded import DegradedFaces, degraded_figures
+
+    rng = np.random.default_rng(5)
+    names, vectors, numbers = [], [], []
+    centres = {}
+    for group in ("EA", "XX"):
+        for p in range(6):
+            centres[f"{group}_{p}"] = rng.standard_normal(16)
+            for k in range(2):
+                v = centres[f"{group}_{p}"] + 0.05 * rng.standard_normal(16)
+                vectors.append(v / np.linalg.norm(v))
+                names.append(f"{group}_{p}")
+                numbers.append(k + 1)
+    pop = Population(
+        names=tuple(names),
+        vectors=np.asarray(vectors, dtype=np.float32),
+        numbers=np.asarray(numbers, dtype=np.int32),
+        east_asian=np.asarray([n.startswith("EA") for n in names]),
+        half=np.ones(len(names), dtype=np.int64),
+    )
+    # Degraded faces of everyone's second image; two of them "look like" enrolled EA_0.
+    rows = np.asarray([i for i, k in enumerate(numbers) if k == 2], dtype=np.int64)
+    faces = pop.vectors[rows].copy()
+    faces[[6, 7]] = pop.vectors[0]  # XX_0 and XX_1 degraded onto EA_0's enrolment photo
+    quality_ok = np.ones(len(rows), dtype=bool)
+    quality_ok[7] = False
+    found = np.ones(len(rows), dtype=bool)
+    found[8] = False
+    degraded = DegradedFaces(rows, faces, found, quality_ok, np.full(len(rows), 50.0))
+    f = degraded_figures(pop, fixed_rule(OpenSetConfig(), "m"), degraded, "east_asian", 0, 1)
+    assert f.size == 6 and f.draws == 1
+    assert f.strangers == 6  # the six XX people; every EA person is enrolled
+    assert f.found == 11 and f.passed_quality == 11
+    assert f.named_any == pytest.approx(2 / 6)
+    assert f.named_passing_quality == pytest.approx(1 / 6)
