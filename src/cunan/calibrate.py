@@ -171,4 +171,4 @@ def calibrate_command(
         print(json.dumps(report.as_json(), ensure_ascii=False))
         return
     for line in report.words():
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
