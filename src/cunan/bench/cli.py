@@ -352,6 +352,15 @@ def east_asian_command(
                     figures = degraded_figures(pop, decider, faces, group, size, 1, draws=draws)
                     degraded_rows.append({"rule": rule_name, **figures.as_json()})
         data["degraded_strangers"] = degraded_rows
+        from cunan.bench.degraded import degraded_residents, resident_rows
+
+        residents = embed_degraded(lfw_dir, emb, resident_rows(pop, 1, "east_asian"), seed=1)
+        data["degraded_residents"] = [
+            {"rule": rule_name, **degraded_residents(pop, decider, residents, "east_asian",
+                                                     size, 1, draws=draws).as_json()}
+            for rule_name, decider in compared.items()
+            for size in (10, 30, 0)
+        ]  # fmt: skip
     if not as_json:
         console = Console()
         table = Table(title="1:1 (FAR / TAR at the operating point; TAR at FAR 1% / 0.1%)")

@@ -152,3 +152,79 @@ def stranger_rows(pop: Population, half: int, per_group: int, seed: int = 0) -> 
         take = rng.choice(len(names), size=min(per_group, len(names)), replace=False)
         out += [people[names[k]][0] for k in sorted(take.tolist())]
     return np.asarray(out, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class DegradedResidents:
+    """Degraded photos of enrolled people: named right, named as someone else, or neither."""
+
+    gallery: str
+    size: int
+    draws: int
+    probes: int
+    named_right: float
+    named_wrong: float
+    named_right_passing_quality: float
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "gallery": self.gallery,
+            "size": self.size,
+            "draws": self.draws,
+            "probes": self.probes,
+            "named_right": round(self.named_right, 4),
+            "named_as_someone_else": round(self.named_wrong, 4),
+            "named_right_after_quality_gate": round(self.named_right_passing_quality, 4),
+        }
+
+
+def resident_rows(pop: Population, half: int, group: str) -> NDArray[np.int64]:
+    """The second image of every person of ``group`` in ``half`` with two or more."""
+    people = pop.by_person(pop.rows(group, half))
+    return np.asarray([rows[1] for rows in people.values() if len(rows) >= 2], dtype=np.int64)
+
+
+def degraded_residents(
+    pop: Population,
+    rule: Rule,
+    degraded: DegradedFaces,
+    group: str,
+    size: int,
+    half: int,
+    *,
+    draws: int = 20,
+) -> DegradedResidents:
+    """Galleries as in :func:`degraded_figures`; probes: degraded photos of enrolled people."""
+    people = pop.by_person(pop.rows(group, half))
+    eligible = sorted(n for n, rows in people.items() if len(rows) >= 2)
+    size = len(eligible) if size == 0 or size > len(eligible) else size
+    runs = 1 if size == len(eligible) else draws
+    right, wrong, right_ok = [], [], []
+    count = 0
+    for draw in range(runs):
+        rng = np.random.default_rng(_draw_seed(group, size, draw))
+        chosen = sorted(rng.choice(eligible, size=size, replace=False).tolist())
+        decide = rule(pop.vectors[[people[n][0] for n in chosen]], chosen)
+        names = [pop.names[r] for r in degraded.rows.tolist()]
+        mine = np.asarray([n in set(chosen) for n in names])
+        usable = mine & degraded.found
+        best = np.full(len(names), -1, dtype=np.int64)
+        known = np.zeros(len(names), dtype=bool)
+        if usable.any():
+            b, score = decide(degraded.vectors[usable])
+            best[usable], known[usable] = b, score >= 0
+        truth = np.asarray([chosen.index(n) if n in chosen else -2 for n in names])
+        correct = known & (best == truth)
+        count = int(mine.sum())
+        right.append(float(correct[mine].mean()))
+        wrong.append(float((known & ~correct)[mine].mean()))
+        right_ok.append(float((correct & degraded.quality_ok)[mine].mean()))
+    return DegradedResidents(
+        gallery=f"{group}/half_{'AB'[half]}",
+        size=size,
+        draws=runs,
+        probes=count,
+        named_right=float(np.mean(right)),
+        named_wrong=float(np.mean(wrong)),
+        named_right_passing_quality=float(np.mean(right_ok)),
+    )
