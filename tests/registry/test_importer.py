@@ -11,6 +11,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from cunan.config import RegistrySettings
+from cunan.registry.identity import resident_id_check_char
 from cunan.registry.importer import ImportOptions, RowStatus, import_roster
 from cunan.registry.records import NewPerson
 from cunan.registry.roster import RowProblem
@@ -30,7 +31,8 @@ TWO_FACES = "2 faces of enrolment quality; the photo must show one person"
 
 
 def id_number(n: int) -> str:
-    return f"11010119900307{n:04d}"
+    first = f"11010119900307{n:03d}"
+    return first + resident_id_check_char(first)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cunan.config import Settings
 from cunan.registry.datadir import initialise
+from cunan.registry.identity import resident_id_check_char
 from cunan.registry.importer import ImportOptions, RowStatus, import_roster
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def write_synthetic_roster(path: Path, photos: list[Path], lfw_dir: Path) -> Non
             writer.writerow(
                 [
                     photo.stem,
-                    f"1101011990{(i // 28) % 12 + 1:02d}{i % 28 + 1:02d}{i % 10000:04d}",
+                    synthetic_id_number(i),
                     "外来租住",
                     f"测试村{i // ROOMS_PER_HOUSE}号",
                     str(i % ROOMS_PER_HOUSE + 1),
@@ -69,6 +70,12 @@ def write_synthetic_roster(path: Path, photos: list[Path], lfw_dir: Path) -> Non
                     "2024-03-01",
                 ]
             )
+
+
+def synthetic_id_number(i: int) -> str:
+    """A valid adult resident ID number, unique for i < 336,000."""
+    first = f"1101011990{(i // 28) % 12 + 1:02d}{i % 28 + 1:02d}{(i // 336) % 1000:03d}"
+    return first + resident_id_check_char(first)
 
 
 def run_import_bench(

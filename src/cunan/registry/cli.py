@@ -22,6 +22,7 @@ from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
 from cunan.registry.export import write_export_csv
+from cunan.registry.identity import IdDocument
 from cunan.registry.keys import rotate_keys
 from cunan.registry.records import (
     ConsentInput,
@@ -148,6 +149,9 @@ def people_add(
         ConsentMethod, typer.Option("--consent-method", help="How consent was given.")
     ] = ConsentMethod.PAPER,
     id_number: Annotated[str | None, typer.Option("--id-number", help="ID card number.")] = None,
+    id_type: Annotated[
+        IdDocument, typer.Option("--id-type", help="What --id-number is (default resident_id).")
+    ] = IdDocument.RESIDENT_ID,
     phone: Annotated[str | None, typer.Option(help="Phone number.")] = None,
     minor: Annotated[bool, typer.Option("--minor", help="Under 14: needs a guardian.")] = False,
     guardian: Annotated[
@@ -193,6 +197,7 @@ def people_add(
                 village_id=village_id,
                 category=category,
                 id_number=id_number,
+                id_document=id_type,
                 phone=phone,
                 is_minor=minor,
                 non_face_note=non_face,

@@ -40,7 +40,9 @@ from cunan.registry.records import (
 )
 from cunan.registry.roster import Roster, RosterRow, RowProblem, read_roster
 from cunan.registry.service import NewTenancy, RegistryService
+from cunan.registry.validation import consent_date_problem, field_limit
 from cunan.storage.errors import StorageError
+from cunan.storage.tables import Consent, House, Household, Landlord, Person, Room
 
 logger = logging.getLogger(__name__)
 
@@ -438,6 +440,7 @@ def _check_row(
 ) -> list[RowProblem]:
     """Every rule that can be checked without photos or writing."""
     out: list[RowProblem] = []
+    today = date.today()
 
     def problem(key: str, reason: str) -> None:
         out.append(RowProblem(r.row, roster.header(key), reason))
@@ -460,6 +463,11 @@ def _check_row(
         problem("move_in", "missing required field: move-in date (for the room)")
     if r.move_in and r.expected_end and r.expected_end < r.move_in:
         problem("expected_end", f"expected end {r.expected_end} is before move-in {r.move_in}")
+    for key, value, limit in _bounded_fields(r):
+        if value is not None and limit is not None and len(value) > limit:
+            problem(key, f"过长 (too long): {len(value)} characters, at most {limit}")
+    if r.consent_date is not None and (why := consent_date_problem(r.consent_date, today)):
+        problem("consent_date", why)
     if r.photos:
         if r.consent_by is None:
             problem("consent_by", "missing required field: who collected the consent (photos)")
@@ -478,6 +486,20 @@ def _check_row(
             "checked without face data)",
         )
     return out
+
+
+def _bounded_fields(r: RosterRow) -> list[tuple[str, str | None, int | None]]:
+    """The row's text fields with the length of the column each is stored in."""
+    return [
+        ("name", r.name, field_limit(Person, "name")),
+        ("phone", r.phone, field_limit(Person, "phone")),
+        ("house_address", r.house_address, field_limit(House, "address")),
+        ("room", r.room, field_limit(Room, "label")),
+        ("household", r.household, field_limit(Household, "name")),
+        ("landlord", r.landlord, field_limit(Landlord, "name")),
+        ("consent_by", r.consent_by, field_limit(Consent, "collected_by")),
+        ("guardian", r.guardian, field_limit(Consent, "guardian_name")),
+    ]
 
 
 def _has_problem(roster: Roster, row: int, key: str) -> bool:
@@ -617,6 +639,7 @@ def _write_person(
             village_id=directory.village_id,
             category=r.category,
             id_number=r.id_number,
+            id_document=r.id_document,
             phone=r.phone,
             household_id=household_id,
             non_face_note=None if templates else r.non_face,

@@ -13,7 +13,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
-from cunan.registry.identity import normalise_id_number
+from cunan.registry.identity import (
+    DOCUMENT_WORDS,
+    IdDocument,
+    IdNumberError,
+    validate_id_number,
+)
 from cunan.storage.enums import ConsentMethod, PersonCategory
 
 logger = logging.getLogger(__name__)
@@ -45,8 +50,17 @@ COLUMNS: tuple[RosterColumn, ...] = (
         "身份证号",
         "id_number",
         ("身份证", "身份证号码", "证件号码", "idno"),
-        "110101199003071234",
+        "110101199003070011",
         "unique in the village; keep the column as text in Excel",
+    ),
+    RosterColumn(
+        "id_type",
+        "证件类型",
+        "id_type",
+        ("证件种类", "idtype", "document"),
+        "身份证",
+        "身份证/resident_id (default), 护照/passport, 港澳通行证/hk_macao_permit, "
+        "台胞证/taiwan_permit",
     ),
     RosterColumn("phone", "电话", "phone", ("手机", "手机号", "联系电话"), "13800138000", ""),
     RosterColumn(
@@ -184,6 +198,7 @@ class RosterRow:
     row: int
     name: str | None
     id_number: str | None = None
+    id_document: IdDocument = IdDocument.RESIDENT_ID
     phone: str | None = None
     category: PersonCategory | None = None
     house_address: str | None = None
@@ -447,7 +462,20 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
     name = text("name")
     if name is None:
         problem("name", "missing required field: name")
-    id_number = _id_number(cells.get("id_number"), lambda reason: problem("id_number", reason))
+    document = IdDocument.RESIDENT_ID
+    raw_document = text("id_type")
+    if raw_document is not None:
+        found_document = DOCUMENT_WORDS.get(normalise_header(raw_document))
+        if found_document is None:
+            problem(
+                "id_type",
+                f"unknown document type {raw_document!r}; use 身份证, 护照, 港澳通行证 or 台胞证",
+            )
+        else:
+            document = found_document
+    id_number = _id_number(
+        cells.get("id_number"), document, lambda reason: problem("id_number", reason)
+    )
     category: PersonCategory | None = None
     raw_category = text("category")
     if raw_category is None:
@@ -481,6 +509,7 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
         row=number,
         name=name,
         id_number=id_number,
+        id_document=document,
         phone=text("phone"),
         category=category,
         house_address=text("house_address"),
@@ -498,17 +527,22 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
     )
 
 
-def _id_number(value: CellValue, report: _Reporter) -> str | None:
+def _id_number(value: CellValue, document: IdDocument, report: _Reporter) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        digits = _text(value)
-        if len(digits) > _EXCEL_DIGITS:
+        raw = _text(value)
+        if len(raw) > _EXCEL_DIGITS:
             report(
                 f"ID number was stored as a number and Excel kept only {_EXCEL_DIGITS} digits; "
                 "format the column as text and type it again"
             )
             return None
-        return digits
-    return normalise_id_number(_text(value) or None)
+    else:
+        raw = _text(value)
+    try:
+        return validate_id_number(raw or None, document)
+    except IdNumberError as exc:
+        report(str(exc))
+        return None
 
 
 def _bind(report: Callable[[str, str], None], key: str) -> _Reporter:

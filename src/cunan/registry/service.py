@@ -26,10 +26,12 @@ from cunan.registry.errors import (
     RoomCapacityError,
 )
 from cunan.registry.identity import (
+    IdNumberError,
     age_on,
     birth_date_from_id,
     mask_id_number,
     normalise_id_number,
+    validate_id_number,
 )
 from cunan.registry.records import (
     ConsentInput,
@@ -44,6 +46,7 @@ from cunan.registry.records import (
     TenancyView,
     Vector,
 )
+from cunan.registry.validation import check_consent_time, check_row_lengths
 from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
@@ -544,7 +547,14 @@ class RegistryService:
         already registered in the village.
         """
         name = _required(person.name, "person name")
-        id_number = normalise_id_number(person.id_number)
+        try:
+            id_number = validate_id_number(
+                person.id_number, person.id_document, today=self._now().date()
+            )
+        except IdNumberError as exc:
+            raise InvalidRecordError(
+                f"ID number {mask_id_number(normalise_id_number(person.id_number))}: {exc}"
+            ) from None
         is_minor = person.is_minor or self._is_minor_by_id(id_number)
         if templates and consent is None:
             raise ConsentRequiredError(
@@ -928,6 +938,7 @@ class RegistryService:
             reported_by=tenancy.reported_by,
             reported_at=tenancy.reported_at or self._now(),
         )
+        check_row_lengths(row, f"tenancy of person {person_id}")
         return repo.add(row).id
 
     def record_move_out(
@@ -983,6 +994,7 @@ class RegistryService:
             raise ConsentRequiredError(f"consent for {who}: say who collected it")
         if consent.collected_at.tzinfo is None:
             raise InvalidRecordError(f"consent for {who}: collection time must carry a timezone")
+        check_consent_time(consent.collected_at, self._now(), who)
         if is_minor and not (consent.guardian_name or "").strip():
             raise GuardianConsentRequiredError(
                 f"{who} is a minor (under {self.settings.guardian_consent_under_age}): the "
@@ -1127,6 +1139,7 @@ def _unique(
     id_number: str | None = None,
 ) -> T:
     """Insert, turning a unique-constraint refusal (a concurrent duplicate) into a clear error."""
+    check_row_lengths(row, what)  # type: ignore[arg-type]
     try:
         return repo.add(row)
     except IntegrityError as exc:
@@ -1175,7 +1188,7 @@ def _peak_occupancy(tenancies: Sequence[Tenancy], start: date, end: date | None)
 
 
 def _consent_row(person_id: int, consent: ConsentInput) -> Consent:
-    return Consent(
+    row = Consent(
         person_id=person_id,
         collected_by=consent.collected_by.strip(),
         collected_at=consent.collected_at,
@@ -1184,6 +1197,8 @@ def _consent_row(person_id: int, consent: ConsentInput) -> Consent:
         guardian_name=(consent.guardian_name or "").strip() or None,
         guardian_relation=consent.guardian_relation,
     )
+    check_row_lengths(row, f"consent of person {person_id}")
+    return row
 
 
 def _consent_view(row: Consent) -> ConsentView:

@@ -1,0 +1,74 @@
+"""Value checks shared by the registry service and the roster import: field lengths, dates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import String
+
+from cunan.registry.errors import InvalidRecordError
+from cunan.storage.tables import Base
+
+#: No consent form for face data of a village registry predates this day.
+EARLIEST_CONSENT = date(2000, 1, 1)
+#: A consent dated "today" in the village may be tomorrow in UTC (and the reverse).
+_CLOCK_SLACK = timedelta(days=1)
+
+#: How field names read in an error, Chinese first (village staff read these).
+_FIELD_WORDS = {
+    "name": "名称/name",
+    "id_number": "证件号码/ID number",
+    "phone": "电话/phone",
+    "address": "门牌地址/address",
+    "label": "房间/room",
+    "collected_by": "同意采集人/consent collected by",
+    "guardian_name": "监护人/guardian",
+    "guardian_relation": "监护关系/guardian relation",
+    "scope": "同意范围/consent scope",
+    "reported_by": "报告人/reported by",
+    "registration_number": "户号/household number",
+    "media_type": "media type",
+    "code": "code",
+}
+
+
+def field_limit(table: type[Base], column: str) -> int | None:
+    """The maximum length of a text column (None: unbounded)."""
+    kind = table.__table__.c[column].type
+    return kind.length if isinstance(kind, String) else None
+
+
+def check_length(value: str | None, limit: int | None, what: str) -> None:
+    """Refuse text longer than its column: SQLite would store it, PostgreSQL would refuse it
+    with an internal error; both engines now give the same clear one."""
+    if value is not None and limit is not None and len(value) > limit:
+        raise InvalidRecordError(
+            f"{what} 过长 (too long): {len(value)} characters, at most {limit}"
+        )
+
+
+def check_row_lengths(row: Base, what: str) -> None:
+    """Every bounded text column of a row about to be inserted."""
+    for column in row.__table__.columns:
+        kind = column.type
+        if not isinstance(kind, String) or kind.length is None:
+            continue
+        value = getattr(row, column.key, None)
+        if isinstance(value, str):
+            check_length(value, kind.length, f"{what}: {_FIELD_WORDS.get(column.key, column.key)}")
+
+
+def consent_date_problem(day: date, today: date) -> str | None:
+    """Why a consent dated ``day`` cannot be right, or None when it is plausible."""
+    if day > today + _CLOCK_SLACK:
+        return f"同意日期在未来 (consent date {day} is in the future)"
+    if day < EARLIEST_CONSENT:
+        return f"同意日期不合理 (consent date {day} is before {EARLIEST_CONSENT})"
+    return None
+
+
+def check_consent_time(collected_at: datetime, now: datetime, who: str) -> None:
+    """Refuse a consent collected in the future or implausibly long ago."""
+    problem = consent_date_problem(collected_at.astimezone(now.tzinfo).date(), now.date())
+    if problem is not None:
+        raise InvalidRecordError(f"consent for {who}: {problem}")
