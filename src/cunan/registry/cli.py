@@ -21,7 +21,7 @@ from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
-from cunan.registry.export import write_export_csv
+from cunan.registry.export import write_export
 from cunan.registry.identity import IdDocument
 from cunan.registry.keys import rotate_keys
 from cunan.registry.records import (
@@ -36,6 +36,7 @@ from cunan.registry.records import (
 )
 from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
+from cunan.security.spreadsheet import OutputPathError, check_output_file
 from cunan.storage.errors import StorageError
 
 ADMIN_PASSWORD_ENV = "CUNAN_ADMIN_PASSWORD"
@@ -352,17 +353,23 @@ def people_withdraw_consent(
 
 @registry_app.command("export")
 def registry_export(
-    file: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    file: Annotated[
+        Path, typer.Argument(help="File to write: FILE.csv, or FILE.xlsx for an Excel workbook.")
+    ],
     encoding: Annotated[
-        str, typer.Option(help="utf-8-sig (Excel-friendly UTF-8) or gb18030.")
+        str, typer.Option(help="CSV only: utf-8-sig (Excel-friendly UTF-8) or gb18030.")
     ] = "utf-8-sig",
     data_dir: DataDirOption = None,
 ) -> None:
-    """Export people to CSV: no biometric data, ID numbers masked."""
+    """Export people to CSV or XLSX: no biometric data, ID numbers masked."""
     if encoding.lower() not in {"utf-8-sig", "utf-8", "gb18030", "gbk"}:
         fail(f"unsupported encoding {encoding!r}; use utf-8-sig, utf-8, gb18030 or gbk")
+    try:
+        check_output_file(file)
+    except OutputPathError as exc:
+        fail(str(exc))
     with _registry(data_dir) as (registry, _):
-        count = write_export_csv(registry.service, file, encoding=encoding)
+        count = write_export(registry.service, file, encoding=encoding)
     console.print(f"wrote {count} people to {file}", markup=False, highlight=False)
 
 
@@ -405,6 +412,12 @@ def registry_import(
 
     if not photos.is_dir():
         fail(f"{photos}: photo folder not found")
+    if report is not None:
+        # Checked before the import: a bad --report path must not cost a whole import.
+        try:
+            check_output_file(report, suffixes=(".csv",))
+        except OutputPathError as exc:
+            fail(str(exc))
     with _registry(data_dir) as (registry, settings):
         faces = settings.faces
         options = ImportOptions(

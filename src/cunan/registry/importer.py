@@ -41,6 +41,7 @@ from cunan.registry.records import (
 from cunan.registry.roster import Roster, RosterRow, RowProblem, read_roster
 from cunan.registry.service import NewTenancy, RegistryService
 from cunan.registry.validation import consent_date_problem, field_limit
+from cunan.security.spreadsheet import neutralise_row
 from cunan.storage.errors import StorageError
 from cunan.storage.tables import Consent, House, Household, Landlord, Person, Room
 
@@ -673,4 +674,5 @@ def write_problem_report(report: ImportReport, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["row", "column", "reason"])
         for p in report.problems:
-            writer.writerow([p.row, p.column, p.reason])
+            # Headers and photo names come from the roster: never let them run as formulas.
+            writer.writerow(neutralise_row([p.row, p.column, p.reason]))
