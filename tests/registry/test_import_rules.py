@@ -3,13 +3,19 @@ the dry run shares with the import, places, and the identity of people without I
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
+from cunan.registry.errors import RoomCapacityError
+from cunan.registry.identity import resident_id_check_char
 from cunan.registry.importer import ImportOptions, ImportReport, RowStatus, import_roster
+from cunan.registry.records import NewPerson
 from cunan.registry.service import RegistryService
+from cunan.security.keys import KeyRing
 from cunan.storage.database import Database
 from tests.registry.tables import row_counts
 
@@ -34,6 +40,10 @@ def run(
         service,
         ImportOptions(photos_dir=photos, workers=1, **options),  # type: ignore[arg-type]
     )
+
+
+def village_of(service: RegistryService) -> int:
+    return service.default_village_id()
 
 
 def reasons(report: ImportReport) -> dict[int, list[str]]:
@@ -99,3 +109,164 @@ def test_symlink_loop_fails_only_its_row(
     )
     assert [o.status for o in report.outcomes] == [RowStatus.FAILED, RowStatus.IMPORTED]
     assert reasons(report) == {2: ["a.jpg: photo path is a symlink loop (链接循环)"]}
+
+
+TENANTS = "姓名,类别,门牌地址,房间,入住日期,非人脸核验"
+
+
+def test_dry_run_and_import_agree_on_room_capacity(
+    service: RegistryService, house: int, tmp_path: Path, database: Database
+) -> None:
+    full = service.add_room(house, "101", capacity=1)
+    old = service.add_person(
+        NewPerson(name="老租客", village_id=village_of(service), non_face_note="x")
+    )
+    service.add_tenancy(old, full, move_in=date(2024, 1, 1), reported_by="网格员")
+    service.add_room(house, "102", capacity=1)
+    lines = [
+        TENANTS,
+        f"甲,外来租住,{HOUSE},101,2024-03-01,身份证核验",  # the room is full
+        f"乙,外来租住,{HOUSE},102,2024-03-01,身份证核验",  # takes the last place
+        f"丙,外来租住,{HOUSE},102,2024-03-01,身份证核验",  # ... so this one does not fit
+    ]
+    dry = run(service, tmp_path, lines, dry_run=True)
+    assert [o.status for o in dry.outcomes] == [RowStatus.FAILED, RowStatus.VALID, RowStatus.FAILED]
+    real = run(service, tmp_path, lines)
+    assert [o.status for o in real.outcomes] == [
+        RowStatus.FAILED,
+        RowStatus.IMPORTED,
+        RowStatus.FAILED,
+    ]
+    assert dry.problems == real.problems
+    assert [(p.row, p.column) for p in real.problems] == [(2, "房间"), (4, "房间")]
+    assert real.problems[0].reason.startswith("房间已满 (room full): room '101'")
+
+
+def test_rooms_an_import_creates_have_room_for_later_tenants(
+    service: RegistryService, village: int, tmp_path: Path
+) -> None:
+    lines = [
+        TENANTS + ",房间容量",
+        "甲,外来租住,新村1号,1,2024-03-01,身份证核验,",
+        "乙,外来租住,新村1号,2,2024-03-01,身份证核验,2",
+    ]
+    report = run(service, tmp_path, lines, create_places=True)
+    assert report.problems == []
+    people = {p.name: p.id for p in service.list_people()}
+    room_1 = service.tenancies_of(people["甲"])[0].room_id
+    room_2 = service.tenancies_of(people["乙"])[0].room_id
+    # A room sized to the file's head count (1) would refuse the next tenant.
+    for n in range(3):
+        pid = service.add_person(NewPerson(name=f"后来{n}", village_id=village, non_face_note="x"))
+        service.add_tenancy(pid, room_1, move_in=date(2024, 5, 1), reported_by="网格员")
+    late = service.add_person(NewPerson(name="满员", village_id=village, non_face_note="x"))
+    with pytest.raises(RoomCapacityError):
+        service.add_tenancy(late, room_1, move_in=date(2024, 5, 1), reported_by="网格员")
+    service.add_tenancy(late, room_2, move_in=date(2024, 5, 1), reported_by="网格员")
+    with pytest.raises(RoomCapacityError):  # the roster said 2
+        service.add_tenancy(
+            service.add_person(NewPerson(name="第三", village_id=village, non_face_note="x")),
+            room_2,
+            move_in=date(2024, 5, 1),
+            reported_by="网格员",
+        )
+
+
+def test_a_house_created_by_a_resident_row_gets_its_landlord(
+    service: RegistryService, village: int, tmp_path: Path, database: Database
+) -> None:
+    lines = [
+        "姓名,类别,门牌地址,户,房间,入住日期,房东,非人脸核验",
+        "户主,户籍,新村2号,王家,,,,身份证核验",  # creates the house, names no landlord
+        "租客,外来租住,新村2号,,201,2024-03-01,王房东,身份证核验",
+    ]
+    assert run(service, tmp_path, lines, create_places=True).problems == []
+    with database.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT l.name FROM houses h JOIN landlords l ON l.id = h.landlord_id "
+                "WHERE h.address = '新村2号'"
+            )
+        ).all()
+    assert [r[0] for r in rows] == ["王房东"]
+    tenant = next(p.id for p in service.list_people() if p.name == "租客")
+    assert service.tenancies_of(tenant)[0].landlord_id is not None
+
+
+ROSTER_WITHOUT_IDS = [
+    "姓名,类别,门牌地址,房间,户,入住日期,非人脸核验",
+    *[f"租客{n},外来租住,{HOUSE},{n},,2024-03-01,身份证核验" for n in range(1, 6)],
+    f"户主,户籍,{HOUSE},,李家,,身份证核验",
+    "访客甲,访客,,,,,身份证核验",
+    f"住户乙,户籍,{HOUSE},,,,身份证核验",  # a house but no room or household: name alone
+]
+
+
+def test_an_import_that_raced_another_adds_nobody_twice(
+    service: RegistryService, house: int, tmp_path: Path, database: Database
+) -> None:
+    from cunan.registry import importer
+    from cunan.registry.places import VillageDirectory
+    from cunan.registry.roster import read_roster
+
+    roster_path = tmp_path / "roster.csv"
+    roster_path.write_text("\n".join(ROSTER_WITHOUT_IDS) + "\n", encoding="utf-8")
+    (tmp_path / "photos").mkdir()
+    opts = ImportOptions(photos_dir=tmp_path / "photos", workers=1, create_places=True)
+    village_id = service.default_village_id()
+    # Run A reads the registry, then run B imports the whole file, then A writes: A's
+    # snapshot is stale, which is what two concurrent runs see.
+    stale = VillageDirectory.load(service, village_id)
+    first = import_roster(roster_path, service, opts)
+    assert first.count(RowStatus.IMPORTED) == 8
+    roster = read_roster(roster_path)
+    second = importer._import_rows(
+        roster, importer.ImportReport(roster=roster), service, stale, opts, None
+    )
+    assert second.problems == []
+    assert [o.status for o in second.outcomes] == [RowStatus.UNCHANGED] * 8
+    assert row_counts(database)["people"] == 8
+    # A re-run with a fresh snapshot finds them all too (the identity rule is the same).
+    assert import_roster(roster_path, service, opts).count(RowStatus.UNCHANGED) == 8
+
+
+def test_concurrent_imports_with_and_without_id_numbers(
+    service: RegistryService,
+    house: int,
+    tmp_path: Path,
+    database: Database,
+    db_url: str,
+    keyring: KeyRing,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cunan.security.cipher import FieldCipher
+
+    lines = ["姓名,身份证号,类别,门牌地址,房间,入住日期,非人脸核验"]
+    for n in range(1, 31):
+        first = f"11010119900307{n:03d}"
+        number = first + resident_id_check_char(first) if n % 2 else ""
+        lines.append(f"人{n},{number},外来租住,新村{n % 3}号,{n},2024-03-01,身份证核验")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "photos").mkdir()
+
+    def one_run(_: int) -> ImportReport:
+        # Each run has its own connection pool, like a second `cunan registry import`.
+        db = Database.open(db_url, connect_timeout_s=3)
+        try:
+            other = RegistryService(db, FieldCipher(keyring))
+            options = ImportOptions(photos_dir=tmp_path / "photos", workers=1, create_places=True)
+            return import_roster(roster, other, options)
+        finally:
+            db.dispose()
+
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(one_run, range(2)))
+    for report in reports:
+        assert report.problems == [] and report.count(RowStatus.FAILED) == 0
+    assert sum(r.count(RowStatus.IMPORTED) for r in reports) == 30
+    assert row_counts(database)["people"] == 30
+    with database.engine.connect() as conn:
+        houses = conn.execute(text("SELECT count(*) FROM houses")).scalar_one()
+    assert houses == 4  # 桃源村1号 and 新村0-2号, each once

@@ -253,3 +253,30 @@ def database_with_photos(photos: Path, tmp_path: Path) -> Iterator[tuple[Registr
     svc.add_house(svc.add_village("桃源村"), HOUSE)
     yield svc, folder
     database.dispose()
+
+
+def test_one_unusable_photo_is_skipped_when_another_is_good(
+    service: RegistryService, photos: Path, tmp_path: Path
+) -> None:
+    rows = [
+        f"王小明,{id_number(1)},户籍,{HOUSE},,,obama.jpg;blank.png;gone.jpg,{CONSENT}",
+        f"李四,{id_number(2)},户籍,{HOUSE},,,blank.png;gone.jpg,{CONSENT}",
+    ]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    skipped = " (photo skipped; the row's other photo(s) were used)"
+    # The same rule in the dry run and the import: the row with a good photo goes in with
+    # it, its bad photos are reported; a row with no usable photo fails.
+    expected = [
+        RowProblem(2, "照片", "gone.jpg: missing photo (not found)" + skipped),
+        RowProblem(2, "照片", "blank.png: no face found" + skipped),
+        RowProblem(3, "照片", "gone.jpg: missing photo (not found)"),
+        RowProblem(3, "照片", "blank.png: no face found"),
+    ]
+    dry = import_roster(roster, service, options(photos, dry_run=True))
+    assert [o.status for o in dry.outcomes] == [RowStatus.VALID, RowStatus.FAILED]
+    assert dry.problems == expected
+    real = import_roster(roster, service, options(photos))
+    assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED, RowStatus.FAILED]
+    assert real.problems == expected
+    assert counts(service) == (1, 1, 1, 0)  # one person, one consent, one template

@@ -28,7 +28,7 @@ from cunan.registry.errors import (
     RoomCapacityError,
 )
 from cunan.registry.identity import age_on, birth_date_from_id
-from cunan.registry.places import VillageDirectory, person_key
+from cunan.registry.places import VillageDirectory, lock_and_find, person_key
 from cunan.registry.records import (
     ConsentInput,
     NewPerson,
@@ -41,9 +41,10 @@ from cunan.registry.records import (
 )
 from cunan.registry.roster import Roster, RosterRow, RowProblem, read_roster
 from cunan.registry.service import NewTenancy, RegistryService
-from cunan.registry.validation import consent_date_problem, field_limit
+from cunan.registry.validation import Stay, consent_date_problem, field_limit, peak_occupancy
 from cunan.security.spreadsheet import neutralise_row
 from cunan.storage.errors import StorageError
+from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import Consent, House, Household, Landlord, Person, Room
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class ImportOptions:
     #: Photos are checked decoded at about this many pixels (None: full size); a photo
     #: refused at that size is checked again at full size before the row fails.
     decode_pixels: int | None = ENROLMENT_DECODE_PIXELS
+    #: Capacity of a room the import creates (see NEW_ROOM_CAPACITY).
+    new_room_capacity: int = 4
     #: Under this age consent must come from a guardian (the registry's setting).
     guardian_under_age: int = 14
 
@@ -254,7 +257,12 @@ class _Pending:
     row: RosterRow
     problems: list[RowProblem]
     photo_paths: list[Path | None]
+    #: Problems of single photos (missing, unreadable, no usable face): the row fails on
+    #: them only when none of its photos is usable.
+    photo_problems: list[RowProblem] = field(default_factory=list)
     results: dict[int, _PhotoResult] = field(default_factory=dict)
+    #: Problems reported without failing the row (photos skipped).
+    notes: list[RowProblem] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[int], None]
@@ -314,11 +322,7 @@ def _import_rows(
     by_row: dict[int, list[RowProblem]] = {}
     for problem in roster.problems:
         by_row.setdefault(problem.row, []).append(problem)
-    room_counts: dict[tuple[str, str], int] = {}
-    for r in roster.rows:
-        if r.house_address and r.room:
-            key = (r.house_address, r.room)
-            room_counts[key] = room_counts.get(key, 0) + 1
+    plan = _PlacePlan.of(roster, directory, options)
 
     pending: dict[int, _Pending] = {}
     jobs: list[_PhotoJob] = []
@@ -333,8 +337,9 @@ def _import_rows(
             finished += 1
             continue
         problems.extend(_check_row(r, roster, directory, options))
-        photo_paths = _photo_paths(r, roster, options.photos_dir, problems)
-        item = _Pending(r, problems, photo_paths)
+        item = _Pending(r, problems, [])
+        item.photo_paths = _photo_paths(r, roster, options.photos_dir, item)
+        photo_paths = item.photo_paths
         pending[r.row] = item
         for index, p in enumerate(photo_paths):
             if p is not None:
@@ -348,8 +353,9 @@ def _import_rows(
 
     def finish(row_number: int) -> None:
         item = pending.pop(row_number)
-        report.outcomes.append(_finish_row(item, roster, service, directory, options, room_counts))
+        report.outcomes.append(_finish_row(item, roster, service, directory, options, plan))
         report.problems.extend(item.problems)
+        report.problems.extend(item.notes)
         if progress is not None:
             progress(1)
 
@@ -537,16 +543,18 @@ def _is_minor(r: RosterRow, options: ImportOptions) -> bool:
 
 
 def _photo_paths(
-    r: RosterRow, roster: Roster, photos_dir: Path, problems: list[RowProblem]
+    r: RosterRow, roster: Roster, photos_dir: Path, item: _Pending
 ) -> list[Path | None]:
-    """Each photo name as a path inside the photo folder, or None (and a problem of its row)
-    for a name that leaves the folder, loops, is missing or cannot be a path."""
+    """Each photo name as a path inside the photo folder, or None (and a problem) for a name
+    that leaves the folder (the row fails: a roster must not point outside), loops, is
+    missing or cannot be a path (a problem of that photo only)."""
     root = photos_dir.resolve()
     paths: list[Path | None] = []
     for name in r.photos:
         candidate, reason = _inside(root, name)
         if reason is not None:
-            problems.append(RowProblem(r.row, roster.header("photos"), f"{name}: {reason}"))
+            problem = RowProblem(r.row, roster.header("photos"), f"{name}: {reason}")
+            (item.problems if reason == _OUTSIDE else item.photo_problems).append(problem)
         paths.append(candidate)
     return paths
 
@@ -585,30 +593,131 @@ def _inside(root: Path, name: str) -> tuple[Path | None, str | None]:
     return candidate, None
 
 
+#: A room an import creates holds at least this many (more when the roster puts more in it),
+#: unless the roster's 房间容量/room_capacity column says otherwise: a room sized to one
+#: file's head count would refuse every later tenant and 补录 until someone moved out.
+NEW_ROOM_CAPACITY = 4
+
+
+@dataclass(slots=True)
+class _PlacePlan:
+    """What the roster will do to places, known before any row is written, so that the dry
+    run and the import apply the same room-capacity check (the service re-checks on write)."""
+
+    directory: VillageDirectory
+    #: (house address, room label) -> people of the roster in that room.
+    heads: dict[tuple[str, str], int]
+    #: (house address, room label) -> the largest 房间容量 a row gives.
+    capacities: dict[tuple[str, str], int]
+    #: house address -> the first landlord a row of that house names.
+    landlords: dict[str, str]
+    default_capacity: int
+    #: (house address, room label) -> (capacity, stays), as rows are written (or would be).
+    rooms: dict[tuple[str, str], tuple[int, list[Stay]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, roster: Roster, directory: VillageDirectory, options: ImportOptions) -> _PlacePlan:
+        heads: dict[tuple[str, str], int] = {}
+        capacities: dict[tuple[str, str], int] = {}
+        landlords: dict[str, str] = {}
+        for r in roster.rows:
+            if r.house_address and r.room:
+                key = (r.house_address.strip(), r.room.strip())
+                heads[key] = heads.get(key, 0) + 1
+                if r.room_capacity is not None:
+                    capacities[key] = max(capacities.get(key, 0), r.room_capacity)
+            if r.house_address and r.landlord:
+                landlords.setdefault(r.house_address.strip(), r.landlord)
+        return cls(directory, heads, capacities, landlords, options.new_room_capacity)
+
+    def house_landlord(self, address: str) -> str | None:
+        return self.landlords.get(address.strip())
+
+    def new_room_capacity(self, r: RosterRow) -> int:
+        key = _room_key(r)
+        if key in self.capacities:
+            return self.capacities[key]
+        return max(self.default_capacity, self.heads.get(key, 1))
+
+    def _room(self, r: RosterRow) -> tuple[int, list[Stay]]:
+        key = _room_key(r)
+        if key not in self.rooms:
+            room_id = self.directory.existing_room(*key)
+            if room_id is None:
+                self.rooms[key] = (self.new_room_capacity(r), [])
+            else:
+                stays = list(self.directory.room_stays.get(room_id, []))
+                self.rooms[key] = (self.directory.room_capacity.get(room_id, 1), stays)
+        return self.rooms[key]
+
+    def room_full(self, r: RosterRow) -> str | None:
+        """Why the row's tenancy would overfill its room, or None."""
+        if not (r.house_address and r.room and r.move_in):
+            return None
+        capacity, stays = self._room(r)
+        peak = peak_occupancy(stays, r.move_in, None)
+        if peak + 1 <= capacity:
+            return None
+        return (
+            f"房间已满 (room full): room {r.room!r} of {r.house_address!r} holds {capacity} and "
+            f"already has {peak} tenant(s) from {r.move_in}; record a move-out first"
+        )
+
+    def moved_in(self, r: RosterRow) -> None:
+        if r.house_address and r.room and r.move_in:
+            self._room(r)[1].append((r.move_in, None))
+
+
+def _room_key(r: RosterRow) -> tuple[str, str]:
+    return ((r.house_address or "").strip(), (r.room or "").strip())
+
+
+#: Added to the problem of a photo that was left out because another photo of the row is good.
+SKIPPED_PHOTO = " (photo skipped; the row's other photo(s) were used)"
+
+
 def _finish_row(
     item: _Pending,
     roster: Roster,
     service: RegistryService,
     directory: VillageDirectory,
     options: ImportOptions,
-    room_counts: dict[tuple[str, str], int],
+    plan: _PlacePlan,
 ) -> RowOutcome:
     r = item.row
+    photo_problems = list(item.photo_problems)
     for index in sorted(item.results):
         result = item.results[index]
         if result.reason is not None:
-            item.problems.append(
+            photo_problems.append(
                 RowProblem(r.row, roster.header("photos"), f"{result.name}: {result.reason}")
             )
+    # One rule for the dry run and the import: a row needs one usable photo; unusable
+    # ones next to a usable one are skipped and reported, never stored.
+    if any(result.reason is None for result in item.results.values()):
+        item.notes.extend(
+            RowProblem(p.row, p.column, p.reason + SKIPPED_PHOTO) for p in photo_problems
+        )
+        for index in [i for i, res in item.results.items() if res.reason is not None]:
+            del item.results[index]
+    else:
+        item.problems.extend(photo_problems)
+    if not item.problems:
+        full = plan.room_full(r)
+        if full is not None:
+            item.problems.append(RowProblem(r.row, roster.header("room"), full))
     if item.problems:
+        item.notes.clear()
         return RowOutcome(r.row, RowStatus.FAILED)
     if options.dry_run:
+        plan.moved_in(r)
         return RowOutcome(r.row, RowStatus.VALID)
     assert r.name is not None and r.category is not None  # no problems means both parsed
     try:
-        person_id = _write_person(item, service, directory, options, room_counts)
+        person_id, created = _write_person(item, service, directory, options, plan)
     except (RegistryError, StorageError) as exc:
         item.problems.append(RowProblem(r.row, roster.header(_column_of(exc)), str(exc)))
+        item.notes.clear()
         return RowOutcome(r.row, RowStatus.FAILED)
     except OSError as exc:
         # A photo moved, deleted or made unreadable after it was checked: this row fails,
@@ -621,10 +730,16 @@ def _finish_row(
                 f"{name}: photo could not be read ({exc.strerror or exc})",
             )
         )
+        item.notes.clear()
         return RowOutcome(r.row, RowStatus.FAILED)
     directory.remember(
         person_id, r.name, r.id_number, person_key(r.name, r.house_address, r.room or r.household)
     )
+    if not created:
+        # Another import registered this person meanwhile: left alone, like a re-run.
+        item.notes.clear()
+        return RowOutcome(r.row, RowStatus.UNCHANGED, person_id)
+    plan.moved_in(r)
     return RowOutcome(r.row, RowStatus.IMPORTED, person_id)
 
 
@@ -645,8 +760,10 @@ def _write_person(
     service: RegistryService,
     directory: VillageDirectory,
     options: ImportOptions,
-    room_counts: dict[tuple[str, str], int],
-) -> int:
+    plan: _PlacePlan,
+) -> tuple[int, bool]:
+    """Write one row: (person id, True), or (id, False) when a concurrent import registered
+    the same person first (same ID number and name, else the identity rule's name + place)."""
     r = item.row
     assert r.name is not None and r.category is not None
     # Photo bytes first: an unreadable photo (OSError) fails the row before a house or room
@@ -656,21 +773,23 @@ def _write_person(
         for i in sorted(item.results)
     ]
     landlord_id = directory.landlord_id(r.landlord) if r.landlord else None
-    house_id = (
-        directory.house_id(r.house_address, create=options.create_places, landlord_id=landlord_id)
-        if r.house_address
-        else None
-    )
+    house_id: int | None = None
+    if r.house_address:
+        house_landlord = plan.house_landlord(r.house_address)
+        house_id = directory.house_id(
+            r.house_address,
+            create=options.create_places,
+            landlord_id=directory.landlord_id(house_landlord) if house_landlord else None,
+        )
     household_id = (
         directory.household_id(house_id, r.household)
         if house_id is not None and r.household
         else None
     )
     tenancy: NewTenancy | None = None
+    room_id: int | None = None
     if house_id is not None and r.room is not None and r.move_in is not None:
-        # A room the roster creates holds everyone the roster puts in it.
-        capacity = room_counts.get((r.house_address or "", r.room), 1)
-        room_id = directory.room_id(house_id, r.room, capacity=max(1, capacity))
+        room_id = directory.room_id(house_id, r.room, capacity=plan.new_room_capacity(r))
         tenancy = NewTenancy(
             room_id=room_id,
             move_in=r.move_in,
@@ -688,21 +807,51 @@ def _write_person(
             method=r.consent_method,
             guardian_name=r.guardian,
         )
-    return service.add_person(
-        NewPerson(
-            name=r.name,
-            village_id=directory.village_id,
-            category=r.category,
-            id_number=r.id_number,
-            id_document=r.id_document,
-            phone=r.phone,
-            household_id=household_id,
-            non_face_note=None if templates else r.non_face,
-        ),
-        consent=consent,
-        templates=templates,
-        tenancy=tenancy,
+    person = NewPerson(
+        name=r.name,
+        village_id=directory.village_id,
+        category=r.category,
+        id_number=r.id_number,
+        id_document=r.id_document,
+        phone=r.phone,
+        household_id=household_id,
+        non_face_note=None if templates else r.non_face,
     )
+    if r.id_number:
+        # The unique (village, ID number) constraint makes concurrent runs safe; the loser
+        # sees who won.
+        try:
+            created = service.add_person(
+                person, consent=consent, templates=templates, tenancy=tenancy
+            )
+        except DuplicateIdNumberError:
+            winner = _registered_with_id(service, directory.village_id, r.id_number)
+            if winner is None or " ".join(winner[1].split()) != " ".join(r.name.split()):
+                raise
+            return winner[0], False
+        return created, True
+    # No ID number: the identity rule (name + room, else household, else name alone) is
+    # checked and the person added in one transaction, under a lock on that place.
+    with service.unit_of_work() as unit:
+        found = lock_and_find(
+            RegistryRepository(unit.session),
+            directory.village_id,
+            r.name,
+            room_id=room_id,
+            household_id=None if room_id is not None else household_id,
+        )
+        if found is not None:
+            return found, False
+        created = service.add_person(person, consent=consent, templates=templates, tenancy=tenancy)
+    return created, True
+
+
+def _registered_with_id(
+    service: RegistryService, village_id: int, id_number: str
+) -> tuple[int, str] | None:
+    with service.database.transaction() as session:
+        person = RegistryRepository(session).person_by_id_number(village_id, id_number)
+        return None if person is None else (person.id, person.name)
 
 
 def _checked(path: Path | None) -> Path:

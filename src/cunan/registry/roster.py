@@ -80,6 +80,15 @@ COLUMNS: tuple[RosterColumn, ...] = (
         "must be a registered house unless --create-places",
     ),
     RosterColumn("room", "房间", "room", ("房间号", "房号"), "201", "needed for a tenancy"),
+    RosterColumn(
+        "room_capacity",
+        "房间容量",
+        "room_capacity",
+        ("容量", "可住人数", "roomcapacity"),
+        "",
+        "people the room holds, for rooms the import creates (default: 4, or the roster's "
+        "head count if more)",
+    ),
     RosterColumn("household", "户", "household", ("户名", "户主"), "", "household at the house"),
     RosterColumn("landlord", "房东", "landlord", ("房东姓名",), "李四", "tenancy's landlord"),
     RosterColumn(
@@ -203,6 +212,7 @@ class RosterRow:
     category: PersonCategory | None = None
     house_address: str | None = None
     room: str | None = None
+    room_capacity: int | None = None
     household: str | None = None
     landlord: str | None = None
     move_in: date | None = None
@@ -502,6 +512,18 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
     dates: dict[str, date | None] = {}
     for key in ("move_in", "expected_end", "consent_date"):
         dates[key] = _date(cells.get(key), _bind(problem, key))
+    room_capacity: int | None = None
+    raw_capacity = text("room_capacity")
+    if raw_capacity is not None:
+        try:
+            room_capacity = int(raw_capacity)
+        except ValueError:
+            room_capacity = 0
+        if room_capacity < 1:
+            problem(
+                "room_capacity", f"room capacity must be a whole number >= 1, got {raw_capacity!r}"
+            )
+            room_capacity = None
     photos = tuple(
         part.strip() for part in _PHOTO_SEPARATORS.split(text("photos") or "") if part.strip()
     )
@@ -514,6 +536,7 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
         category=category,
         house_address=text("house_address"),
         room=text("room"),
+        room_capacity=room_capacity,
         household=text("household"),
         landlord=text("landlord"),
         move_in=dates["move_in"],

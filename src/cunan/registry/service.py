@@ -46,7 +46,7 @@ from cunan.registry.records import (
     TenancyView,
     Vector,
 )
-from cunan.registry.validation import check_consent_time, check_row_lengths
+from cunan.registry.validation import check_consent_time, check_row_lengths, peak_occupancy
 from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
@@ -83,6 +83,7 @@ TEMPLATE_PURGE = "template.purge"
 TENANCY_ADD = "tenancy.add"
 TENANCY_MOVE_OUT = "tenancy.move_out"
 PLACE_CREATE = "place.create"
+PLACE_UPDATE = "place.update"
 
 
 def template_context(template_id: int, person_id: int, model_id: str) -> bytes:
@@ -494,6 +495,25 @@ class RegistryService:
             )
 
         return self._write(act)
+
+    def set_house_landlord(self, house_id: int, landlord_id: int) -> None:
+        """Link a house to its landlord (same village)."""
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            house = _get(repo.house(house_id), "house", house_id)
+            landlord = _get(repo.landlord(landlord_id), "landlord", landlord_id)
+            _same_village(landlord.village_id, house.village_id, f"landlord {landlord_id}")
+            before = house.landlord_id
+            house.landlord_id = landlord_id
+            self._audit(
+                repo,
+                PLACE_UPDATE,
+                target_type="house",
+                target_id=house_id,
+                details={"landlord_id": landlord_id, "previous_landlord_id": before},
+            )
+
+        self._write(act)
 
     def add_room(self, house_id: int, label: str, *, capacity: int = 1) -> int:
         label = _required(label, "room label")
@@ -920,7 +940,7 @@ class RegistryService:
             raise RoomCapacityError(
                 f"person {person_id} already has a tenancy in room {room_id} overlapping {move_in}"
             )
-        peak = _peak_occupancy(others, move_in, move_out)
+        peak = peak_occupancy([(t.move_in, t.move_out) for t in others], move_in, move_out)
         if peak + 1 > room.capacity:
             raise RoomCapacityError(
                 f"room {room_id} ({room.label!r}, house {house.id}) holds {room.capacity} "
@@ -1170,21 +1190,6 @@ def _check_vector(vector: Vector, what: str) -> None:
         )
     if not np.all(np.isfinite(array)):
         raise InvalidRecordError(f"{what}: embedding contains NaN or infinite values")
-
-
-def _peak_occupancy(tenancies: Sequence[Tenancy], start: date, end: date | None) -> int:
-    """Most of these tenancies in the room on one day within [start, end)."""
-    # Occupancy only rises at a move-in, so the peak is at ``start`` or at some move-in.
-    points = {start} | {t.move_in for t in tenancies if t.move_in > start}
-    if end is not None:
-        points = {p for p in points if p < end}
-    best = 0
-    for day in points:
-        n = sum(
-            1 for t in tenancies if t.move_in <= day and (t.move_out is None or day < t.move_out)
-        )
-        best = max(best, n)
-    return best
 
 
 def _consent_row(person_id: int, consent: ConsentInput) -> Consent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import String
@@ -72,3 +73,21 @@ def check_consent_time(collected_at: datetime, now: datetime, who: str) -> None:
     problem = consent_date_problem(collected_at.astimezone(now.tzinfo).date(), now.date())
     if problem is not None:
         raise InvalidRecordError(f"consent for {who}: {problem}")
+
+
+#: A stay in a room: move-in day and move-out day (None: still there). The move-out day
+#: itself is free for the next tenant.
+Stay = tuple[date, date | None]
+
+
+def peak_occupancy(stays: Sequence[Stay], start: date, end: date | None) -> int:
+    """Most of these stays in the room on one day within [start, end) (end None: open)."""
+    # Occupancy only rises at a move-in, so the peak is at ``start`` or at some move-in.
+    points = {start} | {move_in for move_in, _ in stays if move_in > start}
+    if end is not None:
+        points = {p for p in points if p < end}
+    best = 0
+    for day in points:
+        n = sum(1 for move_in, out in stays if move_in <= day and (out is None or day < out))
+        best = max(best, n)
+    return best
