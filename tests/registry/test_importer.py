@@ -39,7 +39,7 @@ def id_number(n: int) -> str:
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     examples = require_data("face_recognition_examples/examples")
     folder = tmp_path_factory.mktemp("photos")
-    for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg"):
         shutil.copy(examples / name, folder / name)
     Image.new("RGB", (300, 300), (200, 200, 200)).save(folder / "blank.png")
     return folder
@@ -190,7 +190,7 @@ def test_utf8_bom_csv_with_worker_processes(
     service: RegistryService, photos: Path, tmp_path: Path
 ) -> None:
     rows = [
-        f"王小明,{id_number(1)},外来租住,{HOUSE},101,2024-03-01,obama.jpg;biden.jpg,{CONSENT}",
+        f"王小明,{id_number(1)},外来租住,{HOUSE},101,2024-03-01,obama.jpg;obama2.jpg,{CONSENT}",
         f"无证人员,,外来租住,{HOUSE},102,2024-03-01,biden.jpg,{CONSENT}",
     ]
     roster = tmp_path / "roster.csv"
@@ -280,3 +280,32 @@ def test_one_unusable_photo_is_skipped_when_another_is_good(
     assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED, RowStatus.FAILED]
     assert real.problems == expected
     assert counts(service) == (1, 1, 1, 0)  # one person, one consent, one template
+
+
+def test_face_consistency_rule(service: RegistryService, photos: Path, tmp_path: Path) -> None:
+    rows = [
+        f"奥巴马,{id_number(1)},户籍,{HOUSE},,,obama.jpg,{CONSENT}",
+        f"两个人,{id_number(2)},户籍,{HOUSE},,,obama2.jpg;biden.jpg,{CONSENT}",
+        f"又一个名字,{id_number(3)},户籍,{HOUSE},,,obama.jpg,{CONSENT}",
+    ]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    dry = import_roster(roster, service, options(photos, dry_run=True))
+    assert [o.status for o in dry.outcomes] == [RowStatus.VALID] + [RowStatus.FAILED] * 2
+    different, same = dry.problems
+    assert different.row == 3 and different.reason.startswith(
+        "照片不是同一个人 (the photos show different people): obama2.jpg and biden.jpg are"
+    )
+    assert same.row == 4 and same.reason.startswith("人脸重复 (same face as row 2, distance")
+    real = import_roster(roster, service, options(photos))
+    assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED] + [RowStatus.FAILED] * 2
+    first = real.outcomes[0].person_id
+    assert real.problems[1].reason.startswith(f"人脸重复 (same face as person {first}")
+    # Against people registered before this run too, unless the user says they are twins.
+    again = import_roster(roster, service, options(photos, allow_same_face=True))
+    assert [o.status for o in again.outcomes] == [
+        RowStatus.UNCHANGED,
+        RowStatus.FAILED,  # two people in one row is never allowed
+        RowStatus.IMPORTED,
+    ]
+    assert counts(service) == (2, 2, 2, 0)

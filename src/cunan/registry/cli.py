@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,12 @@ from cunan.cliutil import DataDirOption, err_console, fail, opened_registry, use
 from cunan.config import Settings, load_settings
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
+from cunan.registry.consistency import (
+    SAME_FACE_DISTANCE,
+    KnownFaces,
+    different_people_problem,
+    same_face_problem,
+)
 from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
 from cunan.registry.export import write_export
@@ -34,6 +40,7 @@ from cunan.registry.records import (
     TemplateQuality,
     TemplateSource,
 )
+from cunan.registry.service import RegistryService
 from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
 from cunan.security.spreadsheet import OutputPathError, check_output_file
@@ -165,6 +172,13 @@ def people_add(
     village: Annotated[
         str | None, typer.Option(help="Village name (needed when several are registered).")
     ] = None,
+    allow_same_face: Annotated[
+        bool,
+        typer.Option(
+            "--allow-same-face",
+            help="Register although the face matches another person's (twins).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a person with consent and enrolment photos; prints the new person's id."""
@@ -182,6 +196,7 @@ def people_add(
             service.village_id_by_name(village) if village else service.default_village_id()
         )
         templates = _enrol_photos(photos, settings) if photos else []
+        _check_faces(photos, templates, service, settings, allow_same_face=allow_same_face)
         consent = (
             ConsentInput(
                 collected_by=consent_by,
@@ -247,6 +262,28 @@ def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]
             err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
         fail(f"{len(problems)} photo(s) unusable; nothing was stored")
     return templates
+
+
+def _check_faces(
+    photos: list[Path],
+    templates: list[TemplateInput],
+    service: RegistryService,
+    settings: Settings,
+    *,
+    allow_same_face: bool,
+) -> None:
+    """The enrolment face consistency rule (docs/registry.md), as the roster import applies it."""
+    if not templates:
+        return
+    vectors = [t.vector for t in templates]
+    why = different_people_problem(
+        [p.name for p in photos], vectors, settings.matching.max_distance
+    )
+    if why is None and not allow_same_face:
+        known = KnownFaces.load(service, templates[0].model_id, int(vectors[0].shape[0]))
+        why = same_face_problem(known.nearest(vectors), SAME_FACE_DISTANCE)
+    if why is not None:
+        fail(f"{why}; nothing was stored")
 
 
 @people_app.command("list")
@@ -393,6 +430,13 @@ def registry_import(
     village: Annotated[
         str | None, typer.Option(help="Village name (needed when several are registered).")
     ] = None,
+    allow_same_face: Annotated[
+        bool,
+        typer.Option(
+            "--allow-same-face",
+            help="Import rows whose face matches another person's (twins).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Import people from a roster and a photo folder; exit 0 all good, 1 rows failed, 2 bad file.
@@ -400,8 +444,6 @@ def registry_import(
     Every problem is listed as row, column, reason; a failed row stores nothing, and rows
     already registered (same ID number, else same name, house and room) are left unchanged.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from cunan.registry.importer import (
         ImportOptions,
         RowStatus,
@@ -430,23 +472,13 @@ def registry_import(
             engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=settings.registry.guardian_consent_under_age,
+            person_max_distance=settings.matching.max_distance,
+            allow_same_face=allow_same_face,
         )
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("rows", total=None)
+        with _import_progress() as (advance, set_total):
             try:
                 result = import_roster(
-                    file,
-                    registry.service,
-                    options,
-                    progress=lambda n: bar.advance(task, n),
-                    on_total=lambda n: bar.update(task, total=n),
+                    file, registry.service, options, progress=advance, on_total=set_total
                 )
             except RosterFileError as exc:
                 fail(str(exc))
@@ -469,6 +501,47 @@ def registry_import(
         highlight=False,
     )
     raise typer.Exit(result.exit_code)
+
+
+@contextmanager
+def _import_progress() -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """(advance, set_total) for an import: a live bar on a terminal; elsewhere (a log, a
+    service's journal) a line every 10 % of the rows, so long imports show progress too."""
+    if err_console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("rows", total=None)
+            yield (
+                lambda n: bar.advance(task, n),
+                lambda n: bar.update(task, total=n),
+            )
+        return
+    state = {"done": 0, "total": 0, "shown": 0}
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        total = state["total"]
+        step = max(1, total // 10)
+        if total and (state["done"] - state["shown"] >= step or state["done"] == total):
+            state["shown"] = state["done"]
+            err_console.print(
+                f"rows {state['done']}/{total} ({100 * state['done'] // total} %)",
+                markup=False,
+                highlight=False,
+            )
+
+    def set_total(n: int) -> None:
+        state["total"] = n
+
+    yield advance, set_total
 
 
 @registry_app.command("template")

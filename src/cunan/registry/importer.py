@@ -20,6 +20,12 @@ import numpy as np
 from cunan.domain import RGBImage
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from cunan.registry.consistency import (
+    SAME_FACE_DISTANCE,
+    KnownFaces,
+    different_people_problem,
+    same_face_problem,
+)
 from cunan.registry.errors import (
     ConsentRequiredError,
     DuplicateIdNumberError,
@@ -62,6 +68,9 @@ __all__ = [
 #: portrait's face stays several times larger than the 80 px enrolment minimum.
 ENROLMENT_DECODE_PIXELS = 700_000
 
+#: The second look at a refused photo has this many times the pixels of the first.
+_SECOND_LOOK = 4
+
 #: Photos per task sent to a worker: enough to amortise the pickling, small enough that
 #: the progress bar moves and the last worker is not left alone with a long tail.
 _CHUNK = 8
@@ -97,8 +106,15 @@ class ImportOptions:
     engine: EngineConfig = field(default_factory=EngineConfig)
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     #: Photos are checked decoded at about this many pixels (None: full size); a photo
-    #: refused at that size is checked again at full size before the row fails.
+    #: refused at that size is checked again at four times the pixels before it is refused.
     decode_pixels: int | None = ENROLMENT_DECODE_PIXELS
+    #: A row's photos farther apart than this are different people (matching.max_distance:
+    #: the gallery would never match such a face to this person anyway).
+    person_max_distance: float = 0.55
+    #: A photo this close to another person's template is refused as the same face...
+    same_face_distance: float = SAME_FACE_DISTANCE
+    #: ... unless the user says they are different people (twins).
+    allow_same_face: bool = False
     #: Capacity of a room the import creates (see NEW_ROOM_CAPACITY).
     new_room_capacity: int = 4
     #: Under this age consent must come from a guardian (the registry's setting).
@@ -183,11 +199,11 @@ def _check_photo(job: _PhotoJob) -> _PhotoResult:
         try:
             # Enrolment faces are >= 80 px, which HOG finds without upsampling at a quarter
             # of the cost; only when that finds no usable face does the configured (slower)
-            # detector decide, on the photo at full size, so every rejection is the
-            # engine's own verdict on the photo as taken.
+            # detector decide, on the photo at a larger size, so every rejection is the
+            # engine's own verdict.
             face = fast.enrolment_face(image, source=job.name)
         except EnrolmentPhotoError:
-            whole = _full_size(job, image)
+            whole = _second_look(job, image)
             if fast is full and whole is image:
                 raise
             face = full.enrolment_face(whole, source=job.name)
@@ -212,12 +228,16 @@ def _check_photo(job: _PhotoJob) -> _PhotoResult:
     )
 
 
-def _full_size(job: _PhotoJob, image: RGBImage) -> RGBImage:
-    """The photo decoded at full size, or ``image`` itself when it was not reduced."""
+def _second_look(job: _PhotoJob, image: RGBImage) -> RGBImage:
+    """The photo at four times the pixels of the first check (a 12 MP photo at 1/2 scale),
+    or ``image`` itself when it was not reduced. Not at full size: the configured detector
+    upsamples, and on a full 12-50 MP photo that takes 0.7-2.5 GB and seconds per photo."""
     if _worker_reduce_to is None or image.shape[0] * image.shape[1] > 3 * _worker_reduce_to:
         return image
-    whole = load_image(job.path, max_pixels=_worker_max_pixels)
-    return image if whole.shape == image.shape else whole
+    larger = load_image(
+        job.path, max_pixels=_worker_max_pixels, reduce_to=_SECOND_LOOK * _worker_reduce_to
+    )
+    return image if larger.shape == image.shape else larger
 
 
 def _chunks(jobs: Sequence[_PhotoJob], size: int) -> Iterator[list[_PhotoJob]]:
@@ -614,6 +634,18 @@ class _PlacePlan:
     default_capacity: int
     #: (house address, room label) -> (capacity, stays), as rows are written (or would be).
     rooms: dict[tuple[str, str], tuple[int, list[Stay]]] = field(default_factory=dict)
+    #: Registered faces plus this run's, loaded at the first row with photos.
+    faces: KnownFaces | None = None
+
+    def known_faces(self, service: RegistryService, model_id: str, dim: int) -> KnownFaces:
+        if self.faces is None:
+            self.faces = KnownFaces.load(service, model_id, dim)
+        return self.faces
+
+    def enrolled(self, owner: str, item: _Pending) -> None:
+        if self.faces is not None:
+            vectors = [res.vector for res in item.results.values() if res.vector is not None]
+            self.faces.add(owner, vectors)
 
     @classmethod
     def of(cls, roster: Roster, directory: VillageDirectory, options: ImportOptions) -> _PlacePlan:
@@ -702,6 +734,10 @@ def _finish_row(
             del item.results[index]
     else:
         item.problems.extend(photo_problems)
+    if not item.problems and item.results:
+        face = _face_problem(item, service, options, plan)
+        if face is not None:
+            item.problems.append(RowProblem(r.row, roster.header("photos"), face))
     if not item.problems:
         full = plan.room_full(r)
         if full is not None:
@@ -711,6 +747,7 @@ def _finish_row(
         return RowOutcome(r.row, RowStatus.FAILED)
     if options.dry_run:
         plan.moved_in(r)
+        plan.enrolled(f"row {r.row}", item)
         return RowOutcome(r.row, RowStatus.VALID)
     assert r.name is not None and r.category is not None  # no problems means both parsed
     try:
@@ -740,7 +777,24 @@ def _finish_row(
         item.notes.clear()
         return RowOutcome(r.row, RowStatus.UNCHANGED, person_id)
     plan.moved_in(r)
+    plan.enrolled(f"person {person_id}", item)
     return RowOutcome(r.row, RowStatus.IMPORTED, person_id)
+
+
+def _face_problem(
+    item: _Pending, service: RegistryService, options: ImportOptions, plan: _PlacePlan
+) -> str | None:
+    """The face consistency rule: a row's photos show one person, and that face is not
+    registered (or imported earlier in this run) as someone else."""
+    usable = [item.results[i] for i in sorted(item.results)]
+    vectors = [res.vector for res in usable if res.vector is not None]
+    why = different_people_problem(
+        [res.name for res in usable], vectors, options.person_max_distance
+    )
+    if why is not None or options.allow_same_face:
+        return why
+    known = plan.known_faces(service, usable[0].model_id, int(vectors[0].shape[0]))
+    return same_face_problem(known.nearest(vectors), options.same_face_distance)
 
 
 def _column_of(exc: Exception) -> str:

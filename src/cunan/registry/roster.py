@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import logging
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -178,6 +178,8 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
+#: CSV files are checked for their encoding this many bytes at a time.
+_CHUNK_BYTES = 1 << 20
 _PHOTO_SEPARATORS = re.compile(r"[;,；，、]")
 #: Excel stores dates as days since 1899-12-30; serials in this range are 1954..2119.
 _EXCEL_EPOCH = date(1899, 12, 30)
@@ -248,10 +250,11 @@ def read_roster(path: Path) -> Roster:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise RosterFileError(f"{path}: file not found")
+    table: Iterator[tuple[int, list[CellValue]]]
     if suffix == ".csv":
-        table = list(_csv_rows(path))
+        table = _csv_rows(path)
     elif suffix in (".xlsx", ".xlsm"):
-        table = list(_xlsx_rows(path))
+        table = _xlsx_rows(path)
     else:
         raise RosterFileError(
             f"{path}: unsupported roster type {suffix or '(none)'}; use .csv or .xlsx"
@@ -275,21 +278,62 @@ def decode_csv_bytes(data: bytes, source: str) -> str:
         ) from None
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
+def csv_encoding(path: Path) -> str:
+    """``utf-8-sig`` when the whole file is valid UTF-8, else ``gb18030`` (GBK's superset,
+    what Excel on a Chinese Windows writes), checked strictly and in chunks, so a large
+    file is never held in memory and mojibake never gets in."""
     try:
-        text = decode_csv_bytes(path.read_bytes(), str(path))
+        bad_utf8 = _invalid_at(path, "utf-8-sig")
+        if bad_utf8 is None:
+            return "utf-8-sig"
+        if _invalid_at(path, "gb18030") is None:
+            return "gb18030"
     except OSError as exc:
         raise RosterFileError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    raise RosterFileError(
+        f"{path}: text is neither UTF-8 nor GBK/GB18030 (byte {bad_utf8}); save the file "
+        "as 'CSV UTF-8' or as .xlsx"
+    )
+
+
+def _invalid_at(path: Path, encoding: str) -> int | None:
+    """About where the file stops being valid in ``encoding`` (a byte offset), or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return offset + exc.start
+            offset += len(chunk)
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
-    except csv.Error:
-        dialect = csv.excel
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return offset
+    return None
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
+    """The file's records one at a time (a 50 MB roster is never held whole as cells)."""
+    encoding = csv_encoding(path)
     try:
-        # Excel numbers CSV records as rows, so the record index is the row users see.
-        for number, record in enumerate(csv.reader(io.StringIO(text, newline=""), dialect), 1):
-            yield number, list(record)
-    except csv.Error as exc:
-        raise RosterFileError(f"{path}: not a readable CSV file ({exc})") from None
+        with path.open(encoding=encoding, newline="") as handle:
+            try:
+                dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+                    handle.read(4096), ",;\t"
+                )
+            except csv.Error:
+                dialect = csv.excel
+            handle.seek(0)
+            try:
+                # Excel numbers CSV records as rows, so the record index is the row users see.
+                for number, record in enumerate(csv.reader(handle, dialect), 1):
+                    yield number, list(record)
+            except csv.Error as exc:
+                raise RosterFileError(f"{path}: not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise RosterFileError(f"{path}: cannot read file ({exc.strerror or exc})") from None
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
@@ -403,12 +447,13 @@ def _blank(values: Sequence[CellValue]) -> bool:
     return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
 
-def parse_table(path: Path, table: Sequence[tuple[int, list[CellValue]]]) -> Roster:
-    """Rows of cells (first non-empty row = headers) into a roster."""
-    rows = [(n, values) for n, values in table if not _blank(values)]
-    if not rows:
+def parse_table(path: Path, table: Iterable[tuple[int, list[CellValue]]]) -> Roster:
+    """Rows of cells (first non-empty row = headers) into a roster, one row at a time."""
+    rows = ((n, values) for n, values in table if not _blank(values))
+    first = next(rows, None)
+    if first is None:
         raise RosterFileError(f"{path}: the roster is empty (no header row)")
-    header_number, header_cells = rows[0]
+    header_number, header_cells = first
     columns: dict[int, str] = {}
     headers: dict[str, str] = {}
     ignored: list[str] = []
@@ -433,11 +478,10 @@ def parse_table(path: Path, table: Sequence[tuple[int, list[CellValue]]]) -> Ros
             f"(found {found}); write an empty roster with 'cunan registry template'"
         )
     roster = Roster(path=path, rows=[], headers=headers, ignored_headers=ignored)
-    body = rows[1:]
-    # The template carries English keys in a second header row; skip such a row.
-    if body and _is_header_row(body[0][1], columns):
-        body = body[1:]
-    for number, values in body:
+    for index, (number, values) in enumerate(rows):
+        # The template carries English keys in a second header row; skip such a row.
+        if index == 0 and _is_header_row(values, columns):
+            continue
         cells = {key: values[i] if i < len(values) else None for i, key in columns.items()}
         roster.rows.append(_parse_row(number, cells, roster))
     return roster
