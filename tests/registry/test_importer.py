@@ -11,6 +11,8 @@ from PIL import Image
 from sqlalchemy import text
 
 from cunan.config import RegistrySettings
+from cunan.faces.engine import EnrolmentPhotoError, FaceEngine
+from cunan.faces.imageio import load_image
 from cunan.registry.identity import resident_id_check_char
 from cunan.registry.importer import ImportOptions, RowStatus, import_roster
 from cunan.registry.records import NewPerson
@@ -309,3 +311,27 @@ def test_face_consistency_rule(service: RegistryService, photos: Path, tmp_path:
         RowStatus.IMPORTED,
     ]
     assert counts(service) == (2, 2, 2, 0)
+
+
+def test_a_small_face_in_a_large_photo_gets_a_second_look(
+    service: RegistryService, tmp_path: Path, engine: FaceEngine
+) -> None:
+    from cunan.registry.importer import ENROLMENT_DECODE_PIXELS, enrolment_face_of_file
+
+    lfw = require_data("lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    # A 12 MP photo (made at run time) whose face is ~260 px: ~65 px at the first check's
+    # 1/4 scale (under the 80 px minimum), ~130 px at the second look's 1/2 scale.
+    canvas = Image.new("RGB", (4000, 3000), (90, 110, 120))
+    canvas.paste(Image.open(lfw).convert("RGB").resize((600, 600)), (1700, 1200))
+    canvas.save(folder / "far.jpg", quality=90)
+    with pytest.raises(EnrolmentPhotoError):  # the first look alone refuses it
+        engine.enrolment_face(load_image(folder / "far.jpg", reduce_to=ENROLMENT_DECODE_PIXELS))
+    face = enrolment_face_of_file(folder / "far.jpg", engine, engine, source="far.jpg")
+    assert face.quality.face_width_px is not None and face.quality.face_width_px >= 80
+    row = f"远景,{id_number(1)},户籍,{HOUSE},,,far.jpg,{CONSENT}"
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + row + "\n", encoding="utf-8")
+    report = import_roster(roster, service, options(folder))
+    assert report.problems == [] and report.count(RowStatus.IMPORTED) == 1

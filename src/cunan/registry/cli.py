@@ -226,13 +226,18 @@ def people_add(
 
 def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]:
     """One template per photo; every bad photo is reported and nothing is stored."""
+    from cunan.registry.importer import enrolment_face_of_file
+
     engine = build_face_engine(settings)
     templates: list[TemplateInput] = []
     problems: list[str] = []
     for path in photos:
         try:
-            image = load_image(path, max_pixels=settings.faces.max_image_pixels)
-            face = engine.enrolment_face(image, source=str(path))
+            # The roster import's decoding (reduced, memory bounded): the same photo gives
+            # the same template by either route.
+            face = enrolment_face_of_file(
+                path, engine, engine, source=str(path), max_pixels=settings.faces.max_image_pixels
+            )
             data = path.read_bytes()
         except (ImageLoadError, EnrolmentPhotoError, OSError) as exc:
             problems.append(str(exc))
@@ -572,7 +577,6 @@ def identify_command(
     """Each face in the image: registered person or unknown, with distances and reasons."""
     import json
 
-    from cunan.faces.imageio import load_image
     from cunan.matching.live import LiveGallery
 
     with _registry(data_dir) as (registry, settings):

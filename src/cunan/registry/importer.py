@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from cunan.domain import RGBImage
+from cunan.domain import AnalyzedFace, RGBImage
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from cunan.registry.consistency import (
@@ -186,27 +186,45 @@ def _check_photos(jobs: Sequence[_PhotoJob]) -> list[_PhotoResult]:
     return [_check_photo(job) for job in jobs]
 
 
+def enrolment_face_of_file(
+    path: Path,
+    fast: FaceEngine,
+    full: FaceEngine,
+    *,
+    source: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    reduce_to: int | None = ENROLMENT_DECODE_PIXELS,
+) -> AnalyzedFace:
+    """The one good face of an enrolment photo file, or ImageLoadError/EnrolmentPhotoError.
+
+    The photo is decoded reduced (``reduce_to`` pixels: a 12 MP phone photo at 1/4 scale,
+    memory bounded, ~8x faster; a portrait's face stays far above the enrolment minimum).
+    Enrolment faces are >= 80 px, which HOG finds without upsampling (``fast``) at a quarter
+    of the cost; only when that finds no usable face does the configured detector (``full``)
+    decide, on the photo at four times the pixels, so every rejection is its verdict.
+    """
+    image = load_image(path, max_pixels=max_pixels, reduce_to=reduce_to)
+    try:
+        return fast.enrolment_face(image, source=source)
+    except EnrolmentPhotoError:
+        larger = _second_look(path, image, max_pixels, reduce_to)
+        if fast is full and larger is image:
+            raise
+        return full.enrolment_face(larger, source=source)
+
+
 def _check_photo(job: _PhotoJob) -> _PhotoResult:
     assert _worker_engines is not None, "worker not initialised"
     fast, full = _worker_engines
     try:
-        # Reduced: a 12 MP phone photo decodes at 1/4 scale and detects ~8x faster; the
-        # portrait's face stays far above the enrolment minimum.
-        image = load_image(job.path, max_pixels=_worker_max_pixels, reduce_to=_worker_reduce_to)
-    except ImageLoadError as exc:
-        return _PhotoResult(job.row, job.index, job.name, reason=f"unreadable photo: {exc.reason}")
-    try:
-        try:
-            # Enrolment faces are >= 80 px, which HOG finds without upsampling at a quarter
-            # of the cost; only when that finds no usable face does the configured (slower)
-            # detector decide, on the photo at a larger size, so every rejection is the
-            # engine's own verdict.
-            face = fast.enrolment_face(image, source=job.name)
-        except EnrolmentPhotoError:
-            whole = _second_look(job, image)
-            if fast is full and whole is image:
-                raise
-            face = full.enrolment_face(whole, source=job.name)
+        face = enrolment_face_of_file(
+            Path(job.path),
+            fast,
+            full,
+            source=job.name,
+            max_pixels=_worker_max_pixels,
+            reduce_to=_worker_reduce_to,
+        )
     except EnrolmentPhotoError as exc:
         return _PhotoResult(job.row, job.index, job.name, reason=exc.reason)
     except ImageLoadError as exc:
@@ -228,15 +246,13 @@ def _check_photo(job: _PhotoJob) -> _PhotoResult:
     )
 
 
-def _second_look(job: _PhotoJob, image: RGBImage) -> RGBImage:
+def _second_look(path: Path, image: RGBImage, max_pixels: int, reduce_to: int | None) -> RGBImage:
     """The photo at four times the pixels of the first check (a 12 MP photo at 1/2 scale),
     or ``image`` itself when it was not reduced. Not at full size: the configured detector
     upsamples, and on a full 12-50 MP photo that takes 0.7-2.5 GB and seconds per photo."""
-    if _worker_reduce_to is None or image.shape[0] * image.shape[1] > 3 * _worker_reduce_to:
+    if reduce_to is None or image.shape[0] * image.shape[1] > 3 * reduce_to:
         return image
-    larger = load_image(
-        job.path, max_pixels=_worker_max_pixels, reduce_to=_SECOND_LOOK * _worker_reduce_to
-    )
+    larger = load_image(path, max_pixels=max_pixels, reduce_to=_SECOND_LOOK * reduce_to)
     return image if larger.shape == image.shape else larger
 
 
