@@ -175,20 +175,24 @@ def test_rooms_an_import_creates_have_room_for_later_tenants(
 def test_a_house_created_by_a_resident_row_gets_its_landlord(
     service: RegistryService, village: int, tmp_path: Path, database: Database
 ) -> None:
+    service.add_house(village, "旧村1号")  # registered before, without a landlord
     lines = [
         "姓名,类别,门牌地址,户,房间,入住日期,房东,非人脸核验",
         "户主,户籍,新村2号,王家,,,,身份证核验",  # creates the house, names no landlord
         "租客,外来租住,新村2号,,201,2024-03-01,王房东,身份证核验",
+        "转租,外来租住,旧村1号,,1,2024-03-01,二房东,身份证核验",
     ]
     assert run(service, tmp_path, lines, create_places=True).problems == []
     with database.engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT l.name FROM houses h JOIN landlords l ON l.id = h.landlord_id "
-                "WHERE h.address = '新村2号'"
+                "SELECT h.address, l.name FROM houses h "
+                "LEFT JOIN landlords l ON l.id = h.landlord_id"
             )
         ).all()
-    assert [r[0] for r in rows] == ["王房东"]
+    # The house the import created gets its landlord; a registered house is not changed
+    # (a tenancy's landlord may be a sub-landlord).
+    assert dict(tuple(r) for r in rows) == {"新村2号": "王房东", "旧村1号": None}
     tenant = next(p.id for p in service.list_people() if p.name == "租客")
     assert service.tenancies_of(tenant)[0].landlord_id is not None
 

@@ -49,6 +49,8 @@ class VillageDirectory:
     _households: dict[tuple[int, str], int] = field(default_factory=dict)
     _landlords: dict[str, int] = field(default_factory=dict)
     _house_landlords: dict[int, int | None] = field(default_factory=dict)
+    #: Houses this directory created (only their landlord is filled in later).
+    _created_houses: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, service: RegistryService, village_id: int) -> VillageDirectory:
@@ -109,8 +111,13 @@ class VillageDirectory:
             )
             self.houses[key] = found
             self._house_landlords[found] = landlord_id
+            self._created_houses.add(found)
             logger.info("created house %d", found)
-        elif landlord_id is not None and self._house_landlords.get(found, -1) is None:
+        elif (
+            landlord_id is not None
+            and found in self._created_houses
+            and self._house_landlords.get(found) is None
+        ):
             self.service.set_house_landlord(found, landlord_id)
             self._house_landlords[found] = landlord_id
         return found
