@@ -282,7 +282,7 @@ def _check_faces(
         return
     vectors = [t.vector for t in templates]
     why = different_people_problem(
-        [p.name for p in photos], vectors, settings.matching.max_distance
+        [p.name for p in photos], vectors, settings.faces.match_threshold
     )
     if why is None and not allow_same_face:
         known = KnownFaces.load(service, templates[0].model_id, int(vectors[0].shape[0]))
@@ -477,7 +477,7 @@ def registry_import(
             engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=settings.registry.guardian_consent_under_age,
-            person_max_distance=settings.matching.max_distance,
+            person_max_distance=settings.faces.match_threshold,
             allow_same_face=allow_same_face,
         )
         with _import_progress() as (advance, set_total):

@@ -108,9 +108,9 @@ class ImportOptions:
     #: Photos are checked decoded at about this many pixels (None: full size); a photo
     #: refused at that size is checked again at four times the pixels before it is refused.
     decode_pixels: int | None = ENROLMENT_DECODE_PIXELS
-    #: A row's photos farther apart than this are different people (matching.max_distance:
-    #: the gallery would never match such a face to this person anyway).
-    person_max_distance: float = 0.55
+    #: A row's photos farther apart than this are different people (faces.match_threshold:
+    #: what ``cunan faces compare`` calls different people).
+    person_max_distance: float = 0.43
     #: A photo this close to another person's template is refused as the same face...
     same_face_distance: float = SAME_FACE_DISTANCE
     #: ... unless the user says they are different people (twins).
