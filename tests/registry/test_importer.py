@@ -321,8 +321,8 @@ def test_a_small_face_in_a_large_photo_gets_a_second_look(
     lfw = require_data("lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
     folder = tmp_path / "phone"
     folder.mkdir()
-    # A 12 MP photo (made at run time) whose face is ~260 px: ~65 px at the first check's
-    # 1/4 scale (under the 80 px minimum), ~130 px at the second look's 1/2 scale.
+    # A 12 MP photo (made at run time) whose face is ~260 px: ~48 px at the first check's
+    # 0.4 MP (under the 80 px minimum), ~95 px at the second look's four times the pixels.
     canvas = Image.new("RGB", (4000, 3000), (90, 110, 120))
     canvas.paste(Image.open(lfw).convert("RGB").resize((600, 600)), (1700, 1200))
     canvas.save(folder / "far.jpg", quality=90)

@@ -29,7 +29,7 @@ _HEIF_BRANDS = frozenset(
 )
 #: A reduced decode stops halving (JPEG DCT scaling) before it would go below this share of
 #: the asked-for pixels; the rest is a resize.
-_REDUCE_SLACK = 2.5
+_REDUCE_SLACK = 1.5
 
 
 class ImageLoadError(ValueError):
@@ -87,7 +87,7 @@ def decode_image(
     """Decode encoded image bytes (an upload, a camera snapshot) as an RGB uint8 array.
 
     With ``reduce_to``, a picture of more pixels comes back scaled down to about that many
-    (at least that many, at most 2.5x): a JPEG is decoded reduced by the decoder itself (DCT
+    (at least that many, at most 1.5x): a JPEG is decoded reduced by the decoder itself (DCT
     scaling by 1/2, 1/4 or 1/8), so a 12-50 MP phone photo never occupies full-size memory
     and decodes several times faster; other formats are reduced after decoding.
     """
@@ -161,7 +161,7 @@ def _draft(img: Image.Image, pixels: int) -> None:
 
 
 def _reduced(img: Image.Image, pixels: int) -> Image.Image:
-    """Scale down to about ``pixels`` when more than 2.5 times that remain."""
+    """Scale down to about ``pixels`` when more than 1.5 times that remain."""
     width, height = img.size
     if width * height <= pixels * _REDUCE_SLACK:
         return img
