@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import openpyxl
@@ -260,28 +260,48 @@ def database_with_photos(photos: Path, tmp_path: Path) -> Iterator[tuple[Registr
 def test_one_unusable_photo_is_skipped_when_another_is_good(
     service: RegistryService, photos: Path, tmp_path: Path
 ) -> None:
+    village = service.default_village_id()
+    occupied = service.add_room(_house_id(service), "101", capacity=1)
+    old = service.add_person(NewPerson(name="老租客", village_id=village, non_face_note="x"))
+    service.add_tenancy(old, occupied, move_in=date(2024, 1, 1), reported_by="网格员")
     rows = [
         f"王小明,{id_number(1)},户籍,{HOUSE},,,obama.jpg;blank.png;gone.jpg,{CONSENT}",
         f"李四,{id_number(2)},户籍,{HOUSE},,,blank.png;gone.jpg,{CONSENT}",
+        f"张三,{id_number(3)},外来租住,{HOUSE},101,2024-03-01,biden.jpg;gone.jpg,{CONSENT}",
     ]
     roster = tmp_path / "roster.csv"
     roster.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
     skipped = " (photo skipped; the row's other photo(s) were used)"
     # The same rule in the dry run and the import: the row with a good photo goes in with
-    # it, its bad photos are reported; a row with no usable photo fails.
+    # it, its bad photos are reported; a row with no usable photo fails, and so does a row
+    # failing for another reason (the room is full), with its bad photo as a plain problem.
     expected = [
         RowProblem(2, "照片", "gone.jpg: missing photo (not found)" + skipped),
         RowProblem(2, "照片", "blank.png: no face found" + skipped),
         RowProblem(3, "照片", "gone.jpg: missing photo (not found)"),
         RowProblem(3, "照片", "blank.png: no face found"),
+        RowProblem(4, "房间", FULL_101),
+        RowProblem(4, "照片", "gone.jpg: missing photo (not found)"),
     ]
     dry = import_roster(roster, service, options(photos, dry_run=True))
-    assert [o.status for o in dry.outcomes] == [RowStatus.VALID, RowStatus.FAILED]
+    assert [o.status for o in dry.outcomes] == [RowStatus.VALID] + [RowStatus.FAILED] * 2
     assert dry.problems == expected
     real = import_roster(roster, service, options(photos))
-    assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED, RowStatus.FAILED]
+    assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED] + [RowStatus.FAILED] * 2
     assert real.problems == expected
-    assert counts(service) == (1, 1, 1, 0)  # one person, one consent, one template
+    assert counts(service) == (2, 1, 1, 1)  # + the old tenant; one consent, one template
+
+
+FULL_101 = (
+    "房间已满 (room full): room '101' of '桃源村1号' holds 1 and already has 1 tenant(s) from "
+    "2024-03-01; record a move-out first"
+)
+
+
+def _house_id(service: RegistryService) -> int:
+    from cunan.registry.places import VillageDirectory
+
+    return VillageDirectory.load(service, service.default_village_id()).houses[HOUSE]
 
 
 def test_face_consistency_rule(service: RegistryService, photos: Path, tmp_path: Path) -> None:

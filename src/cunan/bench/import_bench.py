@@ -48,6 +48,11 @@ class ImportBenchResult:
     kind: str = "lfw"
     #: Pixels photos were checked at (None: full size).
     decode_pixels: int | None = None
+    #: CPU seconds of the import (this process and its workers, user + system), and the
+    #: rate two fully available cores would give: photos / (cpu_seconds / 2). Under load
+    #: from other jobs the wall-clock rate says little; this one does not depend on it.
+    cpu_seconds: float = 0.0
+    photos_per_s_2_cores_cpu: float = 0.0
     #: Largest resident memory of one photo-checking worker process, in MB.
     worker_max_rss_mb: float = 0.0
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -154,9 +159,11 @@ def run_import_bench(
                 workers=workers,
                 decode_pixels=decode_pixels,
             )
+            cpu_before = _cpu_seconds()
             start = time.perf_counter()
             report = import_roster(roster, registry.service, options)
             seconds = time.perf_counter() - start
+            cpu = _cpu_seconds() - cpu_before
         finally:
             registry.close()
     # ru_maxrss of children: the largest worker (KiB on Linux). With workers=1 the check
@@ -172,9 +179,19 @@ def run_import_bench(
         photos_per_s=round(report.photos_checked / seconds, 1),
         kind="phone" if phone else "lfw",
         decode_pixels=decode_pixels,
+        cpu_seconds=round(cpu, 2),
+        photos_per_s_2_cores_cpu=round(report.photos_checked / (cpu / 2), 1) if cpu else 0.0,
         worker_max_rss_mb=round(resource.getrusage(usage).ru_maxrss / 1024, 1),
         load_average=os.getloadavg(),
     )
+
+
+def _cpu_seconds() -> float:
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{result.photos} photos ({result.imported} imported, {result.failed} rejected) "
             f"in {result.seconds:.1f} s with {result.workers} workers: "
-            f"{result.photos_per_s:.1f} photos/s ({result.kind} photos, worker peak "
+            f"{result.photos_per_s:.1f} photos/s; {result.cpu_seconds:.1f} CPU s = "
+            f"{result.photos_per_s_2_cores_cpu:.1f} photos/s on 2 free cores ({result.kind} "
+            "photos, worker peak "
             f"{result.worker_max_rss_mb:.0f} MB, load {result.load_average[0]:.1f})"
         )
     return 0

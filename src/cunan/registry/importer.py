@@ -764,6 +764,14 @@ def _finish_row(
             del item.results[index]
     else:
         item.problems.extend(photo_problems)
+
+    def failed() -> RowOutcome:
+        # A row that fails for another reason lists its unusable photos as plain problems.
+        if item.notes:
+            item.notes.clear()
+            item.problems.extend(photo_problems)
+        return RowOutcome(r.row, RowStatus.FAILED)
+
     if not item.problems and item.results:
         face = _face_problem(item, service, options, plan)
         if face is not None:
@@ -773,8 +781,7 @@ def _finish_row(
         if full is not None:
             item.problems.append(RowProblem(r.row, roster.header("room"), full))
     if item.problems:
-        item.notes.clear()
-        return RowOutcome(r.row, RowStatus.FAILED)
+        return failed()
     if options.dry_run:
         plan.moved_in(r)
         plan.enrolled(f"row {r.row}", item)
@@ -784,8 +791,7 @@ def _finish_row(
         person_id, created = _write_person(item, service, directory, options, plan)
     except (RegistryError, StorageError) as exc:
         item.problems.append(RowProblem(r.row, roster.header(_column_of(exc)), str(exc)))
-        item.notes.clear()
-        return RowOutcome(r.row, RowStatus.FAILED)
+        return failed()
     except OSError as exc:
         # A photo moved, deleted or made unreadable after it was checked: this row fails,
         # the import goes on and the report says why.
@@ -797,8 +803,7 @@ def _finish_row(
                 f"{name}: photo could not be read ({exc.strerror or exc})",
             )
         )
-        item.notes.clear()
-        return RowOutcome(r.row, RowStatus.FAILED)
+        return failed()
     directory.remember(
         person_id, r.name, r.id_number, person_key(r.name, r.house_address, r.room or r.household)
     )
