@@ -336,7 +336,8 @@ def test_face_consistency_rule(service: RegistryService, photos: Path, tmp_path:
 def test_a_small_face_in_a_large_photo_gets_a_second_look(
     service: RegistryService, tmp_path: Path, engine: FaceEngine
 ) -> None:
-    from cunan.registry.importer import ENROLMENT_DECODE_PIXELS, enrolment_face_of_file
+    from cunan.registry.enrolment import ENROLMENT_DECODE_PIXELS
+    from cunan.registry.importer import enrolment_face_of_file
 
     lfw = require_data("lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
     folder = tmp_path / "phone"

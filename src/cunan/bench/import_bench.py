@@ -16,13 +16,9 @@ from pathlib import Path
 
 from cunan.config import Settings
 from cunan.registry.datadir import initialise
+from cunan.registry.enrolment import ENROLMENT_DECODE_PIXELS
 from cunan.registry.identity import resident_id_check_char
-from cunan.registry.importer import (
-    ENROLMENT_DECODE_PIXELS,
-    ImportOptions,
-    RowStatus,
-    import_roster,
-)
+from cunan.registry.importer import ImportOptions, RowStatus, import_roster
 
 logger = logging.getLogger(__name__)
 

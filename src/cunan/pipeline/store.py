@@ -14,12 +14,14 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from cunan.capture.sources import redact_url
+from cunan.errors import NotFound
 from cunan.pipeline.cameras import CameraRecord, CameraSettings, parse_zone
 from cunan.pipeline.events import SightingDecided, encode_payload
 from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.errors import ConstraintViolationError
 from cunan.storage.pipeline_repository import (
+    LIVE_EVENT_PREFIX,
     CameraRepository,
     OutboxRepository,
     SightingRepository,
@@ -32,7 +34,7 @@ logger = logging.getLogger(__name__)
 PURGE_BATCH = 500
 
 
-class CameraNotFoundError(LookupError):
+class CameraNotFoundError(LookupError, NotFound):
     """No camera with that id or name."""
 
 
@@ -105,12 +107,12 @@ class CameraStore:
         return camera_id
 
     def list(self, *, enabled_only: bool = False) -> list[CameraRecord]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = CameraRepository(session).cameras(enabled_only=enabled_only)
             return [_record(row) for row in rows]
 
     def get(self, key: int | str) -> CameraRecord:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             return _record(self._row(CameraRepository(session), key))
 
     def find(self, key: int | str) -> CameraRecord | None:
@@ -271,7 +273,7 @@ class SightingStore:
             )
 
     def list(self, *, camera_id: int | None = None, limit: int = 1000) -> list[SightingView]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = SightingRepository(session).sightings(camera_id=camera_id, limit=limit)
             return [
                 SightingView(
@@ -294,7 +296,7 @@ class SightingStore:
 
     def crop(self, sighting_id: int) -> bytes | None:
         """The best crop (JPEG), decrypted."""
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             row = SightingRepository(session).sighting(sighting_id)
             if row is None or row.crop_ciphertext is None:
                 return None
@@ -306,7 +308,7 @@ class SightingStore:
 
     def embedding(self, sighting_id: int) -> NDArray[np.float32] | None:
         """An unknown sighting's embedding, decrypted."""
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             row = SightingRepository(session).sighting(sighting_id)
             if row is None or row.embedding_ciphertext is None:
                 return None
@@ -343,11 +345,26 @@ class EventOutbox:
     def pending(
         self, consumer: str, *, kinds: Sequence[str] | None = None, limit: int = 100
     ) -> list[StoredEvent]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = OutboxRepository(session).pending(consumer, kinds=kinds, limit=limit)
             return [
                 StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
             ]
+
+    def live_after(self, event_id: int, *, limit: int = 100) -> list[StoredEvent]:
+        """Live-view events (``live.*``) after ``event_id``, oldest first (a read snapshot:
+        never waits for a writer)."""
+        with self.database.read() as session:
+            rows = OutboxRepository(session).events_after(
+                event_id, prefix=LIVE_EVENT_PREFIX, limit=limit
+            )
+            return [
+                StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
+            ]
+
+    def last_id(self) -> int:
+        with self.database.read() as session:
+            return OutboxRepository(session).last_event_id()
 
     def ack(self, consumer: str, event_ids: Sequence[int]) -> None:
         if not event_ids:

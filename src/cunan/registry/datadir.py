@@ -120,13 +120,15 @@ def initialise(
     data_dir: Path,
     settings: Settings,
     *,
-    admin_username: str,
-    admin_password: str,
+    admin_username: str | None,
+    admin_password: str | None,
     village_name: str,
 ) -> Registry:
     """Create the data dir (0700), the key file (0600), the schema, the village and the
-    first admin. Refuses a data dir or database that is already initialised."""
-    check_password_strength(admin_password)
+    first admin (None: ``cunan serve``'s set-up link creates it later). Refuses a data dir
+    or database that is already initialised."""
+    if admin_password is not None:
+        check_password_strength(admin_password)
     key_file = key_file_path(data_dir, settings)
     if key_file.exists() or (data_dir / SQLITE_FILENAME).exists():
         raise AlreadyInitialisedError(
@@ -157,7 +159,10 @@ def initialise(
             actor=cli_actor(),
         )
         village_id = service.add_village(village_name)
-        accounts.create_user(admin_username, admin_password, UserRole.ADMIN, village_id=village_id)
+        if admin_username is not None and admin_password is not None:
+            accounts.create_user(
+                admin_username, admin_password, UserRole.ADMIN, village_id=village_id
+            )
     except BaseException:
         if created_key:
             key_file.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from cunan.domain import AnalyzedFace, RGBImage
+from cunan.domain import AnalyzedFace
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from cunan.registry.consistency import (
@@ -26,6 +26,7 @@ from cunan.registry.consistency import (
     different_people_problem,
     same_face_problem,
 )
+from cunan.registry.enrolment import ENROLMENT_DECODE_PIXELS, enrolment_face
 from cunan.registry.errors import (
     ConsentRequiredError,
     DuplicateIdNumberError,
@@ -63,14 +64,6 @@ __all__ = [
     "import_roster",
     "write_problem_report",
 ]
-
-#: Enrolment photos are checked at about 0.4 megapixels (a 12 MP photo decoded at 1/4 scale,
-#: then resized to 730x548): a portrait's face (a third of the width) stays three times the
-#: 80 px enrolment minimum, and HOG costs a seventh of what it costs at 3 MP.
-ENROLMENT_DECODE_PIXELS = 400_000
-
-#: The second look at a refused photo has this many times the pixels of the first.
-_SECOND_LOOK = 4
 
 #: Photos per task sent to a worker: enough to amortise the pickling, small enough that
 #: the progress bar moves and the last worker is not left alone with a long tail.
@@ -196,35 +189,14 @@ def enrolment_face_of_file(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     reduce_to: int | None = ENROLMENT_DECODE_PIXELS,
 ) -> AnalyzedFace:
-    """The one good face of an enrolment photo file, or ImageLoadError/EnrolmentPhotoError.
-
-    The photo is decoded reduced (``reduce_to`` pixels: a 12 MP phone photo at 1/4 scale,
-    memory bounded, many times faster; a portrait's face stays far above the enrolment
-    minimum).
-    Enrolment faces are >= 80 px, which HOG finds without upsampling (``fast``) at a quarter
-    of the cost; only when that finds no face, or one too small or uncertain, does the
-    configured detector (``full``) decide, on the photo at four times the pixels.
-    """
-    image = load_image(path, max_pixels=max_pixels, reduce_to=reduce_to)
-    try:
-        return fast.enrolment_face(image, source=source)
-    except EnrolmentPhotoError as exc:
-        if not _size_related(exc.reason):
-            # Blur, pose, light or two faces: the configured detector applies the same
-            # thresholds to the same face, and more pixels would not change them.
-            raise
-        larger = _second_look(path, image, max_pixels, reduce_to)
-        if fast is full and larger is image:
-            raise
-        return full.enrolment_face(larger, source=source)
-
-
-#: Refusals that a detector with upsampling or more pixels can overturn.
-_SIZE_REASONS = ("no face found", "face too small", "eyes too close", "uncertain detection")
-
-
-def _size_related(reason: str) -> bool:
-    return any(word in reason for word in _SIZE_REASONS)
+    """:func:`cunan.registry.enrolment.enrolment_face` of a photo file."""
+    return enrolment_face(
+        lambda pixels: load_image(path, max_pixels=max_pixels, reduce_to=pixels),
+        fast,
+        full,
+        source=source,
+        reduce_to=reduce_to,
+    )
 
 
 def _check_photo(job: _PhotoJob) -> _PhotoResult:
@@ -258,16 +230,6 @@ def _check_photo(job: _PhotoJob) -> _PhotoResult:
             detector_score=face.face.score,
         ),
     )
-
-
-def _second_look(path: Path, image: RGBImage, max_pixels: int, reduce_to: int | None) -> RGBImage:
-    """The photo at four times the pixels of the first check (twice the width),
-    or ``image`` itself when it was not reduced. Not at full size: the configured detector
-    upsamples, and on a full 12-50 MP photo that takes 0.7-2.5 GB and seconds per photo."""
-    if reduce_to is None or image.shape[0] * image.shape[1] > 3 * reduce_to:
-        return image
-    larger = load_image(path, max_pixels=max_pixels, reduce_to=_SECOND_LOOK * reduce_to)
-    return image if larger.shape == image.shape else larger
 
 
 def _chunks(jobs: Sequence[_PhotoJob], size: int) -> Iterator[list[_PhotoJob]]:

@@ -74,6 +74,19 @@ class NewPerson:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonChanges:
+    """Fields of a person to change; None leaves a field as it is (household 0 clears it)."""
+
+    name: str | None = None
+    phone: str | None = None
+    id_number: str | None = None
+    category: PersonCategory | None = None
+    household_id: int | None = None
+    #: What a new ``id_number`` is (a resident ID unless stated).
+    id_document: IdDocument = IdDocument.RESIDENT_ID
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateQuality:
     face_width_px: float | None = None
     sharpness: float | None = None

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cunan.errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 #: First line of defence against feeding the wrong file to the loader.
@@ -21,7 +23,7 @@ KEYRING_FORMAT = "cunan-keyring/1"
 KEY_BYTES = 32
 
 
-class KeyFileError(RuntimeError):
+class KeyFileError(RuntimeError, Unavailable):
     """The key file is missing, unreadable or malformed."""
 
 
