@@ -85,7 +85,7 @@ class VillageDirectory:
                 self.by_id_number[person.id_number] = (person.id, person.name)
                 continue
             tenancy = tenancies.get(person.id)
-            if tenancy is not None and tenancy.move_out is None and tenancy.room_id in rooms:
+            if tenancy is not None and tenancy.room_id in rooms:
                 room = rooms[tenancy.room_id]
                 address = houses[room.house_id].address
                 self.by_name_place[person_key(person.name, address, room.label)] = person.id
@@ -213,7 +213,9 @@ def lock_and_find(
 def _same_place(
     person: Person, tenancy: Tenancy | None, room_id: int | None, household_id: int | None
 ) -> bool:
-    current = tenancy.room_id if tenancy is not None and tenancy.move_out is None else None
+    # The latest tenancy, ended or not: a re-imported roster of someone who has moved out
+    # is still that person, as the directory's snapshot sees it.
+    current = tenancy.room_id if tenancy is not None else None
     if room_id is not None:
         return current == room_id
     if household_id is not None:
