@@ -274,3 +274,15 @@ def test_concurrent_imports_with_and_without_id_numbers(
     with database.engine.connect() as conn:
         houses = conn.execute(text("SELECT count(*) FROM houses")).scalar_one()
     assert houses == 4  # 桃源村1号 and 新村0-2号, each once
+
+
+def test_a_tenant_who_moved_out_is_still_recognised(
+    service: RegistryService, house: int, tmp_path: Path, database: Database
+) -> None:
+    lines = [TENANTS, f"甲,外来租住,{HOUSE},101,2024-03-01,身份证核验"]
+    first = run(service, tmp_path, lines, create_places=True)
+    [tenancy] = service.tenancies_of(first.outcomes[0].person_id or 0)
+    service.record_move_out(tenancy.id, move_out=date(2024, 9, 1), reported_by="房东")
+    again = run(service, tmp_path, lines, create_places=True)
+    assert [o.status for o in again.outcomes] == [RowStatus.UNCHANGED]
+    assert row_counts(database)["people"] == 1
