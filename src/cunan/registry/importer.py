@@ -338,30 +338,12 @@ def _import_rows(
 
     pending: dict[int, _Pending] = {}
     jobs: list[_PhotoJob] = []
+    expected: dict[int, int] = {}
     seen_ids: dict[str, int] = {}
     seen_keys: dict[tuple[str, str, str], int] = {}
-    finished = 0
-    for r in roster.rows:
-        problems = by_row.setdefault(r.row, [])
-        outcome = _match_existing(r, roster, directory, seen_ids, seen_keys, problems)
-        if outcome is not None:
-            report.outcomes.append(outcome)
-            finished += 1
-            continue
-        problems.extend(_check_row(r, roster, directory, options))
-        item = _Pending(r, problems, [])
-        item.photo_paths = _photo_paths(r, roster, options.photos_dir, item)
-        photo_paths = item.photo_paths
-        pending[r.row] = item
-        for index, p in enumerate(photo_paths):
-            if p is not None:
-                jobs.append(_PhotoJob(r.row, index, r.photos[index], str(p)))
-    if progress is not None and finished:
-        progress(finished)
-
-    expected = dict.fromkeys(pending, 0)
-    for job in jobs:
-        expected[job.row] += 1
+    # Rows are finished in file order, so person ids follow the roster.
+    order: list[int] = []
+    cursor = 0
 
     def finish(row_number: int) -> None:
         item = pending.pop(row_number)
@@ -371,20 +353,40 @@ def _import_rows(
         if progress is not None:
             progress(1)
 
-    # Rows are finished in file order, so person ids follow the roster.
-    order = [r.row for r in roster.rows if r.row in pending]
-    cursor = 0
-
     def drain() -> None:
         nonlocal cursor
         while cursor < len(order):
             row_number = order[cursor]
-            item = pending.get(row_number)
-            if item is not None and len(item.results) < expected[row_number]:
+            if len(pending[row_number].results) < expected[row_number]:
                 return
-            if item is not None:
-                finish(row_number)
+            finish(row_number)
             cursor += 1
+
+    for r in roster.rows:
+        # Only rows with problems from parsing have a list yet; no empty list per row.
+        problems = by_row.pop(r.row, [])
+        outcome = _match_existing(r, roster, directory, seen_ids, seen_keys, problems)
+        if outcome is not None:
+            report.outcomes.append(outcome)
+            if outcome.status is RowStatus.FAILED:
+                report.problems.extend(problems)
+            if progress is not None:
+                progress(1)
+            continue
+        problems.extend(_check_row(r, roster, directory, options))
+        item = _Pending(r, problems, [])
+        item.photo_paths = _photo_paths(r, roster, options.photos_dir, item)
+        pending[r.row] = item
+        order.append(r.row)
+        expected[r.row] = 0
+        for index, p in enumerate(item.photo_paths):
+            if p is not None:
+                jobs.append(_PhotoJob(r.row, index, r.photos[index], str(p)))
+                expected[r.row] += 1
+        # Rows without photos before any row that waits for its photos are finished now,
+        # so a roster without photos (or a long stretch of one) is not all held at once.
+        if not jobs:
+            drain()
 
     drain()
     for chunk in _run_photo_checks(jobs, options):
@@ -394,10 +396,7 @@ def _import_rows(
         drain()
     drain()
     report.outcomes.sort(key=lambda o: o.row)
-    report.problems = sorted(
-        [*report.problems, *_problems_of_matched(roster, by_row, report)],
-        key=lambda p: (p.row, _column_order(roster, p.column)),
-    )
+    report.problems.sort(key=lambda p: (p.row, _column_order(roster, p.column)))
     logger.info(
         "roster import%s: %d imported, %d unchanged, %d valid, %d failed",
         " (dry run)" if options.dry_run else "",
@@ -412,18 +411,6 @@ def _import_rows(
 def _column_order(roster: Roster, column: str) -> int:
     headers = list(roster.headers.values())
     return headers.index(column) if column in headers else len(headers)
-
-
-def _problems_of_matched(
-    roster: Roster, by_row: dict[int, list[RowProblem]], report: ImportReport
-) -> list[RowProblem]:
-    """Problems of rows that never reached a pending state (matched or duplicate)."""
-    done = set(report.problems)
-    out: list[RowProblem] = []
-    for outcome in report.outcomes:
-        if outcome.status is RowStatus.FAILED:
-            out.extend(p for p in by_row.get(outcome.row, []) if p not in done)
-    return out
 
 
 def _match_existing(
