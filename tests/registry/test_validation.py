@@ -23,12 +23,15 @@ def test_bad_id_numbers_are_refused(
         with pytest.raises(InvalidRecordError, match="ID number"):
             service.add_person(NewPerson(name="甲", village_id=village, id_number=bad))
     # An impossible birth date cannot make a child an adult: the row is refused outright.
-    with pytest.raises(InvalidRecordError, match="does not exist"):
+    with pytest.raises(InvalidRecordError, match="does not exist") as refused:
         service.add_person(
             NewPerson(name="乙", village_id=village, id_number="110101201513010019"),
             consent=consent(),
             templates=[template(1)],
         )
+    # The message names the record masked and never repeats the number's digits.
+    assert "1101**********0019" in str(refused.value)
+    assert "201513" not in str(refused.value) and "2015-13" not in str(refused.value)
     assert row_counts(database) == before
 
 

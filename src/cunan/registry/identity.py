@@ -116,14 +116,14 @@ def _check_resident_id(number: str, today: date) -> None:
         )
     birth = _birth_date(number)
     if birth is None or birth.year < _EARLIEST_BIRTH_YEAR:
+        # The digits are not repeated: reports and logs never show ID numbers.
         raise IdNumberError(
-            f"身份证号码中的出生日期无效: the birth date {number[6:10]}-{number[10:12]}-"
-            f"{number[12:14]} in the ID number does not exist"
+            "身份证号码中的出生日期无效: the birth date in the ID number (digits 7-14) does "
+            "not exist"
         )
     if birth > today:
         raise IdNumberError(
-            f"身份证号码中的出生日期在未来: the birth date {birth} in the ID number is in the "
-            "future"
+            "身份证号码中的出生日期在未来: the birth date in the ID number is in the future"
         )
     expected = resident_id_check_char(number[:17])
     if number[17] != expected:
