@@ -286,3 +286,21 @@ def test_a_tenant_who_moved_out_is_still_recognised(
     again = run(service, tmp_path, lines, create_places=True)
     assert [o.status for o in again.outcomes] == [RowStatus.UNCHANGED]
     assert row_counts(database)["people"] == 1
+
+
+def test_problem_report_cells_are_never_formulas(
+    service: RegistryService, house: int, tmp_path: Path
+) -> None:
+    import csv
+
+    from cunan.registry.importer import write_problem_report
+
+    lines = [
+        "姓名,类别,照片,同意采集人,同意日期,=备注",
+        "甲,访客,=HYPERLINK(x).jpg,网格员 王,2024-03-01,",
+    ]
+    report = run(service, tmp_path, lines)
+    target = tmp_path / "problems.csv"
+    write_problem_report(report, target)
+    rows = list(csv.reader(target.open(encoding="utf-8-sig", newline="")))
+    assert rows[1] == ["2", "照片", "'=HYPERLINK(x).jpg: missing photo (not found)"]
