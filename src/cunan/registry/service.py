@@ -1241,7 +1241,7 @@ def _unique(
     id_number: str | None = None,
 ) -> T:
     """Insert, turning a unique-constraint refusal (a concurrent duplicate) into a clear error."""
-    check_row_lengths(row, what)  # type: ignore[arg-type]
+    check_row_lengths(row, what)
     try:
         return repo.add(row)
     except IntegrityError as exc:

@@ -48,8 +48,10 @@ def check_length(value: str | None, limit: int | None, what: str) -> None:
         )
 
 
-def check_row_lengths(row: Base, what: str) -> None:
-    """Every bounded text column of a row about to be inserted."""
+def check_row_lengths(row: object, what: str) -> None:
+    """Every bounded text column of a row (a mapped table row) about to be inserted."""
+    if not isinstance(row, Base):
+        return
     for column in row.__table__.columns:
         kind = column.type
         if not isinstance(kind, String) or kind.length is None:
