@@ -304,3 +304,26 @@ def test_problem_report_cells_are_never_formulas(
     write_problem_report(report, target)
     rows = list(csv.reader(target.open(encoding="utf-8-sig", newline="")))
     assert rows[1] == ["2", "照片", "'=HYPERLINK(x).jpg: missing photo (not found)"]
+
+
+def test_dry_run_refuses_overlong_fields_bad_ids_and_implausible_consent_dates(
+    service: RegistryService, house: int, tmp_path: Path, database: Database
+) -> None:
+    lines = [
+        "姓名,身份证号,类别,同意日期,非人脸核验",
+        f"{'张' * 5000},,访客,,身份证核验",
+        "乙,110101201513010019,访客,,身份证核验",
+        "丙,,访客,2099-01-01,身份证核验",
+        "丁,,访客,1900-01-01,身份证核验",
+    ]
+    for dry_run in (True, False):
+        report = run(service, tmp_path, lines, dry_run=dry_run)
+        assert [o.status for o in report.outcomes] == [RowStatus.FAILED] * 4
+        assert [(p.row, p.column) for p in report.problems] == [
+            (2, "姓名"),
+            (3, "身份证号"),
+            (4, "同意日期"),
+            (5, "同意日期"),
+        ]
+        assert report.problems[0].reason == "过长 (too long): 5000 characters, at most 200"
+    assert row_counts(database)["people"] == 0
