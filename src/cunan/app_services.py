@@ -592,6 +592,16 @@ class AppServices:
                 problems.append(str(exc))
         if problems:
             raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+        from cunan.registry.consistency import different_people_problem
+
+        # The enrolment consistency rule (docs/registry.md): one person's photos show one face.
+        mismatch = different_people_problem(
+            [f"photo {n}" for n in range(1, len(templates) + 1)],
+            [t.vector for t in templates],
+            self.app.settings.faces.match_threshold,
+        )
+        if mismatch is not None:
+            raise InvalidInput(mismatch + " (nothing was stored)")
         return templates
 
     # -- cases ----------------------------------------------------------------------------------
