@@ -568,7 +568,20 @@ class AppServices:
         service = self._registry(Permission.ENROL)
         if not photos:
             raise InvalidInput("no photo uploaded")
-        return service.add_templates(person_id, self._templates(photos))
+        templates = self._templates(photos)
+        from cunan.registry.consistency import different_people_problem
+
+        # New photos must show the person already enrolled, not someone else.
+        stored = [t.vector for t in service.templates_of(person_id)]
+        mismatch = different_people_problem(
+            [f"template {n}" for n in range(1, len(stored) + 1)]
+            + [f"photo {n}" for n in range(1, len(templates) + 1)],
+            stored + [t.vector for t in templates],
+            self.app.settings.faces.match_threshold,
+        )
+        if mismatch is not None:
+            raise InvalidInput(mismatch + " (nothing was stored)")
+        return service.add_templates(person_id, templates)
 
     def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
         """One template per photo; every unusable photo is named and nothing is kept."""
