@@ -14,6 +14,7 @@ from cunan.config import Settings
 from cunan.registry.datadir import Registry, open_registry
 
 if TYPE_CHECKING:
+    from cunan.auth.service import AuthService
     from cunan.cases.consumer import CaseConsumer
     from cunan.cases.service import CaseService
     from cunan.duties.daily import Duties
@@ -68,6 +69,7 @@ class CunanApp:
     _engine: FaceEngine | None = None
     _gallery: LiveGallery | None = None
     _imports: ImportJobs | None = None
+    _auth: AuthService | None = None
     _import_announced: dict[str, float] = field(default_factory=dict)
     _lazy_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -176,6 +178,17 @@ class CunanApp:
                 self.registry.service.add_listener(gallery)
                 self._gallery = gallery
             return self._gallery
+
+    @property
+    def auth(self) -> AuthService:
+        """Logins, sessions, accounts and API tokens (one per installation: it holds the
+        login throttle's counts)."""
+        with self._lazy_lock:
+            if self._auth is None:
+                from cunan.auth.service import AuthService
+
+                self._auth = AuthService(self.registry.database, self.audit, self.settings.web)
+            return self._auth
 
     @property
     def imports(self) -> ImportJobs:

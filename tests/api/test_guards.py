@@ -33,6 +33,11 @@ def test_cross_site_state_changes_are_refused(api: FastAPI) -> None:
     token = bare.cookies["cunan_csrf"]
     ok = bare.post("/api/v1/landlords", json={"name": "csrf-ok"}, headers={"x-csrf-token": token})
     assert ok.status_code == 201
+    # Another kind of Authorization header does not stand in for the CSRF check.
+    basic = evil.post(
+        "/api/v1/landlords", json={"name": "x"}, headers={"authorization": "Basic eDp4"}
+    )
+    assert basic.status_code == 403
     same = _logged_in(api, origin="http://testserver")
     assert same.post("/api/v1/landlords", json={"name": "same-origin"}).status_code == 201
 
