@@ -7,6 +7,13 @@
     return;
   }
   var source = new EventSource(list.dataset.events);
+  // Marks the list as live (the stream is open): later cases will be added here.
+  source.addEventListener("open", function () {
+    list.dataset.live = "open";
+  });
+  source.addEventListener("error", function () {
+    list.dataset.live = "reconnecting";
+  });
   source.addEventListener("case.opened", function (event) {
     var data;
     try {
