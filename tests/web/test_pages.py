@@ -284,3 +284,62 @@ def test_every_page_renders_in_both_languages(
         page = admin.get(path, params={"lang": lang})
         assert page.status_code == 200, (path, page.text[:500])
         assert f'<html lang="{"zh-CN" if lang == "zh" else "en"}">' in page.text
+
+
+def test_enrol_a_new_tenant_from_the_case_page(
+    core: CunanApp, clients: dict[str, TestClient], village: Village
+) -> None:
+    case_id = _new_case(core, 808)
+    staff = clients["staff"]
+    # No script needed: choosing the house shows its rooms in the 补录 form.
+    picker = staff.get(f"/cases/{case_id}", params={"house": str(village.house["b"])})
+    assert f'<option value="{village.room["b"]}"' in picker.text
+    assert 'capture="user"' in picker.text and 'enctype="multipart/form-data"' in picker.text
+    form = {
+        "room_id": str(village.room["b"]),
+        "consent_by": "网格员王",
+        "consent_method": "paper",
+    }
+    nameless = staff.post(f"/cases/{case_id}/enrol", data={**form, "name": " "})
+    assert nameless.status_code == 422 and core.cases.get(case_id).status == "open"
+    done = staff.post(
+        f"/cases/{case_id}/enrol", data={**form, "name": "新租客"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    case = core.cases.get(case_id)
+    assert case.status == "closed" and case.person_id is not None
+    person = core.registry.service.get_person(case.person_id)
+    assert person.name == "新租客" and person.template_count >= 1
+
+
+def test_times_are_shown_in_the_village_time_zone(
+    core: CunanApp, clients: dict[str, TestClient]
+) -> None:
+    store = SightingStore(core.registry.database, core.registry.service.cipher)
+    # 20:30 UTC is 04:30 the next morning in Asia/Shanghai (the default village zone).
+    seen = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)
+    stored = store.add(new_sighting(_unit(909), at=seen, camera="old-gate", track_key="tz"))
+    outcome = core.cases.handle_sighting(stored.sighting_id)
+    assert outcome is not None
+    page = clients["auditor"].get(f"/cases/{outcome.case_id}")
+    assert "2026-03-02 04:30" in page.text
+    assert "2026-03-01 20:30" not in page.text
+
+
+def test_every_form_field_has_a_label(core: CunanApp, clients: dict[str, TestClient]) -> None:
+    case_id = _new_case(core, 1001)
+    pages = [
+        clients["anonymous"].get("/login").text,
+        clients["admin"].get("/account").text,
+        clients["admin"].get("/cases").text,
+        clients["admin"].get(f"/cases/{case_id}?q=租客&house=1").text,
+    ]
+    for html in pages:
+        labelled = set(re.findall(r'<label for="([^"]+)"', html))
+        fields = re.findall(r"<(input|select|textarea)\b([^>]*)>", html)
+        assert fields
+        for tag, attributes in fields:
+            if re.search(r'type="(?:hidden|submit)"', attributes):
+                continue
+            field_id = re.search(r'\bid="([^"]+)"', attributes)
+            assert field_id is not None and field_id.group(1) in labelled, (tag, attributes)
