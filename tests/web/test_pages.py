@@ -93,6 +93,12 @@ def test_the_page_login_sets_the_cookies_the_api_login_sets(api: FastAPI) -> Non
     assert "samesite=lax" in attributes(page)["cunan_session"]
 
 
+def test_a_login_form_on_another_site_is_refused(api: FastAPI) -> None:
+    elsewhere = TestClient(api, headers={"origin": "http://evil.example"}, follow_redirects=False)
+    answer = elsewhere.post("/login", data={"username": "staff", "password": PASSWORD})
+    assert answer.status_code == 403 and "cunan_session" not in answer.headers.get("set-cookie", "")
+
+
 def test_after_login_only_paths_of_this_site(api: FastAPI) -> None:
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
         answer = _browser(api).post(
@@ -294,6 +300,8 @@ def test_enrol_a_new_tenant_from_the_case_page(
     # No script needed: choosing the house shows its rooms in the 补录 form.
     picker = staff.get(f"/cases/{case_id}", params={"house": str(village.house["b"])})
     assert f'<option value="{village.room["b"]}"' in picker.text
+    stale = staff.get(f"/cases/{case_id}", params={"house": "999999"})
+    assert stale.status_code == 200 and 'action="/cases/' in stale.text
     assert 'capture="user"' in picker.text and 'enctype="multipart/form-data"' in picker.text
     form = {
         "room_id": str(village.room["b"]),

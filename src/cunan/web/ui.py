@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from cunan.api.security import CSRF_COOKIE, SESSION_COOKIE
+from cunan.api.security import CSRF_COOKIE, SESSION_COOKIE, same_origin
 from cunan.app_services import AppServices, NewPersonRequest, page
 from cunan.authz import Permission, Principal
 from cunan.duties.clock import start_of_day
-from cunan.errors import CunanError, ErrorKind, InvalidInput, kind_of
+from cunan.errors import CunanError, ErrorKind, Forbidden, InvalidInput, NotFound, kind_of
 from cunan.storage.enums import ConsentMethod, PersonCategory
 from cunan.storage.query_repository import PeopleFilter
 from cunan.web.charts import sightings_chart
@@ -70,6 +70,9 @@ def login_submit(
 ) -> Response:
     """Checks the password, sets the session cookie exactly as the API's login does, and
     sends the browser on to where it was going."""
+    if same_origin(request.scope) is False:
+        # A login form on another site must not log this browser into someone's account.
+        raise PageError(Forbidden("跨站请求被拒绝 (cross-site request refused)"))
     auth = request.app.state.auth
     try:
         result = auth.login(username, password, client=_client(request))
@@ -269,7 +272,13 @@ def _case_page(
             else []
         )
         houses = svc.list_houses(page(0, 200)).items if editable else []
-        chosen = svc.get_house(int(house)) if editable and house.isdigit() else None
+        chosen = None
+        if editable and house.isdigit():
+            try:
+                chosen = svc.get_house(int(house))
+            except NotFound:
+                # A stale or mistyped house in the picker's link: show the case, no rooms.
+                chosen = None
     context = {
         "case": case,
         "sightings": sightings,
