@@ -13,7 +13,7 @@ DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4", "4 4")
 
 WIDTH = 640
 HEIGHT = 240
-LEFT, RIGHT, TOP, BOTTOM = 40, 10, 10, 30
+LEFT, RIGHT, TOP, BOTTOM = 40, 24, 10, 30
 
 
 @dataclass(frozen=True, slots=True)
