@@ -173,6 +173,11 @@ def test_the_dashboard_lists_open_cases_sightings_and_a_chart(
     assert 'id="open-cases"' in html and 'data-events="/api/v1/events"' in html
     assert '<script src="/static/live.js"></script>' in html
     assert "新案件 #{id}" in html
+    # The village's tenants and how many have face data, drawn as a share bar.
+    share = re.search(r"(\d+) 名租客中 (\d+) 名（(\d+)%）", html)
+    assert share is not None and 'class="share-part"' in html
+    whole, part, percent = (int(g) for g in share.groups())
+    assert whole >= 2 and percent == round(100 * part / whole)
 
 
 def test_case_list_filters_and_case_page(core: CunanApp, clients: dict[str, TestClient]) -> None:

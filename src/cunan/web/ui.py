@@ -187,6 +187,7 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
         overdue = svc.overdue_departures()
         tasks = svc.confirmation_tasks()
     days, counts = _chart_input(stats)
+    share = stats.get("tenant_face_data_share")
     chart = sightings_chart(days, counts) if days else None
     context: dict[str, Any] = {
         "open_cases": open_cases,
@@ -195,6 +196,8 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
         "overdue": overdue,
         "tasks": tasks,
         "chart": chart,
+        # Whole percent of active tenants with face data (None without tenants).
+        "share": round(share * 100) if isinstance(share, float | int) else None,
         "today": days[-1] if days else svc.today(),
     }
     return render(request, "dashboard.html", context, who=who)
