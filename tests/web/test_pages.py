@@ -71,6 +71,9 @@ def test_pages_send_an_anonymous_browser_to_the_login_page_and_back(api: FastAPI
     )
     assert right.status_code == 303 and right.headers["location"] == "/cases?status=all"
     assert browser.get("/cases?status=all").status_code == 200
+    # A form posted without a session: log in, then the start page (a POST cannot be replayed).
+    late = _browser(api).post("/cases/1/false-alarm")
+    assert late.status_code == 303 and late.headers["location"] == "/login?next=/"
 
 
 def test_the_page_login_sets_the_cookies_the_api_login_sets(api: FastAPI) -> None:

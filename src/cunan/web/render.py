@@ -95,6 +95,10 @@ def page_principal(request: Request) -> Principal:
     """The logged-in user of a page (session cookie only: pages are for people, not tokens)."""
     cookie = request.cookies.get(SESSION_COOKIE)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method not in ("GET", "HEAD"):
+        # A form posted after the session ended cannot be replayed by a redirect (it would
+        # arrive as a GET): start again from the start page.
+        target = "/"
     if not cookie:
         raise LoginRequiredError(target)
     try:
