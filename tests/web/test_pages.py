@@ -236,6 +236,12 @@ def test_outcome_forms_call_the_services(
     assert core.cases.get(second).person_id == village.tenant["a"]
 
     third = _new_case(core, 305)
+    # A form field missing (no browser check): an HTML page naming it, not problem+json.
+    missing = staff.post(f"/cases/{third}/visitor", data={})
+    assert missing.status_code == 422 and missing.headers["content-type"].startswith("text/html")
+    assert "until" in missing.text
+    api_missing = staff.post(f"/api/v1/cases/{third}/visitor", json={})
+    assert api_missing.headers["content-type"] == "application/problem+json"
     visitor = staff.post(
         f"/cases/{third}/visitor", data={"until": "2999-01-01"}, follow_redirects=False
     )

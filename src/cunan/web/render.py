@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
@@ -19,7 +21,14 @@ from cunan.api.security import SESSION_COOKIE
 from cunan.app import CunanApp
 from cunan.app_services import AppServices
 from cunan.authz import Permission, Principal
-from cunan.errors import HTTP_STATUS, CunanError, ErrorKind, Unauthenticated, kind_of
+from cunan.errors import (
+    HTTP_STATUS,
+    CunanError,
+    ErrorKind,
+    InvalidInput,
+    Unauthenticated,
+    kind_of,
+)
 from cunan.web.i18n import HTML_LANG, LANG_COOKIE, LANGUAGE_NAMES, choose, translations
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -197,5 +206,20 @@ def install_page_handlers(api: FastAPI) -> None:
             status=status,
         )
 
+    # Malformed input to a page (a form field missing or not a number) gets an HTML page;
+    # the API keeps its problem+json handler (installed before this one).
+    api_invalid = api.exception_handlers.get(RequestValidationError)
+
+    async def _invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if request.url.path.startswith("/api/") and api_invalid is not None:
+            answer = api_invalid(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+        fields = sorted({str(e.get("loc", ("", ""))[-1]) for e in exc.errors()[:10]})
+        return await _page_error(
+            request, PageError(InvalidInput("invalid form fields: " + ", ".join(fields)))
+        )
+
     api.add_exception_handler(LoginRequiredError, _login)
     api.add_exception_handler(PageError, _page_error)
+    api.add_exception_handler(RequestValidationError, _invalid)
