@@ -12,13 +12,14 @@ import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
 from cunan.errors import InvalidInput
-from cunan.registry.records import ConsentInput, NewPerson, TemplateInput
+from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
 if TYPE_CHECKING:
     from cunan.app import CunanApp
     from cunan.cases.views import CaseView
+    from cunan.registry.service import RegistryService
 
 logger = logging.getLogger(__name__)
 
@@ -268,31 +269,13 @@ class AppServices:
     def enrol_person(self, request: NewPersonRequest, photos: Sequence[bytes]) -> int:
         """Register a person with consent and enrolment photos (each judged, all or none)."""
         require(self.principal, Permission.ENROL)
-        from cunan.faces.engine import EnrolmentPhotoError
-        from cunan.faces.imageio import ImageLoadError
-        from cunan.registry.enrolment import template_from_photo
         from cunan.registry.service import NewTenancy
 
         if photos and not (request.consent_by or "").strip():
             raise InvalidInput("存储人脸数据须先记录知情同意 (consent_by is required with photos)")
         if not photos and not request.non_face_note:
             raise InvalidInput("请上传照片，或说明不采集人脸时的核验方式 (photo or non_face_note)")
-        templates: list[TemplateInput] = []
-        problems: list[str] = []
-        for number, data in enumerate(photos, 1):
-            try:
-                templates.append(
-                    template_from_photo(
-                        self.app.face_engine,
-                        data,
-                        source=f"photo {number}",
-                        max_pixels=self.app.settings.faces.max_image_pixels,
-                    )
-                )
-            except (ImageLoadError, EnrolmentPhotoError) as exc:
-                problems.append(str(exc))
-        if problems:
-            raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+        templates = self._templates(photos)
         service = self.app.registry.service.acting_as(self.principal.actor)
         village_id = self.principal.village_id or service.default_village_id()
         consent = (
@@ -432,6 +415,115 @@ class AppServices:
             reported_by=self.principal.username,
             actor=self.principal.actor,
         )
+
+    # -- registry changes -------------------------------------------------------------------
+
+    def _registry(self, permission: Permission = Permission.EDIT_REGISTRY) -> RegistryService:
+        require(self.principal, permission)
+        return self.app.registry.service.acting_as(self.principal.actor)
+
+    def _village(self) -> int:
+        return self.principal.village_id or self.app.registry.service.default_village_id()
+
+    def create_village(self, name: str, code: str | None) -> int:
+        return self._registry(Permission.MANAGE_SETTINGS).add_village(name, code=code)
+
+    def create_area(self, name: str) -> int:
+        return self._registry().add_grid_area(self._village(), name)
+
+    def create_landlord(self, name: str, phone: str | None) -> int:
+        return self._registry().add_landlord(self._village(), name, phone=phone)
+
+    def create_house(self, address: str, area_id: int | None, landlord_id: int | None) -> int:
+        return self._registry().add_house(
+            self._village(), address, area_id=area_id, landlord_id=landlord_id
+        )
+
+    def set_house_landlord(self, house_id: int, landlord_id: int | None) -> None:
+        self._registry().set_house_landlord(house_id, landlord_id)
+
+    def create_room(self, house_id: int, label: str, capacity: int) -> int:
+        return self._registry().add_room(house_id, label, capacity=capacity)
+
+    def set_room_capacity(self, room_id: int, capacity: int) -> None:
+        self._registry().set_room_capacity(room_id, capacity)
+
+    def create_household(self, house_id: int, name: str, number: str | None) -> int:
+        return self._registry().add_household(house_id, name, registration_number=number)
+
+    def update_person(self, person_id: int, changes: PersonChanges) -> None:
+        self._registry().update_person(person_id, changes)
+
+    def add_tenancy(
+        self,
+        person_id: int,
+        room_id: int,
+        move_in: date,
+        expected_end: date | None,
+        landlord_id: int | None,
+    ) -> int:
+        return self._registry().add_tenancy(
+            person_id,
+            room_id,
+            move_in=move_in,
+            expected_end=expected_end,
+            landlord_id=landlord_id,
+            reported_by=self.principal.actor,
+        )
+
+    def record_consent(
+        self, person_id: int, collected_by: str, method: ConsentMethod, guardian: str | None
+    ) -> int:
+        """A new consent (e.g. after a withdrawal); face data may then be added again."""
+        return self._registry(Permission.ENROL).record_consent(
+            person_id,
+            ConsentInput(
+                collected_by=collected_by,
+                collected_at=datetime.now(UTC),
+                method=method,
+                guardian_name=guardian,
+            ),
+        )
+
+    def withdraw_consent(self, person_id: int, note: str) -> list[int]:
+        """Consent withdrawn: the person's templates and photos are deleted now."""
+        return self._registry().withdraw_consent(
+            person_id, recorded_by=self.principal.actor, alternative_note=note
+        )
+
+    def remove_person(self, person_id: int) -> list[int]:
+        return self._registry().remove_person(person_id)
+
+    def add_photos(self, person_id: int, photos: Sequence[bytes]) -> list[int]:
+        """More enrolment photos for a registered person with a valid consent."""
+        service = self._registry(Permission.ENROL)
+        if not photos:
+            raise InvalidInput("no photo uploaded")
+        return service.add_templates(person_id, self._templates(photos))
+
+    def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
+        """One template per photo; every unusable photo is named and nothing is kept."""
+        from cunan.faces.engine import EnrolmentPhotoError
+        from cunan.faces.imageio import ImageLoadError
+        from cunan.registry.enrolment import template_from_photo
+
+        templates: list[TemplateInput] = []
+        problems: list[str] = []
+        for number, data in enumerate(photos, 1):
+            try:
+                templates.append(
+                    template_from_photo(
+                        self.app.face_engine,
+                        data,
+                        source=f"photo {number}",
+                        max_pixels=self.app.settings.faces.max_image_pixels,
+                    )
+                )
+            except (ImageLoadError, EnrolmentPhotoError) as exc:
+                problems.append(str(exc))
+        if problems:
+            raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+        return templates
 
     # -- cases ----------------------------------------------------------------------------------
 

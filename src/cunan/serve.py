@@ -121,7 +121,7 @@ def serve_command(
             http="h11",
             timeout_graceful_shutdown=10,
         )
-        server = _Server(config)
+        server = _Server(config, stopping=api.state.stopping)
         core.start(BackgroundOptions(cameras=cameras, lease_s=lease_s, max_cameras=max_cameras))
 
         def announce() -> None:
@@ -142,6 +142,7 @@ def serve_command(
                 if not core.healthy():
                     logger.error("serve: a background component stopped unexpectedly; stopping")
                     failed = True
+                    server.stopping.set()
                     server.should_exit = True
                     return
                 server.exit_event.wait(WATCHDOG_S)
@@ -165,8 +166,9 @@ class _Server(uvicorn.Server):
     """uvicorn's server, stopping on SIGINT/SIGTERM without re-raising the signal after its
     graceful shutdown (uvicorn does, which would turn a clean stop into exit code -15)."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, *, stopping: threading.Event) -> None:
         super().__init__(config)
+        self.stopping = stopping
         self.received: list[int] = []
         self.started_event = threading.Event()
         self.exit_event = threading.Event()
@@ -181,6 +183,7 @@ class _Server(uvicorn.Server):
             # Only flags: the handler runs between bytecodes of the main thread.
             self.received.append(signum)
             self.should_exit = True
+            self.stopping.set()
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.routing import Route
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import install_error_handlers
-from cunan.api.routes import auth, cases, ops, registry
+from cunan.api.routes import auth, cases, events, ops, places, registry
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
@@ -39,7 +40,14 @@ PUBLIC_PATHS = frozenset(
 #: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
 PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public)
 #: Everything else.
-PROTECTED_ROUTERS: tuple[APIRouter, ...] = (auth.router, registry.router, cases.router, ops.router)
+PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    registry.router,
+    places.router,
+    cases.router,
+    ops.router,
+    events.router,
+)
 
 
 def all_routes(api: FastAPI) -> Iterator[tuple[str, str]]:
@@ -82,6 +90,8 @@ def create_api(
         core.registry.database, core.audit, core.settings.web
     )
     api.state.setup_token = setup_token
+    # Set when the server begins to stop: long-lived responses (event streams) end then.
+    api.state.stopping = threading.Event()
     install_error_handlers(api)
     api.add_middleware(GuardMiddleware, max_body_bytes=core.settings.web.max_upload_mb * 2**20)
 

@@ -164,6 +164,18 @@ class CaseService:
                 alert = None
             else:
                 outcome, alert = self._link_or_open(repo, row, vector)
+            if alert is not None:
+                # Announced to open pages (server-sent events) in the same transaction as
+                # the case change: a page never hears of a case that was rolled back.
+                repo.announce(
+                    f"live.{alert.kind}",
+                    {
+                        "case_id": alert.case_id,
+                        "sighting_id": alert.sighting_id,
+                        "camera": alert.camera_name,
+                        "sightings": alert.sightings,
+                    },
+                )
         if alert is not None:
             self._send(alert)
         logger.debug("sighting %d -> %s", sighting_id, outcome)

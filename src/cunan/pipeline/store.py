@@ -21,6 +21,7 @@ from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.errors import ConstraintViolationError
 from cunan.storage.pipeline_repository import (
+    LIVE_EVENT_PREFIX,
     CameraRepository,
     OutboxRepository,
     SightingRepository,
@@ -349,6 +350,21 @@ class EventOutbox:
             return [
                 StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
             ]
+
+    def live_after(self, event_id: int, *, limit: int = 100) -> list[StoredEvent]:
+        """Live-view events (``live.*``) after ``event_id``, oldest first (a read snapshot:
+        never waits for a writer)."""
+        with self.database.read() as session:
+            rows = OutboxRepository(session).events_after(
+                event_id, prefix=LIVE_EVENT_PREFIX, limit=limit
+            )
+            return [
+                StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
+            ]
+
+    def last_id(self) -> int:
+        with self.database.read() as session:
+            return OutboxRepository(session).last_event_id()
 
     def ack(self, consumer: str, event_ids: Sequence[int]) -> None:
         if not event_ids:

@@ -11,6 +11,7 @@ __all__ = [
     "DatabaseBusyError",
     "DatabaseUnavailableError",
     "DuplicateIdNumberError",
+    "DuplicateRecordError",
     "GuardianConsentRequiredError",
     "InvalidRecordError",
     "NotFoundError",
@@ -35,6 +36,10 @@ class NotFoundError(RegistryError, NotFound):
 
 class InvalidRecordError(RegistryError):
     """A value is malformed (empty name, bad vector, end before start, ...)."""
+
+
+class DuplicateRecordError(InvalidRecordError, Conflict):
+    """A record with the same unique key exists (or a concurrent insert made one)."""
 
 
 class ConsentRequiredError(RegistryError):

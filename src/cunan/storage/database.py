@@ -175,12 +175,11 @@ class Database:
         with translate_errors(self.url), self._readers() as session:
             if not self.is_sqlite:
                 session.execute(text("SET TRANSACTION READ ONLY"))
-            try:
-                yield session
-                if session.new or session.dirty or session.deleted:
-                    raise ReadOnlyTransactionError("a read-only transaction tried to write")
-            finally:
-                session.rollback()
+            yield session
+            if session.new or session.dirty or session.deleted:
+                raise ReadOnlyTransactionError("a read-only transaction tried to write")
+            # Leaving the block closes the session: its transaction ends without a commit
+            # and the rows read stay loaded (a rollback would expire them).
 
 
 def rowcount(result: object) -> int:
