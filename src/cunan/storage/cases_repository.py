@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, distinct, func, select, update
+from sqlalchemy import bindparam, delete, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, CaseSighting
@@ -202,7 +202,8 @@ class CaseRepository:
     ) -> dict[int, MemberDigest]:
         """Per case: sightings, distinct local days (UTC plus ``utc_offset_s``), sorted
         camera names, and the ``best`` sightings with the most good faces, then the most
-        recent (then the lowest id). Four grouped queries for any number of cases."""
+        recent (then the lowest id). Two grouped queries, and one short index range per
+        case for the best sightings."""
         ids = list(dict.fromkeys(case_ids))
         if not ids:
             return {}
@@ -232,31 +233,18 @@ class CaseRepository:
             .order_by(member.case_id, member.camera_name)
         ):
             cameras.setdefault(int(case_id), []).append(name)
-        ranked = (
-            select(
-                member.case_id,
-                member.sighting_id,
-                func.row_number()
-                .over(
-                    partition_by=member.case_id,
-                    order_by=(
-                        member.faces_used.desc(),
-                        member.seen_at.desc(),
-                        member.sighting_id,
-                    ),
-                )
-                .label("rank"),
-            )
-            .where(mine)
-            .subquery()
+        # One short index range per case (ix_case_sightings_best): never a sort of all of
+        # a frequent stranger's sightings. Built once, run with each case's id.
+        best_of = (
+            select(member.sighting_id)
+            .where(member.case_id == bindparam("case_id"))
+            .order_by(member.faces_used.desc(), member.seen_at.desc(), member.sighting_id)
+            .limit(best)
         )
-        chosen: dict[int, list[int]] = {}
-        for case_id, sighting_id in self.session.execute(
-            select(ranked.c.case_id, ranked.c.sighting_id)
-            .where(ranked.c.rank <= best)
-            .order_by(ranked.c.case_id, ranked.c.rank)
-        ):
-            chosen.setdefault(int(case_id), []).append(int(sighting_id))
+        chosen = {
+            case_id: [int(i) for i in self.session.scalars(best_of, {"case_id": case_id})]
+            for case_id in counts
+        }
         return {
             case_id: MemberDigest(
                 n, days, tuple(cameras.get(case_id, ())), tuple(chosen.get(case_id, ()))
