@@ -452,6 +452,32 @@ def live_sightings(data_dir: Path) -> int:
         core.close()
 
 
+@contextlib.contextmanager
+def _profiling(pid: int, output: Path | None) -> Iterator[None]:
+    """``py-spy record`` of ``pid`` while the block runs (nothing when ``output`` is None)."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise FileNotFoundError("py-spy not found on PATH (pip install py-spy) for --profile")
+    recorder = subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--format", "raw", "-o", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        # SIGINT makes py-spy stop sampling and write what it recorded.
+        recorder.send_signal(signal.SIGINT)
+        try:
+            recorder.wait(60)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            recorder.wait(10)
+
+
 # -- the command ---------------------------------------------------------------------------------
 
 
@@ -463,8 +489,12 @@ def run_api_bench(
     warmup_s: float,
     root: Path,
     show_progress: bool = True,
+    profile: Path | None = None,
 ) -> dict[str, object]:
-    """Build or reuse the data set, copy it, serve it with the camera, run the clients."""
+    """Build or reuse the data set, copy it, serve it with the camera, run the clients.
+
+    ``profile``: record the server process with ``py-spy`` (on PATH) during the load, in
+    py-spy's raw (collapsed stacks) format, to see where the time goes."""
     data_dir, dataset, build_s = prepare_dataset(spec, root, show_progress=show_progress)
     report: dict[str, object] = {
         "dataset": {**asdict(spec), "synthetic_templates": True, "build_s": round(build_s, 1)},
@@ -490,7 +520,8 @@ def run_api_bench(
             pids = [server.process.pid, *camera_pids]
             cpu_before = {p: cpu_seconds(p) for p in pids}
             load_before = machine_load()
-            result = asyncio.run(run_clients(server.base_url, dataset, options))
+            with _profiling(server.process.pid, profile):
+                result = asyncio.run(run_clients(server.base_url, dataset, options))
             load_after = machine_load()
             cpu = {p: cpu_seconds(p) - cpu_before[p] for p in pids}
             alive = server.process.poll() is None
@@ -573,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=None, help="the camera's video file (looped)")
     parser.add_argument("--no-camera", action="store_true", help="run without the camera")
     parser.add_argument("--cache-dir", type=Path, default=None, help="built data sets")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy raw profile of the server's load"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object as the last line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -610,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_s=args.warmup,
         root=args.cache_dir or bench_root(),
         show_progress=not args.json,
+        profile=args.profile,
     )
     if not args.json:
         _print_table(report)
