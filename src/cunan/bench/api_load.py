@@ -462,7 +462,7 @@ def _profiling(pid: int, output: Path | None) -> Iterator[None]:
     if spy is None:
         raise FileNotFoundError("py-spy not found on PATH (pip install py-spy) for --profile")
     recorder = subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--format", "raw", "-o", str(output)],
+        [spy, "record", "--nonblocking", "--pid", str(pid), "--format", "raw", "-o", str(output)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
