@@ -88,7 +88,9 @@ def test_ids_stay_usable_after_the_bulk_load(built: tuple[CunanApp, ApiDataset])
 def test_client_loop_logs_in_and_times_every_kind(built: tuple[CunanApp, ApiDataset]) -> None:
     core, dataset = built
     transport = httpx.ASGITransport(app=create_api(core))
-    options = LoadOptions(clients=2, requests_per_client=8, duration_s=120.0, page_size=5)
+    options = LoadOptions(
+        clients=2, requests_per_client=8, duration_s=120.0, think_s=0.0, page_size=5
+    )
     result = asyncio.run(run_clients("http://testserver", dataset, options, transport=transport))
     assert result.dashboard.startswith("GET")
     # Two clients logged in, then made 8 requests each: two of every kind.
@@ -113,7 +115,7 @@ def test_client_loop_counts_refusals_as_errors(built: tuple[CunanApp, ApiDataset
         last_case_id=dataset.last_case_id,
     )
     transport = httpx.ASGITransport(app=create_api(core))
-    options = LoadOptions(clients=2, requests_per_client=4, duration_s=60.0)
+    options = LoadOptions(clients=2, requests_per_client=4, duration_s=60.0, think_s=0.0)
     result = asyncio.run(run_clients("http://testserver", wrong, options, transport=transport))
     # A client whose login fails makes no further requests; every failed login is counted.
     assert result.logins.errors == {"HTTP 401": 2}

@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,7 +45,6 @@ REQUEST_TIMEOUT_S = 10.0
 LOGIN_TIMEOUT_S = 60.0
 #: Waiting for ``cunan serve`` to print its address.
 SERVE_START_TIMEOUT_S = 120.0
-ADMIN_PASSWORD = "Bench-admin-password-9"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class LoadOptions:
     clients: int = 50
     requests_per_client: int = 40
     duration_s: float = 120.0
-    think_s: float = 0.0
+    think_s: float = 1.0
     page_size: int = 20
     seed: int = 0
 
@@ -276,7 +276,8 @@ def prepare_dataset(
         data_dir,
         settings,
         admin_username="admin",
-        admin_password=ADMIN_PASSWORD,
+        # Nobody logs in as the administrator: a password no one knows.
+        admin_password=secrets.token_urlsafe(18),
         village_name="压测村",
     ).close()
     core = CunanApp.open(settings, data_dir)
@@ -596,7 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=40, help="requests per client")
     parser.add_argument("--duration", type=float, default=120.0, help="time cap of the load (s)")
     parser.add_argument(
-        "--think-ms", type=float, default=0.0, help="each client's pause between requests"
+        "--think-ms",
+        type=float,
+        default=1000.0,
+        help="each client's pause between requests (jittered 0.5-1.5x; 0: none)",
     )
     parser.add_argument("--page-size", type=int, default=20)
     parser.add_argument("--warmup", type=float, default=20.0, help="seconds before the load")
