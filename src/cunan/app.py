@@ -14,6 +14,7 @@ from cunan.config import Settings
 from cunan.registry.datadir import Registry, open_registry
 
 if TYPE_CHECKING:
+    from cunan.auth.service import AuthService
     from cunan.cases.consumer import CaseConsumer
     from cunan.cases.service import CaseService
     from cunan.duties.daily import Duties
@@ -24,9 +25,14 @@ if TYPE_CHECKING:
     from cunan.notify.dispatcher import NotificationDispatcher
     from cunan.pipeline.store import CameraStore, EventOutbox
     from cunan.pipeline.supervisor import Worker
+    from cunan.registry.import_jobs import ImportJob, ImportJobs
+    from cunan.registry.importer import ImportOptions
     from cunan.stats.service import StatsService
 
 logger = logging.getLogger(__name__)
+
+#: Import progress is announced to open pages at most this often (seconds).
+IMPORT_PROGRESS_EVERY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,9 @@ class CunanApp:
     dispatcher: NotificationDispatcher | None
     _engine: FaceEngine | None = None
     _gallery: LiveGallery | None = None
+    _imports: ImportJobs | None = None
+    _auth: AuthService | None = None
+    _import_announced: dict[str, float] = field(default_factory=dict)
     _lazy_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -85,6 +94,10 @@ class CunanApp:
         # 1. Storage and keys: the database (migrated to head), the key ring, field cipher.
         registry = open_registry(data_dir, settings, actor=actor)
         try:
+            from cunan.settings_overrides import apply_stored
+
+            # Thresholds, retention and deadlines an administrator changed from the web.
+            settings = apply_stored(settings, registry.database)
             audit = registry.audit or AuditLog(registry.database)
             # 2. Notifications: the configured channels; nothing leaves the machine until
             #    a channel is set, undeliverable alerts land in the dead-letter list.
@@ -165,6 +178,66 @@ class CunanApp:
                 self.registry.service.add_listener(gallery)
                 self._gallery = gallery
             return self._gallery
+
+    @property
+    def auth(self) -> AuthService:
+        """Logins, sessions, accounts and API tokens (one per installation: it holds the
+        login throttle's counts)."""
+        with self._lazy_lock:
+            if self._auth is None:
+                from cunan.auth.service import AuthService
+
+                self._auth = AuthService(self.registry.database, self.audit, self.settings.web)
+            return self._auth
+
+    @property
+    def imports(self) -> ImportJobs:
+        """Roster imports uploaded over the API, run one at a time in the background."""
+        with self._lazy_lock:
+            if self._imports is None:
+                from cunan.registry.import_jobs import ImportJobs
+
+                self._imports = ImportJobs(
+                    self.data_dir,
+                    self.registry.service,
+                    self._import_options,
+                    announce=self._announce_import,
+                )
+            return self._imports
+
+    def _import_options(self, photos: Path, dry_run: bool, create_places: bool) -> ImportOptions:
+        from cunan.faces.engine import EngineConfig
+        from cunan.registry.importer import ImportOptions
+
+        faces = self.settings.faces
+        return ImportOptions(
+            photos_dir=photos,
+            dry_run=dry_run,
+            create_places=create_places,
+            # One photo-checking process: the cameras keep the other core.
+            workers=1,
+            reported_by="roster import (web)",
+            engine=EngineConfig.from_settings(faces),
+            max_image_pixels=faces.max_image_pixels,
+            guardian_under_age=self.settings.registry.guardian_consent_under_age,
+        )
+
+    def _announce_import(self, job: ImportJob) -> None:
+        """Progress to open pages, at most every couple of seconds (each is a write)."""
+        import time
+
+        now = time.monotonic()
+        last = self._import_announced.get(job.id, 0.0)
+        if job.finished_at is None and now - last < IMPORT_PROGRESS_EVERY_S:
+            return
+        self._import_announced[job.id] = now
+        with self.registry.database.transaction() as session:
+            from cunan.storage.cases_repository import CaseRepository
+
+            CaseRepository(session).announce(
+                "live.import.progress",
+                {"job": job.id, "state": job.state.value, "done": job.done, "total": job.total},
+            )
 
     def services_for(self, principal: Principal) -> AppServices:
         """The services recording ``principal`` as the actor of what they change."""
