@@ -74,7 +74,7 @@ class CaseSighting(Base):
 
     __tablename__ = "case_sightings"
     # A case's best sightings (most good faces, then the most recent) without sorting all
-    # of a frequent stranger's sightings (migration 0009).
+    # of a frequent stranger's sightings (migration 0010).
     __table_args__ = (
         Index("ix_case_sightings_best", "case_id", "faces_used", "seen_at", "sighting_id"),
     )

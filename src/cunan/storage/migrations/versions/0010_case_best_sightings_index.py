@@ -3,16 +3,16 @@
 Case views list the few best sightings of each case on a page; without this index every
 view sorted all of a case's sightings, hundreds for a frequent stranger.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
