@@ -130,3 +130,10 @@ def test_dataset_marker_round_trips(tmp_path: Path) -> None:
     assert ApiDataset.load(tmp_path) == dataset
     (tmp_path / "bench-api.json").write_text("{", encoding="utf-8")
     assert ApiDataset.load(tmp_path) is None
+
+
+def test_spec_refuses_what_it_cannot_build() -> None:
+    with pytest.raises(ValueError, match="people"):
+        ApiDataSpec(people=20_000, sightings=400_000, cases=10)
+    with pytest.raises(ValueError, match="fewer than the 50 cases"):
+        ApiDataSpec(people=20, sightings=100, cases=50)

@@ -59,6 +59,9 @@ HOUSES_PER_LANDLORD = 2
 #: Shares of the sightings: unknown (grouped into cases) and undecided; the rest are known.
 UNKNOWN_SHARE = 0.15
 UNDECIDED_SHARE = 0.05
+#: Synthetic ID numbers (birth date plus four digits of the person's index) stay unique up to
+#: this many people.
+MAX_PEOPLE = 10_000
 #: Changes when the generated data changes, so a cached data set of older code is rebuilt.
 DATA_VERSION = 2
 #: Sightings spread over this many days before the build.
@@ -83,8 +86,11 @@ class ApiDataSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.people < 10 or self.cases < 1:
-            raise ValueError("the API benchmark needs at least 10 people and 1 case")
+        if not 10 <= self.people <= MAX_PEOPLE or self.cases < 1:
+            raise ValueError(
+                f"the API benchmark needs 10 to {MAX_PEOPLE} people (synthetic ID numbers are "
+                "unique up to there) and at least 1 case"
+            )
         if int(self.sightings * UNKNOWN_SHARE) < self.cases:
             raise ValueError(
                 f"{self.sightings} sightings give {int(self.sightings * UNKNOWN_SHARE)} unknown "
@@ -147,8 +153,8 @@ def _names(rng: np.random.Generator, n: int) -> list[str]:
 
 
 def _id_number(i: int, birth: date) -> str:
-    # 330102 (a district code), birth date, a 3-digit sequence and a check character; the
-    # sequence plus the date keep numbers unique. Not real people's numbers.
+    # 330102 (a district code), birth date, a 3-digit sequence and a check character: the
+    # last four digits are the index, unique up to MAX_PEOPLE. Not real people's numbers.
     return f"330102{birth:%Y%m%d}{i % 1000:03d}{i // 1000 % 10}"
 
 
