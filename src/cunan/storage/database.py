@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from cunan.storage.errors import (
     ConstraintViolationError,
@@ -25,9 +25,14 @@ from cunan.storage.errors import (
 logger = logging.getLogger(__name__)
 
 SQLITE_FILENAME = "cunan.db"
-#: SQLite page cache per connection (KiB). Connections are not pooled (one per transaction),
-#: so this bounds the cache a process holds per open transaction.
+#: SQLite page cache per connection (KiB); with the pool below, a process holds at most
+#: ``SQLITE_POOL_SIZE`` idle connections' caches (plus those of busy overflow connections).
 SQLITE_CACHE_KIB = 2000
+#: Idle SQLite connections kept open per process, and extra ones allowed under load. Opening
+#: a connection (file, WAL index, six pragmas) cost a third of the API's time under load
+#: when every transaction opened its own (docs/benchmarks.md, "HTTP API under load").
+SQLITE_POOL_SIZE = 8
+SQLITE_POOL_OVERFLOW = 32
 #: Execution option marking a read-only transaction (see ``Database.read``).
 READ_ONLY_OPTION = "cunan_read_only"
 
@@ -50,8 +55,11 @@ def create_database_engine(
         engine = create_engine(
             parsed,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-            # One connection per use: no pooled handle keeps the file open after close().
-            poolclass=NullPool,
+            # Pooled, handed to one thread at a time; ``Database.dispose`` closes them all,
+            # so no handle keeps the file open after it.
+            poolclass=QueuePool,
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_OVERFLOW,
         )
         _configure_sqlite(engine, busy_timeout_s)
         return engine
