@@ -114,7 +114,7 @@ class QueryRepository:
                     alone.order_by(Person.id).offset(page.offset).limit(page.limit)
                 )
             )
-            places = self._current_places(today, [p.id for p in people])
+            places = self._current_places(today, [p.id for p in people], landlord_id)
             nowhere = (None, None, None, None, None)
             return [PersonRow(p, *places.get(p.id, nowhere)) for p in people], total
         current = self._current_tenancy(today)
@@ -129,6 +129,9 @@ class QueryRepository:
             conditions.append(Room.id == filters.room_id)
         if filters.house_id is not None:
             conditions.append(House.id == filters.house_id)
+        if landlord_id is not None:
+            # Only the landlord's own rooms and houses can be searched by.
+            conditions.append(House.landlord_id == landlord_id)
         query = query.where(*conditions)
         total = _count(self.session, query)
         rows = self.session.execute(
@@ -137,10 +140,12 @@ class QueryRepository:
         return [PersonRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows], total
 
     def _current_places(
-        self, today: date, person_ids: Sequence[int]
+        self, today: date, person_ids: Sequence[int], landlord_id: int | None = None
     ) -> dict[int, tuple[int, str, int, str, str | None]]:
         """Room id, room label, house id, address and landlord name of each person's
-        current tenancy (the latest move-in), for these people only."""
+        current tenancy (the latest move-in), for these people only; with ``landlord_id``,
+        only a tenancy in that landlord's houses (a former tenant's new address is not
+        their old landlord's business)."""
         if not person_ids:
             return {}
         ranked = (
@@ -163,7 +168,10 @@ class QueryRepository:
             .join(Room, Room.id == ranked.c.room_id)
             .join(House, House.id == Room.house_id)
             .outerjoin(Landlord, Landlord.id == House.landlord_id)
-            .where(ranked.c.rank == 1)
+            .where(
+                ranked.c.rank == 1,
+                *([House.landlord_id == landlord_id] if landlord_id is not None else []),
+            )
         )
         return {int(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
