@@ -172,7 +172,7 @@ def test_engine_from_config_carries_the_setting() -> None:
 def test_roster_import_engines_use_the_jitter_setting() -> None:
     # The importer builds a second, faster engine for the first detection attempt; it
     # must enrol with the configured jitter as well.
-    importer._init_worker(replace(EngineConfig(), upsample=1, enrol_jitter=3), 10_000_000)
+    importer._init_worker(replace(EngineConfig(), upsample=1, enrol_jitter=3), 10_000_000, None)
     engines = importer._worker_engines
     assert engines is not None
     fast, full = engines
