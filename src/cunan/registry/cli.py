@@ -22,7 +22,7 @@ from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
 from cunan.registry.export import write_export_csv
-from cunan.registry.keys import rotate_keys
+from cunan.registry.keys import reset_keys, rotate_keys
 from cunan.registry.records import (
     ConsentInput,
     ConsentMethod,
@@ -62,8 +62,10 @@ def _user_errors() -> AbstractContextManager[None]:
 
 
 @contextmanager
-def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
-    with opened_registry(data_dir, *_USER_ERRORS) as opened:
+def _registry(
+    data_dir: Path | None, *, key_required: bool = True
+) -> Iterator[tuple[Registry, Settings]]:
+    with opened_registry(data_dir, *_USER_ERRORS, key_required=key_required) as opened:
         yield opened
 
 
@@ -126,6 +128,43 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
         f"embedding(s) and {report.quiet_faces} quiet face(s) with key {report.new_key_id}; "
         f"retired {', '.join(report.retired_key_ids) or 'nothing'}. "
         "Back up the key file again.",
+        markup=False,
+        highlight=False,
+    )
+
+
+@keys_app.command("reset")
+def keys_reset(
+    discard_face_data: Annotated[
+        bool,
+        typer.Option(
+            "--discard-face-data",
+            help="Required: every template, photo, crop and quiet face is deleted.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """After the key file was lost: delete all face data (unreadable now) and create a new key.
+
+    People, consents, tenancies, cases and the audit log stay; enrol the faces again.
+    """
+    if not discard_face_data:
+        fail(
+            "keys reset deletes all face data (templates, enrolment photos, sighting crops, "
+            "quiet faces); confirm with --discard-face-data (see docs/keys.md)"
+        )
+    with _registry(data_dir, key_required=False) as (registry, _):
+        report = reset_keys(
+            registry.database,
+            registry.key_file,
+            audit=registry.audit,
+            actor=registry.service.actor,
+        )
+    d = report.discarded
+    console.print(
+        f"deleted {d.templates} template(s), {d.photos} photo(s), the crops of {d.sightings} "
+        f"sighting(s) and {d.quiet_faces} quiet face(s); new key {report.new_key_id} in "
+        f"{registry.key_file}. Back it up now, then enrol the faces again.",
         markup=False,
         highlight=False,
     )
@@ -314,7 +353,8 @@ def people_remove(
     """Delete a person with their face data, consents and tenancies."""
     if not yes:
         typer.confirm(f"Delete person {person_id} and all their data?", abort=True)
-    with _registry(data_dir) as (registry, _):
+    # Deleting needs no key: a person can be removed after the key file was lost.
+    with _registry(data_dir, key_required=False) as (registry, _):
         removed = registry.service.remove_person(person_id)
     console.print(
         f"removed person {person_id} ({len(removed)} template(s))", markup=False, highlight=False
@@ -331,7 +371,7 @@ def people_withdraw_consent(
     data_dir: DataDirOption = None,
 ) -> None:
     """Withdraw consent: deletes the person's templates and photos, records the alternative."""
-    with _registry(data_dir) as (registry, _):
+    with _registry(data_dir, key_required=False) as (registry, _):
         removed = registry.service.withdraw_consent(
             person_id, recorded_by=recorded_by, alternative_note=alternative
         )

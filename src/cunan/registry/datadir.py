@@ -13,9 +13,10 @@ from cunan.audit.log import AuditLog, cli_actor
 from cunan.config import Settings
 from cunan.registry.accounts import AccountService, check_password_strength
 from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
+from cunan.registry.keybinding import bind_key_ring
 from cunan.registry.records import TemplateListener
 from cunan.registry.service import RegistryService
-from cunan.security.cipher import FieldCipher
+from cunan.security.cipher import FieldCipher, UnavailableCipher
 from cunan.security.keys import KeyRing
 from cunan.storage.database import SQLITE_FILENAME, Database, sqlite_url
 from cunan.storage.enums import UserRole
@@ -78,29 +79,45 @@ def open_registry(
     *,
     listener: TemplateListener | None = None,
     actor: str | None = None,
+    key_required: bool = True,
 ) -> Registry:
-    """Open an initialised data dir: check the key file, migrate the schema to head.
+    """Open an initialised data dir: migrate the schema to head, check that the key file is
+    this database's own (a foreign one is refused).
 
     The services record every change in the audit log, as ``actor`` (default: the operating
-    system account running the command, ``cli:<name>``).
+    system account running the command, ``cli:<name>``). Without ``key_required`` a missing
+    key file is no error: the services then delete face data but cannot read or write it
+    (removal and withdrawal of consent after the key was lost, docs/keys.md).
     """
     key_file = key_file_path(data_dir, settings)
     if not key_file.exists() and not (data_dir / SQLITE_FILENAME).exists():
         raise NotInitialisedError(
             f"{data_dir} is not a CunAn data directory; run 'cunan init --data-dir {data_dir}'"
         )
-    keyring = KeyRing.load(key_file)
+    keyring: KeyRing | None = None
+    if key_required or key_file.exists():
+        keyring = KeyRing.load(key_file)
     database = open_database(data_dir, settings)
     try:
         upgrade(database)
+        if keyring is not None:
+            bind_key_ring(database, keyring, key_file)
     except BaseException:
         database.dispose()
         raise
+    cipher = (
+        FieldCipher(keyring)
+        if keyring is not None
+        else UnavailableCipher(
+            f"{key_file}: key file not found, so face data cannot be read or written; "
+            "restore it from its backup, or start over with 'cunan keys reset' (docs/keys.md)"
+        )
+    )
     audit = AuditLog(database)
     who = actor or cli_actor()
     service = RegistryService(
         database,
-        FieldCipher(keyring),
+        cipher,
         settings.registry,
         listener=listener,
         audit=audit,
@@ -149,9 +166,11 @@ def initialise(
             )
         KeyRing.generate().save(key_file, overwrite=False)
         created_key = True
+        keyring = KeyRing.load(key_file)
+        bind_key_ring(database, keyring, key_file)
         service = RegistryService(
             database,
-            FieldCipher(KeyRing.load(key_file)),
+            FieldCipher(keyring),
             settings.registry,
             audit=audit,
             actor=cli_actor(),

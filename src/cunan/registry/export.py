@@ -9,10 +9,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from cunan.audit.log import AuditAction
 from cunan.registry.service import RegistryService
 
 #: Audit action of an export (details: row count and filter, never the file's content).
-REGISTRY_EXPORT = "registry.export"
+REGISTRY_EXPORT = AuditAction.REGISTRY_EXPORT
 
 EXPORT_COLUMNS = (
     "person_id",

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cunan.audit.log import AuditLog, DetailValue, system_actor
+from cunan.audit.log import AuditAction, AuditLog, DetailValue, system_actor
 from cunan.config import RegistrySettings
 from cunan.registry.errors import (
     ConsentRequiredError,
@@ -69,17 +69,17 @@ T = TypeVar("T")
 _PlaceRow = TypeVar("_PlaceRow", GridArea, Landlord, House, Room, Household)
 
 #: Audit actions of registry changes (``details`` hold ids and counts only).
-PERSON_CREATE = "person.create"
-PERSON_REMOVE = "person.remove"
-PERSON_STATUS = "person.status"
-CONSENT_RECORD = "consent.record"
-CONSENT_WITHDRAW = "consent.withdraw"
-TEMPLATE_ADD = "template.add"
-TEMPLATE_DELETE = "template.delete"
-TEMPLATE_PURGE = "template.purge"
-TENANCY_ADD = "tenancy.add"
-TENANCY_MOVE_OUT = "tenancy.move_out"
-PLACE_CREATE = "place.create"
+PERSON_CREATE = AuditAction.PERSON_CREATE
+PERSON_REMOVE = AuditAction.PERSON_REMOVE
+PERSON_STATUS = AuditAction.PERSON_STATUS
+CONSENT_RECORD = AuditAction.CONSENT_RECORD
+CONSENT_WITHDRAW = AuditAction.CONSENT_WITHDRAW
+TEMPLATE_ADD = AuditAction.TEMPLATE_ADD
+TEMPLATE_DELETE = AuditAction.TEMPLATE_DELETE
+TEMPLATE_PURGE = AuditAction.TEMPLATE_PURGE
+TENANCY_ADD = AuditAction.TENANCY_ADD
+TENANCY_MOVE_OUT = AuditAction.TENANCY_MOVE_OUT
+PLACE_CREATE = AuditAction.PLACE_CREATE
 
 
 def template_context(template_id: int, person_id: int, model_id: str) -> bytes:

@@ -11,10 +11,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from cunan.storage.database import Database, translate_errors
+from cunan.storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class MigrationError(StorageError):
+    """A migration would leave the schema inconsistent; it was rolled back."""
 
 
 def alembic_config(database: Database | None = None) -> Config:
@@ -40,9 +45,24 @@ def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` inside one transaction (a failed upgrade changes nothing
     on PostgreSQL; SQLite DDL is transactional too)."""
     config = alembic_config(database)
-    with translate_errors(database.url), database.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with translate_errors(database.url), database.engine.connect() as conn:
+        if database.is_sqlite:
+            # SQLite changes a table by rebuilding it, and DROP TABLE with foreign keys on
+            # would cascade into the rows that reference it. The pragma only works outside
+            # a transaction; the check below stands in for it before the commit.
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
+        with conn.begin():
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+            if database.is_sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise MigrationError(
+                        f"migration to {revision} would break {len(broken)} reference(s), "
+                        f"first in table {broken[0][0]}; nothing was changed"
+                    )
     logger.debug("database %s at revision %s", database.url, revision)
 
 

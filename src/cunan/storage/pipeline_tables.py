@@ -29,6 +29,8 @@ class Camera(Base):
     """A camera of the village: where it is, how to reach it, and whether it may recognise."""
 
     __tablename__ = "cameras"
+    # Ids are never reused (SQLite reuses the highest without AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -59,6 +61,7 @@ class Sighting(Base):
         UniqueConstraint("camera_id", "track_key"),
         CheckConstraint("decision IN ('known', 'unknown', 'undecided')", name="decision"),
         Index("ix_sightings_started_at", "started_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
