@@ -47,6 +47,11 @@ def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
         yield opened
 
 
+def _cameras(registry: Registry) -> CameraStore:
+    """The camera store recording changes in the audit log, as whoever runs the command."""
+    return CameraStore(registry.database, audit=registry.audit, actor=registry.service.actor)
+
+
 # -- watch ------------------------------------------------------------------------------------
 
 
@@ -246,7 +251,7 @@ def cameras_add(
 ) -> None:
     """Register a camera."""
     with _registry(data_dir) as (registry, _):
-        camera_id = CameraStore(registry.database).add(
+        camera_id = _cameras(registry).add(
             name,
             url,
             village_id=registry.service.default_village_id(),
@@ -318,7 +323,7 @@ def cameras_enable(
     with _registry(data_dir) as (registry, _):
         if zone is not None:
             parse_zone(zone)
-        camera = CameraStore(registry.database).update(
+        camera = _cameras(registry).update(
             name,
             enabled=True,
             public_notice_posted=True if notice_posted else None,
@@ -340,7 +345,7 @@ def cameras_disable(
 ) -> None:
     """Disable a camera (workers stop it within a lease round)."""
     with _registry(data_dir) as (registry, _):
-        CameraStore(registry.database).update(name, enabled=False)
+        _cameras(registry).update(name, enabled=False)
 
 
 @cameras_app.command("remove")
@@ -351,7 +356,7 @@ def cameras_remove(
 ) -> None:
     """Remove a camera (its sightings are kept, with the camera's name)."""
     with _registry(data_dir) as (registry, _):
-        store = CameraStore(registry.database)
+        store = _cameras(registry)
         camera = store.get(name)
         if not yes and not typer.confirm(f"Remove camera {camera.name}?"):
             raise typer.Exit(1)

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
+from cunan.audit.log import AuditAction, AuditLog, DetailValue, system_actor
 from cunan.capture.sources import redact_url
 from cunan.pipeline.cameras import CameraRecord, CameraSettings, parse_zone
 from cunan.pipeline.events import SightingDecided, encode_payload
@@ -62,10 +63,32 @@ def _record(row: Camera) -> CameraRecord:
 
 
 class CameraStore:
-    """Add, list and change cameras."""
+    """Add, list and change cameras; with an audit log every change is recorded, the
+    public-notice flag (which recognition legally depends on) included."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self, database: Database, *, audit: AuditLog | None = None, actor: str | None = None
+    ) -> None:
         self.database = database
+        self.audit = audit
+        self.actor = actor or system_actor()
+
+    def _audit(
+        self,
+        session: Session,
+        action: AuditAction,
+        camera_id: int,
+        details: dict[str, DetailValue],
+    ) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                action,
+                actor=self.actor,
+                target_type="camera",
+                target_id=camera_id,
+                details=details,
+                session=session,
+            )
 
     def add(
         self,
@@ -98,6 +121,16 @@ class CameraStore:
                         zone_json=zone_json,
                         settings_json=(settings or CameraSettings()).to_json(),
                     )
+                )
+                self._audit(
+                    session,
+                    AuditAction.CAMERA_ADD,
+                    camera_id,
+                    {
+                        "enabled": enabled,
+                        "public_notice_posted": public_notice_posted,
+                        "zone": zone_json is not None,
+                    },
                 )
         except ConstraintViolationError as exc:
             raise ValueError(f"camera {name!r} already exists or its place is unknown") from exc
@@ -146,22 +179,40 @@ class CameraStore:
         with self.database.transaction() as session:
             repo = CameraRepository(session)
             row = self._row(repo, key)
+            details: dict[str, DetailValue] = {}
             if enabled is not None:
+                details["enabled_before"] = row.enabled
                 row.enabled = enabled
             if public_notice_posted is not None:
+                details["public_notice_posted_before"] = row.public_notice_posted
                 row.public_notice_posted = public_notice_posted
             if zone_json is not None:
                 row.zone_json = zone_json or None
+                details["zone_changed"] = True
             if settings is not None:
                 row.settings_json = settings.to_json()
+                details["settings_changed"] = True
             row.updated_at = datetime.now(UTC)
             repo.flush()
+            details["enabled"] = row.enabled
+            details["public_notice_posted"] = row.public_notice_posted
+            action = (
+                AuditAction.CAMERA_UPDATE
+                if enabled is None
+                else AuditAction.CAMERA_ENABLE
+                if enabled
+                else AuditAction.CAMERA_DISABLE
+            )
+            self._audit(session, action, row.id, details)
             return _record(row)
 
     def remove(self, key: int | str) -> None:
         with self.database.transaction() as session:
             repo = CameraRepository(session)
-            repo.delete(self._row(repo, key))
+            row = self._row(repo, key)
+            camera_id = row.id
+            repo.delete(row)
+            self._audit(session, AuditAction.CAMERA_REMOVE, camera_id, {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.audit.log import AuditAction
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry, user_errors
 from cunan.config import Settings, load_settings
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
@@ -545,6 +546,17 @@ def identify_command(
             for r in results
             for c in r.candidates
         }
+        # A 1:N search is audited like any other look-up of people (ids and counts only).
+        registry.service.record_audit(
+            AuditAction.IDENTIFY,
+            details={
+                "faces": len(results),
+                "matched_person_ids": sorted(
+                    {r.person_id for r in results if r.person_id is not None}
+                ),
+                "candidate_person_ids": sorted(names),
+            },
+        )
     for number, (face, result) in enumerate(zip(faces, results, strict=True), 1):
         decision = result.decision
         who = result.person_id
