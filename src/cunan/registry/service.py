@@ -47,6 +47,7 @@ from cunan.registry.records import (
 from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.pipeline_repository import SightingRepository
 from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import (
     Consent,
@@ -1077,10 +1078,16 @@ class RegistryService:
     def _delete_face_data(
         self, repo: RegistryRepository, events: _Events, person: Person
     ) -> tuple[list[int], int]:
-        """Delete a person's templates and photos: (deleted template ids, photo count)."""
+        """Delete a person's templates and photos, and their face and identity in the
+        sightings: (deleted template ids, photo count)."""
         rows = repo.templates_of(person.id)
         self._remove_templates(repo, events, rows)
         photos = repo.delete_photos_of(person.id)
+        unlinked, crops = SightingRepository(repo.session).forget_person(person.id)
+        if unlinked:
+            logger.info(
+                "person %d: %d sighting(s) unlinked, %d crop(s) deleted", person.id, unlinked, crops
+            )
         return [r.id for r in rows], photos
 
     def _decrypt_template(self, row: FaceTemplate) -> StoredTemplate:
