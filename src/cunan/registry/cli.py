@@ -134,6 +134,49 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
     )
 
 
+@keys_app.command("check")
+def keys_check(
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete-unreadable",
+            help="Delete the unreadable templates (audited); those people must re-enrol.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List face templates that cannot be decrypted (damaged, or written with another key).
+
+    Exit code 0: every template reads; 1: some do not (listed, one line each).
+    """
+    with _registry(data_dir) as (registry, _):
+        bad = registry.service.unreadable_templates()
+        for t in bad:
+            console.print(
+                f"template {t.template_id} of person {t.person_id} (key {t.key_id}): {t.reason}",
+                markup=False,
+                highlight=False,
+            )
+        if bad and delete:
+            registry.service.delete_templates([t.template_id for t in bad])
+            console.print(
+                f"deleted {len(bad)} unreadable template(s); enrol those people again",
+                markup=False,
+                highlight=False,
+            )
+            return
+    if bad:
+        err_console.print(
+            f"{len(bad)} unreadable template(s): identification skips them; delete them with "
+            "'cunan keys check --delete-unreadable' and enrol those people again, or restore "
+            "the key file or database from a backup",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    console.print("every template decrypts", markup=False, highlight=False)
+
+
 @keys_app.command("reset")
 def keys_reset(
     discard_face_data: Annotated[
@@ -541,6 +584,13 @@ def identify_command(
             fail(f"{image}: no face found")
         vectors = np.vstack([f.embedding for f in faces if f.embedding is not None])
         results = gallery.identify(vectors, qualities=[f.quality for f in faces], top=top)
+        if registry.service.unreadable_skipped:
+            err_console.print(
+                f"warning: {len(registry.service.unreadable_skipped)} template(s) cannot be "
+                "read and were left out of the search; see 'cunan keys check'",
+                markup=False,
+                highlight=False,
+            )
         names = {
             c.person_id: registry.service.get_person(c.person_id).name
             for r in results

@@ -42,9 +42,11 @@ from cunan.registry.records import (
     TemplateInput,
     TemplateListener,
     TenancyView,
+    UnreadableTemplate,
     Vector,
 )
-from cunan.security.cipher import FieldCipher
+from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
+from cunan.security.keys import KeyFileError
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
 from cunan.storage.pipeline_repository import SightingRepository
@@ -68,6 +70,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 #: The rows ``_create_place`` inserts: each has an integer primary key ``id``.
 _PlaceRow = TypeVar("_PlaceRow", GridArea, Landlord, House, Room, Household)
+
+#: Unreadable templates already logged by this process: each is reported once, loudly, not
+#: at every gallery reload.
+_REPORTED_UNREADABLE: set[tuple[str, int]] = set()
 
 #: Audit actions of registry changes (``details`` hold ids and counts only).
 PERSON_CREATE = AuditAction.PERSON_CREATE
@@ -197,6 +203,8 @@ class RegistryService:
         self.audit = audit
         #: Who the audit entries name (``user:<id>``, ``cli:<account>``, ``system``).
         self.actor = actor or system_actor()
+        #: Templates skipped because they do not decrypt: id -> reason.
+        self.unreadable_skipped: dict[int, str] = {}
 
     def add_listener(self, listener: TemplateListener) -> None:
         self._listeners.append(listener)
@@ -799,26 +807,80 @@ class RegistryService:
     def iter_templates(
         self, *, model_id: str | None = None, batch_size: int = 1000
     ) -> Iterator[list[StoredTemplate]]:
-        """Every template, decrypted, in batches of ``batch_size`` (for building an index)."""
+        """Every readable template, decrypted, in batches of ``batch_size`` (for building an
+        index). A row that does not decrypt is skipped and reported (:meth:`_readable`): one
+        damaged template must not take the whole gallery down."""
         after = 0
         while True:
-            batch = self._read(
-                lambda repo, a=after: [  # type: ignore[misc]
-                    self._decrypt_template(t)
-                    for t in repo.template_batch(after_id=a, limit=batch_size, model_id=model_id)
-                ]
+            rows = self._read(
+                lambda repo, a=after: list(  # type: ignore[misc]
+                    repo.template_batch(after_id=a, limit=batch_size, model_id=model_id)
+                )
             )
-            if not batch:
+            if not rows:
                 return
-            yield batch
-            after = batch[-1].template_id
+            yield self._readable(rows)
+            after = rows[-1].id
 
     def templates_of(self, person_id: int) -> list[StoredTemplate]:
-        def act(repo: RegistryRepository) -> list[StoredTemplate]:
-            _get(repo.person(person_id), "person", person_id)
-            return [self._decrypt_template(t) for t in repo.templates_of(person_id)]
+        """A person's readable templates (unreadable ones skipped and reported)."""
 
-        return self._read(act)
+        def act(repo: RegistryRepository) -> list[FaceTemplate]:
+            _get(repo.person(person_id), "person", person_id)
+            return list(repo.templates_of(person_id))
+
+        return self._readable(self._read(act))
+
+    def unreadable_templates(self) -> list[UnreadableTemplate]:
+        """Every stored template that does not decrypt or decode, with the reason (for
+        ``cunan keys check``). Reads all templates: a maintenance call, not a hot path."""
+        bad: list[UnreadableTemplate] = []
+        after = 0
+        while rows := self._read(
+            lambda repo, a=after: list(repo.template_batch(after_id=a, limit=1000))  # type: ignore[misc]
+        ):
+            for row in rows:
+                reason = self._unreadable_reason(row)
+                if reason is not None:
+                    bad.append(
+                        UnreadableTemplate(
+                            template_id=row.id,
+                            person_id=row.person_id,
+                            key_id=row.key_id,
+                            reason=reason,
+                        )
+                    )
+            after = rows[-1].id
+        return bad
+
+    def _readable(self, rows: Sequence[FaceTemplate]) -> list[StoredTemplate]:
+        readable = []
+        for row in rows:
+            try:
+                readable.append(self._decrypt_template(row))
+            except KeyUnavailableError:
+                raise  # no key at all: not one bad row, nothing can be read
+            except (DecryptionError, KeyFileError, InvalidRecordError) as exc:
+                self.unreadable_skipped[row.id] = str(exc)
+                if (self.database.url, row.id) not in _REPORTED_UNREADABLE:
+                    _REPORTED_UNREADABLE.add((self.database.url, row.id))
+                    logger.error(
+                        "template %d of person %d skipped, it cannot be read (%s); the "
+                        "others still match. List all such rows with 'cunan keys check'",
+                        row.id,
+                        row.person_id,
+                        exc,
+                    )
+        return readable
+
+    def _unreadable_reason(self, row: FaceTemplate) -> str | None:
+        try:
+            self._decrypt_template(row)
+        except KeyUnavailableError:
+            raise
+        except (DecryptionError, KeyFileError, InvalidRecordError) as exc:
+            return str(exc)
+        return None
 
     def count_templates(self, *, model_id: str | None = None) -> int:
         return self._read(lambda repo: repo.count_templates(model_id=model_id))

@@ -62,6 +62,10 @@ class FieldCipher:
             ) from None
 
 
+class KeyUnavailableError(KeyFileError):
+    """No key at all (the key file was lost): nothing encrypted can be read or written."""
+
+
 class UnavailableCipher(FieldCipher):
     """Stands in for a lost key file: deleting face data needs no key, so removal and
     withdrawal of consent still work; anything that encrypts or decrypts fails with
@@ -73,13 +77,13 @@ class UnavailableCipher(FieldCipher):
 
     @property
     def active_key_id(self) -> str:
-        raise KeyFileError(self._reason)
+        raise KeyUnavailableError(self._reason)
 
     def encrypt(self, plaintext: bytes, context: bytes) -> bytes:
-        raise KeyFileError(self._reason)
+        raise KeyUnavailableError(self._reason)
 
     def decrypt(self, blob: bytes, context: bytes, *, what: str = "value") -> bytes:
-        raise KeyFileError(f"{what}: {self._reason}")
+        raise KeyUnavailableError(f"{what}: {self._reason}")
 
 
 def blob_key_id(blob: bytes, *, what: str = "value") -> str:
