@@ -13,6 +13,7 @@ from rich.console import Console
 from cunan.config import Settings, load_settings
 from cunan.registry.datadir import (
     Registry,
+    check_database_private,
     database_url,
     open_database,
     open_registry,
@@ -95,12 +96,13 @@ def opened_database(data_dir: Path | None) -> Iterator[tuple[Database, Settings]
     For commands that only read or must not change the schema (audit verification, dead
     letters): a missing SQLite file is an error instead of a new, empty database.
     """
-    with user_errors(FileNotFoundError, ValueError):
+    with user_errors(FileNotFoundError, ValueError, KeyFileError):
         settings = load_settings()
         directory = resolve_data_dir(data_dir, settings)
         url = database_url(directory, settings)
         if url.startswith("sqlite") and not (directory / SQLITE_FILENAME).is_file():
             fail(f"{directory} has no {SQLITE_FILENAME}; is it a CunAn data directory?")
+        check_database_private(directory, settings)
         database = open_database(directory, settings)
     try:
         with user_errors(StorageError):

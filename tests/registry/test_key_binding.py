@@ -169,3 +169,28 @@ def test_reset_deletes_face_data_that_no_key_can_read(database: Database, tmp_pa
     service = RegistryService(database, FieldCipher(new))
     assert service.templates_of(person) == []
     assert service.get_person(person).name == "A"  # the registry itself stays
+
+
+def test_database_and_wal_are_private_and_checked_at_start(
+    two_data_dirs: tuple[Path, Path],
+) -> None:
+    import sqlite3
+
+    data = two_data_dirs[0]
+    db = data / "cunan.db"
+    assert db.stat().st_mode & 0o777 == 0o600
+    # While a connection is open the WAL and SHM exist: SQLite gives them the file's mode.
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE probe (x INTEGER)")
+        conn.commit()
+        for suffix in ("-wal", "-shm"):
+            assert (data / f"cunan.db{suffix}").stat().st_mode & 0o777 == 0o600
+    finally:
+        conn.close()
+    db.chmod(0o644)
+    code, out = _cunan("people", "list", "--data-dir", str(data))
+    assert code == 2 and "chmod 600" in out and "Traceback" not in out
+    code, out = _cunan("audit", "verify", "--data-dir", str(data))
+    assert code == 2 and "chmod 600" in out

@@ -17,7 +17,8 @@ from cunan.registry.keybinding import bind_key_ring
 from cunan.registry.records import TemplateListener
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import FieldCipher, UnavailableCipher
-from cunan.security.keys import KeyRing
+from cunan.security.files import others_can_access
+from cunan.security.keys import KeyFilePermissionError, KeyRing
 from cunan.storage.database import SQLITE_FILENAME, Database, sqlite_url
 from cunan.storage.enums import UserRole
 from cunan.storage.migrate import upgrade
@@ -65,6 +66,38 @@ class Registry:
         self.database.dispose()
 
 
+class DatabaseFilePermissionError(KeyFilePermissionError):
+    """The SQLite database (or its WAL/SHM) can be read by users other than its owner."""
+
+
+def check_database_private(data_dir: Path, settings: Settings) -> None:
+    """Refuse a SQLite database file, WAL or SHM that group or others may access: they hold
+    names, ID numbers and (encrypted) faces, like the key file they must be 0600."""
+    if settings.database_url is not None:
+        return
+    db = data_dir / SQLITE_FILENAME
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            loose = others_can_access(path)
+        except FileNotFoundError:
+            continue
+        if loose:
+            raise DatabaseFilePermissionError(
+                f"{path}: database file permissions allow group/others ({loose:03o}); it holds "
+                f"personal data and must be readable only by its owner. Fix with: chmod 600 "
+                f"{db}*"
+            )
+
+
+def create_private_database_file(data_dir: Path, settings: Settings) -> None:
+    """Create the empty SQLite file 0600 before SQLite does (it would use the umask, 0644);
+    SQLite gives the WAL and SHM files the database file's mode."""
+    if settings.database_url is not None:
+        return
+    fd = os.open(data_dir / SQLITE_FILENAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
 def open_database(data_dir: Path, settings: Settings) -> Database:
     return Database.open(
         database_url(data_dir, settings),
@@ -94,6 +127,7 @@ def open_registry(
         raise NotInitialisedError(
             f"{data_dir} is not a CunAn data directory; run 'cunan init --data-dir {data_dir}'"
         )
+    check_database_private(data_dir, settings)
     keyring: KeyRing | None = None
     if key_required or key_file.exists():
         keyring = KeyRing.load(key_file)
@@ -153,6 +187,7 @@ def initialise(
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix":
         data_dir.chmod(0o700)  # also when it existed (empty) before
+    create_private_database_file(data_dir, settings)
     database = open_database(data_dir, settings)
     created_key = False
     try:
