@@ -36,6 +36,7 @@ from cunan.registry.records import (
 )
 from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
+from cunan.storage.database import damaged_message
 from cunan.storage.errors import StorageError
 
 ADMIN_PASSWORD_ENV = "CUNAN_ADMIN_PASSWORD"
@@ -255,6 +256,10 @@ def people_add(
             "(and --consent-method paper|digital)"
         )
     with _registry(data_dir) as (registry, settings):
+        # Writing beside a damaged templates page would only bury the damage deeper: say so
+        # now (one table's quick check, a fraction of a second even for a large village).
+        if damage := registry.database.damage("face_templates"):
+            fail(f"{damaged_message(registry.database.url)} ({damage[0]})")
         service = registry.service
         village_id = (
             service.village_id_by_name(village) if village else service.default_village_id()

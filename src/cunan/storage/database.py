@@ -12,13 +12,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from cunan.storage.errors import (
     ConstraintViolationError,
     DatabaseBusyError,
+    DatabaseDamagedError,
     DatabaseUnavailableError,
 )
 
@@ -129,6 +130,22 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def damage(self, table: str | None = None) -> list[str]:
+        """SQLite's ``PRAGMA quick_check`` (of one table and its indexes, or of all): the
+        problems found, empty when the file is sound. PostgreSQL checks its own pages
+        (checksums) as it reads them, so nothing is scanned there."""
+        if not self.is_sqlite:
+            return []
+        if table is not None and not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(f"not a table name: {table!r}")
+        pragma = f"PRAGMA quick_check({table})" if table else "PRAGMA quick_check"
+        try:
+            with translate_errors(self.url), self.engine.connect() as conn:
+                rows = [str(r[0]) for r in conn.exec_driver_sql(pragma)]
+        except DatabaseDamagedError as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
@@ -166,22 +183,65 @@ def translate_errors(url: str) -> Iterator[None]:
         raise ConstraintViolationError(
             f"database refused the write: {_first_line(exc.orig)}", _constraint_name(exc)
         ) from exc
-    except OperationalError as exc:
+    except DatabaseError as exc:
         text = _first_line(exc.orig)
-        if "locked" in text or "busy" in text:
-            raise DatabaseBusyError(
-                f"database {url} is busy (another writer held it too long); nothing was "
-                "written, try again"
-            ) from exc
-        raise DatabaseUnavailableError(
-            f"database {url} is unavailable ({text}); nothing was written"
-        ) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
+        if is_damage(text):
+            # No SQL and no URL: the user needs to know what to do, not the query.
+            raise DatabaseDamagedError(damaged_message(url)) from exc
+        if isinstance(exc, OperationalError):
+            if "locked" in text or "busy" in text:
+                raise DatabaseBusyError(
+                    f"database {url} is busy (another writer held it too long); nothing was "
+                    "written, try again"
+                ) from exc
             raise DatabaseUnavailableError(
-                f"database {url} connection lost ({_first_line(exc.orig)}); nothing was written"
+                f"database {url} is unavailable ({text}); nothing was written"
             ) from exc
+        _raise_if_connection_lost(exc, url)
         raise
+    except DBAPIError as exc:
+        _raise_if_connection_lost(exc, url)
+        raise
+
+
+#: What SQLite says of a damaged file (pages, header), and PostgreSQL of damaged storage.
+_DAMAGE_MARKERS = (
+    "malformed",
+    "file is not a database",
+    "disk image",
+    "file is encrypted or is not a database",
+    "invalid page",
+    "could not read block",
+)
+
+
+def is_damage(text: str) -> bool:
+    """Whether a driver's message says the database's storage is damaged."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _DAMAGE_MARKERS)
+
+
+def damaged_message(url: str) -> str:
+    """One line for a damaged database: what it is and what to do, no SQL, no URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = parsed.database
+        return (
+            f"{path}: 数据库文件已损坏 - the database file is damaged. Stop CunAn, check it with "
+            f"sqlite3 {path} 'PRAGMA integrity_check', and restore the latest backup of the "
+            "data dir (docs/keys.md#backing-up); nothing was written"
+        )
+    return (
+        "数据库已损坏 - the database's storage is damaged (the server reports unreadable data); "
+        "ask its administrator to check it (amcheck) and restore a backup; nothing was written"
+    )
+
+
+def _raise_if_connection_lost(exc: DBAPIError, url: str) -> None:
+    if exc.connection_invalidated:
+        raise DatabaseUnavailableError(
+            f"database {url} connection lost ({_first_line(exc.orig)}); nothing was written"
+        ) from exc
 
 
 def _first_line(exc: BaseException | None) -> str:
