@@ -92,10 +92,14 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from cunan.config import load_settings
+    from cunan.lifetime import die_with_parent
     from cunan.pipeline.build import build_runner, target_for_camera
     from cunan.registry.datadir import open_registry
 
     parent = os.getppid()
+    # Polling the parent (below) stops a camera within a second; this also covers a parent
+    # killed while this process is still starting up.
+    die_with_parent(parent)
     settings = load_settings()
     registry = open_registry(Path(data_dir), settings)
     try:
