@@ -60,6 +60,7 @@ def test_pool_workers_and_resource_tracker_die_with_a_killed_parent(
     parent = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=os.environ
     )
+    children: set[int] = set()
     try:
         assert parent.stdout is not None
         workers = {int(p) for p in parent.stdout.readline().split()}
@@ -77,3 +78,6 @@ def test_pool_workers_and_resource_tracker_die_with_a_killed_parent(
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+        for pid in children:  # a failed run must not leave them behind either
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
