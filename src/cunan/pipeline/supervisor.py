@@ -155,8 +155,11 @@ class CameraSupervisor:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         stop_timeout_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data_dir = data_dir
+        #: Monotonic seconds for the backoff schedule (tests pass a clock they move).
+        self.clock = clock
         self.target = target
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -176,7 +179,7 @@ class CameraSupervisor:
         """Run exactly ``camera_ids``: start the missing, stop the others, restart the dead."""
         for camera_id in set(self._children) - camera_ids:
             self._stop_child(camera_id)
-        now = time.monotonic()
+        now = self.clock()
         for camera_id in camera_ids:
             child = self._children.get(camera_id)
             if child is None:
@@ -219,7 +222,7 @@ class CameraSupervisor:
         process.start()
         if child.process is None and child.failures:
             self.restarts += 1
-        child.process, child.stop, child.started = process, stop, time.monotonic()
+        child.process, child.stop, child.started = process, stop, self.clock()
         logger.info("camera %d: process %s started", camera_id, process.pid)
 
     def _stop_child(self, camera_id: int) -> None:
