@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,6 +36,11 @@ MAX_DECODE_ERRORS = 50
 #: A realtime file that falls this far behind its own clock is re-anchored instead of being
 #: fast-forwarded in a burst.
 _MAX_LAG_S = 1.0
+#: Failed attempts in a row (without a frame) after which a camera is shown as failing.
+FAILING_AFTER = 2
+#: While a camera keeps failing, an INFO reminder this often (the first failure is a
+#: WARNING; repeating it at every retry would flood the log).
+FAILING_REMINDER_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +96,12 @@ class CameraReader:
         *,
         backoff: BackoffPolicy | None = None,
         seed: int | None = None,
+        reminder_s: float = FAILING_REMINDER_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.camera_id = camera_id
+        self.reminder_s = reminder_s
+        self._clock = clock
         self.config = source if isinstance(source, SourceConfig) else SourceConfig(url=source)
         self.spec: SourceSpec = resolve_source(self.config)
         self.backoff = backoff or BackoffPolicy()
@@ -200,6 +209,7 @@ class CameraReader:
 
     def _run(self) -> None:
         failures = 0
+        failing_since = reminded = self._clock()
         final_state = CaptureState.STOPPED
         final_error: str | None = None
         try:
@@ -229,6 +239,7 @@ class CameraReader:
                 if self._stop.is_set():
                     break
                 failures = 1 if got_frames else failures + 1
+                self._health.failed_attempts(failures)
                 if permanent or not self.spec.live:
                     final_state, final_error = CaptureState.FAILED, error
                     break
@@ -237,9 +248,30 @@ class CameraReader:
                     final_error = f"gave up after {failures - 1} attempts; last error: {error}"
                     break
                 delay = self.backoff.delay(failures, self._rng)
-                self._health.disconnected(CaptureState.BACKING_OFF, error)
-                log = logger.warning if failures <= 1 else logger.debug
-                log("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
+                failing = failures >= FAILING_AFTER
+                self._health.disconnected(
+                    CaptureState.FAILING if failing else CaptureState.BACKING_OFF, error
+                )
+                now = self._clock()
+                if failures <= 1:
+                    failing_since = now
+                    reminded = now
+                    logger.warning(
+                        "camera %s: %s; retrying in %.1f s", self.camera_id, error, delay
+                    )
+                elif now - reminded >= self.reminder_s:
+                    reminded = now
+                    logger.info(
+                        "camera %s: still failing after %d attempts over %.0f min (%s); "
+                        "retrying with backoff, next in %.1f s",
+                        self.camera_id,
+                        failures,
+                        (now - failing_since) / 60,
+                        error,
+                        delay,
+                    )
+                else:
+                    logger.debug("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
                 self._stop.wait(delay)
         finally:
             if final_state is CaptureState.FAILED:
