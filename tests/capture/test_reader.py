@@ -318,3 +318,26 @@ def test_a_wrong_url_shows_failing_warns_once_then_reminds_at_info(
     ]
     assert len(warnings) == 1  # the first failure, once; not one per retry
     assert reminders and "retrying with backoff" in reminders[0].getMessage()
+
+
+def test_a_truncated_file_plays_what_it_has_and_warns_once(
+    hamilton: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.capture.truncated import truncated_mp4
+
+    caplog.set_level(logging.WARNING, logger="cunan.capture")
+    cut = truncated_mp4(hamilton, tmp_path / "cut.mp4")
+    with CameraReader("cut", SourceConfig(str(cut), realtime=False)) as reader:
+        frames = list(reader.frames(idle_timeout=DEADLINE_S))
+    assert 0 < len(frames) < 275
+    [warning] = [r.getMessage() for r in caplog.records if "ends early" in r.getMessage()]
+    assert f"{len(frames)} of 275 frames decoded" in warning
+    assert reader.health().state is CaptureState.STOPPED
+    assert "ends early" in (reader.health().last_error or "")
+
+
+def test_a_whole_file_gives_no_warning(hamilton: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="cunan.capture")
+    with CameraReader("whole", SourceConfig(str(hamilton), realtime=False)) as reader:
+        assert len(list(reader.frames(idle_timeout=DEADLINE_S))) >= 273
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

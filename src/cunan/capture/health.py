@@ -114,6 +114,12 @@ class HealthTracker:
             self._connected = True
             self._connections += 1
 
+    def warned(self, message: str) -> None:
+        """A problem that did not stop the capture (a file that ends early)."""
+        with self._lock:
+            self._last_error = message
+            self._last_error_wall = datetime.now(UTC)
+
     def failed_attempts(self, count: int) -> None:
         with self._lock:
             self._consecutive_failures = count

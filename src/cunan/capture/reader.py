@@ -36,6 +36,8 @@ MAX_DECODE_ERRORS = 50
 #: A realtime file that falls this far behind its own clock is re-anchored instead of being
 #: fast-forwarded in a burst.
 _MAX_LAG_S = 1.0
+#: The log line of a reader that gave up (a command that reports it itself filters it out).
+CAPTURE_FAILED = "camera %s: capture failed: %s"
 #: Failed attempts in a row (without a frame) after which a camera is shown as failing.
 FAILING_AFTER = 2
 #: While a camera keeps failing, an INFO reminder this often (the first failure is a
@@ -275,7 +277,7 @@ class CameraReader:
                 self._stop.wait(delay)
         finally:
             if final_state is CaptureState.FAILED:
-                logger.error("camera %s: capture failed: %s", self.camera_id, final_error)
+                logger.error(CAPTURE_FAILED, self.camera_id, final_error)
             self._health.disconnected(final_state, final_error)
             with self._cond:
                 self._finished = True
@@ -298,6 +300,7 @@ class CameraReader:
             logger.info("camera %s: streaming from %s", self.camera_id, self.spec.display)
             anchor: tuple[float, float] | None = None
             decode_errors = 0
+            decoded = skipped = 0
             last_packet = time.monotonic()
             try:
                 for packet in container.demux(stream):
@@ -305,9 +308,10 @@ class CameraReader:
                     if self._stop.is_set():
                         return got_frames
                     try:
-                        decoded = packet.decode()
+                        frames = packet.decode()
                     except av.FFmpegError as exc:
                         decode_errors += 1
+                        skipped += 1
                         if decode_errors > MAX_DECODE_ERRORS:
                             raise _ConnectionLostError(
                                 f"{MAX_DECODE_ERRORS} undecodable packets in a row from "
@@ -315,7 +319,7 @@ class CameraReader:
                                 got_frames,
                             ) from None
                         continue
-                    for video in decoded:
+                    for video in frames:
                         decode_errors = 0
                         if self.spec.realtime:
                             anchor = self._pace(video, anchor)
@@ -323,16 +327,34 @@ class CameraReader:
                                 return got_frames
                         self._publish(video, packet.pts)
                         got_frames = True
+                        decoded += 1
             except av.FFmpegError as exc:
                 waited = time.monotonic() - last_packet
                 message = describe_error(exc, self.spec, phase="read", elapsed_s=waited)
                 raise _ConnectionLostError(message, got_frames) from None
+            if not self.spec.live and not self._stop.is_set():
+                self._check_complete(decoded, stream.frames, skipped)
             return got_frames
         finally:
             try:
                 container.close()
             except av.FFmpegError:  # closing a broken connection may complain; nothing to do
                 logger.debug("camera %s: error while closing", self.camera_id, exc_info=True)
+
+    def _check_complete(self, decoded: int, declared: int, skipped: int) -> None:
+        """A file that ended early (truncated, damaged) plays what it has: say so once."""
+        # Declared counts can be off by a frame or two (edit lists, a last partial GOP).
+        short = declared > 0 and decoded < declared - 2
+        if not short and not skipped:
+            return
+        message = (
+            f"{self.spec.display} ends early: {decoded} of {declared} frames decoded, "
+            f"{skipped} undecodable packet(s) skipped (a truncated or damaged file?)"
+            if short
+            else f"{self.spec.display}: {skipped} undecodable packet(s) skipped (damaged file?)"
+        )
+        logger.warning("camera %s: %s", self.camera_id, message)
+        self._health.warned(message)
 
     def _pace(
         self, video: av.VideoFrame, anchor: tuple[float, float] | None

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.capture.reader import CAPTURE_FAILED
 from cunan.capture.sources import SourceConfig, SourceError, redact_url
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
 from cunan.config import Settings
@@ -160,15 +161,24 @@ def watch_command(
             stop.set()
 
         signal.signal(signal.SIGTERM, on_term)
+        # The capture's final failure is this command's one error line (below): the reader's
+        # log line saying the same would print it twice.
+        reader_log = logging.getLogger("cunan.capture.reader")
+        reader_log.addFilter(_without_capture_failed)
         try:
             runner.run(stop)
         except KeyboardInterrupt:
             pass  # the runner stored the open tracks on its way out
         finally:
             signal.signal(signal.SIGTERM, previous)
+            reader_log.removeFilter(_without_capture_failed)
         health = runner.reader.health()
         if health.state.value == "failed" and health.last_error:
             fail(health.last_error)
+
+
+def _without_capture_failed(record: logging.LogRecord) -> bool:
+    return record.msg is not CAPTURE_FAILED
 
 
 def _with_fps(target: CameraTarget, fps_cap: float) -> CameraTarget:
