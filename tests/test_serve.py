@@ -100,7 +100,7 @@ def test_serve_turns_an_unknown_sighting_into_a_case_and_stops_on_sigterm(
     cunan(env, "init")
     cunan(env, "cameras", "add", "stage", str(clip), "--notice-posted")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "--lease-s", "10"],
+        [sys.executable, "-c", SERVE, "--lease-s", "10", "--host", "127.0.0.1", "--port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

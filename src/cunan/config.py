@@ -96,6 +96,29 @@ class RegistrySettings(BaseModel):
     connect_timeout_s: int = Field(default=5, ge=1)
 
 
+class WebSettings(BaseModel):
+    """The web application and HTTP API (``cunan serve``): address, sessions, login limits."""
+
+    #: Address to listen on. ``0.0.0.0`` serves the village LAN (staff phones); use
+    #: ``127.0.0.1`` to serve this PC only (e.g. behind a reverse proxy with TLS).
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=1, le=65535)
+    #: A session unused this long ends (minutes).
+    session_idle_minutes: int = Field(default=120, ge=1)
+    #: A session ends this long after login however active it is (hours).
+    session_absolute_hours: int = Field(default=12, ge=1)
+    #: Failed logins of one account within ``login_window_minutes`` before it is locked.
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    #: Failed logins from one client address within the window before it is locked out.
+    login_max_failures_per_client: int = Field(default=20, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+    #: Largest request body accepted for uploads (photos, rosters), in megabytes.
+    max_upload_mb: int = Field(default=50, ge=1)
+    #: Mark cookies ``Secure`` even when the request came over plain HTTP (set it when a
+    #: TLS-terminating proxy sits in front). Over HTTPS they are always Secure.
+    force_secure_cookies: bool = False
+
+
 class Settings(BaseSettings):
     """All of CunAn's settings. Nested fields use ``__`` in the environment,
     e.g. ``CUNAN_FACES__MATCH_THRESHOLD=0.55``."""
@@ -110,6 +133,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     cases: CaseSettings = CaseSettings()
     duties: DutySettings = DutySettings()
+    web: WebSettings = WebSettings()
     #: Where the database (SQLite), the key file and crops live; ``CUNAN_DATA_DIR``.
     #: Unset: ``platformdirs.user_data_dir("cunan")`` (e.g. ``~/.local/share/cunan``).
     data_dir: Path | None = None

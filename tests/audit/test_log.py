@@ -29,7 +29,7 @@ from cunan.storage.tables import Base, Village
 def _fill(log: AuditLog, n: int) -> None:
     for i in range(n):
         log.record(
-            AuditAction.IDENTIFY,
+            AuditAction.SEARCH,
             actor=user_actor(i % 3 + 1),
             target_type="person",
             target_id=i,

@@ -214,7 +214,7 @@ def test_identify_names_registered_people_and_leaves_strangers_unknown(
     # The 1:N search is audited: ids and counts, never a name or a face.
     database = Database.open(sqlite_url(data))
     try:
-        [entry] = AuditLog(database).recent(action="identify")
+        [entry] = AuditLog(database).recent(action="search")
     finally:
         database.dispose()
     assert entry.details["faces"] == 3

@@ -54,10 +54,18 @@ def test_a_damaged_template_is_skipped_reported_once_and_listed(
 
     [result] = gallery.identify(np.vstack([vector(3)]), qualities=[None], top=1)
     assert result.person_id == people[2]
-    assert service.templates_of(people[1]) == []
+    assert service.templates_of(people[1], skip_unreadable=True) == []
     [bad] = service.unreadable_templates()
     assert (bad.template_id, bad.person_id) == (damaged, people[1])
     assert "does not decrypt" in bad.reason
+
+    # A damaged template arriving through the change feed is skipped the same way.
+    late = service.add_person(
+        NewPerson(name="D", village_id=village), consent=consent(), templates=[template(4)]
+    )
+    _flip_a_byte(database, service.templates_of(late)[0].template_id)
+    assert gallery.catch_up(service) == 1
+    assert len(gallery) == 2
 
 
 def test_keys_check_lists_and_deletes_unreadable_templates(

@@ -66,3 +66,44 @@ def test_nested_transaction_on_one_thread_is_refused_not_a_deadlock(database: Da
     # The refusal left the lock usable and the outer transaction committed.
     with database.transaction() as session:
         assert session.execute(text("SELECT name FROM villages")).scalars().all() == ["outer"]
+
+
+def test_a_reader_does_not_wait_for_a_writer_holding_the_database(database: Database) -> None:
+    """A page view must not queue behind camera writers: a read completes while another
+    thread holds an open write transaction, and sees only committed rows."""
+    import threading
+
+    with database.transaction() as session:
+        session.add(Village(name="committed"))
+    holding = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        with database.transaction() as session:
+            session.add(Village(name="uncommitted"))
+            session.flush()
+            holding.set()
+            # Hang guard only: the writer holds until the reader is done.
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        with database.read() as session:
+            names = {n for (n,) in session.execute(text("SELECT name FROM villages"))}
+        # Still holding: the read did not wait for the writer to finish.
+        assert thread.is_alive()
+        assert names == {"committed"}
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_read_only_transaction_refuses_writes(database: Database) -> None:
+    from cunan.storage.database import ReadOnlyTransactionError
+
+    with pytest.raises(ReadOnlyTransactionError), database.read() as session:
+        session.add(Village(name="sneaky"))
+    with database.read() as session:
+        assert session.execute(text("SELECT count(*) FROM villages")).scalar() == 0

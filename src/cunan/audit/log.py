@@ -62,14 +62,23 @@ _ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 class AuditAction(StrEnum):
     """Every action CunAn records, and only those (docs/audit.md lists the same codes)."""
 
-    # accounts
+    # accounts and sessions
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
+    LOGIN_LOCKED = "login.locked"
+    LOGOUT = "logout"
     USER_CREATE = "user.create"
+    USER_DISABLE = "user.disable"
+    USER_ENABLE = "user.enable"
+    USER_PASSWORD_CHANGE = "user.password_change"
+    USER_PASSWORD_RESET = "user.password_reset"
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
     # registry
     PERSON_CREATE = "person.create"
     PERSON_REMOVE = "person.remove"
     PERSON_STATUS = "person.status"
+    PERSON_UPDATE = "person.update"
     PERSON_ARCHIVE = "person.archive"
     CONSENT_RECORD = "consent.record"
     CONSENT_WITHDRAW = "consent.withdraw"
@@ -79,9 +88,10 @@ class AuditAction(StrEnum):
     TENANCY_ADD = "tenancy.add"
     TENANCY_MOVE_OUT = "tenancy.move_out"
     PLACE_CREATE = "place.create"
+    PLACE_UPDATE = "place.update"
     REGISTRY_EXPORT = "registry.export"
-    # a 1:N face search ("who is this?")
-    IDENTIFY = "identify"
+    # a 1:N face search ("who is this?": cunan identify, the identify API)
+    SEARCH = "search"
     # keys
     KEY_ROTATE = "key.rotate"
     KEY_RESET = "key.reset"

@@ -10,6 +10,7 @@ from typing import Any
 
 from cunan.audit.log import AuditAction, AuditLog
 from cunan.cases.views import ParkedEvent
+from cunan.errors import NotFound
 from cunan.storage.cases_repository import ParkedEventRepository, ParkedEventRow
 from cunan.storage.database import Database
 
@@ -28,7 +29,7 @@ MAX_ERROR_CHARS = 500
 MAX_REASON_CHARS = 500
 
 
-class ParkedEventError(LookupError):
+class ParkedEventError(LookupError, NotFound):
     """A replay or discard named an event that is not parked (or, for a discard, was
     discarded already)."""
 

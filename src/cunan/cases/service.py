@@ -14,6 +14,7 @@ from cunan.audit.log import AuditAction, AuditLog, DetailValue
 from cunan.cases.grouping import linkage_distance, nearest_distance
 from cunan.cases.settings import CaseSettings
 from cunan.cases.views import CaseMember, CaseView, EnrolResult, SightingOutcome
+from cunan.errors import Conflict, NotFound
 from cunan.notify.dispatcher import NotificationDispatcher
 from cunan.notify.message import Notification
 from cunan.pipeline.store import crop_context, embedding_context
@@ -45,15 +46,15 @@ KNOWN_OUTCOMES = ("enrol", "person")
 MAX_REGROUPS = 5
 
 
-class CaseNotFoundError(LookupError):
+class CaseNotFoundError(LookupError, NotFound):
     """No case with that id."""
 
 
-class CaseStateError(ValueError):
+class CaseStateError(ValueError, Conflict):
     """The transition is not allowed from the case's current status."""
 
 
-class SightingNotFoundError(LookupError):
+class SightingNotFoundError(LookupError, NotFound):
     """An event names a sighting that no longer exists (deleted or purged before grouping)."""
 
 
@@ -163,6 +164,18 @@ class CaseService:
                 alert = None
             else:
                 outcome, alert = self._link_or_open(repo, row, vector)
+            if alert is not None:
+                # Announced to open pages (server-sent events) in the same transaction as
+                # the case change: a page never hears of a case that was rolled back.
+                repo.announce(
+                    f"live.{alert.kind}",
+                    {
+                        "case_id": alert.case_id,
+                        "sighting_id": alert.sighting_id,
+                        "camera": alert.camera_name,
+                        "sightings": alert.sightings,
+                    },
+                )
         if alert is not None:
             self._send(alert)
         logger.debug("sighting %d -> %s", sighting_id, outcome)

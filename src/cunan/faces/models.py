@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cunan.errors import Unavailable
 
-class ModelNotAvailableError(RuntimeError):
+
+class ModelNotAvailableError(RuntimeError, Unavailable):
     """A model file or runtime that a component needs is not installed."""
 
 

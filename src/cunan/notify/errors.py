@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cunan.errors import NotFound
+
 
 class NotificationError(Exception):
     """A channel could not deliver a notification.
@@ -18,5 +20,5 @@ class NotificationError(Exception):
         self.attempts = 1
 
 
-class UnknownChannelError(LookupError):
+class UnknownChannelError(LookupError, NotFound):
     """A dead letter names a channel that is no longer configured."""

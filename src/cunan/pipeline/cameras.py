@@ -7,12 +7,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from cunan.capture.sources import SourceConfig, redact_url
+from cunan.errors import InvalidInput
 from cunan.faces.video_detector import TilingConfig
 from cunan.pipeline.decision import TrackDecisionConfig
 from cunan.tracking.motion import DetectionZone
 
 
-class NoticeNotPostedError(RuntimeError):
+class NoticeNotPostedError(RuntimeError, InvalidInput):
     """Recognition was asked for on a camera without the public notice recorded as posted."""
 
 

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 
 from cunan.audit.log import AuditAction, AuditLog, DetailValue, system_actor
 from cunan.capture.sources import redact_url
+from cunan.errors import NotFound
 from cunan.pipeline.cameras import CameraRecord, CameraSettings, parse_zone
 from cunan.pipeline.events import SightingDecided, encode_payload
 from cunan.security.cipher import FieldCipher
 from cunan.storage.database import Database
 from cunan.storage.errors import ConstraintViolationError
 from cunan.storage.pipeline_repository import (
+    LIVE_EVENT_PREFIX,
     CameraRepository,
     OutboxRepository,
     SightingRepository,
@@ -33,7 +35,7 @@ logger = logging.getLogger(__name__)
 PURGE_BATCH = 500
 
 
-class CameraNotFoundError(LookupError):
+class CameraNotFoundError(LookupError, NotFound):
     """No camera with that id or name."""
 
 
@@ -399,6 +401,21 @@ class EventOutbox:
             return [
                 StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
             ]
+
+    def live_after(self, event_id: int, *, limit: int = 100) -> list[StoredEvent]:
+        """Live-view events (``live.*``) after ``event_id``, oldest first (a read snapshot:
+        never waits for a writer)."""
+        with self.database.read() as session:
+            rows = OutboxRepository(session).events_after(
+                event_id, prefix=LIVE_EVENT_PREFIX, limit=limit
+            )
+            return [
+                StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows
+            ]
+
+    def last_id(self) -> int:
+        with self.database.read() as session:
+            return OutboxRepository(session).last_event_id()
 
     def ack(self, consumer: str, event_ids: Sequence[int]) -> None:
         if not event_ids:

@@ -603,9 +603,10 @@ def identify_command(
         }
         # A 1:N search is audited like any other look-up of people (ids and counts only).
         registry.service.record_audit(
-            AuditAction.IDENTIFY,
+            AuditAction.SEARCH,
             details={
                 "faces": len(results),
+                "known": sum(1 for r in results if r.person_id is not None),
                 "matched_person_ids": sorted(
                     {r.person_id for r in results if r.person_id is not None}
                 ),

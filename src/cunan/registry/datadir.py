@@ -89,15 +89,6 @@ def check_database_private(data_dir: Path, settings: Settings) -> None:
             )
 
 
-def create_private_database_file(data_dir: Path, settings: Settings) -> None:
-    """Create the empty SQLite file 0600 before SQLite does (it would use the umask, 0644);
-    SQLite gives the WAL and SHM files the database file's mode."""
-    if settings.database_url is not None:
-        return
-    fd = os.open(data_dir / SQLITE_FILENAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
-
-
 def open_database(data_dir: Path, settings: Settings) -> Database:
     return Database.open(
         database_url(data_dir, settings),
@@ -171,13 +162,15 @@ def initialise(
     data_dir: Path,
     settings: Settings,
     *,
-    admin_username: str,
-    admin_password: str,
+    admin_username: str | None,
+    admin_password: str | None,
     village_name: str,
 ) -> Registry:
     """Create the data dir (0700), the key file (0600), the schema, the village and the
-    first admin. Refuses a data dir or database that is already initialised."""
-    check_password_strength(admin_password)
+    first admin (None: ``cunan serve``'s set-up link creates it later). Refuses a data dir
+    or database that is already initialised."""
+    if admin_password is not None:
+        check_password_strength(admin_password)
     key_file = key_file_path(data_dir, settings)
     if key_file.exists() or (data_dir / SQLITE_FILENAME).exists():
         raise AlreadyInitialisedError(
@@ -187,7 +180,6 @@ def initialise(
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix":
         data_dir.chmod(0o700)  # also when it existed (empty) before
-    create_private_database_file(data_dir, settings)
     database = open_database(data_dir, settings)
     created_key = False
     try:
@@ -211,7 +203,10 @@ def initialise(
             actor=cli_actor(),
         )
         village_id = service.add_village(village_name)
-        accounts.create_user(admin_username, admin_password, UserRole.ADMIN, village_id=village_id)
+        if admin_username is not None and admin_password is not None:
+            accounts.create_user(
+                admin_username, admin_password, UserRole.ADMIN, village_id=village_id
+            )
     except BaseException:
         if created_key:
             key_file.unlink(missing_ok=True)

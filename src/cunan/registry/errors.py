@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cunan.errors import Conflict, InvalidInput, NotFound
 from cunan.storage.errors import DatabaseBusyError, DatabaseUnavailableError
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "DatabaseBusyError",
     "DatabaseUnavailableError",
     "DuplicateIdNumberError",
+    "DuplicateRecordError",
     "GuardianConsentRequiredError",
     "InvalidRecordError",
     "NotFoundError",
@@ -19,21 +21,25 @@ __all__ = [
 ]
 
 
-class RegistryError(ValueError):
+class RegistryError(ValueError, InvalidInput):
     """A registry rule refused the request; nothing was written."""
 
 
-class NotFoundError(RegistryError):
+class NotFoundError(RegistryError, NotFound):
     """A record named by id does not exist."""
 
     def __init__(self, kind: str, record_id: int | str) -> None:
         super().__init__(f"{kind} {record_id} not found")
-        self.kind = kind
+        self.record_kind = kind
         self.record_id = record_id
 
 
 class InvalidRecordError(RegistryError):
     """A value is malformed (empty name, bad vector, end before start, ...)."""
+
+
+class DuplicateRecordError(InvalidRecordError, Conflict):
+    """A record with the same unique key exists (or a concurrent insert made one)."""
 
 
 class ConsentRequiredError(RegistryError):
@@ -44,15 +50,15 @@ class GuardianConsentRequiredError(ConsentRequiredError):
     """A minor's consent was not given by a guardian."""
 
 
-class DuplicateIdNumberError(RegistryError):
+class DuplicateIdNumberError(RegistryError, Conflict):
     """The ID number is already registered for another person of the village."""
 
 
-class RoomCapacityError(RegistryError):
+class RoomCapacityError(RegistryError, Conflict):
     """A tenancy would put more people in a room than its capacity."""
 
 
-class AlreadyInitialisedError(RegistryError):
+class AlreadyInitialisedError(RegistryError, Conflict):
     """``cunan init`` on a data directory (or database) that is already set up."""
 
 

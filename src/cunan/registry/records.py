@@ -71,6 +71,17 @@ class NewPerson:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonChanges:
+    """Fields of a person to change; None leaves a field as it is (household 0 clears it)."""
+
+    name: str | None = None
+    phone: str | None = None
+    id_number: str | None = None
+    category: PersonCategory | None = None
+    household_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateQuality:
     face_width_px: float | None = None
     sharpness: float | None = None

@@ -20,6 +20,7 @@ from cunan.config import RegistrySettings
 from cunan.registry.errors import (
     ConsentRequiredError,
     DuplicateIdNumberError,
+    DuplicateRecordError,
     GuardianConsentRequiredError,
     InvalidRecordError,
     NotFoundError,
@@ -35,6 +36,7 @@ from cunan.registry.records import (
     ConsentInput,
     ConsentView,
     NewPerson,
+    PersonChanges,
     PersonView,
     PhotoInput,
     StoredTemplate,
@@ -79,6 +81,7 @@ _REPORTED_UNREADABLE: set[tuple[str, int]] = set()
 PERSON_CREATE = AuditAction.PERSON_CREATE
 PERSON_REMOVE = AuditAction.PERSON_REMOVE
 PERSON_STATUS = AuditAction.PERSON_STATUS
+PERSON_UPDATE = AuditAction.PERSON_UPDATE
 CONSENT_RECORD = AuditAction.CONSENT_RECORD
 CONSENT_WITHDRAW = AuditAction.CONSENT_WITHDRAW
 TEMPLATE_ADD = AuditAction.TEMPLATE_ADD
@@ -87,6 +90,7 @@ TEMPLATE_PURGE = AuditAction.TEMPLATE_PURGE
 TENANCY_ADD = AuditAction.TENANCY_ADD
 TENANCY_MOVE_OUT = AuditAction.TENANCY_MOVE_OUT
 PLACE_CREATE = AuditAction.PLACE_CREATE
+PLACE_UPDATE = AuditAction.PLACE_UPDATE
 
 
 def template_context(template_id: int, person_id: int, model_id: str) -> bytes:
@@ -367,7 +371,8 @@ class RegistryService:
             except BaseException as exc:
                 unit._doom(exc)
                 raise
-        with self.database.transaction() as session:
+        # A read-only snapshot: never waits for (or holds) SQLite's single writer.
+        with self.database.read() as session:
             return action(RegistryRepository(session))
 
     def _write(self, action: Callable[[RegistryRepository, _Events], T]) -> T:
@@ -822,14 +827,20 @@ class RegistryService:
             yield self._readable(rows)
             after = rows[-1].id
 
-    def templates_of(self, person_id: int) -> list[StoredTemplate]:
-        """A person's readable templates (unreadable ones skipped and reported)."""
+    def templates_of(
+        self, person_id: int, *, skip_unreadable: bool = False
+    ) -> list[StoredTemplate]:
+        """A person's templates, decrypted; one that does not decrypt raises, or with
+        ``skip_unreadable`` is skipped and reported (the gallery must go on)."""
 
         def act(repo: RegistryRepository) -> list[FaceTemplate]:
             _get(repo.person(person_id), "person", person_id)
             return list(repo.templates_of(person_id))
 
-        return self._readable(self._read(act))
+        rows = self._read(act)
+        if not skip_unreadable:
+            return [self._decrypt_template(row) for row in rows]
+        return self._readable(rows)
 
     def unreadable_templates(self) -> list[UnreadableTemplate]:
         """Every stored template that does not decrypt or decode, with the reason (for
@@ -1033,6 +1044,91 @@ class RegistryService:
 
         return self._read(act)
 
+    # -- edits -------------------------------------------------------------------------------
+
+    def update_person(self, person_id: int, changes: PersonChanges) -> None:
+        """Change a person's name, phone, ID number, category or household (only the fields
+        given); audited with the names of the changed fields, never their values."""
+        fields: dict[str, object] = {}
+        if changes.name is not None:
+            fields["name"] = _required(changes.name, "person name")
+        if changes.phone is not None:
+            fields["phone"] = changes.phone.strip() or None
+        if changes.category is not None:
+            fields["category"] = changes.category
+        if changes.household_id is not None:
+            fields["household_id"] = changes.household_id or None
+        id_number = normalise_id_number(changes.id_number) if changes.id_number else None
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            person = _get(repo.person(person_id, for_update=True), "person", person_id)
+            household = fields.get("household_id")
+            if isinstance(household, int):
+                _get(repo.household(household), "household", household)
+            if id_number is not None and id_number != person.id_number:
+                self._check_id_number_free(repo, person.village_id, id_number, person_id)
+                fields["id_number"] = id_number
+                if self._is_minor_by_id(id_number):
+                    person.is_minor = True
+            changed = sorted(k for k, v in fields.items() if getattr(person, k) != v)
+            for key in changed:
+                setattr(person, key, fields[key])
+            if changed:
+                self._audit(
+                    repo,
+                    PERSON_UPDATE,
+                    target_type="person",
+                    target_id=person_id,
+                    details={"fields": changed},
+                )
+
+        self._write(act)
+
+    def set_house_landlord(self, house_id: int, landlord_id: int | None) -> None:
+        """Link a house to its landlord (or unlink it with None)."""
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            house = _get(repo.house(house_id), "house", house_id)
+            if landlord_id is not None:
+                landlord = _get(repo.landlord(landlord_id), "landlord", landlord_id)
+                _same_village(landlord.village_id, house.village_id, f"landlord {landlord_id}")
+            house.landlord_id = landlord_id
+            self._audit(
+                repo,
+                PLACE_UPDATE,
+                target_type="house",
+                target_id=house_id,
+                details={"landlord_id": landlord_id},
+            )
+
+        self._write(act)
+
+    def set_room_capacity(self, room_id: int, capacity: int) -> None:
+        """A room's capacity; refused below the number of people living in it now or later."""
+        if capacity < 1:
+            raise InvalidRecordError(f"room {room_id}: capacity must be at least 1, got {capacity}")
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            room = _get(repo.room(room_id, for_update=True), "room", room_id)
+            today = self._now().date()
+            tenancies = repo.tenancies_overlapping(room_id, today, None)
+            peak = _peak_occupancy(tenancies, today, None)
+            if peak > capacity:
+                raise RoomCapacityError(
+                    f"room {room_id}: {peak} people live there (now or booked); capacity "
+                    f"{capacity} is too small"
+                )
+            room.capacity = capacity
+            self._audit(
+                repo,
+                PLACE_UPDATE,
+                target_type="room",
+                target_id=room_id,
+                details={"capacity": capacity},
+            )
+
+        self._write(act)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _is_minor_by_id(self, id_number: str | None) -> bool:
@@ -1206,7 +1302,7 @@ def _unique(
                 f"ID number {mask_id_number(id_number)} is already registered in village "
                 f"{village_id}"
             ) from exc
-        raise InvalidRecordError(
+        raise DuplicateRecordError(
             f"{what} already exists or refers to a missing record ({name})"
         ) from exc
 

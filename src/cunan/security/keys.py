@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cunan.errors import Unavailable
+
 logger = logging.getLogger(__name__)
 
 #: First line of defence against feeding the wrong file to the loader.
@@ -27,7 +29,7 @@ KEY_BYTES = 32
 _CHECK_LABEL = b"cunan key-check/1"
 
 
-class KeyFileError(RuntimeError):
+class KeyFileError(RuntimeError, Unavailable):
     """The key file is missing, unreadable or malformed."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,14 @@ class CaseRepository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def announce(self, kind: str, payload: dict[str, object]) -> int:
+        """Append a live-view event to the outbox in this transaction."""
+        from cunan.storage.pipeline_repository import OutboxRepository
+
+        return OutboxRepository(self.session).append(
+            kind, json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        )
 
     def flush(self) -> None:
         """Send pending changes of loaded rows now (constraint errors surface here)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,10 +30,23 @@ SQLITE_FILENAME = "cunan.db"
 #: SQLite page cache per connection (KiB). Connections are not pooled (one per transaction),
 #: so this bounds the cache a process holds per open transaction.
 SQLITE_CACHE_KIB = 2000
+#: Execution option marking a read-only transaction (see ``Database.read``).
+READ_ONLY_OPTION = "cunan_read_only"
 
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / SQLITE_FILENAME).resolve()}"
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (mode 0600) if it is missing
+    and its directory exists: SQLite would create it with the umask (often 0644), and gives
+    the WAL and SHM files the database file's mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        return
+    os.close(fd)
 
 
 def safe_url(url: str | URL) -> str:
@@ -46,6 +60,8 @@ def create_database_engine(
     """An engine set up for CunAn: pragmas for SQLite, timeouts for PostgreSQL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            create_private_file(Path(parsed.database))
         engine = create_engine(
             parsed,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
@@ -88,9 +104,17 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            # A reader: WAL gives it a snapshot without blocking or waiting for the writer.
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
         # Take the write lock at BEGIN: a read-then-write transaction can never fail halfway
         # with "database is locked" after reading (SQLite has one writer at a time).
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class ReadOnlyTransactionError(RuntimeError):
+    """A programming error: a write attempted inside ``Database.read``."""
 
 
 class NestedTransactionError(RuntimeError):
@@ -103,6 +127,10 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Readers get their own engine view: on SQLite a deferred BEGIN (a WAL snapshot that
+        # neither takes nor waits for the write lock), on PostgreSQL a READ ONLY transaction.
+        self._read_engine = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
         # SQLite has one writer: serialise this process's writers instead of spinning on
         # busy_timeout against each other.
         self._write_lock = threading.Lock() if self.is_sqlite else None
@@ -166,6 +194,23 @@ class Database:
             if lock is not None:
                 self._writer = None
                 lock.release()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session: a consistent snapshot that never queues behind writers.
+
+        Page views and API reads use it so that camera writers, case grouping and imports
+        (which hold SQLite's single write lock) never make a reader wait. Any write inside
+        it is refused and the transaction rolled back.
+        """
+        with translate_errors(self.url), self._readers() as session:
+            if not self.is_sqlite:
+                session.execute(text("SET TRANSACTION READ ONLY"))
+            yield session
+            if session.new or session.dirty or session.deleted:
+                raise ReadOnlyTransactionError("a read-only transaction tried to write")
+            # Leaving the block closes the session: its transaction ends without a commit
+            # and the rows read stay loaded (a rollback would expire them).
 
 
 def rowcount(result: object) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from cunan.errors import Conflict, Unavailable
+
 
 class StorageError(RuntimeError):
     """Base of storage errors."""
 
 
-class DatabaseUnavailableError(StorageError):
+class DatabaseUnavailableError(StorageError, Unavailable):
     """The database cannot be reached (or stopped answering); nothing was written."""
 
 
@@ -15,7 +17,7 @@ class DatabaseBusyError(DatabaseUnavailableError):
     """Another writer held the SQLite database longer than the busy timeout."""
 
 
-class ConstraintViolationError(StorageError):
+class ConstraintViolationError(StorageError, Conflict):
     """A uniqueness or foreign-key constraint refused a write (``constraint`` names it)."""
 
     def __init__(self, message: str, constraint: str | None) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import CaseParkedEvent
@@ -151,6 +151,10 @@ def _scrub_identity(value: Any, ident: str) -> Any:
     return value
 
 
+#: Kind prefix of the events only live views read (server-sent events to open pages).
+LIVE_EVENT_PREFIX = "live."
+
+
 class OutboxRepository:
     """Reads and writes ``event_outbox`` and ``event_acks`` on one session (one transaction)."""
 
@@ -178,6 +182,9 @@ class OutboxRepository:
         )
         if kinds is not None:
             query = query.where(OutboxEvent.kind.in_(list(kinds)))
+        else:
+            # Live-view announcements are nobody's work: consumers never see them.
+            query = query.where(OutboxEvent.kind.not_like(f"{LIVE_EVENT_PREFIX}%"))
         return self.session.scalars(query).all()
 
     def acknowledge(self, consumer: str, event_ids: Sequence[int]) -> None:
@@ -192,6 +199,18 @@ class OutboxRepository:
         )
         for event_id in sorted(set(event_ids) - done):
             self.session.add(EventAck(consumer=consumer, event_id=event_id))
+
+    def events_after(self, event_id: int, *, prefix: str, limit: int) -> Sequence[OutboxEvent]:
+        """Events after ``event_id`` whose kind starts with ``prefix``, oldest first."""
+        return self.session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.id > event_id, OutboxEvent.kind.like(f"{prefix}%"))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        ).all()
+
+    def last_event_id(self) -> int:
+        return int(self.session.scalar(select(func.max(OutboxEvent.id))) or 0)
 
     def purgeable_event_ids(self, cutoff: datetime, *, limit: int) -> list[int]:
         """Up to ``limit`` ids of events created before ``cutoff`` that no consumer needs any
@@ -211,16 +230,19 @@ class OutboxRepository:
         # Consumers are known only through their acknowledgements: keeping each one's newest
         # keeps it known, so events it has not acknowledged yet never look fully handled.
         newest_acked = select(func.max(EventAck.event_id)).group_by(EventAck.consumer)
+        handled = and_(
+            # With no acknowledgement on record there is no consumer to have finished.
+            consumers > 0,
+            acks_of_event == consumers,
+            OutboxEvent.id.not_in(select(CaseParkedEvent.event_id)),
+            OutboxEvent.id.not_in(newest_acked),
+        )
+        # Live-view events (``live.*``) are announcements nobody acknowledges: a page that
+        # missed one reloads its data, so age alone retires them.
+        live = OutboxEvent.kind.like(f"{LIVE_EVENT_PREFIX}%")
         query = (
             select(OutboxEvent.id)
-            .where(
-                OutboxEvent.created_at < cutoff,
-                # With no acknowledgement on record there is no consumer to have finished.
-                consumers > 0,
-                acks_of_event == consumers,
-                OutboxEvent.id.not_in(select(CaseParkedEvent.event_id)),
-                OutboxEvent.id.not_in(newest_acked),
-            )
+            .where(OutboxEvent.created_at < cutoff, or_(live, handled))
             .order_by(OutboxEvent.id)
             .limit(limit)
             # A consumer acknowledging or parking one of these meanwhile waits for this

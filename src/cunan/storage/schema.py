@@ -2,6 +2,7 @@
 
 from cunan.storage import (
     audit_tables,
+    auth_tables,
     case_tables,
     duty_tables,
     notify_tables,
@@ -16,6 +17,7 @@ METADATA = Base.metadata
 __all__ = [
     "METADATA",
     "audit_tables",
+    "auth_tables",
     "case_tables",
     "duty_tables",
     "notify_tables",

@@ -1,0 +1,58 @@
+"""FastAPI dependencies: the application core, and who is calling (session cookie or token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from cunan.api.security import SESSION_COOKIE
+from cunan.app import CunanApp
+from cunan.app_services import AppServices
+from cunan.auth.service import TOKEN_PREFIX, AuthService
+from cunan.authz import Permission, Principal, require
+from cunan.errors import Unauthenticated
+
+
+def core(request: Request) -> CunanApp:
+    app: CunanApp = request.app.state.core
+    return app
+
+
+def auth(request: Request) -> AuthService:
+    service: AuthService = request.app.state.auth
+    return service
+
+
+def principal(request: Request) -> Principal:
+    """The caller: a ``Bearer cunan_...`` API token, else the session cookie; else 401."""
+    service = auth(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "bearer" and credential.startswith(TOKEN_PREFIX):
+        return service.principal_for_token(credential.strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return service.principal_for_session(cookie)
+    raise Unauthenticated("请先登录 (log in first)")
+
+
+CoreDep = Annotated[CunanApp, Depends(core)]
+AuthDep = Annotated[AuthService, Depends(auth)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
+
+
+def services(app: CoreDep, who: PrincipalDep) -> AppServices:
+    return app.services_for(who)
+
+
+ServicesDep = Annotated[AppServices, Depends(services)]
+
+
+def needs(permission: Permission) -> object:
+    """A route dependency refusing callers whose role lacks ``permission``."""
+
+    def check(who: PrincipalDep) -> None:
+        require(who, permission)
+
+    return Depends(check)

@@ -1,0 +1,127 @@
+"""Cases: list, show, crops, assignment and every on-site outcome including 补录."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from pydantic import BaseModel, Field
+
+from cunan.api.deps import ServicesDep
+from cunan.app_services import Listing, NewPersonRequest, page
+from cunan.cases.views import CaseView
+from cunan.storage.enums import ConsentMethod, PersonCategory
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+
+class Assign(BaseModel):
+    user_id: int = Field(ge=1, le=2**31 - 1)
+    deadline: datetime | None = None
+
+
+class Visitor(BaseModel):
+    until: datetime
+
+
+class Escalate(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class RegisteredPerson(BaseModel):
+    person_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class Enrolled(BaseModel):
+    person_id: int
+
+
+@router.get("/cases", response_model=Listing[CaseView])
+def list_cases(
+    svc: ServicesDep,
+    status: Annotated[list[str] | None, Query()] = None,
+    camera: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> Listing[CaseView]:
+    """Cases, most-seen first; filter by status (repeatable), camera name, time."""
+    return svc.list_cases(
+        page(offset, limit), statuses=status, camera=camera, since=since, until=until
+    )
+
+
+@router.get("/cases/{case_id}", response_model=CaseView)
+def get_case(case_id: int, svc: ServicesDep) -> CaseView:
+    return svc.get_case(case_id)
+
+
+@router.get(
+    "/cases/{case_id}/crops/{sighting_id}",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def case_crop(case_id: int, sighting_id: int, svc: ServicesDep) -> Response:
+    """One of the case's best face crops (decrypted on demand, never cached by the client)."""
+    return Response(svc.case_crop(case_id, sighting_id), media_type="image/jpeg")
+
+
+@router.post("/cases/{case_id}/assign", response_model=CaseView)
+def assign(case_id: int, body: Assign, svc: ServicesDep) -> CaseView:
+    return svc.assign_case(case_id, body.user_id, body.deadline)
+
+
+@router.post("/cases/{case_id}/false-alarm", response_model=CaseView)
+def false_alarm(case_id: int, svc: ServicesDep) -> CaseView:
+    return svc.close_false_alarm(case_id)
+
+
+@router.post("/cases/{case_id}/visitor", response_model=CaseView)
+def visitor(case_id: int, body: Visitor, svc: ServicesDep) -> CaseView:
+    return svc.close_visitor(case_id, body.until)
+
+
+@router.post("/cases/{case_id}/escalate", response_model=CaseView)
+def escalate(case_id: int, body: Escalate, svc: ServicesDep) -> CaseView:
+    return svc.close_escalate(case_id, body.reason)
+
+
+@router.post("/cases/{case_id}/person", response_model=list[int])
+def registered_person(case_id: int, body: RegisteredPerson, svc: ServicesDep) -> list[int]:
+    """The case is registered person X: its best crops become their templates."""
+    return svc.close_registered_person(case_id, body.person_id)
+
+
+@router.post("/cases/{case_id}/enrol", status_code=201, response_model=Enrolled)
+async def enrol(
+    case_id: int,
+    svc: ServicesDep,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    room_id: Annotated[int, Form()],
+    consent_by: Annotated[str, Form(min_length=1, max_length=200)],
+    consent_method: Annotated[ConsentMethod, Form()] = ConsentMethod.PAPER,
+    id_number: Annotated[str | None, Form(max_length=32)] = None,
+    phone: Annotated[str | None, Form(max_length=32)] = None,
+    landlord_id: Annotated[int | None, Form()] = None,
+    move_in: Annotated[date | None, Form()] = None,
+    photo: Annotated[UploadFile | None, File()] = None,
+) -> Enrolled:
+    """补录: enrol the person of the case as a tenant of a room, with on-site consent."""
+    from starlette.concurrency import run_in_threadpool
+
+    fresh = await photo.read() if photo is not None else None
+    request = NewPersonRequest(
+        name=name,
+        category=PersonCategory.TENANT,
+        consent_by=consent_by,
+        consent_method=consent_method,
+        id_number=id_number,
+        phone=phone,
+        room_id=room_id,
+        landlord_id=landlord_id,
+        move_in=move_in,
+    )
+    person_id = await run_in_threadpool(svc.close_enrol, case_id, request, fresh or None)
+    return Enrolled(person_id=person_id)

@@ -1,0 +1,146 @@
+"""People, houses, rooms and tenancies; enrolment by upload; identify an uploaded image."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from pydantic import BaseModel
+
+from cunan.api.deps import ServicesDep
+from cunan.app_services import (
+    FaceIdentification,
+    HouseDetail,
+    HouseSummary,
+    Listing,
+    NewPersonRequest,
+    PersonDetail,
+    PersonSummary,
+    page,
+)
+from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
+from cunan.storage.query_repository import PeopleFilter
+
+router = APIRouter(prefix="/api/v1", tags=["registry"])
+
+#: Photos per enrolment request; each is also bounded by the upload limit.
+MAX_PHOTOS = 5
+
+
+class Created(BaseModel):
+    id: int
+
+
+class MoveOut(BaseModel):
+    move_out: date
+
+
+async def _read(files: list[UploadFile]) -> list[bytes]:
+    if len(files) > MAX_PHOTOS:
+        from cunan.errors import InvalidInput
+
+        raise InvalidInput(f"at most {MAX_PHOTOS} photos per request")
+    return [await f.read() for f in files]
+
+
+@router.get("/people", response_model=Listing[PersonSummary])
+def list_people(
+    svc: ServicesDep,
+    name: str | None = None,
+    id_tail: Annotated[str | None, "last digits of the ID number"] = None,
+    house_id: int | None = None,
+    room_id: int | None = None,
+    category: PersonCategory | None = None,
+    status: PersonStatus | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> Listing[PersonSummary]:
+    """People, filtered and paginated (landlords: their current and past tenants only)."""
+    return svc.list_people(
+        PeopleFilter(
+            name=name,
+            id_tail=id_tail,
+            house_id=house_id,
+            room_id=room_id,
+            category=category,
+            status=status,
+        ),
+        page(offset, limit),
+    )
+
+
+@router.get("/people/{person_id}", response_model=PersonDetail)
+def get_person(person_id: int, svc: ServicesDep) -> PersonDetail:
+    return svc.get_person(person_id)
+
+
+@router.post("/people", status_code=201, response_model=Created)
+async def enrol_person(
+    svc: ServicesDep,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    category: Annotated[PersonCategory, Form()] = PersonCategory.TENANT,
+    consent_by: Annotated[str | None, Form(max_length=200)] = None,
+    consent_method: Annotated[ConsentMethod, Form()] = ConsentMethod.PAPER,
+    id_number: Annotated[str | None, Form(max_length=32)] = None,
+    phone: Annotated[str | None, Form(max_length=32)] = None,
+    is_minor: Annotated[bool, Form()] = False,
+    guardian: Annotated[str | None, Form(max_length=200)] = None,
+    non_face_note: Annotated[str | None, Form(max_length=500)] = None,
+    room_id: Annotated[int | None, Form()] = None,
+    landlord_id: Annotated[int | None, Form()] = None,
+    move_in: Annotated[date | None, Form()] = None,
+    photos: Annotated[list[UploadFile] | None, File()] = None,
+) -> Created:
+    """Register a person with consent and enrolment photos (multipart form)."""
+    from starlette.concurrency import run_in_threadpool
+
+    data = await _read(photos or [])
+    request = NewPersonRequest(
+        name=name,
+        category=category,
+        consent_by=consent_by,
+        consent_method=consent_method,
+        id_number=id_number,
+        phone=phone,
+        is_minor=is_minor,
+        guardian=guardian,
+        non_face_note=non_face_note,
+        room_id=room_id,
+        landlord_id=landlord_id,
+        move_in=move_in,
+    )
+    person_id = await run_in_threadpool(svc.enrol_person, request, data)
+    return Created(id=person_id)
+
+
+@router.post("/identify", response_model=list[FaceIdentification])
+async def identify(
+    svc: ServicesDep, image: Annotated[UploadFile, File()]
+) -> list[FaceIdentification]:
+    """Each face of an uploaded photo: registered person or unknown, with reasons."""
+    from starlette.concurrency import run_in_threadpool
+
+    data = await image.read()
+    return await run_in_threadpool(svc.identify, data)
+
+
+@router.get("/houses", response_model=Listing[HouseSummary])
+def list_houses(
+    svc: ServicesDep, address: str | None = None, offset: int = 0, limit: int = 50
+) -> Listing[HouseSummary]:
+    """Houses (landlords: their own only)."""
+    return svc.list_houses(page(offset, limit), address=address)
+
+
+@router.get("/houses/{house_id}", response_model=HouseDetail)
+def get_house(house_id: int, svc: ServicesDep) -> HouseDetail:
+    """A house with its rooms (capacity, occupants today) and current tenants."""
+    return svc.get_house(house_id)
+
+
+@router.post("/tenancies/{tenancy_id}/move-out", status_code=204)
+def report_move_out(tenancy_id: int, body: MoveOut, svc: ServicesDep) -> Response:
+    """Report that a tenant moved out (landlords: their own tenants only)."""
+    svc.report_move_out(tenancy_id, body.move_out)
+    return Response(status_code=204)

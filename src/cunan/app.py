@@ -1,0 +1,235 @@
+"""The composition root: one object built from settings and data dir that holds every service."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cunan.audit.log import AuditLog
+from cunan.authz import Principal
+from cunan.config import Settings
+from cunan.registry.datadir import Registry, open_registry
+
+if TYPE_CHECKING:
+    from cunan.cases.consumer import CaseConsumer
+    from cunan.cases.service import CaseService
+    from cunan.duties.daily import Duties
+    from cunan.duties.departures import DepartureService
+    from cunan.duties.scheduler import Scheduler
+    from cunan.faces.engine import FaceEngine
+    from cunan.matching.live import LiveGallery
+    from cunan.notify.dispatcher import NotificationDispatcher
+    from cunan.pipeline.store import CameraStore, EventOutbox
+    from cunan.pipeline.supervisor import Worker
+    from cunan.stats.service import StatsService
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundOptions:
+    """What ``start`` runs besides serving requests (``cunan serve`` runs all of it)."""
+
+    cameras: bool = True
+    cases: bool = True
+    duties: bool = True
+    lease_s: float = 30.0
+    max_cameras: int | None = None
+
+
+@dataclass(eq=False)
+class CunanApp:
+    """Everything one installation runs, wired once.
+
+    :meth:`open` reads as the map of the system: storage and keys, the audit log, the
+    registry, notifications, cases, duties, cameras; the face engine and the live gallery
+    are built on first use (loading a model costs seconds a ``cunan people list`` need not
+    pay). :meth:`start` and :meth:`stop` run and stop the background work.
+    """
+
+    settings: Settings
+    registry: Registry
+    audit: AuditLog
+    cases: CaseService
+    duties: Duties
+    departures: DepartureService
+    stats: StatsService
+    cameras: CameraStore
+    outbox: EventOutbox
+    dispatcher: NotificationDispatcher | None
+    _engine: FaceEngine | None = None
+    _gallery: LiveGallery | None = None
+    _lazy_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _scheduler: Scheduler | None = None
+    _consumer: CaseConsumer | None = None
+    _worker: Worker | None = None
+
+    # -- building ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings, data_dir: Path, *, actor: str | None = None) -> CunanApp:
+        """Open an initialised data dir and wire every service (nothing starts running)."""
+        from cunan.cases.service import CaseService
+        from cunan.duties.daily import Duties
+        from cunan.notify.deadletters import DeadLetterStore
+        from cunan.notify.dispatcher import NotificationDispatcher
+        from cunan.notify.settings import build_notifiers
+        from cunan.pipeline.store import CameraStore, EventOutbox
+        from cunan.stats.service import StatsService
+
+        # 1. Storage and keys: the database (migrated to head), the key ring, field cipher.
+        registry = open_registry(data_dir, settings, actor=actor)
+        try:
+            audit = registry.audit or AuditLog(registry.database)
+            # 2. Notifications: the configured channels; nothing leaves the machine until
+            #    a channel is set, undeliverable alerts land in the dead-letter list.
+            channels = build_notifiers(settings.notify)
+            dispatcher = (
+                NotificationDispatcher(channels, dead_letters=DeadLetterStore(registry.database))
+                if channels
+                else None
+            )
+            # 3. Cases: unknown sightings grouped, verified on site, 补录.
+            cases = CaseService(
+                registry.database,
+                registry.service.cipher,
+                registry.service,
+                settings.cases,
+                dispatcher=dispatcher,
+            )
+            # 4. Duties: departures and their deadlines, not-seen checks, retention purges.
+            duties = Duties.build(registry.database, registry.service, settings.duties)
+            stats = StatsService(registry.database, settings.duties, departures=duties.departures)
+            # 5. Cameras and the transactional outbox their sightings are announced through.
+            cameras = CameraStore(registry.database)
+            outbox = EventOutbox(registry.database)
+        except BaseException:
+            registry.close()
+            raise
+        return cls(
+            settings=settings,
+            registry=registry,
+            audit=audit,
+            cases=cases,
+            duties=duties,
+            departures=duties.departures,
+            stats=stats,
+            cameras=cameras,
+            outbox=outbox,
+            dispatcher=dispatcher,
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.registry.data_dir
+
+    @property
+    def face_engine(self) -> FaceEngine:
+        """Detection, alignment and embedding as ``faces.*`` configures them (built once)."""
+        with self._lazy_lock:
+            if self._engine is None:
+                from cunan.faces.engine import EngineConfig, FaceEngine
+
+                self._engine = FaceEngine.from_config(
+                    EngineConfig.from_settings(self.settings.faces)
+                )
+            return self._engine
+
+    @property
+    def gallery(self) -> LiveGallery:
+        """The registry's templates of the engine's model, searchable, kept current live.
+
+        Built once, then registered as a listener on the registry so every enrolment and
+        removal (from the API, from 补录) reaches it at once; requests never decrypt the
+        whole gallery again.
+        """
+        engine = self.face_engine
+        with self._lazy_lock:
+            if self._gallery is None:
+                from cunan.matching.live import LiveGallery
+
+                matching = self.settings.matching
+                gallery = LiveGallery.load(
+                    self.registry.service,
+                    model_id=engine.model_id,
+                    dim=engine.embedder.dim,
+                    config=matching.open_set_config(),
+                    index_kind=matching.index,
+                    ann_threshold=matching.ann_threshold,
+                )
+                self.registry.service.add_listener(gallery)
+                self._gallery = gallery
+            return self._gallery
+
+    def services_for(self, principal: Principal) -> AppServices:
+        """The services recording ``principal`` as the actor of what they change."""
+        from cunan.app_services import AppServices
+
+        return AppServices(self, principal)
+
+    # -- running -------------------------------------------------------------------------
+
+    def start(self, options: BackgroundOptions | None = None) -> None:
+        """Start the background work: camera worker, case grouping, daily duties."""
+        from cunan.cases.consumer import CaseConsumer
+        from cunan.duties.scheduler import Scheduler
+        from cunan.pipeline.build import limit_threads
+        from cunan.pipeline.leases import CameraLeases
+        from cunan.pipeline.supervisor import CameraSupervisor, Worker
+
+        opts = options or BackgroundOptions()
+        limit_threads()
+        if opts.cameras:
+            self._worker = Worker(
+                self.cameras,
+                CameraLeases(self.registry.database, period_s=opts.lease_s),
+                CameraSupervisor(self.data_dir),
+                max_cameras=opts.max_cameras,
+            )
+            self._threads.append(
+                threading.Thread(target=self._worker.run, args=(self._stop,), name="cunan-worker")
+            )
+        if opts.cases:
+            # Known sightings close the person's "please confirm" tasks at once.
+            self._consumer = CaseConsumer(
+                self.cases, self.outbox, on_known=self.duties.reconciler.on_sighting
+            )
+            self._threads.append(
+                threading.Thread(target=self._consumer.run, args=(self._stop,), name="cunan-cases")
+            )
+        for thread in self._threads:
+            thread.start()
+        if opts.duties:
+            self._scheduler = Scheduler(self.settings.duties.zone)
+            self.duties.register(self._scheduler)
+            self._scheduler.start()
+        logger.info("background work started (%d threads)", len(self._threads))
+
+    def healthy(self) -> bool:
+        """Every background thread that was started is still running."""
+        return all(t.is_alive() for t in self._threads)
+
+    def stop(self) -> None:
+        """Stop the background work: camera processes store their open tracks and exit."""
+        self._stop.set()
+        if self._consumer is not None:
+            self._consumer.wake()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+    def close(self) -> None:
+        """Stop anything running and release the database."""
+        self.stop()
+        self.registry.close()
+
+
+if TYPE_CHECKING:
+    from cunan.app_services import AppServices

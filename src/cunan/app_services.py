@@ -1,0 +1,701 @@
+"""What a principal may do: reads scoped and paginated in SQL, changes checked and audited."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import numpy as np
+
+from cunan.authz import Permission, Principal, hidden, landlord_scope, require
+from cunan.errors import InvalidInput
+from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
+from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
+from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
+
+if TYPE_CHECKING:
+    from cunan.app import CunanApp
+    from cunan.cases.views import CaseView
+    from cunan.registry.service import RegistryService
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Largest page any listing returns, whatever the caller asks for.
+MAX_PAGE = 200
+
+
+def page(offset: int = 0, limit: int = 50) -> Page:
+    if offset < 0 or limit < 1:
+        raise InvalidInput("offset must be >= 0 and limit >= 1")
+    return Page(offset=offset, limit=min(limit, MAX_PAGE))
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T]):
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSummary:
+    id: int
+    name: str
+    id_number_masked: str
+    category: str
+    status: str
+    room_id: int | None
+    room: str | None
+    house_id: int | None
+    address: str | None
+    landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TenancySummary:
+    id: int
+    room_id: int
+    room: str
+    house_id: int
+    address: str
+    move_in: date
+    expected_end: date | None
+    move_out: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonDetail:
+    id: int
+    name: str
+    id_number_masked: str
+    phone: str | None
+    category: str
+    status: str
+    is_minor: bool
+    template_count: int
+    has_valid_consent: bool
+    non_face_note: str | None
+    created_at: datetime
+    tenancies: list[TenancySummary]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    id: int
+    label: str
+    capacity: int
+    occupants: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSummary:
+    tenancy_id: int
+    person_id: int
+    name: str
+    room: str
+    move_in: date
+    expected_end: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class HouseSummary:
+    id: int
+    address: str
+    landlord_id: int | None
+    landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HouseDetail:
+    id: int
+    address: str
+    landlord_id: int | None
+    rooms: list[RoomSummary]
+    tenants: list[TenantSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class SightingSummary:
+    id: int
+    camera_id: int | None
+    camera: str
+    started_at: datetime
+    ended_at: datetime
+    decision: str
+    person_id: int | None
+    distance: float | None
+    faces_used: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntryView:
+    seq: int
+    recorded_at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    details: str
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateView:
+    person_id: int
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class FaceIdentification:
+    face: int
+    box: list[float]
+    decision: str
+    person_id: int | None
+    person_name: str | None
+    distance: float | None
+    score: float | None
+    candidates: list[CandidateView]
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class NewPersonRequest:
+    name: str
+    category: PersonCategory
+    consent_by: str | None
+    consent_method: ConsentMethod = ConsentMethod.PAPER
+    id_number: str | None = None
+    phone: str | None = None
+    is_minor: bool = False
+    guardian: str | None = None
+    non_face_note: str | None = None
+    room_id: int | None = None
+    landlord_id: int | None = None
+    move_in: date | None = None
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
+
+
+class AppServices:
+    """The application's operations for one principal; CLI and API are adapters over it.
+
+    Reads use read-only transactions (never queued behind camera writers or grouping) and
+    are narrowed in SQL to what the principal may see: another landlord's house answers
+    exactly like a house that does not exist.
+    """
+
+    def __init__(self, app: CunanApp, principal: Principal) -> None:
+        self.app = app
+        self.principal = principal
+        self._db = app.registry.database
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def today(self) -> date:
+        """Today in the village's time zone (never the host's)."""
+        return datetime.now(UTC).astimezone(self.app.settings.duties.zone).date()
+
+    # -- people -------------------------------------------------------------------------------
+
+    def list_people(self, filters: PeopleFilter, at: Page) -> Listing[PersonSummary]:
+        require(self.principal, Permission.READ_REGISTRY)
+        from cunan.registry.identity import mask_id_number
+
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).people(
+                filters, at, today=self.today(), landlord_id=landlord_scope(self.principal)
+            )
+            items = [
+                PersonSummary(
+                    id=r.person.id,
+                    name=r.person.name,
+                    id_number_masked=mask_id_number(r.person.id_number),
+                    category=r.person.category.value,
+                    status=r.person.status.value,
+                    room_id=r.room_id,
+                    room=r.room_label,
+                    house_id=r.house_id,
+                    address=r.address,
+                    landlord=r.landlord_name,
+                )
+                for r in rows
+            ]
+        return Listing(items, total, at.offset, at.limit)
+
+    def get_person(self, person_id: int) -> PersonDetail:
+        require(self.principal, Permission.READ_REGISTRY)
+        scope = landlord_scope(self.principal)
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            if repo.person_visible(person_id, scope) is None:
+                raise hidden("person", person_id)
+            tenancies = [
+                TenancySummary(
+                    id=t.id,
+                    room_id=r.id,
+                    room=r.label,
+                    house_id=h.id,
+                    address=h.address,
+                    move_in=t.move_in,
+                    expected_end=t.expected_end,
+                    move_out=t.move_out,
+                )
+                for t, r, h in repo.tenancies_of(person_id, scope)
+            ]
+        view = self.app.registry.service.get_person(person_id)
+        return PersonDetail(
+            id=view.id,
+            name=view.name,
+            id_number_masked=view.id_number_masked,
+            phone=view.phone if scope is None else None,
+            category=view.category.value,
+            status=view.status.value,
+            is_minor=view.is_minor,
+            template_count=view.template_count if scope is None else 0,
+            has_valid_consent=view.has_valid_consent,
+            non_face_note=view.non_face_note if scope is None else None,
+            created_at=view.created_at,
+            tenancies=tenancies,
+        )
+
+    def enrol_person(self, request: NewPersonRequest, photos: Sequence[bytes]) -> int:
+        """Register a person with consent and enrolment photos (each judged, all or none)."""
+        require(self.principal, Permission.ENROL)
+        from cunan.registry.service import NewTenancy
+
+        if photos and not (request.consent_by or "").strip():
+            raise InvalidInput("存储人脸数据须先记录知情同意 (consent_by is required with photos)")
+        if not photos and not request.non_face_note:
+            raise InvalidInput("请上传照片，或说明不采集人脸时的核验方式 (photo or non_face_note)")
+        templates = self._templates(photos)
+        service = self.app.registry.service.acting_as(self.principal.actor)
+        village_id = self.principal.village_id or service.default_village_id()
+        consent = (
+            ConsentInput(
+                collected_by=request.consent_by,
+                collected_at=datetime.now(UTC),
+                method=request.consent_method,
+                guardian_name=request.guardian,
+            )
+            if request.consent_by
+            else None
+        )
+        tenancy = (
+            NewTenancy(
+                room_id=request.room_id,
+                move_in=request.move_in or self.today(),
+                reported_by=self.principal.actor,
+                landlord_id=request.landlord_id,
+            )
+            if request.room_id is not None
+            else None
+        )
+        return service.add_person(
+            NewPerson(
+                name=request.name,
+                village_id=village_id,
+                category=request.category,
+                id_number=request.id_number,
+                phone=request.phone,
+                is_minor=request.is_minor,
+                non_face_note=request.non_face_note,
+            ),
+            consent=consent,
+            templates=templates,
+            tenancy=tenancy,
+        )
+
+    def identify(self, data: bytes, *, top: int = 3) -> list[FaceIdentification]:
+        """Each face in an uploaded image: registered person or unknown (a 1:N search,
+        audited with counts only)."""
+        require(self.principal, Permission.IDENTIFY)
+        from cunan.faces.imageio import decode_image
+
+        settings = self.app.settings
+        picture = decode_image(data, source="upload", max_pixels=settings.faces.max_image_pixels)
+        faces = self.app.face_engine.analyze(picture, embed=True)
+        embedded = [f for f in faces if f.embedding is not None]
+        results = (
+            self.app.gallery.identify(
+                np.vstack([f.embedding for f in embedded if f.embedding is not None]),
+                qualities=[f.quality for f in embedded],
+                top=top,
+            )
+            if embedded
+            else []
+        )
+        self.app.audit.record(
+            "search",
+            actor=self.principal.actor,
+            details={
+                "faces": len(embedded),
+                "known": sum(1 for r in results if r.person_id is not None),
+            },
+        )
+        names: dict[int, str] = {}
+        for result in results:
+            for candidate in result.candidates:
+                if candidate.person_id not in names:
+                    names[candidate.person_id] = self.app.registry.service.get_person(
+                        candidate.person_id
+                    ).name
+        out: list[FaceIdentification] = []
+        for number, (face, result) in enumerate(zip(embedded, results, strict=True), 1):
+            decision = result.decision
+            who = result.person_id
+            out.append(
+                FaceIdentification(
+                    face=number,
+                    box=[round(v, 1) for v in face.face.box.as_list()],
+                    decision=str(decision.decision),
+                    person_id=who,
+                    person_name=names.get(who) if who is not None else None,
+                    distance=_finite(decision.distance),
+                    score=_finite(decision.score),
+                    candidates=[
+                        CandidateView(c.person_id, names[c.person_id], round(c.distance, 4))
+                        for c in result.candidates
+                    ],
+                    reasons=list(decision.reasons),
+                )
+            )
+        return out
+
+    # -- places ---------------------------------------------------------------------------------
+
+    def list_houses(self, at: Page, *, address: str | None = None) -> Listing[HouseSummary]:
+        require(self.principal, Permission.READ_REGISTRY)
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).houses(
+                at, landlord_id=landlord_scope(self.principal), address=address
+            )
+            items = [HouseSummary(h.id, h.address, h.landlord_id, name) for h, name in rows]
+        return Listing(items, total, at.offset, at.limit)
+
+    def get_house(self, house_id: int) -> HouseDetail:
+        require(self.principal, Permission.READ_REGISTRY)
+        today = self.today()
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            house = repo.house_visible(house_id, landlord_scope(self.principal))
+            if house is None:
+                raise hidden("house", house_id)
+            rooms = [
+                RoomSummary(r.id, r.label, r.capacity, n)
+                for r, n in repo.rooms_of_house(house_id, today=today)
+            ]
+            tenants = [
+                TenantSummary(t.id, p.id, p.name, r.label, t.move_in, t.expected_end)
+                for t, p, r in repo.current_tenants_of_house(house_id, today=today)
+            ]
+            return HouseDetail(house.id, house.address, house.landlord_id, rooms, tenants)
+
+    def report_move_out(self, tenancy_id: int, move_out: date) -> None:
+        """A landlord (own tenants only) or staff reports that a tenant moved out."""
+        require(self.principal, Permission.REPORT_DEPARTURE)
+        with self._db.read() as session:
+            if (
+                QueryRepository(session).tenancy_visible(tenancy_id, landlord_scope(self.principal))
+                is None
+            ):
+                raise hidden("tenancy", tenancy_id)
+        if move_out > self.today():
+            raise InvalidInput("搬离日期不能晚于今天 (the move-out date is in the future)")
+        self.app.departures.report(
+            tenancy_id,
+            move_out=move_out,
+            reported_by=self.principal.username,
+            actor=self.principal.actor,
+        )
+
+    # -- registry changes -------------------------------------------------------------------
+
+    def _registry(self, permission: Permission = Permission.EDIT_REGISTRY) -> RegistryService:
+        require(self.principal, permission)
+        return self.app.registry.service.acting_as(self.principal.actor)
+
+    def _village(self) -> int:
+        return self.principal.village_id or self.app.registry.service.default_village_id()
+
+    def create_village(self, name: str, code: str | None) -> int:
+        return self._registry(Permission.MANAGE_SETTINGS).add_village(name, code=code)
+
+    def create_area(self, name: str) -> int:
+        return self._registry().add_grid_area(self._village(), name)
+
+    def create_landlord(self, name: str, phone: str | None) -> int:
+        return self._registry().add_landlord(self._village(), name, phone=phone)
+
+    def create_house(self, address: str, area_id: int | None, landlord_id: int | None) -> int:
+        return self._registry().add_house(
+            self._village(), address, area_id=area_id, landlord_id=landlord_id
+        )
+
+    def set_house_landlord(self, house_id: int, landlord_id: int | None) -> None:
+        self._registry().set_house_landlord(house_id, landlord_id)
+
+    def create_room(self, house_id: int, label: str, capacity: int) -> int:
+        return self._registry().add_room(house_id, label, capacity=capacity)
+
+    def set_room_capacity(self, room_id: int, capacity: int) -> None:
+        self._registry().set_room_capacity(room_id, capacity)
+
+    def create_household(self, house_id: int, name: str, number: str | None) -> int:
+        return self._registry().add_household(house_id, name, registration_number=number)
+
+    def update_person(self, person_id: int, changes: PersonChanges) -> None:
+        self._registry().update_person(person_id, changes)
+
+    def add_tenancy(
+        self,
+        person_id: int,
+        room_id: int,
+        move_in: date,
+        expected_end: date | None,
+        landlord_id: int | None,
+    ) -> int:
+        return self._registry().add_tenancy(
+            person_id,
+            room_id,
+            move_in=move_in,
+            expected_end=expected_end,
+            landlord_id=landlord_id,
+            reported_by=self.principal.actor,
+        )
+
+    def record_consent(
+        self, person_id: int, collected_by: str, method: ConsentMethod, guardian: str | None
+    ) -> int:
+        """A new consent (e.g. after a withdrawal); face data may then be added again."""
+        return self._registry(Permission.ENROL).record_consent(
+            person_id,
+            ConsentInput(
+                collected_by=collected_by,
+                collected_at=datetime.now(UTC),
+                method=method,
+                guardian_name=guardian,
+            ),
+        )
+
+    def withdraw_consent(self, person_id: int, note: str) -> list[int]:
+        """Consent withdrawn: the person's templates and photos are deleted now."""
+        return self._registry().withdraw_consent(
+            person_id, recorded_by=self.principal.actor, alternative_note=note
+        )
+
+    def remove_person(self, person_id: int) -> list[int]:
+        return self._registry().remove_person(person_id)
+
+    def add_photos(self, person_id: int, photos: Sequence[bytes]) -> list[int]:
+        """More enrolment photos for a registered person with a valid consent."""
+        service = self._registry(Permission.ENROL)
+        if not photos:
+            raise InvalidInput("no photo uploaded")
+        return service.add_templates(person_id, self._templates(photos))
+
+    def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
+        """One template per photo; every unusable photo is named and nothing is kept."""
+        from cunan.faces.engine import EnrolmentPhotoError
+        from cunan.faces.imageio import ImageLoadError
+        from cunan.registry.enrolment import template_from_photo
+
+        templates: list[TemplateInput] = []
+        problems: list[str] = []
+        for number, data in enumerate(photos, 1):
+            try:
+                templates.append(
+                    template_from_photo(
+                        self.app.face_engine,
+                        data,
+                        source=f"photo {number}",
+                        max_pixels=self.app.settings.faces.max_image_pixels,
+                    )
+                )
+            except (ImageLoadError, EnrolmentPhotoError) as exc:
+                problems.append(str(exc))
+        if problems:
+            raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+        return templates
+
+    # -- cases ----------------------------------------------------------------------------------
+
+    def list_cases(
+        self,
+        at: Page,
+        *,
+        statuses: Sequence[str] | None = None,
+        camera: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Listing[CaseView]:
+        require(self.principal, Permission.READ_CASES)
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).cases(
+                at, statuses=statuses, camera=camera, since=since, until=until
+            )
+            ids = [c.id for c in rows]
+        return Listing([self.app.cases.get(i) for i in ids], total, at.offset, at.limit)
+
+    def get_case(self, case_id: int) -> CaseView:
+        require(self.principal, Permission.READ_CASES)
+        return self.app.cases.get(case_id)
+
+    def case_crop(self, case_id: int, sighting_id: int) -> bytes:
+        require(self.principal, Permission.READ_CASES)
+        for sid, data in self.app.cases.best_crops(case_id):
+            if sid == sighting_id:
+                return data
+        raise hidden("crop of sighting", sighting_id)
+
+    def assign_case(self, case_id: int, user_id: int, deadline: datetime | None) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.assign(
+            case_id, user_id, actor=self.principal.actor, deadline=deadline
+        )
+
+    def close_false_alarm(self, case_id: int) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.false_alarm(case_id, actor=self.principal.actor)
+
+    def close_visitor(self, case_id: int, until: datetime) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.visitor(case_id, until, actor=self.principal.actor)
+
+    def close_escalate(self, case_id: int, reason: str) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.escalate(case_id, reason, actor=self.principal.actor)
+
+    def close_registered_person(self, case_id: int, person_id: int) -> list[int]:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.registered_person(case_id, person_id, actor=self.principal.actor)
+
+    def close_enrol(
+        self, case_id: int, request: NewPersonRequest, fresh_photo: bytes | None
+    ) -> int:
+        """补录: enrol the case's person as a tenant in a room, from the case's crops (and a
+        fresh photo if given), with the consent collected on site."""
+        require(self.principal, Permission.EDIT_CASES)
+        require(self.principal, Permission.ENROL)
+        from cunan.registry.enrolment import template_from_photo
+        from cunan.registry.service import NewTenancy
+
+        if request.room_id is None:
+            raise InvalidInput("补录须选择房间 (room_id is required)")
+        if not (request.consent_by or "").strip():
+            raise InvalidInput("补录须记录知情同意 (consent_by is required)")
+        fresh = (
+            template_from_photo(
+                self.app.face_engine,
+                fresh_photo,
+                source="fresh photo",
+                max_pixels=self.app.settings.faces.max_image_pixels,
+            )
+            if fresh_photo
+            else None
+        )
+        result = self.app.cases.enrol(
+            case_id,
+            actor=self.principal.actor,
+            person=NewPerson(
+                name=request.name,
+                village_id=self.principal.village_id
+                or self.app.registry.service.default_village_id(),
+                category=PersonCategory.TENANT,
+                id_number=request.id_number,
+                phone=request.phone,
+                is_minor=request.is_minor,
+            ),
+            consent=ConsentInput(
+                collected_by=request.consent_by or "",
+                collected_at=datetime.now(UTC),
+                method=request.consent_method,
+                guardian_name=request.guardian,
+            ),
+            tenancy=NewTenancy(
+                room_id=request.room_id,
+                move_in=request.move_in or self.today(),
+                reported_by=self.principal.actor,
+                landlord_id=request.landlord_id,
+            ),
+            fresh_photo=fresh,
+        )
+        return result.person_id
+
+    # -- sightings, audit, stats --------------------------------------------------------------
+
+    def list_sightings(
+        self,
+        at: Page,
+        *,
+        camera_id: int | None = None,
+        decision: str | None = None,
+        person_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Listing[SightingSummary]:
+        require(self.principal, Permission.READ_SIGHTINGS)
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).sightings(
+                at,
+                camera_id=camera_id,
+                decision=decision,
+                person_id=person_id,
+                since=since,
+                until=until,
+            )
+            items = [
+                SightingSummary(
+                    s.id,
+                    s.camera_id,
+                    s.camera_name,
+                    s.started_at,
+                    s.ended_at,
+                    s.decision,
+                    s.person_id,
+                    s.distance,
+                    s.faces_used,
+                )
+                for s in rows
+            ]
+        return Listing(items, total, at.offset, at.limit)
+
+    def list_audit(
+        self,
+        at: Page,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Listing[AuditEntryView]:
+        require(self.principal, Permission.READ_AUDIT)
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).audit(
+                at, action=action, actor=actor, since=since, until=until
+            )
+            items = [
+                AuditEntryView(
+                    e.seq, e.recorded_at, e.actor, e.action, e.target_type, e.target_id, e.details
+                )
+                for e in rows
+            ]
+        return Listing(items, total, at.offset, at.limit)
+
+    def verify_audit(self) -> tuple[bool, int, str | None]:
+        """(chain intact, entries checked, the first problem in words)."""
+        require(self.principal, Permission.READ_AUDIT)
+        from cunan.audit.chain import verify_chain
+
+        report = verify_chain(self._db)
+        return report.ok, report.entries, None if report.problem is None else str(report.problem)
+
+    def people_statuses(self) -> list[str]:
+        return [s.value for s in PersonStatus]

@@ -1,0 +1,1 @@
+"""Authentication: logins, sessions, API tokens and login throttling."""

@@ -1,0 +1,533 @@
+"""Logins, server-side sessions, password changes, user administration and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from cunan.audit.log import AuditAction, AuditLog
+from cunan.auth.throttle import LoginThrottle
+from cunan.authz import Permission, Principal, require
+from cunan.config import WebSettings
+from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cunan.registry.accounts import check_password_strength
+from cunan.storage.auth_repository import AuthRepository
+from cunan.storage.auth_tables import ApiToken, AuthSession
+from cunan.storage.database import Database
+from cunan.storage.enums import UserRole
+from cunan.storage.tables import User
+
+logger = logging.getLogger(__name__)
+
+#: Prefix of API tokens, so a leaked one is recognisable in logs and secret scanners.
+TOKEN_PREFIX = "cunan_"
+#: How often a session's "last seen" is written: not on every request (each write takes
+#: SQLite's single write lock), but often enough for the idle timeout to be exact to it.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
+def token_hash(secret: str) -> str:
+    """SHA-256 of a session or API token: what the database keeps instead of the secret."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class LoginLockedError(Forbidden):
+    """Too many failed logins for this account or from this address; try again later."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    token: str
+    principal: Principal
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    id: int
+    username: str
+    role: UserRole
+    display_name: str | None
+    village_id: int | None
+    landlord_id: int | None
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSummary:
+    id: int
+    name: str
+    role: UserRole
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuthService:
+    """Everything about who is logged in. Password hashing (deliberately slow) always runs
+    outside the write transaction, so a login never holds SQLite's writer for its hash."""
+
+    def __init__(
+        self,
+        database: Database,
+        audit: AuditLog,
+        settings: WebSettings,
+        *,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        self.database = database
+        self.audit = audit
+        self.settings = settings
+        self._hasher = hasher or PasswordHasher()
+        self._clock = clock
+        self.throttle = throttle or LoginThrottle(
+            max_per_account=settings.login_max_failures_per_account,
+            max_per_client=settings.login_max_failures_per_client,
+            window_s=settings.login_window_minutes * 60.0,
+        )
+        # A hash to verify against when the username does not exist, so the time a failed
+        # login takes does not tell which usernames exist.
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+
+    # -- logins and sessions ----------------------------------------------------------------
+
+    def login(self, username: str, password: str, *, client: str) -> LoginResult:
+        """A new session for the right password; :class:`Unauthenticated` otherwise."""
+        username = username.strip()
+        locked = self.throttle.locked(username, client)
+        if locked is not None:
+            self._record(
+                "login.locked",
+                actor="anonymous",
+                details={"scope": locked},
+            )
+            raise LoginLockedError(
+                "登录失败次数过多，请稍后再试 (too many failed logins; try again later)",
+                self.throttle.retry_after_s(username, client),
+            )
+        with self.database.read() as session:
+            user = AuthRepository(session).user_by_name(username)
+            stored = (user.id, user.password_hash, user.disabled_at) if user else None
+        ok = self._verify(stored[1] if stored else self._dummy_hash, password)
+        if stored is None or not ok or stored[2] is not None:
+            self.throttle.failed(username, client)
+            reason = "unknown_user" if stored is None else "disabled" if ok else "bad_password"
+            self._record(
+                AuditAction.LOGIN_FAILED,
+                actor="anonymous",
+                target_id=None if stored is None else stored[0],
+                details={"reason": reason},
+            )
+            raise Unauthenticated("用户名或密码错误 (wrong username or password)")
+        user_id = stored[0]
+        self.throttle.succeeded(username)
+        rehash = self._hasher.hash(password) if self._hasher.check_needs_rehash(stored[1]) else None
+        secret = secrets.token_urlsafe(32)
+        now = self._clock()
+        expires = now + timedelta(hours=self.settings.session_absolute_hours)
+        with self.database.transaction() as session:
+            repo = AuthRepository(session)
+            row = repo.user(user_id)
+            if row is None or row.disabled_at is not None:
+                raise Unauthenticated("用户名或密码错误 (wrong username or password)")
+            if rehash is not None:
+                row.password_hash = rehash
+            repo.add(
+                AuthSession(
+                    token_hash=token_hash(secret),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=expires,
+                    client=client[:64],
+                )
+            )
+            principal = self._principal(repo, row)
+            self.audit.record(
+                AuditAction.LOGIN,
+                actor=principal.actor,
+                target_type="user",
+                target_id=user_id,
+                session=session,
+            )
+        return LoginResult(token=secret, principal=principal, expires_at=expires)
+
+    def principal_for_session(self, secret: str) -> Principal:
+        """Who holds this session token; :class:`Unauthenticated` if it is not a live one."""
+        now = self._clock()
+        idle = timedelta(minutes=self.settings.session_idle_minutes)
+        with self.database.read() as session:
+            repo = AuthRepository(session)
+            row = repo.session_by_hash(token_hash(secret))
+            user = repo.user(row.user_id) if row is not None else None
+            if (
+                row is None
+                or user is None
+                or row.revoked_at is not None
+                or user.disabled_at is not None
+                or row.expires_at <= now
+                or row.last_seen_at + idle <= now
+            ):
+                raise Unauthenticated("会话已过期，请重新登录 (session expired; log in again)")
+            principal = self._principal(repo, user)
+            stale = row.last_seen_at + LAST_SEEN_RESOLUTION <= now
+            session_id = row.id
+        if stale:
+            with self.database.transaction() as session:
+                live = session.get(AuthSession, session_id)
+                if live is not None:
+                    live.last_seen_at = now
+        return principal
+
+    def logout(self, secret: str) -> None:
+        """End the session (idempotent: an unknown or ended token is no error)."""
+        with self.database.transaction() as session:
+            row = AuthRepository(session).session_by_hash(token_hash(secret))
+            if row is None or row.revoked_at is not None:
+                return
+            row.revoked_at = self._clock()
+            self.audit.record(
+                AuditAction.LOGOUT,
+                actor=f"user:{row.user_id}",
+                target_type="user",
+                target_id=row.user_id,
+                session=session,
+            )
+
+    def change_password(self, principal: Principal, old: str, new: str) -> None:
+        """The caller's own password; every other session of theirs ends."""
+        require(principal, Permission.OWN_ACCOUNT)
+        if principal.user_id is None:
+            raise InvalidInput("only accounts have passwords")
+        with self.database.read() as session:
+            user = AuthRepository(session).user(principal.user_id)
+            stored = user.password_hash if user else None
+        if stored is None or not self._verify(stored, old):
+            raise InvalidInput("当前密码不正确 (the current password is wrong)")
+        check_password_strength(new)
+        new_hash = self._hasher.hash(new)
+        with self.database.transaction() as session:
+            repo = AuthRepository(session)
+            row = repo.user(principal.user_id)
+            if row is None:
+                raise NotFound(f"user {principal.user_id} not found")
+            row.password_hash = new_hash
+            repo.revoke_sessions_of(row.id, self._clock())
+            self.audit.record(
+                "user.password_change",
+                actor=principal.actor,
+                target_type="user",
+                target_id=row.id,
+                session=session,
+            )
+
+    # -- user administration ------------------------------------------------------------------
+
+    def create_user(
+        self,
+        principal: Principal,
+        username: str,
+        password: str,
+        role: UserRole,
+        *,
+        display_name: str | None = None,
+        village_id: int | None = None,
+        landlord_id: int | None = None,
+    ) -> UserSummary:
+        require(principal, Permission.MANAGE_USERS)
+        username = username.strip()
+        if not username or len(username) > 100:
+            raise InvalidInput("用户名须为 1-100 个字符 (username must be 1-100 characters)")
+        if display_name is not None and len(display_name) > 200:
+            raise InvalidInput("显示名称过长 (display name longer than 200 characters)")
+        if landlord_id is not None and role is not UserRole.LANDLORD:
+            raise InvalidInput("only landlord accounts link to a landlord record")
+        check_password_strength(password)
+        password_hash = self._hasher.hash(password)
+        from cunan.storage.tables import Landlord
+
+        with self.database.transaction() as session:
+            repo = AuthRepository(session)
+            if repo.user_by_name(username) is not None:
+                raise Conflict(f"用户 {username} 已存在 (user already exists)")
+            user = User(
+                username=username,
+                display_name=display_name,
+                role=role,
+                password_hash=password_hash,
+                village_id=village_id if village_id is not None else principal.village_id,
+                created_at=self._clock(),
+            )
+            repo.add(user)
+            if landlord_id is not None:
+                landlord = session.get(Landlord, landlord_id)
+                if landlord is None:
+                    raise NotFound(f"landlord {landlord_id} not found")
+                if landlord.user_id is not None:
+                    raise Conflict(f"landlord {landlord_id} already has an account")
+                landlord.user_id = user.id
+                session.flush()
+            self.audit.record(
+                AuditAction.USER_CREATE,
+                actor=principal.actor,
+                target_type="user",
+                target_id=user.id,
+                details={"role": role.value, "landlord_id": landlord_id},
+                session=session,
+            )
+            return self._summary(repo, user)
+
+    def list_users(
+        self, principal: Principal, *, offset: int = 0, limit: int = 50
+    ) -> tuple[list[UserSummary], int]:
+        require(principal, Permission.MANAGE_USERS)
+        with self.database.read() as session:
+            repo = AuthRepository(session)
+            rows, total = repo.users(offset=offset, limit=limit)
+            return [self._summary(repo, u) for u in rows], total
+
+    def get_user(self, principal: Principal, user_id: int) -> UserSummary:
+        if principal.user_id != user_id:
+            require(principal, Permission.MANAGE_USERS)
+        with self.database.read() as session:
+            repo = AuthRepository(session)
+            user = repo.user(user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            return self._summary(repo, user)
+
+    def set_disabled(self, principal: Principal, user_id: int, disabled: bool) -> UserSummary:
+        """Disable (every session ends at once) or re-enable an account."""
+        require(principal, Permission.MANAGE_USERS)
+        with self.database.transaction() as session:
+            repo = AuthRepository(session)
+            user = repo.user(user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            if disabled and user.role is UserRole.ADMIN and repo.count_admins() <= 1:
+                raise Conflict("不能停用最后一个管理员 (cannot disable the last admin)")
+            now = self._clock()
+            user.disabled_at = now if disabled else None
+            if disabled:
+                repo.revoke_sessions_of(user.id, now)
+            self.audit.record(
+                "user.disable" if disabled else "user.enable",
+                actor=principal.actor,
+                target_type="user",
+                target_id=user.id,
+                session=session,
+            )
+            return self._summary(repo, user)
+
+    def reset_password(self, principal: Principal, user_id: int, new: str) -> None:
+        """An administrator sets a new password; the user's sessions end."""
+        require(principal, Permission.MANAGE_USERS)
+        check_password_strength(new)
+        new_hash = self._hasher.hash(new)
+        with self.database.transaction() as session:
+            repo = AuthRepository(session)
+            user = repo.user(user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            user.password_hash = new_hash
+            repo.revoke_sessions_of(user.id, self._clock())
+            self.audit.record(
+                "user.password_reset",
+                actor=principal.actor,
+                target_type="user",
+                target_id=user.id,
+                session=session,
+            )
+
+    def needs_setup(self) -> bool:
+        """True while no enabled administrator exists (first run)."""
+        with self.database.read() as session:
+            return AuthRepository(session).count_admins() == 0
+
+    def setup_admin(self, username: str, password: str, *, village_id: int | None) -> int:
+        """Create the first administrator; refused once one exists."""
+        check_password_strength(password)
+        username = username.strip()
+        if not username or len(username) > 100:
+            raise InvalidInput("用户名须为 1-100 个字符 (username must be 1-100 characters)")
+        password_hash = self._hasher.hash(password)
+        with self.database.transaction() as session:
+            repo = AuthRepository(session)
+            if repo.count_admins():
+                raise Conflict("已设置管理员 (an administrator already exists)")
+            if repo.user_by_name(username) is not None:
+                raise Conflict(f"用户 {username} 已存在 (user already exists)")
+            user = User(
+                username=username,
+                role=UserRole.ADMIN,
+                password_hash=password_hash,
+                village_id=village_id,
+                created_at=self._clock(),
+            )
+            repo.add(user)
+            self.audit.record(
+                AuditAction.USER_CREATE,
+                actor="setup",
+                target_type="user",
+                target_id=user.id,
+                details={"role": UserRole.ADMIN.value, "first_run": True},
+                session=session,
+            )
+            return user.id
+
+    # -- API tokens -------------------------------------------------------------------------
+
+    def create_token(
+        self, principal: Principal, name: str, role: UserRole
+    ) -> tuple[TokenSummary, str]:
+        """A new integration token (shown once); only its hash is stored."""
+        require(principal, Permission.MANAGE_USERS)
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidInput("令牌名称须为 1-100 个字符 (token name must be 1-100 characters)")
+        if role is UserRole.LANDLORD:
+            raise InvalidInput("landlord tokens are not supported: landlords log in themselves")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.database.transaction() as session:
+            row = ApiToken(
+                name=name,
+                token_hash=token_hash(secret),
+                role=role,
+                village_id=principal.village_id,
+                created_by=principal.actor,
+                created_at=self._clock(),
+            )
+            AuthRepository(session).add(row)
+            self.audit.record(
+                "token.create",
+                actor=principal.actor,
+                target_type="api_token",
+                target_id=row.id,
+                details={"role": role.value},
+                session=session,
+            )
+            return _token_summary(row), secret
+
+    def list_tokens(self, principal: Principal) -> list[TokenSummary]:
+        require(principal, Permission.MANAGE_USERS)
+        with self.database.read() as session:
+            return [_token_summary(t) for t in AuthRepository(session).tokens()]
+
+    def revoke_token(self, principal: Principal, token_id: int) -> None:
+        require(principal, Permission.MANAGE_USERS)
+        with self.database.transaction() as session:
+            row = AuthRepository(session).token(token_id)
+            if row is None:
+                raise NotFound(f"api token {token_id} not found")
+            if row.revoked_at is None:
+                row.revoked_at = self._clock()
+                self.audit.record(
+                    "token.revoke",
+                    actor=principal.actor,
+                    target_type="api_token",
+                    target_id=row.id,
+                    session=session,
+                )
+
+    def principal_for_token(self, secret: str) -> Principal:
+        with self.database.read() as session:
+            row = AuthRepository(session).token_by_hash(token_hash(secret))
+            if row is None or row.revoked_at is not None:
+                raise Unauthenticated("API 令牌无效或已撤销 (invalid or revoked API token)")
+            principal = Principal(
+                username=f"token:{row.name}",
+                role=row.role,
+                user_id=row.id,
+                village_id=row.village_id,
+                via="token",
+            )
+            stale = row.last_used_at is None or row.last_used_at + LAST_SEEN_RESOLUTION <= (
+                self._clock()
+            )
+            token_id = row.id
+        if stale:
+            with self.database.transaction() as session:
+                live = AuthRepository(session).token(token_id)
+                if live is not None:
+                    live.last_used_at = self._clock()
+        return principal
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _verify(self, stored_hash: str, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(stored_hash, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        target_id: int | None = None,
+        details: dict[str, str | int | None] | None = None,
+    ) -> None:
+        self.audit.record(
+            action,
+            actor=actor,
+            target_type="user" if target_id is not None else None,
+            target_id=target_id,
+            details=details,
+        )
+
+    @staticmethod
+    def _principal(repo: AuthRepository, user: User) -> Principal:
+        return Principal(
+            username=user.username,
+            role=user.role,
+            user_id=user.id,
+            village_id=user.village_id,
+            landlord_id=(
+                repo.landlord_id_of_user(user.id) if user.role is UserRole.LANDLORD else None
+            ),
+        )
+
+    @staticmethod
+    def _summary(repo: AuthRepository, user: User) -> UserSummary:
+        return UserSummary(
+            id=user.id,
+            username=user.username,
+            role=user.role,
+            display_name=user.display_name,
+            village_id=user.village_id,
+            landlord_id=repo.landlord_id_of_user(user.id),
+            disabled=user.disabled_at is not None,
+            created_at=user.created_at,
+        )
+
+
+def _token_summary(row: ApiToken) -> TokenSummary:
+    return TokenSummary(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked=row.revoked_at is not None,
+    )

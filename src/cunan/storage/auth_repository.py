@@ -1,0 +1,70 @@
+"""Queries over login sessions, API tokens and user accounts for the authentication service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from cunan.storage.auth_tables import ApiToken, AuthSession
+from cunan.storage.database import rowcount
+from cunan.storage.enums import UserRole
+from cunan.storage.tables import Landlord, User
+
+
+class AuthRepository:
+    """Sessions, tokens and the account lookups logins need, on one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, row: AuthSession | ApiToken | User) -> None:
+        self.session.add(row)
+        self.session.flush()
+
+    def user(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def user_by_name(self, username: str) -> User | None:
+        return self.session.scalar(select(User).where(User.username == username))
+
+    def landlord_id_of_user(self, user_id: int) -> int | None:
+        return self.session.scalar(select(Landlord.id).where(Landlord.user_id == user_id))
+
+    def count_admins(self) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(User.role == UserRole.ADMIN, User.disabled_at.is_(None))
+            )
+            or 0
+        )
+
+    def users(self, *, offset: int, limit: int) -> tuple[Sequence[User], int]:
+        total = int(self.session.scalar(select(func.count()).select_from(User)) or 0)
+        rows = self.session.scalars(select(User).order_by(User.id).offset(offset).limit(limit))
+        return rows.all(), total
+
+    def session_by_hash(self, token_hash: str) -> AuthSession | None:
+        return self.session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash))
+
+    def revoke_sessions_of(self, user_id: int, now: datetime) -> int:
+        return rowcount(
+            self.session.execute(
+                update(AuthSession)
+                .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        )
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        return self.session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+    def token(self, token_id: int) -> ApiToken | None:
+        return self.session.get(ApiToken, token_id)
+
+    def tokens(self) -> Sequence[ApiToken]:
+        return self.session.scalars(select(ApiToken).order_by(ApiToken.id)).all()

@@ -1,0 +1,314 @@
+"""Paginated, filtered and scoped listings for the API and pages: filtering happens in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from cunan.storage.audit_tables import AuditEntry
+from cunan.storage.case_tables import Case, CaseSighting
+from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.pipeline_tables import Camera, Sighting
+from cunan.storage.tables import House, Landlord, Person, Room, Tenancy
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleFilter:
+    name: str | None = None
+    id_tail: str | None = None
+    house_id: int | None = None
+    room_id: int | None = None
+    category: PersonCategory | None = None
+    status: PersonStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    person: Person
+    room_id: int | None
+    room_label: str | None
+    house_id: int | None
+    address: str | None
+    landlord_name: str | None
+
+
+def _like(text: str) -> str:
+    # Escape LIKE's wildcards so a search for "50%" finds "50%" and nothing else.
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _count(session: Session, query: Select[*tuple[Any, ...]]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+class QueryRepository:
+    """Listings with a landlord scope: ``landlord_id`` set means only that landlord's rows."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- people ---------------------------------------------------------------------------
+
+    def _current_tenancy(self, today: date) -> Any:
+        """One current tenancy per person (the latest move-in), as a subquery."""
+        ranked = (
+            select(
+                Tenancy.person_id,
+                Tenancy.room_id,
+                func.row_number()
+                .over(partition_by=Tenancy.person_id, order_by=Tenancy.move_in.desc())
+                .label("rank"),
+            )
+            .where(
+                Tenancy.move_in <= today, or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today)
+            )
+            .subquery()
+        )
+        return select(ranked.c.person_id, ranked.c.room_id).where(ranked.c.rank == 1).subquery()
+
+    def people(
+        self,
+        filters: PeopleFilter,
+        page: Page,
+        *,
+        today: date,
+        landlord_id: int | None,
+    ) -> tuple[list[PersonRow], int]:
+        current = self._current_tenancy(today)
+        query = (
+            select(Person, Room.id, Room.label, House.id, House.address, Landlord.name)
+            .outerjoin(current, current.c.person_id == Person.id)
+            .outerjoin(Room, Room.id == current.c.room_id)
+            .outerjoin(House, House.id == Room.house_id)
+            .outerjoin(Landlord, Landlord.id == House.landlord_id)
+        )
+        conditions: list[ColumnElement[bool]] = []
+        if landlord_id is not None:
+            # A landlord sees the people who ever rented one of their rooms (current and past).
+            ever = (
+                select(Tenancy.person_id)
+                .join(Room, Room.id == Tenancy.room_id)
+                .join(House, House.id == Room.house_id)
+                .where(House.landlord_id == landlord_id)
+            )
+            conditions.append(Person.id.in_(ever))
+        if filters.name:
+            conditions.append(Person.name.like(_like(filters.name), escape="\\"))
+        if filters.id_tail:
+            conditions.append(Person.id_number.like(f"%{filters.id_tail}"))
+        if filters.category is not None:
+            conditions.append(Person.category == filters.category)
+        if filters.status is not None:
+            conditions.append(Person.status == filters.status)
+        if filters.room_id is not None:
+            conditions.append(Room.id == filters.room_id)
+        if filters.house_id is not None:
+            conditions.append(House.id == filters.house_id)
+        if conditions:
+            query = query.where(and_(*conditions))
+        total = _count(self.session, query)
+        rows = self.session.execute(
+            query.order_by(Person.id).offset(page.offset).limit(page.limit)
+        ).all()
+        return [PersonRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows], total
+
+    def person_visible(self, person_id: int, landlord_id: int | None) -> Person | None:
+        person = self.session.get(Person, person_id)
+        if person is None or landlord_id is None:
+            return person
+        ever = self.session.scalar(
+            select(func.count())
+            .select_from(Tenancy)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(House, House.id == Room.house_id)
+            .where(Tenancy.person_id == person_id, House.landlord_id == landlord_id)
+        )
+        return person if ever else None
+
+    def tenancies_of(
+        self, person_id: int, landlord_id: int | None
+    ) -> list[tuple[Tenancy, Room, House]]:
+        query = (
+            select(Tenancy, Room, House)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(House, House.id == Room.house_id)
+            .where(Tenancy.person_id == person_id)
+        )
+        if landlord_id is not None:
+            query = query.where(House.landlord_id == landlord_id)
+        return [(t, r, h) for t, r, h in self.session.execute(query.order_by(Tenancy.move_in))]
+
+    # -- places ---------------------------------------------------------------------------
+
+    def houses(
+        self, page: Page, *, landlord_id: int | None, address: str | None = None
+    ) -> tuple[list[tuple[House, str | None]], int]:
+        query = select(House, Landlord.name).outerjoin(Landlord, Landlord.id == House.landlord_id)
+        if landlord_id is not None:
+            query = query.where(House.landlord_id == landlord_id)
+        if address:
+            query = query.where(House.address.like(_like(address), escape="\\"))
+        total = _count(self.session, query)
+        rows = self.session.execute(query.order_by(House.id).offset(page.offset).limit(page.limit))
+        return [(h, n) for h, n in rows], total
+
+    def house_visible(self, house_id: int, landlord_id: int | None) -> House | None:
+        house = self.session.get(House, house_id)
+        if house is None or (landlord_id is not None and house.landlord_id != landlord_id):
+            return None
+        return house
+
+    def rooms_of_house(self, house_id: int, *, today: date) -> list[tuple[Room, int]]:
+        """Each room with the number of people living in it today."""
+        occupied = (
+            select(Tenancy.room_id, func.count().label("n"))
+            .where(
+                Tenancy.move_in <= today,
+                or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today),
+            )
+            .group_by(Tenancy.room_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(Room, func.coalesce(occupied.c.n, 0))
+            .outerjoin(occupied, occupied.c.room_id == Room.id)
+            .where(Room.house_id == house_id)
+            .order_by(Room.label)
+        )
+        return [(r, int(n)) for r, n in rows]
+
+    def current_tenants_of_house(
+        self, house_id: int, *, today: date
+    ) -> list[tuple[Tenancy, Person, Room]]:
+        rows = self.session.execute(
+            select(Tenancy, Person, Room)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(Person, Person.id == Tenancy.person_id)
+            .where(
+                Room.house_id == house_id,
+                Tenancy.move_in <= today,
+                or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today),
+            )
+            .order_by(Room.label, Person.id)
+        )
+        return [(t, p, r) for t, p, r in rows]
+
+    def tenancy_visible(self, tenancy_id: int, landlord_id: int | None) -> Tenancy | None:
+        row = self.session.execute(
+            select(Tenancy, House.landlord_id)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(House, House.id == Room.house_id)
+            .where(Tenancy.id == tenancy_id)
+        ).first()
+        if row is None or (landlord_id is not None and row[1] != landlord_id):
+            return None
+        tenancy: Tenancy = row[0]
+        return tenancy
+
+    # -- cases and sightings --------------------------------------------------------------
+
+    def cases(
+        self,
+        page: Page,
+        *,
+        statuses: Sequence[str] | None,
+        camera: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> tuple[list[Case], int]:
+        query = select(Case)
+        if statuses:
+            query = query.where(Case.status.in_(list(statuses)))
+        if since is not None:
+            query = query.where(Case.last_seen_at >= since)
+        if until is not None:
+            query = query.where(Case.first_seen_at < until)
+        if camera:
+            member = aliased(Sighting)
+            query = query.where(
+                Case.id.in_(
+                    select(CaseSighting.case_id)
+                    .join(member, member.id == CaseSighting.sighting_id)
+                    .where(member.camera_name == camera)
+                )
+            )
+        total = _count(self.session, query)
+        rows = self.session.scalars(
+            query.order_by(Case.sightings_count.desc(), Case.last_seen_at.desc(), Case.id)
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        return list(rows), total
+
+    def sightings(
+        self,
+        page: Page,
+        *,
+        camera_id: int | None,
+        decision: str | None,
+        person_id: int | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> tuple[list[Sighting], int]:
+        query = select(Sighting)
+        if camera_id is not None:
+            query = query.where(Sighting.camera_id == camera_id)
+        if decision:
+            query = query.where(Sighting.decision == decision)
+        if person_id is not None:
+            query = query.where(Sighting.person_id == person_id)
+        if since is not None:
+            query = query.where(Sighting.started_at >= since)
+        if until is not None:
+            query = query.where(Sighting.started_at < until)
+        total = _count(self.session, query)
+        rows = self.session.scalars(
+            query.order_by(Sighting.started_at.desc(), Sighting.id.desc())
+            .offset(page.offset)
+            .limit(page.limit)
+        )
+        return list(rows), total
+
+    def cameras(self) -> list[Camera]:
+        return list(self.session.scalars(select(Camera).order_by(Camera.id)))
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit(
+        self,
+        page: Page,
+        *,
+        action: str | None,
+        actor: str | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> tuple[list[AuditEntry], int]:
+        query = select(AuditEntry)
+        if action:
+            # "export" finds "export" and every "export.*" action.
+            query = query.where(
+                or_(AuditEntry.action == action, AuditEntry.action.like(f"{action}.%"))
+            )
+        if actor:
+            query = query.where(AuditEntry.actor == actor)
+        if since is not None:
+            query = query.where(AuditEntry.recorded_at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.recorded_at < until)
+        total = _count(self.session, query)
+        rows = self.session.scalars(
+            query.order_by(AuditEntry.seq.desc()).offset(page.offset).limit(page.limit)
+        )
+        return list(rows), total

@@ -1,0 +1,141 @@
+"""Every role against every route, and a landlord against their own and another's records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import Village
+
+ROLES = ("admin", "staff", "auditor", "landlord_a")
+
+#: (method, path, body, {role: expected status}). Paths use ``{own}``/``{other}`` for the
+#: landlord_a's own record and landlord_b's; other roles see both.
+MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
+    (
+        "GET",
+        "/api/v1/people",
+        None,
+        {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 200},
+    ),
+    (
+        "GET",
+        "/api/v1/houses",
+        None,
+        {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 200},
+    ),
+    ("GET", "/api/v1/cases", None, {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 403}),
+    (
+        "GET",
+        "/api/v1/sightings",
+        None,
+        {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 403},
+    ),
+    (
+        "GET",
+        "/api/v1/cameras",
+        None,
+        {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 403},
+    ),
+    ("GET", "/api/v1/audit", None, {"admin": 200, "staff": 403, "auditor": 200, "landlord_a": 403}),
+    (
+        "POST",
+        "/api/v1/audit/verify",
+        None,
+        {"admin": 200, "staff": 403, "auditor": 200, "landlord_a": 403},
+    ),
+    ("GET", "/api/v1/users", None, {"admin": 200, "staff": 403, "auditor": 403, "landlord_a": 403}),
+    (
+        "GET",
+        "/api/v1/tokens",
+        None,
+        {"admin": 200, "staff": 403, "auditor": 403, "landlord_a": 403},
+    ),
+    (
+        "POST",
+        "/api/v1/users",
+        {"username": "x-{role}", "password": "Correct-horse-9", "role": "staff"},
+        {"admin": 201, "staff": 403, "auditor": 403, "landlord_a": 403},
+    ),
+    (
+        "GET",
+        "/api/v1/auth/me",
+        None,
+        {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 200},
+    ),
+    (
+        "POST",
+        "/api/v1/cases/999999/false-alarm",
+        None,
+        {"admin": 404, "staff": 404, "auditor": 403, "landlord_a": 403},
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX, ids=lambda v: str(v)[:40])
+def test_role_matrix(
+    clients: dict[str, TestClient],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    expected: dict[str, int],
+) -> None:
+    for role in ROLES:
+        payload = None
+        if body is not None:
+            payload = {
+                k: v.replace("{role}", role) if isinstance(v, str) else v for k, v in body.items()
+            }
+        response = clients[role].request(method, path, json=payload)
+        assert response.status_code == expected[role], (role, method, path, response.text)
+
+
+def test_landlord_sees_own_house_and_tenants_and_nothing_else(
+    clients: dict[str, TestClient], village: Village
+) -> None:
+    landlord = clients["landlord_a"]
+    own_house, other_house = village.house["a"], village.house["b"]
+    assert landlord.get(f"/api/v1/houses/{own_house}").status_code == 200
+    hidden = landlord.get(f"/api/v1/houses/{other_house}")
+    missing = landlord.get("/api/v1/houses/987654")
+    # Another landlord's house answers exactly like a house that does not exist.
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["title"] == missing.json()["title"]
+    assert landlord.get(f"/api/v1/people/{village.tenant['a']}").status_code == 200
+    assert landlord.get(f"/api/v1/people/{village.tenant['b']}").status_code == 404
+    houses = landlord.get("/api/v1/houses").json()
+    assert [h["id"] for h in houses["items"]] == [own_house]
+    assert houses["total"] == 1
+    people = landlord.get("/api/v1/people").json()
+    assert {p["id"] for p in people["items"]} == {village.tenant["a"]}
+    # Staff see both landlords' houses and tenants.
+    staff_people = clients["staff"].get("/api/v1/people").json()
+    assert {village.tenant["a"], village.tenant["b"]} <= {p["id"] for p in staff_people["items"]}
+
+
+def test_landlord_reports_move_out_of_own_tenant_only(
+    clients: dict[str, TestClient], village: Village
+) -> None:
+    landlord = clients["landlord_a"]
+    other = landlord.post(
+        f"/api/v1/tenancies/{village.tenancy['b']}/move-out", json={"move_out": "2026-01-01"}
+    )
+    assert other.status_code == 404
+    # The other landlord's tenant is still living there.
+    detail = clients["staff"].get(f"/api/v1/people/{village.tenant['b']}").json()
+    assert detail["tenancies"][0]["move_out"] is None
+    # Auditors change nothing.
+    refused = clients["auditor"].post(
+        f"/api/v1/tenancies/{village.tenancy['a']}/move-out", json={"move_out": "2026-01-01"}
+    )
+    assert refused.status_code == 403
+
+
+def test_landlord_person_detail_hides_what_is_not_theirs(
+    clients: dict[str, TestClient], village: Village
+) -> None:
+    detail = clients["landlord_a"].get(f"/api/v1/people/{village.tenant['a']}").json()
+    assert detail["non_face_note"] is None
+    assert all(t["house_id"] == village.house["a"] for t in detail["tenancies"])

@@ -1,0 +1,66 @@
+"""Logged in by default: every route answers 401 without a session unless it is on the short,
+explicit public allowlist."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from cunan.api.app import PUBLIC_PATHS, all_routes
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_every_route_needs_a_session_unless_allowlisted(
+    api: FastAPI, clients: dict[str, TestClient]
+) -> None:
+    anonymous = clients["anonymous"]
+    for route in api.routes:
+        if isinstance(route, Mount):
+            assert route.path in PUBLIC_PATHS, f"mount {route.path} is not on the allowlist"
+    walked = sorted(set(all_routes(api)))
+    for method, path in walked:
+        if path in PUBLIC_PATHS or method == "HEAD":
+            continue
+        response = anonymous.request(method, _concrete(path))
+        assert response.status_code == 401, (method, path, response.status_code)
+        assert response.headers["content-type"] == "application/problem+json"
+    # The walk saw the whole application: every path of the OpenAPI schema, and the docs.
+    schema = clients["admin"].get("/api/v1/openapi.json").json()
+    documented = {(m.upper(), p) for p, item in schema["paths"].items() for m in item}
+    assert documented <= set(walked)
+    assert len(walked) > 25
+    assert ("GET", "/api/v1/openapi.json") in walked
+
+
+def test_the_public_allowlist_is_short_and_answers_without_a_session(
+    clients: dict[str, TestClient],
+) -> None:
+    assert len(PUBLIC_PATHS) <= 6
+    response = clients["anonymous"].get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+    # The docs' own files are public, the docs page and the schema are not.
+    assert clients["anonymous"].get("/api/docs-assets/swagger-ui.css").status_code == 200
+    assert clients["anonymous"].get("/api/docs").status_code == 401
+
+
+def test_api_docs_are_offline_and_for_admins_only(clients: dict[str, TestClient]) -> None:
+    page = clients["admin"].get("/api/docs")
+    assert page.status_code == 200
+    html = page.text
+    # Every script and stylesheet comes from this server; no inline script.
+    for url in re.findall(r'(?:src|href)="([^"]+)"', html):
+        assert url.startswith("/"), url
+    assert "<script>" not in html
+    schema = clients["admin"].get("/api/v1/openapi.json")
+    assert schema.status_code == 200
+    assert "/api/v1/people" in schema.json()["paths"]
+    for role in ("staff", "auditor", "landlord_a"):
+        assert clients[role].get("/api/docs").status_code == 403
+        assert clients[role].get("/api/v1/openapi.json").status_code == 403
