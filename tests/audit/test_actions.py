@@ -7,6 +7,8 @@ from pathlib import Path
 
 from cunan.audit.log import AuditAction, AuditLog
 from cunan.pipeline.store import CameraStore
+from cunan.security.cipher import FieldCipher
+from cunan.security.keys import KeyRing
 from cunan.storage.database import Database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +42,8 @@ def test_docs_name_exactly_the_recorded_codes() -> None:
 
 def test_camera_changes_and_the_public_notice_are_audited(database: Database) -> None:
     audit = AuditLog(database)
-    cameras = CameraStore(database, audit=audit, actor="cli:test")
+    cipher = FieldCipher(KeyRing.generate())
+    cameras = CameraStore(database, cipher=cipher, audit=audit, actor="cli:test")
     camera_id = cameras.add("gate", "rtsp://user:secret@cam/1")
     cameras.update("gate", enabled=True, public_notice_posted=True)
     cameras.update("gate", enabled=False)

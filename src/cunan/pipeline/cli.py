@@ -50,7 +50,12 @@ def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
 
 def _cameras(registry: Registry) -> CameraStore:
     """The camera store recording changes in the audit log, as whoever runs the command."""
-    return CameraStore(registry.database, audit=registry.audit, actor=registry.service.actor)
+    return CameraStore(
+        registry.database,
+        cipher=registry.service.cipher,
+        audit=registry.audit,
+        actor=registry.service.actor,
+    )
 
 
 # -- watch ------------------------------------------------------------------------------------
@@ -102,7 +107,7 @@ def watch_command(
     from cunan.pipeline.build import build_runner, target_for_camera
 
     with _registry(data_dir) as (registry, settings):
-        camera = CameraStore(registry.database).find(source)
+        camera = CameraStore(registry.database, cipher=registry.service.cipher).find(source)
         if camera is not None:
             camera.require_notice()
             target = target_for_camera(camera, realtime=realtime)

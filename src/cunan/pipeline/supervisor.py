@@ -103,7 +103,7 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
     settings = load_settings()
     registry = open_registry(Path(data_dir), settings)
     try:
-        camera = CameraStore(registry.database).get(camera_id)
+        camera = CameraStore(registry.database, cipher=registry.service.cipher).get(camera_id)
         camera.require_notice()
         runner = build_runner(registry, settings, target_for_camera(camera), camera=camera)
 

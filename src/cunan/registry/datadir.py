@@ -11,6 +11,7 @@ import platformdirs
 
 from cunan.audit.log import AuditLog, cli_actor
 from cunan.config import Settings
+from cunan.pipeline.store import CameraStore
 from cunan.registry.accounts import AccountService, check_password_strength
 from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
 from cunan.registry.keybinding import bind_key_ring
@@ -127,6 +128,8 @@ def open_registry(
         upgrade(database)
         if keyring is not None:
             bind_key_ring(database, keyring, key_file)
+            # Camera passwords stored before they were encrypted are sealed now.
+            CameraStore(database, cipher=FieldCipher(keyring)).seal_plaintext_passwords()
     except BaseException:
         database.dispose()
         raise

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from cunan.audit.log import AuditAction, AuditLog, system_actor
 from cunan.cases.service import quiet_face_context
-from cunan.pipeline.store import crop_context, embedding_context
+from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
 from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
 from cunan.registry.service import photo_context, template_context
 from cunan.security.cipher import FieldCipher
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
 from cunan.storage.key_repository import DiscardedFaceData, KeyCheckRepository
+from cunan.storage.pipeline_repository import CameraRepository
 from cunan.storage.repositories import RegistryRepository
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def rotate_keys(
     ring.save(key_file)
     cipher = FieldCipher(ring)
     retired = tuple(sorted(k for k in ring.keys if k != ring.active))
-    templates = photos = crops = embeddings = quiet = 0
+    templates = photos = crops = embeddings = quiet = camera_urls = 0
     with database.transaction() as session:
         repo = RegistryRepository(session)
         after = 0
@@ -144,6 +145,16 @@ def rotate_keys(
                 quiet += 1
             after = quiet_batch[-1].id
             session.expunge_all()
+        for camera in CameraRepository(session).cameras():
+            if camera.stream_url_ciphertext is not None:
+                ctx = camera_url_context(camera.id)
+                plain = cipher.decrypt(
+                    camera.stream_url_ciphertext, ctx, what=f"camera {camera.id} URL"
+                )
+                camera.stream_url_ciphertext = cipher.encrypt(plain, ctx)
+                camera.key_id = ring.active
+                camera_urls += 1
+        session.flush()
         still_old = repo.key_ids_in_use() - {ring.active}
         if still_old:
             raise KeyFileError(f"rotation incomplete: keys {sorted(still_old)} still in use")
@@ -161,6 +172,7 @@ def rotate_keys(
                     "sighting_crops": crops,
                     "sighting_embeddings": embeddings,
                     "quiet_faces": quiet,
+                    "camera_urls": camera_urls,
                 },
                 session=session,
             )
@@ -228,6 +240,7 @@ def reset_keys(
                     "photos": discarded.photos,
                     "sightings": discarded.sightings,
                     "quiet_faces": discarded.quiet_faces,
+                    "camera_urls": discarded.camera_urls,
                 },
                 session=session,
             )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import TemplateChangeKind
-from cunan.storage.pipeline_tables import Sighting
+from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import EnrolmentPhoto, KeyCheck
 
@@ -24,6 +24,9 @@ class DiscardedFaceData:
     photos: int
     sightings: int
     quiet_faces: int
+    #: Cameras whose URL (with its password) was encrypted: they keep the redacted URL and
+    #: must be added again with the password.
+    camera_urls: int = 0
 
 
 class KeyCheckRepository:
@@ -78,6 +81,17 @@ class KeyCheckRepository:
             )
         )
         quiet = rowcount(self.session.execute(delete(CaseQuietFace)))
+        cameras = rowcount(
+            self.session.execute(
+                update(Camera)
+                .where(Camera.stream_url_ciphertext.is_not(None))
+                .values(stream_url_ciphertext=None, key_id=None)
+            )
+        )
         return DiscardedFaceData(
-            templates=templates, photos=photos, sightings=sightings, quiet_faces=quiet
+            templates=templates,
+            photos=photos,
+            sightings=sightings,
+            quiet_faces=quiet,
+            camera_urls=cameras,
         )

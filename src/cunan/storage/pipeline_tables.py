@@ -39,8 +39,11 @@ class Camera(Base):
     )
     area_id: Mapped[int | None] = mapped_column(ForeignKey("grid_areas.id", ondelete="SET NULL"))
     house_id: Mapped[int | None] = mapped_column(ForeignKey("houses.id", ondelete="SET NULL"))
-    #: May carry the camera's password: shown only through ``redact_url``.
+    #: The URL without its credentials (``redact_url``) when it has any: the whole URL,
+    #: password included, is then only in ``stream_url_ciphertext`` (AES-GCM, data key).
     stream_url: Mapped[str] = mapped_column(Text)
+    stream_url_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Recognition refuses to start until the public notice sign is recorded as posted.
     public_notice_posted: Mapped[bool] = mapped_column(Boolean, default=False)

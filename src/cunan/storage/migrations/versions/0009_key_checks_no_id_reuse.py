@@ -1,4 +1,5 @@
-"""Key check values bind a key file to its database; SQLite ids are never reused.
+"""Key check values bind a key file to its database; SQLite ids are never reused; camera
+URLs with a password get an encrypted column (sealed by the application, which holds the key).
 
 Revision ID: 0009
 Revises: 0008
@@ -39,8 +40,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key_id", name=op.f("pk_key_checks")),
     )
     bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        return
+    if bind.dialect.name == "sqlite":
+        _sqlite_autoincrement(bind)
+    # After the rebuild: SQLite appends added columns to the table's text as they are.
+    op.add_column("cameras", sa.Column("stream_url_ciphertext", sa.LargeBinary(), nullable=True))
+    op.add_column("cameras", sa.Column("key_id", sa.String(length=32), nullable=True))
+
+
+def _sqlite_autoincrement(bind: sa.engine.Connection) -> None:
     for table in AUTOINCREMENT_TABLES:
         _rebuild_with_autoincrement(bind, table)
     # Ids removed before this migration: the change feed still names removed people, so a
@@ -85,5 +92,10 @@ def _rebuild_with_autoincrement(bind: sa.engine.Connection, table: str) -> None:
 
 def downgrade() -> None:
     # AUTOINCREMENT stays: a plain INTEGER PRIMARY KEY would allow reuse again, and the
-    # rebuild back would gain nothing.
+    # rebuild back would gain nothing. Sealed camera URLs keep their redacted form: the
+    # password must be entered again after a downgrade.
+    # Plain DROP COLUMN (SQLite >= 3.35, PostgreSQL): a batch rebuild of cameras would
+    # cascade into the sightings and leases that reference it.
+    op.execute("ALTER TABLE cameras DROP COLUMN key_id")
+    op.execute("ALTER TABLE cameras DROP COLUMN stream_url_ciphertext")
     op.drop_table("key_checks")
