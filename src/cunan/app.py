@@ -24,9 +24,14 @@ if TYPE_CHECKING:
     from cunan.notify.dispatcher import NotificationDispatcher
     from cunan.pipeline.store import CameraStore, EventOutbox
     from cunan.pipeline.supervisor import Worker
+    from cunan.registry.import_jobs import ImportJob, ImportJobs
+    from cunan.registry.importer import ImportOptions
     from cunan.stats.service import StatsService
 
 logger = logging.getLogger(__name__)
+
+#: Import progress is announced to open pages at most this often (seconds).
+IMPORT_PROGRESS_EVERY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,8 @@ class CunanApp:
     dispatcher: NotificationDispatcher | None
     _engine: FaceEngine | None = None
     _gallery: LiveGallery | None = None
+    _imports: ImportJobs | None = None
+    _import_announced: dict[str, float] = field(default_factory=dict)
     _lazy_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -106,7 +113,8 @@ class CunanApp:
             duties = Duties.build(registry.database, registry.service, settings.duties)
             stats = StatsService(registry.database, settings.duties, departures=duties.departures)
             # 5. Cameras and the transactional outbox their sightings are announced through.
-            cameras = CameraStore(registry.database)
+            # With the data key: camera passwords are stored encrypted (docs/keys.md).
+            cameras = CameraStore(registry.database, cipher=registry.service.cipher)
             outbox = EventOutbox(registry.database)
         except BaseException:
             registry.close()
@@ -165,6 +173,55 @@ class CunanApp:
                 self.registry.service.add_listener(gallery)
                 self._gallery = gallery
             return self._gallery
+
+    @property
+    def imports(self) -> ImportJobs:
+        """Roster imports uploaded over the API, run one at a time in the background."""
+        with self._lazy_lock:
+            if self._imports is None:
+                from cunan.registry.import_jobs import ImportJobs
+
+                self._imports = ImportJobs(
+                    self.data_dir,
+                    self.registry.service,
+                    self._import_options,
+                    announce=self._announce_import,
+                )
+            return self._imports
+
+    def _import_options(self, photos: Path, dry_run: bool, create_places: bool) -> ImportOptions:
+        from cunan.faces.engine import EngineConfig
+        from cunan.registry.importer import ImportOptions
+
+        faces = self.settings.faces
+        return ImportOptions(
+            photos_dir=photos,
+            dry_run=dry_run,
+            create_places=create_places,
+            # One photo-checking process: the cameras keep the other core.
+            workers=1,
+            reported_by="roster import (web)",
+            engine=EngineConfig.from_settings(faces),
+            max_image_pixels=faces.max_image_pixels,
+            guardian_under_age=self.settings.registry.guardian_consent_under_age,
+        )
+
+    def _announce_import(self, job: ImportJob) -> None:
+        """Progress to open pages, at most every couple of seconds (each is a write)."""
+        import time
+
+        now = time.monotonic()
+        last = self._import_announced.get(job.id, 0.0)
+        if job.finished_at is None and now - last < IMPORT_PROGRESS_EVERY_S:
+            return
+        self._import_announced[job.id] = now
+        with self.registry.database.transaction() as session:
+            from cunan.storage.cases_repository import CaseRepository
+
+            CaseRepository(session).announce(
+                "live.import.progress",
+                {"job": job.id, "state": job.state.value, "done": job.done, "total": job.total},
+            )
 
     def services_for(self, principal: Principal) -> AppServices:
         """The services recording ``principal`` as the actor of what they change."""

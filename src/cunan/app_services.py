@@ -11,14 +11,20 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
-from cunan.errors import InvalidInput
+from cunan.errors import InvalidInput, Unavailable
 from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
 if TYPE_CHECKING:
     from cunan.app import CunanApp
+    from cunan.capture.snapshot import Snapshot
     from cunan.cases.views import CaseView
+    from cunan.duties.departures import OverdueTenancy
+    from cunan.duties.reconcile import TaskView
+    from cunan.notify.deadletters import DeadLetterView
+    from cunan.pipeline.cameras import CameraRecord
+    from cunan.registry.import_jobs import ImportJob
     from cunan.registry.service import RegistryService
 
 logger = logging.getLogger(__name__)
@@ -178,6 +184,16 @@ class NewPersonRequest:
     room_id: int | None = None
     landlord_id: int | None = None
     move_in: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRequest:
+    name: str
+    url: str
+    public_notice_posted: bool
+    enabled: bool = True
+    house_id: int | None = None
+    zone_json: str | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -628,6 +644,219 @@ class AppServices:
             fresh_photo=fresh,
         )
         return result.person_id
+
+    def merge_cases(self, target_id: int, source_id: int) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.merge(target_id, source_id, actor=self.principal.actor)
+
+    def split_case(self, case_id: int, sighting_ids: Sequence[int]) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.split(case_id, sighting_ids, actor=self.principal.actor)
+
+    def reopen_case(self, case_id: int) -> CaseView:
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.cases.reopen(case_id, actor=self.principal.actor)
+
+    # -- departures and landlord tasks ----------------------------------------------------------
+
+    def overdue_departures(self) -> list[OverdueTenancy]:
+        """Tenancies whose move-out was reported late or not at all (landlords: their own)."""
+        require(self.principal, Permission.READ_DEPARTURES)
+        scope = landlord_scope(self.principal)
+        rows = self.app.departures.overdue(today=self.today())
+        # The overdue list is small (one row per late tenancy); the landlord filter keeps
+        # to the landlord recorded on each tenancy.
+        return [r for r in rows if scope is None or r.landlord_id == scope]
+
+    def confirmation_tasks(self, *, open_only: bool = True) -> list[TaskView]:
+        """Confirmation tasks (still living here?) of tenants not seen for long."""
+        require(self.principal, Permission.READ_DEPARTURES)
+        return self.app.duties.reconciler.tasks(
+            open_only=open_only, landlord_id=landlord_scope(self.principal)
+        )
+
+    def confirm_task(self, task_id: int) -> TaskView:
+        """The tenant still lives here: the task closes and the not-seen clock restarts."""
+        require(self.principal, Permission.CONFIRM_TASK)
+        scope = landlord_scope(self.principal)
+        if scope is not None and all(
+            t.id != task_id for t in self.confirmation_tasks(open_only=False)
+        ):
+            raise hidden("confirmation task", task_id)
+        return self.app.duties.reconciler.confirm(
+            task_id, confirmed_by=self.principal.username, actor=self.principal.actor
+        )
+
+    # -- cameras --------------------------------------------------------------------------------
+
+    def _check_camera_url(self, url: str) -> None:
+        """Network cameras for everyone who manages cameras; a local file or device only for
+        administrators (reading the server's own files is not a staff member's right)."""
+        from urllib.parse import urlsplit
+
+        scheme = urlsplit(url.strip()).scheme.lower()
+        if scheme in {"rtsp", "rtsps", "rtmp", "http", "https"}:
+            return
+        require(self.principal, Permission.MANAGE_SETTINGS)
+
+    def add_camera(self, request: CameraRequest) -> CameraRecord:
+        require(self.principal, Permission.MANAGE_CAMERAS)
+        self._check_camera_url(request.url)
+        cameras = self.app.cameras
+        camera_id = cameras.add(
+            request.name,
+            request.url,
+            village_id=self.principal.village_id,
+            house_id=request.house_id,
+            enabled=request.enabled,
+            public_notice_posted=request.public_notice_posted,
+            zone_json=request.zone_json,
+        )
+        self.app.audit.record(
+            "camera.add",
+            actor=self.principal.actor,
+            target_type="camera",
+            target_id=camera_id,
+            details={"public_notice_posted": request.public_notice_posted},
+        )
+        return cameras.get(camera_id)
+
+    def update_camera(
+        self,
+        camera_id: int,
+        *,
+        enabled: bool | None,
+        public_notice_posted: bool | None,
+        zone_json: str | None,
+    ) -> CameraRecord:
+        require(self.principal, Permission.MANAGE_CAMERAS)
+        record = self.app.cameras.update(
+            camera_id,
+            enabled=enabled,
+            public_notice_posted=public_notice_posted,
+            zone_json=zone_json,
+        )
+        self.app.audit.record(
+            "camera.update",
+            actor=self.principal.actor,
+            target_type="camera",
+            target_id=camera_id,
+            details={
+                "enabled": enabled,
+                "public_notice_posted": public_notice_posted,
+                "zone_changed": zone_json is not None,
+            },
+        )
+        return record
+
+    def remove_camera(self, camera_id: int) -> None:
+        require(self.principal, Permission.MANAGE_CAMERAS)
+        self.app.cameras.remove(camera_id)
+        self.app.audit.record(
+            "camera.remove", actor=self.principal.actor, target_type="camera", target_id=camera_id
+        )
+
+    def get_camera(self, camera_id: int) -> CameraRecord:
+        require(self.principal, Permission.READ_CAMERAS)
+        return self.app.cameras.get(camera_id)
+
+    def list_cameras(self) -> list[CameraRecord]:
+        require(self.principal, Permission.READ_CAMERAS)
+        return self.app.cameras.list()
+
+    def camera_snapshot(self, camera_id: int) -> Snapshot:
+        """The camera's picture now (for the zone editor and "test connection")."""
+        require(self.principal, Permission.READ_CAMERAS)
+        from cunan.capture.snapshot import snapshot
+        from cunan.capture.sources import SourceConfig, SourceError
+
+        camera = self.app.cameras.get(camera_id)
+        s = camera.settings
+        try:
+            return snapshot(
+                SourceConfig(
+                    camera.stream_url,
+                    rtsp_transport=s.rtsp_transport,
+                    open_timeout_s=s.open_timeout_s,
+                    read_timeout_s=s.read_timeout_s,
+                    realtime=False,
+                )
+            )
+        except SourceError as exc:
+            raise Unavailable(f"camera {camera_id}: {exc}") from None
+
+    def sighting_crop(self, sighting_id: int) -> bytes:
+        require(self.principal, Permission.READ_SIGHTINGS)
+        from cunan.pipeline.store import SightingStore
+
+        crop = SightingStore(self._db, self.app.registry.service.cipher).crop(sighting_id)
+        if crop is None:
+            raise hidden("crop of sighting", sighting_id)
+        return crop
+
+    # -- roster imports ---------------------------------------------------------------------
+
+    def start_import(
+        self,
+        roster: bytes,
+        roster_name: str,
+        photos_zip: bytes | None,
+        *,
+        dry_run: bool,
+        create_places: bool,
+    ) -> ImportJob:
+        """Check (dry run) or import an uploaded roster with a ZIP of its photos, in the
+        background; follow it with :meth:`import_job`."""
+        require(self.principal, Permission.ENROL)
+        require(self.principal, Permission.EDIT_REGISTRY)
+        if not roster:
+            raise InvalidInput("the roster file is empty")
+        return self.app.imports.start(
+            roster,
+            roster_name,
+            photos_zip,
+            dry_run=dry_run,
+            create_places=create_places,
+            actor=self.principal.actor,
+        )
+
+    def import_job(self, job_id: str) -> ImportJob:
+        require(self.principal, Permission.ENROL)
+        return self.app.imports.get(job_id)
+
+    # -- statistics, settings, notifications ----------------------------------------------
+
+    def statistics(self) -> dict[str, object]:
+        require(self.principal, Permission.READ_STATS)
+        return self.app.stats.compute().as_dict()
+
+    def settings_view(self) -> dict[str, object]:
+        """The settings in force, without secrets (passwords, webhook secrets, URLs with
+        credentials)."""
+        require(self.principal, Permission.READ_SETTINGS)
+        settings = self.app.settings
+        return {
+            "faces": settings.faces.model_dump(mode="json"),
+            "matching": settings.matching.model_dump(mode="json"),
+            "cases": settings.cases.model_dump(mode="json"),
+            "duties": settings.duties.model_dump(mode="json"),
+            "web": settings.web.model_dump(mode="json"),
+            "registry": settings.registry.model_dump(mode="json"),
+            "database": "postgresql" if settings.database_url else "sqlite",
+            # Channel counts only: their URLs, secrets and passwords stay out of views.
+            "notify": {
+                "include_face_data": settings.notify.include_face_data,
+                "webhooks": len(settings.notify.webhooks),
+                "mqtt": len(settings.notify.mqtt),
+                "email": len(settings.notify.email),
+            },
+        }
+
+    def dead_letters(self) -> list[DeadLetterView]:
+        require(self.principal, Permission.READ_NOTIFY)
+        from cunan.notify.deadletters import DeadLetterStore
+
+        return DeadLetterStore(self._db).pending()
 
     # -- sightings, audit, stats --------------------------------------------------------------
 

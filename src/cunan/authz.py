@@ -90,14 +90,16 @@ class Principal:
     village_id: int | None = None
     #: The landlord record a landlord-role account speaks for (None: sees no house at all).
     landlord_id: int | None = None
-    #: ``user`` (a web or API session), ``token`` (an integration), ``local`` (the CLI).
+    #: ``user`` (a web or API session), ``token`` (an integration), ``local`` (the command
+    #: line or the server's own background work).
     via: str = "user"
 
     @property
     def actor(self) -> str:
         """The audit log's actor string."""
         if self.via == "local":
-            return f"local:{self.username}"
+            # The command line, acting as this account (cunan.cliutil.cli_principal).
+            return f"cli:{self.username}"[:100]
         if self.via == "token":
             return f"token:{self.user_id}"
         return f"user:{self.user_id}"

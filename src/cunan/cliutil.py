@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+from cunan.authz import Principal
 from cunan.config import Settings, load_settings
 from cunan.registry.datadir import (
     Registry,
@@ -22,7 +24,12 @@ from cunan.registry.datadir import (
 from cunan.registry.errors import RegistryError
 from cunan.security.keys import KeyFileError
 from cunan.storage.database import SQLITE_FILENAME, Database
+from cunan.storage.enums import UserRole
 from cunan.storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from cunan.app import CunanApp
+    from cunan.app_services import AppServices
 
 #: Exit code for errors a command could not get past; 0 and 1 are answers where a command
 #: gives one (``faces compare``, ``audit verify``).
@@ -109,3 +116,68 @@ def opened_database(data_dir: Path | None) -> Iterator[tuple[Database, Settings]
             yield database, settings
     finally:
         database.dispose()
+
+
+#: Environment variable naming the CunAn account a command acts as (see cli_principal).
+ACT_AS_ENV = "CUNAN_USER"
+
+
+def cli_principal(database: Database) -> Principal:
+    """The CunAn account the command line acts as, with that account's role and scope.
+
+    ``CUNAN_USER`` names it; unset, the account named like the operating-system user, else
+    the installation's only administrator. Whoever can run commands on the data dir holds
+    its key anyway; naming an account keeps the audit trail about people, not machines.
+    """
+    import getpass
+
+    from cunan.storage.auth_repository import AuthRepository
+
+    wanted = os.environ.get(ACT_AS_ENV, "").strip()
+    with database.read() as session:
+        repo = AuthRepository(session)
+        user = repo.user_by_name(wanted) if wanted else None
+        if wanted and (user is None or user.disabled_at is not None):
+            fail(f"{ACT_AS_ENV}={wanted}: no such enabled account")
+        if user is None:
+            try:
+                user = repo.user_by_name(getpass.getuser())
+            except (KeyError, OSError):
+                user = None
+        if user is None or user.disabled_at is not None:
+            admins = [u for u in repo.admins() if u.disabled_at is None]
+            if len(admins) != 1:
+                fail(
+                    f"say which account this command acts as: {ACT_AS_ENV}=NAME "
+                    f"({len(admins)} administrators are registered)"
+                )
+            user = admins[0]
+        landlord = repo.landlord_id_of_user(user.id) if user.role is UserRole.LANDLORD else None
+        return Principal(
+            username=user.username,
+            role=user.role,
+            user_id=user.id,
+            village_id=user.village_id,
+            landlord_id=landlord,
+            via="local",
+        )
+
+
+@contextmanager
+def opened_app(
+    data_dir: Path | None, *errors: type[Exception]
+) -> Iterator[tuple[CunanApp, AppServices]]:
+    """The installation (composition root) and its services as the acting account; errors
+    of the vocabulary (and ``errors``) become one line and exit code 2."""
+    from cunan.app import CunanApp
+    from cunan.errors import CunanError
+
+    with user_errors(*OPEN_ERRORS):
+        settings = load_settings()
+        app = CunanApp.open(settings, resolve_data_dir(data_dir, settings))
+    try:
+        with user_errors(CunanError, RegistryError, StorageError, *errors):
+            principal = cli_principal(app.registry.database)
+            yield app, app.services_for(principal)
+    finally:
+        app.close()

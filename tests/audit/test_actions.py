@@ -60,3 +60,14 @@ def test_camera_changes_and_the_public_notice_are_audited(database: Database) ->
     assert entries[1].details["public_notice_posted_before"] is False
     assert entries[1].details["public_notice_posted"] is True
     assert "secret" not in repr([e.details for e in entries])
+
+
+def test_every_code_recorded_as_a_literal_is_declared() -> None:
+    declared = {a.value for a in AuditAction}
+    literal = re.compile(r"(?:\.record|_record|record_audit)\(\s*\"([a-z_.]+)\"")
+    recorded = {
+        code
+        for p in (ROOT / "src" / "cunan").rglob("*.py")
+        for code in literal.findall(p.read_text(encoding="utf-8"))
+    }
+    assert recorded and recorded <= declared, recorded - declared

@@ -334,6 +334,6 @@ class AuditLog:
         self, *, limit: int = 50, action: str | None = None, actor: str | None = None
     ) -> list[AuditRecord]:
         """The newest entries first, optionally of one action or actor."""
-        with self._database.transaction() as session:
+        with self._database.read() as session:
             rows = AuditRepository(session).recent(limit=limit, action=action, actor=actor)
             return [AuditRecord.from_row(row) for row in rows]

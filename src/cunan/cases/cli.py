@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -14,15 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.app_services import NewPersonRequest
 from cunan.audit.log import cli_actor
 from cunan.cases.parked import ParkedEventError, ParkedEvents
 from cunan.cases.service import CaseNotFoundError, CaseService, CaseStateError
 from cunan.cases.views import CaseView, ParkedEvent
-from cunan.cliutil import DataDirOption, fail, opened_registry
+from cunan.cliutil import DataDirOption, fail, opened_app, opened_registry
 from cunan.config import load_settings
 from cunan.registry.datadir import Registry
-from cunan.registry.records import ConsentInput, NewPerson, PersonCategory, TemplateInput
-from cunan.registry.service import NewTenancy
+from cunan.registry.records import PersonCategory
 from cunan.storage.repositories import RegistryRepository
 
 cases_app = typer.Typer(help="Cases of unknown people: verify on site and record the outcome.")
@@ -153,14 +153,21 @@ def assign_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """Assign a case to a staff member with a deadline."""
-    with _service(data_dir) as (service, registry):
-        view = service.assign(
+    with opened_app(data_dir) as (app, services):
+        zone = app.settings.duties.zone
+        view = services.assign_case(
             case_id,
-            _user_id(registry, to),
-            actor=cli_actor(),
-            deadline=local_end(deadline, village_zone()) if deadline else None,
+            _user_id(app.registry, to),
+            local_end(deadline, zone) if deadline else None,
         )
         typer.echo(f"case {view.id} assigned until {view.deadline_at}")
+
+
+def _photo_bytes(photo: Path) -> bytes:
+    try:
+        return photo.read_bytes()
+    except OSError as exc:
+        fail(f"{photo}: cannot read file ({exc.strerror or exc})")
 
 
 @cases_app.command("outcome")
@@ -173,7 +180,9 @@ def outcome_command(
     phone: Annotated[str | None, typer.Option(help="enrol: phone.")] = None,
     room: Annotated[int | None, typer.Option(help="enrol: room id.")] = None,
     landlord: Annotated[int | None, typer.Option(help="enrol: landlord id.")] = None,
-    move_in: Annotated[datetime | None, typer.Option(help="enrol: move-in date.")] = None,
+    move_in: Annotated[
+        datetime | None, typer.Option(help="enrol: move-in date (default: today, village time).")
+    ] = None,
     consent_by: Annotated[str | None, typer.Option(help="enrol: who collected consent.")] = None,
     photo: Annotated[Path | None, typer.Option(help="enrol: a fresh photo.")] = None,
     until: Annotated[
@@ -184,70 +193,58 @@ def outcome_command(
     reason: Annotated[str | None, typer.Option(help="escalate: the reason.")] = None,
 ) -> None:
     """Record the on-site outcome; the case closes."""
-    actor = cli_actor()
-    with _service(data_dir) as (service, registry):
-        if kind == "enrol":
-            if not (name and room and consent_by):
-                fail("enrol needs --name, --room and --consent-by")
-            now = datetime.now(UTC)
-            fresh: TemplateInput | None = None
-            if photo is not None:
-                from cunan.faces.engine import EngineConfig, FaceEngine
-                from cunan.faces.imageio import load_image
-
-                face = FaceEngine.from_config(EngineConfig()).enrolment_face(
-                    load_image(photo), source=photo.name
-                )
-                assert face.embedding is not None and face.model_id is not None
-                fresh = TemplateInput(vector=face.embedding, model_id=face.model_id)
-            result = service.enrol(
+    if kind == "enrol":
+        if not (name and room and consent_by):
+            fail("enrol needs --name, --room and --consent-by")
+        fresh = _photo_bytes(photo) if photo is not None else None
+        with opened_app(data_dir) as (_, services):
+            # The same 补录 the web and API record: faces.* decides the model, dates are
+            # the village's.
+            person_id = services.close_enrol(
                 case_id,
-                actor=actor,
-                person=NewPerson(
+                NewPersonRequest(
                     name=name,
-                    village_id=registry.service.default_village_id(),
                     category=PersonCategory.TENANT,
+                    consent_by=consent_by,
                     id_number=id_number,
                     phone=phone,
-                ),
-                consent=ConsentInput(collected_by=consent_by, collected_at=now),
-                tenancy=NewTenancy(
                     room_id=room,
-                    move_in=move_in.date() if move_in else date.today(),
-                    reported_by=actor,
                     landlord_id=landlord,
+                    move_in=move_in.date() if move_in else None,
                 ),
-                fresh_photo=fresh,
+                fresh,
             )
-            typer.echo(f"case {case_id} closed: person {result.person_id} enrolled")
-        elif kind == "visitor":
-            if until is None:
-                fail("visitor needs --until")
-            end = local_end(until, village_zone())
-            service.visitor(case_id, end, actor=actor)
+        typer.echo(f"case {case_id} closed: person {person_id} enrolled")
+        return
+    if kind not in ("visitor", "person", "false-alarm", "escalate"):
+        fail(f"unknown outcome {kind!r}")
+    if kind == "visitor" and until is None:
+        fail("visitor needs --until")
+    if kind == "person" and person is None:
+        fail("person needs --person ID")
+    if kind == "escalate" and not reason:
+        fail("escalate needs --reason")
+    with opened_app(data_dir) as (app, services):
+        if kind == "visitor" and until is not None:
+            end = local_end(until, app.settings.duties.zone)
+            services.close_visitor(case_id, end)
             typer.echo(f"case {case_id} closed: visitor until {end.isoformat()}")
-        elif kind == "person":
-            if person is None:
-                fail("person needs --person ID")
-            ids = service.registered_person(case_id, person, actor=actor)
+        elif kind == "person" and person is not None:
+            ids = services.close_registered_person(case_id, person)
             typer.echo(f"case {case_id} closed: {len(ids)} template(s) added to person {person}")
         elif kind == "false-alarm":
-            service.false_alarm(case_id, actor=actor)
+            services.close_false_alarm(case_id)
             typer.echo(f"case {case_id} closed: false alarm")
-        elif kind == "escalate":
-            if not reason:
-                fail("escalate needs --reason")
-            service.escalate(case_id, reason, actor=actor)
+        elif reason:
+            services.close_escalate(case_id, reason)
             typer.echo(f"case {case_id} closed: escalated")
-        else:
-            fail(f"unknown outcome {kind!r}")
 
 
 @cases_app.command("merge")
 def merge_command(target: int, source: int, data_dir: DataDirOption = None) -> None:
     """Merge case SOURCE into case TARGET (the same face)."""
-    with _service(data_dir) as (service, _):
-        view = service.merge(target, source, actor=cli_actor())
+    with opened_app(data_dir) as (_, services):
+        view = services.merge_cases(target, source)
         typer.echo(f"case {source} merged into {view.id} ({view.sightings} sightings)")
 
 
@@ -258,17 +255,20 @@ def split_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """Move some sightings of a case into a new case."""
-    ids = [int(s) for s in sightings.split(",") if s.strip()]
-    with _service(data_dir) as (service, _):
-        view = service.split(case_id, ids, actor=cli_actor())
+    try:
+        ids = [int(s) for s in sightings.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--sightings {sightings!r}: give sighting ids separated by commas")
+    with opened_app(data_dir) as (_, services):
+        view = services.split_case(case_id, ids)
         typer.echo(f"new case {view.id} with {view.sightings} sighting(s)")
 
 
 @cases_app.command("reopen")
 def reopen_command(case_id: int, data_dir: DataDirOption = None) -> None:
     """Reopen a closed case."""
-    with _service(data_dir) as (service, _):
-        service.reopen(case_id, actor=cli_actor())
+    with opened_app(data_dir) as (_, services):
+        services.reopen_case(case_id)
         typer.echo(f"case {case_id} reopened")
 
 

@@ -503,12 +503,12 @@ class CaseService:
         )
 
     def get(self, case_id: int) -> CaseView:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             repo = CaseRepository(session)
             return self._view(repo, self._case(repo, case_id), self._clock())
 
     def members(self, case_id: int) -> list[CaseMember]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             repo = CaseRepository(session)
             self._case(repo, case_id)
             return self._members(repo, case_id)
@@ -516,7 +516,7 @@ class CaseService:
     def list_cases(self, *, statuses: Sequence[str] = ACTIVE, limit: int = 200) -> list[CaseView]:
         """Cases of the given statuses, frequent strangers first (distinct days, sightings)."""
         now = self._clock()
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             repo = CaseRepository(session)
             views = [self._view(repo, c, now) for c in repo.cases(statuses)]
         return sorted(views, key=lambda v: v.rank_key)[:limit]
@@ -526,7 +526,7 @@ class CaseService:
         view = self.get(case_id)
         ids = view.best_sighting_ids[: limit or self.settings.best_crops]
         crops: list[tuple[int, bytes]] = []
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             repo = CaseRepository(session)
             for sighting_id in ids:
                 row = repo.sighting(sighting_id)

@@ -125,7 +125,7 @@ class DepartureService(AuditedDuty):
 
     def tenancy_to_report(self, person_id: int) -> int:
         """The person's one tenancy without a move-out (the one a report is about)."""
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             if RegistryRepository(session).person(person_id) is None:
                 raise NotFoundError("person", person_id)
             open_ids = DutiesRepository(session).open_tenancy_ids(person_id)
@@ -218,7 +218,7 @@ class DepartureService(AuditedDuty):
         return view
 
     def reports(self, *, person_id: int | None = None) -> list[DepartureReportView]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = DutiesRepository(session).departure_reports(person_id=person_id)
             return [self._view(r) for r in rows]
 
@@ -252,7 +252,7 @@ class DepartureService(AuditedDuty):
         last_due = day - timedelta(days=settings.departure_deadline_days + 1)
         window_start = day - timedelta(days=settings.late_report_window_days)
         out: list[OverdueTenancy] = []
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             repo = DutiesRepository(session)
             for t in repo.unreported_tenancies(expected_end_by=last_due):
                 assert t.expected_end is not None

@@ -212,6 +212,6 @@ class NotSeenReconciler(AuditedDuty):
         return len(tasks)
 
     def tasks(self, *, open_only: bool = True, landlord_id: int | None = None) -> list[TaskView]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = DutiesRepository(session).tasks(open_only=open_only, landlord_id=landlord_id)
             return [_view(t) for t in rows]

@@ -84,12 +84,12 @@ class DeadLetterStore:
             return row.id
 
     def pending(self, *, include_replayed: bool = False) -> list[DeadLetterView]:
-        with self._database.transaction() as session:
+        with self._database.read() as session:
             rows = DeadLetterRepository(session).letters(include_replayed=include_replayed)
             return [DeadLetterView.from_row(r) for r in rows]
 
     def notification(self, letter_id: int) -> Notification:
-        with self._database.transaction() as session:
+        with self._database.read() as session:
             row = _letter(DeadLetterRepository(session), letter_id)
             return from_payload(json.loads(row.payload))
 

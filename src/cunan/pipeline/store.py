@@ -200,12 +200,14 @@ class CameraStore:
         return camera_id
 
     def list(self, *, enabled_only: bool = False) -> list[CameraRecord]:
-        with self.database.transaction() as session:
+        """Every camera, with redacted URLs: listings never decrypt a password (``get`` does,
+        for the one camera about to be opened)."""
+        with self.database.read() as session:
             rows = CameraRepository(session).cameras(enabled_only=enabled_only)
-            return [_record(row, self.cipher) for row in rows]
+            return [_record(row) for row in rows]
 
     def get(self, key: int | str) -> CameraRecord:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             return _record(self._row(CameraRepository(session), key), self.cipher)
 
     def find(self, key: int | str) -> CameraRecord | None:
@@ -384,7 +386,7 @@ class SightingStore:
             )
 
     def list(self, *, camera_id: int | None = None, limit: int = 1000) -> list[SightingView]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = SightingRepository(session).sightings(camera_id=camera_id, limit=limit)
             return [
                 SightingView(
@@ -407,7 +409,7 @@ class SightingStore:
 
     def crop(self, sighting_id: int) -> bytes | None:
         """The best crop (JPEG), decrypted."""
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             row = SightingRepository(session).sighting(sighting_id)
             if row is None or row.crop_ciphertext is None:
                 return None
@@ -419,7 +421,7 @@ class SightingStore:
 
     def embedding(self, sighting_id: int) -> NDArray[np.float32] | None:
         """An unknown sighting's embedding, decrypted."""
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             row = SightingRepository(session).sighting(sighting_id)
             if row is None or row.embedding_ciphertext is None:
                 return None
@@ -456,7 +458,7 @@ class EventOutbox:
     def pending(
         self, consumer: str, *, kinds: Sequence[str] | None = None, limit: int = 100
     ) -> list[StoredEvent]:
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             rows = OutboxRepository(session).pending(consumer, kinds=kinds, limit=limit)
             return [
                 StoredEvent(r.id, r.kind, json.loads(r.payload_json), r.created_at) for r in rows

@@ -113,7 +113,7 @@ class StatsService:
     def compute(self, *, days: int | None = None) -> VillageStats:
         now = self._clock()
         today = local_date(now, self.settings.zone)
-        with self.database.transaction() as session:
+        with self.database.read() as session:
             repo = StatsRepository(session)
             residents = repo.count_active_people(PersonCategory.RESIDENT)
             tenants = repo.count_active_people(PersonCategory.TENANT)
@@ -170,7 +170,7 @@ class StatsService:
         """Open cases and median time to verify, read from the cases table if it exists (all
         None without one: a database or an installation without the cases workflow)."""
         try:
-            with self.database.transaction() as session:
+            with self.database.read() as session:
                 times = StatsRepository(session).case_times(OPEN_CASE_STATUSES)
         except UNREADABLE_CASES as exc:
             # A cases table of another shape (older or newer) must not break the statistics.

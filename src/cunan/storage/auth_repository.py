@@ -33,6 +33,11 @@ class AuthRepository:
     def landlord_id_of_user(self, user_id: int) -> int | None:
         return self.session.scalar(select(Landlord.id).where(Landlord.user_id == user_id))
 
+    def admins(self) -> Sequence[User]:
+        return self.session.scalars(
+            select(User).where(User.role == UserRole.ADMIN).order_by(User.id)
+        ).all()
+
     def count_admins(self) -> int:
         return int(
             self.session.scalar(

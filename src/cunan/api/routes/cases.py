@@ -37,6 +37,14 @@ class Enrolled(BaseModel):
     person_id: int
 
 
+class Merge(BaseModel):
+    source_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class Split(BaseModel):
+    sighting_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
 @router.get("/cases", response_model=Listing[CaseView])
 def list_cases(
     svc: ServicesDep,
@@ -125,3 +133,20 @@ async def enrol(
     )
     person_id = await run_in_threadpool(svc.close_enrol, case_id, request, fresh or None)
     return Enrolled(person_id=person_id)
+
+
+@router.post("/cases/{case_id}/merge", response_model=CaseView)
+def merge(case_id: int, body: Merge, svc: ServicesDep) -> CaseView:
+    """The same face: case ``source_id``'s sightings move into this case."""
+    return svc.merge_cases(case_id, body.source_id)
+
+
+@router.post("/cases/{case_id}/split", response_model=CaseView)
+def split(case_id: int, body: Split, svc: ServicesDep) -> CaseView:
+    """These sightings are someone else: they move to a new open case (returned)."""
+    return svc.split_case(case_id, body.sighting_ids)
+
+
+@router.post("/cases/{case_id}/reopen", response_model=CaseView)
+def reopen(case_id: int, svc: ServicesDep) -> CaseView:
+    return svc.reopen_case(case_id)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
-from pydantic import BaseModel
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
-from cunan.api.deps import CoreDep, PrincipalDep, ServicesDep
-from cunan.app_services import AuditEntryView, Listing, SightingSummary, page
-from cunan.authz import Permission, require
+from cunan.api.deps import CoreDep, ServicesDep
+from cunan.app_services import AuditEntryView, CameraRequest, Listing, SightingSummary, page
+from cunan.notify.deadletters import DeadLetterView
+from cunan.pipeline.cameras import CameraRecord
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 public = APIRouter(prefix="/api/v1", tags=["operations"])
@@ -33,6 +34,31 @@ class CameraSummary(BaseModel):
     url: str
     enabled: bool
     public_notice_posted: bool
+    zone: str | None
+
+
+class NewCamera(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2000)
+    #: The legally required public notice (告示) is posted where this camera looks.
+    public_notice_posted: bool
+    enabled: bool = True
+    house_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    #: Detection zone as JSON (see docs/capture.md), or null for the whole frame.
+    zone: str | None = Field(default=None, max_length=10_000)
+
+
+class CameraPatch(BaseModel):
+    enabled: bool | None = None
+    public_notice_posted: bool | None = None
+    zone: str | None = Field(default=None, max_length=10_000)
+
+
+class ConnectionTest(BaseModel):
+    ok: bool
+    message: str
+    width: int | None
+    height: int | None
 
 
 @public.get("/health", response_model=Health)
@@ -93,17 +119,114 @@ def verify_audit(svc: ServicesDep) -> AuditVerdict:
     return AuditVerdict(ok=ok, entries=entries, problem=problem)
 
 
+def _camera(c: CameraRecord) -> CameraSummary:
+    return CameraSummary(
+        id=c.id,
+        name=c.name,
+        url=c.display_url,
+        enabled=c.enabled,
+        public_notice_posted=c.public_notice_posted,
+        zone=c.zone_json,
+    )
+
+
 @router.get("/cameras", response_model=list[CameraSummary])
-def list_cameras(core: CoreDep, who: PrincipalDep) -> list[CameraSummary]:
+def list_cameras(svc: ServicesDep) -> list[CameraSummary]:
     """Cameras with their URL (password redacted)."""
-    require(who, Permission.READ_CAMERAS)
-    return [
-        CameraSummary(
-            id=c.id,
-            name=c.name,
-            url=c.display_url,
-            enabled=c.enabled,
-            public_notice_posted=c.public_notice_posted,
+    return [_camera(c) for c in svc.list_cameras()]
+
+
+@router.post("/cameras", status_code=201, response_model=CameraSummary)
+def add_camera(body: NewCamera, svc: ServicesDep) -> CameraSummary:
+    """Register a camera. Recognition runs only where the public notice is posted."""
+    return _camera(
+        svc.add_camera(
+            CameraRequest(
+                name=body.name,
+                url=body.url,
+                public_notice_posted=body.public_notice_posted,
+                enabled=body.enabled,
+                house_id=body.house_id,
+                zone_json=body.zone,
+            )
         )
-        for c in core.cameras.list()
-    ]
+    )
+
+
+@router.get("/cameras/{camera_id}", response_model=CameraSummary)
+def get_camera(camera_id: int, svc: ServicesDep) -> CameraSummary:
+    return _camera(svc.get_camera(camera_id))
+
+
+@router.patch("/cameras/{camera_id}", response_model=CameraSummary)
+def patch_camera(camera_id: int, body: CameraPatch, svc: ServicesDep) -> CameraSummary:
+    """Enable, disable, record the public notice, or set the detection zone."""
+    return _camera(
+        svc.update_camera(
+            camera_id,
+            enabled=body.enabled,
+            public_notice_posted=body.public_notice_posted,
+            zone_json=body.zone,
+        )
+    )
+
+
+@router.delete("/cameras/{camera_id}", status_code=204)
+def remove_camera(camera_id: int, svc: ServicesDep) -> Response:
+    svc.remove_camera(camera_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/cameras/{camera_id}/snapshot",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def camera_snapshot(camera_id: int, svc: ServicesDep) -> Response:
+    """The camera's picture now; 503 with the reason when it cannot be reached."""
+    shot = svc.camera_snapshot(camera_id)
+    return Response(
+        shot.jpeg,
+        media_type="image/jpeg",
+        headers={"x-frame-width": str(shot.width), "x-frame-height": str(shot.height)},
+    )
+
+
+@router.post("/cameras/{camera_id}/test", response_model=ConnectionTest)
+def test_camera(camera_id: int, svc: ServicesDep) -> ConnectionTest:
+    """Try the camera now: a picture arrives, or the reason it does not."""
+    from cunan.errors import Unavailable
+
+    try:
+        shot = svc.camera_snapshot(camera_id)
+    except Unavailable as exc:
+        return ConnectionTest(ok=False, message=str(exc), width=None, height=None)
+    return ConnectionTest(ok=True, message="ok", width=shot.width, height=shot.height)
+
+
+@router.get(
+    "/sightings/{sighting_id}/crop",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def sighting_crop(sighting_id: int, svc: ServicesDep) -> Response:
+    """The sighting's best face crop (decrypted on demand; gone after the retention period)."""
+    return Response(svc.sighting_crop(sighting_id), media_type="image/jpeg")
+
+
+@router.get("/stats", response_model=dict[str, object])
+def statistics(svc: ServicesDep) -> dict[str, object]:
+    """Residents, tenants, face-data share, rooms, cases, overdue departures, sightings."""
+    return svc.statistics()
+
+
+@router.get("/settings", response_model=dict[str, object])
+def settings(svc: ServicesDep) -> dict[str, object]:
+    """The settings in force (no secrets)."""
+    return svc.settings_view()
+
+
+@router.get("/notifications/dead-letters", response_model=list[DeadLetterView])
+def dead_letters(svc: ServicesDep) -> list[DeadLetterView]:
+    """Alerts that could not be delivered to a channel."""
+    return svc.dead_letters()

@@ -19,6 +19,8 @@ from cunan.app_services import (
     PersonSummary,
     page,
 )
+from cunan.duties.departures import OverdueTenancy
+from cunan.duties.reconcile import TaskView
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import PeopleFilter
 
@@ -144,3 +146,85 @@ def report_move_out(tenancy_id: int, body: MoveOut, svc: ServicesDep) -> Respons
     """Report that a tenant moved out (landlords: their own tenants only)."""
     svc.report_move_out(tenancy_id, body.move_out)
     return Response(status_code=204)
+
+
+@router.get("/departures/overdue", response_model=list[OverdueTenancy])
+def overdue_departures(svc: ServicesDep) -> list[OverdueTenancy]:
+    """Move-outs reported late or not at all (landlords: their own tenants)."""
+    return svc.overdue_departures()
+
+
+@router.get("/tasks", response_model=list[TaskView])
+def confirmation_tasks(svc: ServicesDep, open_only: bool = True) -> list[TaskView]:
+    """Confirmation tasks (still living here?) of tenants not seen for long."""
+    return svc.confirmation_tasks(open_only=open_only)
+
+
+@router.post("/tasks/{task_id}/confirm", response_model=TaskView)
+def confirm_task(task_id: int, svc: ServicesDep) -> TaskView:
+    """The tenant still lives here; if they moved out, report the move-out instead."""
+    return svc.confirm_task(task_id)
+
+
+class ImportStarted(BaseModel):
+    job_id: str
+    dry_run: bool
+
+
+class ImportProblem(BaseModel):
+    row: int
+    column: str
+    reason: str
+
+
+class ImportStatus(BaseModel):
+    job_id: str
+    state: str
+    dry_run: bool
+    total: int | None
+    done: int
+    counts: dict[str, int]
+    problems: list[ImportProblem]
+    error: str | None
+
+
+@router.post("/imports", status_code=202, response_model=ImportStarted)
+async def start_import(
+    svc: ServicesDep,
+    roster: Annotated[UploadFile, File()],
+    photos: Annotated[UploadFile | None, File()] = None,
+    dry_run: Annotated[bool, Form()] = True,
+    create_places: Annotated[bool, Form()] = False,
+) -> ImportStarted:
+    """Upload a roster (XLSX or CSV) and a ZIP of its photos; a dry run by default (check
+    every row, store nothing). Follow the job at ``/imports/{job_id}``."""
+    from starlette.concurrency import run_in_threadpool
+
+    roster_data = await roster.read()
+    photos_data = await photos.read() if photos is not None else None
+    job = await run_in_threadpool(
+        lambda: svc.start_import(
+            roster_data,
+            roster.filename or "roster",
+            photos_data or None,
+            dry_run=dry_run,
+            create_places=create_places,
+        )
+    )
+    return ImportStarted(job_id=job.id, dry_run=job.dry_run)
+
+
+@router.get("/imports/{job_id}", response_model=ImportStatus)
+def import_status(job_id: str, svc: ServicesDep) -> ImportStatus:
+    """Progress, counts per row status, and every row problem (row, column, reason)."""
+    job = svc.import_job(job_id)
+    return ImportStatus(
+        job_id=job.id,
+        state=job.state.value,
+        dry_run=job.dry_run,
+        total=job.total,
+        done=job.done,
+        counts=job.counts,
+        problems=[ImportProblem(row=p.row, column=p.column, reason=p.reason) for p in job.problems],
+        error=job.error,
+    )

@@ -1,0 +1,211 @@
+"""Roster imports uploaded over the API: a background job per upload, with progress and report."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import stat
+import threading
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+
+from cunan.errors import InvalidInput, NotFound
+from cunan.registry.importer import ImportOptions, RowStatus, import_roster
+from cunan.registry.roster import RosterFileError, RowProblem
+from cunan.registry.service import RegistryService
+
+logger = logging.getLogger(__name__)
+
+#: A photo archive may hold at most this many files and this many bytes once unpacked
+#: (a ZIP bomb is refused before anything is written).
+MAX_ZIP_ENTRIES = 20_000
+MAX_ZIP_BYTES = 4 * 2**30
+#: Jobs kept in memory for their report (the oldest finished ones are forgotten first).
+MAX_JOBS = 50
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class ImportJob:
+    """One upload's import: where it stands, and its row report once done."""
+
+    id: str
+    dry_run: bool
+    create_places: bool
+    created_by: str
+    created_at: datetime
+    state: JobState = JobState.QUEUED
+    total: int | None = None
+    done: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[RowProblem] = field(default_factory=list)
+    error: str | None = None
+    finished_at: datetime | None = None
+
+
+def _roster_suffix(data: bytes, filename: str) -> str:
+    """``.xlsx`` or ``.csv`` judged by the content (an XLSX is a ZIP), never the name alone."""
+    if data[:4] == b"PK\x03\x04":
+        return ".xlsx"
+    if b"\x00" in data[:4096]:
+        raise InvalidInput(f"{filename}: not a CSV or XLSX roster (binary content)")
+    return ".csv"
+
+
+def unpack_photos(archive: Path, target: Path) -> int:
+    """Unpack a ZIP of photos into ``target`` safely; returns the number of files.
+
+    Refused before writing anything: absolute paths or ``..`` (zip-slip), symbolic links,
+    more than :data:`MAX_ZIP_ENTRIES` files or :data:`MAX_ZIP_BYTES` unpacked.
+    """
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) > MAX_ZIP_ENTRIES:
+                raise InvalidInput(
+                    f"photo archive has {len(members)} files (limit {MAX_ZIP_ENTRIES})"
+                )
+            if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+                raise InvalidInput("photo archive unpacks to more than 4 GB; split it")
+            for member in members:
+                name = PurePosixPath(member.filename.replace("\\", "/"))
+                if name.is_absolute() or ".." in name.parts or not name.parts:
+                    raise InvalidInput(f"photo archive entry {member.filename!r}: unsafe path")
+                if stat.S_ISLNK(member.external_attr >> 16):
+                    raise InvalidInput(f"photo archive entry {member.filename!r}: a link")
+            for member in members:
+                name = PurePosixPath(member.filename.replace("\\", "/"))
+                out = target.joinpath(*name.parts)
+                out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                with zf.open(member) as src, out.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                out.chmod(0o600)
+            return len(members)
+    except zipfile.BadZipFile:
+        raise InvalidInput("the photo archive is not a ZIP file (or it is damaged)") from None
+
+
+class ImportJobs:
+    """Runs uploaded roster imports one at a time in a background thread.
+
+    The uploaded roster and photos are written under ``DATA_DIR/imports/<job>/`` (0700)
+    and deleted when the job ends: face photos are kept only as the registry keeps them.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        service: RegistryService,
+        options: Callable[[Path, bool, bool], ImportOptions],
+        *,
+        announce: Callable[[ImportJob], None] | None = None,
+    ) -> None:
+        self._root = data_dir / "imports"
+        self._service = service
+        self._options = options
+        self._announce = announce
+        self._jobs: dict[str, ImportJob] = {}
+        self._lock = threading.Lock()
+        # One import at a time: two concurrent imports of one roster could both find a
+        # person missing and add them twice.
+        self._running = threading.Lock()
+
+    def start(
+        self,
+        roster: bytes,
+        roster_name: str,
+        photos_zip: bytes | None,
+        *,
+        dry_run: bool,
+        create_places: bool,
+        actor: str,
+    ) -> ImportJob:
+        job = ImportJob(
+            id=uuid.uuid4().hex,
+            dry_run=dry_run,
+            create_places=create_places,
+            created_by=actor,
+            created_at=datetime.now(UTC),
+        )
+        folder = self._root / job.id
+        folder.mkdir(parents=True, mode=0o700)
+        try:
+            roster_path = folder / ("roster" + _roster_suffix(roster, roster_name))
+            roster_path.write_bytes(roster)
+            photos = folder / "photos"
+            photos.mkdir(mode=0o700)
+            if photos_zip:
+                archive = folder / "photos.zip"
+                archive.write_bytes(photos_zip)
+                unpack_photos(archive, photos)
+                archive.unlink()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        with self._lock:
+            self._jobs[job.id] = job
+            self._forget_old()
+        thread = threading.Thread(
+            target=self._run, args=(job, roster_path, photos, folder), name=f"import-{job.id[:8]}"
+        )
+        thread.daemon = True
+        thread.start()
+        return job
+
+    def get(self, job_id: str) -> ImportJob:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"import job {job_id} not found")
+        return job
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.finished_at is not None]
+        for job in sorted(finished, key=lambda j: j.created_at)[
+            : max(0, len(self._jobs) - MAX_JOBS)
+        ]:
+            del self._jobs[job.id]
+
+    def _progress(self, job: ImportJob, n: int) -> None:
+        job.done += n
+        if self._announce is not None:
+            self._announce(job)
+
+    def _run(self, job: ImportJob, roster: Path, photos: Path, folder: Path) -> None:
+        try:
+            with self._running:
+                job.state = JobState.RUNNING
+                report = import_roster(
+                    roster,
+                    self._service,
+                    self._options(photos, job.dry_run, job.create_places),
+                    progress=lambda n: self._progress(job, n),
+                    on_total=lambda n: setattr(job, "total", n),
+                )
+            job.counts = {s.value: report.count(s) for s in RowStatus}
+            job.problems = list(report.problems)
+            job.state = JobState.DONE
+        except (RosterFileError, InvalidInput, ValueError) as exc:
+            job.error = str(exc).replace(str(folder), "upload")
+            job.state = JobState.FAILED
+        except Exception as exc:
+            logger.error("import job %s failed (%s)", job.id, type(exc).__name__)
+            logger.debug("import job failure", exc_info=exc)
+            job.error = f"internal error ({type(exc).__name__}); nothing more was imported"
+            job.state = JobState.FAILED
+        finally:
+            job.finished_at = datetime.now(UTC)
+            shutil.rmtree(folder, ignore_errors=True)
+            if self._announce is not None:
+                self._announce(job)
