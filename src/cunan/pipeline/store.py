@@ -117,6 +117,13 @@ class CameraStore:
         returns how many (run at open, once the key is known to be this database's)."""
         if self.cipher is None:
             return 0
+        with self.database.read() as session:
+            pending = any(
+                row.stream_url_ciphertext is None and has_credentials(row.stream_url)
+                for row in CameraRepository(session).cameras()
+            )
+        if not pending:
+            return 0  # the usual case: no write lock taken at every open
         with self.database.transaction() as session:
             repo = CameraRepository(session)
             sealed = 0

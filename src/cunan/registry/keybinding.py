@@ -23,6 +23,13 @@ def bind_key_ring(database: Database, ring: KeyRing, key_file: Path) -> None:
     check value); a database that knows no key yet (new, or from before key checks) is bound
     to the ring, unless stored data was encrypted with a key the ring does not hold."""
     mine = ring.check_values()
+    # The usual case (a bound database, its own key) only reads: no write lock is taken
+    # while cameras and case grouping write.
+    with database.read() as session:
+        known = KeyCheckRepository(session).check_values()
+    if known:
+        _check_known(known, mine, key_file)
+        return
     with database.transaction() as session:
         checks = KeyCheckRepository(session)
         known = checks.check_values()
@@ -40,21 +47,26 @@ def bind_key_ring(database: Database, ring: KeyRing, key_file: Path) -> None:
                 checks.record(key_id, value, at=now)
             logger.info("bound the database to key(s) %s", ", ".join(sorted(mine)))
             return
-        for key_id, value in sorted(mine.items()):
-            if key_id not in known:
-                raise ForeignKeyFileError(
-                    f"{key_file}: 密钥文件与数据库不符 - key {key_id} is not a key of this "
-                    "database (a key file from another data dir, or one retired by 'cunan keys "
-                    "rotate'); use this data dir's own key file (restore it from its backup), "
-                    "nothing was written"
-                )
-            if known[key_id] != value:
-                raise ForeignKeyFileError(
-                    f"{key_file}: 密钥文件与数据库不符 - key {key_id} differs from the key "
-                    "this database was encrypted with (the file was replaced or altered); use "
-                    "this data dir's own key file (restore it from its backup), nothing was "
-                    "written"
-                )
+        _check_known(known, mine, key_file)
+
+
+def _check_known(known: dict[str, str], mine: dict[str, str], key_file: Path) -> None:
+    """Refuse ``mine`` unless every key in it is one of ``known`` (same id and value)."""
+    for key_id, value in sorted(mine.items()):
+        if key_id not in known:
+            raise ForeignKeyFileError(
+                f"{key_file}: 密钥文件与数据库不符 - key {key_id} is not a key of this "
+                "database (a key file from another data dir, or one retired by 'cunan keys "
+                "rotate'); use this data dir's own key file (restore it from its backup), "
+                "nothing was written"
+            )
+        if known[key_id] != value:
+            raise ForeignKeyFileError(
+                f"{key_file}: 密钥文件与数据库不符 - key {key_id} differs from the key "
+                "this database was encrypted with (the file was replaced or altered); use "
+                "this data dir's own key file (restore it from its backup), nothing was "
+                "written"
+            )
 
 
 def record_new_key(database: Database, ring: KeyRing, key_id: str) -> None:
