@@ -101,4 +101,40 @@ def test_keys_check_lists_and_deletes_unreadable_templates(
     result = runner.invoke(app, ["keys", "check", "--delete-unreadable", "--data-dir", str(data)])
     assert result.exit_code == 0 and "deleted 1" in result.output
     result = runner.invoke(app, ["keys", "check", "--data-dir", str(data)])
-    assert result.exit_code == 0 and "every template decrypts" in result.output
+    assert result.exit_code == 0 and "every encrypted value decrypts" in result.output
+
+
+def test_other_encrypted_values_that_do_not_decrypt_are_listed(
+    service: RegistryService, village: int, database: Database
+) -> None:
+    from cunan.pipeline.store import SightingStore
+    from cunan.registry.keys import unreadable_values
+    from cunan.registry.records import PhotoInput, TemplateInput
+    from tests.registry.helpers import NOW
+    from tests.sightings import new_sighting
+
+    person = service.add_person(
+        NewPerson(name="A", village_id=village),
+        consent=consent(),
+        templates=[
+            TemplateInput(vector(1), MODEL, photo=PhotoInput(b"photo-1", "image/jpeg")),
+            TemplateInput(vector(2), MODEL, photo=PhotoInput(b"photo-2", "image/jpeg")),
+        ],
+    )
+    store = SightingStore(database, service.cipher)
+    store.add(new_sighting(vector(3), at=NOW, track_key="a"))
+    assert unreadable_values(database, service.cipher) == []
+    # Swap the two photos' ciphertexts: each is bound to its own row.
+    first, second = service.photo_ids_of(person)
+    with database.engine.begin() as conn:
+        blobs = {
+            int(r[0]): bytes(r[1])
+            for r in conn.execute(text("SELECT id, ciphertext FROM enrolment_photos"))
+        }
+        for row, other in ((first, second), (second, first)):
+            conn.execute(
+                text("UPDATE enrolment_photos SET ciphertext = :c WHERE id = :id"),
+                {"c": blobs[other], "id": row},
+            )
+    bad = unreadable_values(database, service.cipher)
+    assert sorted((b.kind, b.row_id) for b in bad) == [("photo", first), ("photo", second)]

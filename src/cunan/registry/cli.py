@@ -23,7 +23,7 @@ from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
 from cunan.registry.export import write_export_csv
-from cunan.registry.keys import reset_keys, rotate_keys
+from cunan.registry.keys import reset_keys, rotate_keys, unreadable_values
 from cunan.registry.records import (
     ConsentInput,
     ConsentMethod,
@@ -146,18 +146,22 @@ def keys_check(
     ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """List face templates that cannot be decrypted (damaged, or written with another key).
+    """List encrypted values that cannot be decrypted (damaged, or written with another key):
+    templates, enrolment photos, sighting crops and embeddings, quiet faces, camera URLs.
 
-    Exit code 0: every template reads; 1: some do not (listed, one line each).
+    Exit code 0: everything reads; 1: something does not (listed, one line each).
     """
     with _registry(data_dir) as (registry, _):
         bad = registry.service.unreadable_templates()
+        others = unreadable_values(registry.database, registry.service.cipher)
         for t in bad:
             console.print(
                 f"template {t.template_id} of person {t.person_id} (key {t.key_id}): {t.reason}",
                 markup=False,
                 highlight=False,
             )
+        for value in others:
+            console.print(value.reason, markup=False, highlight=False)
         if bad and delete:
             registry.service.delete_templates([t.template_id for t in bad])
             console.print(
@@ -165,7 +169,7 @@ def keys_check(
                 markup=False,
                 highlight=False,
             )
-            return
+            bad = []
     if bad:
         err_console.print(
             f"{len(bad)} unreadable template(s): identification skips them; delete them with "
@@ -174,8 +178,16 @@ def keys_check(
             markup=False,
             highlight=False,
         )
+    if others:
+        err_console.print(
+            f"{len(others)} other unreadable value(s): restore the key file or the database "
+            "from a backup",
+            markup=False,
+            highlight=False,
+        )
+    if bad or others:
         raise typer.Exit(1)
-    console.print("every template decrypts", markup=False, highlight=False)
+    console.print("every encrypted value decrypts", markup=False, highlight=False)
 
 
 @keys_app.command("reset")

@@ -18,7 +18,7 @@ from cunan.cases.service import quiet_face_context
 from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
 from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
 from cunan.registry.service import photo_context, template_context
-from cunan.security.cipher import FieldCipher
+from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
 from cunan.storage.key_repository import DiscardedFaceData, KeyCheckRepository
@@ -199,6 +199,59 @@ def rotate_keys(
         sighting_embeddings=embeddings,
         quiet_faces=quiet,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableValue:
+    """An encrypted value other than a template that does not decrypt (``cunan keys check``)."""
+
+    kind: str
+    row_id: int
+    reason: str
+
+
+def unreadable_values(database: Database, cipher: FieldCipher) -> list[UnreadableValue]:
+    """Every enrolment photo, sighting crop and embedding, quiet face and camera URL that does
+    not decrypt with ``cipher``, with the same associated data its writer used. Templates are
+    :meth:`RegistryService.unreadable_templates`'s."""
+    bad: list[UnreadableValue] = []
+
+    def check(kind: str, row_id: int, blob: bytes, context: bytes) -> None:
+        try:
+            cipher.decrypt(blob, context, what=f"{kind} {row_id}")
+        except (DecryptionError, KeyFileError) as exc:
+            if isinstance(exc, KeyUnavailableError):
+                raise
+            bad.append(UnreadableValue(kind, row_id, str(exc)))
+
+    with database.read() as session:
+        repo = RegistryRepository(session)
+        after = 0
+        while photos := repo.photo_batch(after_id=after, limit=BATCH):
+            for photo in photos:
+                check("photo", photo.id, photo.ciphertext, photo_context(photo.id, photo.person_id))
+            after = photos[-1].id
+        after = 0
+        while sightings := repo.sighting_batch(after_id=after, limit=BATCH):
+            for row in sightings:
+                if row.crop_ciphertext is not None:
+                    ctx = crop_context(row.id, row.camera_name)
+                    check("sighting crop", row.id, row.crop_ciphertext, ctx)
+                if row.embedding_ciphertext is not None:
+                    ctx = embedding_context(row.id, row.model_id)
+                    check("sighting embedding", row.id, row.embedding_ciphertext, ctx)
+            after = sightings[-1].id
+        after = 0
+        while faces := repo.quiet_face_batch(after_id=after, limit=BATCH):
+            for face in faces:
+                ctx = quiet_face_context(face.id, face.case_id, face.model_id)
+                check("quiet face", face.id, face.ciphertext, ctx)
+            after = faces[-1].id
+        for camera in CameraRepository(session).cameras():
+            if camera.stream_url_ciphertext is not None:
+                ctx = camera_url_context(camera.id)
+                check("camera URL", camera.id, camera.stream_url_ciphertext, ctx)
+    return bad
 
 
 def reset_keys(
