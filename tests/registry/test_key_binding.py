@@ -194,3 +194,24 @@ def test_database_and_wal_are_private_and_checked_at_start(
     assert code == 2 and "chmod 600" in out and "Traceback" not in out
     code, out = _cunan("audit", "verify", "--data-dir", str(data))
     assert code == 2 and "chmod 600" in out
+
+
+def test_init_after_a_half_failed_init_binds_the_new_key(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cunan.config import Settings
+    from cunan.registry.datadir import initialise
+
+    # An earlier init bound its key, then failed before creating the admin (key file gone).
+    bind_key_ring(database, KeyRing.generate(), tmp_path / "lost.key")
+    monkeypatch.setenv("CUNAN_KEY_FILE", str(tmp_path / "cunan.key"))
+    settings = Settings(database_url=str(database.engine.url.render_as_string(False)))
+    registry = initialise(
+        tmp_path / "data",
+        settings,
+        admin_username="admin",
+        admin_password="Correct-horse-battery-9",
+        village_name="v",
+    )
+    registry.close()
+    bind_key_ring(database, KeyRing.load(tmp_path / "cunan.key"), tmp_path / "cunan.key")

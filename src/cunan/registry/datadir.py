@@ -14,7 +14,7 @@ from cunan.config import Settings
 from cunan.pipeline.store import CameraStore
 from cunan.registry.accounts import AccountService, check_password_strength
 from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
-from cunan.registry.keybinding import bind_key_ring
+from cunan.registry.keybinding import bind_key_ring, forget_unused_keys
 from cunan.registry.records import TemplateListener
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import FieldCipher, UnavailableCipher
@@ -197,6 +197,7 @@ def initialise(
         KeyRing.generate().save(key_file, overwrite=False)
         created_key = True
         keyring = KeyRing.load(key_file)
+        forget_unused_keys(database)
         bind_key_ring(database, keyring, key_file)
         service = RegistryService(
             database,

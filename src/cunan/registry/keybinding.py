@@ -81,3 +81,12 @@ def forget_retired_keys(database: Database, ring: KeyRing) -> None:
     """After the retired keys left the key file, the database stops accepting them too."""
     with database.transaction() as session:
         KeyCheckRepository(session).forget_all_but(set(ring.keys))
+
+
+def forget_unused_keys(database: Database) -> None:
+    """A database being initialised holds no encrypted value yet: key checks left by an
+    earlier ``cunan init`` that failed half-way (its key file removed again) are dropped, so
+    the new key can be bound."""
+    with database.transaction() as session:
+        if not RegistryRepository(session).key_ids_in_use():
+            KeyCheckRepository(session).forget_all()
