@@ -170,6 +170,11 @@ def watch_command(
         # log line saying the same would print it twice.
         reader_log = logging.getLogger("cunan.capture.reader")
         reader_log.addFilter(_without_capture_failed)
+        # In the foreground the capture's INFO lines are the user's feedback: connected, and
+        # the reminder every few minutes that a failing camera is still being retried.
+        level = reader_log.level
+        if reader_log.getEffectiveLevel() > logging.INFO:
+            reader_log.setLevel(logging.INFO)
         try:
             runner.run(stop)
         except KeyboardInterrupt:
@@ -177,6 +182,7 @@ def watch_command(
         finally:
             signal.signal(signal.SIGTERM, previous)
             reader_log.removeFilter(_without_capture_failed)
+            reader_log.setLevel(level)
         health = runner.reader.health()
         if health.state.value == "failed" and health.last_error:
             fail(health.last_error)
