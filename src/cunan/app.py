@@ -14,6 +14,7 @@ from cunan.config import Settings
 from cunan.registry.datadir import Registry, open_registry
 
 if TYPE_CHECKING:
+    from cunan.auth.service import AuthService
     from cunan.cases.consumer import CaseConsumer
     from cunan.cases.service import CaseService
     from cunan.duties.daily import Duties
@@ -68,6 +69,7 @@ class CunanApp:
     _engine: FaceEngine | None = None
     _gallery: LiveGallery | None = None
     _imports: ImportJobs | None = None
+    _auth: AuthService | None = None
     _import_announced: dict[str, float] = field(default_factory=dict)
     _lazy_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -92,6 +94,10 @@ class CunanApp:
         # 1. Storage and keys: the database (migrated to head), the key ring, field cipher.
         registry = open_registry(data_dir, settings, actor=actor)
         try:
+            from cunan.settings_overrides import apply_stored
+
+            # Thresholds, retention and deadlines an administrator changed from the web.
+            settings = apply_stored(settings, registry.database)
             audit = registry.audit or AuditLog(registry.database)
             # 2. Notifications: the configured channels; nothing leaves the machine until
             #    a channel is set, undeliverable alerts land in the dead-letter list.
@@ -173,6 +179,17 @@ class CunanApp:
                 self.registry.service.add_listener(gallery)
                 self._gallery = gallery
             return self._gallery
+
+    @property
+    def auth(self) -> AuthService:
+        """Logins, sessions, accounts and API tokens (one per installation: it holds the
+        login throttle's counts)."""
+        with self._lazy_lock:
+            if self._auth is None:
+                from cunan.auth.service import AuthService
+
+                self._auth = AuthService(self.registry.database, self.audit, self.settings.web)
+            return self._auth
 
     @property
     def imports(self) -> ImportJobs:

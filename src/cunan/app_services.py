@@ -13,6 +13,7 @@ import numpy as np
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
 from cunan.errors import InvalidInput, Unavailable
 from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
+from cunan.settings_overrides import EDITABLE
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from cunan.app import CunanApp
     from cunan.capture.snapshot import Snapshot
     from cunan.cases.views import CaseView
-    from cunan.duties.departures import OverdueTenancy
     from cunan.duties.reconcile import TaskView
     from cunan.notify.deadletters import DeadLetterView
     from cunan.pipeline.cameras import CameraRecord
@@ -184,6 +184,59 @@ class NewPersonRequest:
     room_id: int | None = None
     landlord_id: int | None = None
     move_in: date | None = None
+
+
+_NO_LABELS: dict[str, str | None] = {
+    "person": None,
+    "room": None,
+    "address": None,
+    "landlord": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueDeparture:
+    """A tenancy whose move-out was reported late (``late_report``) or not at all."""
+
+    kind: str
+    tenancy_id: int
+    person_id: int
+    room_id: int
+    landlord_id: int | None
+    due_from: date
+    deadline: date
+    days_overdue: int
+    reported_at: datetime | None
+    person: str | None
+    room: str | None
+    address: str | None
+    landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationTask:
+    """Please confirm: a tenant not seen by the cameras for long still lives here."""
+
+    id: int
+    tenancy_id: int
+    person_id: int
+    landlord_id: int | None
+    not_seen_since: datetime
+    days_not_seen: int
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
+    outcome: str | None
+    person: str | None
+    room: str | None
+    address: str | None
+    landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    applied_now: list[str]
+    after_restart: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,21 +712,63 @@ class AppServices:
 
     # -- departures and landlord tasks ----------------------------------------------------------
 
-    def overdue_departures(self) -> list[OverdueTenancy]:
-        """Tenancies whose move-out was reported late or not at all (landlords: their own)."""
+    def overdue_departures(self) -> list[OverdueDeparture]:
+        """Tenancies whose move-out was reported late or not at all (landlords: their own),
+        with the tenant, room, address and landlord named."""
         require(self.principal, Permission.READ_DEPARTURES)
         scope = landlord_scope(self.principal)
         rows = self.app.departures.overdue(today=self.today())
         # The overdue list is small (one row per late tenancy); the landlord filter keeps
         # to the landlord recorded on each tenancy.
-        return [r for r in rows if scope is None or r.landlord_id == scope]
+        rows = [r for r in rows if scope is None or r.landlord_id == scope]
+        labels = self._tenancy_labels([r.tenancy_id for r in rows])
+        return [
+            OverdueDeparture(
+                kind=r.kind,
+                tenancy_id=r.tenancy_id,
+                person_id=r.person_id,
+                room_id=r.room_id,
+                landlord_id=r.landlord_id,
+                due_from=r.due_from,
+                deadline=r.deadline,
+                days_overdue=r.days_overdue,
+                reported_at=r.reported_at,
+                **labels.get(r.tenancy_id, _NO_LABELS),
+            )
+            for r in rows
+        ]
 
-    def confirmation_tasks(self, *, open_only: bool = True) -> list[TaskView]:
-        """Confirmation tasks (still living here?) of tenants not seen for long."""
+    def confirmation_tasks(self, *, open_only: bool = True) -> list[ConfirmationTask]:
+        """Confirmation tasks (still living here?) of tenants not seen for long, named."""
         require(self.principal, Permission.READ_DEPARTURES)
-        return self.app.duties.reconciler.tasks(
+        tasks = self.app.duties.reconciler.tasks(
             open_only=open_only, landlord_id=landlord_scope(self.principal)
         )
+        labels = self._tenancy_labels([t.tenancy_id for t in tasks])
+        return [
+            ConfirmationTask(
+                id=t.id,
+                tenancy_id=t.tenancy_id,
+                person_id=t.person_id,
+                landlord_id=t.landlord_id,
+                not_seen_since=t.not_seen_since,
+                days_not_seen=t.days_not_seen,
+                status=t.status,
+                opened_at=t.opened_at,
+                closed_at=t.closed_at,
+                outcome=t.outcome,
+                **labels.get(t.tenancy_id, _NO_LABELS),
+            )
+            for t in tasks
+        ]
+
+    def _tenancy_labels(self, tenancy_ids: Sequence[int]) -> dict[int, dict[str, str | None]]:
+        with self._db.read() as session:
+            found = QueryRepository(session).tenancy_labels(tenancy_ids)
+        return {
+            t: {"person": n, "room": r, "address": a, "landlord": ln}
+            for t, (n, r, a, ln) in found.items()
+        }
 
     def confirm_task(self, task_id: int) -> TaskView:
         """The tenant still lives here: the task closes and the not-seen clock restarts."""
@@ -843,6 +938,7 @@ class AppServices:
             "web": settings.web.model_dump(mode="json"),
             "registry": settings.registry.model_dump(mode="json"),
             "database": "postgresql" if settings.database_url else "sqlite",
+            "editable": sorted(EDITABLE),
             # Channel counts only: their URLs, secrets and passwords stay out of views.
             "notify": {
                 "include_face_data": settings.notify.include_face_data,
@@ -851,6 +947,28 @@ class AppServices:
                 "email": len(settings.notify.email),
             },
         }
+
+    def update_settings(self, changes: dict[str, object]) -> SettingsChange:
+        """Change thresholds, retention periods or deadlines (administrators); kept in the
+        database, audited. Decision thresholds apply at once, the rest at the next start."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan import settings_overrides as overrides
+
+        if not changes:
+            raise InvalidInput("no setting to change")
+        pinned = sorted(k for k in changes if overrides.set_by_environment(k))
+        if pinned:
+            raise InvalidInput(
+                "set by the environment (change it there): "
+                + ", ".join(f"{k} ({overrides.env_name(k)})" for k in pinned)
+            )
+        updated = overrides.with_changes(self.app.settings, changes)
+        overrides.store(self._db, self.app.audit, changes, self.principal.actor)
+        self.app.settings = updated
+        live = sorted(k for k in changes if k in overrides.LIVE)
+        if live and self.app._gallery is not None:
+            self.app._gallery.config = updated.matching.open_set_config()
+        return SettingsChange(applied_now=live, after_restart=sorted(set(changes) - set(live)))
 
     def dead_letters(self) -> list[DeadLetterView]:
         require(self.principal, Permission.READ_NOTIFY)

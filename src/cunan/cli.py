@@ -291,12 +291,15 @@ def _mount_subcommands() -> None:
         people_app,
         registry_app,
     )
+    from cunan.registry.places_cli import places_app, users_app
     from cunan.serve import serve_command
 
     app.command("init")(init_command)
     app.add_typer(people_app, name="people")
     app.command("identify")(identify_command)
     app.add_typer(registry_app, name="registry")
+    app.add_typer(places_app, name="places")
+    app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
     app.add_typer(cameras_app, name="cameras")
     app.command("watch")(watch_command)

@@ -82,7 +82,6 @@ def serve_command(
     """
     from cunan.api.app import create_api
     from cunan.app import BackgroundOptions, CunanApp
-    from cunan.auth.service import AuthService
 
     with user_errors(*OPEN_ERRORS):
         settings = load_settings()
@@ -94,7 +93,7 @@ def serve_command(
     bind_port = web.port if port is None else port
     failed = False
     try:
-        auth = AuthService(core.registry.database, core.audit, web)
+        auth = core.auth
         setup_token: str | None = None
         if auth.needs_setup():
             password = os.environ.get(ADMIN_PASSWORD_ENV)

@@ -21,8 +21,9 @@ from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
+from cunan.web import pages
 
-STATIC = Path(__file__).parent / "static"
+WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
 
 #: Routes anyone may call without logging in. Everything else needs a session or token;
 #: tests/api/test_routes_protected.py walks every route and fails on anything not listed.
@@ -31,14 +32,15 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/auth/login",
         "/api/v1/auth/setup",
         "/api/v1/health",
-        "/api/static",
         "/api/docs-assets",
+        "/setup",
+        "/static",
     }
 )
 
 
 #: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public, pages.router)
 #: Everything else.
 PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -86,9 +88,7 @@ def create_api(
         swagger_ui_parameters={"validatorUrl": None},
     )
     api.state.core = core
-    api.state.auth = auth_service or AuthService(
-        core.registry.database, core.audit, core.settings.web
-    )
+    api.state.auth = auth_service or core.auth
     api.state.setup_token = setup_token
     # Set when the server begins to stop: long-lived responses (event streams) end then.
     api.state.stopping = threading.Event()
@@ -98,7 +98,7 @@ def create_api(
     for router in (*PUBLIC_ROUTERS, *PROTECTED_ROUTERS):
         api.include_router(router)
 
-    api.mount("/api/static", StaticFiles(directory=STATIC), name="api-static")
+    api.mount("/static", StaticFiles(directory=WEB_STATIC), name="web-static")
     assets = _docs_assets()
     if assets is not None:
         api.mount("/api/docs-assets", StaticFiles(directory=assets), name="docs-assets")
@@ -129,7 +129,7 @@ def create_api(
             '<link rel="stylesheet" href="/api/docs-assets/swagger-ui.css"></head>'
             '<body data-openapi="/api/v1/openapi.json"><div id="swagger-ui"></div>'
             '<script src="/api/docs-assets/swagger-ui-bundle.js"></script>'
-            '<script src="/api/static/docs.js"></script></body></html>'
+            '<script src="/static/docs.js"></script></body></html>'
         )
 
     return api

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cunan.api.problems import problem
+from cunan.auth.service import TOKEN_PREFIX
 
 #: No inline script anywhere (pages and the API docs load script files from this origin);
 #: images may be data: URLs (SVG charts, previews); nothing from any other host.
@@ -95,7 +96,13 @@ class GuardMiddleware:
 
         if scope["method"] in _UNSAFE:
             cookies = _cookies(scope)
-            if SESSION_COOKIE in cookies and not _header(scope, b"authorization"):
+            authorization = _header(scope, b"authorization") or ""
+            # Only a CunAn API token replaces the cookie (cunan.api.deps.principal): any
+            # other Authorization header still leaves the session cookie in charge.
+            bearer = authorization.lower().startswith("bearer ") and authorization[
+                7:
+            ].strip().startswith(TOKEN_PREFIX)
+            if SESSION_COOKIE in cookies and not bearer:
                 verdict = same_origin(scope)
                 token = _header(scope, CSRF_HEADER.encode())
                 csrf_ok = bool(token) and token == cookies.get(CSRF_COOKIE)

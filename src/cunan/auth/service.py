@@ -315,6 +315,17 @@ class AuthService:
                 raise NotFound(f"user {user_id} not found")
             return self._summary(repo, user)
 
+    def user_id_of(self, principal: Principal, key: str) -> int:
+        """The id of an account given by id or username."""
+        require(principal, Permission.MANAGE_USERS)
+        if key.isdigit():
+            return int(key)
+        with self.database.read() as session:
+            user = AuthRepository(session).user_by_name(key.strip())
+        if user is None:
+            raise NotFound(f"user {key} not found")
+        return user.id
+
     def set_disabled(self, principal: Principal, user_id: int, disabled: bool) -> UserSummary:
         """Disable (every session ends at once) or re-enable an account."""
         require(principal, Permission.MANAGE_USERS)

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from cunan.storage.auth_tables import ApiToken, AuthSession
+from cunan.storage.auth_tables import ApiToken, AuthSession, SettingOverride
 from cunan.storage.database import rowcount
 from cunan.storage.enums import UserRole
 from cunan.storage.tables import Landlord, User
@@ -73,3 +73,25 @@ class AuthRepository:
 
     def tokens(self) -> Sequence[ApiToken]:
         return self.session.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+
+
+class SettingsRepository:
+    """The settings changed from the web."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def overrides(self) -> Sequence[SettingOverride]:
+        return self.session.scalars(select(SettingOverride).order_by(SettingOverride.key)).all()
+
+    def put(self, key: str, value_json: str, changed_by: str, when: datetime) -> None:
+        row = self.session.get(SettingOverride, key)
+        if row is None:
+            self.session.add(
+                SettingOverride(
+                    key=key, value_json=value_json, changed_by=changed_by, changed_at=when
+                )
+            )
+        else:
+            row.value_json, row.changed_by, row.changed_at = value_json, changed_by, when
+        self.session.flush()

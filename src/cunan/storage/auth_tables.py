@@ -1,4 +1,4 @@
-"""Login sessions and integration API tokens: only hashes of their secrets are stored."""
+"""Login sessions, API tokens (only hashes of their secrets) and settings changed from the web."""
 
 from __future__ import annotations
 
@@ -42,3 +42,15 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class SettingOverride(Base):
+    """A setting an administrator changed from the web: applied over the TOML file."""
+
+    __tablename__ = "setting_overrides"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: The value as JSON (validated against the setting's type before it is stored).
+    value_json: Mapped[str] = mapped_column(String(200))
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

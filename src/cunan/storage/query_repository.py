@@ -217,6 +217,25 @@ class QueryRepository:
         tenancy: Tenancy = row[0]
         return tenancy
 
+    def tenancy_labels(
+        self, tenancy_ids: Sequence[int]
+    ) -> dict[int, tuple[str, str, str, str | None]]:
+        """For each tenancy: (person name, room label, house address, landlord name)."""
+        if not tenancy_ids:
+            return {}
+        landlord = aliased(Landlord)
+        rows = self.session.execute(
+            select(Tenancy.id, Person.name, Room.label, House.address, landlord.name)
+            .join(Person, Person.id == Tenancy.person_id)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(House, House.id == Room.house_id)
+            .outerjoin(
+                landlord, landlord.id == func.coalesce(Tenancy.landlord_id, House.landlord_id)
+            )
+            .where(Tenancy.id.in_(list(tenancy_ids)))
+        )
+        return {int(t): (n, r, a, ln) for t, n, r, a, ln in rows}
+
     # -- cases and sightings --------------------------------------------------------------
 
     def cases(

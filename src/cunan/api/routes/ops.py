@@ -8,7 +8,14 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from cunan.api.deps import CoreDep, ServicesDep
-from cunan.app_services import AuditEntryView, CameraRequest, Listing, SightingSummary, page
+from cunan.app_services import (
+    AuditEntryView,
+    CameraRequest,
+    Listing,
+    SettingsChange,
+    SightingSummary,
+    page,
+)
 from cunan.notify.deadletters import DeadLetterView
 from cunan.pipeline.cameras import CameraRecord
 
@@ -224,6 +231,14 @@ def statistics(svc: ServicesDep) -> dict[str, object]:
 def settings(svc: ServicesDep) -> dict[str, object]:
     """The settings in force (no secrets)."""
     return svc.settings_view()
+
+
+@router.patch("/settings", response_model=SettingsChange)
+def change_settings(body: dict[str, float | int | None], svc: ServicesDep) -> SettingsChange:
+    """Change thresholds, retention periods or deadlines (administrators; the editable keys
+    are listed by ``GET /settings``). Decision thresholds apply at once, the rest after a
+    restart; settings given by the environment cannot be changed here."""
+    return svc.update_settings(dict(body))
 
 
 @router.get("/notifications/dead-letters", response_model=list[DeadLetterView])

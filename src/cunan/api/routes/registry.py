@@ -10,16 +10,17 @@ from pydantic import BaseModel
 
 from cunan.api.deps import ServicesDep
 from cunan.app_services import (
+    ConfirmationTask,
     FaceIdentification,
     HouseDetail,
     HouseSummary,
     Listing,
     NewPersonRequest,
+    OverdueDeparture,
     PersonDetail,
     PersonSummary,
     page,
 )
-from cunan.duties.departures import OverdueTenancy
 from cunan.duties.reconcile import TaskView
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import PeopleFilter
@@ -148,14 +149,14 @@ def report_move_out(tenancy_id: int, body: MoveOut, svc: ServicesDep) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/departures/overdue", response_model=list[OverdueTenancy])
-def overdue_departures(svc: ServicesDep) -> list[OverdueTenancy]:
+@router.get("/departures/overdue", response_model=list[OverdueDeparture])
+def overdue_departures(svc: ServicesDep) -> list[OverdueDeparture]:
     """Move-outs reported late or not at all (landlords: their own tenants)."""
     return svc.overdue_departures()
 
 
-@router.get("/tasks", response_model=list[TaskView])
-def confirmation_tasks(svc: ServicesDep, open_only: bool = True) -> list[TaskView]:
+@router.get("/tasks", response_model=list[ConfirmationTask])
+def confirmation_tasks(svc: ServicesDep, open_only: bool = True) -> list[ConfirmationTask]:
     """Confirmation tasks (still living here?) of tenants not seen for long."""
     return svc.confirmation_tasks(open_only=open_only)
 
