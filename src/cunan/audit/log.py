@@ -101,6 +101,8 @@ class AuditAction(StrEnum):
     CAMERA_DISABLE = "camera.disable"
     CAMERA_UPDATE = "camera.update"
     CAMERA_REMOVE = "camera.remove"
+    # settings changed from the API (thresholds, retention, deadlines)
+    SETTINGS_CHANGE = "settings.change"
     # cases and duties
     CASE_TRANSITION = "case.transition"
     CASE_PARKED_REPLAY = "case.parked_replay"
