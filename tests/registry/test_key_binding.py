@@ -157,13 +157,17 @@ def test_lost_key_remove_and_withdraw_still_delete_then_reset_starts_over(
 
 
 def test_reset_deletes_face_data_that_no_key_can_read(database: Database, tmp_path: Path) -> None:
+    from cunan.pipeline.store import CameraStore
     from cunan.registry.keys import reset_keys
 
     lost = KeyRing.generate()
     person = _enrol(database, lost)
+    CameraStore(database, cipher=FieldCipher(lost)).add("gate", "rtsp://u:secret@192.0.2.1/s")
     bind_key_ring(database, lost, tmp_path / "cunan.key")
     report = reset_keys(database, tmp_path / "cunan.key")
-    assert report.discarded.templates == 1
+    assert report.discarded.templates == 1 and report.discarded.camera_urls == 1
+    # The camera keeps its redacted URL; its password is gone with the key.
+    assert CameraStore(database).get("gate").stream_url == "rtsp://***@192.0.2.1/s"
     new = KeyRing.load(tmp_path / "cunan.key")
     bind_key_ring(database, new, tmp_path / "cunan.key")
     service = RegistryService(database, FieldCipher(new))
