@@ -72,3 +72,16 @@ def test_a_malformed_templates_page_is_noticed(data: Path) -> None:
     )
     assert result.exit_code == 2
     _assert_damage_line(result.output, data)
+
+
+def test_damage_on_postgresql_names_no_url_or_sql() -> None:
+    from cunan.storage.database import damaged_message, is_damage
+
+    # What PostgreSQL says of an unreadable page, and what SQLite says of its files.
+    assert is_damage('could not read block 7 in file "base/16384/16402": read only 0 bytes')
+    assert is_damage("database disk image is malformed")
+    assert is_damage("file is not a database")
+    assert not is_damage("UNIQUE constraint failed: people.village_id, people.id_number")
+    message = damaged_message("postgresql+psycopg://cunan:pw@10.0.0.5:5432/village")
+    assert "数据库已损坏" in message and "backup" in message
+    assert "pw" not in message and "10.0.0.5" not in message and "postgresql" not in message
