@@ -221,6 +221,7 @@ class CunanApp:
             engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=self.settings.registry.guardian_consent_under_age,
+            person_max_distance=faces.match_threshold,
         )
 
     def _announce_import(self, job: ImportJob) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
 from cunan.errors import InvalidInput, Unavailable
+from cunan.registry.identity import IdDocument
 from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
 from cunan.settings_overrides import EDITABLE
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
@@ -184,6 +185,10 @@ class NewPersonRequest:
     room_id: int | None = None
     landlord_id: int | None = None
     move_in: date | None = None
+    #: What ``id_number`` is (a resident ID unless a passport or permit is stated).
+    id_document: IdDocument = IdDocument.RESIDENT_ID
+    #: Enrol although the face matches another registered person (twins).
+    allow_same_face: bool = False
 
 
 _NO_LABELS: dict[str, str | None] = {
@@ -345,6 +350,8 @@ class AppServices:
         if not photos and not request.non_face_note:
             raise InvalidInput("请上传照片，或说明不采集人脸时的核验方式 (photo or non_face_note)")
         templates = self._templates(photos)
+        if templates and not request.allow_same_face:
+            self._refuse_same_face(templates)
         service = self.app.registry.service.acting_as(self.principal.actor)
         village_id = self.principal.village_id or service.default_village_id()
         consent = (
@@ -373,6 +380,7 @@ class AppServices:
                 village_id=village_id,
                 category=request.category,
                 id_number=request.id_number,
+                id_document=request.id_document,
                 phone=request.phone,
                 is_minor=request.is_minor,
                 non_face_note=request.non_face_note,
@@ -381,6 +389,27 @@ class AppServices:
             templates=templates,
             tenancy=tenancy,
         )
+
+    def _refuse_same_face(self, templates: Sequence[TemplateInput]) -> None:
+        """The same-face rule (docs/registry.md), on the live gallery (no decryption)."""
+        from cunan.registry.consistency import SAME_FACE_DISTANCE, same_face_problem
+
+        gallery = self.app.gallery
+        if len(gallery) == 0:
+            return
+        results = gallery.identify(np.vstack([t.vector for t in templates]), top=1)
+        nearest = min(
+            ((c.person_id, c.distance) for r in results for c in r.candidates),
+            key=lambda pair: pair[1],
+            default=None,
+        )
+        if nearest is None:
+            return
+        problem = same_face_problem((f"person {nearest[0]}", nearest[1]), SAME_FACE_DISTANCE)
+        if problem is not None:
+            raise InvalidInput(
+                problem.replace("--allow-same-face", "allow_same_face") + " (nothing was stored)"
+            )
 
     def identify(self, data: bytes, *, top: int = 3) -> list[FaceIdentification]:
         """Each face in an uploaded image: registered person or unknown (a 1:N search,
@@ -568,7 +597,20 @@ class AppServices:
         service = self._registry(Permission.ENROL)
         if not photos:
             raise InvalidInput("no photo uploaded")
-        return service.add_templates(person_id, self._templates(photos))
+        templates = self._templates(photos)
+        from cunan.registry.consistency import different_people_problem
+
+        # New photos must show the person already enrolled, not someone else.
+        stored = [t.vector for t in service.templates_of(person_id)]
+        mismatch = different_people_problem(
+            [f"template {n}" for n in range(1, len(stored) + 1)]
+            + [f"photo {n}" for n in range(1, len(templates) + 1)],
+            stored + [t.vector for t in templates],
+            self.app.settings.faces.match_threshold,
+        )
+        if mismatch is not None:
+            raise InvalidInput(mismatch + " (nothing was stored)")
+        return service.add_templates(person_id, templates)
 
     def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
         """One template per photo; every unusable photo is named and nothing is kept."""
@@ -592,6 +634,16 @@ class AppServices:
                 problems.append(str(exc))
         if problems:
             raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+        from cunan.registry.consistency import different_people_problem
+
+        # The enrolment consistency rule (docs/registry.md): one person's photos show one face.
+        mismatch = different_people_problem(
+            [f"photo {n}" for n in range(1, len(templates) + 1)],
+            [t.vector for t in templates],
+            self.app.settings.faces.match_threshold,
+        )
+        if mismatch is not None:
+            raise InvalidInput(mismatch + " (nothing was stored)")
         return templates
 
     # -- cases ----------------------------------------------------------------------------------

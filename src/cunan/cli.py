@@ -22,7 +22,7 @@ from cunan.domain import LANDMARK_NAMES, AnalyzedFace
 from cunan.faces.engine import EngineConfig, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.faces.models import ModelNotAvailableError
-from cunan.faces.verify import compare_embeddings
+from cunan.faces.verify import compare_vectors
 from cunan.security.files import write_private
 
 app = typer.Typer(
@@ -173,7 +173,11 @@ def faces_compare(
     image_a: Annotated[Path, typer.Argument(help="First image.")],
     image_b: Annotated[Path, typer.Argument(help="Second image.")],
     threshold: Annotated[
-        float | None, typer.Option(help="Same-person distance threshold (default: settings).")
+        float | None,
+        typer.Option(
+            help="Same-person distance threshold (default: faces.match_threshold); with "
+            "faces.population set, the population distance must pass its own threshold too."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -182,9 +186,14 @@ def faces_compare(
     engine = _engine(settings)
     a = _guard(lambda: _main_face(engine, image_a, settings))
     b = _guard(lambda: _main_face(engine, image_b, settings))
-    limit = threshold if threshold is not None else settings.faces.match_threshold
     assert a.embedding is not None and b.embedding is not None  # set by _main_face
-    result = compare_embeddings(a.embedding, b.embedding, threshold=limit)
+    from cunan.matching.adaptive import population_prior_for
+
+    prior = population_prior_for(
+        settings.faces.population, engine.model_id, int(a.embedding.shape[-1])
+    )
+    limit = threshold if threshold is not None else settings.faces.match_threshold
+    result = compare_vectors(a.embedding, b.embedding, prior=prior, threshold=limit)
     if as_json:
         print(
             json.dumps(
@@ -195,17 +204,37 @@ def faces_compare(
                     "threshold": limit,
                     "same_person": result.same_person,
                     "model_id": engine.model_id,
-                }
+                    "population": result.population,
+                    "population_distance": None
+                    if result.population_distance is None
+                    else round(result.population_distance, 4),
+                    "population_threshold": None
+                    if result.population_threshold is None
+                    else round(result.population_threshold, 4),
+                    "false_match_rate": result.false_match_rate,
+                    "false_non_match_rate": result.false_non_match_rate,
+                    "certainty": result.certainty(),
+                },
+                ensure_ascii=False,
             )
         )
     else:
         verdict = "same person" if result.same_person else "different people"
+        space = ""
+        if result.population_distance is not None and result.population_threshold is not None:
+            space = (
+                f"; {result.population} population distance {result.population_distance:.4f}"
+                f" (threshold {result.population_threshold:.2f})"
+            )
         console.print(
-            f"distance {result.distance:.4f} (threshold {limit:.2f}, model {engine.model_id}): "
-            f"{verdict}",
+            f"distance {result.distance:.4f} (threshold {limit:.2f}, model "
+            f"{engine.model_id}){space}: {verdict}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
+        if result.population:
+            console.print(result.certainty(), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0 if result.same_person else 1)
 
 
@@ -280,6 +309,7 @@ def faces_embed(
 def _mount_subcommands() -> None:
     from cunan.audit.cli import audit_app
     from cunan.bench.cli import bench_app
+    from cunan.calibrate import calibrate_command
     from cunan.cases.cli import cases_app
     from cunan.duties.cli import departures_app, maintenance_app, stats_command
     from cunan.notify.cli import notify_app
@@ -312,6 +342,7 @@ def _mount_subcommands() -> None:
     app.add_typer(audit_app, name="audit")
     app.add_typer(notify_app, name="notify")
     app.add_typer(bench_app, name="bench")
+    app.command("calibrate")(calibrate_command)
 
 
 _mount_subcommands()

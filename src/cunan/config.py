@@ -16,7 +16,7 @@ from pydantic_settings import (
 
 from cunan.cases.settings import CaseSettings
 from cunan.duties.settings import DutySettings
-from cunan.matching.openset import OpenSetConfig
+from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 from cunan.notify.settings import NotifySettings
 
 
@@ -27,10 +27,18 @@ class FaceSettings(BaseModel):
     #: Image doublings before HOG/CNN detection; 1 finds faces down to ~40 px.
     upsample: int = Field(default=1, ge=0, le=3)
     embed_runtime: Literal["auto", "dlib", "onnx"] = "auto"
-    #: Same-person threshold for 1:1 comparison (``cunan faces compare``): the mean of the
-    #: LFW 10-fold thresholds for dlib's ResNet, 0.426 (docs/benchmarks.md section 3).
-    #: dlib's customary 0.6 applies to its raw descriptors (norm ~1.4), not to these.
+    #: Same-person threshold for 1:1 comparison (``cunan faces compare``) when
+    #: ``population`` is ``none``: the mean of the LFW 10-fold thresholds for dlib's
+    #: ResNet, 0.426 (docs/benchmarks.md section 3). dlib's customary 0.6 applies to its
+    #: raw descriptors (norm ~1.4), not to these.
     match_threshold: float = Field(default=0.43, gt=0.0, lt=2.0)
+    #: Population whose statistics set the 1:1 operating point: ``east_asian`` centres both
+    #: embeddings on the packaged East Asian mean and uses its threshold (different-person
+    #: pairs of the reference people at most 0.5 % of the time; docs/calibration.md), and
+    #: reports how sure the verdict is; ``none`` is the raw distance and ``match_threshold``.
+    #: Only for dlib's ResNet: another model (``onnx_model``) falls back to ``none``.
+    population: Literal["east_asian", "none"] = "east_asian"
+
     #: Largest image accepted, in pixels (width x height).
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     #: ONNX recognition model to use instead of dlib's ResNet (ArcFace-style, 112x112).
@@ -68,6 +76,28 @@ class MatchingSettings(BaseModel):
     index: Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw"] = "auto"
     #: Templates (of one model) from which ``auto`` switches to the ANN index.
     ann_threshold: int = Field(default=100_000, ge=1)
+    #: Adapt to the site's own people (docs/calibration.md): centre embeddings on the
+    #: enrolled people and calibrate the thresholds from them for ``adaptive_target``;
+    #: ``min_score``, ``fallback_max_distance`` and ``max_distance`` are then replaced by
+    #: the calibration's. Off: the fixed rules above.
+    adaptive: bool = True
+    #: False-known rate to calibrate for: the share of strangers that may be named as an
+    #: enrolled person (0.01 = 1 in 100 strangers' faces).
+    adaptive_target: float = Field(default=0.01, gt=0.0, lt=0.5)
+    #: How many enrolled people the packaged East Asian statistic counts as (centre and
+    #: threshold) before the site's own people outweigh it.
+    adaptive_prior_weight: float = Field(default=30.0, ge=0.0)
+    #: Relative change of the number of enrolled people that triggers a re-calibration
+    #: (below 100 people every change does); each new calibration is audited.
+    adaptive_recalibrate_change: float = Field(default=0.1, gt=0.0, le=1.0)
+
+    def adaptive_config(self) -> AdaptiveConfig:
+        """The adaptive settings (also when ``adaptive`` is off, e.g. for ``calibrate``)."""
+        return AdaptiveConfig(
+            target=self.adaptive_target,
+            prior_weight=self.adaptive_prior_weight,
+            recalibrate_change=self.adaptive_recalibrate_change,
+        )
 
     def open_set_config(self) -> OpenSetConfig:
         """The decision rules these settings describe."""
@@ -78,6 +108,7 @@ class MatchingSettings(BaseModel):
             cohort_k=self.cohort_k,
             aggregation=self.aggregation,
             min_margin=self.min_margin,
+            adaptive=self.adaptive_config() if self.adaptive else None,
         )
 
 

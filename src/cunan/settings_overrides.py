@@ -27,6 +27,8 @@ EDITABLE: frozenset[str] = frozenset(
         "matching.max_distance",
         "matching.fallback_max_distance",
         "matching.min_margin",
+        "matching.adaptive",
+        "matching.adaptive_target",
         "cases.link_threshold",
         "cases.cooldown_minutes",
         "cases.deadline_days",
@@ -47,6 +49,8 @@ LIVE: frozenset[str] = frozenset(
         "matching.max_distance",
         "matching.fallback_max_distance",
         "matching.min_margin",
+        "matching.adaptive",
+        "matching.adaptive_target",
     }
 )
 

@@ -65,9 +65,12 @@ def test_camera_changes_and_the_public_notice_are_audited(database: Database) ->
 def test_every_code_recorded_as_a_literal_is_declared() -> None:
     declared = {a.value for a in AuditAction}
     literal = re.compile(r"(?:\.record|_record|record_audit)\(\s*\"([a-z_.]+)\"")
+    # ... or through a module constant named for it (ACTION_X = "...", X_ACTION = "...").
+    constant = re.compile(r"^[A-Z_]*ACTION[A-Z_]* = \"([a-z_.]+)\"", re.MULTILINE)
     recorded = {
         code
         for p in (ROOT / "src" / "cunan").rglob("*.py")
-        for code in literal.findall(p.read_text(encoding="utf-8"))
+        for pattern in (literal, constant)
+        for code in pattern.findall(p.read_text(encoding="utf-8"))
     }
     assert recorded and recorded <= declared, recorded - declared

@@ -220,3 +220,39 @@ def test_random_bytes_never_crash(data: bytes) -> None:
         decode_image(data, source="random")
     except ImageLoadError as exc:
         assert exc.reason
+
+
+def test_large_jpeg_is_decoded_reduced_with_its_orientation(tmp_path: Path) -> None:
+    img = _gradient(4000, 3000)  # a 12 MP phone photo, made at run time
+    img.paste((255, 255, 255), (0, 0, 400, 3000))  # white band on the left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    img.save(path, exif=exif.tobytes(), quality=85)
+    reduced = load_image(path, reduce_to=700_000)
+    # DCT scaling by 1/4, then the EXIF turn: portrait 750 x 1000.
+    assert reduced.shape == (1000, 750, 3)
+    assert reduced[:60].mean() > 200 and reduced[-60:].mean() < 200
+    assert load_image(path).shape == (4000, 3000, 3)  # without reduce_to: as taken
+
+
+def test_reduction_never_goes_below_the_asked_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "eight.jpg"
+    _gradient(3264, 2448).save(path, quality=85)  # 8 MP: 1/2 scale, then a resize
+    arr = load_image(path, reduce_to=700_000)
+    assert 700_000 <= arr.shape[0] * arr.shape[1] <= 1.5 * 700_000
+    png = tmp_path / "big.png"
+    _gradient(2400, 1800).save(png)
+    arr = load_image(png, reduce_to=400_000)
+    assert 400_000 * 0.99 <= arr.shape[0] * arr.shape[1] <= 1.5 * 400_000
+    small = tmp_path / "small.jpg"
+    _gradient(640, 480).save(small)
+    assert load_image(small, reduce_to=700_000).shape == (480, 640, 3)
+
+
+def test_heic_is_named_as_such(tmp_path: Path) -> None:
+    # The start of an iPhone photo: an ISO-BMFF "ftyp" box with the heic brand.
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0mif1heic" + b"\0" * 64)
+    with pytest.raises(ImageLoadError, match=r"HEIC/HEIF photo \(iPhone format\)"):
+        load_image(path)

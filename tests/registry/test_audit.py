@@ -13,7 +13,7 @@ import pytest
 from cunan.audit import AuditLog, verify_chain
 from cunan.registry import export as export_module
 from cunan.registry.accounts import AccountService
-from cunan.registry.export import write_export_csv
+from cunan.registry.export import write_export
 from cunan.registry.records import NewPerson
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import FieldCipher
@@ -145,7 +145,7 @@ def test_export_is_private_audited_and_leaves_no_temp_file_on_failure(
     village = audited.add_village("v")
     audited.add_person(NewPerson(name=NAME, village_id=village, phone=PHONE))
     target = tmp_path / "people.csv"
-    assert write_export_csv(audited, target) == 1
+    assert write_export(audited, target) == 1
     assert target.stat().st_mode & 0o777 == 0o600
     entry = AuditLog(database).recent(limit=1)[0]
     assert entry.action == "registry.export" and entry.details["rows"] == 1
@@ -160,6 +160,6 @@ def test_export_is_private_audited_and_leaves_no_temp_file_on_failure(
     monkeypatch.setattr(export_module, "export_rows", failing)
     other = tmp_path / "again.csv"
     with pytest.raises(OSError, match="disk full"):
-        write_export_csv(audited, other)
+        write_export(audited, other)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["people.csv"]
     assert AuditLog(database).recent(limit=1)[0].seq == entry.seq  # no entry for it

@@ -227,3 +227,45 @@ def test_enrolment_engine_takes_the_jitter_setting(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CUNAN_FACES__ENROL_JITTER", "3")
     engine = registry_cli.build_face_engine(load_settings())
     assert engine.enrol_jitter == 3
+
+
+def test_outputs_are_checked_before_any_work(app: typer.Typer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(app, "init", "--data-dir", str(data))[0] == 0
+    roster = tmp_path / "roster.csv"
+    roster.write_text("姓名,类别,非人脸核验\n甲,访客,身份证核验\n", encoding="utf-8")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    code, out, err = run(
+        app, "registry", "import", str(roster), "--photos", str(photos),
+        "--report", str(tmp_path), "--data-dir", str(data),
+    )  # fmt: skip
+    assert code == 2 and "is a directory" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(app, "people", "list", "--data-dir", str(data))
+    assert "0 people" in out  # refused before the import wrote its row
+    code, out, err = run(
+        app, "registry", "import", str(roster), "--photos", str(photos),
+        "--report", str(tmp_path / "problems.csv"), "--data-dir", str(data),
+    )  # fmt: skip
+    assert code == 0 and "1 imported" in out
+    assert "rows 1/1 (100 %)" in err  # progress, also when stderr is not a terminal
+    code, _, err = run(app, "registry", "export", str(tmp_path), "--data-dir", str(data))
+    assert code == 2 and "is a directory" in err
+    code, _, err = run(app, "registry", "export", str(tmp_path / "x.xlsx"), "--data-dir", str(data))
+    assert code == 0, err
+    assert (tmp_path / "x.xlsx").read_bytes()[:2] == b"PK"  # a workbook, not CSV text
+
+
+def test_people_add_face_consistency(app: typer.Typer, tmp_path: Path, examples: Path) -> None:
+    data = tmp_path / "data"
+    assert run(app, "init", "--data-dir", str(data))[0] == 0
+    base = ["people", "add", "--data-dir", str(data), "--consent-by", "王"]
+    obama, biden = str(examples / "obama.jpg"), str(examples / "biden.jpg")
+    code, _, err = run(app, *base, "--name", "甲", "--photo", obama, "--photo", biden)
+    assert code == 2 and "the photos show different people" in err and "nothing was stored" in err
+    code, out, err = run(app, *base, "--name", "甲", "--photo", obama)
+    assert code == 0, err
+    code, _, err = run(app, *base, "--name", "乙", "--photo", obama)
+    assert code == 2 and f"same face as person {int(out)}" in err
+    code, _, err = run(app, *base, "--name", "乙", "--photo", obama, "--allow-same-face")
+    assert code == 0, err

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import openpyxl
@@ -11,6 +11,9 @@ from PIL import Image
 from sqlalchemy import text
 
 from cunan.config import RegistrySettings
+from cunan.faces.engine import EnrolmentPhotoError, FaceEngine
+from cunan.faces.imageio import load_image
+from cunan.registry.identity import resident_id_check_char
 from cunan.registry.importer import ImportOptions, RowStatus, import_roster
 from cunan.registry.records import NewPerson
 from cunan.registry.roster import RowProblem
@@ -30,14 +33,15 @@ TWO_FACES = "2 faces of enrolment quality; the photo must show one person"
 
 
 def id_number(n: int) -> str:
-    return f"11010119900307{n:04d}"
+    first = f"11010119900307{n:03d}"
+    return first + resident_id_check_char(first)
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     examples = require_data("face_recognition_examples/examples")
     folder = tmp_path_factory.mktemp("photos")
-    for name in ("obama.jpg", "biden.jpg", "two_people.jpg"):
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg"):
         shutil.copy(examples / name, folder / name)
     Image.new("RGB", (300, 300), (200, 200, 200)).save(folder / "blank.png")
     return folder
@@ -188,7 +192,7 @@ def test_utf8_bom_csv_with_worker_processes(
     service: RegistryService, photos: Path, tmp_path: Path
 ) -> None:
     rows = [
-        f"王小明,{id_number(1)},外来租住,{HOUSE},101,2024-03-01,obama.jpg;biden.jpg,{CONSENT}",
+        f"王小明,{id_number(1)},外来租住,{HOUSE},101,2024-03-01,obama.jpg;obama2.jpg,{CONSENT}",
         f"无证人员,,外来租住,{HOUSE},102,2024-03-01,biden.jpg,{CONSENT}",
     ]
     roster = tmp_path / "roster.csv"
@@ -251,3 +255,104 @@ def database_with_photos(photos: Path, tmp_path: Path) -> Iterator[tuple[Registr
     svc.add_house(svc.add_village("桃源村"), HOUSE)
     yield svc, folder
     database.dispose()
+
+
+def test_one_unusable_photo_is_skipped_when_another_is_good(
+    service: RegistryService, photos: Path, tmp_path: Path
+) -> None:
+    village = service.default_village_id()
+    occupied = service.add_room(_house_id(service), "101", capacity=1)
+    old = service.add_person(NewPerson(name="老租客", village_id=village, non_face_note="x"))
+    service.add_tenancy(old, occupied, move_in=date(2024, 1, 1), reported_by="网格员")
+    rows = [
+        f"王小明,{id_number(1)},户籍,{HOUSE},,,obama.jpg;blank.png;gone.jpg,{CONSENT}",
+        f"李四,{id_number(2)},户籍,{HOUSE},,,blank.png;gone.jpg,{CONSENT}",
+        f"张三,{id_number(3)},外来租住,{HOUSE},101,2024-03-01,biden.jpg;gone.jpg,{CONSENT}",
+    ]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    skipped = " (photo skipped; the row's other photo(s) were used)"
+    # The same rule in the dry run and the import: the row with a good photo goes in with
+    # it, its bad photos are reported; a row with no usable photo fails, and so does a row
+    # failing for another reason (the room is full), with its bad photo as a plain problem.
+    expected = [
+        RowProblem(2, "照片", "gone.jpg: missing photo (not found)" + skipped),
+        RowProblem(2, "照片", "blank.png: no face found" + skipped),
+        RowProblem(3, "照片", "gone.jpg: missing photo (not found)"),
+        RowProblem(3, "照片", "blank.png: no face found"),
+        RowProblem(4, "房间", FULL_101),
+        RowProblem(4, "照片", "gone.jpg: missing photo (not found)"),
+    ]
+    dry = import_roster(roster, service, options(photos, dry_run=True))
+    assert [o.status for o in dry.outcomes] == [RowStatus.VALID] + [RowStatus.FAILED] * 2
+    assert dry.problems == expected
+    real = import_roster(roster, service, options(photos))
+    assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED] + [RowStatus.FAILED] * 2
+    assert real.problems == expected
+    assert counts(service) == (2, 1, 1, 1)  # + the old tenant; one consent, one template
+
+
+FULL_101 = (
+    "房间已满 (room full): room '101' of '桃源村1号' holds 1 and already has 1 tenant(s) from "
+    "2024-03-01; record a move-out first"
+)
+
+
+def _house_id(service: RegistryService) -> int:
+    from cunan.registry.places import VillageDirectory
+
+    return VillageDirectory.load(service, service.default_village_id()).houses[HOUSE]
+
+
+def test_face_consistency_rule(service: RegistryService, photos: Path, tmp_path: Path) -> None:
+    rows = [
+        f"奥巴马,{id_number(1)},户籍,{HOUSE},,,obama.jpg,{CONSENT}",
+        f"两个人,{id_number(2)},户籍,{HOUSE},,,obama2.jpg;biden.jpg,{CONSENT}",
+        f"又一个名字,{id_number(3)},户籍,{HOUSE},,,obama.jpg,{CONSENT}",
+    ]
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    dry = import_roster(roster, service, options(photos, dry_run=True))
+    assert [o.status for o in dry.outcomes] == [RowStatus.VALID] + [RowStatus.FAILED] * 2
+    different, same = dry.problems
+    assert different.row == 3 and different.reason.startswith(
+        "照片不是同一个人 (the photos show different people): obama2.jpg and biden.jpg are"
+    )
+    assert same.row == 4 and same.reason.startswith("人脸重复 (same face as row 2, distance")
+    real = import_roster(roster, service, options(photos))
+    assert [o.status for o in real.outcomes] == [RowStatus.IMPORTED] + [RowStatus.FAILED] * 2
+    first = real.outcomes[0].person_id
+    assert real.problems[1].reason.startswith(f"人脸重复 (same face as person {first}")
+    # Against people registered before this run too, unless the user says they are twins.
+    again = import_roster(roster, service, options(photos, allow_same_face=True))
+    assert [o.status for o in again.outcomes] == [
+        RowStatus.UNCHANGED,
+        RowStatus.FAILED,  # two people in one row is never allowed
+        RowStatus.IMPORTED,
+    ]
+    assert counts(service) == (2, 2, 2, 0)
+
+
+def test_a_small_face_in_a_large_photo_gets_a_second_look(
+    service: RegistryService, tmp_path: Path, engine: FaceEngine
+) -> None:
+    from cunan.registry.enrolment import ENROLMENT_DECODE_PIXELS
+    from cunan.registry.importer import enrolment_face_of_file
+
+    lfw = require_data("lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    # A 12 MP photo (made at run time) whose face is ~260 px: ~48 px at the first check's
+    # 0.4 MP (under the 80 px minimum), ~95 px at the second look's four times the pixels.
+    canvas = Image.new("RGB", (4000, 3000), (90, 110, 120))
+    canvas.paste(Image.open(lfw).convert("RGB").resize((600, 600)), (1700, 1200))
+    canvas.save(folder / "far.jpg", quality=90)
+    with pytest.raises(EnrolmentPhotoError):  # the first look alone refuses it
+        engine.enrolment_face(load_image(folder / "far.jpg", reduce_to=ENROLMENT_DECODE_PIXELS))
+    face = enrolment_face_of_file(folder / "far.jpg", engine, engine, source="far.jpg")
+    assert face.quality.face_width_px is not None and face.quality.face_width_px >= 80
+    row = f"远景,{id_number(1)},户籍,{HOUSE},,,far.jpg,{CONSENT}"
+    roster = tmp_path / "roster.csv"
+    roster.write_text(HEADER + row + "\n", encoding="utf-8")
+    report = import_roster(roster, service, options(folder))
+    assert report.problems == [] and report.count(RowStatus.IMPORTED) == 1

@@ -28,7 +28,7 @@ def write(path: Path, text: str, encoding: str) -> Path:
 def test_csv_encodings(tmp_path: Path, encoding: str) -> None:
     text = (
         HEADER
-        + "王小明,110101199003071234,外来租住,桃源村1号,101,2024/3/1,a.jpg;b.jpg,"
+        + "王小明,110101199003070011,外来租住,桃源村1号,101,2024/3/1,a.jpg;b.jpg,"
         + "网格员,2024年3月1日\n"
     )
     roster = read_roster(write(tmp_path / "r.csv", text, encoding))
@@ -44,7 +44,7 @@ def test_csv_encodings(tmp_path: Path, encoding: str) -> None:
 def test_problems_name_row_and_header(tmp_path: Path) -> None:
     text = (
         "name,id_number,category,move_in,consent_method\n"
-        ",X1,外星人,2024-02-30,飞鸽\n"
+        ",110101199003070011,外星人,2024-02-30,飞鸽\n"
         "\n"
         "李四,,resident,yesterday,digital\n"
     )
@@ -104,14 +104,21 @@ def test_xlsx_merged_cells_empty_rows_and_dates(tmp_path: Path) -> None:
         date(2024, 3, 1),
         date(2024, 3, 5),
     ]
-    assert roster.rows[0].id_number == "11010119900307"
+    # A number-typed ID short enough to survive Excel is still checked like typed text.
+    assert roster.rows[0].id_number is None
     assert roster.problems == [
+        RowProblem(
+            2,
+            "身份证号",
+            "身份证号码应为18位: a resident ID number has 18 characters (17 digits and a digit "
+            "or X), got 14; for a passport or 港澳台 permit give the document type",
+        ),
         RowProblem(
             5,
             "身份证号",
             "ID number was stored as a number and Excel kept only 15 digits; format the column "
             "as text and type it again",
-        )
+        ),
     ]
 
 

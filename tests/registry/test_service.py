@@ -71,7 +71,7 @@ def test_minor_needs_guardian(service: RegistryService, village: int) -> None:
     # An ID number saying the person is under 14 makes them a minor even without the flag.
     with pytest.raises(GuardianConsentRequiredError):
         service.add_person(
-            NewPerson(name="小红", village_id=village, id_number="330102201801011234"),
+            NewPerson(name="小红", village_id=village, id_number="330102201801051234"),
             consent=consent(),
             templates=[template(1)],
         )

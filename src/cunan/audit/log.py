@@ -103,6 +103,8 @@ class AuditAction(StrEnum):
     CAMERA_REMOVE = "camera.remove"
     # settings changed from the API (thresholds, retention, deadlines)
     SETTINGS_CHANGE = "settings.change"
+    # the live gallery re-calibrated its open-set thresholds on the site's own people
+    MATCHING_CALIBRATE = "matching.calibrate"
     # cases and duties
     CASE_TRANSITION = "case.transition"
     CASE_PARKED_REPLAY = "case.parked_replay"

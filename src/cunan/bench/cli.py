@@ -200,6 +200,13 @@ def identify_command(
         for fpir, tpir, threshold in report.curve:
             curve.add_row(_pct(fpir), _pct(tpir), f"{threshold:.4f}")
         console.print(curve)
+        if report.adaptive:
+            a = report.adaptive
+            console.print(
+                f"adaptive rule (calibrated on this gallery, min_score {a['min_score']}): "
+                f"TPIR {a['tpir']}, FPIR {a['fpir']} (held-out half: {a['heldout_tpir']}, "
+                f"{a['heldout_fpir']})"
+            )
         console.print(
             f"closed-set rank-1: {_pct(report.rank1)}; default settings operate at "
             f"TPIR {_pct(report.default_tpir)}, FPIR {_pct(report.default_fpir)} "
@@ -252,6 +259,153 @@ def peer_command(
         table.add_row("own default: FPIR", _pct(c.default_fpir), _pct(p.default_fpir))
         console.print(table)
         console.print(f"speed-up: {p.wall_s / c.wall_s:.2f}x; load: {report.load_before}")
+    typer.echo(json.dumps(data))
+
+
+@bench_app.command("east-asian")
+def east_asian_command(
+    lfw_dir: LfwDir,
+    as_json: JsonFlag = False,
+    runtime: RuntimeOpt = "auto",
+    workers: WorkersOpt = 2,
+    draws: Annotated[
+        int, typer.Option("--draws", min=1, help="Random galleries per size (10 and 30 people).")
+    ] = 20,
+    derive_prior: Annotated[
+        Path | None,
+        typer.Option(
+            "--derive-prior",
+            help="Derive the East Asian population prior from half A, write it to this JSON "
+            "file (the package's is src/cunan/matching/population_prior.json), and use it.",
+            dir_okay=False,
+        ),
+    ] = None,
+    degraded: Annotated[
+        int,
+        typer.Option(
+            "--degraded",
+            min=0,
+            help="Also degrade one image of this many half-B people of each group (face "
+            "40-60 px wide, grey, blurred) and count those strangers named (0: skip).",
+        ),
+    ] = 136,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs",
+            help="LFW View 2 pairs.txt: also judge its pairs by the raw and the population "
+            "1:1 rules, without fitting.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    two_photos: Annotated[
+        bool,
+        typer.Option(
+            "--two-photos",
+            help="Also compare one and two enrolment photos per person (people with >= 3 "
+            "images; the same probes, images 3 on).",
+        ),
+    ] = False,
+) -> None:
+    """LFW's Chinese, Japanese and Korean people beside the rest: 1:1 and open set, per half."""
+    from cunan.bench.east_asian import Population, run_east_asian
+    from cunan.bench.east_asian import derive_prior as derive
+    from cunan.bench.lfw_embeddings import load_or_compute
+    from cunan.matching.adaptive import load_prior
+
+    emb = load_or_compute(
+        lfw_dir, runtime=_runtime(runtime), workers=workers, show_progress=not as_json
+    )
+    if derive_prior is not None:
+        prior = derive(Population.from_embeddings(emb), model_id=emb.model_id)
+        derive_prior.write_text(
+            json.dumps({"east_asian": prior.as_json()}, indent=1) + "\n", encoding="utf-8"
+        )
+    else:
+        prior = load_prior("east_asian")
+    report = run_east_asian(emb, prior=prior, draws=draws, two_photos=two_photos)
+    data = report.as_json()
+    if pairs is not None:
+        from cunan.bench.east_asian import view2_fixed_rules
+
+        data["view2_fixed_rules"] = view2_fixed_rules(emb, pairs, prior)
+        if not as_json:
+            Console().print(f"LFW View 2, fixed rules: {data['view2_fixed_rules']}")
+    degraded_rows: list[dict[str, object]] = []
+    if degraded:
+        from cunan.bench.degraded import degraded_figures, embed_degraded, stranger_rows
+        from cunan.bench.east_asian import adaptive_rule, fixed_rule
+        from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
+
+        pop = Population.from_embeddings(emb)
+        faces = embed_degraded(lfw_dir, emb, stranger_rows(pop, 1, degraded))
+        compared = {
+            "default": fixed_rule(OpenSetConfig(), emb.model_id),
+            "adaptive": adaptive_rule(
+                OpenSetConfig(adaptive=AdaptiveConfig()), emb.model_id, prior
+            ),
+        }
+        for rule_name, decider in compared.items():
+            for group in ("east_asian", "rest"):
+                for size in (10, 30, 0):
+                    figures = degraded_figures(pop, decider, faces, group, size, 1, draws=draws)
+                    degraded_rows.append({"rule": rule_name, **figures.as_json()})
+        data["degraded_strangers"] = degraded_rows
+        from cunan.bench.degraded import degraded_residents, resident_rows
+
+        residents = embed_degraded(lfw_dir, emb, resident_rows(pop, 1, "east_asian"), seed=1)
+        data["degraded_residents"] = [
+            {"rule": rule_name, **degraded_residents(pop, decider, residents, "east_asian",
+                                                     size, 1, draws=draws).as_json()}
+            for rule_name, decider in compared.items()
+            for size in (10, 30, 0)
+        ]  # fmt: skip
+    if not as_json:
+        console = Console()
+        table = Table(title="1:1 (FAR / TAR at the operating point; TAR at FAR 1% / 0.1%)")
+        for column in ("people (half)", "rule", "threshold", "FAR", "TAR", "TAR@1%", "TAR@0.1%"):
+            table.add_column(column)
+        for key, rules in report.pairs.items():
+            for rule, f in rules.items():
+                table.add_row(
+                    key,
+                    rule,
+                    f"{f.threshold:.3f}",
+                    _pct(f.far),
+                    _pct(f.tar),
+                    _pct(f.tar_at_far_1e2),
+                    _pct(f.tar_at_far_1e3),
+                )
+        console.print(table)
+        table = Table(title="Open set (operating point; TPIR at FPIR 1% of same-group strangers)")
+        for column in ("rule", "gallery", "size", "TPIR", "FPIR EA", "FPIR rest", "TPIR@1%"):
+            table.add_column(column)
+        for rule, rows in report.open_set.items():
+            for o in rows:
+                table.add_row(
+                    rule,
+                    o.group,
+                    str(o.size),
+                    _pct(o.tpir),
+                    _pct(o.fpir["east_asian"]),
+                    _pct(o.fpir["rest"]),
+                    _pct(o.tpir_at_fpir_1e2),
+                )
+        console.print(table)
+        if degraded_rows:
+            table = Table(title="Degraded strangers (40-60 px, grey, blurred) named as someone")
+            for column in ("rule", "gallery", "size", "named", "named after quality gate"):
+                table.add_column(column)
+            for row in degraded_rows:
+                table.add_row(
+                    str(row["rule"]),
+                    str(row["gallery"]),
+                    str(row["size"]),
+                    _pct(float(str(row["named_of_all_strangers"]))),
+                    _pct(float(str(row["named_after_quality_gate"]))),
+                )
+            console.print(table)
     typer.echo(json.dumps(data))
 
 

@@ -28,8 +28,10 @@ from cunan.bench.openset_protocol import (
     tpir_at_threshold,
 )
 from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
+from cunan.matching.adaptive import adapt
 from cunan.matching.openset import (
     BASELINE_CONFIG,
+    AdaptiveConfig,
     Gallery,
     MatchArrays,
     OpenSetConfig,
@@ -207,6 +209,7 @@ class IdentifyReport:
     face_sources: dict[str, int]
     enrol_jitter: JitterSpec = field(default_factory=JitterSpec)
     jittered: JitteredVectors | None = None
+    adaptive: dict[str, float | int | None] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         c = self.default_config
@@ -262,6 +265,7 @@ class IdentifyReport:
                 for s in self.steps
             ],
             "tuning": self.tuning,
+            "adaptive": self.adaptive,
             "face_sources": self.face_sources,
             "notes": "TPIR = known probe identified as the right person and accepted; FPIR = "
             "stranger accepted as anyone. 'heldout' = people of half B only (half A, by a "
@@ -343,6 +347,7 @@ def run_identify(
     p, s = main.probe_arrays, main.stranger_arrays
     b_p, b_s = data.probe_half == 1, data.stranger_half == 1
     known_ok = p.known & main.correct
+    adaptive = adaptive_operating_point(data, replace(default, adaptive=AdaptiveConfig()))
     return IdentifyReport(
         enrol=enrol,
         n_identities=len(data.gallery),
@@ -364,4 +369,29 @@ def run_identify(
         face_sources=emb.source_counts(),
         enrol_jitter=enrol_jitter,
         jittered=jittered,
+        adaptive=adaptive,
     )
+
+
+def adaptive_operating_point(
+    data: IdentifyData, config: OpenSetConfig
+) -> dict[str, float | int | None]:
+    """Where the adaptive rule, calibrated on this gallery, operates (all and half B)."""
+    split = data.split
+    adapted = adapt(
+        data.emb.vectors[split.gallery_rows],
+        list(split.gallery_names),
+        config,
+        model_id=data.emb.model_id,
+    )
+    p = match_arrays(adapted.gallery, data.emb.vectors[split.probe_rows], adapted.config)
+    s = match_arrays(adapted.gallery, data.emb.vectors[split.stranger_rows], adapted.config)
+    ok = p.known & (p.best == data.truth)
+    b_p, b_s = data.probe_half == 1, data.stranger_half == 1
+    return {
+        **adapted.calibration.as_details(),
+        "tpir": round(float(ok.mean()), 4),
+        "fpir": round(float(s.known.mean()), 4),
+        "heldout_tpir": round(float(ok[b_p].mean()), 4),
+        "heldout_fpir": round(float(s.known[b_s].mean()), 4),
+    }

@@ -22,6 +22,14 @@ SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "PPM"
 DEFAULT_MAX_PIXELS = 40_000_000
 #: Refuse files larger than this before reading them at all.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: HEIF-family brands (iPhone photos, AVIF) in an ISO-BMFF ``ftyp`` box, which Pillow cannot
+#: decode without a plugin; named so the user learns what to do instead of "not an image".
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+)
+#: A reduced decode stops halving (JPEG DCT scaling) before it would go below this share of
+#: the asked-for pixels; the rest is a resize.
+_REDUCE_SLACK = 1.5
 
 
 class ImageLoadError(ValueError):
@@ -38,8 +46,13 @@ def load_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    reduce_to: int | None = None,
 ) -> RGBImage:
-    """Read an image file as an RGB uint8 array, upright according to its EXIF orientation."""
+    """Read an image file as an RGB uint8 array, upright according to its EXIF orientation.
+
+    ``reduce_to``: decode a larger picture reduced to about this many pixels (never fewer);
+    see :func:`decode_image`.
+    """
     path = Path(path)
     source = str(path)
     try:
@@ -58,7 +71,9 @@ def load_image(
         data = path.read_bytes()
     except OSError as exc:
         raise ImageLoadError(source, f"cannot read file ({exc.strerror or exc})") from None
-    return decode_image(data, source=source, max_pixels=max_pixels, max_bytes=max_bytes)
+    return decode_image(
+        data, source=source, max_pixels=max_pixels, max_bytes=max_bytes, reduce_to=reduce_to
+    )
 
 
 def decode_image(
@@ -67,8 +82,15 @@ def decode_image(
     source: str = "<bytes>",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    reduce_to: int | None = None,
 ) -> RGBImage:
-    """Decode encoded image bytes (an upload, a camera snapshot) as an RGB uint8 array."""
+    """Decode encoded image bytes (an upload, a camera snapshot) as an RGB uint8 array.
+
+    With ``reduce_to``, a picture of more pixels comes back scaled down to about that many
+    (at least that many, at most 1.5x): a JPEG is decoded reduced by the decoder itself (DCT
+    scaling by 1/2, 1/4 or 1/8), so a 12-50 MP phone photo never occupies full-size memory
+    and decodes several times faster; other formats are reduced after decoding.
+    """
     if len(data) == 0:
         raise ImageLoadError(source, "file is empty (0 bytes)")
     if len(data) > max_bytes:
@@ -97,11 +119,22 @@ def decode_image(
                     )
                 if getattr(img, "n_frames", 1) > 1:
                     img.seek(0)  # animated GIF/WebP: the first frame is the picture
+                if reduce_to is not None and fmt in ("JPEG", "MPO"):
+                    _draft(img, reduce_to)
                 img.load()
-                return _to_rgb(_upright(img, source))
+                picture = _upright(img, source)
+                if reduce_to is not None:
+                    picture = _reduced(picture, reduce_to)
+                return _to_rgb(picture)
         except ImageLoadError:
             raise
         except UnidentifiedImageError:
+            if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+                raise ImageLoadError(
+                    source,
+                    "HEIC/HEIF photo (iPhone format), which is not supported; convert it to "
+                    "JPEG, or set the phone to save JPEG (Camera > Formats > Most Compatible)",
+                ) from None
             raise ImageLoadError(source, "not an image file (format not recognised)") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageLoadError(
@@ -115,6 +148,26 @@ def decode_image(
             raise ImageLoadError(source, f"corrupt image ({reason})") from None
         except MemoryError:
             raise ImageLoadError(source, "image too large to decode in memory") from None
+
+
+def _draft(img: Image.Image, pixels: int) -> None:
+    """Let the JPEG decoder scale by the largest power of two that keeps >= ``pixels``."""
+    width, height = img.size
+    scale = 1
+    while scale < 8 and (width // (scale * 2)) * (height // (scale * 2)) >= pixels:
+        scale *= 2
+    if scale > 1:
+        img.draft(None, (-(-width // scale), -(-height // scale)))
+
+
+def _reduced(img: Image.Image, pixels: int) -> Image.Image:
+    """Scale down to about ``pixels`` when more than 1.5 times that remain."""
+    width, height = img.size
+    if width * height <= pixels * _REDUCE_SLACK:
+        return img
+    factor = (pixels / (width * height)) ** 0.5
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _upright(img: Image.Image, source: str) -> Image.Image:

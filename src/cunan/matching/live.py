@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy.orm import Session
 
+from cunan.audit.log import AuditRecord, DetailValue, system_actor
 from cunan.domain import FaceQuality
+from cunan.matching.adaptive import Calibration, calibrate, prior_for_model
 from cunan.matching.index import DEFAULT_ANN_THRESHOLD, GalleryIndex, IndexKind, build_index
 from cunan.matching.openset import (
     MAX_COHORT,
     MIN_COHORT_STD,
     OpenSetConfig,
     OpenSetDecision,
+    centred_identity_distance,
     explain,
     pairwise_distances,
     quality_failures,
@@ -25,6 +29,9 @@ from cunan.matching.openset import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Called with (new, previous) each time the adaptive calibration changes.
+CalibrationListener = Callable[["Calibration", "Calibration | None"], None]
 
 #: Templates fetched from the index per probe before exact re-scoring; enough to hold the
 #: best identity and a full cohort even when people have several templates each.
@@ -119,6 +126,13 @@ class LiveGallery:
     sub-linear. It implements the registry's ``TemplateListener`` (changes apply at
     once) and catches up from the registry's change feed (:meth:`catch_up`), so a crash
     between a database commit and an index update is repaired on the next start.
+
+    With ``config.adaptive`` set, the gallery calibrates itself on its own people
+    (:mod:`cunan.matching.adaptive`): ``min_score`` and ``fallback_max_distance`` come
+    from the calibration. It re-calibrates as people are enrolled or removed (every
+    change below ``always_below`` people, then on a relative change of
+    ``recalibrate_change``), without a restart; each new calibration is passed to
+    ``on_calibrated`` (the audit log, see :func:`audit_calibration`).
     """
 
     def __init__(
@@ -129,10 +143,11 @@ class LiveGallery:
         config: OpenSetConfig | None = None,
         index: GalleryIndex | None = None,
         candidates: int = DEFAULT_CANDIDATES,
+        on_calibrated: CalibrationListener | None = None,
     ) -> None:
         self.model_id = model_id
         self.dim = dim
-        self.config = config or OpenSetConfig()
+        self._config = config or OpenSetConfig()
         # Not `index or ...`: an empty index has len() 0 and would be thrown away.
         self._index = (
             index if index is not None else build_index("auto", dim=dim, model_id=model_id)
@@ -145,6 +160,11 @@ class LiveGallery:
         # are recomputed for the people actually matched, one index search each.
         self._cohorts: dict[int, tuple[float, float]] = {}
         self.applied_seq = 0
+        self._calibration: Calibration | None = None
+        self._on_calibrated = on_calibrated
+        # Set while a bulk load adds batches: one calibration at the end, not one per batch.
+        self._deferred = False
+        self._calibrating = threading.Lock()
 
     # -- building and following the registry ------------------------------------------------
 
@@ -160,12 +180,19 @@ class LiveGallery:
         index_kind: IndexKind = "auto",
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         candidates: int = DEFAULT_CANDIDATES,
+        on_calibrated: CalibrationListener | None = None,
     ) -> LiveGallery:
         """Build from the registry: every template of ``model_id``, then any changes since.
 
         Without an ``index``, one of ``index_kind`` is built; ``auto`` chooses exact search
-        or the ANN index from the number of templates about to be loaded.
+        or the ANN index from the number of templates about to be loaded. Without
+        ``on_calibrated``, an adaptive gallery records its calibrations in the source's
+        audit log (its ``audit`` attribute, as ``RegistryService`` has), if any.
         """
+        if on_calibrated is None and config is not None and config.adaptive is not None:
+            audit = getattr(source, "audit", None)
+            if audit is not None:
+                on_calibrated = audit_calibration(audit, model_id)
         if index is None:
             index = build_index(
                 index_kind,
@@ -174,14 +201,26 @@ class LiveGallery:
                 ann_threshold=ann_threshold,
                 expected_size=source.count_templates(model_id=model_id),
             )
-        gallery = cls(model_id=model_id, dim=dim, config=config, index=index, candidates=candidates)
+        gallery = cls(
+            model_id=model_id,
+            dim=dim,
+            config=config,
+            index=index,
+            candidates=candidates,
+            on_calibrated=on_calibrated,
+        )
         # Read the feed position first: a change committed while loading is then applied
         # again by catch_up, which is harmless because adding and removing are idempotent.
         start = source.last_change_seq()
-        for batch in source.iter_templates(model_id=model_id):
-            gallery._add_many(
-                [(t.template_id, t.person_id, np.asarray(t.vector, np.float32)) for t in batch]
-            )
+        gallery._deferred = True
+        try:
+            for batch in source.iter_templates(model_id=model_id):
+                gallery._add_many(
+                    [(t.template_id, t.person_id, np.asarray(t.vector, np.float32)) for t in batch]
+                )
+        finally:
+            gallery._deferred = False
+        gallery.recalibrate(force=True)
         gallery.applied_seq = start
         gallery.catch_up(source)
         return gallery
@@ -266,6 +305,11 @@ class LiveGallery:
                 self._person_of[template_id] = person_id
                 self._vectors.setdefault(person_id, {})[template_id] = vector.reshape(-1)
             self._cohorts.clear()
+            due = self._calibration_due()
+        if due:
+            # Outside the gallery lock: a large gallery's calibration takes seconds, and
+            # identification goes on with the previous thresholds meanwhile.
+            self.recalibrate(force=True)
 
     def _remove_many(self, template_ids: Iterable[int]) -> None:
         ids = [int(i) for i in template_ids]
@@ -276,6 +320,11 @@ class LiveGallery:
             for template_id in ids:
                 self._drop_template(template_id)
             self._cohorts.clear()
+            due = self._calibration_due()
+        if due:
+            # Outside the gallery lock: a large gallery's calibration takes seconds, and
+            # identification goes on with the previous thresholds meanwhile.
+            self.recalibrate(force=True)
 
     def _drop_template(self, template_id: int) -> None:
         person = self._person_of.pop(template_id, None)
@@ -286,6 +335,81 @@ class LiveGallery:
             held.pop(template_id, None)
             if not held:
                 del self._vectors[person]
+
+    # -- adaptive calibration -----------------------------------------------------------------
+
+    @property
+    def config(self) -> OpenSetConfig:
+        """The decision rules (before calibration); settable while running."""
+        return self._config
+
+    @config.setter
+    def config(self, value: OpenSetConfig) -> None:
+        # New rules (a settings page change): the calibration was made for the old ones,
+        # so the next identification calibrates again (and that is audited).
+        with self._lock:
+            self._config = value
+            self._cohorts.clear()
+            self._calibration = None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The calibration in force (None: the gallery is not adaptive)."""
+        with self._lock:
+            return self._calibration
+
+    def _calibration_due(self) -> bool:
+        adaptive = self.config.adaptive
+        if adaptive is None or self._deferred:
+            return False
+        current = self._calibration
+        people = len(self._vectors)
+        if current is not None and people == current.people:
+            return False
+        return (
+            current is None
+            or people < adaptive.always_below
+            or abs(people - current.people) >= adaptive.recalibrate_change * current.people
+        )
+
+    def recalibrate(self, *, force: bool = False) -> Calibration | None:
+        """Calibrate on the people enrolled now (adaptive only).
+
+        Without ``force``, only when the number of people changed since the last one.
+        """
+        adaptive = self.config.adaptive
+        if adaptive is None:
+            return None
+        # One calibration at a time, each on a snapshot taken after the previous one: the
+        # last change's calibration is the one left in force.
+        with self._calibrating:
+            with self._lock:
+                previous = self._calibration
+                if not force and previous is not None and previous.people == len(self._vectors):
+                    return previous
+                people = sorted(self._vectors)
+                held = [list(self._vectors[p].values()) for p in people]
+            vectors = (
+                np.vstack([v for templates in held for v in templates]).astype(np.float32)
+                if held
+                else np.zeros((0, self.dim), dtype=np.float32)
+            )
+            counts = np.asarray([len(t) for t in held], dtype=np.int64)
+            starts = (np.cumsum(counts) - counts).astype(np.int64)
+            prior = prior_for_model(adaptive.prior, self.model_id, self.dim)
+            new = calibrate(vectors, starts, self.config, adaptive, prior=prior)
+            with self._lock:
+                self._calibration = new
+        logger.info(
+            "gallery %s calibrated: %d people, min_score %.3f, fallback distance %.3f",
+            self.model_id,
+            new.people,
+            new.min_score,
+            new.fallback_max_distance,
+        )
+        if self._on_calibrated is not None:
+            self._on_calibrated(new, previous)
+        return new
 
     # -- questions ----------------------------------------------------------------------------
 
@@ -321,7 +445,13 @@ class LiveGallery:
         failures: list[tuple[str, ...]] = [()] * len(probes)
         if gate is not None and qualities is not None:
             failures = [() if q is None else quality_failures(q, gate) for q in qualities]
+        if config.adaptive is not None and self.calibration is None:
+            # Not under the gallery lock: recalibrate takes it after its own (lock order).
+            self.recalibrate(force=True)
         with self._lock:
+            if config.adaptive is not None:
+                assert self._calibration is not None
+                config = self._calibration.config(config)
             return [
                 self._identify_one(probe, config, failures[i], top)
                 for i, probe in enumerate(probes)
@@ -422,6 +552,12 @@ class LiveGallery:
             if len(cohort)
             else (nan, nan)
         )
+        population = None
+        if ranked and config.population_centre is not None:
+            templates = np.vstack(list(self._vectors[ranked[0][0]].values()))
+            population = centred_identity_distance(
+                probe.reshape(1, -1), templates, config.population_centre, config.aggregation
+            )
         arrays = score_candidates(
             best=np.asarray([0 if ranked else -1], dtype=np.int64),
             distance=d1,
@@ -431,9 +567,63 @@ class LiveGallery:
             probe_cohort=probe_cohort,
             config=config,
             quality_ok=np.asarray([not quality_failed], dtype=bool),
+            population_distance=population,
         )
         decision = explain(names, arrays, 0, config, quality_failed)
         return Identification(
             candidates=tuple(Candidate(p, d) for p, d in ranked[:top]),
             decision=decision,
         )
+
+
+#: The audit action of a new adaptive calibration.
+CALIBRATE_ACTION = "matching.calibrate"
+
+
+class _AuditSink(Protocol):
+    def record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        target_type: str | None = None,
+        target_id: str | int | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+        session: Session | None = None,
+    ) -> object: ...
+
+    def recent(
+        self, *, limit: int = 50, action: str | None = None, actor: str | None = None
+    ) -> Sequence[AuditRecord]: ...
+
+
+def audit_calibration(audit: _AuditSink, model_id: str) -> CalibrationListener:
+    """A listener recording each calibration that differs from the last one recorded.
+
+    Every process that loads the gallery calibrates it; the same gallery gives the same
+    numbers, so only real changes (people enrolled or removed, new settings) are entered.
+    """
+
+    def record(new: Calibration, previous: Calibration | None) -> None:
+        details: dict[str, DetailValue] = dict(new.as_details())
+        try:
+            for entry in audit.recent(limit=50, action=CALIBRATE_ACTION):
+                if entry.target_id == model_id:
+                    if {key: entry.details.get(key) for key in details} == details:
+                        return
+                    break
+            details["previous_min_score"] = (
+                None if previous is None else round(previous.min_score, 4)
+            )
+            audit.record(
+                CALIBRATE_ACTION,
+                actor=system_actor(),
+                target_type="model",
+                target_id=model_id,
+                details=details,
+            )
+        except Exception:
+            # The calibration is in force either way; a failing audit write is reported.
+            logger.warning("could not record the gallery calibration", exc_info=True)
+
+    return record

@@ -32,6 +32,32 @@ PROBE_BLOCK = 1024
 
 
 @dataclass(frozen=True, slots=True)
+class AdaptiveConfig:
+    """How the gallery adapts the decision (``matching.adaptive_*`` settings).
+
+    - ``target``: the false-known rate to calibrate for: the share of strangers (people
+      not enrolled) a decision may name as someone.
+    - ``prior_weight``: how many enrolled people the built-in population statistic counts
+      as, both for the centre and for the threshold; a site's own people outweigh it as
+      the gallery grows.
+    - ``recalibrate_change``: relative change of the number of enrolled people that
+      triggers a new calibration (any change below ``always_below`` people).
+    """
+
+    target: float = 0.01
+    prior_weight: float = 30.0
+    recalibrate_change: float = 0.1
+    always_below: int = 100
+    prior: str = "east_asian"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target < 0.5:
+            raise ValueError("adaptive target must be within (0, 0.5)")
+        if self.prior_weight < 0:
+            raise ValueError("prior_weight must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class OpenSetConfig:
     """The rules of an open-set decision; every rule that is set must pass for ``known``.
 
@@ -59,6 +85,12 @@ class OpenSetConfig:
       or ``mean``.
     - ``quality``: thresholds a probe face must meet to be judged at all (``None``: no
       gate); faces failing them are ``unknown``.
+    - ``adaptive``: centre the embeddings on the gallery's own people and calibrate
+      ``min_score`` and ``fallback_max_distance`` from them for a target false-known rate
+      (:mod:`cunan.matching.adaptive`; docs/calibration.md). Those two numbers of this
+      config are then replaced by the calibration's. :func:`match_arrays` takes only a
+      resolved config (``adaptive`` None): use :func:`cunan.matching.adaptive.adapt` or
+      :class:`cunan.matching.live.LiveGallery`, which apply it.
 
     The defaults come from ``cunan bench identify`` (docs/benchmarks.md): cohort_k and
     min_score were chosen on one half of LFW's people (enrolled and strangers) and checked
@@ -71,6 +103,11 @@ class OpenSetConfig:
     ``fallback_max_distance`` replaces the score rule when no cohort exists (a gallery of
     one person): 0.43 is the LFW 10-fold same/different threshold, so a village's first
     enrolments are judged by the tested 1:1 operating point, not by the loose cap.
+    ``population_centre``: a population's mean embedding. With it, the *population
+    distance* (probe to best identity, both centred on it) must be at most
+    ``max_population_distance`` for any ``known``, and at most
+    ``fallback_population_distance`` in the one-person fallback (the population rule of
+    ``faces compare``). Set by the adaptive calibration (docs/calibration.md).
     """
 
     max_distance: float = 0.55
@@ -82,8 +119,15 @@ class OpenSetConfig:
     cohort_k: int = 16
     aggregation: Aggregation = "mean"
     quality: QualityThresholds | None = None
+    adaptive: AdaptiveConfig | None = None
+    population_centre: tuple[float, ...] | None = None
+    fallback_population_distance: float | None = None
+    max_population_distance: float | None = None
 
     def __post_init__(self) -> None:
+        needs_centre = (self.fallback_population_distance, self.max_population_distance)
+        if self.population_centre is None and any(v is not None for v in needs_centre):
+            raise ValueError("population distances need population_centre")
         if not 0.0 <= self.max_distance <= 2.0:
             raise ValueError("max_distance must be within [0, 2]")
         if not 0.0 <= self.fallback_max_distance <= 2.0:
@@ -224,6 +268,48 @@ class MatchArrays:
     score: NDArray[np.float32]
     quality_ok: NDArray[np.bool_]
     known: NDArray[np.bool_]
+    #: Distance to the best identity centred on ``population_centre`` (when set).
+    population_distance: NDArray[np.float32] | None = None
+
+
+def _population_distances(
+    gallery: Gallery, probes: NDArray[np.float32], best: NDArray[np.int64], config: OpenSetConfig
+) -> NDArray[np.float32]:
+    """Each probe's distance to its best identity, both centred on the population mean."""
+    assert config.population_centre is not None
+    mean = np.asarray(config.population_centre, dtype=np.float32)
+    centred = Gallery(
+        vectors=_centred(gallery.vectors, mean),
+        template_identity=gallery.template_identity,
+        identities=gallery.identities,
+        starts=gallery.starts,
+        cohort=gallery.cohort,
+        model_id=gallery.model_id,
+    )
+    out = np.full(len(probes), np.inf, dtype=np.float32)
+    for first in range(0, len(probes), PROBE_BLOCK):
+        rows = slice(first, min(first + PROBE_BLOCK, len(probes)))
+        d = identity_distances(centred, _centred(probes[rows], mean), config.aggregation)
+        safe = np.clip(best[rows], 0, None).reshape(-1, 1)
+        out[rows] = np.where(best[rows] >= 0, np.take_along_axis(d, safe, axis=1)[:, 0], np.inf)
+    return out
+
+
+def _centred(vectors: NDArray[np.float32], mean: NDArray[np.float32]) -> NDArray[np.float32]:
+    c = np.asarray(vectors, dtype=np.float32) - mean
+    return np.asarray(c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6), np.float32)
+
+
+def centred_identity_distance(
+    probes: NDArray[np.float32],
+    templates: NDArray[np.float32],
+    centre: tuple[float, ...],
+    aggregation: Aggregation,
+) -> NDArray[np.float32]:
+    """Distance of each probe to one identity's templates, all centred on ``centre``."""
+    mean = np.asarray(centre, dtype=np.float32)
+    d = pairwise_distances(_centred(probes, mean), _centred(templates, mean))
+    return np.asarray(d.min(axis=1) if aggregation == "min" else d.mean(axis=1), np.float32)
 
 
 def _side_score(
@@ -250,6 +336,8 @@ def match_arrays(
     ``quality_ok`` says which probes passed the quality gate (see :func:`quality_failures`);
     it is only used when ``config.quality`` is set.
     """
+    if config.adaptive is not None:
+        raise ValueError("an adaptive config must be calibrated first (adaptive.adapt)")
     probes = np.asarray(probes, dtype=np.float32)
     n = len(probes)
     n_ids = len(gallery.identities)
@@ -280,6 +368,9 @@ def match_arrays(
             cohort = near_d[:, 1 : kk + 1]
             p_mean[rows] = cohort.mean(axis=1)
             p_std[rows] = np.maximum(cohort.std(axis=1), MIN_COHORT_STD)
+    population: NDArray[np.float32] | None = None
+    if n_ids and config.population_centre is not None:
+        population = _population_distances(gallery, probes, best, config)
     if n_ids:
         id_mean, id_std = gallery.cohort_stats(config.cohort_k)
         safe = np.clip(best, 0, None)
@@ -296,6 +387,7 @@ def match_arrays(
         probe_cohort=(p_mean, p_std),
         config=config,
         quality_ok=quality_ok,
+        population_distance=population,
     )
 
 
@@ -309,6 +401,7 @@ def score_candidates(
     probe_cohort: tuple[NDArray[np.float32], NDArray[np.float32]],
     config: OpenSetConfig,
     quality_ok: NDArray[np.bool_] | None = None,
+    population_distance: NDArray[np.float32] | None = None,
 ) -> MatchArrays:
     """Apply the rules of ``config`` to per-probe candidate distances and cohort statistics.
 
@@ -316,6 +409,8 @@ def score_candidates(
     gallery) and the live gallery (candidates from a vector index) both end here, so the
     two cannot drift apart. ``identity_cohort`` is the best identity's (mean, std) cohort
     distance, ``probe_cohort`` the probe's; ``nan`` where there is no cohort.
+    ``population_distance``: the centred distance to the best identity, needed when
+    ``config.population_centre`` is set (missing: the rules that use it refuse).
     """
     best = np.asarray(best, dtype=np.int64)
     n = len(best)
@@ -337,13 +432,24 @@ def score_candidates(
     if config.quality is not None and quality_ok is not None:
         ok = np.asarray(quality_ok, dtype=bool)
     known = (best >= 0) & ok & (d1 <= config.max_distance)
+    if config.max_population_distance is not None:
+        if population_distance is None:
+            known &= False
+        else:
+            known &= np.asarray(population_distance) <= config.max_population_distance
     if config.min_margin is not None:
         known &= margin >= config.min_margin
     if config.normalisation != "none" and config.min_score is not None:
         # No cohort (a one-person gallery): the score cannot be judged, so the tested 1:1
         # threshold stands in for it rather than letting the loose sanity cap decide alone.
         no_score = np.isnan(score)
-        known &= np.where(no_score, d1 <= config.fallback_max_distance, score >= config.min_score)
+        fallback = d1 <= config.fallback_max_distance
+        if config.fallback_population_distance is not None:
+            if population_distance is None:
+                fallback = np.zeros(n, dtype=bool)
+            else:
+                fallback &= np.asarray(population_distance) <= config.fallback_population_distance
+        known &= np.where(no_score, fallback, score >= config.min_score)
     return MatchArrays(
         best=best,
         distance=d1,
@@ -355,6 +461,11 @@ def score_candidates(
         score=score,
         quality_ok=ok,
         known=known,
+        population_distance=(
+            None
+            if population_distance is None
+            else np.asarray(population_distance, dtype=np.float32)
+        ),
     )
 
 
@@ -448,6 +559,17 @@ def explain(
     else:
         ok = "<=" if d1 <= config.max_distance else ">"
         reasons.append(f"distance {d1:.3f} {ok} max_distance {config.max_distance:.3f}")
+        gate = config.max_population_distance
+        if gate is not None:
+            pop_d = arrays.population_distance
+            if pop_d is None:
+                reasons.append("population distance unavailable: not decided known")
+            else:
+                ok = "<=" if float(pop_d[i]) <= gate else ">"
+                reasons.append(
+                    f"population distance {float(pop_d[i]):.3f} {ok} "
+                    f"max_population_distance {gate:.3f}"
+                )
         if config.min_margin is not None:
             ok = ">=" if margin >= config.min_margin else "<"
             reasons.append(
@@ -460,6 +582,18 @@ def explain(
                     f"{config.normalisation} score unavailable (cohort too small): distance "
                     f"{d1:.3f} {ok} fallback_max_distance {config.fallback_max_distance:.3f}"
                 )
+                limit = config.fallback_population_distance
+                if limit is not None:
+                    pop = arrays.population_distance
+                    if pop is None:
+                        reasons.append("population distance unavailable: not decided known")
+                    else:
+                        value = float(pop[i])
+                        ok = "<=" if value <= limit else ">"
+                        reasons.append(
+                            f"population distance {value:.3f} {ok} "
+                            f"fallback_population_distance {limit:.3f}"
+                        )
             else:
                 ok = ">=" if score >= config.min_score else "<"
                 reasons.append(

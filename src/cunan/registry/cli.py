@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +20,16 @@ from cunan.cliutil import DataDirOption, err_console, fail, opened_registry, use
 from cunan.config import Settings, load_settings
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
+from cunan.registry.consistency import (
+    SAME_FACE_DISTANCE,
+    KnownFaces,
+    different_people_problem,
+    same_face_problem,
+)
 from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
-from cunan.registry.export import write_export_csv
+from cunan.registry.export import write_export
+from cunan.registry.identity import IdDocument
 from cunan.registry.keys import reset_keys, rotate_keys, unreadable_values
 from cunan.registry.records import (
     ConsentInput,
@@ -34,8 +41,10 @@ from cunan.registry.records import (
     TemplateQuality,
     TemplateSource,
 )
+from cunan.registry.service import RegistryService
 from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
+from cunan.security.spreadsheet import OutputPathError, check_output_file
 from cunan.storage.database import damaged_message
 from cunan.storage.errors import StorageError
 
@@ -244,6 +253,9 @@ def people_add(
         ConsentMethod, typer.Option("--consent-method", help="How consent was given.")
     ] = ConsentMethod.PAPER,
     id_number: Annotated[str | None, typer.Option("--id-number", help="ID card number.")] = None,
+    id_type: Annotated[
+        IdDocument, typer.Option("--id-type", help="What --id-number is (default resident_id).")
+    ] = IdDocument.RESIDENT_ID,
     phone: Annotated[str | None, typer.Option(help="Phone number.")] = None,
     minor: Annotated[bool, typer.Option("--minor", help="Under 14: needs a guardian.")] = False,
     guardian: Annotated[
@@ -256,6 +268,13 @@ def people_add(
     village: Annotated[
         str | None, typer.Option(help="Village name (needed when several are registered).")
     ] = None,
+    allow_same_face: Annotated[
+        bool,
+        typer.Option(
+            "--allow-same-face",
+            help="Register although the face matches another person's (twins).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a person with consent and enrolment photos; prints the new person's id."""
@@ -277,6 +296,7 @@ def people_add(
             service.village_id_by_name(village) if village else service.default_village_id()
         )
         templates = _enrol_photos(photos, settings) if photos else []
+        _check_faces(photos, templates, service, settings, allow_same_face=allow_same_face)
         consent = (
             ConsentInput(
                 collected_by=consent_by,
@@ -293,6 +313,7 @@ def people_add(
                 village_id=village_id,
                 category=category,
                 id_number=id_number,
+                id_document=id_type,
                 phone=phone,
                 is_minor=minor,
                 non_face_note=non_face,
@@ -305,13 +326,18 @@ def people_add(
 
 def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]:
     """One template per photo; every bad photo is reported and nothing is stored."""
+    from cunan.registry.importer import enrolment_face_of_file
+
     engine = build_face_engine(settings)
     templates: list[TemplateInput] = []
     problems: list[str] = []
     for path in photos:
         try:
-            image = load_image(path, max_pixels=settings.faces.max_image_pixels)
-            face = engine.enrolment_face(image, source=str(path))
+            # The roster import's decoding (reduced, memory bounded): the same photo gives
+            # the same template by either route.
+            face = enrolment_face_of_file(
+                path, engine, engine, source=str(path), max_pixels=settings.faces.max_image_pixels
+            )
             data = path.read_bytes()
         except (ImageLoadError, EnrolmentPhotoError, OSError) as exc:
             problems.append(str(exc))
@@ -341,6 +367,28 @@ def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]
             err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
         fail(f"{len(problems)} photo(s) unusable; nothing was stored")
     return templates
+
+
+def _check_faces(
+    photos: list[Path],
+    templates: list[TemplateInput],
+    service: RegistryService,
+    settings: Settings,
+    *,
+    allow_same_face: bool,
+) -> None:
+    """The enrolment face consistency rule (docs/registry.md), as the roster import applies it."""
+    if not templates:
+        return
+    vectors = [t.vector for t in templates]
+    why = different_people_problem(
+        [p.name for p in photos], vectors, settings.faces.match_threshold
+    )
+    if why is None and not allow_same_face:
+        known = KnownFaces.load(service, templates[0].model_id, int(vectors[0].shape[0]))
+        why = same_face_problem(known.nearest(vectors), SAME_FACE_DISTANCE)
+    if why is not None:
+        fail(f"{why}; nothing was stored")
 
 
 @people_app.command("list")
@@ -448,17 +496,23 @@ def people_withdraw_consent(
 
 @registry_app.command("export")
 def registry_export(
-    file: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    file: Annotated[
+        Path, typer.Argument(help="File to write: FILE.csv, or FILE.xlsx for an Excel workbook.")
+    ],
     encoding: Annotated[
-        str, typer.Option(help="utf-8-sig (Excel-friendly UTF-8) or gb18030.")
+        str, typer.Option(help="CSV only: utf-8-sig (Excel-friendly UTF-8) or gb18030.")
     ] = "utf-8-sig",
     data_dir: DataDirOption = None,
 ) -> None:
-    """Export people to CSV: no biometric data, ID numbers masked."""
+    """Export people to CSV or XLSX: no biometric data, ID numbers masked."""
     if encoding.lower() not in {"utf-8-sig", "utf-8", "gb18030", "gbk"}:
         fail(f"unsupported encoding {encoding!r}; use utf-8-sig, utf-8, gb18030 or gbk")
+    try:
+        check_output_file(file)
+    except OutputPathError as exc:
+        fail(str(exc))
     with _registry(data_dir) as (registry, _):
-        count = write_export_csv(registry.service, file, encoding=encoding)
+        count = write_export(registry.service, file, encoding=encoding)
     console.print(f"wrote {count} people to {file}", markup=False, highlight=False)
 
 
@@ -482,6 +536,13 @@ def registry_import(
     village: Annotated[
         str | None, typer.Option(help="Village name (needed when several are registered).")
     ] = None,
+    allow_same_face: Annotated[
+        bool,
+        typer.Option(
+            "--allow-same-face",
+            help="Import rows whose face matches another person's (twins).",
+        ),
+    ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
     """Import people from a roster and a photo folder; exit 0 all good, 1 rows failed, 2 bad file.
@@ -489,8 +550,6 @@ def registry_import(
     Every problem is listed as row, column, reason; a failed row stores nothing, and rows
     already registered (same ID number, else same name, house and room) are left unchanged.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from cunan.registry.importer import (
         ImportOptions,
         RowStatus,
@@ -501,6 +560,12 @@ def registry_import(
 
     if not photos.is_dir():
         fail(f"{photos}: photo folder not found")
+    if report is not None:
+        # Checked before the import: a bad --report path must not cost a whole import.
+        try:
+            check_output_file(report, suffixes=(".csv",))
+        except OutputPathError as exc:
+            fail(str(exc))
     with _registry(data_dir) as (registry, settings):
         faces = settings.faces
         options = ImportOptions(
@@ -513,23 +578,13 @@ def registry_import(
             engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=settings.registry.guardian_consent_under_age,
+            person_max_distance=settings.faces.match_threshold,
+            allow_same_face=allow_same_face,
         )
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("rows", total=None)
+        with _import_progress() as (advance, set_total):
             try:
                 result = import_roster(
-                    file,
-                    registry.service,
-                    options,
-                    progress=lambda n: bar.advance(task, n),
-                    on_total=lambda n: bar.update(task, total=n),
+                    file, registry.service, options, progress=advance, on_total=set_total
                 )
             except RosterFileError as exc:
                 fail(str(exc))
@@ -552,6 +607,47 @@ def registry_import(
         highlight=False,
     )
     raise typer.Exit(result.exit_code)
+
+
+@contextmanager
+def _import_progress() -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """(advance, set_total) for an import: a live bar on a terminal; elsewhere (a log, a
+    service's journal) a line every 10 % of the rows, so long imports show progress too."""
+    if err_console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("rows", total=None)
+            yield (
+                lambda n: bar.advance(task, n),
+                lambda n: bar.update(task, total=n),
+            )
+        return
+    state = {"done": 0, "total": 0, "shown": 0}
+
+    def advance(n: int) -> None:
+        state["done"] += n
+        total = state["total"]
+        step = max(1, total // 10)
+        if total and (state["done"] - state["shown"] >= step or state["done"] == total):
+            state["shown"] = state["done"]
+            err_console.print(
+                f"rows {state['done']}/{total} ({100 * state['done'] // total} %)",
+                markup=False,
+                highlight=False,
+            )
+
+    def set_total(n: int) -> None:
+        state["total"] = n
+
+    yield advance, set_total
 
 
 @registry_app.command("template")
@@ -582,7 +678,6 @@ def identify_command(
     """Each face in the image: registered person or unknown, with distances and reasons."""
     import json
 
-    from cunan.faces.imageio import load_image
     from cunan.matching.live import LiveGallery
 
     with _registry(data_dir) as (registry, settings):

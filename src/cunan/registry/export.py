@@ -1,4 +1,4 @@
-"""Registry export to CSV: people with place and consent, no biometric data, IDs masked."""
+"""Registry export to CSV or XLSX: people with place and consent, no biometric data, IDs masked."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from cunan.audit.log import AuditAction
 from cunan.registry.service import RegistryService
+from cunan.security.spreadsheet import check_output_file, neutralise_row
 
 #: Audit action of an export (details: row count and filter, never the file's content).
 REGISTRY_EXPORT = AuditAction.REGISTRY_EXPORT
@@ -64,19 +66,25 @@ def export_rows(service: RegistryService, *, village_id: int | None = None) -> I
         offset += page
 
 
-def write_export_csv(
+def write_export(
     service: RegistryService,
     path: Path,
     *,
     village_id: int | None = None,
     encoding: str = "utf-8-sig",
 ) -> int:
-    """Write the export; returns the number of people. UTF-8 with BOM opens in Excel as is.
+    """Write the export as CSV or, for ``FILE.xlsx``, as a real XLSX workbook; returns the
+    number of people. CSV is UTF-8 with BOM by default, which opens in Excel as is.
 
-    The file holds names and phone numbers, so it (and its temporary file) is created with
-    mode 0600 whatever the umask; the temporary file is removed if writing fails. The export
-    is recorded in the service's audit log (row count only).
+    The path is checked first (a directory, a missing folder or another type is refused
+    before anything is read). Every cell goes through :func:`neutralise_cell`, so a formula
+    typed into a roster is exported as text. The file holds names and phone numbers, so it
+    (and its temporary file) is created with mode 0600 whatever the umask; the temporary
+    file is removed if writing fails. The export is recorded in the service's audit log
+    (row count only).
     """
+    check_output_file(path)
+    as_xlsx = path.suffix.lower() == ".xlsx"
     codecs.lookup(encoding)  # an unknown encoding fails here, before any file exists
     count = 0
     tmp = path.with_name(path.name + ".part")
@@ -85,16 +93,23 @@ def write_export_csv(
         tmp.unlink()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", newline="", encoding=encoding) as fh:
-            if os.name == "posix":
-                os.fchmod(fh.fileno(), 0o600)  # the mode given to open() is masked by umask
-            writer = csv.writer(fh)
-            writer.writerow(EXPORT_COLUMNS)
-            for row in export_rows(service, village_id=village_id):
-                writer.writerow(row)
-                count += 1
-            fh.flush()
-            os.fsync(fh.fileno())
+        if os.name == "posix":
+            os.fchmod(fd, 0o600)  # the mode given to open() is masked by umask
+        rows = export_rows(service, village_id=village_id)
+        if as_xlsx:
+            with os.fdopen(fd, "wb") as raw:
+                count = _write_xlsx(raw, rows)
+                raw.flush()
+                os.fsync(raw.fileno())
+        else:
+            with os.fdopen(fd, "w", newline="", encoding=encoding) as fh:
+                writer = csv.writer(fh)
+                writer.writerow(EXPORT_COLUMNS)
+                for row in rows:
+                    writer.writerow(neutralise_row(row))
+                    count += 1
+                fh.flush()
+                os.fsync(fh.fileno())
         tmp.replace(path)  # never leave half an export under the final name
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -103,10 +118,37 @@ def write_export_csv(
     try:
         service.record_audit(
             REGISTRY_EXPORT,
-            details={"rows": count, "village_id": village_id, "format": "csv"},
+            details={
+                "rows": count,
+                "village_id": village_id,
+                "format": "xlsx" if as_xlsx else "csv",
+            },
         )
     except BaseException:
         # An export nobody can account for is not left behind.
         path.unlink(missing_ok=True)
         raise
+    return count
+
+
+def _write_xlsx(handle: BinaryIO, rows: Iterator[list[str]]) -> int:
+    """Stream rows into a write-only workbook (constant memory); every cell a string."""
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("people")
+    sheet.append(list(EXPORT_COLUMNS))
+    count = 0
+    for row in rows:
+        cells = []
+        for value in neutralise_row(row):
+            cell = WriteOnlyCell(sheet, value=value)
+            # openpyxl reads a leading "=" as a formula; the neutraliser already prefixed
+            # it, and the explicit type keeps every cell plain text in any case.
+            cell.data_type = "s"
+            cells.append(cell)
+        sheet.append(cells)
+        count += 1
+    workbook.save(handle)
     return count

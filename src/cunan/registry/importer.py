@@ -11,13 +11,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
+from cunan.domain import AnalyzedFace
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
 from cunan.lifetime import bound_process_pool
+from cunan.registry.consistency import (
+    SAME_FACE_DISTANCE,
+    KnownFaces,
+    different_people_problem,
+    same_face_problem,
+)
+from cunan.registry.enrolment import ENROLMENT_DECODE_PIXELS, enrolment_face
 from cunan.registry.errors import (
     ConsentRequiredError,
     DuplicateIdNumberError,
@@ -26,7 +34,7 @@ from cunan.registry.errors import (
     RoomCapacityError,
 )
 from cunan.registry.identity import age_on, birth_date_from_id
-from cunan.registry.places import VillageDirectory, person_key
+from cunan.registry.places import VillageDirectory, lock_and_find, person_key
 from cunan.registry.records import (
     ConsentInput,
     NewPerson,
@@ -39,7 +47,11 @@ from cunan.registry.records import (
 )
 from cunan.registry.roster import Roster, RosterRow, RowProblem, read_roster
 from cunan.registry.service import NewTenancy, RegistryService
+from cunan.registry.validation import Stay, consent_date_problem, field_limit, peak_occupancy
+from cunan.security.spreadsheet import neutralise_row
 from cunan.storage.errors import StorageError
+from cunan.storage.repositories import RegistryRepository
+from cunan.storage.tables import Consent, House, Household, Landlord, Person, Room
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +98,18 @@ class ImportOptions:
     reported_by: str = "roster import"
     engine: EngineConfig = field(default_factory=EngineConfig)
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    #: Photos are checked decoded at about this many pixels (None: full size); a photo
+    #: refused at that size is checked again at four times the pixels before it is refused.
+    decode_pixels: int | None = ENROLMENT_DECODE_PIXELS
+    #: A row's photos farther apart than this are different people (faces.match_threshold:
+    #: what ``cunan faces compare`` calls different people).
+    person_max_distance: float = 0.43
+    #: A photo this close to another person's template is refused as the same face...
+    same_face_distance: float = SAME_FACE_DISTANCE
+    #: ... unless the user says they are different people (twins).
+    allow_same_face: bool = False
+    #: Capacity of a room the import creates (see NEW_ROOM_CAPACITY).
+    new_room_capacity: int = 4
     #: Under this age consent must come from a guardian (the registry's setting).
     guardian_under_age: int = 14
 
@@ -130,11 +154,12 @@ class _PhotoResult:
 
 _worker_engines: tuple[FaceEngine, FaceEngine] | None = None
 _worker_max_pixels = DEFAULT_MAX_PIXELS
+_worker_reduce_to: int | None = ENROLMENT_DECODE_PIXELS
 
 
-def _init_worker(config: EngineConfig, max_pixels: int) -> None:
+def _init_worker(config: EngineConfig, max_pixels: int, reduce_to: int | None) -> None:
     """Each worker builds its own engines once: a fast one (no upsampling) and the configured."""
-    global _worker_engines, _worker_max_pixels
+    global _worker_engines, _worker_max_pixels, _worker_reduce_to
     from dataclasses import replace
 
     full = FaceEngine.from_config(config)
@@ -147,31 +172,48 @@ def _init_worker(config: EngineConfig, max_pixels: int) -> None:
         )
     _worker_engines = (fast, full)
     _worker_max_pixels = max_pixels
+    _worker_reduce_to = reduce_to
 
 
 def _check_photos(jobs: Sequence[_PhotoJob]) -> list[_PhotoResult]:
     return [_check_photo(job) for job in jobs]
 
 
+def enrolment_face_of_file(
+    path: Path,
+    fast: FaceEngine,
+    full: FaceEngine,
+    *,
+    source: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    reduce_to: int | None = ENROLMENT_DECODE_PIXELS,
+) -> AnalyzedFace:
+    """:func:`cunan.registry.enrolment.enrolment_face` of a photo file."""
+    return enrolment_face(
+        lambda pixels: load_image(path, max_pixels=max_pixels, reduce_to=pixels),
+        fast,
+        full,
+        source=source,
+        reduce_to=reduce_to,
+    )
+
+
 def _check_photo(job: _PhotoJob) -> _PhotoResult:
     assert _worker_engines is not None, "worker not initialised"
     fast, full = _worker_engines
     try:
-        image = load_image(job.path, max_pixels=_worker_max_pixels)
-    except ImageLoadError as exc:
-        return _PhotoResult(job.row, job.index, job.name, reason=f"unreadable photo: {exc.reason}")
-    try:
-        try:
-            # Enrolment faces are >= 80 px, which HOG finds without upsampling at a quarter
-            # of the cost; only when that finds no usable face does the configured (slower)
-            # detector decide, so every rejection is the engine's own verdict.
-            face = fast.enrolment_face(image, source=job.name)
-        except EnrolmentPhotoError:
-            if fast is full:
-                raise
-            face = full.enrolment_face(image, source=job.name)
+        face = enrolment_face_of_file(
+            Path(job.path),
+            fast,
+            full,
+            source=job.name,
+            max_pixels=_worker_max_pixels,
+            reduce_to=_worker_reduce_to,
+        )
     except EnrolmentPhotoError as exc:
         return _PhotoResult(job.row, job.index, job.name, reason=exc.reason)
+    except ImageLoadError as exc:
+        return _PhotoResult(job.row, job.index, job.name, reason=f"unreadable photo: {exc.reason}")
     q = face.quality
     return _PhotoResult(
         job.row,
@@ -201,7 +243,7 @@ def _run_photo_checks(
     if not jobs:
         return
     if options.workers <= 1:
-        _init_worker(options.engine, options.max_image_pixels)
+        _init_worker(options.engine, options.max_image_pixels, options.decode_pixels)
         for chunk in _chunks(jobs, _CHUNK):
             yield _check_photos(chunk)
         return
@@ -210,7 +252,7 @@ def _run_photo_checks(
     with bound_process_pool(
         options.workers,
         initializer=_init_worker,
-        initargs=(options.engine, options.max_image_pixels),
+        initargs=(options.engine, options.max_image_pixels, options.decode_pixels),
     ) as pool:
         yield from pool.map(_check_photos, _chunks(jobs, _CHUNK))
 
@@ -224,8 +266,13 @@ class _Pending:
 
     row: RosterRow
     problems: list[RowProblem]
-    photo_paths: list[Path]
+    photo_paths: list[Path | None]
+    #: Problems of single photos (missing, unreadable, no usable face): the row fails on
+    #: them only when none of its photos is usable.
+    photo_problems: list[RowProblem] = field(default_factory=list)
     results: dict[int, _PhotoResult] = field(default_factory=dict)
+    #: Problems reported without failing the row (photos skipped).
+    notes: list[RowProblem] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[int], None]
@@ -285,59 +332,59 @@ def _import_rows(
     by_row: dict[int, list[RowProblem]] = {}
     for problem in roster.problems:
         by_row.setdefault(problem.row, []).append(problem)
-    room_counts: dict[tuple[str, str], int] = {}
-    for r in roster.rows:
-        if r.house_address and r.room:
-            key = (r.house_address, r.room)
-            room_counts[key] = room_counts.get(key, 0) + 1
+    plan = _PlacePlan.of(roster, directory, options)
 
     pending: dict[int, _Pending] = {}
     jobs: list[_PhotoJob] = []
+    expected: dict[int, int] = {}
     seen_ids: dict[str, int] = {}
     seen_keys: dict[tuple[str, str, str], int] = {}
-    finished = 0
-    for r in roster.rows:
-        problems = by_row.setdefault(r.row, [])
-        outcome = _match_existing(r, roster, directory, seen_ids, seen_keys, problems)
-        if outcome is not None:
-            report.outcomes.append(outcome)
-            finished += 1
-            continue
-        problems.extend(_check_row(r, roster, directory, options))
-        photo_paths = _photo_paths(r, roster, options.photos_dir, problems)
-        item = _Pending(r, problems, photo_paths)
-        pending[r.row] = item
-        for index, p in enumerate(photo_paths):
-            if p.is_file():
-                jobs.append(_PhotoJob(r.row, index, r.photos[index], str(p)))
-    if progress is not None and finished:
-        progress(finished)
-
-    expected = dict.fromkeys(pending, 0)
-    for job in jobs:
-        expected[job.row] += 1
+    # Rows are finished in file order, so person ids follow the roster.
+    order: list[int] = []
+    cursor = 0
 
     def finish(row_number: int) -> None:
         item = pending.pop(row_number)
-        report.outcomes.append(_finish_row(item, roster, service, directory, options, room_counts))
+        report.outcomes.append(_finish_row(item, roster, service, directory, options, plan))
         report.problems.extend(item.problems)
+        report.problems.extend(item.notes)
         if progress is not None:
             progress(1)
-
-    # Rows are finished in file order, so person ids follow the roster.
-    order = [r.row for r in roster.rows if r.row in pending]
-    cursor = 0
 
     def drain() -> None:
         nonlocal cursor
         while cursor < len(order):
             row_number = order[cursor]
-            item = pending.get(row_number)
-            if item is not None and len(item.results) < expected[row_number]:
+            if len(pending[row_number].results) < expected[row_number]:
                 return
-            if item is not None:
-                finish(row_number)
+            finish(row_number)
             cursor += 1
+
+    for r in roster.rows:
+        # Only rows with problems from parsing have a list yet; no empty list per row.
+        problems = by_row.pop(r.row, [])
+        outcome = _match_existing(r, roster, directory, seen_ids, seen_keys, problems)
+        if outcome is not None:
+            report.outcomes.append(outcome)
+            if outcome.status is RowStatus.FAILED:
+                report.problems.extend(problems)
+            if progress is not None:
+                progress(1)
+            continue
+        problems.extend(_check_row(r, roster, directory, options))
+        item = _Pending(r, problems, [])
+        item.photo_paths = _photo_paths(r, roster, options.photos_dir, item)
+        pending[r.row] = item
+        order.append(r.row)
+        expected[r.row] = 0
+        for index, p in enumerate(item.photo_paths):
+            if p is not None:
+                jobs.append(_PhotoJob(r.row, index, r.photos[index], str(p)))
+                expected[r.row] += 1
+        # Rows without photos before any row that waits for its photos are finished now,
+        # so a roster without photos (or a long stretch of one) is not all held at once.
+        if not jobs:
+            drain()
 
     drain()
     for chunk in _run_photo_checks(jobs, options):
@@ -347,10 +394,7 @@ def _import_rows(
         drain()
     drain()
     report.outcomes.sort(key=lambda o: o.row)
-    report.problems = sorted(
-        [*report.problems, *_problems_of_matched(roster, by_row, report)],
-        key=lambda p: (p.row, _column_order(roster, p.column)),
-    )
+    report.problems.sort(key=lambda p: (p.row, _column_order(roster, p.column)))
     logger.info(
         "roster import%s: %d imported, %d unchanged, %d valid, %d failed",
         " (dry run)" if options.dry_run else "",
@@ -365,18 +409,6 @@ def _import_rows(
 def _column_order(roster: Roster, column: str) -> int:
     headers = list(roster.headers.values())
     return headers.index(column) if column in headers else len(headers)
-
-
-def _problems_of_matched(
-    roster: Roster, by_row: dict[int, list[RowProblem]], report: ImportReport
-) -> list[RowProblem]:
-    """Problems of rows that never reached a pending state (matched or duplicate)."""
-    done = set(report.problems)
-    out: list[RowProblem] = []
-    for outcome in report.outcomes:
-        if outcome.status is RowStatus.FAILED:
-            out.extend(p for p in by_row.get(outcome.row, []) if p not in done)
-    return out
 
 
 def _match_existing(
@@ -436,6 +468,7 @@ def _check_row(
 ) -> list[RowProblem]:
     """Every rule that can be checked without photos or writing."""
     out: list[RowProblem] = []
+    today = date.today()
 
     def problem(key: str, reason: str) -> None:
         out.append(RowProblem(r.row, roster.header(key), reason))
@@ -458,6 +491,11 @@ def _check_row(
         problem("move_in", "missing required field: move-in date (for the room)")
     if r.move_in and r.expected_end and r.expected_end < r.move_in:
         problem("expected_end", f"expected end {r.expected_end} is before move-in {r.move_in}")
+    for key, value, limit in _bounded_fields(r):
+        if value is not None and limit is not None and len(value) > limit:
+            problem(key, f"过长 (too long): {len(value)} characters, at most {limit}")
+    if r.consent_date is not None and (why := consent_date_problem(r.consent_date, today)):
+        problem("consent_date", why)
     if r.photos:
         if r.consent_by is None:
             problem("consent_by", "missing required field: who collected the consent (photos)")
@@ -478,6 +516,20 @@ def _check_row(
     return out
 
 
+def _bounded_fields(r: RosterRow) -> list[tuple[str, str | None, int | None]]:
+    """The row's text fields with the length of the column each is stored in."""
+    return [
+        ("name", r.name, field_limit(Person, "name")),
+        ("phone", r.phone, field_limit(Person, "phone")),
+        ("house_address", r.house_address, field_limit(House, "address")),
+        ("room", r.room, field_limit(Room, "label")),
+        ("household", r.household, field_limit(Household, "name")),
+        ("landlord", r.landlord, field_limit(Landlord, "name")),
+        ("consent_by", r.consent_by, field_limit(Consent, "collected_by")),
+        ("guardian", r.guardian, field_limit(Consent, "guardian_name")),
+    ]
+
+
 def _has_problem(roster: Roster, row: int, key: str) -> bool:
     return any(p.row == row and p.column == roster.header(key) for p in roster.problems)
 
@@ -488,23 +540,149 @@ def _is_minor(r: RosterRow, options: ImportOptions) -> bool:
 
 
 def _photo_paths(
-    r: RosterRow, roster: Roster, photos_dir: Path, problems: list[RowProblem]
-) -> list[Path]:
+    r: RosterRow, roster: Roster, photos_dir: Path, item: _Pending
+) -> list[Path | None]:
+    """Each photo name as a path inside the photo folder, or None (and a problem) for a name
+    that leaves the folder (the row fails: a roster must not point outside), loops, is
+    missing or cannot be a path (a problem of that photo only)."""
     root = photos_dir.resolve()
-    paths: list[Path] = []
+    paths: list[Path | None] = []
     for name in r.photos:
-        candidate = (root / name).resolve()
-        if not candidate.is_relative_to(root):
-            # A roster must not make the importer read files outside the photo folder.
-            problems.append(
-                RowProblem(r.row, roster.header("photos"), f"{name}: outside the photo folder")
-            )
-        elif not candidate.is_file():
-            problems.append(
-                RowProblem(r.row, roster.header("photos"), f"{name}: missing photo (not found)")
-            )
+        candidate, reason = _inside(root, name)
+        if reason is not None:
+            problem = RowProblem(r.row, roster.header("photos"), f"{name}: {reason}")
+            (item.problems if reason == _OUTSIDE else item.photo_problems).append(problem)
         paths.append(candidate)
     return paths
+
+
+#: One message for every name that leads outside the folder, whether or not something is
+#: there: the report must not tell a roster's author which outside files exist.
+_OUTSIDE = "outside the photo folder"
+
+
+def _inside(root: Path, name: str) -> tuple[Path | None, str | None]:
+    """The photo's path under ``root`` and None, or None and why it is refused.
+
+    A roster must not make the importer read files outside the photo folder: absolute
+    names and ``..`` are refused before the file system is asked anything, and symlinks are
+    resolved before the check. Only the name is ever reported, never an absolute path.
+    """
+    pure = PurePath(name)
+    if pure.is_absolute() or ".." in pure.parts or pure.drive:
+        return None, _OUTSIDE
+    try:
+        candidate = (root / pure).resolve()
+    except RuntimeError:  # Python 3.11/3.12 report a symlink loop this way
+        return None, "photo path is a symlink loop (链接循环)"
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return None, f"photo path cannot be used ({reason})"
+    if not candidate.is_relative_to(root):
+        return None, _OUTSIDE
+    try:
+        if candidate.is_dir():
+            return None, "is a folder, not a photo (是文件夹)"
+        if not candidate.is_file():
+            return None, "missing photo (not found)"
+    except OSError as exc:
+        return None, f"photo cannot be read ({exc.strerror or type(exc).__name__})"
+    return candidate, None
+
+
+#: A room an import creates holds at least this many (more when the roster puts more in it),
+#: unless the roster's 房间容量/room_capacity column says otherwise: a room sized to one
+#: file's head count would refuse every later tenant and 补录 until someone moved out.
+NEW_ROOM_CAPACITY = 4
+
+
+@dataclass(slots=True)
+class _PlacePlan:
+    """What the roster will do to places, known before any row is written, so that the dry
+    run and the import apply the same room-capacity check (the service re-checks on write)."""
+
+    directory: VillageDirectory
+    #: (house address, room label) -> people of the roster in that room.
+    heads: dict[tuple[str, str], int]
+    #: (house address, room label) -> the largest 房间容量 a row gives.
+    capacities: dict[tuple[str, str], int]
+    #: house address -> the first landlord a row of that house names.
+    landlords: dict[str, str]
+    default_capacity: int
+    #: (house address, room label) -> (capacity, stays), as rows are written (or would be).
+    rooms: dict[tuple[str, str], tuple[int, list[Stay]]] = field(default_factory=dict)
+    #: Registered faces plus this run's, loaded at the first row with photos.
+    faces: KnownFaces | None = None
+
+    def known_faces(self, service: RegistryService, model_id: str, dim: int) -> KnownFaces:
+        if self.faces is None:
+            self.faces = KnownFaces.load(service, model_id, dim)
+        return self.faces
+
+    def enrolled(self, owner: str, item: _Pending) -> None:
+        if self.faces is not None:
+            vectors = [res.vector for res in item.results.values() if res.vector is not None]
+            self.faces.add(owner, vectors)
+
+    @classmethod
+    def of(cls, roster: Roster, directory: VillageDirectory, options: ImportOptions) -> _PlacePlan:
+        heads: dict[tuple[str, str], int] = {}
+        capacities: dict[tuple[str, str], int] = {}
+        landlords: dict[str, str] = {}
+        for r in roster.rows:
+            if r.house_address and r.room:
+                key = (r.house_address.strip(), r.room.strip())
+                heads[key] = heads.get(key, 0) + 1
+                if r.room_capacity is not None:
+                    capacities[key] = max(capacities.get(key, 0), r.room_capacity)
+            if r.house_address and r.landlord:
+                landlords.setdefault(r.house_address.strip(), r.landlord)
+        return cls(directory, heads, capacities, landlords, options.new_room_capacity)
+
+    def house_landlord(self, address: str) -> str | None:
+        return self.landlords.get(address.strip())
+
+    def new_room_capacity(self, r: RosterRow) -> int:
+        key = _room_key(r)
+        if key in self.capacities:
+            return self.capacities[key]
+        return max(self.default_capacity, self.heads.get(key, 1))
+
+    def _room(self, r: RosterRow) -> tuple[int, list[Stay]]:
+        key = _room_key(r)
+        if key not in self.rooms:
+            room_id = self.directory.existing_room(*key)
+            if room_id is None:
+                self.rooms[key] = (self.new_room_capacity(r), [])
+            else:
+                stays = list(self.directory.room_stays.get(room_id, []))
+                self.rooms[key] = (self.directory.room_capacity.get(room_id, 1), stays)
+        return self.rooms[key]
+
+    def room_full(self, r: RosterRow) -> str | None:
+        """Why the row's tenancy would overfill its room, or None."""
+        if not (r.house_address and r.room and r.move_in):
+            return None
+        capacity, stays = self._room(r)
+        peak = peak_occupancy(stays, r.move_in, None)
+        if peak + 1 <= capacity:
+            return None
+        return (
+            f"房间已满 (room full): room {r.room!r} of {r.house_address!r} holds {capacity} and "
+            f"already has {peak} tenant(s) from {r.move_in}; record a move-out first"
+        )
+
+    def moved_in(self, r: RosterRow) -> None:
+        if r.house_address and r.room and r.move_in:
+            self._room(r)[1].append((r.move_in, None))
+
+
+def _room_key(r: RosterRow) -> tuple[str, str]:
+    return ((r.house_address or "").strip(), (r.room or "").strip())
+
+
+#: Added to the problem of a photo that was left out because another photo of the row is good.
+SKIPPED_PHOTO = " (photo skipped; the row's other photo(s) were used)"
 
 
 def _finish_row(
@@ -513,25 +691,54 @@ def _finish_row(
     service: RegistryService,
     directory: VillageDirectory,
     options: ImportOptions,
-    room_counts: dict[tuple[str, str], int],
+    plan: _PlacePlan,
 ) -> RowOutcome:
     r = item.row
+    photo_problems = list(item.photo_problems)
     for index in sorted(item.results):
         result = item.results[index]
         if result.reason is not None:
-            item.problems.append(
+            photo_problems.append(
                 RowProblem(r.row, roster.header("photos"), f"{result.name}: {result.reason}")
             )
-    if item.problems:
+    # One rule for the dry run and the import: a row needs one usable photo; unusable
+    # ones next to a usable one are skipped and reported, never stored.
+    if any(result.reason is None for result in item.results.values()):
+        item.notes.extend(
+            RowProblem(p.row, p.column, p.reason + SKIPPED_PHOTO) for p in photo_problems
+        )
+        for index in [i for i, res in item.results.items() if res.reason is not None]:
+            del item.results[index]
+    else:
+        item.problems.extend(photo_problems)
+
+    def failed() -> RowOutcome:
+        # A row that fails for another reason lists its unusable photos as plain problems.
+        if item.notes:
+            item.notes.clear()
+            item.problems.extend(photo_problems)
         return RowOutcome(r.row, RowStatus.FAILED)
+
+    if not item.problems and item.results:
+        face = _face_problem(item, service, options, plan)
+        if face is not None:
+            item.problems.append(RowProblem(r.row, roster.header("photos"), face))
+    if not item.problems:
+        full = plan.room_full(r)
+        if full is not None:
+            item.problems.append(RowProblem(r.row, roster.header("room"), full))
+    if item.problems:
+        return failed()
     if options.dry_run:
+        plan.moved_in(r)
+        plan.enrolled(f"row {r.row}", item)
         return RowOutcome(r.row, RowStatus.VALID)
     assert r.name is not None and r.category is not None  # no problems means both parsed
     try:
-        person_id = _write_person(item, service, directory, options, room_counts)
+        person_id, created = _write_person(item, service, directory, options, plan)
     except (RegistryError, StorageError) as exc:
         item.problems.append(RowProblem(r.row, roster.header(_column_of(exc)), str(exc)))
-        return RowOutcome(r.row, RowStatus.FAILED)
+        return failed()
     except OSError as exc:
         # A photo moved, deleted or made unreadable after it was checked: this row fails,
         # the import goes on and the report says why.
@@ -543,11 +750,33 @@ def _finish_row(
                 f"{name}: photo could not be read ({exc.strerror or exc})",
             )
         )
-        return RowOutcome(r.row, RowStatus.FAILED)
+        return failed()
     directory.remember(
         person_id, r.name, r.id_number, person_key(r.name, r.house_address, r.room or r.household)
     )
+    if not created:
+        # Another import registered this person meanwhile: left alone, like a re-run.
+        item.notes.clear()
+        return RowOutcome(r.row, RowStatus.UNCHANGED, person_id)
+    plan.moved_in(r)
+    plan.enrolled(f"person {person_id}", item)
     return RowOutcome(r.row, RowStatus.IMPORTED, person_id)
+
+
+def _face_problem(
+    item: _Pending, service: RegistryService, options: ImportOptions, plan: _PlacePlan
+) -> str | None:
+    """The face consistency rule: a row's photos show one person, and that face is not
+    registered (or imported earlier in this run) as someone else."""
+    usable = [item.results[i] for i in sorted(item.results)]
+    vectors = [res.vector for res in usable if res.vector is not None]
+    why = different_people_problem(
+        [res.name for res in usable], vectors, options.person_max_distance
+    )
+    if why is not None or options.allow_same_face:
+        return why
+    known = plan.known_faces(service, usable[0].model_id, int(vectors[0].shape[0]))
+    return same_face_problem(known.nearest(vectors), options.same_face_distance)
 
 
 def _column_of(exc: Exception) -> str:
@@ -567,31 +796,36 @@ def _write_person(
     service: RegistryService,
     directory: VillageDirectory,
     options: ImportOptions,
-    room_counts: dict[tuple[str, str], int],
-) -> int:
+    plan: _PlacePlan,
+) -> tuple[int, bool]:
+    """Write one row: (person id, True), or (id, False) when a concurrent import registered
+    the same person first (same ID number and name, else the identity rule's name + place)."""
     r = item.row
     assert r.name is not None and r.category is not None
     # Photo bytes first: an unreadable photo (OSError) fails the row before a house or room
     # is created for it.
     templates = [
-        _template(item.results[i], item.photo_paths[i], service) for i in sorted(item.results)
+        _template(item.results[i], _checked(item.photo_paths[i]), service)
+        for i in sorted(item.results)
     ]
     landlord_id = directory.landlord_id(r.landlord) if r.landlord else None
-    house_id = (
-        directory.house_id(r.house_address, create=options.create_places, landlord_id=landlord_id)
-        if r.house_address
-        else None
-    )
+    house_id: int | None = None
+    if r.house_address:
+        house_landlord = plan.house_landlord(r.house_address)
+        house_id = directory.house_id(
+            r.house_address,
+            create=options.create_places,
+            landlord_id=directory.landlord_id(house_landlord) if house_landlord else None,
+        )
     household_id = (
         directory.household_id(house_id, r.household)
         if house_id is not None and r.household
         else None
     )
     tenancy: NewTenancy | None = None
+    room_id: int | None = None
     if house_id is not None and r.room is not None and r.move_in is not None:
-        # A room the roster creates holds everyone the roster puts in it.
-        capacity = room_counts.get((r.house_address or "", r.room), 1)
-        room_id = directory.room_id(house_id, r.room, capacity=max(1, capacity))
+        room_id = directory.room_id(house_id, r.room, capacity=plan.new_room_capacity(r))
         tenancy = NewTenancy(
             room_id=room_id,
             move_in=r.move_in,
@@ -609,20 +843,56 @@ def _write_person(
             method=r.consent_method,
             guardian_name=r.guardian,
         )
-    return service.add_person(
-        NewPerson(
-            name=r.name,
-            village_id=directory.village_id,
-            category=r.category,
-            id_number=r.id_number,
-            phone=r.phone,
-            household_id=household_id,
-            non_face_note=None if templates else r.non_face,
-        ),
-        consent=consent,
-        templates=templates,
-        tenancy=tenancy,
+    person = NewPerson(
+        name=r.name,
+        village_id=directory.village_id,
+        category=r.category,
+        id_number=r.id_number,
+        id_document=r.id_document,
+        phone=r.phone,
+        household_id=household_id,
+        non_face_note=None if templates else r.non_face,
     )
+    if r.id_number:
+        # The unique (village, ID number) constraint makes concurrent runs safe; the loser
+        # sees who won.
+        try:
+            created = service.add_person(
+                person, consent=consent, templates=templates, tenancy=tenancy
+            )
+        except DuplicateIdNumberError:
+            winner = _registered_with_id(service, directory.village_id, r.id_number)
+            if winner is None or " ".join(winner[1].split()) != " ".join(r.name.split()):
+                raise
+            return winner[0], False
+        return created, True
+    # No ID number: the identity rule (name + room, else household, else name alone) is
+    # checked and the person added in one transaction, under a lock on that place.
+    with service.unit_of_work() as unit:
+        found = lock_and_find(
+            RegistryRepository(unit.session),
+            directory.village_id,
+            r.name,
+            room_id=room_id,
+            household_id=None if room_id is not None else household_id,
+        )
+        if found is not None:
+            return found, False
+        created = service.add_person(person, consent=consent, templates=templates, tenancy=tenancy)
+    return created, True
+
+
+def _registered_with_id(
+    service: RegistryService, village_id: int, id_number: str
+) -> tuple[int, str] | None:
+    with service.database.transaction() as session:
+        person = RegistryRepository(session).person_by_id_number(village_id, id_number)
+        return None if person is None else (person.id, person.name)
+
+
+def _checked(path: Path | None) -> Path:
+    assert path is not None, "only photos that passed the folder check have results"
+    return path
 
 
 def _template(result: _PhotoResult, path: Path, service: RegistryService) -> TemplateInput:
@@ -648,4 +918,5 @@ def write_problem_report(report: ImportReport, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["row", "column", "reason"])
         for p in report.problems:
-            writer.writerow([p.row, p.column, p.reason])
+            # Headers and photo names come from the roster: never let them run as formulas.
+            writer.writerow(neutralise_row([p.row, p.column, p.reason]))

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from cunan.registry.identity import IdDocument
 from cunan.storage.enums import (
     ConsentMethod,
     PersonCategory,
@@ -68,6 +69,8 @@ class NewPerson:
     household_id: int | None = None
     #: Set when the person is identified without a face (refused consent).
     non_face_note: str | None = None
+    #: What ``id_number`` is: a resident ID unless a passport or permit is stated.
+    id_document: IdDocument = IdDocument.RESIDENT_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class PersonChanges:
     id_number: str | None = None
     category: PersonCategory | None = None
     household_id: int | None = None
+    #: What a new ``id_number`` is (a resident ID unless stated).
+    id_document: IdDocument = IdDocument.RESIDENT_ID
 
 
 @dataclass(frozen=True, slots=True)

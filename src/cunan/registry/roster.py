@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import logging
 import re
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
-from cunan.registry.identity import normalise_id_number
+from cunan.registry.identity import (
+    DOCUMENT_WORDS,
+    IdDocument,
+    IdNumberError,
+    validate_id_number,
+)
 from cunan.storage.enums import ConsentMethod, PersonCategory
 
 logger = logging.getLogger(__name__)
@@ -45,8 +50,17 @@ COLUMNS: tuple[RosterColumn, ...] = (
         "身份证号",
         "id_number",
         ("身份证", "身份证号码", "证件号码", "idno"),
-        "110101199003071234",
+        "110101199003070011",
         "unique in the village; keep the column as text in Excel",
+    ),
+    RosterColumn(
+        "id_type",
+        "证件类型",
+        "id_type",
+        ("证件种类", "idtype", "document"),
+        "身份证",
+        "身份证/resident_id (default), 护照/passport, 港澳通行证/hk_macao_permit, "
+        "台胞证/taiwan_permit",
     ),
     RosterColumn("phone", "电话", "phone", ("手机", "手机号", "联系电话"), "13800138000", ""),
     RosterColumn(
@@ -66,6 +80,15 @@ COLUMNS: tuple[RosterColumn, ...] = (
         "must be a registered house unless --create-places",
     ),
     RosterColumn("room", "房间", "room", ("房间号", "房号"), "201", "needed for a tenancy"),
+    RosterColumn(
+        "room_capacity",
+        "房间容量",
+        "room_capacity",
+        ("容量", "可住人数", "roomcapacity"),
+        "",
+        "people the room holds, for rooms the import creates (default: 4, or the roster's "
+        "head count if more)",
+    ),
     RosterColumn("household", "户", "household", ("户名", "户主"), "", "household at the house"),
     RosterColumn("landlord", "房东", "landlord", ("房东姓名",), "李四", "tenancy's landlord"),
     RosterColumn(
@@ -155,6 +178,8 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日?$"),
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
 )
+#: CSV files are checked for their encoding this many bytes at a time.
+_CHUNK_BYTES = 1 << 20
 _PHOTO_SEPARATORS = re.compile(r"[;,；，、]")
 #: Excel stores dates as days since 1899-12-30; serials in this range are 1954..2119.
 _EXCEL_EPOCH = date(1899, 12, 30)
@@ -184,10 +209,12 @@ class RosterRow:
     row: int
     name: str | None
     id_number: str | None = None
+    id_document: IdDocument = IdDocument.RESIDENT_ID
     phone: str | None = None
     category: PersonCategory | None = None
     house_address: str | None = None
     room: str | None = None
+    room_capacity: int | None = None
     household: str | None = None
     landlord: str | None = None
     move_in: date | None = None
@@ -223,10 +250,11 @@ def read_roster(path: Path) -> Roster:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise RosterFileError(f"{path}: file not found")
+    table: Iterator[tuple[int, list[CellValue]]]
     if suffix == ".csv":
-        table = list(_csv_rows(path))
+        table = _csv_rows(path)
     elif suffix in (".xlsx", ".xlsm"):
-        table = list(_xlsx_rows(path))
+        table = _xlsx_rows(path)
     else:
         raise RosterFileError(
             f"{path}: unsupported roster type {suffix or '(none)'}; use .csv or .xlsx"
@@ -250,21 +278,62 @@ def decode_csv_bytes(data: bytes, source: str) -> str:
         ) from None
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
+def csv_encoding(path: Path) -> str:
+    """``utf-8-sig`` when the whole file is valid UTF-8, else ``gb18030`` (GBK's superset,
+    what Excel on a Chinese Windows writes), checked strictly and in chunks, so a large
+    file is never held in memory and mojibake never gets in."""
     try:
-        text = decode_csv_bytes(path.read_bytes(), str(path))
+        bad_utf8 = _invalid_at(path, "utf-8-sig")
+        if bad_utf8 is None:
+            return "utf-8-sig"
+        if _invalid_at(path, "gb18030") is None:
+            return "gb18030"
     except OSError as exc:
         raise RosterFileError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    raise RosterFileError(
+        f"{path}: text is neither UTF-8 nor GBK/GB18030 (byte {bad_utf8}); save the file "
+        "as 'CSV UTF-8' or as .xlsx"
+    )
+
+
+def _invalid_at(path: Path, encoding: str) -> int | None:
+    """About where the file stops being valid in ``encoding`` (a byte offset), or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return offset + exc.start
+            offset += len(chunk)
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
-    except csv.Error:
-        dialect = csv.excel
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return offset
+    return None
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
+    """The file's records one at a time (a 50 MB roster is never held whole as cells)."""
+    encoding = csv_encoding(path)
     try:
-        # Excel numbers CSV records as rows, so the record index is the row users see.
-        for number, record in enumerate(csv.reader(io.StringIO(text, newline=""), dialect), 1):
-            yield number, list(record)
-    except csv.Error as exc:
-        raise RosterFileError(f"{path}: not a readable CSV file ({exc})") from None
+        with path.open(encoding=encoding, newline="") as handle:
+            try:
+                dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+                    handle.read(4096), ",;\t"
+                )
+            except csv.Error:
+                dialect = csv.excel
+            handle.seek(0)
+            try:
+                # Excel numbers CSV records as rows, so the record index is the row users see.
+                for number, record in enumerate(csv.reader(handle, dialect), 1):
+                    yield number, list(record)
+            except csv.Error as exc:
+                raise RosterFileError(f"{path}: not a readable CSV file ({exc})") from None
+    except OSError as exc:
+        raise RosterFileError(f"{path}: cannot read file ({exc.strerror or exc})") from None
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
@@ -378,12 +447,13 @@ def _blank(values: Sequence[CellValue]) -> bool:
     return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
 
 
-def parse_table(path: Path, table: Sequence[tuple[int, list[CellValue]]]) -> Roster:
-    """Rows of cells (first non-empty row = headers) into a roster."""
-    rows = [(n, values) for n, values in table if not _blank(values)]
-    if not rows:
+def parse_table(path: Path, table: Iterable[tuple[int, list[CellValue]]]) -> Roster:
+    """Rows of cells (first non-empty row = headers) into a roster, one row at a time."""
+    rows = ((n, values) for n, values in table if not _blank(values))
+    first = next(rows, None)
+    if first is None:
         raise RosterFileError(f"{path}: the roster is empty (no header row)")
-    header_number, header_cells = rows[0]
+    header_number, header_cells = first
     columns: dict[int, str] = {}
     headers: dict[str, str] = {}
     ignored: list[str] = []
@@ -408,11 +478,10 @@ def parse_table(path: Path, table: Sequence[tuple[int, list[CellValue]]]) -> Ros
             f"(found {found}); write an empty roster with 'cunan registry template'"
         )
     roster = Roster(path=path, rows=[], headers=headers, ignored_headers=ignored)
-    body = rows[1:]
-    # The template carries English keys in a second header row; skip such a row.
-    if body and _is_header_row(body[0][1], columns):
-        body = body[1:]
-    for number, values in body:
+    for index, (number, values) in enumerate(rows):
+        # The template carries English keys in a second header row; skip such a row.
+        if index == 0 and _is_header_row(values, columns):
+            continue
         cells = {key: values[i] if i < len(values) else None for i, key in columns.items()}
         roster.rows.append(_parse_row(number, cells, roster))
     return roster
@@ -447,7 +516,20 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
     name = text("name")
     if name is None:
         problem("name", "missing required field: name")
-    id_number = _id_number(cells.get("id_number"), lambda reason: problem("id_number", reason))
+    document = IdDocument.RESIDENT_ID
+    raw_document = text("id_type")
+    if raw_document is not None:
+        found_document = DOCUMENT_WORDS.get(normalise_header(raw_document))
+        if found_document is None:
+            problem(
+                "id_type",
+                f"unknown document type {raw_document!r}; use 身份证, 护照, 港澳通行证 or 台胞证",
+            )
+        else:
+            document = found_document
+    id_number = _id_number(
+        cells.get("id_number"), document, lambda reason: problem("id_number", reason)
+    )
     category: PersonCategory | None = None
     raw_category = text("category")
     if raw_category is None:
@@ -474,6 +556,18 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
     dates: dict[str, date | None] = {}
     for key in ("move_in", "expected_end", "consent_date"):
         dates[key] = _date(cells.get(key), _bind(problem, key))
+    room_capacity: int | None = None
+    raw_capacity = text("room_capacity")
+    if raw_capacity is not None:
+        try:
+            room_capacity = int(raw_capacity)
+        except ValueError:
+            room_capacity = 0
+        if room_capacity < 1:
+            problem(
+                "room_capacity", f"room capacity must be a whole number >= 1, got {raw_capacity!r}"
+            )
+            room_capacity = None
     photos = tuple(
         part.strip() for part in _PHOTO_SEPARATORS.split(text("photos") or "") if part.strip()
     )
@@ -481,10 +575,12 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
         row=number,
         name=name,
         id_number=id_number,
+        id_document=document,
         phone=text("phone"),
         category=category,
         house_address=text("house_address"),
         room=text("room"),
+        room_capacity=room_capacity,
         household=text("household"),
         landlord=text("landlord"),
         move_in=dates["move_in"],
@@ -498,17 +594,22 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
     )
 
 
-def _id_number(value: CellValue, report: _Reporter) -> str | None:
+def _id_number(value: CellValue, document: IdDocument, report: _Reporter) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        digits = _text(value)
-        if len(digits) > _EXCEL_DIGITS:
+        raw = _text(value)
+        if len(raw) > _EXCEL_DIGITS:
             report(
                 f"ID number was stored as a number and Excel kept only {_EXCEL_DIGITS} digits; "
                 "format the column as text and type it again"
             )
             return None
-        return digits
-    return normalise_id_number(_text(value) or None)
+    else:
+        raw = _text(value)
+    try:
+        return validate_id_number(raw or None, document)
+    except IdNumberError as exc:
+        report(str(exc))
+        return None
 
 
 def _bind(report: Callable[[str, str], None], key: str) -> _Reporter:

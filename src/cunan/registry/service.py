@@ -27,10 +27,12 @@ from cunan.registry.errors import (
     RoomCapacityError,
 )
 from cunan.registry.identity import (
+    IdNumberError,
     age_on,
     birth_date_from_id,
     mask_id_number,
     normalise_id_number,
+    validate_id_number,
 )
 from cunan.registry.records import (
     ConsentInput,
@@ -47,6 +49,7 @@ from cunan.registry.records import (
     UnreadableTemplate,
     Vector,
 )
+from cunan.registry.validation import check_consent_time, check_row_lengths, peak_occupancy
 from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
 from cunan.security.keys import KeyFileError
 from cunan.storage.database import Database
@@ -558,7 +561,14 @@ class RegistryService:
         already registered in the village.
         """
         name = _required(person.name, "person name")
-        id_number = normalise_id_number(person.id_number)
+        try:
+            id_number = validate_id_number(
+                person.id_number, person.id_document, today=self._now().date()
+            )
+        except IdNumberError as exc:
+            raise InvalidRecordError(
+                f"ID number {mask_id_number(normalise_id_number(person.id_number))}: {exc}"
+            ) from None
         is_minor = person.is_minor or self._is_minor_by_id(id_number)
         if templates and consent is None:
             raise ConsentRequiredError(
@@ -984,7 +994,7 @@ class RegistryService:
             raise RoomCapacityError(
                 f"person {person_id} already has a tenancy in room {room_id} overlapping {move_in}"
             )
-        peak = _peak_occupancy(others, move_in, move_out)
+        peak = peak_occupancy([(t.move_in, t.move_out) for t in others], move_in, move_out)
         if peak + 1 > room.capacity:
             raise RoomCapacityError(
                 f"room {room_id} ({room.label!r}, house {house.id}) holds {room.capacity} "
@@ -1002,6 +1012,7 @@ class RegistryService:
             reported_by=tenancy.reported_by,
             reported_at=tenancy.reported_at or self._now(),
         )
+        check_row_lengths(row, f"tenancy of person {person_id}")
         return repo.add(row).id
 
     def record_move_out(
@@ -1058,7 +1069,18 @@ class RegistryService:
             fields["category"] = changes.category
         if changes.household_id is not None:
             fields["household_id"] = changes.household_id or None
-        id_number = normalise_id_number(changes.id_number) if changes.id_number else None
+        id_number: str | None = None
+        if changes.id_number:
+            # The same checks as at registration: an edit must not bring in an impossible
+            # birth date (and so skip the guardian rule) or a mistyped number.
+            try:
+                id_number = validate_id_number(
+                    changes.id_number, changes.id_document, today=self._now().date()
+                )
+            except IdNumberError as exc:
+                raise InvalidRecordError(
+                    f"ID number {mask_id_number(normalise_id_number(changes.id_number))}: {exc}"
+                ) from None
 
         def act(repo: RegistryRepository, _: _Events) -> None:
             person = _get(repo.person(person_id, for_update=True), "person", person_id)
@@ -1073,6 +1095,7 @@ class RegistryService:
             changed = sorted(k for k, v in fields.items() if getattr(person, k) != v)
             for key in changed:
                 setattr(person, key, fields[key])
+            check_row_lengths(person, f"person {person_id}")
             if changed:
                 self._audit(
                     repo,
@@ -1112,7 +1135,7 @@ class RegistryService:
             room = _get(repo.room(room_id, for_update=True), "room", room_id)
             today = self._now().date()
             tenancies = repo.tenancies_overlapping(room_id, today, None)
-            peak = _peak_occupancy(tenancies, today, None)
+            peak = peak_occupancy([(t.move_in, t.move_out) for t in tenancies], today, None)
             if peak > capacity:
                 raise RoomCapacityError(
                     f"room {room_id}: {peak} people live there (now or booked); capacity "
@@ -1142,6 +1165,7 @@ class RegistryService:
             raise ConsentRequiredError(f"consent for {who}: say who collected it")
         if consent.collected_at.tzinfo is None:
             raise InvalidRecordError(f"consent for {who}: collection time must carry a timezone")
+        check_consent_time(consent.collected_at, self._now(), who)
         if is_minor and not (consent.guardian_name or "").strip():
             raise GuardianConsentRequiredError(
                 f"{who} is a minor (under {self.settings.guardian_consent_under_age}): the "
@@ -1292,6 +1316,7 @@ def _unique(
     id_number: str | None = None,
 ) -> T:
     """Insert, turning a unique-constraint refusal (a concurrent duplicate) into a clear error."""
+    check_row_lengths(row, what)
     try:
         return repo.add(row)
     except IntegrityError as exc:
@@ -1324,23 +1349,8 @@ def _check_vector(vector: Vector, what: str) -> None:
         raise InvalidRecordError(f"{what}: embedding contains NaN or infinite values")
 
 
-def _peak_occupancy(tenancies: Sequence[Tenancy], start: date, end: date | None) -> int:
-    """Most of these tenancies in the room on one day within [start, end)."""
-    # Occupancy only rises at a move-in, so the peak is at ``start`` or at some move-in.
-    points = {start} | {t.move_in for t in tenancies if t.move_in > start}
-    if end is not None:
-        points = {p for p in points if p < end}
-    best = 0
-    for day in points:
-        n = sum(
-            1 for t in tenancies if t.move_in <= day and (t.move_out is None or day < t.move_out)
-        )
-        best = max(best, n)
-    return best
-
-
 def _consent_row(person_id: int, consent: ConsentInput) -> Consent:
-    return Consent(
+    row = Consent(
         person_id=person_id,
         collected_by=consent.collected_by.strip(),
         collected_at=consent.collected_at,
@@ -1349,6 +1359,8 @@ def _consent_row(person_id: int, consent: ConsentInput) -> Consent:
         guardian_name=(consent.guardian_name or "").strip() or None,
         guardian_relation=consent.guardian_relation,
     )
+    check_row_lengths(row, f"consent of person {person_id}")
+    return row
 
 
 def _consent_view(row: Consent) -> ConsentView:

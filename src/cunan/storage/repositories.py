@@ -373,6 +373,31 @@ class RegistryRepository:
             conditions.append(Tenancy.id != exclude_id)
         return self.session.scalars(select(Tenancy).where(*conditions)).all()
 
+    def room_stays(self, room_ids: Sequence[int]) -> dict[int, list[tuple[date, date | None]]]:
+        """Every tenancy's (move-in, move-out) per room, for checking capacity in bulk."""
+        stays: dict[int, list[tuple[date, date | None]]] = {r: [] for r in room_ids}
+        if room_ids:
+            rows = self.session.execute(
+                select(Tenancy.room_id, Tenancy.move_in, Tenancy.move_out).where(
+                    Tenancy.room_id.in_(room_ids)
+                )
+            )
+            for room_id, move_in, move_out in rows:
+                stays[room_id].append((move_in, move_out))
+        return stays
+
+    def people_named(self, village_id: int, name: str) -> Sequence[Person]:
+        return self.session.scalars(
+            select(Person)
+            .where(Person.village_id == village_id, Person.name == name)
+            .order_by(Person.id)
+        ).all()
+
+    def lock_row(self, table: type[House | Household | Room | Village], row_id: int) -> None:
+        """Hold a row lock to the end of the transaction (PostgreSQL; SQLite's BEGIN
+        IMMEDIATE already serialises writers), so that check-then-insert is atomic."""
+        self.session.execute(select(table.id).where(table.id == row_id).with_for_update())
+
     def current_tenancies(self, person_ids: Sequence[int]) -> dict[int, Tenancy]:
         """Each person's latest tenancy (open ones first)."""
         if not person_ids:

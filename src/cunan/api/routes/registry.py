@@ -22,6 +22,7 @@ from cunan.app_services import (
     page,
 )
 from cunan.duties.reconcile import TaskView
+from cunan.registry.identity import IdDocument
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import PeopleFilter
 
@@ -93,6 +94,8 @@ async def enrol_person(
     room_id: Annotated[int | None, Form()] = None,
     landlord_id: Annotated[int | None, Form()] = None,
     move_in: Annotated[date | None, Form()] = None,
+    id_type: Annotated[IdDocument, Form()] = IdDocument.RESIDENT_ID,
+    allow_same_face: Annotated[bool, Form()] = False,
     photos: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Created:
     """Register a person with consent and enrolment photos (multipart form)."""
@@ -112,6 +115,8 @@ async def enrol_person(
         room_id=room_id,
         landlord_id=landlord_id,
         move_in=move_in,
+        id_document=id_type,
+        allow_same_face=allow_same_face,
     )
     person_id = await run_in_threadpool(svc.enrol_person, request, data)
     return Created(id=person_id)
