@@ -21,7 +21,7 @@ from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 if TYPE_CHECKING:
     from cunan.app import CunanApp
     from cunan.capture.snapshot import Snapshot
-    from cunan.cases.views import CaseView
+    from cunan.cases.views import CaseMember, CaseView
     from cunan.duties.reconcile import TaskView
     from cunan.notify.deadletters import DeadLetterView
     from cunan.pipeline.cameras import CameraRecord
@@ -668,6 +668,11 @@ class AppServices:
     def get_case(self, case_id: int) -> CaseView:
         require(self.principal, Permission.READ_CASES)
         return self.app.cases.get(case_id)
+
+    def case_sightings(self, case_id: int) -> list[CaseMember]:
+        """The case's sightings (camera, time), for its timeline; a read for the case page."""
+        require(self.principal, Permission.READ_CASES)
+        return self.app.cases.members(case_id)
 
     def case_crop(self, case_id: int, sighting_id: int) -> bytes:
         require(self.principal, Permission.READ_CASES)

@@ -125,7 +125,7 @@ def test_locked_login_answers_429_with_retry_after(api: FastAPI, core: CunanApp)
         auth.throttle = saved
 
 
-def test_password_change_ends_other_sessions(api: FastAPI, core: CunanApp) -> None:
+def test_password_change_ends_every_session(api: FastAPI, core: CunanApp) -> None:
     admin = local_principal("tests")
     auth: AuthService = api.state.auth
     auth.create_user(admin, "changer", PASSWORD, UserRole.STAFF)
@@ -138,7 +138,9 @@ def test_password_change_ends_other_sessions(api: FastAPI, core: CunanApp) -> No
         "/api/v1/auth/password", json={"old_password": PASSWORD, "new_password": "N3w-pass-9"}
     )
     assert changed.status_code == 204
+    # Every session of the account ends, the one that changed the password too.
     assert second.get("/api/v1/auth/me").status_code == 401
+    assert first.get("/api/v1/auth/me").status_code == 401
     assert login(api, "changer", "N3w-pass-9").get("/api/v1/auth/me").status_code == 200
 
 

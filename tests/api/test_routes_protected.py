@@ -1,5 +1,5 @@
-"""Logged in by default: every route answers 401 without a session unless it is on the short,
-explicit public allowlist."""
+"""Logged in by default: every route answers 401 without a session (a page: a redirect to the
+login page) unless it is on the short, explicit public allowlist."""
 
 from __future__ import annotations
 
@@ -24,24 +24,35 @@ def test_every_route_needs_a_session_unless_allowlisted(
         if isinstance(route, Mount):
             assert route.path in PUBLIC_PATHS, f"mount {route.path} is not on the allowlist"
     walked = sorted(set(all_routes(api)))
+    pages: set[str] = set()
     for method, path in walked:
         if path in PUBLIC_PATHS or method == "HEAD":
             continue
-        response = anonymous.request(method, _concrete(path))
-        assert response.status_code == 401, (method, path, response.status_code)
-        assert response.headers["content-type"] == "application/problem+json"
+        response = anonymous.request(method, _concrete(path), follow_redirects=False)
+        if path.startswith("/api/"):
+            assert response.status_code == 401, (method, path, response.status_code)
+            assert response.headers["content-type"] == "application/problem+json"
+        else:
+            # A page sends the browser to log in first, then back where it was going.
+            assert response.status_code == 303, (method, path, response.status_code)
+            assert response.headers["location"].startswith("/login?next=/"), (method, path)
+            pages.add(path)
     # The walk saw the whole application: every path of the OpenAPI schema, and the docs.
     schema = clients["admin"].get("/api/v1/openapi.json").json()
     documented = {(m.upper(), p) for p, item in schema["paths"].items() for m in item}
     assert documented <= set(walked)
     assert len(walked) > 25
     assert ("GET", "/api/v1/openapi.json") in walked
+    # The pages were walked too: the dashboard, the case pages and their forms, the account.
+    assert {"/", "/cases", "/cases/{case_id}", "/cases/{case_id}/enrol", "/account"} <= pages
 
 
 def test_the_public_allowlist_is_short_and_answers_without_a_session(
     clients: dict[str, TestClient],
 ) -> None:
-    assert len(PUBLIC_PATHS) <= 6
+    assert len(PUBLIC_PATHS) <= 7
+    # The login page is public; the pages behind it are not.
+    assert clients["anonymous"].get("/login").status_code == 200
     response = clients["anonymous"].get("/api/v1/health")
     assert response.status_code == 200
     assert response.json()["database"] == "ok"

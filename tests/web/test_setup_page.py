@@ -35,6 +35,8 @@ def test_the_link_creates_the_first_admin_once(client: TestClient) -> None:
     assert client.get("/setup", params={"token": "wrong"}).status_code == 403
     form = client.get("/setup", params={"token": TOKEN})
     assert form.status_code == 200
+    english = TestClient(client.app).get("/setup", params={"token": TOKEN, "lang": "en"})
+    assert "First-run set-up" in english.text
     assert 'name="password"' in form.text and "<script" not in form.text
     differ = client.post(
         "/setup",
@@ -55,6 +57,8 @@ def test_the_link_creates_the_first_admin_once(client: TestClient) -> None:
         },
     )
     assert done.status_code == 200
+    # Through the catalogs like every page: Chinese by default, then on to the login page.
+    assert "管理员已创建" in done.text and 'href="/login"' in done.text
     login = client.post("/api/v1/auth/login", json={"username": "boss", "password": "Str0ng-pass"})
     assert login.status_code == 200 and login.json()["user"]["role"] == "admin"
     # The link is spent.

@@ -21,7 +21,8 @@ from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
-from cunan.web import pages
+from cunan.web import pages, ui
+from cunan.web.render import install_page_handlers
 
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
 
@@ -34,13 +35,14 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/health",
         "/api/docs-assets",
         "/setup",
+        "/login",
         "/static",
     }
 )
 
 
 #: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public, pages.router)
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public, pages.router, ui.public)
 #: Everything else.
 PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,
@@ -49,6 +51,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     cases.router,
     ops.router,
     events.router,
+    ui.router,
 )
 
 
@@ -93,6 +96,7 @@ def create_api(
     # Set when the server begins to stop: long-lived responses (event streams) end then.
     api.state.stopping = threading.Event()
     install_error_handlers(api)
+    install_page_handlers(api)
     api.add_middleware(GuardMiddleware, max_body_bytes=core.settings.web.max_upload_mb * 2**20)
 
     for router in (*PUBLIC_ROUTERS, *PROTECTED_ROUTERS):

@@ -214,7 +214,8 @@ class AuthService:
             )
 
     def change_password(self, principal: Principal, old: str, new: str) -> None:
-        """The caller's own password; every other session of theirs ends."""
+        """The caller's own password; every session of theirs ends, this one included (a
+        stolen session must not outlive the password it was opened with)."""
         require(principal, Permission.OWN_ACCOUNT)
         if principal.user_id is None:
             raise InvalidInput("only accounts have passwords")

@@ -156,7 +156,7 @@ def me(who: PrincipalDep) -> Me:
 
 @router.post("/auth/password", status_code=204)
 def change_password(body: PasswordChange, who: PrincipalDep, auth: AuthDep) -> Response:
-    """Change the caller's own password; their other sessions end."""
+    """Change the caller's own password; all their sessions end (log in again)."""
     auth.change_password(who, body.old_password, body.new_password)
     return Response(status_code=204)
 
