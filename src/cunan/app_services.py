@@ -663,7 +663,7 @@ class AppServices:
                 at, statuses=statuses, camera=camera, since=since, until=until
             )
             ids = [c.id for c in rows]
-        return Listing([self.app.cases.get(i) for i in ids], total, at.offset, at.limit)
+        return Listing(self.app.cases.get_many(ids), total, at.offset, at.limit)
 
     def get_case(self, case_id: int) -> CaseView:
         require(self.principal, Permission.READ_CASES)

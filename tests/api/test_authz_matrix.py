@@ -139,3 +139,38 @@ def test_landlord_person_detail_hides_what_is_not_theirs(
     detail = clients["landlord_a"].get(f"/api/v1/people/{village.tenant['a']}").json()
     assert detail["non_face_note"] is None
     assert all(t["house_id"] == village.house["a"] for t in detail["tenancies"])
+
+
+def test_a_former_tenants_new_address_is_not_the_old_landlords_business(
+    clients: dict[str, TestClient], village: Village
+) -> None:
+    staff = clients["staff"]
+    person = staff.post("/api/v1/people", data={"name": "搬家租客", "non_face_note": "ID"}).json()
+    moved = staff.post(
+        f"/api/v1/people/{person['id']}/tenancies",
+        json={"room_id": village.room["a"], "move_in": "2025-01-01"},
+    )
+    assert moved.status_code == 201, moved.text
+    report = staff.post(
+        f"/api/v1/tenancies/{moved.json()['id']}/move-out", json={"move_out": "2025-06-30"}
+    )
+    assert report.status_code == 204, report.text
+    staff.patch(f"/api/v1/rooms/{village.room['b']}", json={"capacity": 5})
+    now_b = staff.post(
+        f"/api/v1/people/{person['id']}/tenancies",
+        json={"room_id": village.room["b"], "move_in": "2025-07-01"},
+    )
+    assert now_b.status_code == 201, now_b.text
+    # Landlord a sees the former tenant, but not where they live now.
+    rows = clients["landlord_a"].get("/api/v1/people", params={"name": "搬家租客"}).json()
+    [row] = rows["items"]
+    assert (row["address"], row["landlord"], row["room"]) == (None, None, None)
+    by_house = (
+        clients["landlord_a"].get("/api/v1/people", params={"house_id": village.house["b"]}).json()
+    )
+    assert by_house["items"] == []
+    detail = clients["landlord_a"].get(f"/api/v1/people/{person['id']}").json()
+    assert {t["house_id"] for t in detail["tenancies"]} == {village.house["a"]}
+    # Landlord b sees them at their address.
+    [own] = clients["landlord_b"].get("/api/v1/people", params={"name": "搬家租客"}).json()["items"]
+    assert own["address"] == "幸福路b号"

@@ -105,6 +105,8 @@ class AuditAction(StrEnum):
     SETTINGS_CHANGE = "settings.change"
     # the live gallery re-calibrated its open-set thresholds on the site's own people
     MATCHING_CALIBRATE = "matching.calibrate"
+    # the synthetic village a benchmark writes (cunan bench api), never a real one
+    BENCH_SEED = "bench.seed"
     # cases and duties
     CASE_TRANSITION = "case.transition"
     CASE_PARKED_REPLAY = "case.parked_replay"

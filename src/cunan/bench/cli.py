@@ -436,3 +436,11 @@ def stream_command(ctx: typer.Context) -> None:
     from cunan.bench.stream import main as stream_main
 
     raise typer.Exit(stream_main(list(ctx.args)))
+
+
+@bench_app.command("api", context_settings=_PASS_THROUGH, add_help_option=False)
+def api_command(ctx: typer.Context) -> None:
+    """HTTP API under load: 50 logged-in clients, a camera running ([--clients N] [--json])."""
+    from cunan.bench.api_load import main as api_main
+
+    raise typer.Exit(api_main(list(ctx.args)))

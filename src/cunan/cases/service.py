@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +28,7 @@ from cunan.registry.records import (
 from cunan.registry.service import NewTenancy, RegistryService
 from cunan.security.cipher import FieldCipher
 from cunan.storage.case_tables import Case
-from cunan.storage.cases_repository import CaseRepository
+from cunan.storage.cases_repository import EMPTY_DIGEST, CaseRepository, MemberDigest
 from cunan.storage.database import Database
 from cunan.storage.enums import TemplateSource
 from cunan.storage.pipeline_tables import Sighting
@@ -463,25 +463,32 @@ class CaseService:
             for r in repo.members(case_id)
         ]
 
-    def _local_day(self, moment: datetime) -> date:
-        offset = timezone(timedelta(hours=self.settings.local_utc_offset_hours))
-        return moment.astimezone(offset).date()
-
     @staticmethod
     def _best_first(members: Sequence[CaseMember]) -> list[CaseMember]:
         """Sightings with the most good faces first, then the most recent."""
         return sorted(members, key=lambda m: (-m.faces_used, -m.seen_at.timestamp()))
 
+    def _views(self, repo: CaseRepository, cases: Sequence[Case], now: datetime) -> list[CaseView]:
+        """Views of ``cases``, their sightings summarised in SQL for all of them at once."""
+        digests = repo.member_digests(
+            [c.id for c in cases],
+            utc_offset_s=round(self.settings.local_utc_offset_hours * 3600),
+            best=self.settings.best_crops,
+        )
+        return [self._view_of(c, digests.get(c.id, EMPTY_DIGEST), now) for c in cases]
+
     def _view(self, repo: CaseRepository, case: Case, now: datetime) -> CaseView:
-        members = self._members(repo, case.id)
-        best = self._best_first(members)
+        return self._views(repo, [case], now)[0]
+
+    @staticmethod
+    def _view_of(case: Case, digest: MemberDigest, now: datetime) -> CaseView:
         return CaseView(
             id=case.id,
             status=case.status,
             model_id=case.model_id,
-            sightings=len(members),
-            distinct_days=len({self._local_day(m.seen_at) for m in members}),
-            cameras=tuple(sorted({m.camera_name for m in members})),
+            sightings=digest.count,
+            distinct_days=digest.distinct_days,
+            cameras=digest.cameras,
             first_seen_at=case.first_seen_at,
             last_seen_at=case.last_seen_at,
             opened_at=case.opened_at,
@@ -499,13 +506,23 @@ class CaseService:
             escalation_reason=case.escalation_reason,
             closed_at=case.closed_at,
             merged_into_id=case.merged_into_id,
-            best_sighting_ids=tuple(m.sighting_id for m in best[: self.settings.best_crops]),
+            best_sighting_ids=digest.best_sighting_ids,
         )
+
+    # Reads below use read-only transactions: on SQLite they never wait for the writer
+    # lock that camera writers and case grouping hold (a page view must not queue).
 
     def get(self, case_id: int) -> CaseView:
         with self.database.read() as session:
             repo = CaseRepository(session)
             return self._view(repo, self._case(repo, case_id), self._clock())
+
+    def get_many(self, case_ids: Sequence[int]) -> list[CaseView]:
+        """Views of the cases with these ids that exist, in the order given (one page of a
+        listing: a fixed number of queries however many cases and sightings)."""
+        with self.database.read() as session:
+            repo = CaseRepository(session)
+            return self._views(repo, repo.cases_by_ids(case_ids), self._clock())
 
     def members(self, case_id: int) -> list[CaseMember]:
         with self.database.read() as session:
@@ -518,7 +535,7 @@ class CaseService:
         now = self._clock()
         with self.database.read() as session:
             repo = CaseRepository(session)
-            views = [self._view(repo, c, now) for c in repo.cases(statuses)]
+            views = self._views(repo, repo.cases(statuses), now)
         return sorted(views, key=lambda v: v.rank_key)[:limit]
 
     def best_crops(self, case_id: int, *, limit: int | None = None) -> list[tuple[int, bytes]]:

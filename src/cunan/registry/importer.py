@@ -306,10 +306,10 @@ def import_roster(
 def _wal_kept_open(service: RegistryService) -> Iterator[None]:
     """Hold one idle SQLite connection for the whole import.
 
-    The database opens a connection per transaction; when the last connection closes,
-    SQLite checkpoints and removes the WAL, an fsync per person. An idle connection (no
-    transaction, so it blocks no writer) makes each close cheap; checkpoints still happen
-    automatically as the WAL grows.
+    When the last connection to the database closes, SQLite checkpoints and removes the
+    WAL, an fsync per person if every transaction closed its own. The pool keeps idle
+    connections open anyway; this one (no transaction, so it blocks no writer) also holds
+    when the pool is emptied or disabled. Checkpoints still happen as the WAL grows.
     """
     if not service.database.is_sqlite:
         yield

@@ -695,6 +695,7 @@ class RegistryService:
             return removed
 
         removed = self._write(act)
+        self._flush_deleted()
         logger.info(
             "consent withdrawn for person %d: %d template(s) deleted", person_id, len(removed)
         )
@@ -721,7 +722,9 @@ class RegistryService:
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
             return self._erase(repo, events, person_id, PERSON_REMOVE, delete_person=True)
 
-        return self._write(act)
+        removed = self._write(act)
+        self._flush_deleted()
+        return removed
 
     def get_person(self, person_id: int) -> PersonView:
         def act(repo: RegistryRepository) -> PersonView:
@@ -817,7 +820,15 @@ class RegistryService:
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
             return self._erase(repo, events, person_id, TEMPLATE_PURGE, delete_person=False)
 
-        return self._write(act)
+        removed = self._write(act)
+        self._flush_deleted()
+        return removed
+
+    def _flush_deleted(self) -> None:
+        """After face data was deleted and committed: no old copy left in SQLite's WAL (inside
+        a unit of work the caller's commit comes later; its next deletion flushes)."""
+        if _unit_for(self.database) is None:
+            self.database.flush_deleted()
 
     def iter_templates(
         self, *, model_id: str | None = None, batch_size: int = 1000

@@ -152,18 +152,14 @@ class StatsService:
     def _sightings_per_day(self, repo: StatsRepository, today: date, days: int) -> SightingsPerDay:
         zone = self.settings.zone
         day_list = [today - timedelta(days=days - 1 - i) for i in range(days)]
-        start = start_of_day(day_list[0], zone)
         end = start_of_day(today + timedelta(days=1), zone)
         counts: dict[str, list[int]] = defaultdict(lambda: [0] * days)
         for name in repo.camera_names():
             counts[name] = [0] * days
-        index = {d: i for i, d in enumerate(day_list)}
-        # Bucketed here, not in SQL: "local day" arithmetic differs between the two engines,
-        # and a village's week of sightings is small.
-        for name, started in repo.sighting_times(start, end):
-            i = index.get(local_date(started, zone))
-            if i is not None:
-                counts[name][i] += 1
+        # Counted per local day in SQL between the village's midnights (exact in any zone).
+        boundaries = [start_of_day(d, zone) for d in day_list] + [end]
+        for name, i, n in repo.sightings_per_day(boundaries):
+            counts[name][i] += n
         return SightingsPerDay(days=day_list, counts=dict(counts))
 
     def case_numbers(self) -> CaseNumbers:

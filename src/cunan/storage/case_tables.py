@@ -74,6 +74,11 @@ class CaseSighting(Base):
     """A sighting's membership of a case (a sighting belongs to at most one case)."""
 
     __tablename__ = "case_sightings"
+    # A case's best sightings (most good faces, then the most recent) without sorting all
+    # of a frequent stranger's sightings (migration 0010).
+    __table_args__ = (
+        Index("ix_case_sightings_best", "case_id", "faces_used", "seen_at", "sighting_id"),
+    )
 
     sighting_id: Mapped[int] = mapped_column(
         ForeignKey("sightings.id", ondelete="CASCADE"), primary_key=True

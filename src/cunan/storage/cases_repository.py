@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, CaseSighting
@@ -32,6 +32,21 @@ class MemberSpan:
     count: int
     first_seen_at: datetime | None
     last_seen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDigest:
+    """What a case's view shows of its sightings, computed in SQL (never every row loaded):
+    how many, on how many local days, from which cameras, and the best ones' ids."""
+
+    count: int
+    distinct_days: int
+    cameras: tuple[str, ...]
+    best_sighting_ids: tuple[int, ...]
+
+
+#: The digest of a case without sightings.
+EMPTY_DIGEST = MemberDigest(0, 0, (), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +196,66 @@ class CaseRepository:
             .where(CaseSighting.case_id == case_id)
             .order_by(CaseSighting.seen_at, CaseSighting.sighting_id)
         ).all()
+
+    def member_digests(
+        self, case_ids: Sequence[int], *, utc_offset_s: int, best: int
+    ) -> dict[int, MemberDigest]:
+        """Per case: sightings, distinct local days (UTC plus ``utc_offset_s``), sorted
+        camera names, and the ``best`` sightings with the most good faces, then the most
+        recent (then the lowest id). Two grouped queries, and one short index range per
+        case for the best sightings."""
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return {}
+        member = CaseSighting
+        mine = member.case_id.in_(ids)
+        if self.session.get_bind().dialect.name == "sqlite":
+            # Stored as UTC text; SQLite's date() applies the offset as a modifier.
+            day = func.date(member.seen_at, f"{utc_offset_s:+d} seconds")
+        else:
+            day = func.date(
+                func.timezone("UTC", member.seen_at)
+                + func.make_interval(0, 0, 0, 0, 0, 0, utc_offset_s)
+            )
+        counts = {
+            int(case_id): (int(n), int(days))
+            for case_id, n, days in self.session.execute(
+                select(member.case_id, func.count(), func.count(distinct(day)))
+                .where(mine)
+                .group_by(member.case_id)
+            )
+        }
+        cameras: dict[int, list[str]] = {}
+        for case_id, name in self.session.execute(
+            select(member.case_id, member.camera_name)
+            .where(mine)
+            .distinct()
+            .order_by(member.case_id, member.camera_name)
+        ):
+            cameras.setdefault(int(case_id), []).append(name)
+        # One short index range per case (ix_case_sightings_best): never a sort of all of
+        # a frequent stranger's sightings. Built once, run with each case's id.
+        best_of = (
+            select(member.sighting_id)
+            .where(member.case_id == bindparam("case_id"))
+            .order_by(member.faces_used.desc(), member.seen_at.desc(), member.sighting_id)
+            .limit(best)
+        )
+        chosen = {
+            case_id: [int(i) for i in self.session.scalars(best_of, {"case_id": case_id})]
+            for case_id in counts
+        }
+        return {
+            case_id: MemberDigest(
+                n, days, tuple(cameras.get(case_id, ())), tuple(chosen.get(case_id, ()))
+            )
+            for case_id, (n, days) in counts.items()
+        }
+
+    def cases_by_ids(self, case_ids: Sequence[int]) -> list[Case]:
+        """The cases with these ids that exist, in the order given."""
+        rows = {c.id: c for c in self.session.scalars(select(Case).where(Case.id.in_(case_ids)))}
+        return [rows[i] for i in case_ids if i in rows]
 
     def member_span(self, case_id: int) -> MemberSpan:
         count, first, last = self.session.execute(

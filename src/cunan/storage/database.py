@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from cunan.storage.errors import (
     ConstraintViolationError,
@@ -27,9 +27,14 @@ from cunan.storage.errors import (
 logger = logging.getLogger(__name__)
 
 SQLITE_FILENAME = "cunan.db"
-#: SQLite page cache per connection (KiB). Connections are not pooled (one per transaction),
-#: so this bounds the cache a process holds per open transaction.
+#: SQLite page cache per connection (KiB); with the pool below, a process holds at most
+#: ``SQLITE_POOL_SIZE`` idle connections' caches (plus those of busy overflow connections).
 SQLITE_CACHE_KIB = 2000
+#: Idle SQLite connections kept open per process, and extra ones allowed under load. Opening
+#: a connection (file, WAL index, six pragmas) cost a third of the API's time under load
+#: when every transaction opened its own (docs/benchmarks.md, "HTTP API under load").
+SQLITE_POOL_SIZE = 8
+SQLITE_POOL_OVERFLOW = 32
 #: Execution option marking a read-only transaction (see ``Database.read``).
 READ_ONLY_OPTION = "cunan_read_only"
 
@@ -65,8 +70,11 @@ def create_database_engine(
         engine = create_engine(
             parsed,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
-            # One connection per use: no pooled handle keeps the file open after close().
-            poolclass=NullPool,
+            # Pooled, handed to one thread at a time; ``Database.dispose`` closes them all,
+            # so no handle keeps the file open after it.
+            poolclass=QueuePool,
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_OVERFLOW,
         )
         _configure_sqlite(engine, busy_timeout_s)
         return engine
@@ -158,6 +166,21 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def flush_deleted(self) -> None:
+        """SQLite: checkpoint the WAL into the file and truncate it, so that rows just deleted
+        (overwritten in the file by ``secure_delete``) leave no old copy in the WAL. Pooled
+        connections keep the WAL alive between transactions; without this the removed
+        bytes stayed there until an automatic checkpoint. Best effort: a reader in the middle
+        of a snapshot can hold the WAL for a moment (the next checkpoint completes it)."""
+        if not self.is_sqlite or _unit_is_open(self):
+            return
+        with translate_errors(self.url), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy is not None and busy[0]:
+            logger.debug("WAL checkpoint after a deletion was busy; the next one completes it")
+
     def damage(self, table: str | None = None) -> list[str]:
         """SQLite's ``PRAGMA quick_check`` (of one table and its indexes, or of all): the
         problems found, empty when the file is sound. PostgreSQL checks its own pages
@@ -211,6 +234,11 @@ class Database:
                 raise ReadOnlyTransactionError("a read-only transaction tried to write")
             # Leaving the block closes the session: its transaction ends without a commit
             # and the rows read stay loaded (a rollback would expire them).
+
+
+def _unit_is_open(database: Database) -> bool:
+    # A transaction still open on this thread would make the checkpoint wait for itself.
+    return database._writer == threading.get_ident()
 
 
 def rowcount(result: object) -> int:

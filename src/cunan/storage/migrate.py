@@ -46,26 +46,30 @@ def upgrade(database: Database, revision: str = "head") -> None:
     on PostgreSQL; SQLite DDL is transactional too)."""
     config = alembic_config(database)
     with translate_errors(database.url), database.engine.connect() as conn:
-        if database.is_sqlite:
+        raw = conn.connection.dbapi_connection if database.is_sqlite else None
+        if raw is not None:
             # SQLite changes a table by rebuilding it, and DROP TABLE with foreign keys on
             # would cascade into the rows that reference it. The pragma only works outside
             # a transaction; the check below stands in for it before the commit.
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
             raw.execute("PRAGMA foreign_keys=OFF")
-        with conn.begin():
-            config.attributes["connection"] = conn
-            before = MigrationContext.configure(conn).get_current_revision()
-            command.upgrade(config, revision)
-            after = MigrationContext.configure(conn).get_current_revision()
-            # Checked only when a migration ran: the check reads every table.
-            if database.is_sqlite and before != after:
-                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise MigrationError(
-                        f"migration to {revision} would break {len(broken)} reference(s), "
-                        f"first in table {broken[0][0]}; nothing was changed"
-                    )
+        try:
+            with conn.begin():
+                config.attributes["connection"] = conn
+                before = MigrationContext.configure(conn).get_current_revision()
+                command.upgrade(config, revision)
+                after = MigrationContext.configure(conn).get_current_revision()
+                # Checked only when a migration ran: the check reads every table.
+                if raw is not None and before != after:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise MigrationError(
+                            f"migration to {revision} would break {len(broken)} "
+                            f"reference(s), first in table {broken[0][0]}; nothing was changed"
+                        )
+        finally:
+            if raw is not None:
+                # The connection goes back to the pool: every later user expects them on.
+                raw.execute("PRAGMA foreign_keys=ON")
     logger.debug("database %s at revision %s", database.url, revision)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cunan.storage.audit_tables import AuditEntry
@@ -86,14 +86,6 @@ class QueryRepository:
         today: date,
         landlord_id: int | None,
     ) -> tuple[list[PersonRow], int]:
-        current = self._current_tenancy(today)
-        query = (
-            select(Person, Room.id, Room.label, House.id, House.address, Landlord.name)
-            .outerjoin(current, current.c.person_id == Person.id)
-            .outerjoin(Room, Room.id == current.c.room_id)
-            .outerjoin(House, House.id == Room.house_id)
-            .outerjoin(Landlord, Landlord.id == House.landlord_id)
-        )
         conditions: list[ColumnElement[bool]] = []
         if landlord_id is not None:
             # A landlord sees the people who ever rented one of their rooms (current and past).
@@ -112,17 +104,76 @@ class QueryRepository:
             conditions.append(Person.category == filters.category)
         if filters.status is not None:
             conditions.append(Person.status == filters.status)
+        if filters.room_id is None and filters.house_id is None:
+            # Nothing filters on the current room: count and page the people alone, then
+            # find the current tenancy of the page's people only (not of the whole village).
+            alone = select(Person).where(*conditions)
+            total = _count(self.session, alone.with_only_columns(Person.id))
+            people = list(
+                self.session.scalars(
+                    alone.order_by(Person.id).offset(page.offset).limit(page.limit)
+                )
+            )
+            places = self._current_places(today, [p.id for p in people], landlord_id)
+            nowhere = (None, None, None, None, None)
+            return [PersonRow(p, *places.get(p.id, nowhere)) for p in people], total
+        current = self._current_tenancy(today)
+        query = (
+            select(Person, Room.id, Room.label, House.id, House.address, Landlord.name)
+            .outerjoin(current, current.c.person_id == Person.id)
+            .outerjoin(Room, Room.id == current.c.room_id)
+            .outerjoin(House, House.id == Room.house_id)
+            .outerjoin(Landlord, Landlord.id == House.landlord_id)
+        )
         if filters.room_id is not None:
             conditions.append(Room.id == filters.room_id)
         if filters.house_id is not None:
             conditions.append(House.id == filters.house_id)
-        if conditions:
-            query = query.where(and_(*conditions))
+        if landlord_id is not None:
+            # Only the landlord's own rooms and houses can be searched by.
+            conditions.append(House.landlord_id == landlord_id)
+        query = query.where(*conditions)
         total = _count(self.session, query)
         rows = self.session.execute(
             query.order_by(Person.id).offset(page.offset).limit(page.limit)
         ).all()
         return [PersonRow(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows], total
+
+    def _current_places(
+        self, today: date, person_ids: Sequence[int], landlord_id: int | None = None
+    ) -> dict[int, tuple[int, str, int, str, str | None]]:
+        """Room id, room label, house id, address and landlord name of each person's
+        current tenancy (the latest move-in), for these people only; with ``landlord_id``,
+        only a tenancy in that landlord's houses (a former tenant's new address is not
+        their old landlord's business)."""
+        if not person_ids:
+            return {}
+        ranked = (
+            select(
+                Tenancy.person_id,
+                Tenancy.room_id,
+                func.row_number()
+                .over(partition_by=Tenancy.person_id, order_by=Tenancy.move_in.desc())
+                .label("rank"),
+            )
+            .where(
+                Tenancy.person_id.in_(list(person_ids)),
+                Tenancy.move_in <= today,
+                or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today),
+            )
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(ranked.c.person_id, Room.id, Room.label, House.id, House.address, Landlord.name)
+            .join(Room, Room.id == ranked.c.room_id)
+            .join(House, House.id == Room.house_id)
+            .outerjoin(Landlord, Landlord.id == House.landlord_id)
+            .where(
+                ranked.c.rank == 1,
+                *([House.landlord_id == landlord_id] if landlord_id is not None else []),
+            )
+        )
+        return {int(r[0]): (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
     def person_visible(self, person_id: int, landlord_id: int | None) -> Person | None:
         person = self.session.get(Person, person_id)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import MetaData, Table, distinct, func, inspect, select
+from sqlalchemy import MetaData, Table, case, distinct, func, inspect, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -69,6 +69,31 @@ class StatsRepository:
         )
         return [(name, started) for name, started in rows]
 
+    def sightings_per_day(self, boundaries: Sequence[datetime]) -> list[tuple[str, int, int]]:
+        """(camera name, day index, sightings) of the sightings started in each day: day
+        ``i`` is [``boundaries[i]``, ``boundaries[i + 1]``). Counted in SQL with plain
+        comparisons, so the caller's local-day boundaries (any zone, DST included) hold on
+        both engines and no sighting row is loaded."""
+        if len(boundaries) < 2:
+            return []
+        inner = boundaries[1:-1]
+        day = (
+            case(*[(Sighting.started_at < b, i) for i, b in enumerate(inner)], else_=len(inner))
+            if inner
+            else literal(0)
+        )
+        bucketed = (
+            select(Sighting.camera_name.label("camera"), day.label("day"))
+            .where(Sighting.started_at >= boundaries[0], Sighting.started_at < boundaries[-1])
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(bucketed.c.camera, bucketed.c.day, func.count()).group_by(
+                bucketed.c.camera, bucketed.c.day
+            )
+        )
+        return [(name, int(i), int(n)) for name, i, n in rows]
+
     def case_times(self, open_statuses: Sequence[str]) -> CaseTimes | None:
         """Case figures read from the cases table, or None when there is no such table.
 
@@ -79,7 +104,8 @@ class StatsRepository:
         connection = self.session.connection()
         if not inspect(connection).has_table("cases"):
             return None
-        cases = Table("cases", MetaData(), autoload_with=connection)
+        # Only this table: resolving its foreign keys would reflect half the schema per call.
+        cases = Table("cases", MetaData(), autoload_with=connection, resolve_fks=False)
         open_cases = self.session.scalar(
             select(func.count()).select_from(cases).where(cases.c.status.in_(open_statuses))
         )

@@ -1,8 +1,8 @@
 """Key check values bind a key file to its database; SQLite ids are never reused; camera
 URLs with a password get an encrypted column (sealed by the application, which holds the key).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
