@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
-from cunan.api.problems import install_error_handlers
+from cunan.api.problems import document_problems, install_error_handlers
 from cunan.api.routes import auth, cases, events, ops, places, registry
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
@@ -109,8 +109,8 @@ def create_api(
 
     def schema() -> dict[str, Any]:
         if api.openapi_schema is None:
-            api.openapi_schema = get_openapi(
-                title=api.title, version=api.version, routes=api.routes
+            api.openapi_schema = document_problems(
+                get_openapi(title=api.title, version=api.version, routes=api.routes)
             )
         return api.openapi_schema
 

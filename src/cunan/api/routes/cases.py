@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, Field
@@ -14,6 +14,10 @@ from cunan.cases.views import CaseView
 from cunan.storage.enums import ConsentMethod, PersonCategory
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+#: ``cases.status`` values (storage's CASE_STATUSES): a misspelt filter is refused, not an
+#: empty list that reads as "no cases".
+CaseStatusName = Literal["open", "assigned", "closed", "merged"]
 
 
 class Assign(BaseModel):
@@ -48,7 +52,7 @@ class Split(BaseModel):
 @router.get("/cases", response_model=Listing[CaseView])
 def list_cases(
     svc: ServicesDep,
-    status: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[CaseStatusName] | None, Query()] = None,
     camera: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,

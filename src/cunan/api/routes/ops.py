@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
@@ -20,6 +21,9 @@ from cunan.notify.deadletters import DeadLetterView
 from cunan.pipeline.cameras import CameraRecord
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
+
+#: ``sightings.decision`` values (storage's SIGHTING_DECISIONS): a misspelt filter is refused.
+DecisionName = Literal["known", "unknown", "undecided"]
 public = APIRouter(prefix="/api/v1", tags=["operations"])
 
 
@@ -87,7 +91,7 @@ def health(core: CoreDep) -> Health:
 def list_sightings(
     svc: ServicesDep,
     camera_id: int | None = None,
-    decision: str | None = None,
+    decision: DecisionName | None = None,
     person_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
