@@ -89,8 +89,16 @@ def test_detect_json_counts_and_continues_past_bad_files(tmp_path: Path, example
 
 def test_embed_writes_matrix_and_sidecar(tmp_path: Path, examples: Path) -> None:
     out = tmp_path / "emb" / "faces.npy"
+    # A missing output directory is an error before any work, and is not created.
+    proc = run("faces", "embed", examples / "obama.jpg", "--out", out)
+    assert_one_line_error(proc, "emb: output directory does not exist")
+    assert not out.parent.exists()
+    out.parent.mkdir()
     proc = run("faces", "embed", examples / "obama.jpg", examples / "two_people.jpg", "--out", out)
     assert proc.returncode == 0, proc.stderr
+    # Embeddings are biometric data: readable by their owner only.
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "emb" / "faces.npy.json").stat().st_mode & 0o777 == 0o600
     matrix = np.load(out)
     assert matrix.shape == (2, 128) and matrix.dtype == np.float32
     meta = json.loads((tmp_path / "emb" / "faces.npy.json").read_text())

@@ -95,7 +95,8 @@ def test_serve_turns_an_unknown_sighting_into_a_case_and_stops_on_sigterm(
         CUNAN_DATA_DIR=str(data),
         CUNAN_ADMIN_PASSWORD="Correct-horse-battery-9",
         CUNAN_NOTIFY__WEBHOOKS=json.dumps(webhooks),
-        PYTHONPATH=str(ROOT),
+        # The checkout's own code in the child processes too, installed or not.
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
     )
     cunan(env, "init")
     cunan(env, "cameras", "add", "stage", str(clip), "--notice-posted")

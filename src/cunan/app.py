@@ -119,7 +119,8 @@ class CunanApp:
             duties = Duties.build(registry.database, registry.service, settings.duties)
             stats = StatsService(registry.database, settings.duties, departures=duties.departures)
             # 5. Cameras and the transactional outbox their sightings are announced through.
-            cameras = CameraStore(registry.database)
+            # With the data key: camera passwords are stored encrypted (docs/keys.md).
+            cameras = CameraStore(registry.database, cipher=registry.service.cipher)
             outbox = EventOutbox(registry.database)
         except BaseException:
             registry.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from cunan.faces.engine import EngineConfig, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.faces.models import ModelNotAvailableError
 from cunan.faces.verify import compare_vectors
+from cunan.security.files import write_private
 
 app = typer.Typer(
     help="CunAn (村安): face-registry comparison for villages and residential communities.",
@@ -244,7 +246,17 @@ def faces_embed(
         bool, typer.Option("--all-faces", help="Embed every face, not just the largest.")
     ] = False,
 ) -> None:
-    """Embed faces into a .npy matrix; a sidecar OUT.json says which row is which face."""
+    """Embed faces into a .npy matrix; a sidecar OUT.json says which row is which face.
+
+    Both files are written mode 0600 (embeddings are biometric data); the output directory
+    must exist.
+    """
+    if out.suffix != ".npy":
+        out = out.with_name(out.name + ".npy")  # np.save would add it silently otherwise
+    if not out.parent.is_dir():
+        # Checked before any work, and never created: a mistyped path must not scatter
+        # biometric data into a new directory.
+        fail(f"{out.parent}: output directory does not exist; create it first")
     settings = _settings()
     engine = _engine(settings)
     rows: list[np.ndarray[Any, np.dtype[np.float32]]] = []
@@ -270,15 +282,20 @@ def faces_embed(
             index.append({"file": str(path), "box": [round(v, 1) for v in face.box.as_list()]})
     if not rows:
         fail("no face embedded; nothing written")
-    if out.suffix != ".npy":
-        out = out.with_name(out.name + ".npy")  # np.save would add it silently otherwise
     matrix = np.vstack(rows).astype(np.float32)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, matrix)
+    buffer = io.BytesIO()
+    np.save(buffer, matrix)
     sidecar = out.with_name(out.name + ".json")
-    sidecar.write_text(
-        json.dumps({"model_id": engine.model_id, "dim": matrix.shape[1], "rows": index}, indent=1)
-    )
+    try:
+        write_private(out, buffer.getvalue())
+        write_private(
+            sidecar,
+            json.dumps(
+                {"model_id": engine.model_id, "dim": matrix.shape[1], "rows": index}, indent=1
+            ).encode(),
+        )
+    except OSError as exc:
+        fail(f"{out}: cannot write ({exc.strerror or exc})")
     console.print(
         f"wrote {matrix.shape[0]} embedding(s) of {matrix.shape[1]} dims "
         f"(model {engine.model_id}) to {out}",

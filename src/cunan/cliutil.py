@@ -15,6 +15,7 @@ from cunan.authz import Principal
 from cunan.config import Settings, load_settings
 from cunan.registry.datadir import (
     Registry,
+    check_database_private,
     database_url,
     open_database,
     open_registry,
@@ -75,16 +76,19 @@ def user_errors(*kinds: type[Exception]) -> Iterator[None]:
 
 @contextmanager
 def opened_registry(
-    data_dir: Path | None, *errors: type[Exception]
+    data_dir: Path | None, *errors: type[Exception], key_required: bool = True
 ) -> Iterator[tuple[Registry, Settings]]:
     """The data directory's registry and settings, closed afterwards.
 
     Registry and storage errors raised inside the block, and any of ``errors``, become one
-    line and exit code 2.
+    line and exit code 2. Without ``key_required`` a lost key file is no error (commands
+    that only delete face data).
     """
     with user_errors(*OPEN_ERRORS):
         settings = load_settings()
-        registry = open_registry(resolve_data_dir(data_dir, settings), settings)
+        registry = open_registry(
+            resolve_data_dir(data_dir, settings), settings, key_required=key_required
+        )
     try:
         with user_errors(RegistryError, StorageError, *errors):
             yield registry, settings
@@ -99,12 +103,13 @@ def opened_database(data_dir: Path | None) -> Iterator[tuple[Database, Settings]
     For commands that only read or must not change the schema (audit verification, dead
     letters): a missing SQLite file is an error instead of a new, empty database.
     """
-    with user_errors(FileNotFoundError, ValueError):
+    with user_errors(FileNotFoundError, ValueError, KeyFileError):
         settings = load_settings()
         directory = resolve_data_dir(data_dir, settings)
         url = database_url(directory, settings)
         if url.startswith("sqlite") and not (directory / SQLITE_FILENAME).is_file():
             fail(f"{directory} has no {SQLITE_FILENAME}; is it a CunAn data directory?")
+        check_database_private(directory, settings)
         database = open_database(directory, settings)
     try:
         with user_errors(StorageError):

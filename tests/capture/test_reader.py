@@ -291,3 +291,53 @@ def test_max_attempts_ends_in_failed() -> None:
     health = reader.health()
     assert health.state is CaptureState.FAILED
     assert health.last_error and "gave up after 2 attempts" in health.last_error
+
+
+def test_a_wrong_url_shows_failing_warns_once_then_reminds_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="cunan.capture")
+    ticks = itertools.count()
+
+    def clock() -> float:
+        return next(ticks) * 1000.0  # every look at the clock is 1000 s later
+
+    url = f"rtsp://127.0.0.1:{closed_port()}/wrong"
+    policy = BackoffPolicy(initial_s=0.2, max_s=0.2, jitter=0.0)
+    with CameraReader("wrong", SourceConfig(url), backoff=policy, clock=clock) as reader:
+        health = wait_for(
+            reader,
+            lambda h: h.connect_attempts >= 4 and h.state is CaptureState.FAILING,
+            "the camera shown as failing",
+        )
+    assert health.consecutive_failures >= 2 and not health.connected
+    records = [r for r in caplog.records if "camera wrong" in r.getMessage()]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    reminders = [
+        r for r in records if r.levelno == logging.INFO and "still failing" in r.getMessage()
+    ]
+    assert len(warnings) == 1  # the first failure, once; not one per retry
+    assert reminders and "retrying with backoff" in reminders[0].getMessage()
+
+
+def test_a_truncated_file_plays_what_it_has_and_warns_once(
+    hamilton: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.capture.truncated import truncated_mp4
+
+    caplog.set_level(logging.WARNING, logger="cunan.capture")
+    cut = truncated_mp4(hamilton, tmp_path / "cut.mp4")
+    with CameraReader("cut", SourceConfig(str(cut), realtime=False)) as reader:
+        frames = list(reader.frames(idle_timeout=DEADLINE_S))
+    assert 0 < len(frames) < 275
+    [warning] = [r.getMessage() for r in caplog.records if "ends early" in r.getMessage()]
+    assert f"{len(frames)} of 275 frames decoded" in warning
+    assert reader.health().state is CaptureState.STOPPED
+    assert "ends early" in (reader.health().last_error or "")
+
+
+def test_a_whole_file_gives_no_warning(hamilton: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="cunan.capture")
+    with CameraReader("whole", SourceConfig(str(hamilton), realtime=False)) as reader:
+        assert len(list(reader.frames(idle_timeout=DEADLINE_S))) >= 273
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

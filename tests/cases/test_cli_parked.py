@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import insert
 
@@ -109,3 +110,26 @@ def test_discard_a_parked_event_whose_sighting_is_gone_from_the_command_line(
         "discarded": 1,
         "reason_chars": len("purged, 30 days"),
     }
+
+
+def test_case_crops_are_written_private_and_only_into_an_existing_parent(
+    registry: Registry, tmp_path: Path
+) -> None:
+    from cunan.cases.consumer import CaseConsumer
+    from cunan.pipeline.store import EventOutbox
+
+    store_sighting(registry, datetime.now(UTC) - timedelta(minutes=5))
+    service = CaseService(registry.database, registry.service.cipher, registry.service)
+    [outcome] = CaseConsumer(service, EventOutbox(registry.database)).poll()
+    assert outcome.opened and outcome.case_id is not None
+    case = str(outcome.case_id)
+
+    missing = tmp_path / "no" / "such" / "crops"
+    code, out = invoke(registry, "show", case, "--crops-to", str(missing))
+    assert code == 2 and "directory does not exist" in out and not missing.parent.exists()
+    crops = tmp_path / "crops"
+    code, out = invoke(registry, "show", case, "--crops-to", str(crops))
+    assert code == 0, out
+    files = list(crops.iterdir())
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files)
+    assert crops.stat().st_mode & 0o777 == 0o700

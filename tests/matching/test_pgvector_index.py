@@ -14,8 +14,11 @@ from tests.matching.test_index import ALL_CHECKS, DIM, MakeIndex, unit_rows
 
 from cunan.matching.index import DimensionMismatchError, build_index
 
-pytest.importorskip("psycopg")
-pytest.importorskip("pgvector")
+try:
+    import pgvector  # noqa: F401
+    import psycopg  # noqa: F401
+except ImportError as exc:  # pragma: no cover - both are dependencies; a broken install
+    skip_or_fail(f"pgvector tests need psycopg and pgvector ({exc})")
 
 from cunan.matching.pgvector_index import (
     BundledPostgres,

@@ -104,3 +104,13 @@ def test_invalid_config_is_refused() -> None:
         TrackDecisionConfig(min_faces=0)
     with pytest.raises(ValueError):
         TrackDecisionConfig(unknown_fraction=1.0)
+
+
+def test_exactly_the_agreeing_fraction_is_enough() -> None:
+    # 2 of 4 good faces agree: a share of exactly min_agreeing_fraction 0.5 decides "known"
+    # ("at least", not "more than")...
+    result = decide_track([known("7"), known("7"), unknown(), unknown()])
+    assert result.verdict == "known" and result.identity == "7"
+    assert "fraction 0.50 >= 0.50" in result.reasons[-1]
+    # ...and just below it (2 of 5) does not.
+    assert decide_track([known("7"), known("7"), *[unknown()] * 3]).verdict == "undecided"

@@ -46,7 +46,7 @@ def new_sighting(key: str, camera_id: int | None = None, **extra: object) -> New
 
 
 def test_cameras_add_list_enable_disable_remove(registry: Registry) -> None:
-    store = CameraStore(registry.database)
+    store = CameraStore(registry.database, cipher=registry.service.cipher)
     camera_id = store.add(
         "east-gate",
         "rtsp://admin:secret@192.0.2.10:554/stream1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,34 +17,75 @@ from tests.conftest import require_data
 from tests.pipeline.lease_worker import RecordingSupervisor, crashing_camera, finishing_camera
 
 
+class FakeClock:
+    """Monotonic seconds that move only when the test moves them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for an event in another process (bounded; no assertion about how long)."""
+    end = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"waited 60 s for {what}")
+        time.sleep(0.01)
+
+
 def test_crashed_camera_process_is_restarted_with_backoff(registry: Registry) -> None:
+    clock = FakeClock()
     supervisor = CameraSupervisor(
-        registry.data_dir, target=crashing_camera, backoff_initial_s=0.2, backoff_max_s=0.4
+        registry.data_dir,
+        target=crashing_camera,
+        backoff_initial_s=0.2,
+        backoff_max_s=0.4,
+        clock=clock,
     )
+
+    def crashed() -> None:
+        _until(lambda: not supervisor.running(), "the camera process to crash")
+        supervisor.ensure({1})  # notices the crash and schedules the restart
+
+    def restarted_after(delay: float, count: int) -> None:
+        clock.now += delay - 0.01
+        supervisor.ensure({1})
+        assert supervisor.restarts == count - 1  # not a moment early
+        clock.now += 0.02
+        supervisor.ensure({1})
+        assert supervisor.restarts == count
+
     try:
-        end = time.monotonic() + 60
-        while supervisor.restarts < 2 and time.monotonic() < end:
-            supervisor.ensure({1})
-            time.sleep(0.1)
-        assert supervisor.restarts >= 2
+        supervisor.ensure({1})
+        crashed()
+        restarted_after(0.2, 1)  # backoff_initial_s
+        crashed()
+        restarted_after(0.4, 2)  # doubled
+        crashed()
+        restarted_after(0.4, 3)  # capped at backoff_max_s
     finally:
         supervisor.stop_all()
     assert supervisor.running() == set()
 
 
 def test_cleanly_finished_file_camera_is_not_restarted(registry: Registry) -> None:
+    clock = FakeClock()
     supervisor = CameraSupervisor(
-        registry.data_dir, target=finishing_camera, backoff_initial_s=0.01, backoff_max_s=0.01
+        registry.data_dir,
+        target=finishing_camera,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.01,
+        clock=clock,
     )
     try:
         supervisor.ensure({1})
-        end = time.monotonic() + 60
-        while supervisor.running() and time.monotonic() < end:
-            time.sleep(0.05)
-        assert supervisor.running() == set()
-        for _ in range(20):  # a crashed process would be restarted on these rounds
+        _until(lambda: not supervisor.running(), "the file camera to finish")
+        for _ in range(5):  # a crashed process would be restarted on these rounds
+            clock.now += 100
             supervisor.ensure({1})
-            time.sleep(0.02)
         assert supervisor.restarts == 0
         assert supervisor.running() == set()
     finally:
@@ -100,31 +142,27 @@ def test_worker_stops_its_cameras_when_leases_cannot_be_renewed(registry: Regist
     assert not thread.is_alive()
 
 
+class StopAfter:
+    """A stop flag that is set after ``rounds`` checks: a loop runs exactly that often."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+
+    def is_set(self) -> bool:
+        self.rounds -= 1
+        return self.rounds < 0
+
+
 def test_watch_parent_notices_a_new_parent() -> None:
     from cunan.pipeline.supervisor import watch_parent
 
-    stop = threading.Event()
-    orphaned = threading.Event()
     # A parent pid that is not ours: as after the real parent died and we were re-parented.
-    thread = threading.Thread(
-        target=watch_parent,
-        args=(stop, orphaned.set),
-        kwargs={"parent_pid": -1, "interval_s": 0.01},
-        daemon=True,
-    )
-    thread.start()
-    assert orphaned.wait(60)
-    thread.join(60)
-    stop.set()
+    orphaned = threading.Event()
+    watch_parent(StopAfter(100), orphaned.set, parent_pid=-1, interval_s=0)
+    assert orphaned.is_set()
+    # With the parent alive, 100 rounds of checking never call it orphaned.
     calm = threading.Event()
-    stop2 = threading.Event()
-    thread2 = threading.Thread(
-        target=watch_parent, args=(stop2, calm.set), kwargs={"interval_s": 0.01}, daemon=True
-    )
-    thread2.start()
-    time.sleep(0.2)
-    stop2.set()
-    thread2.join(60)
+    watch_parent(StopAfter(100), calm.set, interval_s=0)
     assert not calm.is_set()
 
 

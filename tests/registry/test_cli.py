@@ -211,6 +211,14 @@ def test_identify_names_registered_people_and_leaves_strangers_unknown(
     assert known == {ids["Obama"], ids["Biden"]}
     stranger = [f for f in faces if f["decision"] == "unknown"]
     assert len(stranger) == 1 and stranger[0]["reasons"]
+    # The 1:N search is audited: ids and counts, never a name or a face.
+    database = Database.open(sqlite_url(data))
+    try:
+        [entry] = AuditLog(database).recent(action="search")
+    finally:
+        database.dispose()
+    assert entry.details["faces"] == 3
+    assert entry.details["matched_person_ids"] == sorted(ids.values())
 
 
 def test_enrolment_engine_takes_the_jitter_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from rich.table import Table
 from cunan.audit.chain import verify_chain
 from cunan.audit.log import AuditLog
 from cunan.cliutil import DataDirOption, err_console, fail, opened_database
-from cunan.storage.database import Database
+from cunan.storage.database import Database, damaged_message
 from cunan.storage.errors import StorageError
 
 #: Exit codes: 0 intact, 1 the chain is broken (an answer), 2 the check could not run.
@@ -50,6 +50,21 @@ def verify_command(
     """Recompute the whole hash chain. Exit 0 intact, 1 broken (and where), 2 error."""
     with open_audit_database(data_dir) as database:
         report = verify_chain(database, anchor=anchor)
+        # A chain that verifies says nothing of the other tables: a damaged page anywhere in
+        # the file is reported too (the chain's own pages would have failed above).
+        damage = database.damage()
+        if damage:
+            message = damaged_message(database.url)
+    if damage:
+        if as_json:
+            print(json.dumps({"ok": False, "damaged": True, "problem": damage[0]}))
+        else:
+            err_console.print(
+                f"error: {message} (first problem: {damage[0]})",
+                markup=False,
+                highlight=False,
+            )
+        raise typer.Exit(EXIT_BROKEN)
     problem = report.problem
     if as_json:
         print(

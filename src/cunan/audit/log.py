@@ -60,27 +60,63 @@ _ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 
 class AuditAction(StrEnum):
-    """The actions CunAn records; other dotted lower-case names are accepted too."""
+    """Every action CunAn records, and only those (docs/audit.md lists the same codes)."""
 
+    # accounts and sessions
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
+    LOGIN_LOCKED = "login.locked"
     LOGOUT = "logout"
-    SEARCH = "search"
-    EXPORT = "export"
+    USER_CREATE = "user.create"
+    USER_DISABLE = "user.disable"
+    USER_ENABLE = "user.enable"
+    USER_PASSWORD_CHANGE = "user.password_change"
+    USER_PASSWORD_RESET = "user.password_reset"
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+    # registry
     PERSON_CREATE = "person.create"
+    PERSON_REMOVE = "person.remove"
+    PERSON_STATUS = "person.status"
     PERSON_UPDATE = "person.update"
     PERSON_ARCHIVE = "person.archive"
-    TEMPLATE_ADD = "template.add"
-    TEMPLATE_REMOVE = "template.remove"
     CONSENT_RECORD = "consent.record"
     CONSENT_WITHDRAW = "consent.withdraw"
-    TENANCY_CREATE = "tenancy.create"
-    TENANCY_END = "tenancy.end"
-    CASE_TRANSITION = "case.transition"
-    PURGE = "purge"
+    TEMPLATE_ADD = "template.add"
+    TEMPLATE_DELETE = "template.delete"
+    TEMPLATE_PURGE = "template.purge"
+    TENANCY_ADD = "tenancy.add"
+    TENANCY_MOVE_OUT = "tenancy.move_out"
+    PLACE_CREATE = "place.create"
+    PLACE_UPDATE = "place.update"
+    REGISTRY_EXPORT = "registry.export"
+    # a 1:N face search ("who is this?": cunan identify, the identify API)
+    SEARCH = "search"
+    # keys
     KEY_ROTATE = "key.rotate"
+    KEY_RESET = "key.reset"
+    # cameras (the public-notice flag is in the details)
+    CAMERA_ADD = "camera.add"
+    CAMERA_ENABLE = "camera.enable"
+    CAMERA_DISABLE = "camera.disable"
+    CAMERA_UPDATE = "camera.update"
+    CAMERA_REMOVE = "camera.remove"
+    # settings changed from the API (thresholds, retention, deadlines)
     SETTINGS_CHANGE = "settings.change"
-    USER_CREATE = "user.create"
+    # the live gallery re-calibrated its open-set thresholds on the site's own people
+    MATCHING_CALIBRATE = "matching.calibrate"
+    # the synthetic village a benchmark writes (cunan bench api), never a real one
+    BENCH_SEED = "bench.seed"
+    # cases and duties
+    CASE_TRANSITION = "case.transition"
+    CASE_PARKED_REPLAY = "case.parked_replay"
+    CASE_PARKED_DISCARD = "case.parked_discard"
+    PURGE = "purge"
+    DEPARTURE_REPORT = "departure.report"
+    DEPARTURE_MARK = "departure.mark"
+    DUTIES_RECONCILE = "duties.reconcile"
+    TASK_CONFIRM = "task.confirm"
+    TASK_CLOSE = "task.close"
 
 
 class AuditDetailsError(ValueError):

@@ -21,6 +21,9 @@ class CaptureState(enum.StrEnum):
     CONNECTING = "connecting"
     STREAMING = "streaming"
     BACKING_OFF = "backing_off"  # waiting before the next reconnect attempt
+    #: Still retrying, but several attempts in a row failed without a frame (a wrong URL, a
+    #: camera that is off): shown so, not as a passing reconnection.
+    FAILING = "failing"
     STOPPED = "stopped"  # stopped on request, or a file source reached its end
     FAILED = "failed"  # gave up: a permanent error (e.g. not a video) or attempts exhausted
 
@@ -43,6 +46,8 @@ class CaptureHealth:
     last_error_wall: datetime | None
     reconnects: int  # successful connections after the first one
     connect_attempts: int
+    #: Connection attempts in a row that ended without a frame (0 once frames flow).
+    consecutive_failures: int = 0
 
     def seconds_since_last_frame(self, now: float | None = None) -> float | None:
         """Age of the newest decoded frame on the monotonic clock, None before the first."""
@@ -95,6 +100,7 @@ class HealthTracker:
         self._last_error_wall: datetime | None = None
         self._connections = 0
         self._attempts = 0
+        self._consecutive_failures = 0
 
     def connecting(self) -> None:
         with self._lock:
@@ -108,6 +114,16 @@ class HealthTracker:
             self._connected = True
             self._connections += 1
 
+    def warned(self, message: str) -> None:
+        """A problem that did not stop the capture (a file that ends early)."""
+        with self._lock:
+            self._last_error = message
+            self._last_error_wall = datetime.now(UTC)
+
+    def failed_attempts(self, count: int) -> None:
+        with self._lock:
+            self._consecutive_failures = count
+
     def disconnected(self, state: CaptureState, error: str | None = None) -> None:
         with self._lock:
             self._state = state
@@ -119,6 +135,7 @@ class HealthTracker:
     def frame_decoded(self, monotonic_s: float, wall: datetime) -> None:
         with self._lock:
             self._decoded += 1
+            self._consecutive_failures = 0
             self._in.add(monotonic_s)
             self._last_frame_mono = monotonic_s
             self._last_frame_wall = wall
@@ -150,4 +167,5 @@ class HealthTracker:
                 last_error_wall=self._last_error_wall,
                 reconnects=max(0, self._connections - 1),
                 connect_attempts=self._attempts,
+                consecutive_failures=self._consecutive_failures,
             )

@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,6 +36,13 @@ MAX_DECODE_ERRORS = 50
 #: A realtime file that falls this far behind its own clock is re-anchored instead of being
 #: fast-forwarded in a burst.
 _MAX_LAG_S = 1.0
+#: The log line of a reader that gave up (a command that reports it itself filters it out).
+CAPTURE_FAILED = "camera %s: capture failed: %s"
+#: Failed attempts in a row (without a frame) after which a camera is shown as failing.
+FAILING_AFTER = 2
+#: While a camera keeps failing, an INFO reminder this often (the first failure is a
+#: WARNING; repeating it at every retry would flood the log).
+FAILING_REMINDER_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +98,12 @@ class CameraReader:
         *,
         backoff: BackoffPolicy | None = None,
         seed: int | None = None,
+        reminder_s: float = FAILING_REMINDER_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.camera_id = camera_id
+        self.reminder_s = reminder_s
+        self._clock = clock
         self.config = source if isinstance(source, SourceConfig) else SourceConfig(url=source)
         self.spec: SourceSpec = resolve_source(self.config)
         self.backoff = backoff or BackoffPolicy()
@@ -200,6 +211,7 @@ class CameraReader:
 
     def _run(self) -> None:
         failures = 0
+        failing_since = reminded = self._clock()
         final_state = CaptureState.STOPPED
         final_error: str | None = None
         try:
@@ -229,6 +241,7 @@ class CameraReader:
                 if self._stop.is_set():
                     break
                 failures = 1 if got_frames else failures + 1
+                self._health.failed_attempts(failures)
                 if permanent or not self.spec.live:
                     final_state, final_error = CaptureState.FAILED, error
                     break
@@ -237,13 +250,34 @@ class CameraReader:
                     final_error = f"gave up after {failures - 1} attempts; last error: {error}"
                     break
                 delay = self.backoff.delay(failures, self._rng)
-                self._health.disconnected(CaptureState.BACKING_OFF, error)
-                log = logger.warning if failures <= 1 else logger.debug
-                log("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
+                failing = failures >= FAILING_AFTER
+                self._health.disconnected(
+                    CaptureState.FAILING if failing else CaptureState.BACKING_OFF, error
+                )
+                now = self._clock()
+                if failures <= 1:
+                    failing_since = now
+                    reminded = now
+                    logger.warning(
+                        "camera %s: %s; retrying in %.1f s", self.camera_id, error, delay
+                    )
+                elif now - reminded >= self.reminder_s:
+                    reminded = now
+                    logger.info(
+                        "camera %s: still failing after %d attempts over %.0f min (%s); "
+                        "retrying with backoff, next in %.1f s",
+                        self.camera_id,
+                        failures,
+                        (now - failing_since) / 60,
+                        error,
+                        delay,
+                    )
+                else:
+                    logger.debug("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
                 self._stop.wait(delay)
         finally:
             if final_state is CaptureState.FAILED:
-                logger.error("camera %s: capture failed: %s", self.camera_id, final_error)
+                logger.error(CAPTURE_FAILED, self.camera_id, final_error)
             self._health.disconnected(final_state, final_error)
             with self._cond:
                 self._finished = True
@@ -266,6 +300,7 @@ class CameraReader:
             logger.info("camera %s: streaming from %s", self.camera_id, self.spec.display)
             anchor: tuple[float, float] | None = None
             decode_errors = 0
+            decoded = skipped = 0
             last_packet = time.monotonic()
             try:
                 for packet in container.demux(stream):
@@ -273,9 +308,10 @@ class CameraReader:
                     if self._stop.is_set():
                         return got_frames
                     try:
-                        decoded = packet.decode()
+                        frames = packet.decode()
                     except av.FFmpegError as exc:
                         decode_errors += 1
+                        skipped += 1
                         if decode_errors > MAX_DECODE_ERRORS:
                             raise _ConnectionLostError(
                                 f"{MAX_DECODE_ERRORS} undecodable packets in a row from "
@@ -283,7 +319,7 @@ class CameraReader:
                                 got_frames,
                             ) from None
                         continue
-                    for video in decoded:
+                    for video in frames:
                         decode_errors = 0
                         if self.spec.realtime:
                             anchor = self._pace(video, anchor)
@@ -291,16 +327,34 @@ class CameraReader:
                                 return got_frames
                         self._publish(video, packet.pts)
                         got_frames = True
+                        decoded += 1
             except av.FFmpegError as exc:
                 waited = time.monotonic() - last_packet
                 message = describe_error(exc, self.spec, phase="read", elapsed_s=waited)
                 raise _ConnectionLostError(message, got_frames) from None
+            if not self.spec.live and not self._stop.is_set():
+                self._check_complete(decoded, stream.frames, skipped)
             return got_frames
         finally:
             try:
                 container.close()
             except av.FFmpegError:  # closing a broken connection may complain; nothing to do
                 logger.debug("camera %s: error while closing", self.camera_id, exc_info=True)
+
+    def _check_complete(self, decoded: int, declared: int, skipped: int) -> None:
+        """A file that ended early (truncated, damaged) plays what it has: say so once."""
+        # Declared counts can be off by a frame or two (edit lists, a last partial GOP).
+        short = declared > 0 and decoded < declared - 2
+        if not short and not skipped:
+            return
+        message = (
+            f"{self.spec.display} ends early: {decoded} of {declared} frames decoded, "
+            f"{skipped} undecodable packet(s) skipped (a truncated or damaged file?)"
+            if short
+            else f"{self.spec.display}: {skipped} undecodable packet(s) skipped (damaged file?)"
+        )
+        logger.warning("camera %s: %s", self.camera_id, message)
+        self._health.warned(message)
 
     def _pace(
         self, video: av.VideoFrame, anchor: tuple[float, float] | None

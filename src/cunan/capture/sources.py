@@ -174,6 +174,11 @@ def resolve_source(config: SourceConfig) -> SourceSpec:
 def open_source(spec: SourceSpec) -> av.container.InputContainer:
     """Open ``spec`` with both timeouts armed, or raise :class:`SourceError`."""
     if spec.kind is SourceKind.FILE and not Path(spec.target).is_file():
+        if Path(spec.target).is_dir():
+            raise SourceError(
+                f"{spec.display} is a directory, not a video file (name one file in it)",
+                permanent=True,
+            )
         raise SourceError(f"video file not found: {spec.display}", permanent=True)
     if spec.kind is SourceKind.V4L2 and not Path(spec.target).exists():
         raise SourceError(f"V4L2 device {spec.display} does not exist (camera unplugged?)")
@@ -233,7 +238,7 @@ def describe_error(
         return f"video file not found: {where}"
     if isinstance(exc, av.InvalidDataError):
         if spec.kind is SourceKind.FILE:
-            return f"not a video file FFmpeg can read: {where}"
+            return f"not a video file FFmpeg can read (damaged, truncated or no video): {where}"
         return f"invalid data from {where} while {phase}ing: not a video stream FFmpeg understands"
     if isinstance(exc, av.HTTPUnauthorizedError | av.HTTPForbiddenError):
         return f"access denied by {where} (check the user name and password)"

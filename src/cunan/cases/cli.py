@@ -23,6 +23,7 @@ from cunan.cliutil import DataDirOption, fail, opened_app, opened_registry
 from cunan.config import load_settings
 from cunan.registry.datadir import Registry
 from cunan.registry.records import PersonCategory
+from cunan.security.files import write_private
 from cunan.storage.repositories import RegistryRepository
 
 cases_app = typer.Typer(help="Cases of unknown people: verify on site and record the outcome.")
@@ -105,9 +106,14 @@ def show_command(
                 f"faces={m.faces_used} {'alert' if m.alerted else m.suppressed_by or ''}"
             )
         if crops_to is not None:
-            crops_to.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Faces are biometric data: files 0600, in a directory created 0700 if missing
+            # (its parent must exist: a mistyped path must not scatter faces around).
+            if not crops_to.is_dir():
+                if not crops_to.parent.is_dir():
+                    fail(f"{crops_to.parent}: directory does not exist; create it first")
+                crops_to.mkdir(mode=0o700)
             for sighting_id, jpeg in service.best_crops(case_id):
-                (crops_to / f"case{case_id}-sighting{sighting_id}.jpg").write_bytes(jpeg)
+                write_private(crops_to / f"case{case_id}-sighting{sighting_id}.jpg", jpeg)
 
 
 def _user_id(registry: Registry, username: str) -> int:

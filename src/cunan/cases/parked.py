@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cunan.audit.log import AuditLog
+from cunan.audit.log import AuditAction, AuditLog
 from cunan.cases.views import ParkedEvent
 from cunan.errors import NotFound
 from cunan.storage.cases_repository import ParkedEventRepository, ParkedEventRow
@@ -19,10 +19,10 @@ logger = logging.getLogger(__name__)
 #: The outbox consumer name of case grouping: acknowledgements are kept per consumer.
 CONSUMER = "cases"
 #: Audit action of a replay (details: the event ids).
-ACTION_REPLAY = "case.parked_replay"
+ACTION_REPLAY = AuditAction.CASE_PARKED_REPLAY
 #: Audit action of a discard (details: the event ids and the reason's length; the reason
 #: itself stays on the parked record, which can be corrected, unlike the append-only log).
-ACTION_DISCARD = "case.parked_discard"
+ACTION_DISCARD = AuditAction.CASE_PARKED_DISCARD
 #: Longest error message kept: the reason, not a traceback.
 MAX_ERROR_CHARS = 500
 #: Longest discard reason accepted: a sentence for the next reader, not a report.

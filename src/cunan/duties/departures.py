@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from cunan.audit.log import system_actor
+from cunan.audit.log import AuditAction, system_actor
 from cunan.duties.audited import AuditedDuty
 from cunan.duties.clock import local_date
 from cunan.duties.settings import DutySettings
@@ -21,8 +21,8 @@ from cunan.storage.tables import Person, Tenancy
 logger = logging.getLogger(__name__)
 
 #: Audit actions of this module.
-ACTION_DEPARTURE_REPORT = "departure.report"
-ACTION_MARK_DEPARTED = "departure.mark"
+ACTION_DEPARTURE_REPORT = AuditAction.DEPARTURE_REPORT
+ACTION_MARK_DEPARTED = AuditAction.DEPARTURE_MARK
 
 #: Kinds of overdue tenancy (see ``DepartureService.overdue``).
 OVERDUE_UNREPORTED = "unreported"

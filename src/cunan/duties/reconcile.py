@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from cunan.audit.log import system_actor
+from cunan.audit.log import AuditAction, system_actor
 from cunan.duties.audited import AuditedDuty
 from cunan.duties.clock import local_date, start_of_day
 from cunan.duties.departures import is_current
@@ -17,9 +17,9 @@ from cunan.storage.repositories import RegistryRepository
 
 logger = logging.getLogger(__name__)
 
-ACTION_RECONCILE = "duties.reconcile"
-ACTION_TASK_CONFIRM = "task.confirm"
-ACTION_TASK_CLOSE = "task.close"
+ACTION_RECONCILE = AuditAction.DUTIES_RECONCILE
+ACTION_TASK_CONFIRM = AuditAction.TASK_CONFIRM
+ACTION_TASK_CLOSE = AuditAction.TASK_CLOSE
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import math
+import os
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +81,25 @@ def _load_interpreter_class() -> Any:
             "the LiteRT interpreter is not installed; run `pip install ai-edge-litert`"
         ) from exc
     return Interpreter
+
+
+@contextlib.contextmanager
+def _native_stderr_to_debug() -> Iterator[None]:
+    """Route what native code writes to stderr (LiteRT's "INFO: Created TensorFlow Lite
+    XNNPACK delegate for CPU.") to the DEBUG log: a user's terminal shows CunAn's own lines
+    only. File descriptor 2 is swapped for a moment at load time, before any camera runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                logger.debug("LiteRT: %s", line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,15 +247,16 @@ class BlazeFaceDetector:
         self.variant = variant
         path = model_file if model_file is not None else model_path(variant)
         interpreter_class = _load_interpreter_class()
-        self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
-        self._input_index = int(self._interpreter.get_input_details()[0]["index"])
-        outputs = self._interpreter.get_output_details()
-        # Regressors have 16 values per anchor, scores 1; tell them apart by shape, not name
-        # (the two variants name their outputs differently).
-        by_width = {int(o["shape"][-1]): int(o["index"]) for o in outputs}
-        self._regressor_index = by_width[16]
-        self._score_index = by_width[1]
-        self._interpreter.allocate_tensors()
+        with _native_stderr_to_debug():
+            self._interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+            self._input_index = int(self._interpreter.get_input_details()[0]["index"])
+            outputs = self._interpreter.get_output_details()
+            # Regressors have 16 values per anchor, scores 1; tell them apart by shape, not
+            # name (the two variants name their outputs differently).
+            by_width = {int(o["shape"][-1]): int(o["index"]) for o in outputs}
+            self._regressor_index = by_width[16]
+            self._score_index = by_width[1]
+            self._interpreter.allocate_tensors()
         self._anchors = _anchors()
         self._lock = threading.Lock()
         logger.debug("loaded BlazeFace %s from %s", variant, path)

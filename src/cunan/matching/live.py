@@ -45,7 +45,9 @@ class TemplateSource(Protocol):
         self, *, model_id: str | None = None, batch_size: int = 1000
     ) -> Iterable[Sequence[_StoredTemplate]]: ...
 
-    def templates_of(self, person_id: int) -> Sequence[_StoredTemplate]: ...
+    def templates_of(
+        self, person_id: int, *, skip_unreadable: bool = False
+    ) -> Sequence[_StoredTemplate]: ...
 
     def last_change_seq(self) -> int: ...
 
@@ -281,7 +283,9 @@ class LiveGallery:
         )
 
     def _add_from_registry(self, source: TemplateSource, person_id: int, template_id: int) -> None:
-        for t in source.templates_of(person_id):
+        # A template that does not decrypt is left out (and reported once by the source):
+        # one damaged row must not stop the gallery from following the registry.
+        for t in source.templates_of(person_id, skip_unreadable=True):
             if t.template_id == template_id and t.model_id == self.model_id:
                 self._add_many([(t.template_id, t.person_id, np.asarray(t.vector, np.float32))])
                 return

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.capture.reader import CAPTURE_FAILED
 from cunan.capture.sources import SourceConfig, SourceError, redact_url
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
 from cunan.config import Settings
@@ -45,6 +46,16 @@ def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
         ValueError,
     ) as opened:
         yield opened
+
+
+def _cameras(registry: Registry) -> CameraStore:
+    """The camera store recording changes in the audit log, as whoever runs the command."""
+    return CameraStore(
+        registry.database,
+        cipher=registry.service.cipher,
+        audit=registry.audit,
+        actor=registry.service.actor,
+    )
 
 
 # -- watch ------------------------------------------------------------------------------------
@@ -96,7 +107,7 @@ def watch_command(
     from cunan.pipeline.build import build_runner, target_for_camera
 
     with _registry(data_dir) as (registry, settings):
-        camera = CameraStore(registry.database).find(source)
+        camera = CameraStore(registry.database, cipher=registry.service.cipher).find(source)
         if camera is not None:
             camera.require_notice()
             target = target_for_camera(camera, realtime=realtime)
@@ -155,15 +166,30 @@ def watch_command(
             stop.set()
 
         signal.signal(signal.SIGTERM, on_term)
+        # The capture's final failure is this command's one error line (below): the reader's
+        # log line saying the same would print it twice.
+        reader_log = logging.getLogger("cunan.capture.reader")
+        reader_log.addFilter(_without_capture_failed)
+        # In the foreground the capture's INFO lines are the user's feedback: connected, and
+        # the reminder every few minutes that a failing camera is still being retried.
+        level = reader_log.level
+        if reader_log.getEffectiveLevel() > logging.INFO:
+            reader_log.setLevel(logging.INFO)
         try:
             runner.run(stop)
         except KeyboardInterrupt:
             pass  # the runner stored the open tracks on its way out
         finally:
             signal.signal(signal.SIGTERM, previous)
+            reader_log.removeFilter(_without_capture_failed)
+            reader_log.setLevel(level)
         health = runner.reader.health()
         if health.state.value == "failed" and health.last_error:
             fail(health.last_error)
+
+
+def _without_capture_failed(record: logging.LogRecord) -> bool:
+    return record.msg is not CAPTURE_FAILED
 
 
 def _with_fps(target: CameraTarget, fps_cap: float) -> CameraTarget:
@@ -246,7 +272,7 @@ def cameras_add(
 ) -> None:
     """Register a camera."""
     with _registry(data_dir) as (registry, _):
-        camera_id = CameraStore(registry.database).add(
+        camera_id = _cameras(registry).add(
             name,
             url,
             village_id=registry.service.default_village_id(),
@@ -318,7 +344,7 @@ def cameras_enable(
     with _registry(data_dir) as (registry, _):
         if zone is not None:
             parse_zone(zone)
-        camera = CameraStore(registry.database).update(
+        camera = _cameras(registry).update(
             name,
             enabled=True,
             public_notice_posted=True if notice_posted else None,
@@ -340,7 +366,7 @@ def cameras_disable(
 ) -> None:
     """Disable a camera (workers stop it within a lease round)."""
     with _registry(data_dir) as (registry, _):
-        CameraStore(registry.database).update(name, enabled=False)
+        _cameras(registry).update(name, enabled=False)
 
 
 @cameras_app.command("remove")
@@ -351,7 +377,7 @@ def cameras_remove(
 ) -> None:
     """Remove a camera (its sightings are kept, with the camera's name)."""
     with _registry(data_dir) as (registry, _):
-        store = CameraStore(registry.database)
+        store = _cameras(registry)
         camera = store.get(name)
         if not yes and not typer.confirm(f"Remove camera {camera.name}?"):
             raise typer.Exit(1)

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
+from cunan.audit.log import AuditAction, AuditLog, DetailValue, system_actor
 from cunan.capture.sources import redact_url
 from cunan.errors import NotFound
 from cunan.pipeline.cameras import CameraRecord, CameraSettings, parse_zone
@@ -47,14 +48,29 @@ def embedding_context(sighting_id: int, model_id: str) -> bytes:
     return f"sighting-embedding:{sighting_id}:{model_id}".encode()
 
 
-def _record(row: Camera) -> CameraRecord:
+def camera_url_context(camera_id: int) -> bytes:
+    """Associated data binding a camera's encrypted stream URL to its row."""
+    return f"camera-url:{camera_id}".encode()
+
+
+def has_credentials(url: str) -> bool:
+    """Whether a stream URL carries a user name, password or credential parameter."""
+    return redact_url(url) != url
+
+
+def _record(row: Camera, cipher: FieldCipher | None = None) -> CameraRecord:
+    url = row.stream_url
+    if row.stream_url_ciphertext is not None and cipher is not None:
+        url = cipher.decrypt(
+            row.stream_url_ciphertext, camera_url_context(row.id), what=f"camera {row.id} URL"
+        ).decode()
     return CameraRecord(
         id=row.id,
         name=row.name,
         village_id=row.village_id,
         area_id=row.area_id,
         house_id=row.house_id,
-        stream_url=row.stream_url,
+        stream_url=url,
         enabled=row.enabled,
         public_notice_posted=row.public_notice_posted,
         zone=parse_zone(row.zone_json),
@@ -64,10 +80,78 @@ def _record(row: Camera) -> CameraRecord:
 
 
 class CameraStore:
-    """Add, list and change cameras."""
+    """Add, list and change cameras; with an audit log every change is recorded, the
+    public-notice flag (which recognition legally depends on) included."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        cipher: FieldCipher | None = None,
+        audit: AuditLog | None = None,
+        actor: str | None = None,
+    ) -> None:
         self.database = database
+        #: Encrypts stream URLs that carry a password, and decrypts them for the pipeline;
+        #: without it records hold the redacted URL (enough for listings).
+        self.cipher = cipher
+        self.audit = audit
+        self.actor = actor or system_actor()
+
+    def _seal(self, row: Camera, url: str) -> None:
+        """Store ``url`` in ``row``: encrypted when it carries credentials, plain otherwise."""
+        if not has_credentials(url):
+            row.stream_url, row.stream_url_ciphertext, row.key_id = url, None, None
+            return
+        if self.cipher is None:
+            raise ValueError(
+                "a stream URL with a password is stored encrypted; open the registry with "
+                "its key to add or change it"
+            )
+        row.stream_url = redact_url(url)
+        row.stream_url_ciphertext = self.cipher.encrypt(url.encode(), camera_url_context(row.id))
+        row.key_id = self.cipher.active_key_id
+
+    def seal_plaintext_passwords(self) -> int:
+        """Encrypt the URLs stored in plain text before camera passwords were encrypted;
+        returns how many (run at open, once the key is known to be this database's)."""
+        if self.cipher is None:
+            return 0
+        with self.database.read() as session:
+            pending = any(
+                row.stream_url_ciphertext is None and has_credentials(row.stream_url)
+                for row in CameraRepository(session).cameras()
+            )
+        if not pending:
+            return 0  # the usual case: no write lock taken at every open
+        with self.database.transaction() as session:
+            repo = CameraRepository(session)
+            sealed = 0
+            for row in repo.cameras():
+                if row.stream_url_ciphertext is None and has_credentials(row.stream_url):
+                    self._seal(row, row.stream_url)
+                    sealed += 1
+            repo.flush()
+        if sealed:
+            logger.info("encrypted the stream URL (password) of %d camera(s)", sealed)
+        return sealed
+
+    def _audit(
+        self,
+        session: Session,
+        action: AuditAction,
+        camera_id: int,
+        details: dict[str, DetailValue],
+    ) -> None:
+        if self.audit is not None:
+            self.audit.record(
+                action,
+                actor=self.actor,
+                target_type="camera",
+                target_id=camera_id,
+                details=details,
+                session=session,
+            )
 
     def add(
         self,
@@ -86,20 +170,36 @@ class CameraStore:
         if not name or not stream_url.strip():
             raise ValueError("a camera needs a name and a stream URL")
         parse_zone(zone_json)  # refuse a bad zone now, not when the worker starts
+        url = stream_url.strip()
+        if has_credentials(url) and self.cipher is None:
+            self._seal(Camera(), url)  # refuses before anything is written
         try:
             with self.database.transaction() as session:
-                camera_id = CameraRepository(session).add(
-                    Camera(
-                        name=name,
-                        stream_url=stream_url.strip(),
-                        village_id=village_id,
-                        area_id=area_id,
-                        house_id=house_id,
-                        enabled=enabled,
-                        public_notice_posted=public_notice_posted,
-                        zone_json=zone_json,
-                        settings_json=(settings or CameraSettings()).to_json(),
-                    )
+                repo = CameraRepository(session)
+                row = Camera(
+                    name=name,
+                    # The id is part of the encryption context: stored redacted first.
+                    stream_url=redact_url(url),
+                    village_id=village_id,
+                    area_id=area_id,
+                    house_id=house_id,
+                    enabled=enabled,
+                    public_notice_posted=public_notice_posted,
+                    zone_json=zone_json,
+                    settings_json=(settings or CameraSettings()).to_json(),
+                )
+                camera_id = repo.add(row)
+                self._seal(row, url)
+                repo.flush()
+                self._audit(
+                    session,
+                    AuditAction.CAMERA_ADD,
+                    camera_id,
+                    {
+                        "enabled": enabled,
+                        "public_notice_posted": public_notice_posted,
+                        "zone": zone_json is not None,
+                    },
                 )
         except ConstraintViolationError as exc:
             raise ValueError(f"camera {name!r} already exists or its place is unknown") from exc
@@ -107,13 +207,15 @@ class CameraStore:
         return camera_id
 
     def list(self, *, enabled_only: bool = False) -> list[CameraRecord]:
+        """Every camera, with redacted URLs: listings never decrypt a password (``get`` does,
+        for the one camera about to be opened)."""
         with self.database.read() as session:
             rows = CameraRepository(session).cameras(enabled_only=enabled_only)
             return [_record(row) for row in rows]
 
     def get(self, key: int | str) -> CameraRecord:
         with self.database.read() as session:
-            return _record(self._row(CameraRepository(session), key))
+            return _record(self._row(CameraRepository(session), key), self.cipher)
 
     def find(self, key: int | str) -> CameraRecord | None:
         try:
@@ -148,22 +250,40 @@ class CameraStore:
         with self.database.transaction() as session:
             repo = CameraRepository(session)
             row = self._row(repo, key)
+            details: dict[str, DetailValue] = {}
             if enabled is not None:
+                details["enabled_before"] = row.enabled
                 row.enabled = enabled
             if public_notice_posted is not None:
+                details["public_notice_posted_before"] = row.public_notice_posted
                 row.public_notice_posted = public_notice_posted
             if zone_json is not None:
                 row.zone_json = zone_json or None
+                details["zone_changed"] = True
             if settings is not None:
                 row.settings_json = settings.to_json()
+                details["settings_changed"] = True
             row.updated_at = datetime.now(UTC)
             repo.flush()
-            return _record(row)
+            details["enabled"] = row.enabled
+            details["public_notice_posted"] = row.public_notice_posted
+            action = (
+                AuditAction.CAMERA_UPDATE
+                if enabled is None
+                else AuditAction.CAMERA_ENABLE
+                if enabled
+                else AuditAction.CAMERA_DISABLE
+            )
+            self._audit(session, action, row.id, details)
+            return _record(row, self.cipher)
 
     def remove(self, key: int | str) -> None:
         with self.database.transaction() as session:
             repo = CameraRepository(session)
-            repo.delete(self._row(repo, key))
+            row = self._row(repo, key)
+            camera_id = row.id
+            repo.delete(row)
+            self._audit(session, AuditAction.CAMERA_REMOVE, camera_id, {})
 
 
 @dataclass(frozen=True, slots=True)

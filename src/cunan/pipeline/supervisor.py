@@ -92,14 +92,18 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from cunan.config import load_settings
+    from cunan.lifetime import die_with_parent
     from cunan.pipeline.build import build_runner, target_for_camera
     from cunan.registry.datadir import open_registry
 
     parent = os.getppid()
+    # Polling the parent (below) stops a camera within a second; this also covers a parent
+    # killed while this process is still starting up.
+    die_with_parent(parent)
     settings = load_settings()
     registry = open_registry(Path(data_dir), settings)
     try:
-        camera = CameraStore(registry.database).get(camera_id)
+        camera = CameraStore(registry.database, cipher=registry.service.cipher).get(camera_id)
         camera.require_notice()
         runner = build_runner(registry, settings, target_for_camera(camera), camera=camera)
 
@@ -151,8 +155,11 @@ class CameraSupervisor:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         stop_timeout_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data_dir = data_dir
+        #: Monotonic seconds for the backoff schedule (tests pass a clock they move).
+        self.clock = clock
         self.target = target
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -172,7 +179,7 @@ class CameraSupervisor:
         """Run exactly ``camera_ids``: start the missing, stop the others, restart the dead."""
         for camera_id in set(self._children) - camera_ids:
             self._stop_child(camera_id)
-        now = time.monotonic()
+        now = self.clock()
         for camera_id in camera_ids:
             child = self._children.get(camera_id)
             if child is None:
@@ -215,7 +222,7 @@ class CameraSupervisor:
         process.start()
         if child.process is None and child.failures:
             self.restarts += 1
-        child.process, child.stop, child.started = process, stop, time.monotonic()
+        child.process, child.stop, child.started = process, stop, self.clock()
         logger.info("camera %d: process %s started", camera_id, process.pid)
 
     def _stop_child(self, camera_id: int) -> None:

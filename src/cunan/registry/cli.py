@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.audit.log import AuditAction
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry, user_errors
 from cunan.config import Settings, load_settings
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
@@ -29,7 +30,7 @@ from cunan.registry.datadir import Registry, initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
 from cunan.registry.export import write_export
 from cunan.registry.identity import IdDocument
-from cunan.registry.keys import rotate_keys
+from cunan.registry.keys import reset_keys, rotate_keys, unreadable_values
 from cunan.registry.records import (
     ConsentInput,
     ConsentMethod,
@@ -44,6 +45,7 @@ from cunan.registry.service import RegistryService
 from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
 from cunan.security.spreadsheet import OutputPathError, check_output_file
+from cunan.storage.database import damaged_message
 from cunan.storage.errors import StorageError
 
 ADMIN_PASSWORD_ENV = "CUNAN_ADMIN_PASSWORD"
@@ -71,8 +73,10 @@ def _user_errors() -> AbstractContextManager[None]:
 
 
 @contextmanager
-def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
-    with opened_registry(data_dir, *_USER_ERRORS) as opened:
+def _registry(
+    data_dir: Path | None, *, key_required: bool = True
+) -> Iterator[tuple[Registry, Settings]]:
+    with opened_registry(data_dir, *_USER_ERRORS, key_required=key_required) as opened:
         yield opened
 
 
@@ -140,6 +144,98 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
     )
 
 
+@keys_app.command("check")
+def keys_check(
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete-unreadable",
+            help="Delete the unreadable templates (audited); those people must re-enrol.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List encrypted values that cannot be decrypted (damaged, or written with another key):
+    templates, enrolment photos, sighting crops and embeddings, quiet faces, camera URLs.
+
+    Exit code 0: everything reads; 1: something does not (listed, one line each).
+    """
+    with _registry(data_dir) as (registry, _):
+        bad = registry.service.unreadable_templates()
+        others = unreadable_values(registry.database, registry.service.cipher)
+        for t in bad:
+            console.print(
+                f"template {t.template_id} of person {t.person_id} (key {t.key_id}): {t.reason}",
+                markup=False,
+                highlight=False,
+            )
+        for value in others:
+            console.print(value.reason, markup=False, highlight=False)
+        if bad and delete:
+            registry.service.delete_templates([t.template_id for t in bad])
+            console.print(
+                f"deleted {len(bad)} unreadable template(s); enrol those people again",
+                markup=False,
+                highlight=False,
+            )
+            bad = []
+    if bad:
+        err_console.print(
+            f"{len(bad)} unreadable template(s): identification skips them; delete them with "
+            "'cunan keys check --delete-unreadable' and enrol those people again, or restore "
+            "the key file or database from a backup",
+            markup=False,
+            highlight=False,
+        )
+    if others:
+        err_console.print(
+            f"{len(others)} other unreadable value(s): restore the key file or the database "
+            "from a backup",
+            markup=False,
+            highlight=False,
+        )
+    if bad or others:
+        raise typer.Exit(1)
+    console.print("every encrypted value decrypts", markup=False, highlight=False)
+
+
+@keys_app.command("reset")
+def keys_reset(
+    discard_face_data: Annotated[
+        bool,
+        typer.Option(
+            "--discard-face-data",
+            help="Required: every template, photo, crop and quiet face is deleted.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """After the key file was lost: delete all face data (unreadable now) and create a new key.
+
+    People, consents, tenancies, cases and the audit log stay; enrol the faces again.
+    """
+    if not discard_face_data:
+        fail(
+            "keys reset deletes all face data (templates, enrolment photos, sighting crops, "
+            "quiet faces); confirm with --discard-face-data (see docs/keys.md)"
+        )
+    with _registry(data_dir, key_required=False) as (registry, _):
+        report = reset_keys(
+            registry.database,
+            registry.key_file,
+            audit=registry.audit,
+            actor=registry.service.actor,
+        )
+    d = report.discarded
+    console.print(
+        f"deleted {d.templates} template(s), {d.photos} photo(s), the crops of {d.sightings} "
+        f"sighting(s) and {d.quiet_faces} quiet face(s); new key {report.new_key_id} in "
+        f"{registry.key_file}. Back it up now, then enrol the faces again.",
+        markup=False,
+        highlight=False,
+    )
+
+
 # -- people --------------------------------------------------------------------------------
 
 
@@ -191,6 +287,10 @@ def people_add(
             "(and --consent-method paper|digital)"
         )
     with _registry(data_dir) as (registry, settings):
+        # Writing beside a damaged templates page would only bury the damage deeper: say so
+        # now (one table's quick check, a fraction of a second even for a large village).
+        if damage := registry.database.damage("face_templates"):
+            fail(f"{damaged_message(registry.database.url)} ({damage[0]})")
         service = registry.service
         village_id = (
             service.village_id_by_name(village) if village else service.default_village_id()
@@ -362,7 +462,8 @@ def people_remove(
     """Delete a person with their face data, consents and tenancies."""
     if not yes:
         typer.confirm(f"Delete person {person_id} and all their data?", abort=True)
-    with _registry(data_dir) as (registry, _):
+    # Deleting needs no key: a person can be removed after the key file was lost.
+    with _registry(data_dir, key_required=False) as (registry, _):
         removed = registry.service.remove_person(person_id)
     console.print(
         f"removed person {person_id} ({len(removed)} template(s))", markup=False, highlight=False
@@ -379,7 +480,7 @@ def people_withdraw_consent(
     data_dir: DataDirOption = None,
 ) -> None:
     """Withdraw consent: deletes the person's templates and photos, records the alternative."""
-    with _registry(data_dir) as (registry, _):
+    with _registry(data_dir, key_required=False) as (registry, _):
         removed = registry.service.withdraw_consent(
             person_id, recorded_by=recorded_by, alternative_note=alternative
         )
@@ -595,11 +696,30 @@ def identify_command(
             fail(f"{image}: no face found")
         vectors = np.vstack([f.embedding for f in faces if f.embedding is not None])
         results = gallery.identify(vectors, qualities=[f.quality for f in faces], top=top)
+        if registry.service.unreadable_skipped:
+            err_console.print(
+                f"warning: {len(registry.service.unreadable_skipped)} template(s) cannot be "
+                "read and were left out of the search; see 'cunan keys check'",
+                markup=False,
+                highlight=False,
+            )
         names = {
             c.person_id: registry.service.get_person(c.person_id).name
             for r in results
             for c in r.candidates
         }
+        # A 1:N search is audited like any other look-up of people (ids and counts only).
+        registry.service.record_audit(
+            AuditAction.SEARCH,
+            details={
+                "faces": len(results),
+                "known": sum(1 for r in results if r.person_id is not None),
+                "matched_person_ids": sorted(
+                    {r.person_id for r in results if r.person_id is not None}
+                ),
+                "candidate_person_ids": sorted(names),
+            },
+        )
     for number, (face, result) in enumerate(zip(faces, results, strict=True), 1):
         decision = result.decision
         who = result.person_id

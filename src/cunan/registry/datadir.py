@@ -11,12 +11,15 @@ import platformdirs
 
 from cunan.audit.log import AuditLog, cli_actor
 from cunan.config import Settings
+from cunan.pipeline.store import CameraStore
 from cunan.registry.accounts import AccountService, check_password_strength
 from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
+from cunan.registry.keybinding import bind_key_ring, forget_unused_keys
 from cunan.registry.records import TemplateListener
 from cunan.registry.service import RegistryService
-from cunan.security.cipher import FieldCipher
-from cunan.security.keys import KeyRing
+from cunan.security.cipher import FieldCipher, UnavailableCipher
+from cunan.security.files import others_can_access
+from cunan.security.keys import KeyFilePermissionError, KeyRing
 from cunan.storage.database import SQLITE_FILENAME, Database, sqlite_url
 from cunan.storage.enums import UserRole
 from cunan.storage.migrate import upgrade
@@ -64,6 +67,29 @@ class Registry:
         self.database.dispose()
 
 
+class DatabaseFilePermissionError(KeyFilePermissionError):
+    """The SQLite database (or its WAL/SHM) can be read by users other than its owner."""
+
+
+def check_database_private(data_dir: Path, settings: Settings) -> None:
+    """Refuse a SQLite database file, WAL or SHM that group or others may access: they hold
+    names, ID numbers and (encrypted) faces, like the key file they must be 0600."""
+    if settings.database_url is not None:
+        return
+    db = data_dir / SQLITE_FILENAME
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        try:
+            loose = others_can_access(path)
+        except FileNotFoundError:
+            continue
+        if loose:
+            raise DatabaseFilePermissionError(
+                f"{path}: database file permissions allow group/others ({loose:03o}); it holds "
+                f"personal data and must be readable only by its owner. Fix with: chmod 600 "
+                f"{db}*"
+            )
+
+
 def open_database(data_dir: Path, settings: Settings) -> Database:
     return Database.open(
         database_url(data_dir, settings),
@@ -78,29 +104,48 @@ def open_registry(
     *,
     listener: TemplateListener | None = None,
     actor: str | None = None,
+    key_required: bool = True,
 ) -> Registry:
-    """Open an initialised data dir: check the key file, migrate the schema to head.
+    """Open an initialised data dir: migrate the schema to head, check that the key file is
+    this database's own (a foreign one is refused).
 
     The services record every change in the audit log, as ``actor`` (default: the operating
-    system account running the command, ``cli:<name>``).
+    system account running the command, ``cli:<name>``). Without ``key_required`` a missing
+    key file is no error: the services then delete face data but cannot read or write it
+    (removal and withdrawal of consent after the key was lost, docs/keys.md).
     """
     key_file = key_file_path(data_dir, settings)
     if not key_file.exists() and not (data_dir / SQLITE_FILENAME).exists():
         raise NotInitialisedError(
             f"{data_dir} is not a CunAn data directory; run 'cunan init --data-dir {data_dir}'"
         )
-    keyring = KeyRing.load(key_file)
+    check_database_private(data_dir, settings)
+    keyring: KeyRing | None = None
+    if key_required or key_file.exists():
+        keyring = KeyRing.load(key_file)
     database = open_database(data_dir, settings)
     try:
         upgrade(database)
+        if keyring is not None:
+            bind_key_ring(database, keyring, key_file)
+            # Camera passwords stored before they were encrypted are sealed now.
+            CameraStore(database, cipher=FieldCipher(keyring)).seal_plaintext_passwords()
     except BaseException:
         database.dispose()
         raise
+    cipher = (
+        FieldCipher(keyring)
+        if keyring is not None
+        else UnavailableCipher(
+            f"{key_file}: key file not found, so face data cannot be read or written; "
+            "restore it from its backup, or start over with 'cunan keys reset' (docs/keys.md)"
+        )
+    )
     audit = AuditLog(database)
     who = actor or cli_actor()
     service = RegistryService(
         database,
-        FieldCipher(keyring),
+        cipher,
         settings.registry,
         listener=listener,
         audit=audit,
@@ -151,9 +196,12 @@ def initialise(
             )
         KeyRing.generate().save(key_file, overwrite=False)
         created_key = True
+        keyring = KeyRing.load(key_file)
+        forget_unused_keys(database)
+        bind_key_ring(database, keyring, key_file)
         service = RegistryService(
             database,
-            FieldCipher(KeyRing.load(key_file)),
+            FieldCipher(keyring),
             settings.registry,
             audit=audit,
             actor=cli_actor(),

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from cunan.audit.log import AuditAction
 from cunan.registry.service import RegistryService
 from cunan.security.spreadsheet import check_output_file, neutralise_row
 
 #: Audit action of an export (details: row count and filter, never the file's content).
-REGISTRY_EXPORT = "registry.export"
+REGISTRY_EXPORT = AuditAction.REGISTRY_EXPORT
 
 EXPORT_COLUMNS = (
     "person_id",

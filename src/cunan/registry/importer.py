@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import logging
 import mimetypes
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -20,6 +18,7 @@ import numpy as np
 from cunan.domain import AnalyzedFace
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from cunan.lifetime import bound_process_pool
 from cunan.registry.consistency import (
     SAME_FACE_DISTANCE,
     KnownFaces,
@@ -248,11 +247,10 @@ def _run_photo_checks(
         for chunk in _chunks(jobs, _CHUNK):
             yield _check_photos(chunk)
         return
-    # spawn, not fork: the parent holds database connections and a progress-bar thread.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=options.workers,
-        mp_context=context,
+    # Spawned (the parent holds database connections and a progress-bar thread), and bound
+    # to this process: a killed import leaves no worker or resource tracker behind.
+    with bound_process_pool(
+        options.workers,
         initializer=_init_worker,
         initargs=(options.engine, options.max_image_pixels, options.decode_pixels),
     ) as pool:

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cunan.audit.log import AuditAction, AuditLog, system_actor
 from cunan.cases.service import quiet_face_context
-from cunan.pipeline.store import crop_context, embedding_context
+from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
+from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
 from cunan.registry.service import photo_context, template_context
-from cunan.security.cipher import FieldCipher
+from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
+from cunan.storage.key_repository import DiscardedFaceData, KeyCheckRepository
+from cunan.storage.pipeline_repository import CameraRepository
 from cunan.storage.repositories import RegistryRepository
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,12 @@ class RotationReport:
     sighting_crops: int
     sighting_embeddings: int
     quiet_faces: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResetReport:
+    new_key_id: str
+    discarded: DiscardedFaceData
 
 
 class RotationNotDurableError(KeyFileError):
@@ -72,11 +82,15 @@ def rotate_keys(
             "restored, or the wrong one?). Restore the key file that holds them; nothing "
             "was changed"
         )
+    bind_key_ring(database, old, key_file)
     ring = old.with_new_active_key()
+    # The database learns the new key before the key file holds it: after a crash at any
+    # point the key file on disk is still one the database accepts.
+    record_new_key(database, ring, ring.active)
     ring.save(key_file)
     cipher = FieldCipher(ring)
     retired = tuple(sorted(k for k in ring.keys if k != ring.active))
-    templates = photos = crops = embeddings = quiet = 0
+    templates = photos = crops = embeddings = quiet = camera_urls = 0
     with database.transaction() as session:
         repo = RegistryRepository(session)
         after = 0
@@ -131,6 +145,16 @@ def rotate_keys(
                 quiet += 1
             after = quiet_batch[-1].id
             session.expunge_all()
+        for camera in CameraRepository(session).cameras():
+            if camera.stream_url_ciphertext is not None:
+                ctx = camera_url_context(camera.id)
+                plain = cipher.decrypt(
+                    camera.stream_url_ciphertext, ctx, what=f"camera {camera.id} URL"
+                )
+                camera.stream_url_ciphertext = cipher.encrypt(plain, ctx)
+                camera.key_id = ring.active
+                camera_urls += 1
+        session.flush()
         still_old = repo.key_ids_in_use() - {ring.active}
         if still_old:
             raise KeyFileError(f"rotation incomplete: keys {sorted(still_old)} still in use")
@@ -148,11 +172,13 @@ def rotate_keys(
                     "sighting_crops": crops,
                     "sighting_embeddings": embeddings,
                     "quiet_faces": quiet,
+                    "camera_urls": camera_urls,
                 },
                 session=session,
             )
     make_durable(database)
     ring.only_active().save(key_file)
+    forget_retired_keys(database, ring.only_active())
     logger.info(
         "rotated keys: %d template(s), %d photo(s), %d sighting crop(s), %d sighting "
         "embedding(s), %d quiet face(s) now under %s; retired %s",
@@ -173,6 +199,118 @@ def rotate_keys(
         sighting_embeddings=embeddings,
         quiet_faces=quiet,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableValue:
+    """An encrypted value other than a template that does not decrypt (``cunan keys check``)."""
+
+    kind: str
+    row_id: int
+    reason: str
+
+
+def unreadable_values(database: Database, cipher: FieldCipher) -> list[UnreadableValue]:
+    """Every enrolment photo, sighting crop and embedding, quiet face and camera URL that does
+    not decrypt with ``cipher``, with the same associated data its writer used. Templates are
+    :meth:`RegistryService.unreadable_templates`'s."""
+    bad: list[UnreadableValue] = []
+
+    def check(kind: str, row_id: int, blob: bytes, context: bytes) -> None:
+        try:
+            cipher.decrypt(blob, context, what=f"{kind} {row_id}")
+        except (DecryptionError, KeyFileError) as exc:
+            if isinstance(exc, KeyUnavailableError):
+                raise
+            bad.append(UnreadableValue(kind, row_id, str(exc)))
+
+    with database.read() as session:
+        repo = RegistryRepository(session)
+        after = 0
+        while photos := repo.photo_batch(after_id=after, limit=BATCH):
+            for photo in photos:
+                check("photo", photo.id, photo.ciphertext, photo_context(photo.id, photo.person_id))
+            after = photos[-1].id
+        after = 0
+        while sightings := repo.sighting_batch(after_id=after, limit=BATCH):
+            for row in sightings:
+                if row.crop_ciphertext is not None:
+                    ctx = crop_context(row.id, row.camera_name)
+                    check("sighting crop", row.id, row.crop_ciphertext, ctx)
+                if row.embedding_ciphertext is not None:
+                    ctx = embedding_context(row.id, row.model_id)
+                    check("sighting embedding", row.id, row.embedding_ciphertext, ctx)
+            after = sightings[-1].id
+        after = 0
+        while faces := repo.quiet_face_batch(after_id=after, limit=BATCH):
+            for face in faces:
+                ctx = quiet_face_context(face.id, face.case_id, face.model_id)
+                check("quiet face", face.id, face.ciphertext, ctx)
+            after = faces[-1].id
+        for camera in CameraRepository(session).cameras():
+            if camera.stream_url_ciphertext is not None:
+                ctx = camera_url_context(camera.id)
+                check("camera URL", camera.id, camera.stream_url_ciphertext, ctx)
+    return bad
+
+
+def reset_keys(
+    database: Database,
+    key_file: Path,
+    *,
+    audit: AuditLog | None = None,
+    actor: str | None = None,
+) -> ResetReport:
+    """Start over after the key file was lost: delete every encrypted value (it can never be
+    read again), then bind the database to a new key and write it to ``key_file``.
+
+    People, consents, tenancies, cases and the audit log stay; faces must be enrolled again.
+    Refuses while ``key_file`` exists: a key file that works needs 'cunan keys rotate', and a
+    foreign one must be moved away on purpose first.
+    """
+    if key_file.exists():
+        raise KeyFileError(
+            f"{key_file}: a key file exists; 'cunan keys reset' is only for a lost key. If it "
+            "is this database's key, use 'cunan keys rotate'; if it is not, move it away "
+            "first (keep it: it may belong to another data dir)"
+        )
+    ring = KeyRing.generate()
+    with database.transaction() as session:
+        checks = KeyCheckRepository(session)
+        discarded = checks.discard_face_data()
+        checks.forget_all()
+        session.flush()
+        checks.record(ring.active, ring.check_values()[ring.active], at=datetime.now(UTC))
+        if audit is not None:
+            audit.record(
+                AuditAction.KEY_RESET,
+                actor=actor or system_actor(),
+                target_type="key",
+                target_id=ring.active,
+                details={
+                    "new_key_id": ring.active,
+                    "templates": discarded.templates,
+                    "photos": discarded.photos,
+                    "sightings": discarded.sightings,
+                    "quiet_faces": discarded.quiet_faces,
+                    "camera_urls": discarded.camera_urls,
+                },
+                session=session,
+            )
+    # Written only after the commit: a crash in between leaves no key file, and running the
+    # reset again starts from the same state.
+    make_durable(database)
+    ring.save(key_file, overwrite=False)
+    logger.info(
+        "key reset: discarded %d template(s), %d photo(s), %d sighting crop/embedding row(s), "
+        "%d quiet face(s); new key %s",
+        discarded.templates,
+        discarded.photos,
+        discarded.sightings,
+        discarded.quiet_faces,
+        ring.active,
+    )
+    return ResetReport(new_key_id=ring.active, discarded=discarded)
 
 
 def make_durable(database: Database) -> None:

@@ -123,6 +123,16 @@ class StoredTemplate:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableTemplate:
+    """A stored template that does not decrypt or decode, and why (``cunan keys check``)."""
+
+    template_id: int
+    person_id: int
+    key_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateChangeRecord:
     seq: int
     kind: TemplateChangeKind

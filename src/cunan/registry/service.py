@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cunan.audit.log import AuditLog, DetailValue, system_actor
+from cunan.audit.log import AuditAction, AuditLog, DetailValue, system_actor
 from cunan.config import RegistrySettings
 from cunan.registry.errors import (
     ConsentRequiredError,
@@ -46,12 +46,15 @@ from cunan.registry.records import (
     TemplateInput,
     TemplateListener,
     TenancyView,
+    UnreadableTemplate,
     Vector,
 )
 from cunan.registry.validation import check_consent_time, check_row_lengths, peak_occupancy
-from cunan.security.cipher import FieldCipher
+from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
+from cunan.security.keys import KeyFileError
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.pipeline_repository import SightingRepository
 from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import (
     Consent,
@@ -73,20 +76,24 @@ T = TypeVar("T")
 #: The rows ``_create_place`` inserts: each has an integer primary key ``id``.
 _PlaceRow = TypeVar("_PlaceRow", GridArea, Landlord, House, Room, Household)
 
+#: Unreadable templates already logged by this process: each is reported once, loudly, not
+#: at every gallery reload.
+_REPORTED_UNREADABLE: set[tuple[str, int]] = set()
+
 #: Audit actions of registry changes (``details`` hold ids and counts only).
-PERSON_CREATE = "person.create"
-PERSON_REMOVE = "person.remove"
-PERSON_STATUS = "person.status"
-CONSENT_RECORD = "consent.record"
-CONSENT_WITHDRAW = "consent.withdraw"
-TEMPLATE_ADD = "template.add"
-TEMPLATE_DELETE = "template.delete"
-TEMPLATE_PURGE = "template.purge"
-TENANCY_ADD = "tenancy.add"
-TENANCY_MOVE_OUT = "tenancy.move_out"
-PLACE_CREATE = "place.create"
-PLACE_UPDATE = "place.update"
-PERSON_UPDATE = "person.update"
+PERSON_CREATE = AuditAction.PERSON_CREATE
+PERSON_REMOVE = AuditAction.PERSON_REMOVE
+PERSON_STATUS = AuditAction.PERSON_STATUS
+PERSON_UPDATE = AuditAction.PERSON_UPDATE
+CONSENT_RECORD = AuditAction.CONSENT_RECORD
+CONSENT_WITHDRAW = AuditAction.CONSENT_WITHDRAW
+TEMPLATE_ADD = AuditAction.TEMPLATE_ADD
+TEMPLATE_DELETE = AuditAction.TEMPLATE_DELETE
+TEMPLATE_PURGE = AuditAction.TEMPLATE_PURGE
+TENANCY_ADD = AuditAction.TENANCY_ADD
+TENANCY_MOVE_OUT = AuditAction.TENANCY_MOVE_OUT
+PLACE_CREATE = AuditAction.PLACE_CREATE
+PLACE_UPDATE = AuditAction.PLACE_UPDATE
 
 
 def template_context(template_id: int, person_id: int, model_id: str) -> bytes:
@@ -203,6 +210,8 @@ class RegistryService:
         self.audit = audit
         #: Who the audit entries name (``user:<id>``, ``cli:<account>``, ``system``).
         self.actor = actor or system_actor()
+        #: Templates skipped because they do not decrypt: id -> reason.
+        self.unreadable_skipped: dict[int, str] = {}
 
     def add_listener(self, listener: TemplateListener) -> None:
         self._listeners.append(listener)
@@ -686,6 +695,7 @@ class RegistryService:
             return removed
 
         removed = self._write(act)
+        self._flush_deleted()
         logger.info(
             "consent withdrawn for person %d: %d template(s) deleted", person_id, len(removed)
         )
@@ -712,7 +722,9 @@ class RegistryService:
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
             return self._erase(repo, events, person_id, PERSON_REMOVE, delete_person=True)
 
-        return self._write(act)
+        removed = self._write(act)
+        self._flush_deleted()
+        return removed
 
     def get_person(self, person_id: int) -> PersonView:
         def act(repo: RegistryRepository) -> PersonView:
@@ -808,31 +820,99 @@ class RegistryService:
         def act(repo: RegistryRepository, events: _Events) -> list[int]:
             return self._erase(repo, events, person_id, TEMPLATE_PURGE, delete_person=False)
 
-        return self._write(act)
+        removed = self._write(act)
+        self._flush_deleted()
+        return removed
+
+    def _flush_deleted(self) -> None:
+        """After face data was deleted and committed: no old copy left in SQLite's WAL (inside
+        a unit of work the caller's commit comes later; its next deletion flushes)."""
+        if _unit_for(self.database) is None:
+            self.database.flush_deleted()
 
     def iter_templates(
         self, *, model_id: str | None = None, batch_size: int = 1000
     ) -> Iterator[list[StoredTemplate]]:
-        """Every template, decrypted, in batches of ``batch_size`` (for building an index)."""
+        """Every readable template, decrypted, in batches of ``batch_size`` (for building an
+        index). A row that does not decrypt is skipped and reported (:meth:`_readable`): one
+        damaged template must not take the whole gallery down."""
         after = 0
         while True:
-            batch = self._read(
-                lambda repo, a=after: [  # type: ignore[misc]
-                    self._decrypt_template(t)
-                    for t in repo.template_batch(after_id=a, limit=batch_size, model_id=model_id)
-                ]
+            rows = self._read(
+                lambda repo, a=after: list(  # type: ignore[misc]
+                    repo.template_batch(after_id=a, limit=batch_size, model_id=model_id)
+                )
             )
-            if not batch:
+            if not rows:
                 return
-            yield batch
-            after = batch[-1].template_id
+            yield self._readable(rows)
+            after = rows[-1].id
 
-    def templates_of(self, person_id: int) -> list[StoredTemplate]:
-        def act(repo: RegistryRepository) -> list[StoredTemplate]:
+    def templates_of(
+        self, person_id: int, *, skip_unreadable: bool = False
+    ) -> list[StoredTemplate]:
+        """A person's templates, decrypted; one that does not decrypt raises, or with
+        ``skip_unreadable`` is skipped and reported (the gallery must go on)."""
+
+        def act(repo: RegistryRepository) -> list[FaceTemplate]:
             _get(repo.person(person_id), "person", person_id)
-            return [self._decrypt_template(t) for t in repo.templates_of(person_id)]
+            return list(repo.templates_of(person_id))
 
-        return self._read(act)
+        rows = self._read(act)
+        if not skip_unreadable:
+            return [self._decrypt_template(row) for row in rows]
+        return self._readable(rows)
+
+    def unreadable_templates(self) -> list[UnreadableTemplate]:
+        """Every stored template that does not decrypt or decode, with the reason (for
+        ``cunan keys check``). Reads all templates: a maintenance call, not a hot path."""
+        bad: list[UnreadableTemplate] = []
+        after = 0
+        while rows := self._read(
+            lambda repo, a=after: list(repo.template_batch(after_id=a, limit=1000))  # type: ignore[misc]
+        ):
+            for row in rows:
+                reason = self._unreadable_reason(row)
+                if reason is not None:
+                    bad.append(
+                        UnreadableTemplate(
+                            template_id=row.id,
+                            person_id=row.person_id,
+                            key_id=row.key_id,
+                            reason=reason,
+                        )
+                    )
+            after = rows[-1].id
+        return bad
+
+    def _readable(self, rows: Sequence[FaceTemplate]) -> list[StoredTemplate]:
+        readable = []
+        for row in rows:
+            try:
+                readable.append(self._decrypt_template(row))
+            except KeyUnavailableError:
+                raise  # no key at all: not one bad row, nothing can be read
+            except (DecryptionError, KeyFileError, InvalidRecordError) as exc:
+                self.unreadable_skipped[row.id] = str(exc)
+                if (self.database.url, row.id) not in _REPORTED_UNREADABLE:
+                    _REPORTED_UNREADABLE.add((self.database.url, row.id))
+                    logger.error(
+                        "template %d of person %d skipped, it cannot be read (%s); the "
+                        "others still match. List all such rows with 'cunan keys check'",
+                        row.id,
+                        row.person_id,
+                        exc,
+                    )
+        return readable
+
+    def _unreadable_reason(self, row: FaceTemplate) -> str | None:
+        try:
+            self._decrypt_template(row)
+        except KeyUnavailableError:
+            raise
+        except (DecryptionError, KeyFileError, InvalidRecordError) as exc:
+            return str(exc)
+        return None
 
     def count_templates(self, *, model_id: str | None = None) -> int:
         return self._read(lambda repo: repo.count_templates(model_id=model_id))
@@ -1191,10 +1271,16 @@ class RegistryService:
     def _delete_face_data(
         self, repo: RegistryRepository, events: _Events, person: Person
     ) -> tuple[list[int], int]:
-        """Delete a person's templates and photos: (deleted template ids, photo count)."""
+        """Delete a person's templates and photos, and their face and identity in the
+        sightings: (deleted template ids, photo count)."""
         rows = repo.templates_of(person.id)
         self._remove_templates(repo, events, rows)
         photos = repo.delete_photos_of(person.id)
+        unlinked, crops = SightingRepository(repo.session).forget_person(person.id)
+        if unlinked:
+            logger.info(
+                "person %d: %d sighting(s) unlinked, %d crop(s) deleted", person.id, unlinked, crops
+            )
         return [r.id for r in rows], photos
 
     def _decrypt_template(self, row: FaceTemplate) -> StoredTemplate:

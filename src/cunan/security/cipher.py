@@ -7,7 +7,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from cunan.security.keys import KeyRing
+from cunan.security.keys import KeyFileError, KeyRing
 
 #: Blob layout: version (1) | key-id length (1) | key id (ascii) | nonce (12) | ciphertext+tag.
 BLOB_VERSION = 1
@@ -60,6 +60,30 @@ class FieldCipher:
                 f"{what}: ciphertext does not decrypt (tampered, swapped with another row's, "
                 f"or written with a different key {key_id!r})"
             ) from None
+
+
+class KeyUnavailableError(KeyFileError):
+    """No key at all (the key file was lost): nothing encrypted can be read or written."""
+
+
+class UnavailableCipher(FieldCipher):
+    """Stands in for a lost key file: deleting face data needs no key, so removal and
+    withdrawal of consent still work; anything that encrypts or decrypts fails with
+    ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+        self._aead = {}
+
+    @property
+    def active_key_id(self) -> str:
+        raise KeyUnavailableError(self._reason)
+
+    def encrypt(self, plaintext: bytes, context: bytes) -> bytes:
+        raise KeyUnavailableError(self._reason)
+
+    def decrypt(self, blob: bytes, context: bytes, *, what: str = "value") -> bytes:
+        raise KeyUnavailableError(f"{what}: {self._reason}")
 
 
 def blob_key_id(blob: bytes, *, what: str = "value") -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -21,6 +23,10 @@ logger = logging.getLogger(__name__)
 #: First line of defence against feeding the wrong file to the loader.
 KEYRING_FORMAT = "cunan-keyring/1"
 KEY_BYTES = 32
+
+
+#: What a key's check value is computed over: a fixed label, never data.
+_CHECK_LABEL = b"cunan key-check/1"
 
 
 class KeyFileError(RuntimeError, Unavailable):
@@ -67,6 +73,10 @@ class KeyRing:
     def only_active(self) -> KeyRing:
         """A copy holding only the active key (the others retired)."""
         return KeyRing(active=self.active, keys={self.active: self.keys[self.active]})
+
+    def check_values(self) -> dict[str, str]:
+        """Each key's check value: shows which key it is without revealing it."""
+        return {key_id: key_check_value(key) for key_id, key in self.keys.items()}
 
     def key(self, key_id: str) -> bytes:
         try:
@@ -136,6 +146,11 @@ class KeyRing:
         logger.info(
             "wrote key file %s (active key %s, %d key(s))", path, self.active, len(self.keys)
         )
+
+
+def key_check_value(key: bytes) -> str:
+    """HMAC-SHA256 of a fixed label under the key (hex): equal only for the same key."""
+    return hmac.new(key, _CHECK_LABEL, hashlib.sha256).hexdigest()
 
 
 def fsync_directory(directory: Path) -> None:

@@ -40,6 +40,7 @@ class Case(Base):
             name="outcome",
         ),
         Index("ix_cases_status", "status"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -12,13 +13,14 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from cunan.storage.errors import (
     ConstraintViolationError,
     DatabaseBusyError,
+    DatabaseDamagedError,
     DatabaseUnavailableError,
 )
 
@@ -41,6 +43,17 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / SQLITE_FILENAME).resolve()}"
 
 
+def create_private_file(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (mode 0600) if it is missing
+    and its directory exists: SQLite would create it with the umask (often 0644), and gives
+    the WAL and SHM files the database file's mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        return
+    os.close(fd)
+
+
 def safe_url(url: str | URL) -> str:
     """The URL without its password, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
@@ -52,6 +65,8 @@ def create_database_engine(
     """An engine set up for CunAn: pragmas for SQLite, timeouts for PostgreSQL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            create_private_file(Path(parsed.database))
         engine = create_engine(
             parsed,
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
@@ -151,6 +166,37 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def flush_deleted(self) -> None:
+        """SQLite: checkpoint the WAL into the file and truncate it, so that rows just deleted
+        (overwritten in the file by ``secure_delete``) leave no old copy in the WAL. Pooled
+        connections keep the WAL alive between transactions; without this the removed
+        bytes stayed there until an automatic checkpoint. Best effort: a reader in the middle
+        of a snapshot can hold the WAL for a moment (the next checkpoint completes it)."""
+        if not self.is_sqlite or _unit_is_open(self):
+            return
+        with translate_errors(self.url), self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy is not None and busy[0]:
+            logger.debug("WAL checkpoint after a deletion was busy; the next one completes it")
+
+    def damage(self, table: str | None = None) -> list[str]:
+        """SQLite's ``PRAGMA quick_check`` (of one table and its indexes, or of all): the
+        problems found, empty when the file is sound. PostgreSQL checks its own pages
+        (checksums) as it reads them, so nothing is scanned there."""
+        if not self.is_sqlite:
+            return []
+        if table is not None and not re.fullmatch(r"[a-z_]+", table):
+            raise ValueError(f"not a table name: {table!r}")
+        pragma = f"PRAGMA quick_check({table})" if table else "PRAGMA quick_check"
+        try:
+            with translate_errors(self.url), self.engine.connect() as conn:
+                rows = [str(r[0]) for r in conn.exec_driver_sql(pragma)]
+        except DatabaseDamagedError as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any error."""
@@ -190,6 +236,11 @@ class Database:
             # and the rows read stay loaded (a rollback would expire them).
 
 
+def _unit_is_open(database: Database) -> bool:
+    # A transaction still open on this thread would make the checkpoint wait for itself.
+    return database._writer == threading.get_ident()
+
+
 def rowcount(result: object) -> int:
     """Rows a DELETE or UPDATE touched (0 when the driver does not say): ``Session.execute``
     is typed as returning ``Result``, and only its ``CursorResult`` carries ``rowcount``."""
@@ -205,22 +256,65 @@ def translate_errors(url: str) -> Iterator[None]:
         raise ConstraintViolationError(
             f"database refused the write: {_first_line(exc.orig)}", _constraint_name(exc)
         ) from exc
-    except OperationalError as exc:
+    except DatabaseError as exc:
         text = _first_line(exc.orig)
-        if "locked" in text or "busy" in text:
-            raise DatabaseBusyError(
-                f"database {url} is busy (another writer held it too long); nothing was "
-                "written, try again"
-            ) from exc
-        raise DatabaseUnavailableError(
-            f"database {url} is unavailable ({text}); nothing was written"
-        ) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
+        if is_damage(text):
+            # No SQL and no URL: the user needs to know what to do, not the query.
+            raise DatabaseDamagedError(damaged_message(url)) from exc
+        if isinstance(exc, OperationalError):
+            if "locked" in text or "busy" in text:
+                raise DatabaseBusyError(
+                    f"database {url} is busy (another writer held it too long); nothing was "
+                    "written, try again"
+                ) from exc
             raise DatabaseUnavailableError(
-                f"database {url} connection lost ({_first_line(exc.orig)}); nothing was written"
+                f"database {url} is unavailable ({text}); nothing was written"
             ) from exc
+        _raise_if_connection_lost(exc, url)
         raise
+    except DBAPIError as exc:
+        _raise_if_connection_lost(exc, url)
+        raise
+
+
+#: What SQLite says of a damaged file (pages, header), and PostgreSQL of damaged storage.
+_DAMAGE_MARKERS = (
+    "malformed",
+    "file is not a database",
+    "disk image",
+    "file is encrypted or is not a database",
+    "invalid page",
+    "could not read block",
+)
+
+
+def is_damage(text: str) -> bool:
+    """Whether a driver's message says the database's storage is damaged."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _DAMAGE_MARKERS)
+
+
+def damaged_message(url: str) -> str:
+    """One line for a damaged database: what it is and what to do, no SQL, no URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = parsed.database
+        return (
+            f"{path}: 数据库文件已损坏 - the database file is damaged. Stop CunAn, check it with "
+            f"sqlite3 {path} 'PRAGMA integrity_check', and restore the latest backup of the "
+            "data dir (docs/keys.md#backing-up); nothing was written"
+        )
+    return (
+        "数据库已损坏 - the database's storage is damaged (the server reports unreadable data); "
+        "ask its administrator to check it (amcheck) and restore a backup; nothing was written"
+    )
+
+
+def _raise_if_connection_lost(exc: DBAPIError, url: str) -> None:
+    if exc.connection_invalidated:
+        raise DatabaseUnavailableError(
+            f"database {url} connection lost ({_first_line(exc.orig)}); nothing was written"
+        ) from exc
 
 
 def _first_line(exc: BaseException | None) -> str:

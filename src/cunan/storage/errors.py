@@ -23,3 +23,7 @@ class ConstraintViolationError(StorageError, Conflict):
     def __init__(self, message: str, constraint: str | None) -> None:
         super().__init__(message)
         self.constraint = constraint
+
+
+class DatabaseDamagedError(StorageError):
+    """The database file is damaged (corrupt pages, or not a database at all)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -81,6 +84,71 @@ class SightingRepository:
 
     def sighting(self, sighting_id: int) -> Sighting | None:
         return self.session.get(Sighting, sighting_id)
+
+    def forget_person(self, person_id: int) -> tuple[int, int]:
+        """Remove a person from the sightings at once (not at the next purge): the crop and
+        embedding of every sighting decided as them, or with a face decided as them, are
+        deleted, and their id is taken out of the decision details and the ``person_id``
+        link. Returns (sightings unlinked, crops deleted)."""
+        ident = str(person_id)
+        rows = self.session.scalars(
+            select(Sighting).where(
+                or_(
+                    Sighting.person_id == person_id,
+                    # Identities are JSON strings in the details ("identity": "42").
+                    Sighting.details_json.like(f'%"{ident}"%'),
+                )
+            )
+        ).all()
+        unlinked = crops = 0
+        for row in rows:
+            details = json.loads(row.details_json)
+            theirs = row.person_id == person_id or any(
+                isinstance(face, dict)
+                and face.get("decision") == "known"
+                and face.get("identity") == ident
+                for face in details.get("faces", ())
+            )
+            scrubbed = _scrub_identity(details, ident)
+            if not theirs and scrubbed == details:
+                continue  # the digits matched something else
+            if theirs and (row.crop_ciphertext is not None or row.embedding_ciphertext):
+                crops += 1
+                row.crop_ciphertext = None
+                row.embedding_ciphertext = None
+            if row.person_id == person_id:
+                row.person_id = None
+            row.details_json = json.dumps(scrubbed, ensure_ascii=False)
+            unlinked += 1
+        self.session.flush()
+        return unlinked, crops
+
+
+#: Stands where a removed person's id was in a sighting's details.
+REMOVED_IDENTITY = "removed"
+
+
+def _scrub_identity(value: Any, ident: str) -> Any:
+    """``value`` (decoded details JSON) with the identity ``ident`` replaced everywhere."""
+    if isinstance(value, dict):
+        return {
+            (REMOVED_IDENTITY if k == ident else k): (
+                REMOVED_IDENTITY
+                if k in ("identity", "runner_up_identity") and v == ident
+                else _scrub_identity(v, ident)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub_identity(v, ident) for v in value]
+    if isinstance(value, str) and ident in value:
+        # Reasons name identities in parentheses: "... different people (42 and 7)".
+        return re.sub(
+            r"\(([^)]*)\)",
+            lambda m: "(" + re.sub(rf"(?<![\w.]){ident}(?![\w.])", REMOVED_IDENTITY, m[1]) + ")",
+            value,
+        )
+    return value
 
 
 #: Kind prefix of the events only live views read (server-sent events to open pages).

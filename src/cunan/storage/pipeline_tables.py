@@ -29,6 +29,8 @@ class Camera(Base):
     """A camera of the village: where it is, how to reach it, and whether it may recognise."""
 
     __tablename__ = "cameras"
+    # Ids are never reused (SQLite reuses the highest without AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -37,8 +39,11 @@ class Camera(Base):
     )
     area_id: Mapped[int | None] = mapped_column(ForeignKey("grid_areas.id", ondelete="SET NULL"))
     house_id: Mapped[int | None] = mapped_column(ForeignKey("houses.id", ondelete="SET NULL"))
-    #: May carry the camera's password: shown only through ``redact_url``.
+    #: The URL without its credentials (``redact_url``) when it has any: the whole URL,
+    #: password included, is then only in ``stream_url_ciphertext`` (AES-GCM, data key).
     stream_url: Mapped[str] = mapped_column(Text)
+    stream_url_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Recognition refuses to start until the public notice sign is recorded as posted.
     public_notice_posted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -59,6 +64,7 @@ class Sighting(Base):
         UniqueConstraint("camera_id", "track_key"),
         CheckConstraint("decision IN ('known', 'unknown', 'undecided')", name="decision"),
         Index("ix_sightings_started_at", "started_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
-from cunan.storage.pipeline_tables import Sighting
+from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.tables import (
     Consent,
     EnrolmentPhoto,
@@ -300,6 +300,13 @@ class RegistryRepository:
                     )
                 )
                 .distinct()
+            ).all()
+            if key_id is not None
+        }
+        used |= {
+            key_id
+            for key_id in self.session.scalars(
+                select(Camera.key_id).where(Camera.stream_url_ciphertext.is_not(None)).distinct()
             ).all()
             if key_id is not None
         }

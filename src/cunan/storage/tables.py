@@ -166,8 +166,13 @@ class Household(Base):
 
 class Person(Base):
     __tablename__ = "people"
-    # NULL ID numbers never collide on either engine, so people without one are fine.
-    __table_args__ = (UniqueConstraint("village_id", "id_number"),)
+    # NULL ID numbers never collide on either engine, so people without one are fine. Ids
+    # are never reused (SQLite reuses the highest without AUTOINCREMENT): audit entries and
+    # sightings keep naming removed people.
+    __table_args__ = (
+        UniqueConstraint("village_id", "id_number"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     village_id: Mapped[int] = mapped_column(ForeignKey("villages.id", ondelete="RESTRICT"))
@@ -195,6 +200,8 @@ class Person(Base):
 
 class Consent(Base):
     __tablename__ = "consents"
+    # Ids are never reused (SQLite reuses the highest without AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -217,6 +224,7 @@ class Tenancy(Base):
     __table_args__ = (
         CheckConstraint("move_out IS NULL OR move_out >= move_in", name="move_out_after_in"),
         Index("ix_tenancies_room_dates", "room_id", "move_in", "move_out"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -236,6 +244,8 @@ class EnrolmentPhoto(Base):
     """An enrolment photo, AES-GCM encrypted, kept to re-embed when the face model changes."""
 
     __tablename__ = "enrolment_photos"
+    # Ids are never reused (SQLite reuses the highest without AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -295,6 +305,8 @@ class TemplateChange(Base):
 
 class User(Base):
     __tablename__ = "users"
+    # Ids are never reused (SQLite reuses the highest without AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
@@ -304,3 +316,14 @@ class User(Base):
     village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+
+
+class KeyCheck(Base):
+    """A key this database was encrypted with: its id and a check value (an HMAC of a fixed
+    label under the key), so a key file from another data dir is refused before any write."""
+
+    __tablename__ = "key_checks"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    check_value: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
