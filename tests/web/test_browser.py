@@ -4,22 +4,20 @@ the dashboard on a phone-width screen, and a new case arriving without a reload.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from cunan.app import CunanApp
 from cunan.pipeline.store import SightingStore
 from tests.api.conftest import PASSWORD
 from tests.conftest import skip_or_fail
+from tests.served import serving
 from tests.sightings import new_sighting
 
 #: Debian's chromium (.ci/run installs it); Playwright never downloads a browser here.
@@ -29,32 +27,10 @@ DEADLINE_S = 60.0
 PHONE = {"width": 360, "height": 740}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def served(api: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = datetime.now(UTC) + timedelta(seconds=DEADLINE_S)
-    while not server.started and datetime.now(UTC) < deadline:
-        threading.Event().wait(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        api.state.stopping.set()
-        server.should_exit = True
-        thread.join(DEADLINE_S)
-        api.state.stopping.clear()
+    with serving(api) as url:
+        yield url
 
 
 @pytest.fixture
