@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cunan.duties.reconcile import TaskView
     from cunan.notify.deadletters import DeadLetterView
     from cunan.pipeline.cameras import CameraRecord
+    from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
     from cunan.registry.service import RegistryService
 
@@ -854,7 +855,7 @@ class AppServices:
     def add_camera(self, request: CameraRequest) -> CameraRecord:
         require(self.principal, Permission.MANAGE_CAMERAS)
         self._check_camera_url(request.url)
-        cameras = self.app.cameras
+        cameras = self._camera_store()
         camera_id = cameras.add(
             request.name,
             request.url,
@@ -864,14 +865,17 @@ class AppServices:
             public_notice_posted=request.public_notice_posted,
             zone_json=request.zone_json,
         )
-        self.app.audit.record(
-            "camera.add",
-            actor=self.principal.actor,
-            target_type="camera",
-            target_id=camera_id,
-            details={"public_notice_posted": request.public_notice_posted},
-        )
         return cameras.get(camera_id)
+
+    def _camera_store(self) -> CameraStore:
+        """The installation's camera store, recording this principal in the audit entry it
+        writes in the same transaction as each change (the public-notice flag included)."""
+        from cunan.pipeline.store import CameraStore
+
+        store = self.app.cameras
+        return CameraStore(
+            store.database, cipher=store.cipher, audit=self.app.audit, actor=self.principal.actor
+        )
 
     def update_camera(
         self,
@@ -882,31 +886,16 @@ class AppServices:
         zone_json: str | None,
     ) -> CameraRecord:
         require(self.principal, Permission.MANAGE_CAMERAS)
-        record = self.app.cameras.update(
+        return self._camera_store().update(
             camera_id,
             enabled=enabled,
             public_notice_posted=public_notice_posted,
             zone_json=zone_json,
         )
-        self.app.audit.record(
-            "camera.update",
-            actor=self.principal.actor,
-            target_type="camera",
-            target_id=camera_id,
-            details={
-                "enabled": enabled,
-                "public_notice_posted": public_notice_posted,
-                "zone_changed": zone_json is not None,
-            },
-        )
-        return record
 
     def remove_camera(self, camera_id: int) -> None:
         require(self.principal, Permission.MANAGE_CAMERAS)
-        self.app.cameras.remove(camera_id)
-        self.app.audit.record(
-            "camera.remove", actor=self.principal.actor, target_type="camera", target_id=camera_id
-        )
+        self._camera_store().remove(camera_id)
 
     def get_camera(self, camera_id: int) -> CameraRecord:
         require(self.principal, Permission.READ_CAMERAS)

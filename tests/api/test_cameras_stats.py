@@ -49,9 +49,16 @@ def test_staff_add_network_cameras_but_only_admins_add_local_files(
     assert test == {"ok": True, "message": "ok", "width": 640, "height": 360}
     # The audit log names the camera change and the notice flag.
     entries = clients["auditor"].get("/api/v1/audit", params={"action": "camera"}).json()
-    assert any(
-        e["action"] == "camera.add" and e["target_id"] == str(camera_id) for e in entries["items"]
-    )
+    added = [
+        e
+        for e in entries["items"]
+        if e["action"] == "camera.add" and e["target_id"] == str(camera_id)
+    ]
+    # One entry, naming the account that added it and the public-notice flag.
+    assert len(added) == 1
+    admin_id = clients["admin"].get("/api/v1/auth/me").json()["user_id"]
+    assert added[0]["actor"] == f"user:{admin_id}"
+    assert '"public_notice_posted":true' in added[0]["details"]
     assert staff.delete(f"/api/v1/cameras/{camera_id}").status_code == 204
     assert staff.get(f"/api/v1/cameras/{camera_id}").status_code == 404
 
