@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: The ID-number tail people may be searched by: never a pattern, never the whole number.
+_ID_TAIL = re.compile(r"[0-9Xx]{1,6}")
 
 #: Largest page any listing returns, whatever the caller asks for.
 MAX_PAGE = 200
@@ -283,6 +287,9 @@ class AppServices:
     def list_people(self, filters: PeopleFilter, at: Page) -> Listing[PersonSummary]:
         require(self.principal, Permission.READ_REGISTRY)
         from cunan.registry.identity import mask_id_number
+
+        if filters.id_tail is not None and not _ID_TAIL.fullmatch(filters.id_tail):
+            raise InvalidInput("id_tail: the last 1-6 characters of an ID number (digits, X)")
 
         with self._db.read() as session:
             rows, total = QueryRepository(session).people(
@@ -776,9 +783,10 @@ class AppServices:
         require(self.principal, Permission.READ_DEPARTURES)
         scope = landlord_scope(self.principal)
         rows = self.app.departures.overdue(today=self.today())
-        # The overdue list is small (one row per late tenancy); the landlord filter keeps
-        # to the landlord recorded on each tenancy.
-        rows = [r for r in rows if scope is None or r.landlord_id == scope]
+        # The overdue list is small (one row per late tenancy); a landlord sees the rows of
+        # rooms in their houses now.
+        visible = self._own_tenancies(scope, [r.tenancy_id for r in rows])
+        rows = [r for r in rows if visible is None or r.tenancy_id in visible]
         labels = self._tenancy_labels([r.tenancy_id for r in rows])
         return [
             OverdueDeparture(
@@ -799,9 +807,9 @@ class AppServices:
     def confirmation_tasks(self, *, open_only: bool = True) -> list[ConfirmationTask]:
         """Confirmation tasks (still living here?) of tenants not seen for long, named."""
         require(self.principal, Permission.READ_DEPARTURES)
-        tasks = self.app.duties.reconciler.tasks(
-            open_only=open_only, landlord_id=landlord_scope(self.principal)
-        )
+        tasks = self.app.duties.reconciler.tasks(open_only=open_only)
+        visible = self._own_tenancies(landlord_scope(self.principal), [t.tenancy_id for t in tasks])
+        tasks = [t for t in tasks if visible is None or t.tenancy_id in visible]
         labels = self._tenancy_labels([t.tenancy_id for t in tasks])
         return [
             ConfirmationTask(
@@ -819,6 +827,13 @@ class AppServices:
             )
             for t in tasks
         ]
+
+    def _own_tenancies(self, scope: int | None, tenancy_ids: Sequence[int]) -> set[int] | None:
+        """For a landlord, which of these tenancies are in their houses; None: no scope."""
+        if scope is None:
+            return None
+        with self._db.read() as session:
+            return QueryRepository(session).tenancies_in_houses_of(scope, tenancy_ids)
 
     def _tenancy_labels(self, tenancy_ids: Sequence[int]) -> dict[int, dict[str, str | None]]:
         with self._db.read() as session:
@@ -906,8 +921,9 @@ class AppServices:
         return self.app.cameras.list()
 
     def camera_snapshot(self, camera_id: int) -> Snapshot:
-        """The camera's picture now (for the zone editor and "test connection")."""
-        require(self.principal, Permission.READ_CAMERAS)
+        """The camera's picture now (for the zone editor and "test connection"). Only for
+        those who manage cameras: it makes the server connect to the camera's address."""
+        require(self.principal, Permission.MANAGE_CAMERAS)
         from cunan.capture.snapshot import snapshot
         from cunan.capture.sources import SourceConfig, SourceError
 
@@ -962,8 +978,14 @@ class AppServices:
         )
 
     def import_job(self, job_id: str) -> ImportJob:
+        """A job's progress and row report: its starter's, or any for administrators."""
         require(self.principal, Permission.ENROL)
-        return self.app.imports.get(job_id)
+        job = self.app.imports.get(job_id)
+        if job.created_by != self.principal.actor and not self.principal.may(
+            Permission.MANAGE_USERS
+        ):
+            raise hidden("import job", job_id)
+        return job
 
     # -- statistics, settings, notifications ----------------------------------------------
 

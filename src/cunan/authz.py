@@ -90,6 +90,8 @@ class Principal:
     village_id: int | None = None
     #: The landlord record a landlord-role account speaks for (None: sees no house at all).
     landlord_id: int | None = None
+    #: The API token acting (``via == "token"``); such a principal has no ``user_id``.
+    token_id: int | None = None
     #: ``user`` (a web or API session), ``token`` (an integration), ``local`` (the command
     #: line or the server's own background work).
     via: str = "user"
@@ -101,7 +103,7 @@ class Principal:
             # The command line, acting as this account (cunan.cliutil.cli_principal).
             return f"cli:{self.username}"[:100]
         if self.via == "token":
-            return f"token:{self.user_id}"
+            return f"token:{self.token_id}"
         return f"user:{self.user_id}"
 
     def may(self, permission: Permission) -> bool:

@@ -16,7 +16,7 @@ from cunan.authz import local_principal
 from cunan.config import WebSettings
 from cunan.errors import Unauthenticated
 from cunan.storage.enums import UserRole
-from tests.api.conftest import ORIGIN, PASSWORD, login
+from tests.api.conftest import ORIGIN, PASSWORD, Village, login
 
 
 class Clock:
@@ -51,7 +51,9 @@ def test_session_cookie_is_httponly_and_samesite(api: FastAPI) -> None:
     assert "Secure" not in cookie
 
 
-def test_sessions_end_when_idle_and_at_their_absolute_expiry(core: CunanApp) -> None:
+def test_sessions_end_when_idle_and_at_their_absolute_expiry(
+    core: CunanApp, village: Village
+) -> None:
     clock = Clock()
     auth = _auth(core, clock, session_idle_minutes=30, session_absolute_hours=2)
     token = auth.login("staff", PASSWORD, client="t1").token
@@ -85,7 +87,9 @@ def test_logout_revokes_the_session(api: FastAPI) -> None:
     assert replay.get("/api/v1/auth/me").status_code == 401
 
 
-def test_login_throttle_locks_an_account_and_a_client_and_audits_it(core: CunanApp) -> None:
+def test_login_throttle_locks_an_account_and_a_client_and_audits_it(
+    core: CunanApp, village: Village
+) -> None:
     clock = Clock()
     ticks = [0.0]
     throttle = LoginThrottle(
@@ -188,3 +192,27 @@ def test_api_tokens_are_shown_once_hashed_at_rest_and_revocable(
     assert bearer.get("/api/v1/audit").status_code == 401
     landlord_token = admin.post("/api/v1/tokens", json={"name": "x", "role": "landlord"})
     assert landlord_token.status_code == 422
+
+
+def test_the_throttle_stays_bounded_and_audits_a_lock_once_per_window() -> None:
+    from cunan.auth import throttle as module
+
+    ticks = [0.0]
+    throttle = LoginThrottle(
+        max_per_account=2, max_per_client=1000, window_s=60, clock=lambda: ticks[0]
+    )
+    # Asking about made-up usernames stores nothing.
+    for n in range(500):
+        assert throttle.locked(f"ghost{n}", "10.0.0.1") is None
+    assert len(throttle._failures) == 0
+    for n in range(module.MAX_KEYS + 50):
+        throttle.failed(f"user{n}", "10.0.0.2")
+    assert len(throttle._failures) <= module.MAX_KEYS
+    throttle.failed("victim", "10.0.0.3")
+    throttle.failed("victim", "10.0.0.3")
+    assert throttle.locked("victim", "10.0.0.3") == "account"
+    assert throttle.first_refusal("victim", "10.0.0.3") is True
+    assert throttle.first_refusal("victim", "10.0.0.3") is False
+    ticks[0] += 61
+    assert throttle.locked("victim", "10.0.0.3") is None
+    assert throttle.first_refusal("victim", "10.0.0.3") is True

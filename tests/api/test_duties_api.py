@@ -40,6 +40,16 @@ def test_overdue_departures_name_the_tenant_room_and_landlord_per_landlord(
     own = clients["landlord_b"].get("/api/v1/departures/overdue").json()
     assert [r["tenancy_id"] for r in own] == [tenancy.json()["id"]]
     assert clients["landlord_a"].get("/api/v1/departures/overdue").json() == []
+    # The house's landlord decides: hand the house to landlord a and the row follows it.
+    staff.patch(f"/api/v1/houses/{village.house['b']}", json={"landlord_id": village.landlord["a"]})
+    try:
+        assert clients["landlord_b"].get("/api/v1/departures/overdue").json() == []
+        moved = clients["landlord_a"].get("/api/v1/departures/overdue").json()
+        assert [r["tenancy_id"] for r in moved] == [tenancy.json()["id"]]
+    finally:
+        staff.patch(
+            f"/api/v1/houses/{village.house['b']}", json={"landlord_id": village.landlord["b"]}
+        )
     # The landlord reports the move-out; it is no longer unreported.
     reported = clients["landlord_b"].post(
         f"/api/v1/tenancies/{tenancy.json()['id']}/move-out",

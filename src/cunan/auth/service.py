@@ -115,11 +115,8 @@ class AuthService:
         username = username.strip()
         locked = self.throttle.locked(username, client)
         if locked is not None:
-            self._record(
-                "login.locked",
-                actor="anonymous",
-                details={"scope": locked},
-            )
+            if self.throttle.first_refusal(username, client):
+                self._record("login.locked", actor="anonymous", details={"scope": locked})
             raise LoginLockedError(
                 "登录失败次数过多，请稍后再试 (too many failed logins; try again later)",
                 self.throttle.retry_after_s(username, client),
@@ -307,7 +304,7 @@ class AuthService:
             return [self._summary(repo, u) for u in rows], total
 
     def get_user(self, principal: Principal, user_id: int) -> UserSummary:
-        if principal.user_id != user_id:
+        if principal.user_id is None or principal.user_id != user_id:
             require(principal, Permission.MANAGE_USERS)
         with self.database.read() as session:
             repo = AuthRepository(session)
@@ -468,7 +465,9 @@ class AuthService:
             principal = Principal(
                 username=f"token:{row.name}",
                 role=row.role,
-                user_id=row.id,
+                # Token ids are not account ids: "own account" paths never apply to a token.
+                user_id=None,
+                token_id=row.id,
                 village_id=row.village_id,
                 via="token",
             )

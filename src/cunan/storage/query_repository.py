@@ -99,7 +99,9 @@ class QueryRepository:
         if filters.name:
             conditions.append(Person.name.like(_like(filters.name), escape="\\"))
         if filters.id_tail:
-            conditions.append(Person.id_number.like(f"%{filters.id_tail}"))
+            # Digits (and a final X) only, so LIKE wildcards can never probe a whole number.
+            tail = "".join(c for c in filters.id_tail.upper() if c.isdigit() or c == "X")
+            conditions.append(Person.id_number.like(f"%{tail}"))
         if filters.category is not None:
             conditions.append(Person.category == filters.category)
         if filters.status is not None:
@@ -267,6 +269,19 @@ class QueryRepository:
             return None
         tenancy: Tenancy = row[0]
         return tenancy
+
+    def tenancies_in_houses_of(self, landlord_id: int, tenancy_ids: Sequence[int]) -> set[int]:
+        """Those of ``tenancy_ids`` whose room is in a house of ``landlord_id`` now (the
+        house's landlord decides, not the landlord copied onto the tenancy)."""
+        if not tenancy_ids:
+            return set()
+        rows = self.session.scalars(
+            select(Tenancy.id)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(House, House.id == Room.house_id)
+            .where(Tenancy.id.in_(list(tenancy_ids)), House.landlord_id == landlord_id)
+        )
+        return {int(i) for i in rows}
 
     def tenancy_labels(
         self, tenancy_ids: Sequence[int]

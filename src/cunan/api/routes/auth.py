@@ -104,6 +104,11 @@ def _me(who: PrincipalDep) -> Me:
 @public.post("/auth/login", response_model=LoginResponse)
 def login(body: LoginRequest, request: Request, response: Response, auth: AuthDep) -> LoginResponse:
     """Log in: sets the HttpOnly session cookie (SameSite=Lax) and a CSRF cookie."""
+    from cunan.api.security import same_origin
+
+    if same_origin(request.scope) is False:
+        # A page of another site must not log this browser into an account of its choice.
+        raise Forbidden("跨站登录被拒绝 (cross-site login refused)")
     result = auth.login(body.username, body.password, client=_client(request))
     max_age = int((result.expires_at - datetime.now(result.expires_at.tzinfo)).total_seconds())
     secure = _secure(request)

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from cunan.api.deps import CoreDep, PrincipalDep
+from cunan.api.deps import CoreDep, PrincipalDep, principal
 from cunan.authz import Permission, require
+from cunan.errors import Unauthenticated
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -40,6 +41,15 @@ async def events(request: Request, core: CoreDep, who: PrincipalDep) -> Streamin
     resume = request.headers.get("last-event-id", "")
     last = int(resume) if resume.isdigit() else await run_in_threadpool(core.outbox.last_id)
 
+    async def still_allowed() -> bool:
+        # The stream outlives the request that opened it: a logout, an expired session, a
+        # disabled account or a revoked token ends it at the next heartbeat.
+        try:
+            await run_in_threadpool(principal, request)
+        except Unauthenticated:
+            return False
+        return True
+
     async def stream() -> AsyncIterator[str]:
         nonlocal last
         # Tell the browser how soon to reconnect after a dropped connection.
@@ -54,6 +64,8 @@ async def events(request: Request, core: CoreDep, who: PrincipalDep) -> Streamin
                 idle = 0.0
             elif idle >= HEARTBEAT_S:
                 idle = 0.0
+                if not await still_allowed():
+                    return
                 yield ": keep-alive\n\n"
             await asyncio.sleep(POLL_S)
             idle += POLL_S

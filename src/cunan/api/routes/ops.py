@@ -130,11 +130,24 @@ def verify_audit(svc: ServicesDep) -> AuditVerdict:
     return AuditVerdict(ok=ok, entries=entries, problem=problem)
 
 
+def _public_url(url: str) -> str:
+    """Scheme, host and port only: some cameras carry the password in the path or query
+    (``/user=admin_password=...``), which no redaction rule can know in advance."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return url.rsplit("/", 1)[-1] if parts.scheme in ("", "file") else parts.scheme + "://"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{rest}"
+
+
 def _camera(c: CameraRecord) -> CameraSummary:
     return CameraSummary(
         id=c.id,
         name=c.name,
-        url=c.display_url,
+        url=_public_url(c.display_url),
         enabled=c.enabled,
         public_notice_posted=c.public_notice_posted,
         zone=c.zone_json,
