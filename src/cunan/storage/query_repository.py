@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cunan.storage.audit_tables import AuditEntry
@@ -49,6 +49,11 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _living_on(day: date) -> ColumnElement[bool]:
+    """The tenancy covers ``day`` (moved in by then, not yet moved out)."""
+    return and_(Tenancy.move_in <= day, or_(Tenancy.move_out.is_(None), Tenancy.move_out >= day))
+
+
 def _count(session: Session, query: Select[*tuple[Any, ...]]) -> int:
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
@@ -71,9 +76,7 @@ class QueryRepository:
                 .over(partition_by=Tenancy.person_id, order_by=Tenancy.move_in.desc())
                 .label("rank"),
             )
-            .where(
-                Tenancy.move_in <= today, or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today)
-            )
+            .where(_living_on(today))
             .subquery()
         )
         return select(ranked.c.person_id, ranked.c.room_id).where(ranked.c.rank == 1).subquery()
@@ -160,8 +163,7 @@ class QueryRepository:
             )
             .where(
                 Tenancy.person_id.in_(list(person_ids)),
-                Tenancy.move_in <= today,
-                or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today),
+                _living_on(today),
             )
             .subquery()
         )
@@ -228,8 +230,7 @@ class QueryRepository:
         occupied = (
             select(Tenancy.room_id, func.count().label("n"))
             .where(
-                Tenancy.move_in <= today,
-                or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today),
+                _living_on(today),
             )
             .group_by(Tenancy.room_id)
             .subquery()
@@ -251,8 +252,7 @@ class QueryRepository:
             .join(Person, Person.id == Tenancy.person_id)
             .where(
                 Room.house_id == house_id,
-                Tenancy.move_in <= today,
-                or_(Tenancy.move_out.is_(None), Tenancy.move_out >= today),
+                _living_on(today),
             )
             .order_by(Room.label, Person.id)
         )
