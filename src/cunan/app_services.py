@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cunan.cases.views import CaseMember, CaseView
     from cunan.duties.reconcile import TaskView
     from cunan.notify.deadletters import DeadLetterView
+    from cunan.pipeline.camera_health import CameraHealthView
     from cunan.pipeline.cameras import CameraRecord
     from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
@@ -257,6 +258,8 @@ class CameraRequest:
     enabled: bool = True
     house_id: int | None = None
     zone_json: str | None = None
+    #: Why recognition here is lawful and where the notice hangs (free text).
+    public_notice_reason: str | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -879,6 +882,7 @@ class AppServices:
             enabled=request.enabled,
             public_notice_posted=request.public_notice_posted,
             zone_json=request.zone_json,
+            public_notice_reason=request.public_notice_reason,
         )
         return cameras.get(camera_id)
 
@@ -899,13 +903,22 @@ class AppServices:
         enabled: bool | None,
         public_notice_posted: bool | None,
         zone_json: str | None,
+        name: str | None = None,
+        url: str | None = None,
+        public_notice_reason: str | None = None,
     ) -> CameraRecord:
+        """Change what is given; None leaves a field as it is."""
         require(self.principal, Permission.MANAGE_CAMERAS)
+        if url is not None:
+            self._check_camera_url(url)
         return self._camera_store().update(
             camera_id,
             enabled=enabled,
             public_notice_posted=public_notice_posted,
             zone_json=zone_json,
+            name=name,
+            stream_url=url,
+            public_notice_reason=public_notice_reason,
         )
 
     def remove_camera(self, camera_id: int) -> None:
@@ -919,6 +932,14 @@ class AppServices:
     def list_cameras(self) -> list[CameraRecord]:
         require(self.principal, Permission.READ_CAMERAS)
         return self.app.cameras.list()
+
+    def camera_health(self) -> dict[int, CameraHealthView]:
+        """Each camera's capture state as its process last reported it (cameras without a
+        report are missing: they are not running)."""
+        require(self.principal, Permission.READ_CAMERAS)
+        from cunan.pipeline.camera_health import CameraHealthStore
+
+        return CameraHealthStore(self._db).views()
 
     def camera_snapshot(self, camera_id: int) -> Snapshot:
         """The camera's picture now (for the zone editor and "test connection"). Only for
@@ -940,7 +961,11 @@ class AppServices:
                 )
             )
         except SourceError as exc:
-            raise Unavailable(f"camera {camera_id}: {exc}") from None
+            from cunan.pipeline.camera_health import public_error
+
+            # The reason is shown on pages: no password, not even one hidden in a path.
+            reason = public_error(str(exc), camera.stream_url)
+            raise Unavailable(f"camera {camera_id}: {reason}") from None
 
     def sighting_crop(self, sighting_id: int) -> bytes:
         require(self.principal, Permission.READ_SIGHTINGS)

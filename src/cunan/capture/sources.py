@@ -40,6 +40,19 @@ def redact_url(text: str) -> str:
     return _SECRET_PARAMS.sub(r"\g<key>***", text)
 
 
+def public_url(url: str) -> str:
+    """Scheme, host and port only: some cameras carry the password in the path or query
+    (``/user=admin_password=...``), which no redaction rule can know in advance."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return url.rsplit("/", 1)[-1] if parts.scheme in ("", "file") else parts.scheme + "://"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{rest}"
+
+
 class SourceKind(enum.StrEnum):
     """What kind of source a URL names, which decides the FFmpeg options used."""
 

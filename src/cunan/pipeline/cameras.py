@@ -108,6 +108,8 @@ class CameraRecord:
     zone: DetectionZone | None
     zone_json: str | None
     settings: CameraSettings
+    #: Why recognition here is lawful and where the notice hangs (free text), if written.
+    public_notice_reason: str | None = None
 
     @property
     def display_url(self) -> str:

@@ -22,6 +22,7 @@ from cunan.capture.sources import SourceConfig, SourceError, redact_url
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
 from cunan.config import Settings
 from cunan.faces.models import ModelNotAvailableError
+from cunan.pipeline.camera_health import CameraHealthStore, CameraHealthView, not_running
 from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError, parse_zone
 from cunan.pipeline.runner import CameraTarget, DecidedSighting
 from cunan.pipeline.store import CameraNotFoundError, CameraStore
@@ -300,6 +301,8 @@ def cameras_list(
     """List the cameras (passwords in URLs are hidden)."""
     with _registry(data_dir) as (registry, _):
         cameras = CameraStore(registry.database).list()
+        # What each camera's process last reported (the worker may run elsewhere).
+        health = CameraHealthStore(registry.database).views()
         if json_output:
             rows = [
                 {
@@ -312,22 +315,54 @@ def cameras_list(
                     "house_id": c.house_id,
                     "zone": json.loads(c.zone_json) if c.zone_json else None,
                     "settings": json.loads(c.settings.to_json()),
+                    "health": _health_json(health.get(c.id) or not_running(c.id)),
                 }
                 for c in cameras
             ]
             print(json.dumps(rows, ensure_ascii=False, indent=2))
             return
-        table = Table("id", "name", "url", "enabled", "notice posted", "fps cap")
+        table = Table("id", "name", "url", "enabled", "notice posted", "state", "fps cap")
         for c in cameras:
+            state = health.get(c.id) or not_running(c.id)
             table.add_row(
                 str(c.id),
                 c.name,
                 c.display_url,
                 "yes" if c.enabled else "no",
                 "yes" if c.public_notice_posted else "NO",
+                _state_text(state),
                 f"{c.settings.fps_cap:g}",
             )
         console.print(table)
+        for c in cameras:
+            report = health.get(c.id)
+            if report is not None and report.last_error and report.state in _TROUBLE:
+                err_console.print(f"camera {c.name}: {report.last_error}", markup=False)
+
+
+#: States whose last error is printed under the table.
+_TROUBLE = ("failing", "backing_off", "failed")
+
+
+def _state_text(view: CameraHealthView) -> str:
+    """The state as the table shows it: "streaming 7.9 fps", "failing (5 attempts)"."""
+    state = view.state.replace("_", " ")
+    if view.state == "streaming":
+        return f"{state} {view.fps:.1f} fps"
+    if view.state in ("failing", "backing_off") and view.consecutive_failures:
+        return f"{state} ({view.consecutive_failures} attempts)"
+    return state
+
+
+def _health_json(view: CameraHealthView) -> dict[str, object]:
+    return {
+        "state": view.state,
+        "last_frame_at": view.last_frame_at.isoformat() if view.last_frame_at else None,
+        "fps": view.fps,
+        "last_error": view.last_error,
+        "consecutive_failures": view.consecutive_failures,
+        "reported_at": view.reported_at.isoformat() if view.reported_at else None,
+    }
 
 
 @cameras_app.command("enable")

@@ -76,6 +76,7 @@ def _record(row: Camera, cipher: FieldCipher | None = None) -> CameraRecord:
         zone=parse_zone(row.zone_json),
         zone_json=row.zone_json,
         settings=CameraSettings.from_json(row.settings_json),
+        public_notice_reason=row.public_notice_reason,
     )
 
 
@@ -165,6 +166,7 @@ class CameraStore:
         public_notice_posted: bool = False,
         zone_json: str | None = None,
         settings: CameraSettings | None = None,
+        public_notice_reason: str | None = None,
     ) -> int:
         name = name.strip()
         if not name or not stream_url.strip():
@@ -185,6 +187,7 @@ class CameraStore:
                     house_id=house_id,
                     enabled=enabled,
                     public_notice_posted=public_notice_posted,
+                    public_notice_reason=(public_notice_reason or "").strip() or None,
                     zone_json=zone_json,
                     settings_json=(settings or CameraSettings()).to_json(),
                 )
@@ -198,6 +201,7 @@ class CameraStore:
                     {
                         "enabled": enabled,
                         "public_notice_posted": public_notice_posted,
+                        "public_notice_reason": bool(public_notice_reason),
                         "zone": zone_json is not None,
                     },
                 )
@@ -244,13 +248,62 @@ class CameraStore:
         public_notice_posted: bool | None = None,
         zone_json: str | None = None,
         settings: CameraSettings | None = None,
+        name: str | None = None,
+        stream_url: str | None = None,
+        public_notice_reason: str | None = None,
     ) -> CameraRecord:
+        """Change what is given (None leaves a field as it is; an empty ``zone_json`` or
+        ``public_notice_reason`` clears it)."""
         if zone_json is not None:
             parse_zone(zone_json)
+        if name is not None and not name.strip():
+            raise ValueError(f"camera {key!r}: the name cannot be empty")
+        url = stream_url.strip() if stream_url is not None else None
+        if stream_url is not None and not url:
+            raise ValueError(f"camera {key!r}: the stream URL cannot be empty")
+        if url and has_credentials(url) and self.cipher is None:
+            self._seal(Camera(), url)  # refuses before anything is written
+        try:
+            return self._update(
+                key,
+                enabled=enabled,
+                public_notice_posted=public_notice_posted,
+                zone_json=zone_json,
+                settings=settings,
+                name=name.strip() if name is not None else None,
+                url=url,
+                public_notice_reason=public_notice_reason,
+            )
+        except ConstraintViolationError as exc:
+            raise ValueError(f"camera {key!r}: the name {name!r} is taken") from exc
+
+    def _update(
+        self,
+        key: int | str,
+        *,
+        enabled: bool | None,
+        public_notice_posted: bool | None,
+        zone_json: str | None,
+        settings: CameraSettings | None,
+        name: str | None,
+        url: str | None,
+        public_notice_reason: str | None,
+    ) -> CameraRecord:
         with self.database.transaction() as session:
             repo = CameraRepository(session)
             row = self._row(repo, key)
             details: dict[str, DetailValue] = {}
+            if name is not None and name != row.name:
+                details["name_before"] = row.name
+                row.name = name
+            if url is not None:
+                self._seal(row, url)
+                details["url_changed"] = True
+            if public_notice_reason is not None:
+                reason = public_notice_reason.strip() or None
+                if reason != row.public_notice_reason:
+                    row.public_notice_reason = reason
+                    details["public_notice_reason_changed"] = True
             if enabled is not None:
                 details["enabled_before"] = row.enabled
                 row.enabled = enabled

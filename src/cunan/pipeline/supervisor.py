@@ -93,6 +93,7 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from cunan.config import load_settings
     from cunan.lifetime import die_with_parent
+    from cunan.pipeline.camera_health import CameraHealthStore, HealthReporter
     from cunan.pipeline.build import build_runner, target_for_camera
     from cunan.registry.datadir import open_registry
 
@@ -125,7 +126,20 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
             name="parent-watch",
         )
         orphan.start()
-        runner.run()
+        # The capture state reaches the server (pages, API, `cameras list`) through the
+        # database: this process may run on another host.
+        reporter = HealthReporter(
+            CameraHealthStore(registry.database),
+            camera.id,
+            camera.name,
+            runner.reader.health,
+            stream_url=camera.stream_url,
+        )
+        reporter.start()
+        try:
+            runner.run()
+        finally:
+            reporter.stop()
     finally:
         registry.close()
     if not stop.is_set() and runner.reader.spec.kind.live:

@@ -47,12 +47,35 @@ class Camera(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Recognition refuses to start until the public notice sign is recorded as posted.
     public_notice_posted: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Why recognition here is lawful and where the notice hangs (free text staff write,
+    #: shown beside the flag; e.g. the village committee's decision and the sign's place).
+    public_notice_reason: Mapped[str | None] = mapped_column(Text)
     #: JSON: {"rectangle": [l, t, r, b]} or {"polygon": [[x, y], ...]} in full-frame pixels.
     zone_json: Mapped[str | None] = mapped_column(Text)
     #: JSON: per-camera settings (see cunan.pipeline.cameras.CameraSettings).
     settings_json: Mapped[str] = mapped_column(Text, default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CameraHealthRow(Base):
+    """The last capture state a camera process reported, read by the server and the CLI
+    (the process may run on another host: the database is what they share)."""
+
+    __tablename__ = "camera_health"
+
+    camera_id: Mapped[int] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: A ``CaptureState`` value (connecting, streaming, backing_off, failing, stopped, failed).
+    state: Mapped[str] = mapped_column(String(16))
+    last_frame_at: Mapped[datetime | None]
+    fps: Mapped[float] = mapped_column(Float, default=0.0)
+    #: The last capture error, credentials removed, at most 500 characters.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: When the process last wrote this row: an old one means nobody runs the camera.
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Sighting(Base):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from cunan.api.deps import CoreDep, ServicesDep
 from cunan.app_services import (
+    AppServices,
     AuditEntryView,
     CameraRequest,
     Listing,
@@ -17,7 +18,9 @@ from cunan.app_services import (
     SightingSummary,
     page,
 )
+from cunan.capture.sources import public_url
 from cunan.notify.deadletters import DeadLetterView
+from cunan.pipeline.camera_health import CameraHealthView, not_running
 from cunan.pipeline.cameras import CameraRecord
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
@@ -39,13 +42,39 @@ class AuditVerdict(BaseModel):
     problem: str | None
 
 
+class CameraHealthSchema(BaseModel):
+    """What the camera's process last reported (``not_running``: no process reports on it,
+    or none has for a while)."""
+
+    state: Literal[
+        "connecting",
+        "streaming",
+        "backing_off",
+        "failing",
+        "stopped",
+        "failed",
+        "not_running",
+    ]
+    last_frame_at: datetime | None
+    #: Frames decoded per second over the last few seconds.
+    fps: float
+    #: The last capture error, without credentials or the address's path.
+    last_error: str | None
+    #: Connection attempts in a row that brought no frame.
+    consecutive_failures: int
+    reported_at: datetime | None
+
+
 class CameraSummary(BaseModel):
     id: int
     name: str
     url: str
     enabled: bool
     public_notice_posted: bool
+    #: Why recognition here is lawful and where the notice hangs, as staff wrote it.
+    public_notice_reason: str | None = None
     zone: str | None
+    health: CameraHealthSchema
 
 
 class NewCamera(BaseModel):
@@ -57,11 +86,17 @@ class NewCamera(BaseModel):
     house_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     #: Detection zone as JSON (see docs/capture.md), or null for the whole frame.
     zone: str | None = Field(default=None, max_length=10_000)
+    public_notice_reason: str | None = Field(default=None, max_length=2000)
 
 
 class CameraPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    url: str | None = Field(default=None, min_length=1, max_length=2000)
     enabled: bool | None = None
     public_notice_posted: bool | None = None
+    #: An empty string clears it.
+    public_notice_reason: str | None = Field(default=None, max_length=2000)
+    #: An empty string clears the zone (the whole frame is watched).
     zone: str | None = Field(default=None, max_length=10_000)
 
 
@@ -130,40 +165,37 @@ def verify_audit(svc: ServicesDep) -> AuditVerdict:
     return AuditVerdict(ok=ok, entries=entries, problem=problem)
 
 
-def _public_url(url: str) -> str:
-    """Scheme, host and port only: some cameras carry the password in the path or query
-    (``/user=admin_password=...``), which no redaction rule can know in advance."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.hostname:
-        return url.rsplit("/", 1)[-1] if parts.scheme in ("", "file") else parts.scheme + "://"
-    port = f":{parts.port}" if parts.port else ""
-    rest = "/…" if parts.path.strip("/") or parts.query else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{rest}"
+_public_url = public_url
 
 
-def _camera(c: CameraRecord) -> CameraSummary:
+def _camera(c: CameraRecord, health: CameraHealthView) -> CameraSummary:
     return CameraSummary(
         id=c.id,
         name=c.name,
         url=_public_url(c.display_url),
         enabled=c.enabled,
         public_notice_posted=c.public_notice_posted,
+        public_notice_reason=c.public_notice_reason,
         zone=c.zone_json,
+        health=CameraHealthSchema.model_validate(health, from_attributes=True),
     )
+
+
+def _one(c: CameraRecord, svc: AppServices) -> CameraSummary:
+    return _camera(c, svc.camera_health().get(c.id) or not_running(c.id))
 
 
 @router.get("/cameras", response_model=list[CameraSummary])
 def list_cameras(svc: ServicesDep) -> list[CameraSummary]:
-    """Cameras with their URL (password redacted)."""
-    return [_camera(c) for c in svc.list_cameras()]
+    """Cameras with their URL (scheme, host and port only) and health."""
+    health = svc.camera_health()
+    return [_camera(c, health.get(c.id) or not_running(c.id)) for c in svc.list_cameras()]
 
 
 @router.post("/cameras", status_code=201, response_model=CameraSummary)
 def add_camera(body: NewCamera, svc: ServicesDep) -> CameraSummary:
     """Register a camera. Recognition runs only where the public notice is posted."""
-    return _camera(
+    return _one(
         svc.add_camera(
             CameraRequest(
                 name=body.name,
@@ -172,26 +204,33 @@ def add_camera(body: NewCamera, svc: ServicesDep) -> CameraSummary:
                 enabled=body.enabled,
                 house_id=body.house_id,
                 zone_json=body.zone,
+                public_notice_reason=body.public_notice_reason,
             )
-        )
+        ),
+        svc,
     )
 
 
 @router.get("/cameras/{camera_id}", response_model=CameraSummary)
 def get_camera(camera_id: int, svc: ServicesDep) -> CameraSummary:
-    return _camera(svc.get_camera(camera_id))
+    return _one(svc.get_camera(camera_id), svc)
 
 
 @router.patch("/cameras/{camera_id}", response_model=CameraSummary)
 def patch_camera(camera_id: int, body: CameraPatch, svc: ServicesDep) -> CameraSummary:
-    """Enable, disable, record the public notice, or set the detection zone."""
-    return _camera(
+    """Rename, change the address, enable, disable, record the public notice (and its
+    legal reason), or set the detection zone."""
+    return _one(
         svc.update_camera(
             camera_id,
             enabled=body.enabled,
             public_notice_posted=body.public_notice_posted,
             zone_json=body.zone,
-        )
+            name=body.name,
+            url=body.url,
+            public_notice_reason=body.public_notice_reason,
+        ),
+        svc,
     )
 
 
