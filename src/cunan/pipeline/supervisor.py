@@ -93,8 +93,8 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from cunan.config import load_settings
     from cunan.lifetime import die_with_parent
-    from cunan.pipeline.camera_health import CameraHealthStore, HealthReporter
     from cunan.pipeline.build import build_runner, target_for_camera
+    from cunan.pipeline.camera_health import CameraHealthStore, HealthReporter
     from cunan.registry.datadir import open_registry
 
     parent = os.getppid()

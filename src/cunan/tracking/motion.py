@@ -36,6 +36,16 @@ class DetectionZone:
             raise ValueError("rectangle zone must have right > left and bottom > top")
         return cls(((left, top), (right, top), (right, bottom), (left, bottom)))
 
+    def contains(self, x: float, y: float) -> bool:
+        """Whether the point (full-frame pixels) lies inside the zone or on its edge."""
+        points = np.array(self.polygon, dtype=np.float32).reshape(-1, 1, 2)
+        return float(cv2.pointPolygonTest(points, (float(x), float(y)), False)) >= 0
+
+    def holds(self, face: DetectedFace) -> bool:
+        """Whether a detected face belongs to the zone: the centre of its box is inside."""
+        box = face.box
+        return self.contains((box.left + box.right) / 2, (box.top + box.bottom) / 2)
+
     def bounds(self, width: int, height: int) -> BoundingBox:
         """The zone's bounding box clipped to a frame of this size."""
         xs = [p[0] for p in self.polygon]

@@ -61,6 +61,12 @@ class TrackingStage:
             detections = detect_in_regions(
                 self.detector, frame, motion.regions, whole_zone=motion.whole_zone
             )
+            zone = self.gate.zone
+            if zone is not None:
+                # Motion regions are padded boxes around the zone's changes (and a polygon's
+                # bounding box is larger than the polygon): a face whose centre lies outside
+                # the zone (the road beside the lane) is not tracked or recognised.
+                detections = [face for face in detections if zone.holds(face)]
         update = self.tracker.update(timestamp_s, detections, frame)
         try:
             finished = self.selector.update(frame, update, detections)
