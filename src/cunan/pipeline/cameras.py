@@ -93,6 +93,24 @@ def parse_zone(text: str | None) -> DetectionZone | None:
     raise ValueError('zone must be {"rectangle": [l, t, r, b]} or {"polygon": [[x, y], ...]}')
 
 
+def rectangle_zone_json(left: float, top: float, right: float, bottom: float) -> str:
+    """The stored form of a rectangular zone (full-frame pixels, whole numbers)."""
+    box = [round(left), round(top), round(right), round(bottom)]
+    text = json.dumps({"rectangle": box})
+    parse_zone(text)  # the same checks as any stored zone (left < right, top < bottom)
+    return text
+
+
+def zone_rectangle(text: str | None) -> tuple[float, float, float, float] | None:
+    """A stored zone's bounding rectangle (a polygon's box), or None for the whole frame."""
+    zone = parse_zone(text)
+    if zone is None:
+        return None
+    xs = [x for x, _ in zone.polygon]
+    ys = [y for _, y in zone.polygon]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 @dataclass(frozen=True, slots=True)
 class CameraRecord:
     """A registered camera as the pipeline uses it."""

@@ -184,6 +184,7 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
         open_cases = svc.list_cases(page(0, 20), statuses=ACTIVE_STATUSES)
         stats = svc.statistics()
         cameras = svc.list_cameras()
+        camera_health = svc.camera_health()
         overdue = svc.overdue_departures()
         tasks = svc.confirmation_tasks()
     days, counts = _chart_input(stats)
@@ -193,6 +194,7 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
         "open_cases": open_cases,
         "stats": stats,
         "cameras": cameras,
+        "camera_health": camera_health,
         "overdue": overdue,
         "tasks": tasks,
         "chart": chart,
