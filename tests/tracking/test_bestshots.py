@@ -107,6 +107,8 @@ def test_embedding_from_the_crop_matches_the_full_frame(engine: FaceEngine, exam
 class _AlwaysMotion:
     """A gate that always sees motion over the whole frame (the faces here are synthetic)."""
 
+    zone = None  # the whole frame: no face is left out
+
     def check(self, frame: np.ndarray) -> MotionResult:
         height, width = frame.shape[:2]
         return MotionResult(True, (BoundingBox(0, 0, width, height),), 1.0, whole_zone=True)

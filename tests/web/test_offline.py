@@ -38,6 +38,7 @@ def test_no_page_or_asset_references_another_host(
     core: CunanApp, clients: dict[str, TestClient]
 ) -> None:
     case_id = _case(core)
+    camera_id = core.cameras.add("offline-gate", "rtsp://127.0.0.1:9/x")
     admin = clients["admin"]
     anonymous = clients["anonymous"]
     pages = {
@@ -47,6 +48,9 @@ def test_no_page_or_asset_references_another_host(
         f"/cases/{case_id}": admin.get(f"/cases/{case_id}?q=租客&house=1"),
         "/account": admin.get("/account?lang=en"),
         "/cases/999999": admin.get("/cases/999999"),
+        "/cameras": admin.get("/cameras"),
+        "/cameras/new": admin.get("/cameras/new"),
+        f"/cameras/{camera_id}": admin.get(f"/cameras/{camera_id}"),
     }
     stylesheets: set[str] = set()
     scripts: set[str] = set()
@@ -59,7 +63,7 @@ def test_no_page_or_asset_references_another_host(
         stylesheets.update(re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text))
         scripts.update(re.findall(r'<script src="([^"]+)"', page.text))
     assert stylesheets == {"/static/cunan.css"}
-    assert scripts == {"/static/live.js"}
+    assert scripts == {"/static/live.js", "/static/cameras.js", "/static/zone.js"}
     for asset in stylesheets | scripts:
         answer = anonymous.get(asset)
         assert answer.status_code == 200, asset
