@@ -254,6 +254,7 @@ class CunanApp:
         from cunan.cases.consumer import CaseConsumer
         from cunan.duties.scheduler import Scheduler
         from cunan.pipeline.build import limit_threads
+        from cunan.pipeline.camera_health import CameraHealthStore
         from cunan.pipeline.leases import CameraLeases
         from cunan.pipeline.supervisor import CameraSupervisor, Worker
 
@@ -263,7 +264,7 @@ class CunanApp:
             self._worker = Worker(
                 self.cameras,
                 CameraLeases(self.registry.database, period_s=opts.lease_s),
-                CameraSupervisor(self.data_dir),
+                CameraSupervisor(self.data_dir, health=CameraHealthStore(self.registry.database)),
                 max_cameras=opts.max_cameras,
             )
             self._threads.append(

@@ -155,3 +155,29 @@ def test_a_real_camera_process_reports_a_wrong_url_as_failing(registry: Registry
     finally:
         supervisor.stop_all()
     assert store.view(camera_id).state == "stopped"
+
+
+def test_a_crashed_camera_process_is_recorded_by_the_supervisor(registry: Registry) -> None:
+    """A process that dies at once cannot report itself: the supervisor records it."""
+    from cunan.pipeline.supervisor import CameraSupervisor
+    from tests.pipeline.lease_worker import crashing_camera
+
+    camera_id = CameraStore(registry.database).add("crashy", "rtsp://127.0.0.1/x")
+    store = CameraHealthStore(registry.database)
+    supervisor = CameraSupervisor(
+        registry.data_dir, target=crashing_camera, backoff_initial_s=60.0, health=store
+    )
+    before = EventOutbox(registry.database).last_id()
+    try:
+        supervisor.ensure({camera_id})
+        _until(lambda: not supervisor.running(), "the camera process to crash")
+        supervisor.ensure({camera_id})  # notices the crash, schedules the restart
+    finally:
+        supervisor.stop_all()
+    view = store.view(camera_id)
+    assert view.state == "backing_off"
+    assert view.last_error and "exited (code 3)" in view.last_error
+    events = [
+        e for e in EventOutbox(registry.database).live_after(before) if e.kind == HEALTH_EVENT
+    ]
+    assert [e.payload["state"] for e in events] == ["backing_off"]

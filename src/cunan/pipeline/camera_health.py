@@ -118,6 +118,31 @@ class CameraHealthStore:
                 self._announce(session, camera_id, camera_name, state.value, previous, error)
         return changed
 
+    def process_exited(self, camera_id: int, message: str) -> bool:
+        """The camera's process died without being asked to (the supervisor restarts it
+        after a backoff): shown as ``backing_off`` with ``message``, since the process
+        itself could not say so. True when the state changed (and was announced)."""
+        from cunan.storage.pipeline_tables import Camera
+
+        with self.database.transaction() as session:
+            camera = session.get(Camera, camera_id)
+            if camera is None:
+                return False  # removed meanwhile: nothing to show
+            row = session.get(CameraHealthRow, camera_id)
+            previous = row.state if row is not None else None
+            if row is None:
+                row = CameraHealthRow(camera_id=camera_id, fps=0.0, consecutive_failures=0)
+                session.add(row)
+            state = CaptureState.BACKING_OFF.value
+            row.state = state
+            row.fps = 0.0
+            row.last_error = message[:MAX_ERROR_CHARS]
+            row.reported_at = datetime.now(UTC)
+            changed = previous != state
+            if changed:
+                self._announce(session, camera_id, camera.name, state, previous, row.last_error)
+        return changed
+
     @staticmethod
     def _announce(
         session: Session,

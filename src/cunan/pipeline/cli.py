@@ -223,7 +223,7 @@ def worker_command(
         worker = Worker(
             CameraStore(registry.database),
             leases,
-            CameraSupervisor(registry.data_dir),
+            CameraSupervisor(registry.data_dir, health=CameraHealthStore(registry.database)),
             max_cameras=max_cameras,
         )
         stop = threading.Event()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cunan.pipeline.build import THREAD_ENV
+from cunan.pipeline.camera_health import CameraHealthStore
 from cunan.pipeline.cameras import CameraRecord
 from cunan.pipeline.leases import CameraLeases
 from cunan.pipeline.store import CameraStore
@@ -170,8 +171,11 @@ class CameraSupervisor:
         backoff_max_s: float = 60.0,
         stop_timeout_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        health: CameraHealthStore | None = None,
     ) -> None:
         self.data_dir = data_dir
+        #: Where a crashed camera process is recorded (it cannot say so itself).
+        self.health = health
         #: Monotonic seconds for the backoff schedule (tests pass a clock they move).
         self.clock = clock
         self.target = target
@@ -222,8 +226,21 @@ class CameraSupervisor:
                     delay,
                 )
                 child.process = None
+                self._record_exit(
+                    camera_id,
+                    f"camera process exited (code {process.exitcode}) after {ran:.0f} s; "
+                    f"restarting in {delay:.1f} s",
+                )
             if now >= child.next_start:
                 self._start(camera_id, child)
+
+    def _record_exit(self, camera_id: int, message: str) -> None:
+        if self.health is None:
+            return
+        try:
+            self.health.process_exited(camera_id, message)
+        except Exception:  # noqa: BLE001 - health must never stop the supervision
+            logger.warning("camera %d: crash not recorded in its health", camera_id)
 
     def _start(self, camera_id: int, child: _Child) -> None:
         stop = StopFlag(self._ctx)
