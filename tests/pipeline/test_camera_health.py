@@ -181,3 +181,65 @@ def test_a_crashed_camera_process_is_recorded_by_the_supervisor(registry: Regist
         e for e in EventOutbox(registry.database).live_after(before) if e.kind == HEALTH_EVENT
     ]
     assert [e.payload["state"] for e in events] == ["backing_off"]
+
+
+def test_watch_on_a_registered_wrong_url_shows_failing_in_cameras_list(tmp_path: Path) -> None:
+    """Issue 13's "also seen": `cunan watch` on a wrong URL keeps retrying, and the camera
+    is shown failing in `cunan cameras list` meanwhile (another terminal), then stopped."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("CUNAN_") or k == "CUNAN_CACHE_DIR"
+    }
+    env["CUNAN_ADMIN_PASSWORD"] = "Correct-horse-battery-9"
+    data = str(tmp_path / "data")
+
+    def cunan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cunan", *args, "--data-dir", data],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    assert cunan("init").returncode == 0
+    url = f"rtsp://127.0.0.1:{closed_port()}/wrong"
+    assert cunan("cameras", "add", "gate", url, "--notice-posted").returncode == 0
+
+    def state() -> str:
+        listed = cunan("cameras", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        return str(json.loads(listed.stdout)[0]["health"]["state"])
+
+    assert state() == "not_running"
+    # Polled in the database itself (a command per look would be slow); checked with the
+    # command once it is there.
+    from cunan.storage.database import sqlite_url
+
+    database = Database.open(sqlite_url(tmp_path / "data"))
+    store = CameraHealthStore(database)
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "cunan", "watch", "gate", "--data-dir", data],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _until(lambda: store.view(1).state == "failing", "the camera recorded as failing")
+        database.dispose()
+        assert state() == "failing"
+        table = cunan("cameras", "list")
+        assert "failing" in table.stdout and "connection refused" in table.stderr
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        _, err = watch.communicate(timeout=120)
+    assert watch.returncode == 0, err
+    assert err.count("connection refused") == 1  # one warning, not one per retry
+    assert state() == "stopped"

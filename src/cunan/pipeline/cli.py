@@ -22,7 +22,12 @@ from cunan.capture.sources import SourceConfig, SourceError, redact_url
 from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
 from cunan.config import Settings
 from cunan.faces.models import ModelNotAvailableError
-from cunan.pipeline.camera_health import CameraHealthStore, CameraHealthView, not_running
+from cunan.pipeline.camera_health import (
+    CameraHealthStore,
+    CameraHealthView,
+    HealthReporter,
+    not_running,
+)
 from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError, parse_zone
 from cunan.pipeline.runner import CameraTarget, DecidedSighting
 from cunan.pipeline.store import CameraNotFoundError, CameraStore
@@ -176,11 +181,28 @@ def watch_command(
         level = reader_log.level
         if reader_log.getEffectiveLevel() > logging.INFO:
             reader_log.setLevel(logging.INFO)
+        # A registered camera watched here shows its health in `cameras list` and on the
+        # pages, as it does when a worker runs it.
+        reporter = (
+            HealthReporter(
+                CameraHealthStore(registry.database),
+                camera.id,
+                camera.name,
+                runner.reader.health,
+                stream_url=camera.stream_url,
+            )
+            if camera is not None
+            else None
+        )
+        if reporter is not None:
+            reporter.start()
         try:
             runner.run(stop)
         except KeyboardInterrupt:
             pass  # the runner stored the open tracks on its way out
         finally:
+            if reporter is not None:
+                reporter.stop()
             signal.signal(signal.SIGTERM, previous)
             reader_log.removeFilter(_without_capture_failed)
             reader_log.setLevel(level)
