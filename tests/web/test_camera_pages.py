@@ -292,12 +292,55 @@ def test_a_browser_drags_the_zone_on_the_snapshot_and_sees_health_live(
     assert json.loads(core.cameras.get(camera_id).zone_json or "") == {"rectangle": typed}
     # The health cell follows the camera over the event stream, without a reload.
     page.goto(f"{served}/cameras")
-    page.locator('#camera-health[data-live="open"]').wait_for()
+    page.locator('#camera-health[data-live="open"]').wait_for(state="attached")
     page.evaluate("() => { window.noReload = 1; }")
     url = f"rtsp://127.0.0.1:{closed_port()}/x"
     CameraHealthStore(core.registry.database).report(camera_id, "拖动", _failing_health(url))
     page.locator(f'#health-{camera_id}[data-state="failing"]').wait_for()
     assert "连接失败，仍在重试" in page.locator(f"#health-{camera_id}").inner_text()
     assert page.evaluate("() => window.noReload") == 1
+    # The dashboard's camera card too, over the one stream the page shares with live.js.
+    page.goto(f"{served}/")
+    page.locator('#open-cases[data-live="open"]').wait_for()
+    page.locator('#camera-health[data-live="open"]').wait_for(state="attached")
+    with CameraReader("拖动", SourceConfig(str(clip), loop=True)) as reader:
+        _until(lambda: reader.get(timeout=1.0) is not None, "a frame of the video")
+        CameraHealthStore(core.registry.database).report(camera_id, "拖动", reader.health())
+    page.locator(f'#health-{camera_id}[data-state="streaming"]').wait_for()
+    assert "正常" in page.locator(f"#health-{camera_id}").inner_text()
+    # cameras.js listened on live.js's stream rather than opening its own.
+    assert page.evaluate("() => window.cunanEvents instanceof EventSource")
     assert problems == []
     context.close()
+
+
+def test_the_api_renames_readdresses_and_records_the_reason(
+    clients: dict[str, TestClient], core: CunanApp
+) -> None:
+    staff = clients["staff"]
+    made = staff.post(
+        "/api/v1/cameras",
+        json={
+            "name": "接口门",
+            "url": "rtsp://127.0.0.1:9/a",
+            "public_notice_posted": True,
+            "public_notice_reason": "村规民约第 7 条",
+        },
+    )
+    assert made.status_code == 201, made.text
+    camera = made.json()
+    assert camera["public_notice_reason"] == "村规民约第 7 条"
+    assert camera["health"]["state"] == "not_running"
+    changed = staff.patch(
+        f"/api/v1/cameras/{camera['id']}",
+        json={"name": "接口门二", "url": "rtsp://127.0.0.1:10/b", "public_notice_reason": ""},
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["name"] == "接口门二" and body["public_notice_reason"] is None
+    assert body["url"] == "rtsp://127.0.0.1:10/…" and body["public_notice_posted"]
+    assert core.cameras.get(camera["id"]).stream_url == "rtsp://127.0.0.1:10/b"
+    refused = clients["auditor"].patch(f"/api/v1/cameras/{camera['id']}", json={"name": "x"})
+    assert refused.status_code == 403
+    taken = staff.patch(f"/api/v1/cameras/{camera['id']}", json={"name": "东门"})
+    assert taken.status_code in (409, 422) and "东门" in taken.text

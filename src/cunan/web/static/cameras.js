@@ -7,7 +7,12 @@
     return;
   }
   var TROUBLE = { backing_off: true, failing: true, failed: true };
-  var source = new EventSource(holder.dataset.events);
+  // The dashboard's live.js already has the page's stream open: share it (browsers allow
+  // few connections per server, and each stream holds one).
+  var source = window.cunanEvents || new EventSource(holder.dataset.events);
+  if (source.readyState === 1) {
+    holder.dataset.live = "open";
+  }
   source.addEventListener("open", function () {
     holder.dataset.live = "open";
   });

@@ -7,6 +7,8 @@
     return;
   }
   var source = new EventSource(list.dataset.events);
+  // One stream per page: other scripts of the page (cameras.js) listen on this one too.
+  window.cunanEvents = source;
   // Marks the list as live (the stream is open): later cases will be added here.
   source.addEventListener("open", function () {
     list.dataset.live = "open";
