@@ -57,7 +57,8 @@ def _report(svc: AppServices, period: str) -> dict[str, Any]:
 def _labels(lang: str) -> tuple[dict[str, str], dict[str, str]]:
     """The figure and sheet labels in ``lang``, from the template the page uses too."""
     module = TEMPLATES.env.get_template("_statistics_labels.html").make_module({"lang": lang})
-    return dict(module.figure_labels), dict(module.sheet_labels)
+    exported = module.__dict__
+    return dict(exported["figure_labels"]), dict(exported["sheet_labels"])
 
 
 @router.get("/statistics")
@@ -100,7 +101,18 @@ def statistics_xlsx(
     cases += [
         [p.start.isoformat(), p.end.isoformat(), p.opened, p.closed] for p in (report["flow"] or [])
     ]
-    data = statistics_workbook([(sheet["figures"], figures), (sheet["cases"], cases)])
+    per_day = stats.get("sightings_per_camera_per_day")
+    sightings: list[list[Cell]] = []
+    if isinstance(per_day, dict):
+        sightings.append([sheet["camera"], *[str(d) for d in per_day.get("days", [])]])
+        # Camera names are typed by staff: the workbook writer makes them inert text.
+        sightings += [
+            [str(name), *[int(n) for n in counts]]
+            for name, counts in sorted(per_day.get("cameras", {}).items())
+        ]
+    data = statistics_workbook(
+        [(sheet["figures"], figures), (sheet["cases"], cases), (sheet["sightings"], sightings)]
+    )
     name = f"cunan-statistics-{as_of.date().isoformat()}.xlsx"
     return Response(
         data,
