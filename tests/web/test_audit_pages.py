@@ -75,6 +75,10 @@ def test_the_log_filters_by_action_actor_days_and_record_in_sql(
     assert made.status_code == 201, made.text
     landlord_id = made.json()["id"]
     browser = _page_login(api, "auditor")
+    api_one = browser.get(
+        "/api/v1/audit", params={"target_type": "landlord", "target_id": str(landlord_id)}
+    ).json()
+    assert api_one["total"] == 1 and api_one["items"][0]["action"] == "place.create"
     one = browser.get(f"/audit?target_type=landlord&target_id={landlord_id}")
     assert one.status_code == 200
     assert "共 1 条记录" in one.text and "place.create" in one.text

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from cunan.duties.clock import start_of_day
-from cunan.duties.counter import FaceDataCount, FaceDataCounter
+from cunan.duties.counter import FaceDataCount
 from cunan.duties.settings import DutySettings
 from cunan.errors import InvalidInput
 from cunan.storage.database import Database
 from cunan.storage.privacy_repository import PrivacyRepository
+from cunan.storage.repositories import RegistryRepository
 
 #: Longest period one report covers (days): the per-day search table stays readable and the
 #: SQL that buckets searches by local day stays small.
@@ -97,8 +98,14 @@ def build_report(
         start_of_day(until + timedelta(days=1), zone)
     ]
     start, end = boundaries[0], boundaries[-1]
-    face_data = FaceDataCounter(database, settings).count()
     with database.read() as session:
+        # Counted in the report's read-only snapshot (the counter's own call would take
+        # SQLite's writer lock, and a report never waits for cameras or imports).
+        face_data = FaceDataCount(
+            people=RegistryRepository(session).count_people_with_face_data(),
+            threshold=settings.filing_threshold,
+            warn_at=settings.filing_warn_at,
+        )
         repo = PrivacyRepository(session)
         collected = repo.consents_collected(start, end)
         withdrawn = repo.consents_withdrawn(start, end)
