@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
@@ -238,7 +238,7 @@ class DepartureDeadline:
     address: str
     expected_end: date
     deadline: date
-    #: Days until the deadline (negative: overdue, also listed by ``overdue_departures``).
+    #: Days until the deadline (0: today is the last day).
     days_left: int
 
 
@@ -848,8 +848,9 @@ class AppServices:
         ]
 
     def departure_deadlines(self, *, limit: int = MAX_PAGE) -> list[DepartureDeadline]:
-        """Current tenants with an expected end (landlords: in their houses), the earliest
-        first, with the last day a move-out report is on time."""
+        """Current tenants with an expected end whose move-out deadline has not passed yet
+        (landlords: in their houses; the passed ones are in :meth:`overdue_departures`), the
+        earliest first, with the last day a move-out report is on time."""
         require(self.principal, Permission.READ_DEPARTURES)
         from cunan.duties.departures import deadline_for
 
@@ -857,7 +858,11 @@ class AppServices:
         settings = self.app.settings.duties
         with self._db.read() as session:
             rows = QueryRepository(session).tenancies_ending(
-                today=today, landlord_id=landlord_scope(self.principal), limit=min(limit, MAX_PAGE)
+                today=today,
+                # deadline = expected end + deadline days, and it must be today or later.
+                ending_from=today - timedelta(days=settings.departure_deadline_days),
+                landlord_id=landlord_scope(self.principal),
+                limit=min(limit, MAX_PAGE),
             )
             out: list[DepartureDeadline] = []
             for t, p, r, h in rows:

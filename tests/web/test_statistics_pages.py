@@ -140,7 +140,7 @@ def test_the_xlsx_export_holds_the_figures_and_runs_no_formula(
     cameras = {row[0]: row[1:] for row in book["各摄像头每日出现次数"].iter_rows(values_only=True)}
     # The formula-looking camera name is inert text (a leading apostrophe), never a formula.
     assert "'" + EVIL_CAMERA in cameras and EVIL_CAMERA not in cameras
-    assert sum(cameras["'" + EVIL_CAMERA]) == 1
+    assert sum(int(str(n)) for n in cameras["'" + EVIL_CAMERA]) == 1
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
             for cell in row:

@@ -38,7 +38,7 @@ def _portal(
             "houses": houses,
             "tasks": svc.confirmation_tasks(),
             "overdue": svc.overdue_departures(),
-            "deadlines": [d for d in svc.departure_deadlines() if d.days_left >= 0],
+            "deadlines": svc.departure_deadlines(),
             "today": svc.today(),
             "done": done if done in DONE_MESSAGES else "",
             "error": error,
