@@ -93,6 +93,12 @@ def test_the_log_filters_by_action_actor_days_and_record_in_sql(
     assert "entries" in browser.get("/audit?lang=en").text
     bad = browser.get("/audit?since=yesterday")
     assert bad.status_code == 422 and "since" in bad.text
+    # Days and offsets past what a calendar or the database holds are refused, not a 500.
+    assert browser.get("/audit?since=0001-01-01").status_code == 422
+    assert browser.get("/audit?until=9999-12-31").status_code == 200
+    assert browser.get("/audit?offset=" + "9" * 30).status_code == 422
+    assert browser.get("/audit/privacy?since=0001-01-01&until=0001-01-02").status_code == 422
+    assert browser.get("/api/v1/privacy?until=9999-12-31").status_code == 422
 
 
 def test_the_log_is_paged_fifty_entries_at_a_time(api: FastAPI, core: CunanApp) -> None:

@@ -124,6 +124,11 @@ def test_a_landlord_reports_a_move_out_with_a_plain_form(
     assert refused.status_code == 422
     assert "搬离日期不能晚于今天" in refused.text and "没有保存" in refused.text
     assert _move_out(core, tenancy) is None
+    # Before the tenant moved in: refused with the tenancy named, nothing recorded.
+    early = (date.fromisoformat(today) - timedelta(days=60)).isoformat()
+    before = browser.post(f"/portal/tenancies/{tenancy}/move-out", data={"move_out": early})
+    assert before.status_code == 422 and f"tenancy {tenancy}" in before.text
+    assert _move_out(core, tenancy) is None
     yesterday = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
     done = browser.post(f"/portal/tenancies/{tenancy}/move-out", data={"move_out": yesterday})
     assert done.status_code == 303 and done.headers["location"] == "/portal?done=moved_out"

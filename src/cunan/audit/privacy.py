@@ -17,6 +17,10 @@ from cunan.storage.repositories import RegistryRepository
 #: Longest period one report covers (days): the per-day search table stays readable and the
 #: SQL that buckets searches by local day stays small.
 MAX_REPORT_DAYS = 92
+#: The days a report may name: CunAn keeps no record from before, and the far ends of the
+#: calendar cannot be turned into UTC moments.
+EARLIEST = date(2000, 1, 1)
+LATEST = date(9998, 12, 31)
 #: Purge entries listed one by one (the count covers them all).
 PURGES_LISTED = 50
 
@@ -70,6 +74,9 @@ def report_period(
     reversed or longer than :data:`MAX_REPORT_DAYS`."""
     end = until or today
     start = since or end - timedelta(days=default_days - 1)
+    for day in (start, end):
+        if not EARLIEST <= day <= LATEST:
+            raise InvalidInput(f"{day}: choose a day between {EARLIEST} and {LATEST}")
     if start > end:
         raise InvalidInput(f"since {start} is after until {end}")
     if (end - start).days + 1 > MAX_REPORT_DAYS:

@@ -3,19 +3,31 @@ words, and the privacy report."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cunan.app_services import page
 from cunan.duties.clock import start_of_day
+from cunan.errors import InvalidInput
 from cunan.web.render import PagePrincipal, PageServices, core_of, page_errors, render
 from cunan.web.ui import _day
 
 router = APIRouter(include_in_schema=False)
 
 AUDIT_PER_PAGE = 50
+
+
+def _moment(day: date | None, zone: ZoneInfo, what: str) -> datetime | None:
+    """Village midnight of ``day`` in UTC; a day at the calendar's far ends is refused."""
+    if day is None:
+        return None
+    try:
+        return start_of_day(day, zone)
+    except (OverflowError, ValueError):
+        raise InvalidInput(f"{what}: {day} is out of range") from None
 
 
 def _text(value: str, limit: int = 64) -> str | None:
@@ -45,8 +57,10 @@ def audit_log(
             page(max(offset, 0), AUDIT_PER_PAGE),
             action=_text(action),
             actor=_text(actor, 100),
-            since=start_of_day(start, zone) if start else None,
-            until=start_of_day(end + timedelta(days=1), zone) if end else None,
+            since=_moment(start, zone, "since"),
+            until=_moment(end + timedelta(days=1), zone, "until")
+            if end and end < date.max
+            else None,
             target_type=_text(target_type),
             target_id=_text(target_id),
         )
