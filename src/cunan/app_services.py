@@ -157,6 +157,8 @@ class AuditEntryView:
     target_type: str | None
     target_id: str | None
     details: str
+    #: The account name of a ``user:<id>`` actor (None for other actors or a removed user).
+    actor_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1161,9 +1163,22 @@ class AppServices:
                 target_type=target_type,
                 target_id=target_id,
             )
+            from cunan.storage.privacy_repository import PrivacyRepository, user_of_actor
+
+            # Auditors read names, not numbers: the page's users, looked up in one query.
+            names = PrivacyRepository(session).usernames(
+                sorted({u for e in rows if (u := user_of_actor(e.actor)) is not None})
+            )
             items = [
                 AuditEntryView(
-                    e.seq, e.recorded_at, e.actor, e.action, e.target_type, e.target_id, e.details
+                    e.seq,
+                    e.recorded_at,
+                    e.actor,
+                    e.action,
+                    e.target_type,
+                    e.target_id,
+                    e.details,
+                    names.get(user_of_actor(e.actor) or 0),
                 )
                 for e in rows
             ]

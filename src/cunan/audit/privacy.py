@@ -11,7 +11,7 @@ from cunan.duties.counter import FaceDataCount
 from cunan.duties.settings import DutySettings
 from cunan.errors import InvalidInput
 from cunan.storage.database import Database
-from cunan.storage.privacy_repository import PrivacyRepository
+from cunan.storage.privacy_repository import PrivacyRepository, user_of_actor
 from cunan.storage.repositories import RegistryRepository
 
 #: Longest period one report covers (days): the per-day search table stays readable and the
@@ -125,7 +125,7 @@ def build_report(
             for e in purge_rows
         ]
         per_day = repo.searches_per_actor_per_day(boundaries)
-        user_ids = sorted({u for a, _, _ in per_day if (u := _user_actor(a)) is not None})
+        user_ids = sorted({u for a, _, _ in per_day if (u := user_of_actor(a)) is not None})
         names = repo.usernames(user_ids)
     searches = sorted(
         (
@@ -155,13 +155,8 @@ def build_report(
     )
 
 
-def _user_actor(actor: str) -> int | None:
-    kind, _, number = actor.partition(":")
-    return int(number) if kind == "user" and number.isdigit() else None
-
-
 def _who(actor: str, names: dict[int, str]) -> str:
-    user = _user_actor(actor)
+    user = user_of_actor(actor)
     if user is not None and user in names:
         return names[user]
     return actor

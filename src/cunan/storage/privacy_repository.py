@@ -17,6 +17,12 @@ PURGE_ACTIONS = ("purge", "template.purge")
 SEARCH_ACTION = "search"
 
 
+def user_of_actor(actor: str) -> int | None:
+    """The user id of an actor written as ``user:<id>``, else None."""
+    kind, _, number = actor.partition(":")
+    return int(number) if kind == "user" and number.isdigit() else None
+
+
 class PrivacyRepository:
     """Counts over consents and the audit log on one session; it only reads."""
 
