@@ -1150,10 +1150,16 @@ class AppServices:
         target_type: str | None = None,
         target_id: str | None = None,
     ) -> Listing[AuditEntryView]:
-        """Audit entries, newest first, filtered in SQL (action and its sub-actions, actor,
-        time, the record acted on)."""
+        """Audit entries, newest first, filtered in SQL (action and its sub-actions, actor as
+        recorded or an account name, time, the record acted on)."""
         require(self.principal, Permission.READ_AUDIT)
+        from cunan.storage.privacy_repository import PrivacyRepository, user_of_actor
+
         with self._db.read() as session:
+            if actor and ":" not in actor:
+                # An account name (what an auditor knows) means that account's entries.
+                user_id = PrivacyRepository(session).user_id_named(actor)
+                actor = f"user:{user_id}" if user_id is not None else actor
             rows, total = QueryRepository(session).audit(
                 at,
                 action=action,
@@ -1163,8 +1169,6 @@ class AppServices:
                 target_type=target_type,
                 target_id=target_id,
             )
-            from cunan.storage.privacy_repository import PrivacyRepository, user_of_actor
-
             # Auditors read names, not numbers: the page's users, looked up in one query.
             names = PrivacyRepository(session).usernames(
                 sorted({u for e in rows if (u := user_of_actor(e.actor)) is not None})

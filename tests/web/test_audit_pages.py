@@ -88,6 +88,9 @@ def test_the_log_filters_by_action_actor_days_and_record_in_sql(
     # Who did it, by account name beside the recorded actor.
     assert f'staff <span class="muted">(user:{village.users["staff"]})</span>' in by_staff.text
     assert api_one["items"][0]["actor_name"] == "staff"
+    # The account name finds the same entries as the actor recorded.
+    by_name = browser.get("/audit?actor=staff&action=place")
+    assert re.findall(r"<code>([a-z_.]+)</code></td>", by_name.text) == rows
     today = _today(core)
     yesterday = (today - timedelta(days=1)).isoformat()
     assert "共 0 条记录" in browser.get(f"/audit?until={yesterday}").text

@@ -110,3 +110,8 @@ class PrivacyRepository:
             select(User.id, User.username).where(User.id.in_(list(user_ids)))
         )
         return {int(i): str(name) for i, name in rows}
+
+    def user_id_named(self, username: str) -> int | None:
+        """The id of the account called ``username``, if there is one."""
+        found = self.session.scalar(select(User.id).where(User.username == username))
+        return None if found is None else int(found)
