@@ -157,6 +157,14 @@ def test_deadlines_and_overdue_move_outs_are_the_landlords_own(
     assert "逾期未报租客" in todo and "快到期租客" not in todo
     assert f'action="/portal/tenancies/{late}/move-out"' in todo
     assert "逾期未报租客" not in _page_login(api, "landlord_b").get("/portal").text
+    # Once the move-out is reported (today), the deadline is met and leaves the list.
+    gone = _tenant(core, "今天搬走租客", village.house["a"], expected_end=soon)
+    assert "今天搬走租客" in browser.get("/portal").text.split('id="h-deadlines"', 1)[1]
+    today = datetime.now(UTC).astimezone(core.settings.duties.zone).date().isoformat()
+    moved = browser.post(f"/portal/tenancies/{gone}/move-out", data={"move_out": today})
+    assert moved.status_code == 303
+    after = browser.get("/portal").text
+    assert "今天搬走租客" not in after.split('id="h-deadlines"', 1)[1].split('id="h-houses"')[0]
 
 
 def test_a_landlord_confirms_a_tenant_still_lives_there(

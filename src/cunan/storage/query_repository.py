@@ -409,14 +409,18 @@ class QueryRepository:
     def tenancies_ending(
         self, *, today: date, ending_from: date, landlord_id: int | None, limit: int
     ) -> list[tuple[Tenancy, Person, Room, House]]:
-        """Current tenancies expected to end on ``ending_from`` or later, in the landlord's
-        houses (all without a scope), the earliest end first."""
+        """Current tenancies expected to end on ``ending_from`` or later whose move-out is not
+        reported yet, in the landlord's houses (all without a scope), the earliest end first."""
         query = (
             select(Tenancy, Person, Room, House)
             .join(Person, Person.id == Tenancy.person_id)
             .join(Room, Room.id == Tenancy.room_id)
             .join(House, House.id == Room.house_id)
-            .where(_living_on(today), Tenancy.expected_end >= ending_from)
+            .where(
+                _living_on(today),
+                Tenancy.move_out.is_(None),
+                Tenancy.expected_end >= ending_from,
+            )
         )
         if landlord_id is not None:
             query = query.where(House.landlord_id == landlord_id)
