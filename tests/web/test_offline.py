@@ -51,6 +51,11 @@ def test_no_page_or_asset_references_another_host(
         "/cameras": admin.get("/cameras"),
         "/cameras/new": admin.get("/cameras/new"),
         f"/cameras/{camera_id}": admin.get(f"/cameras/{camera_id}"),
+        "/audit": admin.get("/audit"),
+        "/audit/verify": admin.get("/audit/verify"),
+        "/audit/privacy": admin.get("/audit/privacy"),
+        "/statistics": admin.get("/statistics"),
+        "/portal": clients["landlord_a"].get("/portal"),
     }
     stylesheets: set[str] = set()
     scripts: set[str] = set()
