@@ -134,7 +134,8 @@ def test_a_track_of_poor_faces_waits_for_a_good_one(env: Env, engine: FaceEngine
     assert decision.verdict == "undecided" and decision.identity is None
     assert "too poor to judge" in decision.reasons[-1]
     # Stored and visible, but no "seen" credit and no case.
-    consumer = CaseConsumer(env.cases, EventOutbox(env.database), on_known=duties.reconciler.on_sighting)
+    outbox = EventOutbox(env.database)
+    consumer = CaseConsumer(env.cases, outbox, on_known=duties.reconciler.on_sighting)
     assert consumer.poll() == []
     assert ids["obama"] in {t.person_id for t in duties.reconciler.tasks()}
     [row] = env.sightings.list()
