@@ -289,6 +289,13 @@ def east_asian_command(
             "40-60 px wide, grey, blurred) and count those strangers named (0: skip).",
         ),
     ] = 136,
+    degraded_width: Annotated[
+        str,
+        typer.Option(
+            "--degraded-width",
+            help="Face widths (px) the degraded images are scaled to, drawn uniformly: MIN,MAX.",
+        ),
+    ] = "40,60",
     pairs: Annotated[
         Path | None,
         typer.Option(
@@ -334,12 +341,21 @@ def east_asian_command(
             Console().print(f"LFW View 2, fixed rules: {data['view2_fixed_rules']}")
     degraded_rows: list[dict[str, object]] = []
     if degraded:
+        from dataclasses import asdict
+
         from cunan.bench.degraded import degraded_figures, embed_degraded, stranger_rows
         from cunan.bench.east_asian import adaptive_rule, fixed_rule
+        from cunan.faces.quality import SIGHTING_THRESHOLDS
         from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 
+        low, _, high = degraded_width.partition(",")
+        widths = (float(low), float(high or low))
         pop = Population.from_embeddings(emb)
-        faces = embed_degraded(lfw_dir, emb, stranger_rows(pop, 1, degraded))
+        faces = embed_degraded(lfw_dir, emb, stranger_rows(pop, 1, degraded), face_width=widths)
+        data["degraded_setup"] = {
+            "face_width_px": list(widths),
+            "judging_gate": asdict(SIGHTING_THRESHOLDS),
+        }
         compared = {
             "default": fixed_rule(OpenSetConfig(), emb.model_id),
             "adaptive": adaptive_rule(
@@ -354,7 +370,9 @@ def east_asian_command(
         data["degraded_strangers"] = degraded_rows
         from cunan.bench.degraded import degraded_residents, resident_rows
 
-        residents = embed_degraded(lfw_dir, emb, resident_rows(pop, 1, "east_asian"), seed=1)
+        residents = embed_degraded(
+            lfw_dir, emb, resident_rows(pop, 1, "east_asian"), seed=1, face_width=widths
+        )
         data["degraded_residents"] = [
             {"rule": rule_name, **degraded_residents(pop, decider, residents, "east_asian",
                                                      size, 1, draws=draws).as_json()}
@@ -395,7 +413,7 @@ def east_asian_command(
         console.print(table)
         if degraded_rows:
             table = Table(title="Degraded strangers (40-60 px, grey, blurred) named as someone")
-            for column in ("rule", "gallery", "size", "named", "named after quality gate"):
+            for column in ("rule", "gallery", "size", "named", "named after gate", "undecided"):
                 table.add_column(column)
             for row in degraded_rows:
                 table.add_row(
@@ -404,6 +422,7 @@ def east_asian_command(
                     str(row["size"]),
                     _pct(float(str(row["named_of_all_strangers"]))),
                     _pct(float(str(row["named_after_quality_gate"]))),
+                    _pct(float(str(row["undecided_by_quality_gate"]))),
                 )
             console.print(table)
     typer.echo(json.dumps(data))
