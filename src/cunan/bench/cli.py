@@ -36,6 +36,16 @@ RuntimeOpt = Annotated[
     typer.Option("--runtime", help="Embedding runtime: auto (ONNX if available), dlib or onnx."),
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
+OnnxModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--onnx-model",
+        help="A site's own ONNX recognition model (ArcFace-style, 112x112) instead of dlib's "
+        "ResNet; default: the settings' faces.onnx_model (CUNAN_FACES__ONNX_MODEL).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 
 def _runtime(value: str) -> Runtime:
@@ -73,8 +83,12 @@ def lfw_command(
             "(first image jittered, second plain).",
         ),
     ] = "1",
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold from the other 9 folds) and TAR at FAR."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.lfw import run_lfw
     from cunan.bench.lfw_embeddings import JitterSpec
 
@@ -154,8 +168,12 @@ def identify_command(
             "'mirror'; probes and strangers stay plain, as camera faces do.",
         ),
     ] = "1",
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """Open-set identification: LFW people with several images enrolled, singletons as strangers."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.identify import run_identify
     from cunan.bench.lfw_embeddings import JitterSpec
 
@@ -228,8 +246,12 @@ def peer_command(
             "--every", min=1, help="Use every n-th probe and stranger (1 = all, the benchmark)."
         ),
     ] = 1,
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """CunAn vs face_recognition: same gallery and probes, from image files, same processes."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.peer import run_peer
 
     console = Console()
@@ -314,26 +336,33 @@ def east_asian_command(
             "images; the same probes, images 3 on).",
         ),
     ] = False,
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """LFW's Chinese, Japanese and Korean people beside the rest: 1:1 and open set, per half."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.east_asian import Population, run_east_asian
     from cunan.bench.east_asian import derive_prior as derive
     from cunan.bench.lfw_embeddings import load_or_compute
-    from cunan.matching.adaptive import load_prior
+    from cunan.matching.adaptive import PopulationPrior, prior_for_model
 
     emb = load_or_compute(
         lfw_dir, runtime=_runtime(runtime), workers=workers, show_progress=not as_json
     )
+    prior: PopulationPrior | None
     if derive_prior is not None:
         prior = derive(Population.from_embeddings(emb), model_id=emb.model_id)
         derive_prior.write_text(
             json.dumps({"east_asian": prior.as_json()}, indent=1) + "\n", encoding="utf-8"
         )
     else:
-        prior = load_prior("east_asian")
+        # None for another model than the prior's: the adaptive rule then calibrates on
+        # the gallery alone, as the product does (docs/calibration.md).
+        prior = prior_for_model("east_asian", emb.model_id, emb.vectors.shape[1])
     report = run_east_asian(emb, prior=prior, draws=draws, two_photos=two_photos)
     data = report.as_json()
-    if pairs is not None:
+    if pairs is not None and prior is not None:
         from cunan.bench.east_asian import view2_fixed_rules
 
         data["view2_fixed_rules"] = view2_fixed_rules(emb, pairs, prior)
