@@ -3,7 +3,9 @@ audited; people without a kept photo are listed (issue 12 item 7). Both database
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +114,38 @@ def test_a_withdrawn_consent_leaves_nothing_to_reembed(
     service.withdraw_consent(someone, recorded_by="网格员 王", alternative_note="人工核验")
     report = reembed(service, onnx_engine)
     assert (report.photos_total, report.embedded, report.people_without_photos) == (0, 0, [])
+
+
+def test_cli_reembeds_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, examples: Path
+) -> None:
+    """`cunan faces reembed` after switching faces.onnx_model: JSON out, nothing left after."""
+    from typer.testing import CliRunner
+
+    from cunan.cli import app
+
+    monkeypatch.setenv("CUNAN_ADMIN_PASSWORD", "correct horse battery")
+    monkeypatch.setenv("CUNAN_REGISTRY__KEEP_ENROLMENT_PHOTOS", "true")
+    for var in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_KEY_FILE", "CUNAN_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("CUNAN_FACES__ONNX_MODEL", raising=False)
+    data = str(tmp_path / "data")
+    runner = CliRunner()
+
+    def run(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.stdout + result.stderr
+
+    assert run("init", "--data-dir", data, "--village", "桃源村")[0] == 0
+    add = ["people", "add", "--data-dir", data, "--consent-by", "王"]
+    code, out = run(*add, "--name", "甲", "--photo", str(examples / "obama.jpg"))
+    assert code == 0, out
+    model = build_tiny_model(tmp_path / "licensed.onnx")
+    monkeypatch.setenv("CUNAN_FACES__ONNX_MODEL", str(model))
+    code, out = run("faces", "reembed", "--data-dir", data, "--json")
+    assert code == 0, out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["embedded"] == 1 and report["people_without_photos"] == []
+    assert report["model_id"].startswith("licensed-")
+    code, out = run("faces", "reembed", "--data-dir", data)
+    assert code == 0 and "新提取 0 张照片, 已完成 1 张" in out, out
