@@ -350,6 +350,34 @@ def derive_prior(
     )
 
 
+def derive_two_photo_scores(
+    pop: Population, *, model_id: str, half: int = 0, cohort_k: int = 16
+) -> NDArray[np.float64]:
+    """The prior's ``stranger_score_2``: as ``stranger_score`` (:func:`derive_prior`), for
+    galleries of people enrolled with their first two images (people with two or more;
+    sizes above their number use all of them). Strangers: every image of everyone else."""
+    people = pop.by_person(pop.rows("east_asian", half))
+    two = sorted(n for n, rows in people.items() if len(rows) >= 2)
+    config = OpenSetConfig(cohort_k=cohort_k)
+    targets = np.asarray(PRIOR_TARGETS, dtype=np.float64)
+    table = np.zeros((len(targets), len(PRIOR_SIZES)))
+    for column, size in enumerate(PRIOR_SIZES):
+        size = min(size, len(two) - 1)
+        pooled = []
+        for draw in range(PRIOR_DRAWS):
+            rng = np.random.default_rng(_draw_seed("prior2", size, draw))
+            chosen = sorted(rng.choice(two, size=size, replace=False).tolist())
+            taken = set(chosen)
+            g_rows = [r for n in chosen for r in people[n][:2]]
+            g_names = [n for n in chosen for _ in people[n][:2]]
+            gallery = Gallery.build(pop.vectors[g_rows], g_names, model_id=model_id)
+            s_rows = [r for n, rows in people.items() if n not in taken for r in rows]
+            scores = match_arrays(gallery, pop.vectors[s_rows], config).score
+            pooled.append(scores[np.isfinite(scores)])
+        table[:, column] = np.quantile(np.concatenate(pooled), 1.0 - targets)
+    return table
+
+
 # -- rules -------------------------------------------------------------------------------------
 
 
