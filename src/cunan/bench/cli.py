@@ -352,7 +352,18 @@ def east_asian_command(
     )
     prior: PopulationPrior | None
     if derive_prior is not None:
-        prior = derive(Population.from_embeddings(emb), model_id=emb.model_id)
+        from dataclasses import replace
+
+        from cunan.bench.east_asian import derive_two_photo_scores
+
+        population = Population.from_embeddings(emb)
+        prior = derive(population, model_id=emb.model_id)
+        prior = replace(
+            prior,
+            stranger_score_2=derive_two_photo_scores(population, model_id=emb.model_id),
+            made_by=prior.made_by + "; stranger_score_2: galleries of 2 photos per person "
+            "(people with 2+ images of the same half), derive_two_photo_scores",
+        )
         derive_prior.write_text(
             json.dumps({"east_asian": prior.as_json()}, indent=1) + "\n", encoding="utf-8"
         )
