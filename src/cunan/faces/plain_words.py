@@ -26,15 +26,24 @@ class Plain:
 #: ("face too small (41 px < 80 px)"): staff need what to do, not the numbers. Order matters
 #: only for display; each fragment that occurs in a reason gives one message.
 RULES: tuple[tuple[str, Plain], ...] = (
-    ("no face found", Plain("照片里找不到人脸，请正对镜头重拍", "no face found: face the camera and retake")),
+    (
+        "no face found",
+        Plain("照片里找不到人脸，请正对镜头重拍", "no face found: face the camera and retake"),
+    ),
     (
         "faces of enrolment quality",
         Plain("照片里不止一个人，请只拍一个人", "more than one person: photograph one person only"),
     ),
     ("face too small", Plain("脸太小，请走近一些", "face too small: move closer")),
     ("eyes too close", Plain("脸太小，请走近一些", "face too small: move closer")),
-    ("too blurry", Plain("照片太模糊，请拿稳手机再拍", "too blurry: hold the phone still and retake")),
-    ("not frontal", Plain("脸没有正对镜头，请看着镜头", "not facing the camera: look straight at it")),
+    (
+        "too blurry",
+        Plain("照片太模糊，请拿稳手机再拍", "too blurry: hold the phone still and retake"),
+    ),
+    (
+        "not frontal",
+        Plain("脸没有正对镜头，请看着镜头", "not facing the camera: look straight at it"),
+    ),
     ("too dark", Plain("太暗了，请到亮一点的地方拍", "too dark: move to more light")),
     ("too bright", Plain("太亮了，请避开强光或背光", "too bright: avoid strong or back light")),
     (
@@ -43,9 +52,14 @@ RULES: tuple[tuple[str, Plain], ...] = (
     ),
     (
         "not an image file",
-        Plain("这不是照片文件，请选 JPG 或 PNG 照片", "not a photo file: choose a JPG or PNG photo"),
+        Plain(
+            "这不是照片文件，请选 JPG 或 PNG 照片", "not a photo file: choose a JPG or PNG photo"
+        ),
     ),
-    ("file is empty", Plain("文件是空的，请重新选择照片", "the file is empty: choose the photo again")),
+    (
+        "file is empty",
+        Plain("文件是空的，请重新选择照片", "the file is empty: choose the photo again"),
+    ),
     ("over the limit", Plain("照片文件太大，请换一张", "the photo file is too large: use another")),
     ("image too large", Plain("照片太大，请换一张", "the photo is too large: use another")),
     ("corrupt image", Plain("照片文件已损坏，请重拍", "the photo file is damaged: retake it")),

@@ -91,9 +91,7 @@ def _places_page(
         areas = svc.list_areas()
         landlords = svc.list_landlords()
     context = {"villages": villages, "areas": areas, "landlords": landlords, "error": error}
-    return render(
-        request, "registry_places.html", context, who=who, status=422 if error else 200
-    )
+    return render(request, "registry_places.html", context, who=who, status=422 if error else 200)
 
 
 @router.get("/registry")
@@ -386,9 +384,7 @@ def _enrol_page(
         "photo_problems": [],
         **(refusal or {}),
     }
-    return render(
-        request, "people_enrol.html", context, who=who, status=422 if refusal else 200
-    )
+    return render(request, "people_enrol.html", context, who=who, status=422 if refusal else 200)
 
 
 @router.get("/people/new")
