@@ -630,9 +630,8 @@ class AppServices:
         """One template per photo; every unusable photo is named and nothing is kept."""
         from cunan.faces.engine import EnrolmentPhotoError
         from cunan.faces.imageio import ImageLoadError
-        from cunan.registry.enrolment import template_from_photo
-
         from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
+        from cunan.registry.enrolment import template_from_photo
 
         templates: list[TemplateInput] = []
         problems: list[PhotoProblem] = []

@@ -438,3 +438,36 @@ def test_a_roster_that_cannot_be_read_is_reported(browsers: dict[str, TestClient
     assert binary.status_code == 422 and "r.csv" in binary.text
     empty = staff.post("/imports", files={"roster": ("r.csv", b"")})
     assert empty.status_code == 422
+
+
+def test_registry_pages_are_offline_and_every_field_has_a_label(
+    browsers: dict[str, TestClient], village: Village, api: FastAPI
+) -> None:
+    from tests.web.test_offline import _assert_local
+
+    admin = browsers["admin"]
+    paths = [
+        "/registry",
+        "/houses",
+        f"/houses/{village.house['a']}",
+        "/rooms?vacant=1",
+        "/people?name=租客",
+        f"/people/{village.tenant['a']}?house={village.house['a']}",
+        f"/people/new?house={village.house['a']}",
+        f"/people/{village.tenant['a']}/remove",
+        "/imports",
+    ]
+    for path in paths:
+        page = admin.get(path)
+        assert page.status_code == 200, path
+        _assert_local(page.text, path)
+        assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text) is None, path
+        labelled = set(re.findall(r'<label for="([^"]+)"', page.text))
+        for tag, attributes in re.findall(r"<(input|select|textarea)\b([^>]*)>", page.text):
+            if re.search(r'type="(?:hidden|submit)"', attributes):
+                continue
+            field = re.search(r'\bid="([^"]+)"', attributes)
+            assert field is not None and field.group(1) in labelled, (path, tag, attributes)
+    script = TestClient(api).get("/static/import.js")
+    assert script.status_code == 200
+    _assert_local(script.text, "/static/import.js")

@@ -21,8 +21,7 @@ from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
-from cunan.web import pages, ui
-from cunan.web import registry_pages
+from cunan.web import pages, registry_pages, ui
 from cunan.web.render import install_page_handlers
 
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"

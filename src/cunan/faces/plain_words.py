@@ -1,4 +1,4 @@
-"""What is wrong with a photo, in words staff understand: the one place engine reasons are mapped."""
+"""What is wrong with a photo, in words staff understand: engine reasons mapped in one place."""
 
 from __future__ import annotations
 
