@@ -626,6 +626,25 @@ class AppServices:
             raise InvalidInput(mismatch + " (nothing was stored)")
         return service.add_templates(person_id, templates)
 
+    def _template_or_plain_refusal(self, data: bytes) -> TemplateInput:
+        """The 补录 fresh photo's template, or its refusal in plain words."""
+        from cunan.faces.engine import EnrolmentPhotoError
+        from cunan.faces.imageio import ImageLoadError
+        from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
+        from cunan.registry.enrolment import template_from_photo
+
+        try:
+            return template_from_photo(
+                self.app.face_engine,
+                data,
+                source="fresh photo",
+                max_pixels=self.app.settings.faces.max_image_pixels,
+            )
+        except (ImageLoadError, EnrolmentPhotoError) as exc:
+            raise PhotoRefused(
+                [PhotoProblem(exc.source, explain(exc.reason), exc.reason)]
+            ) from None
+
     def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
         """One template per photo; every unusable photo is named and nothing is kept."""
         from cunan.faces.engine import EnrolmentPhotoError
@@ -726,23 +745,13 @@ class AppServices:
         fresh photo if given), with the consent collected on site."""
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
-        from cunan.registry.enrolment import template_from_photo
         from cunan.registry.service import NewTenancy
 
         if request.room_id is None:
             raise InvalidInput("补录须选择房间 (room_id is required)")
         if not (request.consent_by or "").strip():
             raise InvalidInput("补录须记录知情同意 (consent_by is required)")
-        fresh = (
-            template_from_photo(
-                self.app.face_engine,
-                fresh_photo,
-                source="fresh photo",
-                max_pixels=self.app.settings.faces.max_image_pixels,
-            )
-            if fresh_photo
-            else None
-        )
+        fresh = self._template_or_plain_refusal(fresh_photo) if fresh_photo else None
         result = self.app.cases.enrol(
             case_id,
             actor=self.principal.actor,
@@ -1230,7 +1239,16 @@ class AppServices:
         file on a public path); another person's photo id answers like a missing one."""
         if photo_id not in self.person_records(person_id).photo_ids:
             raise hidden("photo", photo_id)
-        return self.app.registry.service.photo(photo_id)
+        photo = self.app.registry.service.photo(photo_id)
+        # Looking at someone's face photo is a use of their face data: on the record.
+        self.app.audit.record(
+            "photo.view",
+            actor=self.principal.actor,
+            target_type="person",
+            target_id=person_id,
+            details={"photo": photo_id},
+        )
+        return photo
 
 
 @dataclass(frozen=True, slots=True)

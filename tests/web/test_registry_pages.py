@@ -353,6 +353,12 @@ def test_enrolment_by_photo_shows_the_verdict_and_the_photo_is_authorised(
     assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
     assert photo.content[:2] == b"\xff\xd8" and "no-store" in photo.headers["cache-control"]
     assert browsers["auditor"].get(photo_path[1]).status_code == 200
+    # Each look at a face photo is on the record: who, whose, which photo.
+    viewed = browsers["admin"].get("/api/v1/audit", params={"action": "photo.view"}).json()
+    looks = {(e["actor"], e["target_id"]) for e in viewed["items"]}
+    person_id = person_url.rsplit("/", 1)[1]
+    assert {(f"user:{village.users['staff']}", person_id)} <= looks
+    assert (f"user:{village.users['auditor']}", person_id) in looks
     # Not for landlords (face data is never theirs, whoever's tenant), not for anyone
     # logged out, not under another person's id.
     assert browsers["landlord_a"].get(photo_path[1]).status_code == 403
@@ -472,3 +478,19 @@ def test_registry_pages_are_offline_and_every_field_has_a_label(
     script = TestClient(api).get("/static/import.js")
     assert script.status_code == 200
     _assert_local(script.text, "/static/import.js")
+
+
+def test_the_case_page_explains_an_unusable_fresh_photo_in_plain_words(
+    browsers: dict[str, TestClient], village: Village, core: CunanApp
+) -> None:
+    from tests.web.test_pages import _new_case
+
+    case_id = _new_case(core, 7001)
+    answer = browsers["staff"].post(
+        f"/cases/{case_id}/enrol",
+        data={"name": "冯五", "room_id": str(village.room["a"]), "consent_by": "网格员王"},
+        files={"photo": ("fresh.jpg", b"not a photo at all", "image/jpeg")},
+    )
+    assert answer.status_code == 422
+    assert "这不是照片文件，请选 JPG 或 PNG 照片" in answer.text
+    assert core.cases.get(case_id).status == "open"
