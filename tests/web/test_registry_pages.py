@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -220,7 +221,22 @@ def test_a_person_from_enrolment_to_removal(
         data={"room_id": str(village.room["b"]), "move_in": "2026-01-02", "expected_end": ""},
     )
     assert added.status_code == 303
-    assert "幸福路b号" in staff.get(person_url).text
+    page = staff.get(person_url).text
+    assert "幸福路b号" in page
+    # Moved out of the first room (reported by staff on the person page).
+    tenancy = int(re.search(rf"{person_url}/tenancies/(\d+)/move-out", page)[1])  # type: ignore[index]
+    future = staff.post(
+        f"{person_url}/tenancies/{tenancy}/move-out", data={"move_out": "2999-01-01"}
+    )
+    assert future.status_code == 422 and "搬离日期不能晚于今天" in future.text
+    other = staff.post(
+        f"{person_url}/tenancies/{village.tenancy['b']}/move-out", data={"move_out": "2026-01-03"}
+    )
+    assert other.status_code == 404
+    today = datetime.now(core.settings.duties.zone).date().isoformat()
+    moved = staff.post(f"{person_url}/tenancies/{tenancy}/move-out", data={"move_out": today})
+    assert moved.status_code == 303 and "搬离已记录" in staff.get(moved.headers["location"]).text
+    assert any(t.move_out is not None for t in core.registry.service.tenancies_of(person_id))
     # Consent recorded, then withdrawn: the history shows both.
     assert (
         staff.post(f"{person_url}/consents", data={"collected_by": "网格员王"}).status_code == 303

@@ -590,6 +590,29 @@ def add_tenancy(
     return _person_change(request, who, svc, person_id, run, "tenancy")
 
 
+@router.post("/people/{person_id}/tenancies/{tenancy_id}/move-out")
+def move_out(
+    person_id: int,
+    tenancy_id: int,
+    request: Request,
+    who: PagePrincipal,
+    svc: PageServices,
+    move_out: Annotated[str, Form(max_length=20)],
+) -> Response:
+    """The person moved out of this tenancy's room on the given day (reported by staff)."""
+
+    def run() -> None:
+        # Only this person's tenancy, through this person's page.
+        if all(t.id != tenancy_id for t in svc.get_person(person_id).tenancies):
+            raise NotFound(f"tenancy {tenancy_id} not found for person {person_id}")
+        day = _day(move_out, "move_out")
+        if day is None:
+            raise InvalidInput("move_out: the move-out day is required")
+        svc.report_move_out(tenancy_id, day)
+
+    return _person_change(request, who, svc, person_id, run, "moved")
+
+
 @router.post("/people/{person_id}/photos")
 async def add_photo(
     person_id: int,
