@@ -188,6 +188,9 @@ def test_a_person_from_enrolment_to_removal(
             "room_id": str(room_a),
             "non_face_note": "看身份证",
             "phone": "13900000009",
+            # A passport number: refused as a resident ID, stored as the passport it is.
+            "id_type": "passport",
+            "id_number": "E12345678",
         },
     )
     assert enrolled.status_code == 303, enrolled.text
@@ -437,8 +440,13 @@ def test_roster_import_page_checks_first_then_imports(
     job_url = started.headers["location"]
     report = _wait_page(staff, job_url)
     assert "名册检查" in report and "检查完毕：尚未保存任何数据。" in report
-    # The row report: row number, column, reason.
-    assert re.search(r'<td class="num">3</td><td>[^<]+</td><td>[^<]*missing\.jpg', report)
+    # The row report: row number, column, reason (in the words staff act on, then as
+    # the checker said it).
+    assert re.search(
+        r'<td class="num">3</td><td>[^<]+</td><td><strong>找不到这张照片，请核对照片文件名</strong>'
+        r"<br>[^<]*missing\.jpg",
+        report,
+    ), report
     assert "0 人" in staff.get("/people", params={"name": "郑一"}).text
     # Someone else cannot start the real import of this check.
     assert browsers["admin"].post(f"{job_url}/run").status_code == 404

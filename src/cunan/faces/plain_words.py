@@ -21,6 +21,10 @@ class Plain:
         return f"{self.zh} ({self.en})"
 
 
+_NOT_FOUND = Plain(
+    "找不到这张照片，请核对照片文件名", "photo not found: check the photo's file name"
+)
+
 #: A fragment of an engine or image-loading reason (cunan.faces.quality, cunan.faces.engine,
 #: cunan.faces.imageio) and what staff should be told instead. Reasons carry measurements
 #: ("face too small (41 px < 80 px)"): staff need what to do, not the numbers. Order matters
@@ -56,6 +60,9 @@ RULES: tuple[tuple[str, Plain], ...] = (
             "这不是照片文件，请选 JPG 或 PNG 照片", "not a photo file: choose a JPG or PNG photo"
         ),
     ),
+    ("file not found", _NOT_FOUND),
+    # The roster import's word for a photo the ZIP does not hold.
+    ("missing photo", _NOT_FOUND),
     (
         "file is empty",
         Plain("文件是空的，请重新选择照片", "the file is empty: choose the photo again"),

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from cunan.app_services import AppServices, NewPersonRequest, page
 from cunan.authz import Permission, Principal, require
 from cunan.errors import CunanError, ErrorKind, InvalidInput, NotFound, kind_of
-from cunan.faces.plain_words import PhotoRefused
+from cunan.faces.plain_words import PhotoRefused, explain
+from cunan.registry.identity import IdDocument
 from cunan.registry.records import PersonChanges
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import PeopleFilter
@@ -379,6 +380,7 @@ def _enrol_page(
         "form": form or {},
         "categories": _categories(),
         "methods": _methods(),
+        "documents": [d.value for d in IdDocument],
         "today": svc.today(),
         "error": None,
         "photo_problems": [],
@@ -401,6 +403,7 @@ async def enrol_submit(
     name: Annotated[str, Form(max_length=200)],
     category: Annotated[PersonCategory, Form()] = PersonCategory.TENANT,
     id_number: Annotated[str, Form(max_length=32)] = "",
+    id_type: Annotated[IdDocument, Form()] = IdDocument.RESIDENT_ID,
     phone: Annotated[str, Form(max_length=32)] = "",
     is_minor: Annotated[str, Form(max_length=5)] = "",
     guardian: Annotated[str, Form(max_length=200)] = "",
@@ -419,6 +422,7 @@ async def enrol_submit(
         "name": name,
         "category": category.value,
         "id_number": id_number,
+        "id_type": id_type.value,
         "phone": phone,
         "is_minor": is_minor,
         "guardian": guardian,
@@ -440,6 +444,7 @@ async def enrol_submit(
                 consent_by=consent_by.strip() or None,
                 consent_method=consent_method,
                 id_number=id_number.strip() or None,
+                id_document=id_type,
                 phone=phone.strip() or None,
                 is_minor=bool(is_minor),
                 guardian=guardian.strip() or None,
@@ -750,8 +755,11 @@ def import_job(job_id: str, request: Request, who: PagePrincipal, svc: PageServi
         job = svc.import_job(job_id)
     finished = job.finished_at is not None
     percent = round(100 * job.done / job.total) if job.total else 0
+    # A photo's problem in the row report also in the words staff act on ("move closer").
+    problems = [(p, explain(p.reason)) for p in job.problems]
     context = {
         "job": job,
+        "problems": problems,
         "finished": finished,
         "percent": min(percent, 100),
         "events": who.may(Permission.READ_CASES),
