@@ -226,6 +226,23 @@ class CunanApp:
             return self._imports
 
     def _import_options(self, photos: Path, dry_run: bool, create_places: bool) -> ImportOptions:
+        # One photo-checking process for uploads: the cameras keep the other core.
+        return self.import_options(
+            photos, dry_run=dry_run, create_places=create_places, reported_by="roster import (web)"
+        )
+
+    def import_options(
+        self,
+        photos: Path,
+        *,
+        dry_run: bool,
+        create_places: bool,
+        reported_by: str,
+        village: str | None = None,
+        workers: int = 1,
+        allow_same_face: bool = False,
+    ) -> ImportOptions:
+        """How a roster is imported here: the site's face model, image limits and rules."""
         from cunan.faces.engine import EngineConfig
         from cunan.registry.importer import ImportOptions
 
@@ -234,13 +251,14 @@ class CunanApp:
             photos_dir=photos,
             dry_run=dry_run,
             create_places=create_places,
-            # One photo-checking process: the cameras keep the other core.
-            workers=1,
-            reported_by="roster import (web)",
+            village=village,
+            workers=workers,
+            reported_by=reported_by,
             engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=self.settings.registry.guardian_consent_under_age,
             person_max_distance=faces.match_threshold,
+            allow_same_face=allow_same_face,
         )
 
     def _announce_import(self, job: ImportJob) -> None:

@@ -79,9 +79,7 @@ class MatchingSettings(BaseModel):
     #: ``pgvector`` keeps the index in PostgreSQL (``pg_url``, default: the site's
     #: ``database_url``; the server needs the ``vector`` extension), ``milvus`` on a Milvus
     #: server (``milvus_uri``).
-    index: Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw", "pgvector", "milvus"] = (
-        "auto"
-    )
+    index: Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw", "pgvector", "milvus"] = "auto"
     #: Templates (of one model) from which ``auto`` switches to the ANN index.
     ann_threshold: int = Field(default=100_000, ge=1)
     #: PostgreSQL URL of the pgvector index when it is not the site's own database.
