@@ -193,7 +193,8 @@ def opened_app(
             settings, resolve_data_dir(data_dir, settings), key_required=key_required
         )
     try:
-        with user_errors(CunanError, RegistryError, StorageError, *errors):
+        # Plain ValueErrors are value checks on what the user typed (kind_of: invalid).
+        with user_errors(CunanError, RegistryError, StorageError, ValueError, *errors):
             principal = cli_principal(app.registry.database)
             # Every change of this process is the account's, also where a service is
             # reached without the principal (the audit trail names people, not machines).
