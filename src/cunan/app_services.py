@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from cunan.duties.retention import PurgeReport
     from cunan.notify.deadletters import DeadLetterView, ReplayOutcome
     from cunan.notify.message import Notifier
-    from cunan.pipeline.cameras import CameraRecord
+    from cunan.pipeline.cameras import CameraRecord, CameraSettings
     from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
     from cunan.registry.importer import ImportOptions, ImportReport
@@ -269,6 +269,9 @@ class CameraRequest:
     enabled: bool = True
     house_id: int | None = None
     zone_json: str | None = None
+    area_id: int | None = None
+    #: Capture and decision settings (frame rate, tiling, timeouts); default: the defaults.
+    settings: CameraSettings | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -940,11 +943,13 @@ class AppServices:
         camera_id = cameras.add(
             request.name,
             request.url,
-            village_id=self.principal.village_id,
+            village_id=self.principal.village_id or self.app.registry.service.default_village_id(),
+            area_id=request.area_id,
             house_id=request.house_id,
             enabled=request.enabled,
             public_notice_posted=request.public_notice_posted,
             zone_json=request.zone_json,
+            settings=request.settings,
         )
         return cameras.get(camera_id)
 
@@ -960,25 +965,28 @@ class AppServices:
 
     def update_camera(
         self,
-        camera_id: int,
+        camera_id: int | str,
         *,
         enabled: bool | None,
         public_notice_posted: bool | None,
         zone_json: str | None,
+        settings: CameraSettings | None = None,
     ) -> CameraRecord:
+        """Change a camera (by id, or by name on the command line); audited."""
         require(self.principal, Permission.MANAGE_CAMERAS)
         return self._camera_store().update(
             camera_id,
             enabled=enabled,
             public_notice_posted=public_notice_posted,
             zone_json=zone_json,
+            settings=settings,
         )
 
-    def remove_camera(self, camera_id: int) -> None:
+    def remove_camera(self, camera_id: int | str) -> None:
         require(self.principal, Permission.MANAGE_CAMERAS)
         self._camera_store().remove(camera_id)
 
-    def get_camera(self, camera_id: int) -> CameraRecord:
+    def get_camera(self, camera_id: int | str) -> CameraRecord:
         require(self.principal, Permission.READ_CAMERAS)
         return self.app.cameras.get(camera_id)
 
