@@ -58,7 +58,7 @@ def test_init_add_list_show_export_rotate(app: typer.Typer, tmp_path: Path, phot
     assert (data / "cunan.key").stat().st_mode & 0o777 == 0o600
     assert data.stat().st_mode & 0o777 == 0o700
     code, _, err = run(app, "init", "--data-dir", str(data))
-    assert code == 2 and "already initialised" in err
+    assert code == 4 and "already initialised" in err  # a conflict
 
     code, out, err = run(
         app,

@@ -100,7 +100,7 @@ def test_cli_refuses_a_swapped_key_file(two_data_dirs: tuple[Path, Path]) -> Non
     a, b = two_data_dirs
     shutil.copy2(b / "cunan.key", a / "cunan.key")
     code, out = _cunan("people", "list", "--data-dir", str(a))
-    assert code == 2 and "密钥文件与数据库不符" in out and "Traceback" not in out
+    assert code == 6 and "密钥文件与数据库不符" in out and "Traceback" not in out
 
 
 def test_lost_key_remove_and_withdraw_still_delete_then_reset_starts_over(
@@ -125,7 +125,7 @@ def test_lost_key_remove_and_withdraw_still_delete_then_reset_starts_over(
     (data / "cunan.key").unlink()
 
     code, out = _cunan("people", "list", "--data-dir", str(data))
-    assert code == 2 and "key file not found" in out
+    assert code == 6 and "key file not found" in out  # unavailable
     code, out = _cunan("people", "remove", str(first), "--yes", "--data-dir", str(data))
     assert code == 0, out
     code, out = _cunan(
@@ -195,7 +195,7 @@ def test_database_and_wal_are_private_and_checked_at_start(
         conn.close()
     db.chmod(0o644)
     code, out = _cunan("people", "list", "--data-dir", str(data))
-    assert code == 2 and "chmod 600" in out and "Traceback" not in out
+    assert code == 6 and "chmod 600" in out and "Traceback" not in out
     code, out = _cunan("audit", "verify", "--data-dir", str(data))
     assert code == 2 and "chmod 600" in out
 
