@@ -160,7 +160,6 @@ class CunanApp:
         """Record ``actor`` for changes made without a principal's services in this process
         (the command line acts as one account from start to end)."""
         self.registry.service.actor = actor
-        self.registry.accounts.actor = actor
 
     @property
     def face_engine(self) -> FaceEngine:

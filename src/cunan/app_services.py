@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from cunan.registry.importer import ImportOptions, ImportReport
     from cunan.registry.keys import ResetReport, RotationReport, UnreadableValue
     from cunan.registry.records import ConsentView, UnreadableTemplate
-    from cunan.registry.service import RegistryService
+    from cunan.registry.service import NewTenancy, RegistryService
     from cunan.stats.service import VillageStats
 
 logger = logging.getLogger(__name__)
@@ -373,7 +373,6 @@ class AppServices:
         """Register a person with consent and enrolment photos (each judged, all or none);
         ``photo_names`` (file names) name the photos in errors instead of "photo N"."""
         require(self.principal, Permission.ENROL)
-        from cunan.registry.service import NewTenancy
 
         if photos and not (request.consent_by or "").strip():
             raise InvalidInput("存储人脸数据须先记录知情同意 (consent_by is required with photos)")
@@ -389,6 +388,16 @@ class AppServices:
         templates = self._templates(photos, photo_names)
         if templates and not request.allow_same_face:
             self._refuse_same_face(templates)
+        person, consent, tenancy = self._person_records(request, village_id)
+        return service.add_person(person, consent=consent, templates=templates, tenancy=tenancy)
+
+    def _person_records(
+        self, request: NewPersonRequest, village_id: int
+    ) -> tuple[NewPerson, ConsentInput | None, NewTenancy | None]:
+        """The person, consent (collected now) and tenancy (moved in today in the village
+        unless said) a request describes; enrolment and 补录 build them the same way."""
+        from cunan.registry.service import NewTenancy
+
         consent = (
             ConsentInput(
                 collected_by=request.consent_by,
@@ -409,21 +418,17 @@ class AppServices:
             if request.room_id is not None
             else None
         )
-        return service.add_person(
-            NewPerson(
-                name=request.name,
-                village_id=village_id,
-                category=request.category,
-                id_number=request.id_number,
-                id_document=request.id_document,
-                phone=request.phone,
-                is_minor=request.is_minor,
-                non_face_note=request.non_face_note,
-            ),
-            consent=consent,
-            templates=templates,
-            tenancy=tenancy,
+        person = NewPerson(
+            name=request.name,
+            village_id=village_id,
+            category=request.category,
+            id_number=request.id_number,
+            id_document=request.id_document,
+            phone=request.phone,
+            is_minor=request.is_minor,
+            non_face_note=request.non_face_note,
         )
+        return person, consent, tenancy
 
     def _refuse_same_face(self, templates: Sequence[TemplateInput]) -> None:
         """The same-face rule (docs/registry.md), on the live gallery (no decryption)."""
@@ -782,7 +787,6 @@ class AppServices:
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
         from cunan.registry.enrolment import template_from_photo
-        from cunan.registry.service import NewTenancy
 
         if request.room_id is None:
             raise InvalidInput("补录须选择房间 (room_id is required)")
@@ -798,30 +802,18 @@ class AppServices:
             if fresh_photo
             else None
         )
+        # 补录 enrols a tenant with the face from the case's crops (no non-face alternative).
+        person, consent, tenancy = self._person_records(
+            replace(request, category=PersonCategory.TENANT, non_face_note=None),
+            self.principal.village_id or self.app.registry.service.default_village_id(),
+        )
+        assert consent is not None and tenancy is not None  # both checked above
         result = self.app.cases.enrol(
             case_id,
             actor=self.principal.actor,
-            person=NewPerson(
-                name=request.name,
-                village_id=self.principal.village_id
-                or self.app.registry.service.default_village_id(),
-                category=PersonCategory.TENANT,
-                id_number=request.id_number,
-                phone=request.phone,
-                is_minor=request.is_minor,
-            ),
-            consent=ConsentInput(
-                collected_by=request.consent_by or "",
-                collected_at=datetime.now(UTC),
-                method=request.consent_method,
-                guardian_name=request.guardian,
-            ),
-            tenancy=NewTenancy(
-                room_id=request.room_id,
-                move_in=request.move_in or self.today(),
-                reported_by=self.principal.actor,
-                landlord_id=request.landlord_id,
-            ),
+            person=person,
+            consent=consent,
+            tenancy=tenancy,
             fresh_photo=fresh,
         )
         return result.person_id

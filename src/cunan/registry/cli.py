@@ -15,6 +15,7 @@ from rich.table import Table
 from cunan.app_services import NewPersonRequest, page
 from cunan.cliutil import DataDirOption, err_console, fail, opened_app, user_errors
 from cunan.config import load_settings
+from cunan.errors import CunanError
 from cunan.faces.engine import EnrolmentPhotoError
 from cunan.faces.imageio import ImageLoadError
 from cunan.registry.datadir import initialise, resolve_data_dir
@@ -55,7 +56,7 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
 
 
 def _user_errors() -> AbstractContextManager[None]:
-    return user_errors(*_USER_ERRORS)
+    return user_errors(CunanError, *_USER_ERRORS)
 
 
 @contextmanager
@@ -323,7 +324,11 @@ def people_list(
     shown = len(listing.items)
     title = f"{listing.total} people" + (f" ({shown} shown)" if shown < listing.total else "")
     table = Table(title=title)
-    for col in ("id", "name", "ID number", "category", "status", "room", "address", "landlord"):
+    table.add_column("id")
+    table.add_column("name")
+    # Whole, even on a narrow terminal: people are told apart by it.
+    table.add_column("ID number", no_wrap=True)
+    for col in ("category", "status", "lives at", "landlord"):
         table.add_column(col)
     for p in listing.items:
         table.add_row(
@@ -332,8 +337,7 @@ def people_list(
             p.id_number_masked,
             p.category,
             p.status,
-            p.room or "",
-            p.address or "",
+            f"{p.address} {p.room}" if p.address else "",
             p.landlord or "",
         )
     console.print(table)
