@@ -164,6 +164,8 @@ class AuditEntryView:
     target_type: str | None
     target_id: str | None
     details: str
+    #: The entry's link in the hash chain (``cunan audit verify --anchor`` takes a head's).
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1207,7 +1209,14 @@ class AppServices:
             )
             items = [
                 AuditEntryView(
-                    e.seq, e.recorded_at, e.actor, e.action, e.target_type, e.target_id, e.details
+                    e.seq,
+                    e.recorded_at,
+                    e.actor,
+                    e.action,
+                    e.target_type,
+                    e.target_id,
+                    e.details,
+                    e.hash,
                 )
                 for e in rows
             ]
