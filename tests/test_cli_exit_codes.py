@@ -88,9 +88,7 @@ def test_commands_act_as_the_named_account_not_the_os_user(
     assert code == 0, out
     code, out = _run(registry, "keys", "rotate")
     assert code == 0, out
-    actors = {
-        e.action: e.actor for e in AuditLog(registry.database).recent(limit=20) if e.seq > 2
-    }
+    actors = {e.action: e.actor for e in AuditLog(registry.database).recent(limit=20) if e.seq > 2}
     # The installation's only administrator is "admin": every change is recorded as that
     # account's, whatever operating-system user ran the commands.
     assert actors and set(actors.values()) == {"cli:admin"}, actors
