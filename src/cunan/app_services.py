@@ -749,15 +749,7 @@ class AppServices:
     def assignee_id(self, key: str) -> int:
         """The account a case is assigned to, by id or username."""
         require(self.principal, Permission.EDIT_CASES)
-        from cunan.storage.auth_repository import AuthRepository
-
-        if key.strip().isdigit():
-            return int(key)
-        with self._db.read() as session:
-            user = AuthRepository(session).user_by_name(key.strip())
-        if user is None:
-            raise NotFound(f"user {key} not found")
-        return user.id
+        return self.app.auth.account_id(key)
 
     def assign_case(self, case_id: int, user_id: int, deadline: datetime | None) -> CaseView:
         require(self.principal, Permission.EDIT_CASES)

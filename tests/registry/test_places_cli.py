@@ -60,7 +60,7 @@ def test_build_a_house_with_rooms_and_a_landlord_account(
     code, out = invoke_on(app, registry, "users", "disable", "admin")
     assert code == 4 and "last admin" in out  # a conflict
     code, out = invoke_on(app, registry, "users", "disable", "ghost")
-    assert code == 2 and "not found" in out
+    assert code == 3 and "not found" in out
     # Every change is audited as the account the command line acts as.
     actors = {e.actor for e in AuditLog(registry.database).recent(limit=20)}
     assert "cli:admin" in actors

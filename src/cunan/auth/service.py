@@ -313,7 +313,12 @@ class AuthService:
     def user_id_of(self, principal: Principal, key: str) -> int:
         """The id of an account given by id or username."""
         require(principal, Permission.MANAGE_USERS)
-        if key.isdigit():
+        return self.account_id(key)
+
+    def account_id(self, key: str) -> int:
+        """The id of an account given by id or username (the caller checks the right to
+        name accounts: managing users, or assigning a case to someone)."""
+        if key.strip().isdigit():
             return int(key)
         with self.database.read() as session:
             user = AuthRepository(session).user_by_name(key.strip())
