@@ -183,7 +183,7 @@ def faces_compare(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Are the largest faces of two images the same person? Exit 0 yes, 1 no, 2 error."""
+    """Are the largest faces of two images the same person? Exit 0 yes, 1 no, 2+ an error."""
     settings = _settings()
     engine = _engine(settings)
     a = _guard(lambda: _main_face(engine, image_a, settings))

@@ -16,11 +16,9 @@ from cunan.authz import Principal
 from cunan.config import Settings, load_settings
 from cunan.errors import EXIT_CODES, ErrorKind, kind_of
 from cunan.registry.datadir import (
-    Registry,
     check_database_private,
     database_url,
     open_database,
-    open_registry,
     resolve_data_dir,
 )
 from cunan.registry.errors import RegistryError
@@ -82,28 +80,6 @@ def user_errors(*kinds: type[Exception]) -> Iterator[None]:
         yield
     except kinds as exc:
         fail_with(exc)
-
-
-@contextmanager
-def opened_registry(
-    data_dir: Path | None, *errors: type[Exception], key_required: bool = True
-) -> Iterator[tuple[Registry, Settings]]:
-    """The data directory's registry and settings, closed afterwards.
-
-    Registry and storage errors raised inside the block, and any of ``errors``, become one
-    line and exit code 2. Without ``key_required`` a lost key file is no error (commands
-    that only delete face data).
-    """
-    with user_errors(*OPEN_ERRORS):
-        settings = load_settings()
-        registry = open_registry(
-            resolve_data_dir(data_dir, settings), settings, key_required=key_required
-        )
-    try:
-        with user_errors(RegistryError, StorageError, *errors):
-            yield registry, settings
-    finally:
-        registry.close()
 
 
 @contextmanager

@@ -51,7 +51,7 @@ def verify_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Recompute the whole hash chain. Exit 0 intact, 1 broken (and where), 2 error."""
+    """Recompute the whole hash chain. Exit 0 intact, 1 broken (and where), 2+ an error."""
     with open_audit_database(data_dir) as database:
         report = verify_chain(database, anchor=anchor)
         # A chain that verifies says nothing of the other tables: a damaged page anywhere in
