@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cunan.notify.deadletters import DeadLetterView, ReplayOutcome
     from cunan.notify.message import Notifier
     from cunan.pipeline.cameras import CameraRecord, CameraSettings
+    from cunan.pipeline.runner import CameraTarget
     from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
     from cunan.registry.importer import ImportOptions, ImportReport
@@ -938,6 +939,48 @@ class AppServices:
             settings=request.settings,
         )
         return cameras.get(camera_id)
+
+    def watch_target(
+        self,
+        source: str,
+        *,
+        notice_posted: bool,
+        realtime: bool = True,
+        fps_cap: float | None = None,
+        transport: str = "tcp",
+    ) -> tuple[CameraRecord | None, CameraTarget]:
+        """What ``cunan watch`` runs: a registered camera (by name or id) with its settings,
+        or an ad-hoc stream, file or device, refused unless the public notice where it
+        films is confirmed (faces are recognised only where the sign is posted)."""
+        require(self.principal, Permission.MANAGE_CAMERAS)
+        from dataclasses import replace as changed
+
+        from cunan.capture.sources import SourceConfig, redact_url
+        from cunan.pipeline.build import target_for_camera
+        from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError
+        from cunan.pipeline.runner import CameraTarget
+
+        camera = self.app.cameras.find(source)
+        if camera is not None:
+            camera.require_notice()
+            target = target_for_camera(camera, realtime=realtime)
+            return camera, target if fps_cap is None else changed(target, fps_cap=fps_cap)
+        self._check_camera_url(source)
+        if not notice_posted:
+            raise NoticeNotPostedError(
+                f"recognition refused: {redact_url(source)} is not a registered camera, "
+                "and the public notice sign is required where faces are recognised; "
+                "pass --notice-posted to confirm it is posted (or register the camera "
+                "with 'cunan cameras add ... --notice-posted')"
+            )
+        if transport not in ("tcp", "udp"):
+            raise InvalidInput("--transport must be tcp or udp")
+        return None, CameraTarget(
+            # Files are named by their file name; URLs without their password.
+            name=redact_url(source) if "://" in source else Path(source).name,
+            source=SourceConfig(source, realtime=realtime, rtsp_transport=transport),  # type: ignore[arg-type]
+            fps_cap=fps_cap if fps_cap is not None else CameraSettings().fps_cap,
+        )
 
     def _camera_store(self) -> CameraStore:
         """The installation's camera store, recording this principal in the audit entry it

@@ -19,11 +19,11 @@ from rich.table import Table
 
 from cunan.app_services import AppServices, CameraRequest
 from cunan.capture.reader import CAPTURE_FAILED
-from cunan.capture.sources import SourceConfig, SourceError, redact_url
+from cunan.capture.sources import SourceError
 from cunan.cliutil import DataDirOption, err_console, fail, opened_app
 from cunan.faces.models import ModelNotAvailableError
 from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError, parse_zone
-from cunan.pipeline.runner import CameraTarget, DecidedSighting
+from cunan.pipeline.runner import DecidedSighting
 from cunan.pipeline.store import CameraNotFoundError
 from cunan.registry.errors import RegistryError
 
@@ -97,32 +97,19 @@ def watch_command(
     transport: Annotated[str, typer.Option(help="RTSP transport: tcp or udp.")] = "tcp",
 ) -> None:
     """Watch one source in the foreground: print and store each decided sighting."""
-    from cunan.pipeline.build import build_runner, target_for_camera
+    from cunan.pipeline.build import build_runner
 
-    with _app(data_dir) as (app, _services):
+    with _app(data_dir) as (app, services):
         registry, settings = app.registry, app.settings
-        camera = app.cameras.find(source)
-        if camera is not None:
-            camera.require_notice()
-            target = target_for_camera(camera, realtime=realtime)
-            if fps_cap is not None:
-                target = _with_fps(target, fps_cap)
-        else:
-            if not notice_posted:
-                fail(
-                    f"recognition refused: {redact_url(source)} is not a registered camera, "
-                    "and the public notice sign is required where faces are recognised; "
-                    "pass --notice-posted to confirm it is posted (or register the camera "
-                    "with 'cunan cameras add ... --notice-posted')"
-                )
-            if transport not in ("tcp", "udp"):
-                fail("--transport must be tcp or udp")
-            target = CameraTarget(
-                # Files are named by their file name; URLs without their password.
-                name=redact_url(source) if "://" in source else Path(source).name,
-                source=SourceConfig(source, realtime=realtime, rtsp_transport=transport),  # type: ignore[arg-type]
-                fps_cap=fps_cap if fps_cap is not None else CameraSettings().fps_cap,
-            )
+        # Registered cameras run with their own settings; an ad-hoc source only with the
+        # public notice confirmed (the rule is the services', the flag the user's).
+        camera, target = services.watch_target(
+            source,
+            notice_posted=notice_posted,
+            realtime=realtime,
+            fps_cap=fps_cap,
+            transport=transport,
+        )
         names: dict[int, str | None] = {}
 
         def person_name(person_id: int | None) -> str | None:
@@ -184,12 +171,6 @@ def watch_command(
 
 def _without_capture_failed(record: logging.LogRecord) -> bool:
     return record.msg is not CAPTURE_FAILED
-
-
-def _with_fps(target: CameraTarget, fps_cap: float) -> CameraTarget:
-    from dataclasses import replace
-
-    return replace(target, fps_cap=fps_cap)
 
 
 # -- worker -----------------------------------------------------------------------------------
