@@ -54,6 +54,10 @@ def test_each_error_kind_has_its_exit_code(
     monkeypatch.setenv("CUNAN_USER", "shen")
     code, out = _run(registry, "places", "add-area", "东片")
     assert code == 5 and "auditor" in out and len(_error_lines(out)) == 1
+    # 5 too: no such account to act as.
+    monkeypatch.setenv("CUNAN_USER", "nobody")
+    code, out = _run(registry, "people", "list")
+    assert code == 5 and "no such enabled account" in out
     monkeypatch.delenv("CUNAN_USER")
     # 6: unavailable (the key file is missing: face data cannot be read).
     registry.key_file.rename(registry.key_file.with_name("elsewhere.key"))

@@ -124,7 +124,7 @@ def cli_principal(database: Database) -> Principal:
         repo = AuthRepository(session)
         user = repo.user_by_name(wanted) if wanted else None
         if wanted and (user is None or user.disabled_at is not None):
-            fail(f"{ACT_AS_ENV}={wanted}: no such enabled account")
+            fail(f"{ACT_AS_ENV}={wanted}: no such enabled account", ErrorKind.UNAUTHENTICATED)
         if user is None:
             try:
                 user = repo.user_by_name(getpass.getuser())
@@ -135,7 +135,8 @@ def cli_principal(database: Database) -> Principal:
             if len(admins) != 1:
                 fail(
                     f"say which account this command acts as: {ACT_AS_ENV}=NAME "
-                    f"({len(admins)} administrators are registered)"
+                    f"({len(admins)} administrators are registered)",
+                    ErrorKind.UNAUTHENTICATED,
                 )
             user = admins[0]
         landlord = repo.landlord_id_of_user(user.id) if user.role is UserRole.LANDLORD else None
