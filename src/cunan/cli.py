@@ -324,6 +324,7 @@ def _mount_subcommands() -> None:
         registry_app,
     )
     from cunan.registry.places_cli import places_app, users_app
+    from cunan.registry.reembed import reembed_command
     from cunan.serve import serve_command
 
     app.command("init")(init_command)
@@ -345,6 +346,7 @@ def _mount_subcommands() -> None:
     app.add_typer(notify_app, name="notify")
     app.add_typer(bench_app, name="bench")
     app.command("calibrate")(calibrate_command)
+    faces_app.command("reembed")(reembed_command)
 
 
 _mount_subcommands()
