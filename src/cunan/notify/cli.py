@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cunan.cliutil import DataDirOption, fail, opened_database, user_errors
-from cunan.notify.deadletters import DeadLetterStore
+from cunan.cliutil import DataDirOption, fail, opened_app
 from cunan.notify.errors import UnknownChannelError
-from cunan.notify.message import Notifier
 from cunan.notify.settings import build_notifiers
 
 #: Exit codes: 0 done, 1 some replay failed (try again later), 2 the command could not run.
@@ -33,14 +28,6 @@ notify_app.add_typer(dead_letters_app, name="dead-letters")
 channel_factory = build_notifiers
 
 
-@contextmanager
-def _store(data_dir: Path | None) -> Iterator[tuple[DeadLetterStore, Mapping[str, Notifier]]]:
-    with opened_database(data_dir) as (database, settings):
-        with user_errors(ValueError):
-            channels = channel_factory(settings.notify)
-        yield DeadLetterStore(database), channels
-
-
 @dead_letters_app.command("list")
 def list_command(
     data_dir: DataDirOption = None,
@@ -50,8 +37,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List notifications that exhausted their retries."""
-    with _store(data_dir) as (store, _channels):
-        letters = store.pending(include_replayed=include_replayed)
+    with opened_app(data_dir) as (_, services):
+        letters = services.dead_letters(include_replayed=include_replayed)
     if as_json:
         for d in letters:
             print(
@@ -96,15 +83,10 @@ def replay_command(
     """Send dead letters again on their channels. Exit 0 all delivered, 1 some failed."""
     if (letter_id is None) == (not replay_all):
         fail("give one dead letter ID or --all")
-    with _store(data_dir) as (store, channels):
-        try:
-            if replay_all:
-                outcomes = store.replay_all(channels)
-            else:
-                assert letter_id is not None
-                outcomes = [store.replay(letter_id, channels)]
-        except (LookupError, UnknownChannelError) as exc:
-            fail(str(exc.args[0]) if exc.args else str(exc))
+    with opened_app(data_dir, UnknownChannelError) as (app, services):
+        # The channels as the settings configure them (the hook lets tests record sends).
+        channels = channel_factory(app.settings.notify)
+        outcomes = services.replay_dead_letters(None if replay_all else letter_id, channels)
     failed = [o for o in outcomes if not o.delivered]
     for o in outcomes:
         verdict = "delivered" if o.delivered else f"failed: {o.error}"
