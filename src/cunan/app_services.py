@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
-from cunan.errors import InvalidInput, Unavailable
+from cunan.errors import Forbidden, InvalidInput, Unavailable
 from cunan.registry.identity import IdDocument
 from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
 from cunan.settings_overrides import EDITABLE
@@ -858,14 +858,30 @@ class AppServices:
     # -- cameras --------------------------------------------------------------------------------
 
     def _check_camera_url(self, url: str) -> None:
-        """Network cameras for everyone who manages cameras; a local file or device only for
-        administrators (reading the server's own files is not a staff member's right)."""
+        """Network cameras on the LAN for everyone who manages cameras; local files, devices
+        and the server's own addresses only for administrators (cunan.capture.policy)."""
+        from cunan.capture.policy import CameraUrlRefusedError, check_camera_url
+
+        try:
+            check_camera_url(url, local_allowed=self.principal.may(Permission.MANAGE_SETTINGS))
+        except CameraUrlRefusedError as exc:
+            raise Forbidden(str(exc)) from None
+
+    def _check_before_connecting(self, url: str) -> None:
+        """A camera named by host name is checked again before a non-administrator makes the
+        server connect to it: the name may resolve elsewhere now (DNS rebinding). An address
+        given as an IP was checked when the camera was added (or an administrator added it)."""
         from urllib.parse import urlsplit
 
-        scheme = urlsplit(url.strip()).scheme.lower()
-        if scheme in {"rtsp", "rtsps", "rtmp", "http", "https"}:
-            return
-        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.capture.policy import NETWORK_SCHEMES, is_ip_literal
+
+        parts = urlsplit(url.strip())
+        try:
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if parts.scheme.lower() in NETWORK_SCHEMES and host and not is_ip_literal(host):
+            self._check_camera_url(url)
 
     def add_camera(self, request: CameraRequest) -> CameraRecord:
         require(self.principal, Permission.MANAGE_CAMERAS)
@@ -925,9 +941,10 @@ class AppServices:
         those who manage cameras: it makes the server connect to the camera's address."""
         require(self.principal, Permission.MANAGE_CAMERAS)
         from cunan.capture.snapshot import snapshot
-        from cunan.capture.sources import SourceConfig, SourceError
+        from cunan.capture.sources import SourceConfig, SourceError, scrub
 
         camera = self.app.cameras.get(camera_id)
+        self._check_before_connecting(camera.stream_url)
         s = camera.settings
         try:
             return snapshot(
@@ -940,7 +957,8 @@ class AppServices:
                 )
             )
         except SourceError as exc:
-            raise Unavailable(f"camera {camera_id}: {exc}") from None
+            # describe_error scrubs already; once more here with this camera's own URL.
+            raise Unavailable(f"camera {camera_id}: {scrub(str(exc), camera.stream_url)}") from None
 
     def sighting_crop(self, sighting_id: int) -> bytes:
         require(self.principal, Permission.READ_SIGHTINGS)

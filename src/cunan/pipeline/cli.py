@@ -271,7 +271,11 @@ def cameras_add(
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a camera."""
+    from cunan.capture.policy import check_camera_url
+
     with _registry(data_dir) as (registry, _):
+        # The operator at the terminal is an administrator: only the URL's form is checked.
+        check_camera_url(url, local_allowed=True)
         camera_id = _cameras(registry).add(
             name,
             url,
