@@ -744,6 +744,9 @@ class AppServices:
                 or self.app.registry.service.default_village_id(),
                 category=PersonCategory.TENANT,
                 id_number=request.id_number,
+                # Checked by the registry as for people add and the import: a passport or a
+                # 港澳台 permit is not refused as a malformed resident ID.
+                id_document=request.id_document,
                 phone=request.phone,
                 is_minor=request.is_minor,
             ),
