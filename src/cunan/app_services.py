@@ -10,7 +10,9 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
+from cunan.audit.log import AuditAction
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
 from cunan.errors import Forbidden, InvalidInput, Unavailable
 from cunan.registry.identity import IdDocument
@@ -174,6 +176,30 @@ class FaceIdentification:
     score: float | None
     candidates: list[CandidateView]
     reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceComparison:
+    """A 1:1 comparison of the largest faces of two uploaded images (``faces compare``)."""
+
+    #: ``same_person`` or ``different_people``.
+    decision: str
+    same_person: bool
+    distance: float
+    threshold: float
+    model_id: str
+    #: The reference population of the operating point (``faces.population``), or None.
+    population: str | None
+    population_distance: float | None
+    population_threshold: float | None
+    #: Share of different-person pairs of the population this alike (when "same person").
+    false_match_rate: float | None
+    #: Share of same-person pairs of the population this different (when "different").
+    false_non_match_rate: float | None
+    #: How sure, in one sentence, Chinese first (empty without a population).
+    certainty: str
+    #: Faces found in each image (the largest of each is compared).
+    faces_found: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +500,64 @@ class AppServices:
                 )
             )
         return out
+
+    def compare_faces(self, image_a: bytes, image_b: bytes) -> FaceComparison:
+        """Are the largest faces of two uploaded images the same person? The comparison
+        ``cunan faces compare`` makes (faces.match_threshold and the population-aware
+        operating point of docs/calibration.md); permitted and audited like identify, with
+        the decision only (no names, no vectors)."""
+        require(self.principal, Permission.IDENTIFY)
+        from cunan.faces.imageio import ImageLoadError, decode_image
+        from cunan.faces.verify import compare_vectors
+        from cunan.matching.adaptive import population_prior_for
+
+        settings = self.app.settings
+        engine = self.app.face_engine
+        largest: list[NDArray[np.float32]] = []
+        found: list[int] = []
+        for name, data in (("image_a", image_a), ("image_b", image_b)):
+            try:
+                picture = decode_image(
+                    data, source=name, max_pixels=settings.faces.max_image_pixels
+                )
+            except ImageLoadError as exc:
+                raise InvalidInput(str(exc)) from None
+            faces = [f for f in engine.analyze(picture, embed=True) if f.embedding is not None]
+            if not faces:
+                raise InvalidInput(f"{name}: 未找到人脸 (no face found)")
+            main = max(faces, key=lambda f: f.face.box.width * f.face.box.height)
+            assert main.embedding is not None
+            largest.append(np.asarray(main.embedding, dtype=np.float32))
+            found.append(len(faces))
+        prior = population_prior_for(
+            settings.faces.population, engine.model_id, int(largest[0].shape[-1])
+        )
+        result = compare_vectors(
+            largest[0], largest[1], prior=prior, threshold=settings.faces.match_threshold
+        )
+        self.app.audit.record(
+            AuditAction.FACE_COMPARE,
+            actor=self.principal.actor,
+            details={"faces": found, "same_person": result.same_person},
+        )
+        return FaceComparison(
+            decision="same_person" if result.same_person else "different_people",
+            same_person=result.same_person,
+            distance=round(result.distance, 4),
+            threshold=result.threshold,
+            model_id=engine.model_id,
+            population=result.population,
+            population_distance=None
+            if result.population_distance is None
+            else round(result.population_distance, 4),
+            population_threshold=None
+            if result.population_threshold is None
+            else round(result.population_threshold, 4),
+            false_match_rate=result.false_match_rate,
+            false_non_match_rate=result.false_non_match_rate,
+            certainty=result.certainty(),
+            faces_found=found,
+        )
 
     # -- places ---------------------------------------------------------------------------------
 
