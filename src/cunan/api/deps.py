@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -50,7 +50,7 @@ def services(app: CoreDep, who: PrincipalDep) -> AppServices:
 ServicesDep = Annotated[AppServices, Depends(services)]
 
 
-def needs(permission: Permission) -> object:
+def needs(permission: Permission) -> Any:
     """A route dependency refusing callers whose role lacks ``permission``."""
 
     def check(who: PrincipalDep) -> None:
