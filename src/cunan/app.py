@@ -222,6 +222,8 @@ class CunanApp:
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=self.settings.registry.guardian_consent_under_age,
             person_max_distance=faces.match_threshold,
+            # The same-face rule on the live gallery, not every template decrypted again.
+            gallery=self.gallery,
         )
 
     def _announce_import(self, job: ImportJob) -> None:

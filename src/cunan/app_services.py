@@ -428,15 +428,9 @@ class AppServices:
         """The same-face rule (docs/registry.md), on the live gallery (no decryption)."""
         from cunan.registry.consistency import SAME_FACE_DISTANCE, same_face_problem
 
-        gallery = self.app.gallery
-        if len(gallery) == 0:
-            return
-        results = gallery.identify(np.vstack([t.vector for t in templates]), top=1)
-        nearest = min(
-            ((c.person_id, c.distance) for r in results for c in r.candidates),
-            key=lambda pair: pair[1],
-            default=None,
-        )
+        # The nearest template itself (not a person's aggregated distance): one identical
+        # template is the same face however far the person's other photos are.
+        nearest = self.app.gallery.nearest_template(np.vstack([t.vector for t in templates]))
         if nearest is None:
             return
         problem = same_face_problem((f"person {nearest[0]}", nearest[1]), SAME_FACE_DISTANCE)
