@@ -8,6 +8,7 @@ import hashlib
 import logging
 import mimetypes
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -292,6 +293,8 @@ class _Pending:
     results: dict[int, _PhotoResult] = field(default_factory=dict)
     #: Problems reported without failing the row (photos skipped).
     notes: list[RowProblem] = field(default_factory=list)
+    #: Photo results the row waits for.
+    expected: int = 0
 
 
 ProgressCallback = Callable[[int], None]
@@ -355,12 +358,11 @@ def _import_rows(
 
     pending: dict[int, _Pending] = {}
     jobs: list[_PhotoJob] = []
-    expected: dict[int, int] = {}
     seen_ids: dict[str, int] = {}
     seen_keys: dict[tuple[str, str, str], int] = {}
-    # Rows are finished in file order, so person ids follow the roster.
-    order: list[int] = []
-    cursor = 0
+    # Rows are finished in file order, so person ids follow the roster; a finished row
+    # leaves this queue (and the pending map) at once.
+    order: deque[int] = deque()
 
     def finish(row_number: int) -> None:
         item = pending.pop(row_number)
@@ -371,13 +373,13 @@ def _import_rows(
             progress(1)
 
     def drain() -> None:
-        nonlocal cursor
-        while cursor < len(order):
-            row_number = order[cursor]
-            if len(pending[row_number].results) < expected[row_number]:
+        while order:
+            row_number = order[0]
+            item = pending[row_number]
+            if len(item.results) < item.expected:
                 return
+            order.popleft()
             finish(row_number)
-            cursor += 1
 
     for r in roster.rows:
         # Only rows with problems from parsing have a list yet; no empty list per row.
@@ -395,11 +397,10 @@ def _import_rows(
         item.photo_paths = _photo_paths(r, roster, options.photos_dir, item)
         pending[r.row] = item
         order.append(r.row)
-        expected[r.row] = 0
         for index, p in enumerate(item.photo_paths):
             if p is not None:
                 jobs.append(_PhotoJob(r.row, index, r.photos[index], str(options.photos_dir)))
-                expected[r.row] += 1
+                item.expected += 1
         # Rows without photos before any row that waits for its photos are finished now,
         # so a roster without photos (or a long stretch of one) is not all held at once.
         if not jobs:
