@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +19,7 @@ from cunan.audit.log import AuditAction, AuditLog
 from cunan.auth.throttle import LoginThrottle
 from cunan.authz import Permission, Principal, require
 from cunan.config import WebSettings
-from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
 from cunan.registry.accounts import check_password_strength
 from cunan.storage.auth_repository import AuthRepository
 from cunan.storage.auth_tables import ApiToken, AuthSession
@@ -40,6 +43,15 @@ def token_hash(secret: str) -> str:
 
 class LoginLockedError(Forbidden):
     """Too many failed logins for this account or from this address; try again later."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class HashingBusyError(Unavailable):
+    """Every password-hashing slot stayed busy while this request waited: try again soon
+    (503 with Retry-After; nothing was checked or changed)."""
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
@@ -107,6 +119,9 @@ class AuthService:
         # A hash to verify against when the username does not exist, so the time a failed
         # login takes does not tell which usernames exist.
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        # At most this many argon2 computations at once (see WebSettings.login_hash_slots).
+        self.hash_slots = settings.login_hash_slots or os.cpu_count() or 1
+        self._hash_slots = threading.BoundedSemaphore(self.hash_slots)
 
     # -- logins and sessions ----------------------------------------------------------------
 
@@ -137,7 +152,7 @@ class AuthService:
             raise Unauthenticated("用户名或密码错误 (wrong username or password)")
         user_id = stored[0]
         self.throttle.succeeded(username)
-        rehash = self._hasher.hash(password) if self._hasher.check_needs_rehash(stored[1]) else None
+        rehash = self._hash(password) if self._hasher.check_needs_rehash(stored[1]) else None
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         expires = now + timedelta(hours=self.settings.session_absolute_hours)
@@ -222,7 +237,7 @@ class AuthService:
         if stored is None or not self._verify(stored, old):
             raise InvalidInput("当前密码不正确 (the current password is wrong)")
         check_password_strength(new)
-        new_hash = self._hasher.hash(new)
+        new_hash = self._hash(new)
         with self.database.transaction() as session:
             repo = AuthRepository(session)
             row = repo.user(principal.user_id)
@@ -260,7 +275,7 @@ class AuthService:
         if landlord_id is not None and role is not UserRole.LANDLORD:
             raise InvalidInput("only landlord accounts link to a landlord record")
         check_password_strength(password)
-        password_hash = self._hasher.hash(password)
+        password_hash = self._hash(password)
         from cunan.storage.tables import Landlord
 
         with self.database.transaction() as session:
@@ -351,7 +366,7 @@ class AuthService:
         """An administrator sets a new password; the user's sessions end."""
         require(principal, Permission.MANAGE_USERS)
         check_password_strength(new)
-        new_hash = self._hasher.hash(new)
+        new_hash = self._hash(new)
         with self.database.transaction() as session:
             repo = AuthRepository(session)
             user = repo.user(user_id)
@@ -378,7 +393,7 @@ class AuthService:
         username = username.strip()
         if not username or len(username) > 100:
             raise InvalidInput("用户名须为 1-100 个字符 (username must be 1-100 characters)")
-        password_hash = self._hasher.hash(password)
+        password_hash = self._hash(password)
         with self.database.transaction() as session:
             repo = AuthRepository(session)
             if repo.count_admins():
@@ -484,11 +499,35 @@ class AuthService:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _verify(self, stored_hash: str, password: str) -> bool:
+    @contextmanager
+    def _hashing(self) -> Iterator[None]:
+        """One of the bounded hashing slots, waited for briefly; :class:`HashingBusyError`
+        when none frees up in time (then nothing was checked, and no failure counted)."""
+        wait = self.settings.login_hash_wait_s
+        if not self._hash_slots.acquire(timeout=wait):
+            logger.info(
+                "password hashing busy (%d slots): a request was turned away", self.hash_slots
+            )
+            raise HashingBusyError(
+                "服务器正忙，请几秒后再试 (the server is busy checking other passwords; try "
+                "again in a few seconds)",
+                retry_after_s=max(1.0, wait),
+            )
         try:
-            return bool(self._hasher.verify(stored_hash, password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+            yield
+        finally:
+            self._hash_slots.release()
+
+    def _hash(self, password: str) -> str:
+        with self._hashing():
+            return self._hasher.hash(password)
+
+    def _verify(self, stored_hash: str, password: str) -> bool:
+        with self._hashing():
+            try:
+                return bool(self._hasher.verify(stored_hash, password))
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
 
     def _record(
         self,
