@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import inspect
 
 from cunan.audit.log import AuditAction, AuditLog
 from cunan.auth.throttle import LoginThrottle
@@ -21,6 +23,7 @@ from cunan.authz import Permission, Principal, require
 from cunan.config import WebSettings
 from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
 from cunan.registry.accounts import check_password_strength
+from cunan.stats.cache import attribute_changed, table_of, watch_writes
 from cunan.storage.auth_repository import AuthRepository
 from cunan.storage.auth_tables import ApiToken, AuthSession
 from cunan.storage.database import Database
@@ -34,6 +37,37 @@ TOKEN_PREFIX = "cunan_"
 #: How often a session's "last seen" is written: not on every request (each write takes
 #: SQLite's single write lock), but often enough for the idle timeout to be exact to it.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+#: How long a session checked against the database is trusted without reading it again
+#: (every request needs its caller). A logout, a disabled account, a password change or
+#: reset and a landlord link changed in this process drop every trusted session at commit;
+#: only a change made by another process (the command line) waits up to this long.
+SESSION_TRUST_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Trusted:
+    principal: Principal
+    expires_at: datetime
+    last_seen_at: datetime
+    #: ``time.monotonic()`` when the database said it was live.
+    checked: float
+
+
+def _changes_sessions(obj: object, new: bool) -> bool:
+    """Whether a write may end a live session or change who holds it."""
+    table = table_of(obj)
+    if table == "auth_sessions":
+        return not new and (_is_deleted(obj) or attribute_changed(obj, "revoked_at"))
+    if table == "users":
+        return not new
+    if table == "landlords":
+        return new or _is_deleted(obj) or attribute_changed(obj, "user_id")
+    return False
+
+
+def _is_deleted(obj: object) -> bool:
+    state = inspect(obj)
+    return bool(state.deleted or state.was_deleted)
 
 
 def token_hash(secret: str) -> str:
@@ -122,6 +156,16 @@ class AuthService:
         # At most this many argon2 computations at once (see WebSettings.login_hash_slots).
         self.hash_slots = settings.login_hash_slots or os.cpu_count() or 1
         self._hash_slots = threading.BoundedSemaphore(self.hash_slots)
+        # Sessions recently checked, by token hash; emptied when a write may end one.
+        self._trusted: dict[str, _Trusted] = {}
+        self._trust_lock = threading.Lock()
+        self._trust_generation = 0
+        watch_writes(
+            database,
+            changes=_changes_sessions,
+            statement_tables=frozenset({"auth_sessions", "users", "landlords"}),
+            on_commit=self.forget_sessions,
+        )
 
     # -- logins and sessions ----------------------------------------------------------------
 
@@ -183,13 +227,35 @@ class AuthService:
             )
         return LoginResult(token=secret, principal=principal, expires_at=expires)
 
+    def forget_sessions(self) -> None:
+        """Check every session against the database again on its next request."""
+        with self._trust_lock:
+            self._trust_generation += 1
+            self._trusted.clear()
+
     def principal_for_session(self, secret: str) -> Principal:
-        """Who holds this session token; :class:`Unauthenticated` if it is not a live one."""
+        """Who holds this session token; :class:`Unauthenticated` if it is not a live one.
+
+        A session checked moments ago (:data:`SESSION_TRUST_S`) is not read again, as long
+        as its expiry, idle time and "last seen" refresh do not fall due meanwhile."""
         now = self._clock()
         idle = timedelta(minutes=self.settings.session_idle_minutes)
+        key = token_hash(secret)
+        with self._trust_lock:
+            trusted = self._trusted.get(key)
+            generation = self._trust_generation
+        if (
+            trusted is not None
+            and time.monotonic() - trusted.checked < SESSION_TRUST_S
+            and now < trusted.expires_at
+            and now < trusted.last_seen_at + idle
+            and now < trusted.last_seen_at + LAST_SEEN_RESOLUTION
+        ):
+            return trusted.principal
+        checked = time.monotonic()
         with self.database.read() as session:
             repo = AuthRepository(session)
-            row = repo.session_by_hash(token_hash(secret))
+            row = repo.session_by_hash(key)
             user = repo.user(row.user_id) if row is not None else None
             if (
                 row is None
@@ -203,11 +269,18 @@ class AuthService:
             principal = self._principal(repo, user)
             stale = row.last_seen_at + LAST_SEEN_RESOLUTION <= now
             session_id = row.id
+            expires_at, last_seen_at = row.expires_at, row.last_seen_at
         if stale:
             with self.database.transaction() as session:
                 live = session.get(AuthSession, session_id)
                 if live is not None:
                     live.last_seen_at = now
+            last_seen_at = now
+        with self._trust_lock:
+            # Not if a write that may end sessions committed since the read began: that
+            # read may predate it.
+            if generation == self._trust_generation:
+                self._trusted[key] = _Trusted(principal, expires_at, last_seen_at, checked)
         return principal
 
     def logout(self, secret: str) -> None:

@@ -35,7 +35,6 @@ WATCHED_TABLES = frozenset(
 #: Cases matter only when one is opened, or its status changes (a grouped sighting updates
 #: its case's counts on every sighting, which the statistics do not show).
 CASES_TABLE = "cases"
-_DIRTY = "cunan.stats.cache.dirty"
 
 
 @dataclass(slots=True)
@@ -104,41 +103,69 @@ class ShortCache:
     def watch(self, database: Database) -> None:
         """Invalidate at the commit of any write transaction of ``database`` that changed a
         watched table (ORM changes, and bulk UPDATE / DELETE / INSERT statements)."""
-        database.listen_writes("after_flush", _mark_flush)
-        database.listen_writes("do_orm_execute", _mark_statement)
-        database.listen_writes("after_commit", self._after_commit)
-        database.listen_writes("after_rollback", _clear)
-
-    def _after_commit(self, session: Session) -> None:
-        if session.info.pop(_DIRTY, False):
-            self.invalidate()
+        watch_writes(
+            database,
+            changes=_changes_statistics,
+            statement_tables=WATCHED_TABLES | {CASES_TABLE},
+            on_commit=self.invalidate,
+        )
 
 
-def _changes_statistics(obj: object, *, new: bool) -> bool:
-    table = getattr(getattr(obj, "__table__", None), "name", None)
+def watch_writes(
+    database: Database,
+    *,
+    changes: Callable[[object, bool], bool],
+    statement_tables: frozenset[str],
+    on_commit: Callable[[], None],
+) -> None:
+    """Call ``on_commit`` after each committed write transaction of ``database`` in which
+    ``changes(obj, is_new)`` held for a flushed ORM object, or a bulk statement wrote one of
+    ``statement_tables``. Rolled-back transactions call nothing."""
+    flag = object()  # this watch's own mark in a session's info
+
+    def mark_flush(session: Session, _context: UOWTransaction) -> None:
+        if session.info.get(flag):
+            return
+        if any(changes(o, True) for o in session.new) or any(
+            changes(o, False) for o in (*session.dirty, *session.deleted)
+        ):
+            session.info[flag] = True
+
+    def mark_statement(state: ORMExecuteState) -> None:
+        if not (state.is_update or state.is_delete or state.is_insert):
+            return
+        table = getattr(getattr(state.statement, "table", None), "name", None)
+        if table in statement_tables:
+            state.session.info[flag] = True
+
+    def after_commit(session: Session) -> None:
+        if session.info.pop(flag, False):
+            on_commit()
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop(flag, None)
+
+    database.listen_writes("after_flush", mark_flush)
+    database.listen_writes("do_orm_execute", mark_statement)
+    database.listen_writes("after_commit", after_commit)
+    database.listen_writes("after_rollback", after_rollback)
+
+
+def table_of(obj: object) -> str | None:
+    """The table an ORM object is a row of (None for anything else)."""
+    name = getattr(getattr(obj, "__table__", None), "name", None)
+    return name if isinstance(name, str) else None
+
+
+def attribute_changed(obj: object, name: str) -> bool:
+    """Whether a flushed ORM object's attribute ``name`` changed in this flush."""
+    return bool(inspect(obj).attrs[name].history.has_changes())
+
+
+def _changes_statistics(obj: object, new: bool) -> bool:
+    table = table_of(obj)
     if table in WATCHED_TABLES:
         return True
     if table == CASES_TABLE:
-        return new or inspect(obj).attrs.status.history.has_changes()
+        return new or attribute_changed(obj, "status")
     return False
-
-
-def _mark_flush(session: Session, _context: UOWTransaction) -> None:
-    if session.info.get(_DIRTY):
-        return
-    if any(_changes_statistics(o, new=True) for o in session.new) or any(
-        _changes_statistics(o, new=False) for o in (*session.dirty, *session.deleted)
-    ):
-        session.info[_DIRTY] = True
-
-
-def _mark_statement(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete or state.is_insert):
-        return
-    table = getattr(getattr(state.statement, "table", None), "name", None)
-    if table in WATCHED_TABLES or table == CASES_TABLE:
-        state.session.info[_DIRTY] = True
-
-
-def _clear(session: Session) -> None:
-    session.info.pop(_DIRTY, None)
