@@ -203,8 +203,10 @@ async def run_clients(
                 logged_in.append(http)
         # The statistics endpoint when the API has one; else the two listings a dashboard
         # shows (open cases and the latest sightings), one after the other.
+        # Untimed, with the login's patience: the first statistics of a cold server on a
+        # busy machine may take longer than a request is allowed.
         has_stats = bool(logged_in) and (
-            (await logged_in[0].get("/api/v1/stats")).status_code == 200
+            (await logged_in[0].get("/api/v1/stats", timeout=LOGIN_TIMEOUT_S)).status_code == 200
         )
         dashboard = "GET /api/v1/stats" if has_stats else "GET open cases + GET latest sightings"
 
