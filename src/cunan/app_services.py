@@ -7,21 +7,29 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
-from cunan.errors import InvalidInput, Unavailable
+from cunan.errors import Forbidden, InvalidInput, Unavailable
 from cunan.registry.identity import IdDocument
-from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
+from cunan.registry.records import (
+    ConsentInput,
+    NewPerson,
+    PersonChanges,
+    PhotoInput,
+    TemplateInput,
+)
 from cunan.settings_overrides import EDITABLE
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
 if TYPE_CHECKING:
     from cunan.app import CunanApp
+    from cunan.audit.chain import ChainReport
+    from cunan.audit.privacy import PrivacyReport
     from cunan.capture.snapshot import Snapshot
     from cunan.cases.views import CaseMember, CaseView
     from cunan.duties.reconcile import TaskView
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
     from cunan.registry.service import RegistryService
+    from cunan.stats.service import CasePeriod
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +164,8 @@ class AuditEntryView:
     target_type: str | None
     target_id: str | None
     details: str
+    #: The account name of a ``user:<id>`` actor (None for other actors or a removed user).
+    actor_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +233,22 @@ class OverdueDeparture:
     room: str | None
     address: str | None
     landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DepartureDeadline:
+    """A current tenancy due to end: its move-out must be reported by ``deadline``."""
+
+    tenancy_id: int
+    person_id: int
+    person: str
+    room: str
+    house_id: int
+    address: str
+    expected_end: date
+    deadline: date
+    #: Days until the deadline (0: today is the last day).
+    days_left: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,14 +648,34 @@ class AppServices:
             raise InvalidInput(mismatch + " (nothing was stored)")
         return service.add_templates(person_id, templates)
 
+    def _template_or_plain_refusal(self, data: bytes) -> TemplateInput:
+        """The 补录 fresh photo's template, or its refusal in plain words."""
+        from cunan.faces.engine import EnrolmentPhotoError
+        from cunan.faces.imageio import ImageLoadError
+        from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
+        from cunan.registry.enrolment import template_from_photo
+
+        try:
+            return template_from_photo(
+                self.app.face_engine,
+                data,
+                source="fresh photo",
+                max_pixels=self.app.settings.faces.max_image_pixels,
+            )
+        except (ImageLoadError, EnrolmentPhotoError) as exc:
+            raise PhotoRefused(
+                [PhotoProblem(exc.source, explain(exc.reason), exc.reason)]
+            ) from None
+
     def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
         """One template per photo; every unusable photo is named and nothing is kept."""
         from cunan.faces.engine import EnrolmentPhotoError
         from cunan.faces.imageio import ImageLoadError
+        from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
         from cunan.registry.enrolment import template_from_photo
 
         templates: list[TemplateInput] = []
-        problems: list[str] = []
+        problems: list[PhotoProblem] = []
         for number, data in enumerate(photos, 1):
             try:
                 templates.append(
@@ -640,9 +687,10 @@ class AppServices:
                     )
                 )
             except (ImageLoadError, EnrolmentPhotoError) as exc:
-                problems.append(str(exc))
+                # Plain words for staff (cunan.faces.plain_words), the measured reason kept.
+                problems.append(PhotoProblem(exc.source, explain(exc.reason), exc.reason))
         if problems:
-            raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+            raise PhotoRefused(problems)
         from cunan.registry.consistency import different_people_problem
 
         # The enrolment consistency rule (docs/registry.md): one person's photos show one face.
@@ -719,23 +767,13 @@ class AppServices:
         fresh photo if given), with the consent collected on site."""
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
-        from cunan.registry.enrolment import template_from_photo
         from cunan.registry.service import NewTenancy
 
         if request.room_id is None:
             raise InvalidInput("补录须选择房间 (room_id is required)")
         if not (request.consent_by or "").strip():
             raise InvalidInput("补录须记录知情同意 (consent_by is required)")
-        fresh = (
-            template_from_photo(
-                self.app.face_engine,
-                fresh_photo,
-                source="fresh photo",
-                max_pixels=self.app.settings.faces.max_image_pixels,
-            )
-            if fresh_photo
-            else None
-        )
+        fresh = self._template_or_plain_refusal(fresh_photo) if fresh_photo else None
         result = self.app.cases.enrol(
             case_id,
             actor=self.principal.actor,
@@ -836,6 +874,42 @@ class AppServices:
             )
             for t in tasks
         ]
+
+    def departure_deadlines(self, *, limit: int = MAX_PAGE) -> list[DepartureDeadline]:
+        """Current tenants with an expected end whose move-out deadline has not passed yet
+        (landlords: in their houses; the passed ones are in :meth:`overdue_departures`), the
+        earliest first, with the last day a move-out report is on time."""
+        require(self.principal, Permission.READ_DEPARTURES)
+        from cunan.duties.departures import deadline_for
+
+        today = self.today()
+        settings = self.app.settings.duties
+        with self._db.read() as session:
+            rows = QueryRepository(session).tenancies_ending(
+                today=today,
+                # deadline = expected end + deadline days, and it must be today or later.
+                ending_from=today - timedelta(days=settings.departure_deadline_days),
+                landlord_id=landlord_scope(self.principal),
+                limit=min(limit, MAX_PAGE),
+            )
+            out: list[DepartureDeadline] = []
+            for t, p, r, h in rows:
+                assert t.expected_end is not None  # the query asks for it
+                deadline = deadline_for(t.expected_end, settings)
+                out.append(
+                    DepartureDeadline(
+                        tenancy_id=t.id,
+                        person_id=p.id,
+                        person=p.name,
+                        room=r.label,
+                        house_id=h.id,
+                        address=h.address,
+                        expected_end=t.expected_end,
+                        deadline=deadline,
+                        days_left=(deadline - today).days,
+                    )
+                )
+        return out
 
     def _own_tenancies(self, scope: int | None, tenancy_ids: Sequence[int]) -> set[int] | None:
         """For a landlord, which of these tenancies are in their houses; None: no scope."""
@@ -970,9 +1044,11 @@ class AppServices:
         *,
         dry_run: bool,
         create_places: bool,
+        keep_checked: bool = False,
     ) -> ImportJob:
         """Check (dry run) or import an uploaded roster with a ZIP of its photos, in the
-        background; follow it with :meth:`import_job`."""
+        background; follow it with :meth:`import_job`. ``keep_checked``: a dry run keeps
+        the upload for :meth:`import_checked` (the import page's "now import" button)."""
         require(self.principal, Permission.ENROL)
         require(self.principal, Permission.EDIT_REGISTRY)
         if not roster:
@@ -984,7 +1060,15 @@ class AppServices:
             dry_run=dry_run,
             create_places=create_places,
             actor=self.principal.actor,
+            keep_checked=keep_checked,
         )
+
+    def import_checked(self, job_id: str) -> ImportJob:
+        """Import for real what the dry run ``job_id`` checked (its starter only)."""
+        require(self.principal, Permission.ENROL)
+        require(self.principal, Permission.EDIT_REGISTRY)
+        self.import_job(job_id)
+        return self.app.imports.start_checked(job_id, actor=self.principal.actor)
 
     def import_job(self, job_id: str) -> ImportJob:
         """A job's progress and row report: its starter's, or any for administrators."""
@@ -1109,15 +1193,42 @@ class AppServices:
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
     ) -> Listing[AuditEntryView]:
+        """Audit entries, newest first, filtered in SQL (action and its sub-actions, actor as
+        recorded or an account name, time, the record acted on)."""
         require(self.principal, Permission.READ_AUDIT)
+        from cunan.storage.privacy_repository import PrivacyRepository, user_of_actor
+
         with self._db.read() as session:
+            if actor and ":" not in actor:
+                # An account name (what an auditor knows) means that account's entries.
+                user_id = PrivacyRepository(session).user_id_named(actor)
+                actor = f"user:{user_id}" if user_id is not None else actor
             rows, total = QueryRepository(session).audit(
-                at, action=action, actor=actor, since=since, until=until
+                at,
+                action=action,
+                actor=actor,
+                since=since,
+                until=until,
+                target_type=target_type,
+                target_id=target_id,
+            )
+            # Auditors read names, not numbers: the page's users, looked up in one query.
+            names = PrivacyRepository(session).usernames(
+                sorted({u for e in rows if (u := user_of_actor(e.actor)) is not None})
             )
             items = [
                 AuditEntryView(
-                    e.seq, e.recorded_at, e.actor, e.action, e.target_type, e.target_id, e.details
+                    e.seq,
+                    e.recorded_at,
+                    e.actor,
+                    e.action,
+                    e.target_type,
+                    e.target_id,
+                    e.details,
+                    names.get(user_of_actor(e.actor) or 0),
                 )
                 for e in rows
             ]
@@ -1125,11 +1236,212 @@ class AppServices:
 
     def verify_audit(self) -> tuple[bool, int, str | None]:
         """(chain intact, entries checked, the first problem in words)."""
+        report = self.audit_chain()
+        return report.ok, report.entries, None if report.problem is None else str(report.problem)
+
+    def audit_chain(self) -> ChainReport:
+        """The hash chain recomputed from entry 1: entries, head, and the first problem."""
         require(self.principal, Permission.READ_AUDIT)
         from cunan.audit.chain import verify_chain
 
-        report = verify_chain(self._db)
-        return report.ok, report.entries, None if report.problem is None else str(report.problem)
+        return verify_chain(self._db)
+
+    def privacy_report(self, since: date | None = None, until: date | None = None) -> PrivacyReport:
+        """The auditor's privacy report for village days ``since``..``until`` (the last 30
+        days by default): face data held against the filing threshold, consents and
+        withdrawals, purges, 1:N searches per account per day."""
+        require(self.principal, Permission.READ_PRIVACY)
+        from cunan.audit.privacy import build_report, report_period
+
+        start, end = report_period(since, until, self.today())
+        return build_report(self._db, self.app.settings.duties, start, end)
+
+    def case_flow(self, period: str = "week", count: int = 8) -> list[CasePeriod] | None:
+        """Cases opened and closed per week or month (the last ``count``, village calendar);
+        None without the cases workflow."""
+        require(self.principal, Permission.READ_STATS)
+        from cunan.stats.service import CASE_FLOW_PERIODS
+
+        if period not in CASE_FLOW_PERIODS:
+            raise InvalidInput(f"period {period!r}: one of {', '.join(CASE_FLOW_PERIODS)}")
+        if not 1 <= count <= 60:
+            raise InvalidInput(f"count {count}: between 1 and 60 periods")
+        return self.app.stats.case_flow(period, count)
 
     def people_statuses(self) -> list[str]:
         return [s.value for s in PersonStatus]
+
+    # -- registry pages: the places and a person's records ----------------------------------
+
+    def _village_wide(self) -> None:
+        """Village-wide registry lists (all landlords, areas) are not a landlord's to read:
+        a landlord sees their own houses, rooms and tenants only."""
+        require(self.principal, Permission.READ_REGISTRY)
+        if landlord_scope(self.principal) is not None:
+            raise Forbidden("房东只能查看自己的房屋 (landlords see their own houses only)")
+
+    def list_villages(self) -> list[VillageSummary]:
+        self._village_wide()
+        with self._db.read() as session:
+            return [
+                VillageSummary(v.id, v.name, v.code) for v in QueryRepository(session).villages()
+            ]
+
+    def list_areas(self) -> list[AreaSummary]:
+        """The grid areas (网格) of the caller's village, with their number of houses."""
+        self._village_wide()
+        with self._db.read() as session:
+            return [
+                AreaSummary(a.id, a.name, n)
+                for a, n in QueryRepository(session).areas(self._village())
+            ]
+
+    def list_landlords(self) -> list[LandlordSummary]:
+        """The landlords of the caller's village, with their number of houses."""
+        self._village_wide()
+        with self._db.read() as session:
+            return [
+                LandlordSummary(x.id, x.name, x.phone, n, x.user_id is not None)
+                for x, n in QueryRepository(session).landlords(self._village())
+            ]
+
+    def list_rooms(self, at: Page, *, vacant_only: bool = False) -> Listing[RoomListing]:
+        """Rooms with their house and occupants today (landlords: in their houses only);
+        ``vacant_only``: those with a free place."""
+        require(self.principal, Permission.READ_REGISTRY)
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).rooms(
+                at,
+                today=self.today(),
+                landlord_id=landlord_scope(self.principal),
+                vacant_only=vacant_only,
+            )
+            items = [RoomListing(r.id, r.label, r.capacity, n, h.id, h.address) for r, h, n in rows]
+        return Listing(items, total, at.offset, at.limit)
+
+    def house_extras(self, house_id: int) -> HouseExtras:
+        """A house's grid area and households (户), beside :meth:`get_house`."""
+        require(self.principal, Permission.READ_REGISTRY)
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            house = repo.house_visible(house_id, landlord_scope(self.principal))
+            if house is None:
+                raise hidden("house", house_id)
+            households = [
+                HouseholdSummary(h.id, h.name, h.registration_number, n)
+                for h, n in repo.households_of_house(house_id)
+            ]
+            return HouseExtras(house.area_id, households)
+
+    def person_records(self, person_id: int) -> PersonRecords:
+        """A person's household, consent history and kept enrolment photos (not for
+        landlords: consent and face data are the village office's)."""
+        self._village_wide()
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            person = repo.person_visible(person_id, None)
+            if person is None:
+                raise hidden("person", person_id)
+            household = repo.household(person.household_id) if person.household_id else None
+            consents = [
+                ConsentEntry(
+                    c.id,
+                    c.collected_by,
+                    c.collected_at,
+                    c.method.value,
+                    c.guardian_name,
+                    c.withdrawn_at,
+                    c.withdrawal_recorded_by,
+                )
+                for c in repo.consents_of(person_id)
+            ]
+            return PersonRecords(
+                household_id=person.household_id,
+                household=household.name if household is not None else None,
+                household_house_id=household.house_id if household is not None else None,
+                consents=consents,
+                photo_ids=repo.photo_ids_of(person_id),
+            )
+
+    def person_photo(self, person_id: int, photo_id: int) -> PhotoInput:
+        """A kept enrolment photo of this person, decrypted for the person page (never a
+        file on a public path); another person's photo id answers like a missing one."""
+        if photo_id not in self.person_records(person_id).photo_ids:
+            raise hidden("photo", photo_id)
+        photo = self.app.registry.service.photo(photo_id)
+        # Looking at someone's face photo is a use of their face data: on the record.
+        self.app.audit.record(
+            "photo.view",
+            actor=self.principal.actor,
+            target_type="person",
+            target_id=person_id,
+            details={"photo": photo_id},
+        )
+        return photo
+
+
+@dataclass(frozen=True, slots=True)
+class VillageSummary:
+    id: int
+    name: str
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AreaSummary:
+    id: int
+    name: str
+    houses: int
+
+
+@dataclass(frozen=True, slots=True)
+class LandlordSummary:
+    id: int
+    name: str
+    phone: str | None
+    houses: int
+    has_account: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomListing:
+    id: int
+    label: str
+    capacity: int
+    occupants: int
+    house_id: int
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdSummary:
+    id: int
+    name: str
+    registration_number: str | None
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class HouseExtras:
+    area_id: int | None
+    households: list[HouseholdSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEntry:
+    id: int
+    collected_by: str
+    collected_at: datetime
+    method: str
+    guardian: str | None
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecords:
+    household_id: int | None
+    household: str | None
+    household_house_id: int | None
+    consents: list[ConsentEntry]
+    photo_ids: list[int]
