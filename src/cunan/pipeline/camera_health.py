@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cunan.capture.health import CaptureHealth, CaptureState
 from cunan.capture.reader import FAILING_AFTER
-from cunan.capture.sources import public_url, redact_url
+from cunan.capture.sources import public_url, redact_url, scrub
 from cunan.storage.database import Database
 from cunan.storage.pipeline_repository import OutboxRepository
 from cunan.storage.pipeline_tables import CameraHealthRow
@@ -55,7 +55,7 @@ def public_error(text: str | None, stream_url: str) -> str | None:
     scheme, host and port (a path may carry a password), bounded in length."""
     if not text:
         return None
-    out = redact_url(text)
+    out = scrub(text, stream_url) if stream_url else redact_url(text)
     for form in {stream_url, redact_url(stream_url)}:
         if form:
             out = out.replace(form, public_url(form))
