@@ -77,7 +77,8 @@ def test_staff_add_a_camera_with_the_notice_and_its_reason(
     form = staff.get("/cameras/new")
     assert form.status_code == 200 and "添加摄像头" in form.text
     assert 'name="reason"' in form.text and 'name="notice"' in form.text
-    url = f"rtsp://admin:pw9secret@127.0.0.1:{closed_port()}/live"
+    # A LAN address (staff may not point cameras at the server itself); nothing connects.
+    url = "rtsp://admin:pw9secret@192.0.2.10:554/live"
     camera_id = _id_from(
         staff.post(
             "/cameras",
@@ -127,7 +128,7 @@ def test_edit_keeps_the_url_when_left_empty_and_clears_the_notice(
     page = staff.get(f"/cameras/{camera_id}")
     assert "未张贴：识别已关闭" in page.text or "未张贴" in page.text
     # A new address replaces the old one.
-    new_url = f"rtsp://127.0.0.1:{closed_port()}/other"
+    new_url = "rtsp://192.0.2.11:554/other"
     staff.post(f"/cameras/{camera_id}", data={"name": "北门二号", "url": new_url, "notice": "1"})
     assert core.cameras.get(camera_id).stream_url == new_url
 
@@ -322,7 +323,7 @@ def test_the_api_renames_readdresses_and_records_the_reason(
         "/api/v1/cameras",
         json={
             "name": "接口门",
-            "url": "rtsp://127.0.0.1:9/a",
+            "url": "rtsp://192.0.2.12:9/a",
             "public_notice_posted": True,
             "public_notice_reason": "村规民约第 7 条",
         },
@@ -333,13 +334,13 @@ def test_the_api_renames_readdresses_and_records_the_reason(
     assert camera["health"]["state"] == "not_running"
     changed = staff.patch(
         f"/api/v1/cameras/{camera['id']}",
-        json={"name": "接口门二", "url": "rtsp://127.0.0.1:10/b", "public_notice_reason": ""},
+        json={"name": "接口门二", "url": "rtsp://192.0.2.13:10/b", "public_notice_reason": ""},
     )
     assert changed.status_code == 200, changed.text
     body = changed.json()
     assert body["name"] == "接口门二" and body["public_notice_reason"] is None
-    assert body["url"] == "rtsp://127.0.0.1:10/…" and body["public_notice_posted"]
-    assert core.cameras.get(camera["id"]).stream_url == "rtsp://127.0.0.1:10/b"
+    assert body["url"] == "rtsp://192.0.2.13:10/…" and body["public_notice_posted"]
+    assert core.cameras.get(camera["id"]).stream_url == "rtsp://192.0.2.13:10/b"
     refused = clients["auditor"].patch(f"/api/v1/cameras/{camera['id']}", json={"name": "x"})
     assert refused.status_code == 403
     taken = staff.patch(f"/api/v1/cameras/{camera['id']}", json={"name": "东门"})
