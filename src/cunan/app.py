@@ -99,13 +99,18 @@ class CunanApp:
             # Thresholds, retention and deadlines an administrator changed from the web.
             settings = apply_stored(settings, registry.database)
             audit = registry.audit or AuditLog(registry.database)
-            # 2. Notifications: the configured channels; nothing leaves the machine until
-            #    a channel is set, undeliverable alerts land in the dead-letter list.
-            channels = build_notifiers(settings.notify)
-            dispatcher = (
-                NotificationDispatcher(channels, dead_letters=DeadLetterStore(registry.database))
-                if channels
-                else None
+            # 2. Notifications: the settings file's channels and those added on the settings
+            #    page; nothing leaves the machine until a channel is set, undeliverable
+            #    alerts land in the dead-letter list. The dispatcher exists even without
+            #    channels, so one added from the web works without a restart.
+            from cunan.notify.channels import ChannelStore
+
+            notify = ChannelStore(registry.database, registry.service.cipher).merged(
+                settings.notify
+            )
+            channels = build_notifiers(notify, zone=settings.duties.zone)
+            dispatcher = NotificationDispatcher(
+                channels, dead_letters=DeadLetterStore(registry.database)
             )
             # 3. Cases: unknown sightings grouped, verified on site, 补录.
             cases = CaseService(

@@ -21,9 +21,11 @@ from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
 if TYPE_CHECKING:
     from cunan.app import CunanApp
+    from cunan.calibrate import SiteCalibration
     from cunan.capture.snapshot import Snapshot
     from cunan.cases.views import CaseMember, CaseView
     from cunan.duties.reconcile import TaskView
+    from cunan.notify.admin import ChannelAdmin
     from cunan.notify.deadletters import DeadLetterView
     from cunan.pipeline.cameras import CameraRecord
     from cunan.pipeline.store import CameraStore
@@ -1013,6 +1015,8 @@ class AppServices:
                 "webhooks": len(settings.notify.webhooks),
                 "mqtt": len(settings.notify.mqtt),
                 "email": len(settings.notify.email),
+                "wecom": len(settings.notify.wecom),
+                "dingtalk": len(settings.notify.dingtalk),
             },
         }
 
@@ -1037,6 +1041,39 @@ class AppServices:
         if live and self.app._gallery is not None:
             self.app._gallery.config = updated.matching.open_set_config()
         return SettingsChange(applied_now=live, after_restart=sorted(set(changes) - set(live)))
+
+    def landlords_for_accounts(self) -> list[tuple[int, str, bool]]:
+        """(id, name, has an account) of the village's landlords, for linking a new landlord
+        account to its record (administrators)."""
+        require(self.principal, Permission.MANAGE_USERS)
+        from sqlalchemy import select
+
+        from cunan.storage.tables import Landlord
+
+        with self._db.read() as session:
+            query = (
+                select(Landlord)
+                .where(Landlord.village_id == self._village())
+                .order_by(Landlord.name, Landlord.id)
+            )
+            return [(row.id, row.name, row.user_id is not None) for row in session.scalars(query)]
+
+    def calibration(self) -> SiteCalibration:
+        """The site's expected false-known rate and the thresholds for the target, as
+        ``cunan calibrate`` gives them (administrators; reads every template of the model)."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.calibrate import site_calibration
+
+        model_id = self.app.face_engine.model_id
+        return site_calibration(self.app.registry.service, self.app.settings, model_id=model_id)
+
+    def notification_channels(self) -> ChannelAdmin:
+        """Notification channels (administrators): list, add, edit, remove, test; changes
+        are audited and take effect at once."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.notify.admin import ChannelAdmin
+
+        return ChannelAdmin(self.app, self.principal.actor)
 
     def dead_letters(self) -> list[DeadLetterView]:
         require(self.principal, Permission.READ_NOTIFY)

@@ -21,7 +21,7 @@ from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
-from cunan.web import pages, ui
+from cunan.web import pages, settings_pages, ui
 from cunan.web.render import install_page_handlers
 
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -52,6 +52,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
     events.router,
     ui.router,
+    settings_pages.router,
 )
 
 
