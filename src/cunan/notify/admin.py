@@ -119,6 +119,6 @@ class ChannelAdmin:
             "notify.test",
             actor=self.actor,
             target_type="notify_channel",
-            details={"name": name, "delivered": problem is None},
+            details={"channel": name, "delivered": problem is None},
         )
         return problem

@@ -253,7 +253,7 @@ class ChannelStore:
                 actor=actor,
                 target_type="notify_channel",
                 target_id=row.id,
-                details={"name": channel.name, "kind": row.kind},
+                details={"channel": channel.name, "kind": row.kind},
                 session=session,
             )
             return row.id
@@ -292,7 +292,7 @@ class ChannelStore:
                 actor=actor,
                 target_type="notify_channel",
                 target_id=row.id,
-                details={"name": channel.name, "kind": row.kind, "was": before},
+                details={"channel": channel.name, "kind": row.kind, "was": before},
                 session=session,
             )
 
@@ -301,7 +301,7 @@ class ChannelStore:
             row = session.get(NotifyChannel, channel_id)
             if row is None:
                 raise NotFound(f"notification channel {channel_id} not found")
-            name = row.name
+            name, kind = row.name, row.kind
             session.delete(row)
             session.flush()
             audit.record(
@@ -309,7 +309,7 @@ class ChannelStore:
                 actor=actor,
                 target_type="notify_channel",
                 target_id=channel_id,
-                details={"name": name, "kind": row.kind},
+                details={"channel": name, "kind": kind},
                 session=session,
             )
             return name
