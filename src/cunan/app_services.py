@@ -1046,17 +1046,11 @@ class AppServices:
         """(id, name, has an account) of the village's landlords, for linking a new landlord
         account to its record (administrators)."""
         require(self.principal, Permission.MANAGE_USERS)
-        from sqlalchemy import select
-
-        from cunan.storage.tables import Landlord
+        from cunan.storage.auth_repository import AuthRepository
 
         with self._db.read() as session:
-            query = (
-                select(Landlord)
-                .where(Landlord.village_id == self._village())
-                .order_by(Landlord.name, Landlord.id)
-            )
-            return [(row.id, row.name, row.user_id is not None) for row in session.scalars(query)]
+            rows = AuthRepository(session).landlords_of_village(self._village())
+            return [(row.id, row.name, row.user_id is not None) for row in rows]
 
     def calibration(self) -> SiteCalibration:
         """The site's expected false-known rate and the thresholds for the target, as

@@ -26,6 +26,7 @@ from cunan.notify.settings import (
 from cunan.notify.webhook import WebhookNotifier, redact_url
 from cunan.security.cipher import DecryptionError, FieldCipher
 from cunan.storage.database import Database
+from cunan.storage.notify_repository import NotifyChannelRepository
 from cunan.storage.notify_tables import NotifyChannel
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,10 @@ def parse(kind: str, values: Mapping[str, Any]) -> WebChannelSettings:
     try:
         build_one(channel)
     except ValueError as exc:
-        raise InvalidInput(f"channel {channel.name}: {exc}") from None
+        message = str(exc)
+        if not message.startswith(f"{channel.name}:"):
+            message = f"{channel.name}: {message}"
+        raise InvalidInput(f"channel {message}") from None
     return channel
 
 
@@ -177,12 +181,11 @@ class ChannelStore:
 
     def rows(self) -> list[tuple[NotifyChannel, WebChannelSettings | None]]:
         """Every stored channel; ``None`` for one that does not decrypt (wrong key file)."""
-        from sqlalchemy import select
-
         out: list[tuple[NotifyChannel, WebChannelSettings | None]] = []
         with self.database.read() as session:
-            for row in session.scalars(select(NotifyChannel).order_by(NotifyChannel.name)):
-                session.expunge(row)
+            repo = NotifyChannelRepository(session)
+            for row in repo.channels():
+                repo.expunge(row)
                 try:
                     out.append((row, self._decode(row)))
                 except (
@@ -198,7 +201,7 @@ class ChannelStore:
 
     def get(self, channel_id: int) -> WebChannelSettings:
         with self.database.read() as session:
-            row = session.get(NotifyChannel, channel_id)
+            row = NotifyChannelRepository(session).channel(channel_id)
             if row is None:
                 raise NotFound(f"notification channel {channel_id} not found")
             return self._decode(row)
@@ -228,10 +231,9 @@ class ChannelStore:
         if channel.name in reserved:
             raise Conflict(f"通知渠道 {channel.name} 已存在 (channel name already used)")
         now = datetime.now(UTC)
-        from sqlalchemy import select
-
         with self.database.transaction() as session:
-            if session.scalar(select(NotifyChannel.id).where(NotifyChannel.name == channel.name)):
+            repo = NotifyChannelRepository(session)
+            if repo.name_taken(channel.name):
                 raise Conflict(f"通知渠道 {channel.name} 已存在 (channel name already used)")
             row = NotifyChannel(
                 name=channel.name,
@@ -243,8 +245,7 @@ class ChannelStore:
                 updated_by=actor,
                 updated_at=now,
             )
-            session.add(row)
-            session.flush()  # the id is part of the associated data
+            repo.add(row)  # the id is part of the associated data
             self._seal(row, channel)
             session.flush()
             # Name and kind only: the address, key and secret stay out of the audit log.
@@ -267,19 +268,15 @@ class ChannelStore:
         audit: AuditLog,
         actor: str,
     ) -> None:
-        from sqlalchemy import select
-
         with self.database.transaction() as session:
-            row = session.get(NotifyChannel, channel_id)
+            repo = NotifyChannelRepository(session)
+            row = repo.channel(channel_id)
             if row is None:
                 raise NotFound(f"notification channel {channel_id} not found")
             if row.kind != kind_of(channel):
                 raise InvalidInput(f"channel {row.name} is a {row.kind} channel")
             if channel.name != row.name and (
-                channel.name in reserved
-                or session.scalar(
-                    select(NotifyChannel.id).where(NotifyChannel.name == channel.name)
-                )
+                channel.name in reserved or repo.name_taken(channel.name, other_than=row.id)
             ):
                 raise Conflict(f"通知渠道 {channel.name} 已存在 (channel name already used)")
             before = row.name
@@ -298,12 +295,12 @@ class ChannelStore:
 
     def remove(self, channel_id: int, *, audit: AuditLog, actor: str) -> str:
         with self.database.transaction() as session:
-            row = session.get(NotifyChannel, channel_id)
+            repo = NotifyChannelRepository(session)
+            row = repo.channel(channel_id)
             if row is None:
                 raise NotFound(f"notification channel {channel_id} not found")
             name, kind = row.name, row.kind
-            session.delete(row)
-            session.flush()
+            repo.remove(row)
             audit.record(
                 "notify.channel_remove",
                 actor=actor,
