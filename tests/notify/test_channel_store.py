@@ -49,7 +49,7 @@ def test_stored_encrypted_and_merged_after_the_file(database: Database) -> None:
         store.add(_wecom("ops"), reserved={"ops"}, audit=audit, actor="user:1")
     clash = NotifySettings.model_validate({"wecom": [{"name": "村委会群", "key": "file-key"}]})
     assert [c.key.get_secret_value() for c in store.merged(clash).wecom] == ["file-key"]
-    with pytest.raises(InvalidInput, match="channel x: .*must be http"):
+    with pytest.raises(InvalidInput, match=r"channel x: .*must be http"):
         parse("wecom", {"name": "x", "key": KEY, "base_url": "ftp://nowhere"})
     # Another key file cannot read it: listed as unreadable, never sent with garbage.
     other = ChannelStore(database, FieldCipher(KeyRing.generate()))
