@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from typer.testing import CliRunner
 
+from cunan.audit import AuditLog
 from cunan.notify import (
     DeadLetterStore,
     Notification,
@@ -18,8 +21,12 @@ from cunan.notify import (
     RetryingNotifier,
     RetryPolicy,
 )
+from cunan.notify.channels import ChannelStore, parse
+from cunan.notify.cli import notify_app
 from cunan.notify.robots import DingTalkNotifier, WeComNotifier, dingtalk_sign, robot_markdown
 from cunan.notify.settings import NotifySettings, build_notifiers
+from cunan.security.cipher import FieldCipher
+from cunan.security.keys import KeyRing
 from tests.notify.robots import (
     DING_SECRET,
     DING_TOKEN,
@@ -199,3 +206,32 @@ def test_robot_settings_refuse_a_bad_address() -> None:
         WeComNotifier(WECOM_KEY, base_url="ftp://example")
     with pytest.raises(ValueError, match="key"):
         WeComNotifier(" ")
+
+
+def test_a_dead_letter_of_a_web_channel_is_replayed_from_the_command_line(
+    robots: RobotService, store: DeadLetterStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_CONFIG", "CUNAN_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    ring = KeyRing.generate()
+    ring.save(tmp_path / "cunan.key")
+    database = store._database
+    channel = parse(
+        "dingtalk",
+        {
+            "name": "治安群",
+            "access_token": DING_TOKEN,
+            "secret": DING_SECRET,
+            "base_url": robots.base,
+        },
+    )
+    ChannelStore(database, FieldCipher(ring)).add(
+        channel, reserved=set(), audit=AuditLog(database), actor="user:1"
+    )
+    store.add("治安群", _case_opened(), NotificationError("治安群", "down"))
+    replayed = CliRunner().invoke(
+        notify_app, ["dead-letters", "replay", "--all", "--data-dir", str(tmp_path)]
+    )
+    assert replayed.exit_code == 0, replayed.output
+    assert "on 治安群: delivered" in replayed.output
+    assert robots.accepted[0]["markdown"]["title"].startswith("村安提醒")

@@ -13,17 +13,22 @@ from rich.console import Console
 from rich.table import Table
 
 from cunan.cliutil import DataDirOption, fail, opened_database, user_errors
+from cunan.config import Settings
 from cunan.notify.deadletters import DeadLetterStore
 from cunan.notify.errors import UnknownChannelError
 from cunan.notify.message import Notifier
-from cunan.notify.settings import build_notifiers
+from cunan.notify.settings import NotifySettings, build_notifiers
+from cunan.security.keys import KeyFileError
+from cunan.storage.database import Database
 
 #: Exit codes: 0 done, 1 some replay failed (try again later), 2 the command could not run.
 EXIT_UNDELIVERED = 1
 
 console = Console()
 
-notify_app = typer.Typer(help="Notifications: webhook, MQTT, e-mail.", no_args_is_help=True)
+notify_app = typer.Typer(
+    help="Notifications: WeCom and DingTalk robots, webhook, MQTT, e-mail.", no_args_is_help=True
+)
 dead_letters_app = typer.Typer(
     help="Notifications that could not be delivered.", no_args_is_help=True
 )
@@ -33,11 +38,29 @@ notify_app.add_typer(dead_letters_app, name="dead-letters")
 channel_factory = build_notifiers
 
 
+def _with_web_channels(
+    database: Database, settings: Settings, data_dir: Path | None
+) -> NotifySettings:
+    """The file's channels and those added on the settings page, when the key file is here
+    to decrypt them (their dead letters can then be replayed from the command line too)."""
+    from cunan.notify.channels import ChannelStore
+    from cunan.registry.datadir import key_file_path, resolve_data_dir
+    from cunan.security.cipher import FieldCipher
+    from cunan.security.keys import KeyRing
+    from cunan.storage.migrate import is_up_to_date
+
+    key_file = key_file_path(resolve_data_dir(data_dir, settings), settings)
+    # This command does not migrate: an older schema has no channels from the web yet.
+    if not key_file.is_file() or not is_up_to_date(database):
+        return settings.notify
+    return ChannelStore(database, FieldCipher(KeyRing.load(key_file))).merged(settings.notify)
+
+
 @contextmanager
 def _store(data_dir: Path | None) -> Iterator[tuple[DeadLetterStore, Mapping[str, Notifier]]]:
     with opened_database(data_dir) as (database, settings):
-        with user_errors(ValueError):
-            channels = channel_factory(settings.notify)
+        with user_errors(ValueError, KeyFileError):
+            channels = channel_factory(_with_web_channels(database, settings, data_dir))
         yield DeadLetterStore(database), channels
 
 
