@@ -124,6 +124,11 @@ def test_thresholds_deadlines_and_retention_are_saved_and_audited(
     assert core.settings.matching.adaptive_target == 0.02
     assert len(_audit(core, "settings.change")) == before + 2
 
+    # The calibration panel: `cunan calibrate`'s figures in words (no face enrolled here).
+    words = admin.get("/settings/values/recognition?calibrate=1")
+    assert words.status_code == 200 and "cunan calibrate" in words.text
+    assert "人数太少" in words.text and "matching.adaptive_target" in words.text
+
     unchanged = admin.post("/settings/values/retention", data=_form(core, "retention"))
     assert unchanged.headers["location"].endswith("saved=none")
     assert len(_audit(core, "settings.change")) == before + 2

@@ -35,9 +35,9 @@ WebKind = Literal["webhook", "wecom", "dingtalk"]
 WebChannelSettings = WebhookSettings | WeComSettings | DingTalkSettings
 #: The kinds the settings page adds (MQTT and e-mail stay in the TOML file).
 WEB_KINDS: dict[str, type[WebChannelSettings]] = {
-    "webhook": WebhookSettings,
     "wecom": WeComSettings,
     "dingtalk": DingTalkSettings,
+    "webhook": WebhookSettings,
 }
 #: Fields holding secrets: never shown again, kept when an edit leaves them empty.
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
