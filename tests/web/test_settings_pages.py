@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -16,6 +17,8 @@ from cunan.app import CunanApp
 from cunan.app_services import AuditEntryView, page
 from cunan.authz import local_principal
 from cunan.notify.message import Notification
+from cunan.registry.records import NewPerson
+from cunan.storage.enums import PersonCategory
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.web.settings_pages import SECTIONS
 from tests.api.conftest import ORIGIN, PASSWORD, Village
@@ -315,3 +318,39 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     # A staff member cannot add one (the service refuses, not only the page).
     staff = _login(api, "staff")
     assert staff.post("/settings/notifications", data={**base, "name": "x"}).status_code == 403
+
+
+def test_overdue_departures_reach_a_group_robot_without_names(
+    core: CunanApp, village: Village, robots: RobotService
+) -> None:
+    channels = core.services_for(local_principal("tests")).notification_channels()
+    channel_id = channels.add(
+        "wecom", {"name": "退租提醒群", "key": WECOM_KEY, "base_url": robots.base}
+    )
+    service = core.registry.service
+    village_id = service.default_village_id()
+    room = service.add_room(service.add_house(village_id, "幸福路9号"), "201", capacity=1)
+    person = service.add_person(
+        NewPerson(
+            name="租客逾期",
+            village_id=village_id,
+            category=PersonCategory.TENANT,
+            non_face_note="checked by ID card",
+        )
+    )
+    today = date.today()
+    service.add_tenancy(
+        person,
+        room,
+        move_in=today - timedelta(days=200),
+        expected_end=today - timedelta(days=60),
+        reported_by="tests",
+    )
+    try:
+        assert core.alert_overdue_departures() >= 1
+    finally:
+        channels.remove(channel_id)
+    content = robots.accepted[-1]["markdown"]["content"]
+    assert content.startswith("### 村安提醒：有租户逾期未报退租")
+    assert "类型：逾期未报退租" in content and "最长逾期天数：" in content
+    assert "租客逾期" not in content

@@ -46,6 +46,7 @@ DATA_LABELS: dict[str, str] = {
     "house": "房屋",
     "room": "房间",
     "days_overdue": "逾期天数",
+    "max_days_overdue": "最长逾期天数",
     "count": "数量",
     "link": "链接",
 }
@@ -81,7 +82,7 @@ def _headline(notification: Notification) -> str:
     if notification.kind == "case.sighted":
         return "村安提醒：未登记人员再次出现，请尽快核实"
     if notification.kind == "departure.overdue":
-        return "村安提醒：有租户逾期未报退租"
+        return "村安提醒：有租户逾期未报退租，请联系房东尽快报告"
     if notification.kind == "test":
         return "村安测试消息：群机器人设置正确"
     return f"村安提醒：{notification.title}"
