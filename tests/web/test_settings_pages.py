@@ -315,6 +315,22 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     assert fixed.status_code == 303
     ok = admin.post("/settings/notifications-test", data={"name": "治安群"})
     assert "已被接收" in ok.text and robots.accepted[-1]["msgtype"] == "markdown"
+    # Switched off signing: the stored secret goes, and the robot (which wants a signature)
+    # refuses the unsigned message.
+    assert "c-unsigned" in admin.get(f"/settings/notifications/{channel_id}").text
+    unsigned = admin.post(
+        f"/settings/notifications/{channel_id}",
+        data={"name": "治安群", "access_token": "", "unsigned": "on", "base_url": robots.base},
+    )
+    assert unsigned.status_code == 303
+    [view] = [
+        c
+        for c in core.services_for(local_principal("t")).notification_channels().list()
+        if c.name == "治安群"
+    ]
+    assert view.signed is False
+    refused = admin.post("/settings/notifications-test", data={"name": "治安群"})
+    assert "310000" in refused.text
     # A staff member cannot add one (the service refuses, not only the page).
     staff = _login(api, "staff")
     assert staff.post("/settings/notifications", data={**base, "name": "x"}).status_code == 403

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cunan.errors import NotFound
@@ -81,10 +81,14 @@ class ChannelAdmin:
         reload_channels(self.app)
         return channel_id
 
-    def update(self, channel_id: int, values: Mapping[str, Any]) -> None:
+    def update(
+        self, channel_id: int, values: Mapping[str, Any], *, clear: Sequence[str] = ()
+    ) -> None:
+        """Change a web channel; secrets left empty are kept, those in ``clear`` removed
+        (only optional ones can be: a DingTalk robot's signing secret)."""
         current = self.store.get(channel_id)
         kind = kind_of(current)
-        channel = parse(kind, with_kept_secrets(kind, values, current))
+        channel = parse(kind, with_kept_secrets(kind, values, current, clear=clear))
         self.store.update(
             channel_id,
             channel,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
@@ -313,13 +313,20 @@ class ChannelStore:
 
 
 def with_kept_secrets(
-    kind: str, values: Mapping[str, Any], current: WebChannelSettings
+    kind: str,
+    values: Mapping[str, Any],
+    current: WebChannelSettings,
+    *,
+    clear: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """An edit form's values, with each secret left empty taken from the stored channel."""
+    """An edit form's values, with each secret left empty taken from the stored channel
+    (except those in ``clear``: a DingTalk robot that no longer signs)."""
     merged = dict(values)
     stored = _reveal(current.model_dump())
     for name in SECRET_FIELDS.get(kind, ()):
-        if not merged.get(name):
+        if name in clear:
+            merged[name] = None
+        elif not merged.get(name):
             merged[name] = stored.get(name)
     return merged
 

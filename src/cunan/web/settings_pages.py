@@ -500,7 +500,9 @@ async def channels_update(
     try:
         admin = svc.notification_channels()
         kind, _ = admin.form_values(channel_id)
-        admin.update(channel_id, _channel_values(kind, form))
+        # A DingTalk robot switched from 加签 to another safeguard: its secret goes.
+        clear = ("secret",) if kind == "dingtalk" and form.get("unsigned") else ()
+        admin.update(channel_id, _channel_values(kind, form), clear=clear)
     except CunanError as exc:
         _refused(exc)
         kept = {k: v for k, v in form.items() if k not in SECRET_FIELDS.get(kind, ())}
