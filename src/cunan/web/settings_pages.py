@@ -7,6 +7,7 @@ from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from cunan import settings_overrides as overrides
 from cunan.app_services import AppServices
@@ -70,6 +71,12 @@ def admin_page(who: PagePrincipal) -> Principal:
 
 
 AdminPrincipal = Annotated[Principal, Depends(admin_page)]
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A posted form's text fields (pages with fields named by setting keys read it whole)."""
+    data = await request.form()
+    return {k: str(v)[:2000] for k, v in data.items() if isinstance(v, str)}
 
 
 @router.get("/settings")
@@ -169,8 +176,14 @@ async def values_submit(
     """Saves the values that changed (one audited change); decision thresholds apply at once,
     the rest after the next start."""
     _section(section)
-    form = await request.form()
-    entered = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    entered = await _form(request)
+    # The database work runs in the thread pool, as a plain (def) page's would.
+    return await run_in_threadpool(_values_save, section, request, who, svc, entered)
+
+
+def _values_save(
+    section: str, request: Request, who: Principal, svc: AppServices, entered: dict[str, str]
+) -> Response:
     changes: dict[str, object] = {}
     try:
         for key in SECTIONS[section]:
@@ -455,14 +468,15 @@ def channels_page(request: Request, who: AdminPrincipal, svc: PageServices) -> R
     return _channels_page(request, who, svc)
 
 
-async def _form(request: Request) -> dict[str, str]:
-    data = await request.form()
-    return {k: str(v)[:2000] for k, v in data.items() if isinstance(v, str)}
-
-
 @router.post("/settings/notifications")
 async def channels_add(request: Request, who: AdminPrincipal, svc: PageServices) -> Response:
     form = await _form(request)
+    return await run_in_threadpool(_channel_add, request, who, svc, form)
+
+
+def _channel_add(
+    request: Request, who: Principal, svc: AppServices, form: dict[str, str]
+) -> Response:
     kind = form.get("kind", "")
     try:
         if kind not in WEB_KINDS:
@@ -496,6 +510,12 @@ async def channels_update(
     channel_id: int, request: Request, who: AdminPrincipal, svc: PageServices
 ) -> Response:
     form = await _form(request)
+    return await run_in_threadpool(_channel_update, channel_id, request, who, svc, form)
+
+
+def _channel_update(
+    channel_id: int, request: Request, who: Principal, svc: AppServices, form: dict[str, str]
+) -> Response:
     kind = ""
     try:
         admin = svc.notification_channels()
