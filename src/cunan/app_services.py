@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
@@ -21,6 +21,8 @@ from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
 
 if TYPE_CHECKING:
     from cunan.app import CunanApp
+    from cunan.audit.chain import ChainReport
+    from cunan.audit.privacy import PrivacyReport
     from cunan.calibrate import SiteCalibration
     from cunan.capture.snapshot import Snapshot
     from cunan.cases.views import CaseMember, CaseView
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
     from cunan.registry.service import RegistryService
+    from cunan.stats.service import CasePeriod
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +159,8 @@ class AuditEntryView:
     target_type: str | None
     target_id: str | None
     details: str
+    #: The account name of a ``user:<id>`` actor (None for other actors or a removed user).
+    actor_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,22 @@ class OverdueDeparture:
     room: str | None
     address: str | None
     landlord: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DepartureDeadline:
+    """A current tenancy due to end: its move-out must be reported by ``deadline``."""
+
+    tenancy_id: int
+    person_id: int
+    person: str
+    room: str
+    house_id: int
+    address: str
+    expected_end: date
+    deadline: date
+    #: Days until the deadline (0: today is the last day).
+    days_left: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -830,6 +851,42 @@ class AppServices:
             for t in tasks
         ]
 
+    def departure_deadlines(self, *, limit: int = MAX_PAGE) -> list[DepartureDeadline]:
+        """Current tenants with an expected end whose move-out deadline has not passed yet
+        (landlords: in their houses; the passed ones are in :meth:`overdue_departures`), the
+        earliest first, with the last day a move-out report is on time."""
+        require(self.principal, Permission.READ_DEPARTURES)
+        from cunan.duties.departures import deadline_for
+
+        today = self.today()
+        settings = self.app.settings.duties
+        with self._db.read() as session:
+            rows = QueryRepository(session).tenancies_ending(
+                today=today,
+                # deadline = expected end + deadline days, and it must be today or later.
+                ending_from=today - timedelta(days=settings.departure_deadline_days),
+                landlord_id=landlord_scope(self.principal),
+                limit=min(limit, MAX_PAGE),
+            )
+            out: list[DepartureDeadline] = []
+            for t, p, r, h in rows:
+                assert t.expected_end is not None  # the query asks for it
+                deadline = deadline_for(t.expected_end, settings)
+                out.append(
+                    DepartureDeadline(
+                        tenancy_id=t.id,
+                        person_id=p.id,
+                        person=p.name,
+                        room=r.label,
+                        house_id=h.id,
+                        address=h.address,
+                        expected_end=t.expected_end,
+                        deadline=deadline,
+                        days_left=(deadline - today).days,
+                    )
+                )
+        return out
+
     def _own_tenancies(self, scope: int | None, tenancy_ids: Sequence[int]) -> set[int] | None:
         """For a landlord, which of these tenancies are in their houses; None: no scope."""
         if scope is None:
@@ -1121,15 +1178,42 @@ class AppServices:
         actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        target_type: str | None = None,
+        target_id: str | None = None,
     ) -> Listing[AuditEntryView]:
+        """Audit entries, newest first, filtered in SQL (action and its sub-actions, actor as
+        recorded or an account name, time, the record acted on)."""
         require(self.principal, Permission.READ_AUDIT)
+        from cunan.storage.privacy_repository import PrivacyRepository, user_of_actor
+
         with self._db.read() as session:
+            if actor and ":" not in actor:
+                # An account name (what an auditor knows) means that account's entries.
+                user_id = PrivacyRepository(session).user_id_named(actor)
+                actor = f"user:{user_id}" if user_id is not None else actor
             rows, total = QueryRepository(session).audit(
-                at, action=action, actor=actor, since=since, until=until
+                at,
+                action=action,
+                actor=actor,
+                since=since,
+                until=until,
+                target_type=target_type,
+                target_id=target_id,
+            )
+            # Auditors read names, not numbers: the page's users, looked up in one query.
+            names = PrivacyRepository(session).usernames(
+                sorted({u for e in rows if (u := user_of_actor(e.actor)) is not None})
             )
             items = [
                 AuditEntryView(
-                    e.seq, e.recorded_at, e.actor, e.action, e.target_type, e.target_id, e.details
+                    e.seq,
+                    e.recorded_at,
+                    e.actor,
+                    e.action,
+                    e.target_type,
+                    e.target_id,
+                    e.details,
+                    names.get(user_of_actor(e.actor) or 0),
                 )
                 for e in rows
             ]
@@ -1137,11 +1221,37 @@ class AppServices:
 
     def verify_audit(self) -> tuple[bool, int, str | None]:
         """(chain intact, entries checked, the first problem in words)."""
+        report = self.audit_chain()
+        return report.ok, report.entries, None if report.problem is None else str(report.problem)
+
+    def audit_chain(self) -> ChainReport:
+        """The hash chain recomputed from entry 1: entries, head, and the first problem."""
         require(self.principal, Permission.READ_AUDIT)
         from cunan.audit.chain import verify_chain
 
-        report = verify_chain(self._db)
-        return report.ok, report.entries, None if report.problem is None else str(report.problem)
+        return verify_chain(self._db)
+
+    def privacy_report(self, since: date | None = None, until: date | None = None) -> PrivacyReport:
+        """The auditor's privacy report for village days ``since``..``until`` (the last 30
+        days by default): face data held against the filing threshold, consents and
+        withdrawals, purges, 1:N searches per account per day."""
+        require(self.principal, Permission.READ_PRIVACY)
+        from cunan.audit.privacy import build_report, report_period
+
+        start, end = report_period(since, until, self.today())
+        return build_report(self._db, self.app.settings.duties, start, end)
+
+    def case_flow(self, period: str = "week", count: int = 8) -> list[CasePeriod] | None:
+        """Cases opened and closed per week or month (the last ``count``, village calendar);
+        None without the cases workflow."""
+        require(self.principal, Permission.READ_STATS)
+        from cunan.stats.service import CASE_FLOW_PERIODS
+
+        if period not in CASE_FLOW_PERIODS:
+            raise InvalidInput(f"period {period!r}: one of {', '.join(CASE_FLOW_PERIODS)}")
+        if not 1 <= count <= 60:
+            raise InvalidInput(f"count {count}: between 1 and 60 periods")
+        return self.app.stats.case_flow(period, count)
 
     def people_statuses(self) -> list[str]:
         return [s.value for s in PersonStatus]

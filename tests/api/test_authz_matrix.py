@@ -46,6 +46,18 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
         None,
         {"admin": 200, "staff": 403, "auditor": 200, "landlord_a": 403},
     ),
+    (
+        "GET",
+        "/api/v1/privacy",
+        None,
+        {"admin": 200, "staff": 403, "auditor": 200, "landlord_a": 403},
+    ),
+    (
+        "GET",
+        "/api/v1/stats/cases",
+        None,
+        {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 403},
+    ),
     ("GET", "/api/v1/users", None, {"admin": 200, "staff": 403, "auditor": 403, "landlord_a": 403}),
     (
         "GET",

@@ -47,6 +47,11 @@ def test_no_page_or_asset_references_another_host(
         f"/cases/{case_id}": admin.get(f"/cases/{case_id}?q=租客&house=1"),
         "/account": admin.get("/account?lang=en"),
         "/cases/999999": admin.get("/cases/999999"),
+        "/audit": admin.get("/audit"),
+        "/audit/verify": admin.get("/audit/verify"),
+        "/audit/privacy": admin.get("/audit/privacy"),
+        "/statistics": admin.get("/statistics"),
+        "/portal": clients["landlord_a"].get("/portal"),
     }
     stylesheets: set[str] = set()
     scripts: set[str] = set()

@@ -263,7 +263,7 @@ def test_a_landlord_has_no_dashboard_and_no_cases(
     case_id = _new_case(core, 505)
     landlord = clients["landlord_a"]
     home = landlord.get("/", follow_redirects=False)
-    assert home.status_code == 303 and home.headers["location"] == "/account"
+    assert home.status_code == 303 and home.headers["location"] == "/portal"
     for path in ("/cases", f"/cases/{case_id}"):
         answer = landlord.get(path)
         assert answer.status_code == 403, path

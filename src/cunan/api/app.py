@@ -17,11 +17,12 @@ from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import document_problems, install_error_handlers
 from cunan.api.routes import auth, cases, events, ops, places, registry
+from cunan.api.routes import reports as report_routes
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
-from cunan.web import pages, settings_pages, ui
+from cunan.web import audit_pages, pages, portal_pages, settings_pages, statistics_pages, ui
 from cunan.web.render import install_page_handlers
 
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -52,6 +53,10 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
     events.router,
     ui.router,
+    report_routes.router,
+    portal_pages.router,
+    audit_pages.router,
+    statistics_pages.router,
     settings_pages.router,
 )
 

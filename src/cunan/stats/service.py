@@ -34,6 +34,20 @@ class CaseNumbers:
 
 
 @dataclass(frozen=True, slots=True)
+class CasePeriod:
+    """Cases opened and closed in one week or month (village days ``start``..``end``)."""
+
+    start: date
+    end: date
+    opened: int
+    closed: int
+
+
+#: The periods the case flow can be counted in.
+CASE_FLOW_PERIODS = ("week", "month")
+
+
+@dataclass(frozen=True, slots=True)
 class SightingsPerDay:
     """Sightings per camera per local day, zero-filled; ``counts[camera][i]`` is ``days[i]``."""
 
@@ -162,6 +176,26 @@ class StatsService:
             counts[name][i] += n
         return SightingsPerDay(days=day_list, counts=dict(counts))
 
+    def case_flow(self, period: str = "week", count: int = 8) -> list[CasePeriod] | None:
+        """Cases opened and closed in each of the last ``count`` weeks or months (village
+        calendar, the current one included, oldest first); None without the cases workflow."""
+        today = local_date(self._clock(), self.settings.zone)
+        starts = period_starts(today, period, count)
+        boundaries = [start_of_day(d, self.settings.zone) for d in starts]
+        try:
+            with self.database.read() as session:
+                flow = StatsRepository(session).case_flow(boundaries)
+        except UNREADABLE_CASES as exc:
+            logger.warning("case statistics unavailable: %s", type(exc).__name__)
+            logger.debug("case statistics error", exc_info=True)
+            return None
+        if flow is None:
+            return None
+        return [
+            CasePeriod(starts[i], starts[i + 1] - timedelta(days=1), opened, closed)
+            for i, (opened, closed) in enumerate(flow)
+        ]
+
     def case_numbers(self) -> CaseNumbers:
         """Open cases and median time to verify, read from the cases table if it exists (all
         None without one: a database or an installation without the cases workflow)."""
@@ -181,6 +215,21 @@ class StatsService:
             verified_cases=len(hours),
             median_hours_to_verify=round(statistics.median(hours), 3) if hours else None,
         )
+
+
+def period_starts(today: date, period: str, count: int) -> list[date]:
+    """The first days of the last ``count`` weeks (Monday) or months up to the one holding
+    ``today``, oldest first, and the first day after the current one."""
+    if period == "week":
+        monday = today - timedelta(days=today.weekday())
+        return [monday - timedelta(weeks=count - 1 - i) for i in range(count + 1)]
+    if period == "month":
+        index = today.year * 12 + today.month - 1
+        return [
+            date((index - count + 1 + i) // 12, (index - count + 1 + i) % 12 + 1, 1)
+            for i in range(count + 1)
+        ]
+    raise ValueError(f"period {period!r}: one of {', '.join(CASE_FLOW_PERIODS)}")
 
 
 def _hours(opened: datetime, outcome: datetime) -> float:

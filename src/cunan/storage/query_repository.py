@@ -379,8 +379,14 @@ class QueryRepository:
         actor: str | None,
         since: datetime | None,
         until: datetime | None,
+        target_type: str | None = None,
+        target_id: str | None = None,
     ) -> tuple[list[AuditEntry], int]:
         query = select(AuditEntry)
+        if target_type:
+            query = query.where(AuditEntry.target_type == target_type)
+        if target_id:
+            query = query.where(AuditEntry.target_id == target_id)
         if action:
             # "export" finds "export" and every "export.*" action.
             query = query.where(
@@ -397,3 +403,26 @@ class QueryRepository:
             query.order_by(AuditEntry.seq.desc()).offset(page.offset).limit(page.limit)
         )
         return list(rows), total
+
+    # -- departures -----------------------------------------------------------------------
+
+    def tenancies_ending(
+        self, *, today: date, ending_from: date, landlord_id: int | None, limit: int
+    ) -> list[tuple[Tenancy, Person, Room, House]]:
+        """Current tenancies expected to end on ``ending_from`` or later whose move-out is not
+        reported yet, in the landlord's houses (all without a scope), the earliest end first."""
+        query = (
+            select(Tenancy, Person, Room, House)
+            .join(Person, Person.id == Tenancy.person_id)
+            .join(Room, Room.id == Tenancy.room_id)
+            .join(House, House.id == Room.house_id)
+            .where(
+                _living_on(today),
+                Tenancy.move_out.is_(None),
+                Tenancy.expected_end >= ending_from,
+            )
+        )
+        if landlord_id is not None:
+            query = query.where(House.landlord_id == landlord_id)
+        rows = self.session.execute(query.order_by(Tenancy.expected_end, Tenancy.id).limit(limit))
+        return [(t, p, r, h) for t, p, r, h in rows]

@@ -178,8 +178,8 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
     """Open cases first, then today's sightings per camera, cameras, overdue departures and
     tasks; new cases are added live by /static/live.js."""
     if who.is_landlord:
-        # Landlords have no dashboard; their own pages start at the account page.
-        return redirect("/account")
+        # Landlords have no dashboard; their own pages start at the landlord portal.
+        return redirect("/portal")
     with page_errors():
         open_cases = svc.list_cases(page(0, 20), statuses=ACTIVE_STATUSES)
         stats = svc.statistics()

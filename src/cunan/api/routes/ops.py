@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from cunan.api.deps import CoreDep, ServicesDep
@@ -116,11 +116,23 @@ def list_audit(
     actor: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    target_type: str | None = Query(default=None, max_length=64),
+    target_id: str | None = Query(default=None, max_length=64),
     offset: int = 0,
     limit: int = 50,
 ) -> Listing[AuditEntryView]:
-    """The audit log, newest first (admins and auditors)."""
-    return svc.list_audit(page(offset, limit), action=action, actor=actor, since=since, until=until)
+    """The audit log, newest first (admins and auditors); ``action`` also finds its
+    sub-actions (``case`` finds ``case.transition``), ``target_type``/``target_id`` the
+    entries about one record (``person``/``42``)."""
+    return svc.list_audit(
+        page(offset, limit),
+        action=action,
+        actor=actor,
+        since=since,
+        until=until,
+        target_type=target_type,
+        target_id=target_id,
+    )
 
 
 @router.post("/audit/verify", response_model=AuditVerdict)
