@@ -12,9 +12,15 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
-from cunan.errors import InvalidInput, Unavailable
+from cunan.errors import Forbidden, InvalidInput, Unavailable
 from cunan.registry.identity import IdDocument
-from cunan.registry.records import ConsentInput, NewPerson, PersonChanges, TemplateInput
+from cunan.registry.records import (
+    ConsentInput,
+    NewPerson,
+    PersonChanges,
+    PhotoInput,
+    TemplateInput,
+)
 from cunan.settings_overrides import EDITABLE
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
 from cunan.storage.query_repository import Page, PeopleFilter, QueryRepository
@@ -643,14 +649,34 @@ class AppServices:
             raise InvalidInput(mismatch + " (nothing was stored)")
         return service.add_templates(person_id, templates)
 
+    def _template_or_plain_refusal(self, data: bytes) -> TemplateInput:
+        """The 补录 fresh photo's template, or its refusal in plain words."""
+        from cunan.faces.engine import EnrolmentPhotoError
+        from cunan.faces.imageio import ImageLoadError
+        from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
+        from cunan.registry.enrolment import template_from_photo
+
+        try:
+            return template_from_photo(
+                self.app.face_engine,
+                data,
+                source="fresh photo",
+                max_pixels=self.app.settings.faces.max_image_pixels,
+            )
+        except (ImageLoadError, EnrolmentPhotoError) as exc:
+            raise PhotoRefused(
+                [PhotoProblem(exc.source, explain(exc.reason), exc.reason)]
+            ) from None
+
     def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
         """One template per photo; every unusable photo is named and nothing is kept."""
         from cunan.faces.engine import EnrolmentPhotoError
         from cunan.faces.imageio import ImageLoadError
+        from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
         from cunan.registry.enrolment import template_from_photo
 
         templates: list[TemplateInput] = []
-        problems: list[str] = []
+        problems: list[PhotoProblem] = []
         for number, data in enumerate(photos, 1):
             try:
                 templates.append(
@@ -662,9 +688,10 @@ class AppServices:
                     )
                 )
             except (ImageLoadError, EnrolmentPhotoError) as exc:
-                problems.append(str(exc))
+                # Plain words for staff (cunan.faces.plain_words), the measured reason kept.
+                problems.append(PhotoProblem(exc.source, explain(exc.reason), exc.reason))
         if problems:
-            raise InvalidInput("; ".join(problems) + " (nothing was stored)")
+            raise PhotoRefused(problems)
         from cunan.registry.consistency import different_people_problem
 
         # The enrolment consistency rule (docs/registry.md): one person's photos show one face.
@@ -741,23 +768,13 @@ class AppServices:
         fresh photo if given), with the consent collected on site."""
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
-        from cunan.registry.enrolment import template_from_photo
         from cunan.registry.service import NewTenancy
 
         if request.room_id is None:
             raise InvalidInput("补录须选择房间 (room_id is required)")
         if not (request.consent_by or "").strip():
             raise InvalidInput("补录须记录知情同意 (consent_by is required)")
-        fresh = (
-            template_from_photo(
-                self.app.face_engine,
-                fresh_photo,
-                source="fresh photo",
-                max_pixels=self.app.settings.faces.max_image_pixels,
-            )
-            if fresh_photo
-            else None
-        )
+        fresh = self._template_or_plain_refusal(fresh_photo) if fresh_photo else None
         result = self.app.cases.enrol(
             case_id,
             actor=self.principal.actor,
@@ -1020,9 +1037,11 @@ class AppServices:
         *,
         dry_run: bool,
         create_places: bool,
+        keep_checked: bool = False,
     ) -> ImportJob:
         """Check (dry run) or import an uploaded roster with a ZIP of its photos, in the
-        background; follow it with :meth:`import_job`."""
+        background; follow it with :meth:`import_job`. ``keep_checked``: a dry run keeps
+        the upload for :meth:`import_checked` (the import page's "now import" button)."""
         require(self.principal, Permission.ENROL)
         require(self.principal, Permission.EDIT_REGISTRY)
         if not roster:
@@ -1034,7 +1053,15 @@ class AppServices:
             dry_run=dry_run,
             create_places=create_places,
             actor=self.principal.actor,
+            keep_checked=keep_checked,
         )
+
+    def import_checked(self, job_id: str) -> ImportJob:
+        """Import for real what the dry run ``job_id`` checked (its starter only)."""
+        require(self.principal, Permission.ENROL)
+        require(self.principal, Permission.EDIT_REGISTRY)
+        self.import_job(job_id)
+        return self.app.imports.start_checked(job_id, actor=self.principal.actor)
 
     def import_job(self, job_id: str) -> ImportJob:
         """A job's progress and row report: its starter's, or any for administrators."""
@@ -1255,3 +1282,178 @@ class AppServices:
 
     def people_statuses(self) -> list[str]:
         return [s.value for s in PersonStatus]
+
+    # -- registry pages: the places and a person's records ----------------------------------
+
+    def _village_wide(self) -> None:
+        """Village-wide registry lists (all landlords, areas) are not a landlord's to read:
+        a landlord sees their own houses, rooms and tenants only."""
+        require(self.principal, Permission.READ_REGISTRY)
+        if landlord_scope(self.principal) is not None:
+            raise Forbidden("房东只能查看自己的房屋 (landlords see their own houses only)")
+
+    def list_villages(self) -> list[VillageSummary]:
+        self._village_wide()
+        with self._db.read() as session:
+            return [
+                VillageSummary(v.id, v.name, v.code) for v in QueryRepository(session).villages()
+            ]
+
+    def list_areas(self) -> list[AreaSummary]:
+        """The grid areas (网格) of the caller's village, with their number of houses."""
+        self._village_wide()
+        with self._db.read() as session:
+            return [
+                AreaSummary(a.id, a.name, n)
+                for a, n in QueryRepository(session).areas(self._village())
+            ]
+
+    def list_landlords(self) -> list[LandlordSummary]:
+        """The landlords of the caller's village, with their number of houses."""
+        self._village_wide()
+        with self._db.read() as session:
+            return [
+                LandlordSummary(x.id, x.name, x.phone, n, x.user_id is not None)
+                for x, n in QueryRepository(session).landlords(self._village())
+            ]
+
+    def list_rooms(self, at: Page, *, vacant_only: bool = False) -> Listing[RoomListing]:
+        """Rooms with their house and occupants today (landlords: in their houses only);
+        ``vacant_only``: those with a free place."""
+        require(self.principal, Permission.READ_REGISTRY)
+        with self._db.read() as session:
+            rows, total = QueryRepository(session).rooms(
+                at,
+                today=self.today(),
+                landlord_id=landlord_scope(self.principal),
+                vacant_only=vacant_only,
+            )
+            items = [RoomListing(r.id, r.label, r.capacity, n, h.id, h.address) for r, h, n in rows]
+        return Listing(items, total, at.offset, at.limit)
+
+    def house_extras(self, house_id: int) -> HouseExtras:
+        """A house's grid area and households (户), beside :meth:`get_house`."""
+        require(self.principal, Permission.READ_REGISTRY)
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            house = repo.house_visible(house_id, landlord_scope(self.principal))
+            if house is None:
+                raise hidden("house", house_id)
+            households = [
+                HouseholdSummary(h.id, h.name, h.registration_number, n)
+                for h, n in repo.households_of_house(house_id)
+            ]
+            return HouseExtras(house.area_id, households)
+
+    def person_records(self, person_id: int) -> PersonRecords:
+        """A person's household, consent history and kept enrolment photos (not for
+        landlords: consent and face data are the village office's)."""
+        self._village_wide()
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            person = repo.person_visible(person_id, None)
+            if person is None:
+                raise hidden("person", person_id)
+            household = repo.household(person.household_id) if person.household_id else None
+            consents = [
+                ConsentEntry(
+                    c.id,
+                    c.collected_by,
+                    c.collected_at,
+                    c.method.value,
+                    c.guardian_name,
+                    c.withdrawn_at,
+                    c.withdrawal_recorded_by,
+                )
+                for c in repo.consents_of(person_id)
+            ]
+            return PersonRecords(
+                household_id=person.household_id,
+                household=household.name if household is not None else None,
+                household_house_id=household.house_id if household is not None else None,
+                consents=consents,
+                photo_ids=repo.photo_ids_of(person_id),
+            )
+
+    def person_photo(self, person_id: int, photo_id: int) -> PhotoInput:
+        """A kept enrolment photo of this person, decrypted for the person page (never a
+        file on a public path); another person's photo id answers like a missing one."""
+        if photo_id not in self.person_records(person_id).photo_ids:
+            raise hidden("photo", photo_id)
+        photo = self.app.registry.service.photo(photo_id)
+        # Looking at someone's face photo is a use of their face data: on the record.
+        self.app.audit.record(
+            "photo.view",
+            actor=self.principal.actor,
+            target_type="person",
+            target_id=person_id,
+            details={"photo": photo_id},
+        )
+        return photo
+
+
+@dataclass(frozen=True, slots=True)
+class VillageSummary:
+    id: int
+    name: str
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AreaSummary:
+    id: int
+    name: str
+    houses: int
+
+
+@dataclass(frozen=True, slots=True)
+class LandlordSummary:
+    id: int
+    name: str
+    phone: str | None
+    houses: int
+    has_account: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomListing:
+    id: int
+    label: str
+    capacity: int
+    occupants: int
+    house_id: int
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdSummary:
+    id: int
+    name: str
+    registration_number: str | None
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class HouseExtras:
+    area_id: int | None
+    households: list[HouseholdSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEntry:
+    id: int
+    collected_by: str
+    collected_at: datetime
+    method: str
+    guardian: str | None
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecords:
+    household_id: int | None
+    household: str | None
+    household_house_id: int | None
+    consents: list[ConsentEntry]
+    photo_ids: list[int]

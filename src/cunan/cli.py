@@ -322,6 +322,7 @@ def _mount_subcommands() -> None:
         registry_app,
     )
     from cunan.registry.places_cli import places_app, users_app
+    from cunan.registry.reembed import reembed_command
     from cunan.serve import serve_command
 
     app.command("init")(init_command)
@@ -343,6 +344,7 @@ def _mount_subcommands() -> None:
     app.add_typer(notify_app, name="notify")
     app.add_typer(bench_app, name="bench")
     app.command("calibrate")(calibrate_command)
+    faces_app.command("reembed")(reembed_command)
 
 
 _mount_subcommands()

@@ -16,8 +16,41 @@ from pydantic_settings import (
 
 from cunan.cases.settings import CaseSettings
 from cunan.duties.settings import DutySettings
+from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
 from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 from cunan.notify.settings import NotifySettings
+
+
+class SightingQualitySettings(BaseModel):
+    """The judging gate of camera faces (``cunan.faces.quality.SIGHTING_THRESHOLDS`` are
+    the defaults; docs/pipeline.md "Faces too poor to judge"). A camera face missing any
+    of these is stored and shown but never decides: a track of such faces is undecided."""
+
+    #: Smaller side of the detector's face box, pixels.
+    min_face_px: float = Field(default=SIGHTING_THRESHOLDS.min_face_px, ge=0.0)
+    #: Distance between the eye centres, pixels.
+    min_interocular_px: float = Field(default=SIGHTING_THRESHOLDS.min_interocular_px, ge=0.0)
+    #: Variance of the Laplacian of the 64x64 grey inner-face crop (blur lowers it).
+    min_sharpness: float = Field(default=SIGHTING_THRESHOLDS.min_sharpness, ge=0.0)
+    #: 1 = frontal, 0 = about 45 degrees of yaw.
+    min_frontalness: float = Field(default=SIGHTING_THRESHOLDS.min_frontalness, ge=0.0, le=1.0)
+    #: Mean grey level of the crop, 0-255: darker is too dark, brighter is blown out.
+    min_brightness: float = Field(default=SIGHTING_THRESHOLDS.min_brightness, ge=0.0, le=255.0)
+    max_brightness: float = Field(default=SIGHTING_THRESHOLDS.max_brightness, ge=0.0, le=255.0)
+    #: Standard deviation of the crop's grey levels (fog, glare, a flat night image).
+    min_contrast: float = Field(default=SIGHTING_THRESHOLDS.min_contrast, ge=0.0, le=255.0)
+
+    def thresholds(self) -> QualityThresholds:
+        """These settings as the thresholds the best-shot selector judges faces by."""
+        return QualityThresholds(
+            min_face_px=self.min_face_px,
+            min_interocular_px=self.min_interocular_px,
+            min_sharpness=self.min_sharpness,
+            min_frontalness=self.min_frontalness,
+            min_brightness=self.min_brightness,
+            max_brightness=self.max_brightness,
+            min_contrast=self.min_contrast,
+        )
 
 
 class FaceSettings(BaseModel):
@@ -50,6 +83,9 @@ class FaceSettings(BaseModel):
     #: 2 = the photo and its mirror image. Off by default: see
     #: cunan.faces.engine.DEFAULT_ENROL_JITTER and docs/benchmarks.md sections 3 and 4.
     enrol_jitter: int = Field(default=1, ge=1, le=100)
+    #: The judging gate of camera faces: too small, blurred, dark or flat faces never
+    #: decide a sighting (``[faces.sighting_quality]`` in the TOML file).
+    sighting_quality: SightingQualitySettings = Field(default_factory=SightingQualitySettings)
 
 
 class MatchingSettings(BaseModel):

@@ -83,6 +83,8 @@ class FaceQuality:
     brightness: float
     passed: bool
     reasons: tuple[str, ...] = field(default=())
+    #: Standard deviation of the grey face crop (0-255); 0 where it was not measured.
+    contrast: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

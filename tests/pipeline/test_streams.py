@@ -149,9 +149,11 @@ def test_street_passers_by_are_unknown_one_sighting_per_track(registry: Registry
     # sighting per track, never one per frame (105 frames, ~1000 face detections).
     assert 10 <= len(lines) <= 15, decisions
     assert "known" not in decisions  # the registry is empty
-    # Seen: 10 unknown and 2 undecided (a far face and a turned one give fewer than two
-    # faces passing the sighting quality thresholds). At least 7 unknown.
-    assert decisions.count("unknown") >= 7, decisions
+    # Seen: 6 unknown and 7 undecided. The undecided ones are the far faces (37-51 px wide,
+    # 15-21 px between the eyes, blurred) and a turned one: too poor to judge, so they
+    # never decide (issue 12 item 5). At least 5 unknown, and every track decided.
+    assert decisions.count("unknown") >= 5, decisions
+    assert decisions.count("unknown") + decisions.count("undecided") == len(lines)
     for line in lines:
         assert set(line) >= {
             "camera",

@@ -22,7 +22,15 @@ from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
 from cunan.auth.service import AuthService
 from cunan.authz import Permission, require
-from cunan.web import audit_pages, pages, portal_pages, settings_pages, statistics_pages, ui
+from cunan.web import (
+    audit_pages,
+    pages,
+    portal_pages,
+    registry_pages,
+    settings_pages,
+    statistics_pages,
+    ui,
+)
 from cunan.web.render import install_page_handlers
 
 WEB_STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -57,6 +65,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     portal_pages.router,
     audit_pages.router,
     statistics_pages.router,
+    registry_pages.router,
     settings_pages.router,
 )
 

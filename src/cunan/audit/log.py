@@ -85,6 +85,8 @@ class AuditAction(StrEnum):
     TEMPLATE_ADD = "template.add"
     TEMPLATE_DELETE = "template.delete"
     TEMPLATE_PURGE = "template.purge"
+    # a run of `cunan faces reembed` (another recognition model; details: counts)
+    TEMPLATE_REEMBED = "template.reembed"
     TENANCY_ADD = "tenancy.add"
     TENANCY_MOVE_OUT = "tenancy.move_out"
     PLACE_CREATE = "place.create"

@@ -36,6 +36,16 @@ RuntimeOpt = Annotated[
     typer.Option("--runtime", help="Embedding runtime: auto (ONNX if available), dlib or onnx."),
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")]
+OnnxModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--onnx-model",
+        help="A site's own ONNX recognition model (ArcFace-style, 112x112) instead of dlib's "
+        "ResNet; default: the settings' faces.onnx_model (CUNAN_FACES__ONNX_MODEL).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
 
 
 def _runtime(value: str) -> Runtime:
@@ -73,8 +83,12 @@ def lfw_command(
             "(first image jittered, second plain).",
         ),
     ] = "1",
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold from the other 9 folds) and TAR at FAR."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.lfw import run_lfw
     from cunan.bench.lfw_embeddings import JitterSpec
 
@@ -154,8 +168,12 @@ def identify_command(
             "'mirror'; probes and strangers stay plain, as camera faces do.",
         ),
     ] = "1",
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """Open-set identification: LFW people with several images enrolled, singletons as strangers."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.identify import run_identify
     from cunan.bench.lfw_embeddings import JitterSpec
 
@@ -228,8 +246,12 @@ def peer_command(
             "--every", min=1, help="Use every n-th probe and stranger (1 = all, the benchmark)."
         ),
     ] = 1,
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """CunAn vs face_recognition: same gallery and probes, from image files, same processes."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.peer import run_peer
 
     console = Console()
@@ -289,6 +311,13 @@ def east_asian_command(
             "40-60 px wide, grey, blurred) and count those strangers named (0: skip).",
         ),
     ] = 136,
+    degraded_width: Annotated[
+        str,
+        typer.Option(
+            "--degraded-width",
+            help="Face widths (px) the degraded images are scaled to, drawn uniformly: MIN,MAX.",
+        ),
+    ] = "40,60",
     pairs: Annotated[
         Path | None,
         typer.Option(
@@ -307,26 +336,44 @@ def east_asian_command(
             "images; the same probes, images 3 on).",
         ),
     ] = False,
+    onnx_model: OnnxModelOpt = None,
 ) -> None:
     """LFW's Chinese, Japanese and Korean people beside the rest: 1:1 and open set, per half."""
+    from cunan.bench.lfw_embeddings import use_onnx_model
+
+    use_onnx_model(onnx_model)
     from cunan.bench.east_asian import Population, run_east_asian
     from cunan.bench.east_asian import derive_prior as derive
     from cunan.bench.lfw_embeddings import load_or_compute
-    from cunan.matching.adaptive import load_prior
+    from cunan.matching.adaptive import PopulationPrior, prior_for_model
 
     emb = load_or_compute(
         lfw_dir, runtime=_runtime(runtime), workers=workers, show_progress=not as_json
     )
+    prior: PopulationPrior | None
     if derive_prior is not None:
-        prior = derive(Population.from_embeddings(emb), model_id=emb.model_id)
+        from dataclasses import replace
+
+        from cunan.bench.east_asian import derive_two_photo_scores
+
+        population = Population.from_embeddings(emb)
+        prior = derive(population, model_id=emb.model_id)
+        prior = replace(
+            prior,
+            stranger_score_2=derive_two_photo_scores(population, model_id=emb.model_id),
+            made_by=prior.made_by + "; stranger_score_2: galleries of 2 photos per person "
+            "(people with 2+ images of the same half), derive_two_photo_scores",
+        )
         derive_prior.write_text(
             json.dumps({"east_asian": prior.as_json()}, indent=1) + "\n", encoding="utf-8"
         )
     else:
-        prior = load_prior("east_asian")
+        # None for another model than the prior's: the adaptive rule then calibrates on
+        # the gallery alone, as the product does (docs/calibration.md).
+        prior = prior_for_model("east_asian", emb.model_id, emb.vectors.shape[1])
     report = run_east_asian(emb, prior=prior, draws=draws, two_photos=two_photos)
     data = report.as_json()
-    if pairs is not None:
+    if pairs is not None and prior is not None:
         from cunan.bench.east_asian import view2_fixed_rules
 
         data["view2_fixed_rules"] = view2_fixed_rules(emb, pairs, prior)
@@ -334,12 +381,21 @@ def east_asian_command(
             Console().print(f"LFW View 2, fixed rules: {data['view2_fixed_rules']}")
     degraded_rows: list[dict[str, object]] = []
     if degraded:
+        from dataclasses import asdict
+
         from cunan.bench.degraded import degraded_figures, embed_degraded, stranger_rows
         from cunan.bench.east_asian import adaptive_rule, fixed_rule
+        from cunan.faces.quality import SIGHTING_THRESHOLDS
         from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 
+        low, _, high = degraded_width.partition(",")
+        widths = (float(low), float(high or low))
         pop = Population.from_embeddings(emb)
-        faces = embed_degraded(lfw_dir, emb, stranger_rows(pop, 1, degraded))
+        faces = embed_degraded(lfw_dir, emb, stranger_rows(pop, 1, degraded), face_width=widths)
+        data["degraded_setup"] = {
+            "face_width_px": list(widths),
+            "judging_gate": asdict(SIGHTING_THRESHOLDS),
+        }
         compared = {
             "default": fixed_rule(OpenSetConfig(), emb.model_id),
             "adaptive": adaptive_rule(
@@ -354,7 +410,9 @@ def east_asian_command(
         data["degraded_strangers"] = degraded_rows
         from cunan.bench.degraded import degraded_residents, resident_rows
 
-        residents = embed_degraded(lfw_dir, emb, resident_rows(pop, 1, "east_asian"), seed=1)
+        residents = embed_degraded(
+            lfw_dir, emb, resident_rows(pop, 1, "east_asian"), seed=1, face_width=widths
+        )
         data["degraded_residents"] = [
             {"rule": rule_name, **degraded_residents(pop, decider, residents, "east_asian",
                                                      size, 1, draws=draws).as_json()}
@@ -395,7 +453,7 @@ def east_asian_command(
         console.print(table)
         if degraded_rows:
             table = Table(title="Degraded strangers (40-60 px, grey, blurred) named as someone")
-            for column in ("rule", "gallery", "size", "named", "named after quality gate"):
+            for column in ("rule", "gallery", "size", "named", "named after gate", "undecided"):
                 table.add_column(column)
             for row in degraded_rows:
                 table.add_row(
@@ -404,6 +462,7 @@ def east_asian_command(
                     str(row["size"]),
                     _pct(float(str(row["named_of_all_strangers"]))),
                     _pct(float(str(row["named_after_quality_gate"]))),
+                    _pct(float(str(row["undecided_by_quality_gate"]))),
                 )
             console.print(table)
     typer.echo(json.dumps(data))

@@ -44,15 +44,24 @@ class DegradedFaces:
 
 
 def embed_degraded(
-    lfw_dir: Path, emb: LfwEmbeddings, rows: NDArray[np.int64], *, seed: int = 0
+    lfw_dir: Path,
+    emb: LfwEmbeddings,
+    rows: NDArray[np.int64],
+    *,
+    seed: int = 0,
+    face_width: tuple[float, float] = FACE_WIDTH,
+    engine: FaceEngine | None = None,
 ) -> DegradedFaces:
-    """Degrade each image, then detect, judge quality and embed as a camera face would be."""
-    engine: FaceEngine = build_engine("auto")
+    """Degrade each image, then detect, judge quality and embed as a camera face would be.
+
+    ``engine`` must embed with the model of ``emb`` (another recognition model: pass its
+    engine, e.g. ``build_engine("auto", onnx_model=...)``)."""
+    engine = engine or build_engine("auto")
     rng = np.random.default_rng(seed)
     vectors = np.full((len(rows), emb.vectors.shape[1]), np.nan, dtype=np.float32)
     found = np.zeros(len(rows), dtype=bool)
     quality_ok = np.zeros(len(rows), dtype=bool)
-    widths = rng.uniform(*FACE_WIDTH, size=len(rows)).astype(np.float32)
+    widths = rng.uniform(*face_width, size=len(rows)).astype(np.float32)
     for i, row in enumerate(rows.tolist()):
         name, number = emb.names[row], int(emb.numbers[row])
         image = load_image(lfw_dir / name / f"{name}_{number:04d}.jpg")
@@ -80,6 +89,8 @@ class DegradedFigures:
     passed_quality: int
     named_any: float
     named_passing_quality: float
+    #: Strangers left undecided by the judging gate (no face found, or too poor to judge).
+    undecided: float = 0.0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -91,6 +102,7 @@ class DegradedFigures:
             "faces_passing_quality": self.passed_quality,
             "named_of_all_strangers": round(self.named_any, 4),
             "named_after_quality_gate": round(self.named_passing_quality, 4),
+            "undecided_by_quality_gate": round(self.undecided, 4),
         }
 
 
@@ -115,7 +127,7 @@ def degraded_figures(
     eligible = sorted(n for n, rows in people.items() if len(rows) >= 2)
     size = len(eligible) if size == 0 or size > len(eligible) else size
     runs = 1 if size == len(eligible) else draws
-    named_any, named_ok = [], []
+    named_any, named_ok, undecided = [], [], []
     count = 0
     for draw in range(runs):
         rng = np.random.default_rng(_draw_seed(group, size, draw))
@@ -130,6 +142,7 @@ def degraded_figures(
         count = int(keep.sum())
         named_any.append(float(known[keep].mean()))
         named_ok.append(float((known & degraded.quality_ok)[keep].mean()))
+        undecided.append(float((~degraded.quality_ok)[keep].mean()))
     return DegradedFigures(
         gallery=f"{group}/half_{'AB'[half]}",
         size=size,
@@ -139,6 +152,7 @@ def degraded_figures(
         passed_quality=int(degraded.quality_ok.sum()),
         named_any=float(np.mean(named_any)),
         named_passing_quality=float(np.mean(named_ok)),
+        undecided=float(np.mean(undecided)),
     )
 
 
@@ -165,6 +179,11 @@ class DegradedResidents:
     named_right: float
     named_wrong: float
     named_right_passing_quality: float
+    #: Named as someone else although the face passed the judging gate.
+    named_wrong_passing_quality: float = 0.0
+    #: Left undecided by the judging gate (no face found, or too poor to judge): no
+    #: "seen" credit, no case; neither named nor decided unknown.
+    undecided: float = 0.0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -175,6 +194,15 @@ class DegradedResidents:
             "named_right": round(self.named_right, 4),
             "named_as_someone_else": round(self.named_wrong, 4),
             "named_right_after_quality_gate": round(self.named_right_passing_quality, 4),
+            "named_as_someone_else_after_quality_gate": round(self.named_wrong_passing_quality, 4),
+            "undecided_by_quality_gate": round(self.undecided, 4),
+            "unknown_after_quality_gate": round(
+                1.0
+                - self.undecided
+                - self.named_right_passing_quality
+                - self.named_wrong_passing_quality,
+                4,
+            ),
         }
 
 
@@ -199,7 +227,7 @@ def degraded_residents(
     eligible = sorted(n for n, rows in people.items() if len(rows) >= 2)
     size = len(eligible) if size == 0 or size > len(eligible) else size
     runs = 1 if size == len(eligible) else draws
-    right, wrong, right_ok = [], [], []
+    right, wrong, right_ok, wrong_ok, undecided = [], [], [], [], []
     count = 0
     for draw in range(runs):
         rng = np.random.default_rng(_draw_seed(group, size, draw))
@@ -219,6 +247,8 @@ def degraded_residents(
         right.append(float(correct[mine].mean()))
         wrong.append(float((known & ~correct)[mine].mean()))
         right_ok.append(float((correct & degraded.quality_ok)[mine].mean()))
+        wrong_ok.append(float((known & ~correct & degraded.quality_ok)[mine].mean()))
+        undecided.append(float((~degraded.quality_ok)[mine].mean()))
     return DegradedResidents(
         gallery=f"{group}/half_{'AB'[half]}",
         size=size,
@@ -227,4 +257,6 @@ def degraded_residents(
         named_right=float(np.mean(right)),
         named_wrong=float(np.mean(wrong)),
         named_right_passing_quality=float(np.mean(right_ok)),
+        named_wrong_passing_quality=float(np.mean(wrong_ok)),
+        undecided=float(np.mean(undecided)),
     )

@@ -28,7 +28,7 @@ from cunan.faces.align import (
     random_jitters,
 )
 from cunan.faces.detect import DlibCnnDetector
-from cunan.faces.embed import l2_normalise
+from cunan.faces.embed import OnnxModelSpec, l2_normalise
 from cunan.faces.engine import JITTER_SEED, EngineConfig, FaceEngine, central_face
 from cunan.faces.imageio import load_image
 from cunan.faces.landmarks import FivePointLandmarker, canonical_from_dlib5
@@ -104,8 +104,49 @@ class LfwEmbeddings:
         )
 
 
+#: Where a benchmark learns of a site's own recognition model: the site's setting
+#: ``faces.onnx_model``, which ``--onnx-model`` sets for the run (the processes a benchmark
+#: starts inherit it), so every benchmark embeds with the model the site would use.
+ONNX_MODEL_ENV = "CUNAN_FACES__ONNX_MODEL"
+
+
+def configured_onnx_model() -> Path | None:
+    """The recognition model the benchmarks use instead of dlib's ResNet, if any: the
+    ``faces.onnx_model`` of the settings (``CUNAN_CONFIG`` file or environment)."""
+    from cunan.config import load_settings
+
+    return load_settings().faces.onnx_model
+
+
+def use_onnx_model(path: Path | None) -> None:
+    """Make ``path`` the model of this benchmark run (``--onnx-model``); None keeps the
+    settings' choice."""
+    if path is not None:
+        os.environ[ONNX_MODEL_ENV] = str(Path(path).resolve())
+
+
+def bench_model_id() -> str:
+    """The id of the model the benchmarks embed with (the LFW cache is keyed by it)."""
+    onnx_model = configured_onnx_model()
+    if onnx_model is None:
+        return "dlib_resnet_v1"
+    return build_engine("auto").model_id
+
+
 def build_engine(runtime: Runtime, *, upsample: int = 1) -> FaceEngine:
-    """HOG engine with dlib's ResNet; ``auto`` falls back to dlib when ONNX is unavailable."""
+    """HOG engine with dlib's ResNet, or with the site's ONNX model when the settings name
+    one (:func:`configured_onnx_model`); ``auto`` falls back to dlib when ONNX Runtime is
+    unavailable."""
+    onnx_model = configured_onnx_model()
+    if onnx_model is not None:
+        return FaceEngine.from_config(
+            EngineConfig(
+                detector="dlib_hog",
+                upsample=upsample,
+                onnx_model=OnnxModelSpec(path=onnx_model),
+                threads=1,
+            )
+        )
     config = EngineConfig(detector="dlib_hog", upsample=upsample, embed_runtime=runtime, threads=1)
     try:
         return FaceEngine.from_config(config)
@@ -274,7 +315,7 @@ def load_or_compute(
     policy and the image list, not by runtime.
     """
     images = list_images(lfw_dir)
-    model_id = "dlib_resnet_v1"
+    model_id = bench_model_id()
     path = cache_path(lfw_dir, images, model_id)
     if path.is_file() and not refresh:
         with np.load(path, allow_pickle=False) as data:

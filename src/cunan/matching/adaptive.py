@@ -56,6 +56,9 @@ class PopulationPrior:
     score that a share ``targets[t]`` of reference strangers reached against galleries of
     ``sizes[s]`` people; ``stand_in_z[t]`` is how many standard deviations above the mean
     stand-in score (enrolled people scored against everyone else) that quantile lay.
+    ``stranger_score_2`` (optional) is the same table for galleries of two photos per
+    person: with more templates per person a stranger's best score is lower, so the
+    one-photo table is stricter than needed (issue 12 item 6).
     """
 
     name: str
@@ -72,6 +75,7 @@ class PopulationPrior:
     stranger_score: NDArray[np.float64]
     stand_in_z: NDArray[np.float64]
     made_by: str
+    stranger_score_2: NDArray[np.float64] | None = None
 
     def as_json(self) -> dict[str, object]:
         def r(values: NDArray[np.float64] | NDArray[np.float32], digits: int = 5) -> object:
@@ -92,6 +96,11 @@ class PopulationPrior:
             "stranger_score": r(self.stranger_score),
             "stand_in_z": r(self.stand_in_z),
             "mean": r(self.mean, 6),
+            **(
+                {"stranger_score_2": r(self.stranger_score_2)}
+                if self.stranger_score_2 is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -117,6 +126,7 @@ class PopulationPrior:
             stranger_score=arr("stranger_score"),
             stand_in_z=arr("stand_in_z"),
             made_by=str(data["made_by"]),
+            stranger_score_2=arr("stranger_score_2") if "stranger_score_2" in data else None,
         )
 
     def impostor_rate(self, distance: float) -> float:
@@ -139,17 +149,28 @@ class PopulationPrior:
         lo = hi - 1
         return lo, hi, float((x - logs[lo]) / (logs[hi] - logs[lo]))
 
-    def stranger_min_score(self, people: int, target: float) -> float:
-        """The reference open-set score for ``people`` enrolled at false-known ``target``.
+    def stranger_min_score(self, people: int, target: float, photos: float = 1.0) -> float:
+        """The reference open-set score for ``people`` enrolled at false-known ``target``,
+        with ``photos`` templates per person on average.
 
         Interpolated in log gallery size and log target; clamped to the table's ends.
+        Between one and two photos per person the two tables are interpolated linearly
+        (more than two: the two-photo table; no such table: the one-photo one).
         """
         lo, hi, f = self._target_weights(target)
         x = np.log(np.clip(people, self.sizes[0], self.sizes[-1]))
         sizes = np.log(self.sizes)
-        a = float(np.interp(x, sizes, self.stranger_score[lo]))
-        b = float(np.interp(x, sizes, self.stranger_score[hi]))
-        return a + f * (b - a)
+
+        def at(table: NDArray[np.float64]) -> float:
+            a = float(np.interp(x, sizes, table[lo]))
+            b = float(np.interp(x, sizes, table[hi]))
+            return a + f * (b - a)
+
+        one = at(self.stranger_score)
+        if self.stranger_score_2 is None or photos <= 1.0:
+            return one
+        w = min(photos, 2.0) - 1.0
+        return one + w * (at(self.stranger_score_2) - one)
 
     def z(self, target: float) -> float:
         """Stand-in standard deviations above the mean at false-known ``target``."""
@@ -364,7 +385,10 @@ def calibrate(
     gate: float | None = None
     fallback = config.fallback_max_distance
     if prior is not None:
-        prior_score = prior.stranger_min_score(max(n, 1), target)
+        # Templates per person: a gallery of several photos each uses the prior's
+        # several-photo table (issue 12 item 6).
+        photos = len(vectors) / n if n else 1.0
+        prior_score = prior.stranger_min_score(max(n, 1), target, photos)
         centre = tuple(float(v) for v in prior.mean)
         population = prior.centred_impostor_distance(target)
         gate = prior.centred_impostor_distance(POPULATION_GATE_RATE)

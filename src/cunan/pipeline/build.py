@@ -86,7 +86,10 @@ def build_runner(
         ann_threshold=settings.matching.ann_threshold,
     )
     registry.service.add_listener(matcher)
-    analyser = TrackAnalyser(embedder, matcher, target.decision)
+    # One gate for both: the selector ranks judgeable faces first and marks them good,
+    # and only good faces decide (a track of poor faces stays undecided).
+    quality = settings.faces.sighting_quality.thresholds()
+    analyser = TrackAnalyser(embedder, matcher, target.decision, thresholds=quality)
     store = SightingStore(registry.database, registry.service.cipher)
     return CameraRunner(
         target,
@@ -96,4 +99,5 @@ def build_runner(
         bus=bus,
         backoff=backoff,
         on_sighting=on_sighting,
+        quality=quality,
     )

@@ -160,14 +160,16 @@ def decide_track(
     )
     near_distance = nearest if math.isfinite(nearest) else None
     if n_good < config.min_faces:
-        return result(
-            "undecided",
-            None,
-            0,
-            near_distance,
-            near_score,
-            f"undecided: {n_good} good faces < min_faces {config.min_faces}",
-        )
+        # Faces too poor to judge (small, blurred, dark, flat) never decide: the track
+        # waits for better ones, and without them it stays undecided (no credit, no case).
+        poor = [f for f in faces if not f.good]
+        why = f"undecided: {n_good} good faces < min_faces {config.min_faces}"
+        if poor and not config.use_failed_quality:
+            first = poor[0].quality_reasons
+            why += f"; {len(poor)} faces too poor to judge" + (
+                f" ({'; '.join(first)})" if first else ""
+            )
+        return result("undecided", None, 0, near_distance, near_score, why)
     if votes:
         # Most votes first; a tie goes to the closer mean distance.
         def rank(identity: str) -> tuple[int, float]:

@@ -239,6 +239,7 @@ class CameraRunner:
         max_shots: int = 4,
         max_pending: int = MAX_PENDING_SIGHTINGS,
         history: int = RECENT_HISTORY,
+        quality: QualityThresholds | None = None,
     ) -> None:
         from cunan.tracking.bestshots import BestShotConfig
 
@@ -254,7 +255,9 @@ class CameraRunner:
             detector,
             gate=MotionGate(MotionConfig(), zone=target.zone) if target.zone else None,
             tracker=tracker,
-            selector=BestShotSelector(BestShotConfig(max_shots=max_shots)),
+            selector=BestShotSelector(
+                BestShotConfig(max_shots=max_shots, thresholds=quality or analyser.thresholds)
+            ),
         )
         self.run_key = uuid.uuid4().hex[:12]
         # Recent history only: a camera runs for months, and an unbounded list would grow

@@ -27,6 +27,9 @@ MAX_ZIP_ENTRIES = 20_000
 MAX_ZIP_BYTES = 4 * 2**30
 #: Jobs kept in memory for their report (the oldest finished ones are forgotten first).
 MAX_JOBS = 50
+#: A checked upload is kept this long for the real import to start from (seconds); then it
+#: is deleted like any other upload.
+KEEP_CHECKED_S = 3600.0
 
 
 class JobState(StrEnum):
@@ -52,6 +55,11 @@ class ImportJob:
     problems: list[RowProblem] = field(default_factory=list)
     error: str | None = None
     finished_at: datetime | None = None
+    #: A dry run whose upload is kept so the real import can start from it (without the
+    #: user choosing the files again); False once it was used or has expired.
+    upload_kept: bool = False
+    #: The roster's file name as uploaded (for the pages).
+    roster_name: str = ""
 
 
 def _roster_suffix(data: bytes, filename: str) -> str:
@@ -116,6 +124,8 @@ class ImportJobs:
         self._options = options
         self._announce = announce
         self._jobs: dict[str, ImportJob] = {}
+        #: Checked uploads kept for their real import: job id -> (folder, roster path).
+        self._kept: dict[str, tuple[Path, Path]] = {}
         self._lock = threading.Lock()
         # One import at a time: two concurrent imports of one roster could both find a
         # person missing and add them twice.
@@ -130,13 +140,19 @@ class ImportJobs:
         dry_run: bool,
         create_places: bool,
         actor: str,
+        keep_checked: bool = False,
     ) -> ImportJob:
+        """Start an import of an uploaded roster. ``keep_checked`` (dry runs only): keep the
+        upload after the check for :meth:`start_checked`, at most :data:`KEEP_CHECKED_S`."""
+        self._expire_kept()
         job = ImportJob(
             id=uuid.uuid4().hex,
             dry_run=dry_run,
             create_places=create_places,
             created_by=actor,
             created_at=datetime.now(UTC),
+            upload_kept=dry_run and keep_checked,
+            roster_name=roster_name,
         )
         folder = self._root / job.id
         folder.mkdir(parents=True, mode=0o700)
@@ -163,6 +179,54 @@ class ImportJobs:
         thread.start()
         return job
 
+    def start_checked(self, job_id: str, *, actor: str) -> ImportJob:
+        """The real import of a finished dry run's kept upload (its starter only): the rows
+        that were checked are the rows imported, without uploading the files again."""
+        self._expire_kept()
+        checked = self.get(job_id)
+        with self._lock:
+            kept = self._kept.pop(job_id, None) if checked.created_by == actor else None
+            checked.upload_kept = False
+        if kept is None:
+            raise NotFound(f"import job {job_id}: no checked upload kept (upload it again)")
+        folder, roster_path = kept
+        job = ImportJob(
+            id=uuid.uuid4().hex,
+            dry_run=False,
+            create_places=checked.create_places,
+            created_by=actor,
+            created_at=datetime.now(UTC),
+            roster_name=checked.roster_name,
+        )
+        moved = self._root / job.id
+        folder.rename(moved)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._forget_old()
+        thread = threading.Thread(
+            target=self._run,
+            args=(job, moved / roster_path.name, moved / "photos", moved),
+            name=f"import-{job.id[:8]}",
+        )
+        thread.daemon = True
+        thread.start()
+        return job
+
+    def _expire_kept(self) -> None:
+        """Delete checked uploads nobody imported in time (and their jobs' offer)."""
+        now = datetime.now(UTC)
+        with self._lock:
+            for job_id in list(self._kept):
+                job = self._jobs.get(job_id)
+                done = job.finished_at if job is not None else None
+                if job is None or (
+                    done is not None and (now - done).total_seconds() > KEEP_CHECKED_S
+                ):
+                    folder, _ = self._kept.pop(job_id)
+                    shutil.rmtree(folder, ignore_errors=True)
+                    if job is not None:
+                        job.upload_kept = False
+
     def get(self, job_id: str) -> ImportJob:
         with self._lock:
             job = self._jobs.get(job_id)
@@ -176,6 +240,9 @@ class ImportJobs:
             : max(0, len(self._jobs) - MAX_JOBS)
         ]:
             del self._jobs[job.id]
+            kept = self._kept.pop(job.id, None)
+            if kept is not None:
+                shutil.rmtree(kept[0], ignore_errors=True)
 
     def _progress(self, job: ImportJob, n: int) -> None:
         job.done += n
@@ -205,7 +272,12 @@ class ImportJobs:
             job.error = f"internal error ({type(exc).__name__}); nothing more was imported"
             job.state = JobState.FAILED
         finally:
+            if job.upload_kept and job.state is JobState.DONE:
+                with self._lock:
+                    self._kept[job.id] = (folder, roster)
+            else:
+                job.upload_kept = False
+                shutil.rmtree(folder, ignore_errors=True)
             job.finished_at = datetime.now(UTC)
-            shutil.rmtree(folder, ignore_errors=True)
             if self._announce is not None:
                 self._announce(job)

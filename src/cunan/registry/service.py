@@ -932,6 +932,53 @@ class RegistryService:
     def photo_ids_of(self, person_id: int) -> list[int]:
         return self._read(lambda repo: [p.id for p in repo.photos_of(person_id)])
 
+    def template_refs(self) -> list[tuple[int, int, int | None, str]]:
+        """(template id, person id, photo id, model id) of every template; nothing decrypted."""
+        return self._read(lambda repo: repo.template_refs())
+
+    def add_template_from_photo(self, photo_id: int, template: TemplateInput) -> int | None:
+        """Store ``template`` (another model's embedding of a kept enrolment photo) for the
+        photo's person, linked to that photo. None, storing nothing, when the photo already
+        has a template of that model: a re-embedding that was interrupted resumes where it
+        stopped. Consent is checked as for any template."""
+        _check_vector(template.vector, f"template of photo {photo_id}")
+
+        def act(repo: RegistryRepository, events: _Events) -> int | None:
+            photo = _get(repo.photo(photo_id), "photo", photo_id)
+            person = _get(repo.person(photo.person_id, for_update=True), "person", photo.person_id)
+            if repo.template_of_photo(photo_id, template.model_id) is not None:
+                return None
+            consent = repo.valid_consent(person.id)
+            if consent is None:
+                raise ConsentRequiredError(
+                    f"person {person.id} has no valid consent (none recorded, or withdrawn); "
+                    f"photo {photo_id} is not embedded again"
+                )
+            if person.is_minor and not (consent.guardian_name or "").strip():
+                raise GuardianConsentRequiredError(
+                    f"person {person.id} is a minor and consent {consent.id} has no guardian"
+                )
+            # The photo is already stored: the new template points at it, no second copy.
+            template_id = self._store_template(repo, events, person, consent, template)
+            row = _get(repo.session.get(FaceTemplate, template_id), "template", template_id)
+            row.photo_id = photo_id
+            self._audit(
+                repo,
+                TEMPLATE_ADD,
+                target_type="person",
+                target_id=person.id,
+                details={
+                    "templates": 1,
+                    "template_ids": [template_id],
+                    "consent_id": consent.id,
+                    "photo_id": photo_id,
+                    "model_id": template.model_id,
+                },
+            )
+            return template_id
+
+        return self._write(act)
+
     # -- change feed -------------------------------------------------------------------------
 
     def last_change_seq(self) -> int:

@@ -14,7 +14,18 @@ from cunan.storage.audit_tables import AuditEntry
 from cunan.storage.case_tables import Case, CaseSighting
 from cunan.storage.enums import PersonCategory, PersonStatus
 from cunan.storage.pipeline_tables import Camera, Sighting
-from cunan.storage.tables import House, Landlord, Person, Room, Tenancy
+from cunan.storage.tables import (
+    Consent,
+    EnrolmentPhoto,
+    GridArea,
+    House,
+    Household,
+    Landlord,
+    Person,
+    Room,
+    Tenancy,
+    Village,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,3 +437,105 @@ class QueryRepository:
             query = query.where(House.landlord_id == landlord_id)
         rows = self.session.execute(query.order_by(Tenancy.expected_end, Tenancy.id).limit(limit))
         return [(t, p, r, h) for t, p, r, h in rows]
+
+    # -- registry pages: villages, areas, landlords, rooms, households, consents, photos ----
+
+    def villages(self) -> list[Village]:
+        return list(self.session.scalars(select(Village).order_by(Village.id)))
+
+    def areas(self, village_id: int) -> list[tuple[GridArea, int]]:
+        """Each grid area of the village with its number of houses."""
+        houses = (
+            select(House.area_id, func.count().label("n"))
+            .where(House.area_id.is_not(None))
+            .group_by(House.area_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(GridArea, func.coalesce(houses.c.n, 0))
+            .outerjoin(houses, houses.c.area_id == GridArea.id)
+            .where(GridArea.village_id == village_id)
+            .order_by(GridArea.name)
+        )
+        return [(a, int(n)) for a, n in rows]
+
+    def landlords(self, village_id: int) -> list[tuple[Landlord, int]]:
+        """Each landlord of the village with their number of houses."""
+        houses = (
+            select(House.landlord_id, func.count().label("n"))
+            .where(House.landlord_id.is_not(None))
+            .group_by(House.landlord_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(Landlord, func.coalesce(houses.c.n, 0))
+            .outerjoin(houses, houses.c.landlord_id == Landlord.id)
+            .where(Landlord.village_id == village_id)
+            .order_by(Landlord.name, Landlord.id)
+        )
+        return [(landlord, int(n)) for landlord, n in rows]
+
+    def rooms(
+        self, page: Page, *, today: date, landlord_id: int | None, vacant_only: bool
+    ) -> tuple[list[tuple[Room, House, int]], int]:
+        """Rooms with their house and the number living there today; ``vacant_only``: the
+        rooms with a free place (fewer occupants than capacity), counted in SQL."""
+        occupied = (
+            select(Tenancy.room_id, func.count().label("n"))
+            .where(_living_on(today))
+            .group_by(Tenancy.room_id)
+            .subquery()
+        )
+        n = func.coalesce(occupied.c.n, 0)
+        query = (
+            select(Room, House, n)
+            .join(House, House.id == Room.house_id)
+            .outerjoin(occupied, occupied.c.room_id == Room.id)
+        )
+        if landlord_id is not None:
+            query = query.where(House.landlord_id == landlord_id)
+        if vacant_only:
+            query = query.where(n < Room.capacity)
+        total = _count(self.session, query)
+        rows = self.session.execute(
+            query.order_by(House.address, Room.label).offset(page.offset).limit(page.limit)
+        )
+        return [(r, h, int(c)) for r, h, c in rows], total
+
+    def households_of_house(self, house_id: int) -> list[tuple[Household, int]]:
+        """The households (户) registered at a house, with their number of members."""
+        members = (
+            select(Person.household_id, func.count().label("n"))
+            .where(Person.household_id.is_not(None))
+            .group_by(Person.household_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(Household, func.coalesce(members.c.n, 0))
+            .outerjoin(members, members.c.household_id == Household.id)
+            .where(Household.house_id == house_id)
+            .order_by(Household.name)
+        )
+        return [(h, int(n)) for h, n in rows]
+
+    def household(self, household_id: int) -> Household | None:
+        return self.session.get(Household, household_id)
+
+    def consents_of(self, person_id: int) -> list[Consent]:
+        return list(
+            self.session.scalars(
+                select(Consent)
+                .where(Consent.person_id == person_id)
+                .order_by(Consent.collected_at, Consent.id)
+            )
+        )
+
+    def photo_ids_of(self, person_id: int) -> list[int]:
+        return [
+            int(i)
+            for i in self.session.scalars(
+                select(EnrolmentPhoto.id)
+                .where(EnrolmentPhoto.person_id == person_id)
+                .order_by(EnrolmentPhoto.id)
+            )
+        ]

@@ -179,6 +179,27 @@ class RegistryRepository:
     def photo(self, photo_id: int) -> EnrolmentPhoto | None:
         return self.session.get(EnrolmentPhoto, photo_id)
 
+    def template_refs(self) -> list[tuple[int, int, int | None, str]]:
+        """(template id, person id, photo id, model id) of every template, by id; nothing
+        decrypted (the plan of a re-embedding)."""
+        rows = self.session.execute(
+            select(
+                FaceTemplate.id,
+                FaceTemplate.person_id,
+                FaceTemplate.photo_id,
+                FaceTemplate.model_id,
+            ).order_by(FaceTemplate.id)
+        ).all()
+        return [(int(r[0]), int(r[1]), r[2], str(r[3])) for r in rows]
+
+    def template_of_photo(self, photo_id: int, model_id: str) -> int | None:
+        """The id of a template of ``model_id`` made from this photo, if any."""
+        return self.session.scalar(
+            select(FaceTemplate.id)
+            .where(FaceTemplate.photo_id == photo_id, FaceTemplate.model_id == model_id)
+            .limit(1)
+        )
+
     def photos_of(self, person_id: int) -> Sequence[EnrolmentPhoto]:
         return self.session.scalars(
             select(EnrolmentPhoto)
