@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cunan.config import Settings
 from cunan.registry.datadir import Registry, initialise
+from cunan.storage.database import Database
 
 ADMIN_PASSWORD = "Correct-horse-battery-9"
 
@@ -43,3 +44,14 @@ def invoke_on(app: typer.Typer, registry: Registry, *args: str) -> tuple[int, st
     """Run ``app`` with ``args`` on the registry's data dir: (exit code, output)."""
     result = runner.invoke(app, [*args, "--data-dir", str(registry.data_dir)])
     return result.exit_code, result.output
+
+
+def staff_account(database: Database, username: str) -> int:
+    """A staff account (created as the authentication service creates every account)."""
+    from cunan.audit.log import AuditLog
+    from cunan.auth.service import AuthService
+    from cunan.authz import local_principal
+    from cunan.storage.enums import UserRole
+
+    auth = AuthService(database, AuditLog(database), Settings().web)
+    return auth.create_user(local_principal("tests"), username, ADMIN_PASSWORD, UserRole.STAFF).id

@@ -81,8 +81,19 @@ class CunanApp:
     # -- building ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, settings: Settings, data_dir: Path, *, actor: str | None = None) -> CunanApp:
-        """Open an initialised data dir and wire every service (nothing starts running)."""
+    def open(
+        cls,
+        settings: Settings,
+        data_dir: Path,
+        *,
+        actor: str | None = None,
+        key_required: bool = True,
+    ) -> CunanApp:
+        """Open an initialised data dir and wire every service (nothing starts running).
+
+        Without ``key_required`` a lost key file is no error: face data can then be deleted
+        but not read or written (removal, withdrawal of consent, ``keys reset``).
+        """
         from cunan.cases.service import CaseService
         from cunan.duties.daily import Duties
         from cunan.notify.deadletters import DeadLetterStore
@@ -92,12 +103,15 @@ class CunanApp:
         from cunan.stats.service import StatsService
 
         # 1. Storage and keys: the database (migrated to head), the key ring, field cipher.
-        registry = open_registry(data_dir, settings, actor=actor)
+        registry = open_registry(data_dir, settings, actor=actor, key_required=key_required)
         try:
             from cunan.settings_overrides import apply_stored
 
             # Thresholds, retention and deadlines an administrator changed from the web.
             settings = apply_stored(settings, registry.database)
+            # The gallery index is built on first use; a choice this site cannot serve
+            # (pgvector on SQLite, milvus without a server) is refused now, not then.
+            settings.matching.index_spec(settings.database_url)
             audit = registry.audit or AuditLog(registry.database)
             # 2. Notifications: the settings file's channels and those added on the settings
             #    page; nothing leaves the machine until a channel is set, undeliverable
@@ -147,6 +161,11 @@ class CunanApp:
     def data_dir(self) -> Path:
         return self.registry.data_dir
 
+    def act_as(self, actor: str) -> None:
+        """Record ``actor`` for changes made without a principal's services in this process
+        (the command line acts as one account from start to end)."""
+        self.registry.service.actor = actor
+
     @property
     def face_engine(self) -> FaceEngine:
         """Detection, alignment and embedding as ``faces.*`` configures them (built once)."""
@@ -178,8 +197,7 @@ class CunanApp:
                     model_id=engine.model_id,
                     dim=engine.embedder.dim,
                     config=matching.open_set_config(),
-                    index_kind=matching.index,
-                    ann_threshold=matching.ann_threshold,
+                    spec=matching.index_spec(self.settings.database_url),
                 )
                 self.registry.service.add_listener(gallery)
                 self._gallery = gallery
@@ -212,6 +230,23 @@ class CunanApp:
             return self._imports
 
     def _import_options(self, photos: Path, dry_run: bool, create_places: bool) -> ImportOptions:
+        # One photo-checking process for uploads: the cameras keep the other core.
+        return self.import_options(
+            photos, dry_run=dry_run, create_places=create_places, reported_by="roster import (web)"
+        )
+
+    def import_options(
+        self,
+        photos: Path,
+        *,
+        dry_run: bool,
+        create_places: bool,
+        reported_by: str,
+        village: str | None = None,
+        workers: int = 1,
+        allow_same_face: bool = False,
+    ) -> ImportOptions:
+        """How a roster is imported here: the site's face model, image limits and rules."""
         from cunan.faces.engine import EngineConfig
         from cunan.registry.importer import ImportOptions
 
@@ -220,13 +255,14 @@ class CunanApp:
             photos_dir=photos,
             dry_run=dry_run,
             create_places=create_places,
-            # One photo-checking process: the cameras keep the other core.
-            workers=1,
-            reported_by="roster import (web)",
+            village=village,
+            workers=workers,
+            reported_by=reported_by,
             engine=EngineConfig.from_settings(faces),
             max_image_pixels=faces.max_image_pixels,
             guardian_under_age=self.settings.registry.guardian_consent_under_age,
             person_max_distance=faces.match_threshold,
+            allow_same_face=allow_same_face,
         )
 
     def _announce_import(self, job: ImportJob) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
-from cunan.errors import Forbidden, InvalidInput, Unavailable
+from cunan.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from cunan.registry.identity import IdDocument
 from cunan.registry.records import (
     ConsentInput,
@@ -31,15 +32,24 @@ if TYPE_CHECKING:
     from cunan.audit.privacy import PrivacyReport
     from cunan.calibrate import SiteCalibration
     from cunan.capture.snapshot import Snapshot
-    from cunan.cases.views import CaseMember, CaseView
-    from cunan.duties.reconcile import TaskView
+    from cunan.cases.parked import ParkedEvents
+    from cunan.cases.views import CaseMember, CaseView, ParkedEvent
+    from cunan.duties.departures import DepartureReportView
+    from cunan.duties.reconcile import ReconcileResult, TaskView
+    from cunan.duties.retention import PurgeReport
     from cunan.notify.admin import ChannelAdmin
-    from cunan.notify.deadletters import DeadLetterView
-    from cunan.pipeline.cameras import CameraRecord
+    from cunan.notify.deadletters import DeadLetterView, ReplayOutcome
+    from cunan.notify.message import Notifier
+    from cunan.pipeline.cameras import CameraRecord, CameraSettings
+    from cunan.pipeline.runner import CameraTarget
     from cunan.pipeline.store import CameraStore
     from cunan.registry.import_jobs import ImportJob
-    from cunan.registry.service import RegistryService
-    from cunan.stats.service import CasePeriod
+    from cunan.registry.importer import ImportOptions, ImportReport
+    from cunan.registry.keys import ResetReport, RotationReport, UnreadableValue
+    from cunan.registry.records import ConsentView, UnreadableTemplate
+    from cunan.registry.reembed import ReembedReport
+    from cunan.registry.service import NewTenancy, RegistryService
+    from cunan.stats.service import CasePeriod, VillageStats
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +177,8 @@ class AuditEntryView:
     details: str
     #: The account name of a ``user:<id>`` actor (None for other actors or a removed user).
     actor_name: str | None = None
+    #: The entry's link in the hash chain (``cunan audit verify --anchor`` takes a head's).
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +219,8 @@ class NewPersonRequest:
     id_document: IdDocument = IdDocument.RESIDENT_ID
     #: Enrol although the face matches another registered person (twins).
     allow_same_face: bool = False
+    #: The village by name (installations with several); default: the account's village.
+    village: str | None = None
 
 
 _NO_LABELS: dict[str, str | None] = {
@@ -286,6 +300,9 @@ class CameraRequest:
     enabled: bool = True
     house_id: int | None = None
     zone_json: str | None = None
+    area_id: int | None = None
+    #: Capture and decision settings (frame rate, tiling, timeouts); default: the defaults.
+    settings: CameraSettings | None = None
 
 
 def _finite(value: float) -> float | None:
@@ -377,20 +394,41 @@ class AppServices:
             tenancies=tenancies,
         )
 
-    def enrol_person(self, request: NewPersonRequest, photos: Sequence[bytes]) -> int:
-        """Register a person with consent and enrolment photos (each judged, all or none)."""
+    def enrol_person(
+        self,
+        request: NewPersonRequest,
+        photos: Sequence[bytes],
+        *,
+        photo_names: Sequence[str] | None = None,
+    ) -> int:
+        """Register a person with consent and enrolment photos (each judged, all or none);
+        ``photo_names`` (file names) name the photos in errors instead of "photo N"."""
         require(self.principal, Permission.ENROL)
-        from cunan.registry.service import NewTenancy
 
         if photos and not (request.consent_by or "").strip():
             raise InvalidInput("存储人脸数据须先记录知情同意 (consent_by is required with photos)")
         if not photos and not request.non_face_note:
             raise InvalidInput("请上传照片，或说明不采集人脸时的核验方式 (photo or non_face_note)")
-        templates = self._templates(photos)
+        service = self.app.registry.service.acting_as(self.principal.actor)
+        # Checked before the photos are (slowly) judged: a mistyped village costs nothing.
+        village_id = (
+            service.village_id_by_name(request.village)
+            if request.village
+            else self.principal.village_id or service.default_village_id()
+        )
+        templates = self._templates(photos, photo_names)
         if templates and not request.allow_same_face:
             self._refuse_same_face(templates)
-        service = self.app.registry.service.acting_as(self.principal.actor)
-        village_id = self.principal.village_id or service.default_village_id()
+        person, consent, tenancy = self._person_records(request, village_id)
+        return service.add_person(person, consent=consent, templates=templates, tenancy=tenancy)
+
+    def _person_records(
+        self, request: NewPersonRequest, village_id: int
+    ) -> tuple[NewPerson, ConsentInput | None, NewTenancy | None]:
+        """The person, consent (collected now) and tenancy (moved in today in the village
+        unless said) a request describes; enrolment and 补录 build them the same way."""
+        from cunan.registry.service import NewTenancy
+
         consent = (
             ConsentInput(
                 collected_by=request.consent_by,
@@ -411,21 +449,17 @@ class AppServices:
             if request.room_id is not None
             else None
         )
-        return service.add_person(
-            NewPerson(
-                name=request.name,
-                village_id=village_id,
-                category=request.category,
-                id_number=request.id_number,
-                id_document=request.id_document,
-                phone=request.phone,
-                is_minor=request.is_minor,
-                non_face_note=request.non_face_note,
-            ),
-            consent=consent,
-            templates=templates,
-            tenancy=tenancy,
+        person = NewPerson(
+            name=request.name,
+            village_id=village_id,
+            category=request.category,
+            id_number=request.id_number,
+            id_document=request.id_document,
+            phone=request.phone,
+            is_minor=request.is_minor,
+            non_face_note=request.non_face_note,
         )
+        return person, consent, tenancy
 
     def _refuse_same_face(self, templates: Sequence[TemplateInput]) -> None:
         """The same-face rule (docs/registry.md), on the live gallery (no decryption)."""
@@ -445,7 +479,11 @@ class AppServices:
         problem = same_face_problem((f"person {nearest[0]}", nearest[1]), SAME_FACE_DISTANCE)
         if problem is not None:
             raise InvalidInput(
-                problem.replace("--allow-same-face", "allow_same_face") + " (nothing was stored)"
+                problem.replace(
+                    "use --allow-same-face",
+                    "enrol with allow_same_face (on the command line: --allow-same-face)",
+                )
+                + " (nothing was stored)"
             )
 
     def identify(self, data: bytes, *, top: int = 3) -> list[FaceIdentification]:
@@ -467,14 +505,6 @@ class AppServices:
             if embedded
             else []
         )
-        self.app.audit.record(
-            "search",
-            actor=self.principal.actor,
-            details={
-                "faces": len(embedded),
-                "known": sum(1 for r in results if r.person_id is not None),
-            },
-        )
         names: dict[int, str] = {}
         for result in results:
             for candidate in result.candidates:
@@ -482,6 +512,19 @@ class AppServices:
                     names[candidate.person_id] = self.app.registry.service.get_person(
                         candidate.person_id
                     ).name
+        # A 1:N search is audited like any other look-up of people (ids and counts only).
+        self.app.audit.record(
+            "search",
+            actor=self.principal.actor,
+            details={
+                "faces": len(embedded),
+                "known": sum(1 for r in results if r.person_id is not None),
+                "matched_person_ids": sorted(
+                    {r.person_id for r in results if r.person_id is not None}
+                ),
+                "candidate_person_ids": sorted(names),
+            },
+        )
         out: list[FaceIdentification] = []
         for number, (face, result) in enumerate(zip(embedded, results, strict=True), 1):
             decision = result.decision
@@ -533,8 +576,11 @@ class AppServices:
             ]
             return HouseDetail(house.id, house.address, house.landlord_id, rooms, tenants)
 
-    def report_move_out(self, tenancy_id: int, move_out: date) -> None:
-        """A landlord (own tenants only) or staff reports that a tenant moved out."""
+    def report_move_out(
+        self, tenancy_id: int, move_out: date, *, reported_by: str | None = None
+    ) -> DepartureReportView:
+        """A landlord (own tenants only) or staff reports that a tenant moved out;
+        ``reported_by`` names who told (default: the acting account)."""
         require(self.principal, Permission.REPORT_DEPARTURE)
         with self._db.read() as session:
             if (
@@ -544,10 +590,10 @@ class AppServices:
                 raise hidden("tenancy", tenancy_id)
         if move_out > self.today():
             raise InvalidInput("搬离日期不能晚于今天 (the move-out date is in the future)")
-        self.app.departures.report(
+        return self.app.departures.report(
             tenancy_id,
             move_out=move_out,
-            reported_by=self.principal.username,
+            reported_by=reported_by or self.principal.username,
             actor=self.principal.actor,
         )
 
@@ -620,10 +666,13 @@ class AppServices:
             ),
         )
 
-    def withdraw_consent(self, person_id: int, note: str) -> list[int]:
-        """Consent withdrawn: the person's templates and photos are deleted now."""
+    def withdraw_consent(
+        self, person_id: int, note: str, *, recorded_by: str | None = None
+    ) -> list[int]:
+        """Consent withdrawn: the person's templates and photos are deleted now;
+        ``recorded_by`` names who took the withdrawal (default: the acting account)."""
         return self._registry().withdraw_consent(
-            person_id, recorded_by=self.principal.actor, alternative_note=note
+            person_id, recorded_by=recorded_by or self.principal.actor, alternative_note=note
         )
 
     def remove_person(self, person_id: int) -> list[int]:
@@ -668,8 +717,11 @@ class AppServices:
                 [PhotoProblem(exc.source, explain(exc.reason), exc.reason)]
             ) from None
 
-    def _templates(self, photos: Sequence[bytes]) -> list[TemplateInput]:
+    def _templates(
+        self, photos: Sequence[bytes], names: Sequence[str] | None = None
+    ) -> list[TemplateInput]:
         """One template per photo; every unusable photo is named and nothing is kept."""
+        labels = list(names) if names else [f"photo {n}" for n in range(1, len(photos) + 1)]
         from cunan.faces.engine import EnrolmentPhotoError
         from cunan.faces.imageio import ImageLoadError
         from cunan.faces.plain_words import PhotoProblem, PhotoRefused, explain
@@ -677,13 +729,13 @@ class AppServices:
 
         templates: list[TemplateInput] = []
         problems: list[PhotoProblem] = []
-        for number, data in enumerate(photos, 1):
+        for label, data in zip(labels, photos, strict=True):
             try:
                 templates.append(
                     template_from_photo(
                         self.app.face_engine,
                         data,
-                        source=f"photo {number}",
+                        source=label,
                         max_pixels=self.app.settings.faces.max_image_pixels,
                     )
                 )
@@ -696,7 +748,7 @@ class AppServices:
 
         # The enrolment consistency rule (docs/registry.md): one person's photos show one face.
         mismatch = different_people_problem(
-            [f"photo {n}" for n in range(1, len(templates) + 1)],
+            labels,
             [t.vector for t in templates],
             self.app.settings.faces.match_threshold,
         )
@@ -739,6 +791,16 @@ class AppServices:
                 return data
         raise hidden("crop of sighting", sighting_id)
 
+    def case_crops(self, case_id: int) -> list[tuple[int, bytes]]:
+        """The case's best crops (sighting id, JPEG), decrypted on demand."""
+        require(self.principal, Permission.READ_CASES)
+        return self.app.cases.best_crops(case_id)
+
+    def assignee_id(self, key: str) -> int:
+        """The account a case is assigned to, by id or username."""
+        require(self.principal, Permission.EDIT_CASES)
+        return self.app.auth.account_id(key)
+
     def assign_case(self, case_id: int, user_id: int, deadline: datetime | None) -> CaseView:
         require(self.principal, Permission.EDIT_CASES)
         return self.app.cases.assign(
@@ -768,37 +830,24 @@ class AppServices:
         fresh photo if given), with the consent collected on site."""
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
-        from cunan.registry.service import NewTenancy
 
         if request.room_id is None:
             raise InvalidInput("补录须选择房间 (room_id is required)")
         if not (request.consent_by or "").strip():
             raise InvalidInput("补录须记录知情同意 (consent_by is required)")
         fresh = self._template_or_plain_refusal(fresh_photo) if fresh_photo else None
+        # 补录 enrols a tenant with the face from the case's crops (no non-face alternative).
+        person, consent, tenancy = self._person_records(
+            replace(request, category=PersonCategory.TENANT, non_face_note=None),
+            self.principal.village_id or self.app.registry.service.default_village_id(),
+        )
+        assert consent is not None and tenancy is not None  # both checked above
         result = self.app.cases.enrol(
             case_id,
             actor=self.principal.actor,
-            person=NewPerson(
-                name=request.name,
-                village_id=self.principal.village_id
-                or self.app.registry.service.default_village_id(),
-                category=PersonCategory.TENANT,
-                id_number=request.id_number,
-                phone=request.phone,
-                is_minor=request.is_minor,
-            ),
-            consent=ConsentInput(
-                collected_by=request.consent_by or "",
-                collected_at=datetime.now(UTC),
-                method=request.consent_method,
-                guardian_name=request.guardian,
-            ),
-            tenancy=NewTenancy(
-                room_id=request.room_id,
-                move_in=request.move_in or self.today(),
-                reported_by=self.principal.actor,
-                landlord_id=request.landlord_id,
-            ),
+            person=person,
+            consent=consent,
+            tenancy=tenancy,
             fresh_photo=fresh,
         )
         return result.person_id
@@ -844,10 +893,13 @@ class AppServices:
             for r in rows
         ]
 
-    def confirmation_tasks(self, *, open_only: bool = True) -> list[ConfirmationTask]:
-        """Confirmation tasks (still living here?) of tenants not seen for long, named."""
+    def confirmation_tasks(
+        self, *, open_only: bool = True, landlord_id: int | None = None
+    ) -> list[ConfirmationTask]:
+        """Confirmation tasks (still living here?) of tenants not seen for long, named;
+        ``landlord_id`` narrows them to one landlord's (a landlord sees only their own)."""
         require(self.principal, Permission.READ_DEPARTURES)
-        tasks = self.app.duties.reconciler.tasks(open_only=open_only)
+        tasks = self.app.duties.reconciler.tasks(open_only=open_only, landlord_id=landlord_id)
         visible = self._own_tenancies(landlord_scope(self.principal), [t.tenancy_id for t in tasks])
         tasks = [t for t in tasks if visible is None or t.tenancy_id in visible]
         labels = self._tenancy_labels([t.tenancy_id for t in tasks])
@@ -919,8 +971,9 @@ class AppServices:
             for t, (n, r, a, ln) in found.items()
         }
 
-    def confirm_task(self, task_id: int) -> TaskView:
-        """The tenant still lives here: the task closes and the not-seen clock restarts."""
+    def confirm_task(self, task_id: int, *, confirmed_by: str | None = None) -> TaskView:
+        """The tenant still lives here: the task closes and the not-seen clock restarts;
+        ``confirmed_by`` names who confirmed (default: the acting account)."""
         require(self.principal, Permission.CONFIRM_TASK)
         scope = landlord_scope(self.principal)
         if scope is not None and all(
@@ -928,7 +981,9 @@ class AppServices:
         ):
             raise hidden("confirmation task", task_id)
         return self.app.duties.reconciler.confirm(
-            task_id, confirmed_by=self.principal.username, actor=self.principal.actor
+            task_id,
+            confirmed_by=confirmed_by or self.principal.username,
+            actor=self.principal.actor,
         )
 
     # -- cameras --------------------------------------------------------------------------------
@@ -950,13 +1005,57 @@ class AppServices:
         camera_id = cameras.add(
             request.name,
             request.url,
-            village_id=self.principal.village_id,
+            village_id=self.principal.village_id or self.app.registry.service.default_village_id(),
+            area_id=request.area_id,
             house_id=request.house_id,
             enabled=request.enabled,
             public_notice_posted=request.public_notice_posted,
             zone_json=request.zone_json,
+            settings=request.settings,
         )
         return cameras.get(camera_id)
+
+    def watch_target(
+        self,
+        source: str,
+        *,
+        notice_posted: bool,
+        realtime: bool = True,
+        fps_cap: float | None = None,
+        transport: str = "tcp",
+    ) -> tuple[CameraRecord | None, CameraTarget]:
+        """What ``cunan watch`` runs: a registered camera (by name or id) with its settings,
+        or an ad-hoc stream, file or device, refused unless the public notice where it
+        films is confirmed (faces are recognised only where the sign is posted)."""
+        require(self.principal, Permission.MANAGE_CAMERAS)
+        from dataclasses import replace as changed
+
+        from cunan.capture.sources import SourceConfig, redact_url
+        from cunan.pipeline.build import target_for_camera
+        from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError
+        from cunan.pipeline.runner import CameraTarget
+
+        camera = self.app.cameras.find(source)
+        if camera is not None:
+            camera.require_notice()
+            target = target_for_camera(camera, realtime=realtime)
+            return camera, target if fps_cap is None else changed(target, fps_cap=fps_cap)
+        self._check_camera_url(source)
+        if not notice_posted:
+            raise NoticeNotPostedError(
+                f"recognition refused: {redact_url(source)} is not a registered camera, "
+                "and the public notice sign is required where faces are recognised; "
+                "pass --notice-posted to confirm it is posted (or register the camera "
+                "with 'cunan cameras add ... --notice-posted')"
+            )
+        if transport not in ("tcp", "udp"):
+            raise InvalidInput("--transport must be tcp or udp")
+        return None, CameraTarget(
+            # Files are named by their file name; URLs without their password.
+            name=redact_url(source) if "://" in source else Path(source).name,
+            source=SourceConfig(source, realtime=realtime, rtsp_transport=transport),  # type: ignore[arg-type]
+            fps_cap=fps_cap if fps_cap is not None else CameraSettings().fps_cap,
+        )
 
     def _camera_store(self) -> CameraStore:
         """The installation's camera store, recording this principal in the audit entry it
@@ -970,25 +1069,28 @@ class AppServices:
 
     def update_camera(
         self,
-        camera_id: int,
+        camera_id: int | str,
         *,
         enabled: bool | None,
         public_notice_posted: bool | None,
         zone_json: str | None,
+        settings: CameraSettings | None = None,
     ) -> CameraRecord:
+        """Change a camera (by id, or by name on the command line); audited."""
         require(self.principal, Permission.MANAGE_CAMERAS)
         return self._camera_store().update(
             camera_id,
             enabled=enabled,
             public_notice_posted=public_notice_posted,
             zone_json=zone_json,
+            settings=settings,
         )
 
-    def remove_camera(self, camera_id: int) -> None:
+    def remove_camera(self, camera_id: int | str) -> None:
         require(self.principal, Permission.MANAGE_CAMERAS)
         self._camera_store().remove(camera_id)
 
-    def get_camera(self, camera_id: int) -> CameraRecord:
+    def get_camera(self, camera_id: int | str) -> CameraRecord:
         require(self.principal, Permission.READ_CAMERAS)
         return self.app.cameras.get(camera_id)
 
@@ -1063,6 +1165,24 @@ class AppServices:
         self.import_job(job_id)
         return self.app.imports.start_checked(job_id, actor=self.principal.actor)
 
+    def import_roster_file(
+        self,
+        roster: Path,
+        options: ImportOptions,
+        *,
+        progress: Callable[[int], None] | None = None,
+        on_total: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Check (dry run) or import a roster file and photo folder in this process, as this
+        account (options from :meth:`CunanApp.import_options`)."""
+        require(self.principal, Permission.ENROL)
+        require(self.principal, Permission.EDIT_REGISTRY)
+        from cunan.registry.importer import import_roster
+
+        return import_roster(
+            roster, self._registry(), options, progress=progress, on_total=on_total
+        )
+
     def import_job(self, job_id: str) -> ImportJob:
         """A job's progress and row report: its starter's, or any for administrators."""
         require(self.principal, Permission.ENROL)
@@ -1076,8 +1196,12 @@ class AppServices:
     # -- statistics, settings, notifications ----------------------------------------------
 
     def statistics(self) -> dict[str, object]:
+        return self.village_statistics().as_dict()
+
+    def village_statistics(self, days: int | None = None) -> VillageStats:
+        """The village's figures; ``days`` of sightings per camera (default: the setting)."""
         require(self.principal, Permission.READ_STATS)
-        return self.app.stats.compute().as_dict()
+        return self.app.stats.compute(days=days)
 
     def settings_view(self) -> dict[str, object]:
         """The settings in force, without secrets (passwords, webhook secrets, URLs with
@@ -1136,15 +1260,6 @@ class AppServices:
             rows = AuthRepository(session).landlords_of_village(self._village())
             return [(row.id, row.name, row.user_id is not None) for row in rows]
 
-    def calibration(self) -> SiteCalibration:
-        """The site's expected false-known rate and the thresholds for the target, as
-        ``cunan calibrate`` gives them (administrators; reads every template of the model)."""
-        require(self.principal, Permission.MANAGE_SETTINGS)
-        from cunan.calibrate import site_calibration
-
-        model_id = self.app.face_engine.model_id
-        return site_calibration(self.app.registry.service, self.app.settings, model_id=model_id)
-
     def notification_channels(self) -> ChannelAdmin:
         """Notification channels (administrators): list, add, edit, remove, test; changes
         are audited and take effect at once."""
@@ -1153,11 +1268,32 @@ class AppServices:
 
         return ChannelAdmin(self.app, self.principal.actor)
 
-    def dead_letters(self) -> list[DeadLetterView]:
+    def dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetterView]:
         require(self.principal, Permission.READ_NOTIFY)
         from cunan.notify.deadletters import DeadLetterStore
 
-        return DeadLetterStore(self._db).pending()
+        return DeadLetterStore(self._db).pending(include_replayed=include_replayed)
+
+    def replay_dead_letters(
+        self, letter_id: int | None, channels: Mapping[str, Notifier] | None = None
+    ) -> list[ReplayOutcome]:
+        """Send one dead letter (or, with None, every pending one) again on its channel,
+        through the installation's configured channels unless ``channels`` are given."""
+        require(self.principal, Permission.MANAGE_NOTIFY)
+        from cunan.notify.deadletters import DeadLetterStore
+
+        if channels is None:
+            channels = self.app.dispatcher.channels if self.app.dispatcher else {}
+        store = DeadLetterStore(self._db)
+        if letter_id is None:
+            return store.replay_all(channels)
+        try:
+            return [store.replay(letter_id, channels)]
+        except LookupError as exc:
+            # The store's own lookups are plain LookupErrors: the vocabulary's not found.
+            if isinstance(exc, NotFound):
+                raise
+            raise NotFound(str(exc.args[0]) if exc.args else str(exc)) from None
 
     # -- sightings, audit, stats --------------------------------------------------------------
 
@@ -1241,6 +1377,7 @@ class AppServices:
                     e.target_id,
                     e.details,
                     names.get(user_of_actor(e.actor) or 0),
+                    e.hash,
                 )
                 for e in rows
             ]
@@ -1390,6 +1527,122 @@ class AppServices:
             details={"photo": photo_id},
         )
         return photo
+
+    # -- operations the command line offers (keys, export, duties by hand, parked events) ----
+
+    def consents_of(self, person_id: int) -> list[ConsentView]:
+        """A person's consents (who collected them, how, withdrawn when); not a landlord's."""
+        require(self.principal, Permission.READ_REGISTRY)
+        if landlord_scope(self.principal) is not None:
+            # Landlords see their tenants' names and rooms, never the consent records.
+            self.get_person(person_id)  # their own tenant, or "not found"
+            return []
+        return self.app.registry.service.consents_of(person_id)
+
+    def open_tenancy_of(self, person_id: int) -> int:
+        """The person's one tenancy without a move-out (the one a move-out report is about)."""
+        require(self.principal, Permission.REPORT_DEPARTURE)
+        return self.app.departures.tenancy_to_report(person_id)
+
+    def export_people(self, path: Path, *, encoding: str = "utf-8-sig") -> int:
+        """Write the registry to CSV or XLSX (no biometric data, ID numbers masked; audited)."""
+        require(self.principal, Permission.READ_REGISTRY)
+        if landlord_scope(self.principal) is not None:
+            # The whole village: not for landlords, who see their own tenants only.
+            raise Forbidden("房东不能导出全村名单 (landlords cannot export the registry)")
+        from cunan.registry.export import write_export
+
+        return write_export(self._registry(Permission.READ_REGISTRY), path, encoding=encoding)
+
+    def rotate_keys(self) -> RotationReport:
+        """Re-encrypt every encrypted value with a new key, then retire the old (admins)."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.registry.keys import rotate_keys
+
+        registry = self.app.registry
+        return rotate_keys(
+            registry.database, registry.key_file, audit=self.app.audit, actor=self.principal.actor
+        )
+
+    def reset_keys(self) -> ResetReport:
+        """After the key file was lost: delete all face data and create a new key (admins)."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.registry.keys import reset_keys
+
+        registry = self.app.registry
+        return reset_keys(
+            registry.database, registry.key_file, audit=self.app.audit, actor=self.principal.actor
+        )
+
+    def unreadable_values(self) -> tuple[list[UnreadableTemplate], list[UnreadableValue]]:
+        """Templates, and other encrypted values, that do not decrypt with the key (admins)."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.registry.keys import unreadable_values
+
+        service = self.app.registry.service
+        return service.unreadable_templates(), unreadable_values(self._db, service.cipher)
+
+    def delete_templates(self, template_ids: Sequence[int]) -> list[int]:
+        """Delete templates (the unreadable ones ``keys check`` found); audited."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        return self._registry().delete_templates(template_ids)
+
+    def purge_retention(self, *, dry_run: bool = False) -> PurgeReport:
+        """Delete what is past its retention now (the daily duty, run by hand; admins)."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        return self.app.duties.purger.purge(dry_run=dry_run, actor=self.principal.actor)
+
+    def reconcile_tenancies(self) -> ReconcileResult:
+        """Open "please confirm" tasks for tenants not seen lately (the daily duty by hand)."""
+        require(self.principal, Permission.EDIT_REGISTRY)
+        return self.app.duties.reconciler.reconcile(actor=self.principal.actor)
+
+    def parked_events(self, *, discarded: bool = False) -> list[ParkedEvent]:
+        """Sighting events the case grouping set aside after repeated failures."""
+        require(self.principal, Permission.READ_CASES)
+        return self._parked().events(discarded=discarded)
+
+    def replay_parked(self, event_ids: Sequence[int] | None) -> list[int]:
+        """Hand parked events back to the case grouping (None: every one not discarded)."""
+        require(self.principal, Permission.EDIT_CASES)
+        return self._parked().replay(event_ids, actor=self.principal.actor)
+
+    def discard_parked(self, event_ids: Sequence[int], reason: str) -> list[int]:
+        """Give up on parked events whose sighting is gone for good (audited)."""
+        require(self.principal, Permission.EDIT_CASES)
+        return self._parked().discard(event_ids, reason=reason, actor=self.principal.actor)
+
+    def _parked(self) -> ParkedEvents:
+        from cunan.cases.parked import ParkedEvents
+
+        return ParkedEvents(self._db, audit=self.app.audit)
+
+    def reembed_photos(self, progress: Callable[[int, int], None] | None = None) -> ReembedReport:
+        """Templates of the configured model from every kept enrolment photo (after a change
+        of faces.onnx_model; resumable, audited; administrators)."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.registry.reembed import reembed
+
+        return reembed(
+            self._registry(),
+            self.app.face_engine,
+            max_pixels=self.app.settings.faces.max_image_pixels,
+            progress=progress,
+        )
+
+    def calibration(self, target: float | None = None) -> SiteCalibration:
+        """Expected false-known rate of this site's gallery and thresholds for ``target``
+        (decrypts every template in memory; changes nothing)."""
+        require(self.principal, Permission.READ_SETTINGS)
+        require(self.principal, Permission.READ_CASES)
+        from cunan.calibrate import site_calibration
+
+        return site_calibration(
+            self.app.registry.service,
+            self.app.settings,
+            model_id=self.app.face_engine.model_id,
+            target=target,
+        )
 
 
 @dataclass(frozen=True, slots=True)

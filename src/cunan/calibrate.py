@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from cunan.cliutil import DataDirOption, opened_registry
+from cunan.cliutil import DataDirOption, opened_app
 from cunan.config import Settings
 from cunan.matching.adaptive import SiteEstimate, estimate_site, prior_for_model
 from cunan.matching.live import TemplateSource
@@ -162,11 +162,8 @@ def calibrate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """误认率估计与门槛 / Expected false-known rate of this site's gallery, and thresholds."""
-    from cunan.registry.cli import build_face_engine
-
-    with opened_registry(data_dir) as (registry, settings):
-        model_id = build_face_engine(settings).model_id
-        report = site_calibration(registry.service, settings, model_id=model_id, target=target)
+    with opened_app(data_dir) as (_, services):
+        report = services.calibration(target)
     if as_json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
         return

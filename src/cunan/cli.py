@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cunan import __version__
-from cunan.cliutil import EXIT_ERROR, err_console, fail
+from cunan.cliutil import EXIT_ERROR, err_console, fail, fail_with
 from cunan.config import Settings, load_settings
 from cunan.domain import LANDMARK_NAMES, AnalyzedFace
+from cunan.errors import EXIT_CODES, ErrorKind, kind_of
 from cunan.faces.engine import EngineConfig, FaceEngine
 from cunan.faces.imageio import ImageLoadError, load_image
 from cunan.faces.models import ModelNotAvailableError
@@ -39,11 +40,12 @@ T = TypeVar("T")
 
 
 def _guard(action: Callable[[], T]) -> T:
-    """Run an action, turning the errors users cause into one line and exit code 2."""
+    """Run an action, turning the errors users cause into one line and their exit code
+    (a missing model is "unavailable", 6; a bad image or value 2)."""
     try:
         return action()
     except (ImageLoadError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
+        fail_with(exc)
 
 
 def _print_version(value: bool) -> None:
@@ -181,7 +183,7 @@ def faces_compare(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Are the largest faces of two images the same person? Exit 0 yes, 1 no, 2 error."""
+    """Are the largest faces of two images the same person? Exit 0 yes, 1 no, 2+ an error."""
     settings = _settings()
     engine = _engine(settings)
     a = _guard(lambda: _main_face(engine, image_a, settings))
@@ -351,12 +353,22 @@ _mount_subcommands()
 
 
 def main() -> None:
-    """Console-script entry point: user errors and crashes both end as one line, exit 2."""
+    """Console-script entry point: every error ends as one line on stderr and the exit code
+    of its kind (docs/cli.md); a crash (a bug) exits 70, never 1, which some commands answer
+    with."""
+    from cunan.errors import EXIT_INTERNAL, CunanError
+
     try:
         app()
-    except (ImageLoadError, ModelNotAvailableError, FileNotFoundError, ValueError) as exc:
+    except (
+        CunanError,
+        ImageLoadError,
+        ModelNotAvailableError,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:
         err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_CODES[kind_of(exc) or ErrorKind.INVALID])
     except Exception as exc:
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         err_console.print(
@@ -365,4 +377,4 @@ def main() -> None:
             highlight=False,
             soft_wrap=True,
         )
-        sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_INTERNAL)

@@ -1,4 +1,5 @@
-"""Plumbing every ``cunan`` command shares: the ``--data-dir`` option, one-line errors, exit 2."""
+"""Plumbing every ``cunan`` command shares: the ``--data-dir`` option, the installation opened
+as the acting account, one-line errors with an exit code per kind (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ from rich.console import Console
 
 from cunan.authz import Principal
 from cunan.config import Settings, load_settings
+from cunan.errors import EXIT_CODES, ErrorKind, kind_of
 from cunan.registry.datadir import (
-    Registry,
     check_database_private,
     database_url,
     open_database,
-    open_registry,
     resolve_data_dir,
 )
 from cunan.registry.errors import RegistryError
@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from cunan.app import CunanApp
     from cunan.app_services import AppServices
 
-#: Exit code for errors a command could not get past; 0 and 1 are answers where a command
-#: gives one (``faces compare``, ``audit verify``).
-EXIT_ERROR = 2
+#: Exit code for invalid input and usage errors; the other kinds have their own (see
+#: :data:`cunan.errors.EXIT_CODES`); 0 and 1 are answers where a command gives one
+#: (``faces compare``, ``audit verify``).
+EXIT_ERROR = EXIT_CODES[ErrorKind.INVALID]
 
 err_console = Console(stderr=True)
 
@@ -58,42 +59,27 @@ OPEN_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with :data:`EXIT_ERROR`."""
+def fail(message: str, kind: ErrorKind = ErrorKind.INVALID) -> NoReturn:
+    """Print ``error: message`` on stderr (one line) and exit with the code of ``kind``."""
     # markup off: messages quote user input and paths, which may contain "[...]".
     err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_CODES[kind])
+
+
+def fail_with(exc: BaseException) -> NoReturn:
+    """One line for ``exc`` and the exit code of its kind (invalid input when it has none:
+    only errors a caller can act on are passed here)."""
+    fail(str(exc), kind_of(exc) or ErrorKind.INVALID)
 
 
 @contextmanager
 def user_errors(*kinds: type[Exception]) -> Iterator[None]:
-    """Errors of these kinds (ones a user can act on) become one line and exit code 2."""
+    """Errors of these kinds (ones a user can act on) become one line and the exit code of
+    their kind: 3 not found, 4 conflict, 6 unavailable, else 2 (docs/cli.md)."""
     try:
         yield
     except kinds as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def opened_registry(
-    data_dir: Path | None, *errors: type[Exception], key_required: bool = True
-) -> Iterator[tuple[Registry, Settings]]:
-    """The data directory's registry and settings, closed afterwards.
-
-    Registry and storage errors raised inside the block, and any of ``errors``, become one
-    line and exit code 2. Without ``key_required`` a lost key file is no error (commands
-    that only delete face data).
-    """
-    with user_errors(*OPEN_ERRORS):
-        settings = load_settings()
-        registry = open_registry(
-            resolve_data_dir(data_dir, settings), settings, key_required=key_required
-        )
-    try:
-        with user_errors(RegistryError, StorageError, *errors):
-            yield registry, settings
-    finally:
-        registry.close()
+        fail_with(exc)
 
 
 @contextmanager
@@ -138,7 +124,7 @@ def cli_principal(database: Database) -> Principal:
         repo = AuthRepository(session)
         user = repo.user_by_name(wanted) if wanted else None
         if wanted and (user is None or user.disabled_at is not None):
-            fail(f"{ACT_AS_ENV}={wanted}: no such enabled account")
+            fail(f"{ACT_AS_ENV}={wanted}: no such enabled account", ErrorKind.UNAUTHENTICATED)
         if user is None:
             try:
                 user = repo.user_by_name(getpass.getuser())
@@ -149,7 +135,8 @@ def cli_principal(database: Database) -> Principal:
             if len(admins) != 1:
                 fail(
                     f"say which account this command acts as: {ACT_AS_ENV}=NAME "
-                    f"({len(admins)} administrators are registered)"
+                    f"({len(admins)} administrators are registered)",
+                    ErrorKind.UNAUTHENTICATED,
                 )
             user = admins[0]
         landlord = repo.landlord_id_of_user(user.id) if user.role is UserRole.LANDLORD else None
@@ -165,19 +152,30 @@ def cli_principal(database: Database) -> Principal:
 
 @contextmanager
 def opened_app(
-    data_dir: Path | None, *errors: type[Exception]
+    data_dir: Path | None, *errors: type[Exception], key_required: bool = True
 ) -> Iterator[tuple[CunanApp, AppServices]]:
-    """The installation (composition root) and its services as the acting account; errors
-    of the vocabulary (and ``errors``) become one line and exit code 2."""
+    """The installation (composition root) and its services as the acting account (see
+    :func:`cli_principal`), closed afterwards.
+
+    Errors of the vocabulary (and ``errors``) become one line and the exit code of their
+    kind. Without ``key_required`` a lost key file is no error (commands that only delete
+    face data).
+    """
     from cunan.app import CunanApp
     from cunan.errors import CunanError
 
     with user_errors(*OPEN_ERRORS):
         settings = load_settings()
-        app = CunanApp.open(settings, resolve_data_dir(data_dir, settings))
+        app = CunanApp.open(
+            settings, resolve_data_dir(data_dir, settings), key_required=key_required
+        )
     try:
-        with user_errors(CunanError, RegistryError, StorageError, *errors):
+        # Plain ValueErrors are value checks on what the user typed (kind_of: invalid).
+        with user_errors(CunanError, RegistryError, StorageError, ValueError, *errors):
             principal = cli_principal(app.registry.database)
+            # Every change of this process is the account's, also where a service is
+            # reached without the principal (the audit trail names people, not machines).
+            app.act_as(principal.actor)
             yield app, app.services_for(principal)
     finally:
         app.close()

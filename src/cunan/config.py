@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import (
@@ -19,6 +19,9 @@ from cunan.duties.settings import DutySettings
 from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
 from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 from cunan.notify.settings import NotifySettings
+
+if TYPE_CHECKING:
+    from cunan.matching.index import IndexSpec
 
 
 class SightingQualitySettings(BaseModel):
@@ -109,9 +112,16 @@ class MatchingSettings(BaseModel):
     min_margin: float | None = Field(default=None, ge=0.0)
     #: Gallery index: ``auto`` is exact search below ``ann_threshold`` templates and the
     #: routed ANN index from there (docs/search.md); chosen when the gallery is loaded.
-    index: Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw"] = "auto"
+    #: ``pgvector`` keeps the index in PostgreSQL (``pg_url``, default: the site's
+    #: ``database_url``; the server needs the ``vector`` extension), ``milvus`` on a Milvus
+    #: server (``milvus_uri``).
+    index: Literal["auto", "exact", "numpy", "routed", "ivf", "hnsw", "pgvector", "milvus"] = "auto"
     #: Templates (of one model) from which ``auto`` switches to the ANN index.
     ann_threshold: int = Field(default=100_000, ge=1)
+    #: PostgreSQL URL of the pgvector index when it is not the site's own database.
+    pg_url: str | None = None
+    #: Milvus server of the ``milvus`` index, e.g. ``http://127.0.0.1:19530``.
+    milvus_uri: str | None = None
     #: Adapt to the site's own people (docs/calibration.md): centre embeddings on the
     #: enrolled people and calibrate the thresholds from them for ``adaptive_target``;
     #: ``min_score``, ``fallback_max_distance`` and ``max_distance`` are then replaced by
@@ -133,6 +143,32 @@ class MatchingSettings(BaseModel):
             target=self.adaptive_target,
             prior_weight=self.adaptive_prior_weight,
             recalibrate_change=self.adaptive_recalibrate_change,
+        )
+
+    def index_spec(self, database_url: str | None) -> IndexSpec:
+        """The gallery index to build, checked: pgvector needs PostgreSQL (the site's
+        ``database_url`` or ``pg_url``), milvus needs ``milvus_uri``."""
+        from cunan.errors import InvalidInput
+        from cunan.matching.index import IndexSpec
+
+        pg_url = self.pg_url or database_url
+        if self.index == "pgvector" and not (pg_url or "").startswith("postgres"):
+            raise InvalidInput(
+                "matching.index = pgvector 需要 PostgreSQL (needs PostgreSQL): this site's "
+                "database is SQLite; set database_url to a PostgreSQL database, or "
+                "matching.pg_url to one with the 'vector' extension, or choose another "
+                "matching.index"
+            )
+        if self.index == "milvus" and not self.milvus_uri:
+            raise InvalidInput(
+                "matching.index = milvus 需要 Milvus 服务器地址 (needs matching.milvus_uri), "
+                "e.g. http://127.0.0.1:19530"
+            )
+        return IndexSpec(
+            kind=self.index,
+            ann_threshold=self.ann_threshold,
+            pg_url=pg_url if self.index == "pgvector" else None,
+            milvus_uri=self.milvus_uri if self.index == "milvus" else None,
         )
 
     def open_set_config(self) -> OpenSetConfig:

@@ -91,6 +91,22 @@ HTTP_STATUS: dict[ErrorKind, int] = {
     ErrorKind.UNAVAILABLE: 503,
 }
 
+#: Exit code of a command line error of each kind (docs/cli.md). 0 is success and 1 the "no"
+#: answer of commands that give one (``faces compare``, ``audit verify``, ``keys check``,
+#: ``registry import``); 2 is also what a malformed command line exits with.
+EXIT_CODES: dict[ErrorKind, int] = {
+    ErrorKind.INVALID: 2,
+    ErrorKind.NOT_FOUND: 3,
+    ErrorKind.CONFLICT: 4,
+    ErrorKind.FORBIDDEN: 5,
+    ErrorKind.UNAUTHENTICATED: 5,
+    ErrorKind.UNAVAILABLE: 6,
+}
+
+#: Exit code of an internal error (a bug): not 1, which ``audit verify`` and others answer
+#: with ("the chain is broken"), so that a crash is never read as such an answer.
+EXIT_INTERNAL = 70
+
 #: Short Chinese titles of the kinds, for problem+json ``title`` and one-line CLI errors.
 TITLES: dict[ErrorKind, str] = {
     ErrorKind.NOT_FOUND: "未找到 (not found)",

@@ -10,8 +10,12 @@ from typer.testing import CliRunner
 
 from cunan.audit import AuditLog, system_actor
 from cunan.audit.cli import audit_app
+from cunan.registry.datadir import Registry
 from cunan.storage.database import Database, sqlite_url
 from tests.audit.conftest import migrate
+from tests.cli_helpers import registry
+
+__all__ = ["registry"]
 
 runner = CliRunner()
 
@@ -71,13 +75,28 @@ def test_verify_without_a_database_exits_2(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_list_shows_newest_first(data_dir: Path) -> None:
+def test_list_shows_newest_first(registry: Registry) -> None:
+    log = AuditLog(registry.database)
+    for i in range(5):
+        log.record("purge", actor=system_actor(), details={"crops": i})
     result = runner.invoke(
-        audit_app, ["list", "--data-dir", str(data_dir), "--json", "--limit", "2"]
+        audit_app, ["list", "--data-dir", str(registry.data_dir), "--json", "--limit", "2"]
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
-    assert [r["seq"] for r in rows] == [5, 4]
-    assert rows[0]["details"] == {"crops": 4}
-    table = runner.invoke(audit_app, ["list", "--data-dir", str(data_dir)])
+    newest = log.recent(limit=1)[0].seq
+    assert [r["seq"] for r in rows] == [newest, newest - 1]
+    assert rows[0]["details"] == {"crops": 4} and len(rows[0]["hash"]) == 64
+    table = runner.invoke(audit_app, ["list", "--data-dir", str(registry.data_dir)])
     assert table.exit_code == 0 and "purge" in table.output
+
+
+def test_list_is_for_administrators_and_auditors(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.cli_helpers import staff_account
+
+    staff_account(registry.database, "wang")
+    monkeypatch.setenv("CUNAN_USER", "wang")
+    result = runner.invoke(audit_app, ["list", "--data-dir", str(registry.data_dir)])
+    assert result.exit_code == 5 and "audit.read" in result.output  # forbidden for staff

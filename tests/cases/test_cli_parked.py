@@ -52,13 +52,14 @@ def test_list_and_replay_parked_events_from_the_command_line(registry: Registry)
     code, out = invoke(registry, "parked")
     assert code == 0 and f"{sighting_id} (gone)" in out and "东门" in out
 
-    for args, message in [
-        ((), "name the events to replay"),
-        ((str(event_id), "--all"), "not both"),
-        ((str(event_id + 1),), f"event(s) {event_id + 1} not parked"),
+    # Exit codes by kind (docs/cli.md): 2 a usage error, 3 an event that is not parked.
+    for args, message, exit_code in [
+        ((), "name the events to replay", 2),
+        ((str(event_id), "--all"), "not both", 2),
+        ((str(event_id + 1),), f"event(s) {event_id + 1} not parked", 3),
     ]:
         code, out = invoke(registry, "replay-parked", *args)
-        assert code == 2 and message in out, (args, out)
+        assert code == exit_code and message in out, (args, out)
 
     with registry.database.transaction() as session:  # the row restored from a backup
         session.execute(insert(Sighting).values(**backup))
@@ -98,7 +99,7 @@ def test_discard_a_parked_event_whose_sighting_is_gone_from_the_command_line(
     code, out = invoke(registry, "parked", "--all")  # the table (wrapped at 80 columns)
     assert code == 0 and "┃ event" in out and "no parked case events" not in out, out
     code, out = invoke(registry, "discard-parked", str(event_id), "--reason", "again")
-    assert code == 2 and "already discarded" in out, out
+    assert code == 4 and "already discarded" in out, out  # a conflict with its state
     code, out = invoke(registry, "replay-parked", "--all")
     assert code == 0 and "0 parked event(s) handed back" in out, out
     assert consumer.outbox.pending("cases") == []

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from cunan.cases.grouping import linkage_distance
-from cunan.registry.accounts import AccountService
-from cunan.storage.enums import UserRole
 from tests.cases.conftest import T0, Env, near, unit
 from tests.cases.test_grouping_race import STAFF, race
+from tests.cli_helpers import staff_account
 
 EVERY_STATUS = ("open", "assigned", "closed", "merged")
 REGROUPED = "grouping it again"
@@ -151,9 +150,7 @@ def test_a_sighting_of_a_case_assigned_meanwhile_joins_it_without_regrouping(
     x, _ = _two_faces()
     members = np.stack([_close(x, 11), _close(x, 12), _close(y, 21), _close(y, 22)])
     before = linkage_distance(later_vector, members, "average")
-    staff_user = AccountService(env.database).create_user(
-        "wang", "Correct-horse-battery-9", UserRole.STAFF
-    )
+    staff_user = staff_account(env.database, "wang")
 
     with caplog.at_level(logging.INFO, logger="cunan.cases.service"):
         result = race(env, lambda: env.cases.assign(case_id, staff_user, actor=STAFF), later)

@@ -10,7 +10,12 @@ from sqlalchemy import select
 
 from cunan.audit.log import AuditRecord
 from cunan.cases.consumer import CONSUMER, CaseConsumer
-from cunan.cases.parked import ACTION_DISCARD, ParkedEventError, ParkedEvents
+from cunan.cases.parked import (
+    ACTION_DISCARD,
+    ParkedEventDiscardedError,
+    ParkedEventError,
+    ParkedEvents,
+)
 from cunan.pipeline.store import EventOutbox
 from cunan.storage.database import Database
 from cunan.storage.migrate import upgrade
@@ -86,7 +91,7 @@ def test_discard_refuses_unparked_already_discarded_and_reasonless_and_changes_n
 
     for ids, reason, error, message in [
         ([second, second + 100], REASON, ParkedEventError, f"{second + 100} not parked"),
-        ([second, first], REASON, ParkedEventError, f"{first} already discarded"),
+        ([second, first], REASON, ParkedEventDiscardedError, f"{first} already discarded"),
         ([second], "   ", ValueError, "needs a reason"),
         ([second], "x" * 501, ValueError, "longer than 500"),
         ([], REASON, ValueError, "name the parked events"),

@@ -9,12 +9,11 @@ import pytest
 from cunan.cases.consumer import CaseConsumer
 from cunan.cases.service import CaseStateError
 from cunan.pipeline.store import EventOutbox
-from cunan.registry.accounts import AccountService
 from cunan.registry.errors import ConsentRequiredError
 from cunan.registry.records import ConsentInput, NewPerson
 from cunan.registry.service import NewTenancy
-from cunan.storage.enums import UserRole
 from tests.cases.conftest import T0, Env, near, unit
+from tests.cli_helpers import staff_account
 
 STAFF = "user:7"
 
@@ -69,9 +68,7 @@ def test_consumer_groups_outbox_events_once(env: Env) -> None:
 def test_lifecycle_is_audited_with_who_and_ids_only(env: Env) -> None:
     case_id = env.cases.handle_sighting(env.sighting(unit(1)))
     assert case_id is not None
-    staff = AccountService(env.database).create_user(
-        "wang", "Correct-horse-battery-9", UserRole.STAFF
-    )
+    staff = staff_account(env.database, "wang")
     view = env.cases.assign(case_id.case_id, staff, actor="user:1")
     assert view.status == "assigned" and view.deadline_at == T0 + timedelta(days=3)
     assert not view.overdue

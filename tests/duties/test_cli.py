@@ -51,7 +51,7 @@ def test_report_purge_reconcile_and_stats(registry: Registry) -> None:
         "--by",
         "房东",
     )
-    assert code == 2 and "tenancy 99 not found" in out
+    assert code == 3 and "tenancy 99 not found" in out  # not found
     code, out = invoke(
         registry, "departures", "report", str(person), "--moved-out", "yesterday", "--by", "房东"
     )

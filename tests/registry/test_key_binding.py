@@ -100,7 +100,7 @@ def test_cli_refuses_a_swapped_key_file(two_data_dirs: tuple[Path, Path]) -> Non
     a, b = two_data_dirs
     shutil.copy2(b / "cunan.key", a / "cunan.key")
     code, out = _cunan("people", "list", "--data-dir", str(a))
-    assert code == 2 and "密钥文件与数据库不符" in out and "Traceback" not in out
+    assert code == 6 and "密钥文件与数据库不符" in out and "Traceback" not in out
 
 
 def test_lost_key_remove_and_withdraw_still_delete_then_reset_starts_over(
@@ -125,7 +125,7 @@ def test_lost_key_remove_and_withdraw_still_delete_then_reset_starts_over(
     (data / "cunan.key").unlink()
 
     code, out = _cunan("people", "list", "--data-dir", str(data))
-    assert code == 2 and "key file not found" in out
+    assert code == 6 and "key file not found" in out  # unavailable
     code, out = _cunan("people", "remove", str(first), "--yes", "--data-dir", str(data))
     assert code == 0, out
     code, out = _cunan(
@@ -151,7 +151,7 @@ def test_lost_key_remove_and_withdraw_still_delete_then_reset_starts_over(
     assert code == 0, out
     # The key works again; a second reset is refused while it exists.
     code, out = _cunan("keys", "reset", "--discard-face-data", "--data-dir", str(data))
-    assert code == 2 and "keys rotate" in out
+    assert code == 4 and "keys rotate" in out  # a conflict with the key file there
     code, out = _cunan("audit", "list", "--action", "key.reset", "--data-dir", str(data))
     assert code == 0 and "key.reset" in out
 
@@ -195,9 +195,9 @@ def test_database_and_wal_are_private_and_checked_at_start(
         conn.close()
     db.chmod(0o644)
     code, out = _cunan("people", "list", "--data-dir", str(data))
-    assert code == 2 and "chmod 600" in out and "Traceback" not in out
+    assert code == 6 and "chmod 600" in out and "Traceback" not in out
     code, out = _cunan("audit", "verify", "--data-dir", str(data))
-    assert code == 2 and "chmod 600" in out
+    assert code == 6 and "chmod 600" in out
 
 
 def test_init_after_a_half_failed_init_binds_the_new_key(

@@ -43,7 +43,7 @@ def test_build_a_house_with_rooms_and_a_landlord_account(
         )
         assert code == 0, out
     code, out = invoke_on(app, registry, "places", "add-room", str(house), "101")
-    assert code == 2 and "already exists" in out
+    assert code == 4 and "already exists" in out  # a conflict (docs/cli.md)
     code, out = invoke_on(app, registry, "places", "house", str(house))
     assert code == 0 and "桃源路8号" in out and "102" in out
     code, out = invoke_on(app, registry, "places", "houses", "--json")
@@ -58,9 +58,9 @@ def test_build_a_house_with_rooms_and_a_landlord_account(
     code, out = invoke_on(app, registry, "users", "disable", "wang")
     assert code == 0, out
     code, out = invoke_on(app, registry, "users", "disable", "admin")
-    assert code == 2 and "last admin" in out
+    assert code == 4 and "last admin" in out  # a conflict
     code, out = invoke_on(app, registry, "users", "disable", "ghost")
-    assert code == 2 and "not found" in out
+    assert code == 3 and "not found" in out
     # Every change is audited as the account the command line acts as.
     actors = {e.actor for e in AuditLog(registry.database).recent(limit=20)}
     assert "cli:admin" in actors

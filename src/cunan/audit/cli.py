@@ -1,4 +1,8 @@
-"""Audit commands: ``cunan audit verify`` and ``cunan audit list`` (mounted by cunan.cli)."""
+"""Audit commands: ``cunan audit verify`` and ``cunan audit list`` (mounted by cunan.cli).
+
+``verify`` reads the database alone (a forensic check: it must not migrate or change the
+database and needs no key); ``list`` is a read of the installation as the acting account.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.app_services import page
 from cunan.audit.chain import verify_chain
-from cunan.audit.log import AuditLog
-from cunan.cliutil import DataDirOption, err_console, fail, opened_database
+from cunan.cliutil import DataDirOption, err_console, fail, opened_app, opened_database
 from cunan.storage.database import Database, damaged_message
 from cunan.storage.errors import StorageError
 
@@ -47,7 +51,7 @@ def verify_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Recompute the whole hash chain. Exit 0 intact, 1 broken (and where), 2 error."""
+    """Recompute the whole hash chain. Exit 0 intact, 1 broken (and where), 2+ an error."""
     with open_audit_database(data_dir) as database:
         report = verify_chain(database, anchor=anchor)
         # A chain that verifies says nothing of the other tables: a damaged page anywhere in
@@ -106,14 +110,18 @@ def verify_command(
 @audit_app.command("list")
 def list_command(
     data_dir: DataDirOption = None,
-    limit: Annotated[int, typer.Option(min=1, help="How many entries, newest first.")] = 50,
+    limit: Annotated[
+        int, typer.Option(min=1, max=200, help="How many entries, newest first (max 200).")
+    ] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many of the newest.")] = 0,
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. login.")] = None,
     actor: Annotated[str | None, typer.Option(help="Only this actor, e.g. user:3.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Show the newest audit entries."""
-    with open_audit_database(data_dir) as database:
-        records = AuditLog(database).recent(limit=limit, action=action, actor=actor)
+    """Show the newest audit entries (administrators and auditors)."""
+    with opened_app(data_dir) as (_, services):
+        listing = services.list_audit(page(offset, limit), action=action, actor=actor)
+    records = listing.items
     if as_json:
         for r in records:
             print(
@@ -125,14 +133,14 @@ def list_command(
                         "action": r.action,
                         "target_type": r.target_type,
                         "target_id": r.target_id,
-                        "details": r.details,
+                        "details": json.loads(r.details),
                         "hash": r.hash,
                     },
                     ensure_ascii=False,
                 )
             )
         return
-    table = Table(title=f"audit log: {len(records)} newest entries")
+    table = Table(title=f"audit log: {len(records)} of {listing.total} entries, newest first")
     for column in ("seq", "time (UTC)", "actor", "action", "target", "details"):
         table.add_column(column)
     for r in records:
@@ -143,6 +151,6 @@ def list_command(
             r.actor,
             r.action,
             target,
-            json.dumps(r.details, ensure_ascii=False, sort_keys=True),
+            r.details,
         )
     console.print(table)

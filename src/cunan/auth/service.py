@@ -259,23 +259,20 @@ class AuthService:
             raise InvalidInput("显示名称过长 (display name longer than 200 characters)")
         if landlord_id is not None and role is not UserRole.LANDLORD:
             raise InvalidInput("only landlord accounts link to a landlord record")
-        check_password_strength(password)
-        password_hash = self._hasher.hash(password)
+        # Hashed before the write transaction: argon2 is slow on purpose.
+        password_hash = self._password_hash(password)
         from cunan.storage.tables import Landlord
 
         with self.database.transaction() as session:
             repo = AuthRepository(session)
-            if repo.user_by_name(username) is not None:
-                raise Conflict(f"用户 {username} 已存在 (user already exists)")
-            user = User(
-                username=username,
+            user = self._insert_user(
+                repo,
+                username,
+                password_hash,
+                role,
                 display_name=display_name,
-                role=role,
-                password_hash=password_hash,
                 village_id=village_id if village_id is not None else principal.village_id,
-                created_at=self._clock(),
             )
-            repo.add(user)
             if landlord_id is not None:
                 landlord = session.get(Landlord, landlord_id)
                 if landlord is None:
@@ -316,7 +313,12 @@ class AuthService:
     def user_id_of(self, principal: Principal, key: str) -> int:
         """The id of an account given by id or username."""
         require(principal, Permission.MANAGE_USERS)
-        if key.isdigit():
+        return self.account_id(key)
+
+    def account_id(self, key: str) -> int:
+        """The id of an account given by id or username (the caller checks the right to
+        name accounts: managing users, or assigning a case to someone)."""
+        if key.strip().isdigit():
             return int(key)
         with self.database.read() as session:
             user = AuthRepository(session).user_by_name(key.strip())
@@ -372,30 +374,25 @@ class AuthService:
         with self.database.read() as session:
             return AuthRepository(session).count_admins() == 0
 
-    def setup_admin(self, username: str, password: str, *, village_id: int | None) -> int:
-        """Create the first administrator; refused once one exists."""
-        check_password_strength(password)
+    def setup_admin(
+        self, username: str, password: str, *, village_id: int | None, actor: str = "setup"
+    ) -> int:
+        """Create the first administrator (the set-up page, or ``cunan init`` as ``actor``);
+        refused once one exists."""
         username = username.strip()
         if not username or len(username) > 100:
             raise InvalidInput("用户名须为 1-100 个字符 (username must be 1-100 characters)")
-        password_hash = self._hasher.hash(password)
+        password_hash = self._password_hash(password)
         with self.database.transaction() as session:
             repo = AuthRepository(session)
             if repo.count_admins():
                 raise Conflict("已设置管理员 (an administrator already exists)")
-            if repo.user_by_name(username) is not None:
-                raise Conflict(f"用户 {username} 已存在 (user already exists)")
-            user = User(
-                username=username,
-                role=UserRole.ADMIN,
-                password_hash=password_hash,
-                village_id=village_id,
-                created_at=self._clock(),
+            user = self._insert_user(
+                repo, username, password_hash, UserRole.ADMIN, village_id=village_id
             )
-            repo.add(user)
             self.audit.record(
                 AuditAction.USER_CREATE,
-                actor="setup",
+                actor=actor,
                 target_type="user",
                 target_id=user.id,
                 details={"role": UserRole.ADMIN.value, "first_run": True},
@@ -483,6 +480,38 @@ class AuthService:
         return principal
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _password_hash(self, password: str) -> str:
+        check_password_strength(password)
+        return self._hasher.hash(password)
+
+    def _insert_user(
+        self,
+        repo: AuthRepository,
+        username: str,
+        password_hash: str,
+        role: UserRole,
+        *,
+        display_name: str | None = None,
+        village_id: int | None = None,
+    ) -> User:
+        """The one place an account row is written (names are unique)."""
+        if repo.user_by_name(username) is not None:
+            raise Conflict(f"用户 {username} 已存在 (user already exists)")
+        user = User(
+            username=username,
+            display_name=display_name,
+            role=role,
+            password_hash=password_hash,
+            village_id=village_id,
+            created_at=self._clock(),
+        )
+        repo.add(user)
+        return user
+
+    def count_users(self) -> int:
+        with self.database.read() as session:
+            return AuthRepository(session).users(offset=0, limit=1)[1]
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:

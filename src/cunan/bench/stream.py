@@ -39,7 +39,6 @@ from cunan.faces.embed import Embedder
 from cunan.faces.video_detector import TileScheduler
 from cunan.pipeline.build import build_embedder, build_runner, limit_threads
 from cunan.pipeline.runner import CameraTarget
-from cunan.registry.accounts import AccountService
 from cunan.registry.datadir import KEY_FILENAME, Registry
 from cunan.registry.service import RegistryService
 from cunan.security.cipher import FieldCipher
@@ -63,7 +62,7 @@ def temp_registry(directory: Path) -> Registry:
     upgrade(database)
     service = RegistryService(database, FieldCipher(KeyRing.load(key_file)))
     service.add_village("bench")
-    return Registry(directory, key_file, database, service, AccountService(database))
+    return Registry(directory, key_file, database, service)
 
 
 def quiet_video(directory: Path, source: Path, seconds: float = 6.0) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated
@@ -14,31 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cunan.app_services import NewPersonRequest
-from cunan.audit.log import cli_actor
-from cunan.cases.parked import ParkedEventError, ParkedEvents
-from cunan.cases.service import CaseNotFoundError, CaseService, CaseStateError
+from cunan.app_services import MAX_PAGE, AppServices, NewPersonRequest, page
 from cunan.cases.views import CaseView, ParkedEvent
-from cunan.cliutil import DataDirOption, fail, opened_app, opened_registry
+from cunan.cliutil import DataDirOption, fail, opened_app
 from cunan.config import load_settings
-from cunan.registry.datadir import Registry
 from cunan.registry.records import PersonCategory
 from cunan.security.files import write_private
-from cunan.storage.repositories import RegistryRepository
 
 cases_app = typer.Typer(help="Cases of unknown people: verify on site and record the outcome.")
 console = Console()
-
-
-@contextmanager
-def _service(data_dir: Path | None) -> Iterator[tuple[CaseService, Registry]]:
-    with opened_registry(
-        data_dir, CaseNotFoundError, CaseStateError, ParkedEventError, ValueError
-    ) as (registry, settings):
-        service = CaseService(
-            registry.database, registry.service.cipher, registry.service, settings.cases
-        )
-        yield service, registry
 
 
 def _as_json(view: CaseView) -> dict[str, object]:
@@ -67,8 +49,8 @@ def list_command(
 ) -> None:
     """Open and assigned cases, frequent strangers first (distinct days, then sightings)."""
     statuses = ("open", "assigned", "closed", "merged") if all_cases else ("open", "assigned")
-    with _service(data_dir) as (service, _):
-        views = service.list_cases(statuses=statuses)
+    with opened_app(data_dir) as (_, services):
+        views = _all_cases(services, statuses)
     if json_output:
         for view in views:
             typer.echo(json.dumps(_as_json(view), ensure_ascii=False))
@@ -96,9 +78,9 @@ def show_command(
     ] = None,
 ) -> None:
     """One case with its sightings; ``--crops-to`` decrypts its best crops to files."""
-    with _service(data_dir) as (service, _):
-        view = service.get(case_id)
-        members = service.members(case_id)
+    with opened_app(data_dir) as (_, services):
+        view = services.get_case(case_id)
+        members = services.case_sightings(case_id)
         typer.echo(json.dumps(_as_json(view), ensure_ascii=False, indent=2))
         for m in members:
             typer.echo(
@@ -112,18 +94,19 @@ def show_command(
                 if not crops_to.parent.is_dir():
                     fail(f"{crops_to.parent}: directory does not exist; create it first")
                 crops_to.mkdir(mode=0o700)
-            for sighting_id, jpeg in service.best_crops(case_id):
+            for sighting_id, jpeg in services.case_crops(case_id):
                 write_private(crops_to / f"case{case_id}-sighting{sighting_id}.jpg", jpeg)
 
 
-def _user_id(registry: Registry, username: str) -> int:
-    if username.isdigit():
-        return int(username)
-    with registry.database.transaction() as session:
-        user = RegistryRepository(session).user_by_name(username)
-    if user is None:
-        fail(f"no user {username!r}")
-    return user.id
+def _all_cases(services: AppServices, statuses: tuple[str, ...]) -> list[CaseView]:
+    """Every case of these statuses, page by page (the listing is paginated in SQL)."""
+    views: list[CaseView] = []
+    while True:
+        listing = services.list_cases(page(len(views), MAX_PAGE), statuses=statuses)
+        views.extend(listing.items)
+        if not listing.items or len(views) >= listing.total:
+            # Frequent strangers first: distinct days, then sightings.
+            return sorted(views, key=lambda v: v.rank_key)
 
 
 def village_zone() -> ZoneInfo:
@@ -163,7 +146,7 @@ def assign_command(
         zone = app.settings.duties.zone
         view = services.assign_case(
             case_id,
-            _user_id(app.registry, to),
+            services.assignee_id(to),
             local_end(deadline, zone) if deadline else None,
         )
         typer.echo(f"case {view.id} assigned until {view.deadline_at}")
@@ -318,8 +301,8 @@ def parked_command(
     ``cunan cases replay-parked``; if nothing can be fixed (the sighting is gone), give
     up on them with ``cunan cases discard-parked``.
     """
-    with _service(data_dir) as (service, _):
-        events = ParkedEvents(service.database, audit=service.audit).events(discarded=all_events)
+    with opened_app(data_dir) as (_, services):
+        events = services.parked_events(discarded=all_events)
     if json_output:
         for event in events:
             typer.echo(json.dumps(_parked_json(event), ensure_ascii=False))
@@ -359,10 +342,8 @@ def replay_parked_command(
     """
     if bool(event_ids) == all_events:
         fail("name the events to replay (EVENT_ID ...) or pass --all, not both")
-    with _service(data_dir) as (service, _):
-        replayed = ParkedEvents(service.database, audit=service.audit).replay(
-            None if all_events else event_ids, actor=cli_actor()
-        )
+    with opened_app(data_dir) as (_, services):
+        replayed = services.replay_parked(None if all_events else event_ids)
     typer.echo(f"{len(replayed)} parked event(s) handed back to the case grouping")
 
 
@@ -383,8 +364,6 @@ def discard_parked_command(
     They are never grouped, stay recorded as discarded and leave the list
     (``cunan cases parked --all`` shows them).
     """
-    with _service(data_dir) as (service, _):
-        discarded = ParkedEvents(service.database, audit=service.audit).discard(
-            event_ids, reason=reason, actor=cli_actor()
-        )
+    with opened_app(data_dir) as (_, services):
+        discarded = services.discard_parked(event_ids, reason)
     typer.echo(f"{len(discarded)} parked event(s) discarded")

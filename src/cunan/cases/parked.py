@@ -10,7 +10,7 @@ from typing import Any
 
 from cunan.audit.log import AuditAction, AuditLog
 from cunan.cases.views import ParkedEvent
-from cunan.errors import NotFound
+from cunan.errors import Conflict, NotFound
 from cunan.storage.cases_repository import ParkedEventRepository, ParkedEventRow
 from cunan.storage.database import Database
 
@@ -30,8 +30,11 @@ MAX_REASON_CHARS = 500
 
 
 class ParkedEventError(LookupError, NotFound):
-    """A replay or discard named an event that is not parked (or, for a discard, was
-    discarded already)."""
+    """A replay or discard named an event that is not parked."""
+
+
+class ParkedEventDiscardedError(ValueError, Conflict):
+    """A parked event was discarded already (a conflict with its state, not a missing one)."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -165,7 +168,7 @@ class ParkedEvents:
         ``reason``, and leave the parked list and "replay all". Returns their ids.
 
         Refused (nothing changed) without a reason (ValueError), or if any id is not parked
-        or was discarded already (ParkedEventError). Audited with the event ids and the
+        or was discarded already (ParkedEventDiscardedError). Audited with the event ids and the
         reason's length only, like an escalation: free text may name people, and the audit
         log can never be purged."""
         wanted = sorted(set(event_ids))
@@ -187,7 +190,7 @@ class ParkedEvents:
                 )
             done = sorted(set(parked) - live)
             if done:
-                raise ParkedEventError(
+                raise ParkedEventDiscardedError(
                     f"event(s) {', '.join(map(str, done))} already discarded "
                     "(see 'cunan cases parked --all')"
                 )

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cunan.audit.log import cli_actor
-from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
-from cunan.duties.daily import Duties
-from cunan.registry.datadir import Registry
-from cunan.stats.service import StatsService, VillageStats
+from cunan.cliutil import DataDirOption, err_console, fail, opened_app
+from cunan.stats.service import VillageStats
 
 console = Console()
 
@@ -35,12 +29,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 
 def _print(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def _duties(data_dir: Path | None) -> Iterator[tuple[Registry, Duties]]:
-    with opened_registry(data_dir) as (registry, settings):
-        yield registry, Duties.build(registry.database, registry.service, settings.duties)
 
 
 def _parse_target(target: str) -> tuple[str, int]:
@@ -72,10 +60,9 @@ def report_command(
     except ValueError:
         fail(f"--moved-out {moved_out!r} is not a date (YYYY-MM-DD)")
     kind, number = _parse_target(target)
-    with _duties(data_dir) as (_, duties):
-        departures = duties.departures
-        tenancy_id = number if kind == "tenancy" else departures.tenancy_to_report(number)
-        view = departures.report(tenancy_id, move_out=move_out, reported_by=by, actor=cli_actor())
+    with opened_app(data_dir) as (_, services):
+        tenancy_id = number if kind == "tenancy" else services.open_tenancy_of(number)
+        view = services.report_move_out(tenancy_id, move_out, reported_by=by)
     if as_json:
         _print(
             json.dumps(
@@ -102,8 +89,8 @@ def report_command(
 @departures_app.command("overdue")
 def overdue_command(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """List overdue tenancies: unreported past expected end + deadline, and late reports."""
-    with _duties(data_dir) as (_, duties):
-        rows = duties.departures.overdue()
+    with opened_app(data_dir) as (_, services):
+        rows = services.overdue_departures()
     if as_json:
         _print(
             json.dumps(
@@ -117,23 +104,31 @@ def overdue_command(data_dir: DataDirOption = None, as_json: JsonOption = False)
                         "due_from": o.due_from.isoformat(),
                         "deadline": o.deadline.isoformat(),
                         "days_overdue": o.days_overdue,
+                        "person": o.person,
+                        "room": o.room,
+                        "address": o.address,
+                        "landlord": o.landlord,
                     }
                     for o in rows
-                ]
+                ],
+                ensure_ascii=False,
             )
         )
         return
     if not rows:
         _print("no overdue tenancies")
         return
-    table = Table("kind", "tenancy", "person", "room", "landlord", "due from", "deadline", "days")
+    table = Table(
+        "kind", "tenancy", "person", "address", "room", "landlord", "due from", "deadline", "days"
+    )
     for o in rows:
         table.add_row(
             o.kind,
             str(o.tenancy_id),
-            str(o.person_id),
-            str(o.room_id),
-            "" if o.landlord_id is None else str(o.landlord_id),
+            f"{o.person or ''} ({o.person_id})",
+            o.address or "",
+            o.room or str(o.room_id),
+            o.landlord or ("" if o.landlord_id is None else str(o.landlord_id)),
             o.due_from.isoformat(),
             o.deadline.isoformat(),
             str(o.days_overdue),
@@ -148,18 +143,23 @@ def tasks_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """List "please confirm" tasks (tenants not seen for the configured days)."""
-    with _duties(data_dir) as (_, duties):
-        rows = duties.reconciler.tasks(open_only=not all_tasks, landlord_id=landlord)
+    with opened_app(data_dir) as (_, services):
+        rows = services.confirmation_tasks(open_only=not all_tasks, landlord_id=landlord)
     if not rows:
         _print("no tasks")
         return
-    table = Table("task", "tenancy", "person", "landlord", "days not seen", "status", "outcome")
+    table = Table(
+        "task", "tenancy", "person", "address", "room", "landlord", "days not seen", "status",
+        "outcome",
+    )  # fmt: skip
     for t in rows:
         table.add_row(
             str(t.id),
             str(t.tenancy_id),
-            str(t.person_id),
-            "" if t.landlord_id is None else str(t.landlord_id),
+            f"{t.person or ''} ({t.person_id})",
+            t.address or "",
+            t.room or "",
+            t.landlord or ("" if t.landlord_id is None else str(t.landlord_id)),
             str(t.days_not_seen),
             t.status,
             t.outcome or "",
@@ -174,8 +174,8 @@ def confirm_command(
     data_dir: DataDirOption = None,
 ) -> None:
     """The tenant still lives there: close the task (report a move-out with ``report``)."""
-    with _duties(data_dir) as (_, duties):
-        view = duties.reconciler.confirm(task, confirmed_by=by, actor=cli_actor())
+    with opened_app(data_dir) as (_, services):
+        view = services.confirm_task(task, confirmed_by=by)
     _print(f"task {view.id} closed: still living (tenancy {view.tenancy_id})")
 
 
@@ -191,8 +191,8 @@ def purge_command(
     as_json: JsonOption = False,
 ) -> None:
     """Delete sightings, crops and departed people's templates past their retention."""
-    with _duties(data_dir) as (_, duties):
-        report = duties.purger.purge(dry_run=dry_run, actor=cli_actor())
+    with opened_app(data_dir) as (_, services):
+        report = services.purge_retention(dry_run=dry_run)
     if as_json:
         _print(json.dumps(report.as_dict()))
         return
@@ -207,8 +207,8 @@ def purge_command(
 @maintenance_app.command("reconcile")
 def reconcile_command(data_dir: DataDirOption = None, as_json: JsonOption = False) -> None:
     """Open "please confirm" tasks for tenants not seen lately; close answered ones."""
-    with _duties(data_dir) as (_, duties):
-        result = duties.reconciler.reconcile(actor=cli_actor())
+    with opened_app(data_dir) as (_, services):
+        result = services.reconcile_tenancies()
     counts = {
         "opened": len(result.opened),
         "closed_sighted": len(result.closed_sighted),
@@ -234,10 +234,8 @@ def stats_command(
     ] = None,
 ) -> None:
     """Village statistics: people, face data, rental rooms, cases, departures, sightings."""
-    with _duties(data_dir) as (registry, duties):
-        stats = StatsService(
-            registry.database, duties.settings, departures=duties.departures
-        ).compute(days=days)
+    with opened_app(data_dir) as (_, services):
+        stats = services.village_statistics(days)
     if as_json:
         _print(json.dumps(stats.as_dict(), ensure_ascii=False))
         return

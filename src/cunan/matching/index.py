@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cunan.domain import Embeddings
+from cunan.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ class DimensionMismatchError(GalleryIndexError):
 
 class ModelMismatchError(GalleryIndexError):
     """Vectors made by another model than the one the index holds."""
+
+
+class IndexUnavailableError(RuntimeError, Unavailable):
+    """The chosen external index (pgvector, Milvus) cannot be used: its database extension,
+    server or client package is missing or unreachable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -951,6 +957,29 @@ class FaissRoutedIndex(_FaissIndexBase):
         return self._to_result(out_ip, out_ids, k)
 
 
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """Which gallery index to build and where an external one lives (``matching.*``)."""
+
+    kind: IndexKind = "auto"
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD
+    #: PostgreSQL for ``pgvector`` (the site's database unless ``matching.pg_url`` is set).
+    pg_url: str | None = None
+    #: Milvus server for ``milvus`` (``matching.milvus_uri``).
+    milvus_uri: str | None = None
+
+    def build(self, *, dim: int, model_id: str, expected_size: int = 0) -> GalleryIndex:
+        return build_index(
+            self.kind,
+            dim=dim,
+            model_id=model_id,
+            ann_threshold=self.ann_threshold,
+            expected_size=expected_size,
+            pg_url=self.pg_url,
+            milvus_uri=self.milvus_uri,
+        )
+
+
 def build_index(
     kind: IndexKind = "auto",
     *,
@@ -994,16 +1023,68 @@ def build_index(
     if kind == "pgvector":
         if not pg_url:
             raise GalleryIndexError("the pgvector index needs pg_url")
-        from cunan.matching.pgvector_index import PgVectorIndex
-
-        return PgVectorIndex(pg_url, dim=dim, model_id=model_id)
+        return _pgvector(pg_url, dim=dim, model_id=model_id)
     if kind == "milvus":
         if not milvus_uri:
             raise GalleryIndexError("the milvus index needs milvus_uri")
-        from cunan.matching.milvus_index import MilvusIndex
-
-        return MilvusIndex(milvus_uri, dim=dim, model_id=model_id)
+        return _milvus(milvus_uri, dim=dim, model_id=model_id)
     raise GalleryIndexError(f"unknown index kind {kind!r}")
+
+
+def _pgvector(pg_url: str, *, dim: int, model_id: str) -> GalleryIndex:
+    """A pgvector index, or an error that says what is missing (package, server, extension)."""
+    try:
+        from cunan.matching.pgvector_index import PgVectorIndex
+    except ImportError as exc:
+        raise IndexUnavailableError(
+            f"matching.index = pgvector needs the psycopg and pgvector packages ({exc})"
+        ) from None
+    import psycopg
+
+    try:
+        return PgVectorIndex(pg_url, dim=dim, model_id=model_id)
+    except psycopg.errors.FeatureNotSupported as exc:
+        # CREATE EXTENSION on a server without the extension's files installed.
+        raise IndexUnavailableError(
+            "matching.index = pgvector: the PostgreSQL server has no 'vector' extension "
+            f"installed ({_first_line(exc)}); install pgvector on the server or choose "
+            "another matching.index"
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise IndexUnavailableError(
+            "matching.index = pgvector: the 'vector' extension is not created in this "
+            f"database and this account may not create it ({_first_line(exc)}); run "
+            "'CREATE EXTENSION vector' as a superuser"
+        ) from None
+    except psycopg.OperationalError as exc:
+        raise IndexUnavailableError(
+            f"matching.index = pgvector: cannot connect to PostgreSQL ({_first_line(exc)})"
+        ) from None
+
+
+def _milvus(uri: str, *, dim: int, model_id: str) -> GalleryIndex:
+    """A Milvus index, or an error that says what is missing (package, server)."""
+    try:
+        import pymilvus  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        raise IndexUnavailableError(
+            "matching.index = milvus needs the pymilvus package (pip install pymilvus)"
+        ) from None
+    from cunan.matching.milvus_index import MilvusIndex
+
+    try:
+        return MilvusIndex(uri, dim=dim, model_id=model_id)
+    except GalleryIndexError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pymilvus raises its own types for every failure
+        raise IndexUnavailableError(
+            f"matching.index = milvus: cannot use the Milvus server at {uri} "
+            f"({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _has_faiss() -> bool:

@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 from cunan.audit.log import AuditRecord, DetailValue, system_actor
 from cunan.domain import FaceQuality
 from cunan.matching.adaptive import Calibration, calibrate, prior_for_model
-from cunan.matching.index import DEFAULT_ANN_THRESHOLD, GalleryIndex, IndexKind, build_index
+from cunan.matching.index import (
+    DEFAULT_ANN_THRESHOLD,
+    GalleryIndex,
+    IndexKind,
+    IndexSpec,
+    build_index,
+)
 from cunan.matching.openset import (
     MAX_COHORT,
     MIN_COHORT_STD,
@@ -181,6 +187,7 @@ class LiveGallery:
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         candidates: int = DEFAULT_CANDIDATES,
         on_calibrated: CalibrationListener | None = None,
+        spec: IndexSpec | None = None,
     ) -> LiveGallery:
         """Build from the registry: every template of ``model_id``, then any changes since.
 
@@ -194,12 +201,11 @@ class LiveGallery:
             if audit is not None:
                 on_calibrated = audit_calibration(audit, model_id)
         if index is None:
-            index = build_index(
-                index_kind,
-                dim=dim,
-                model_id=model_id,
-                ann_threshold=ann_threshold,
-                expected_size=source.count_templates(model_id=model_id),
+            # ``spec`` (the site's matching.* settings, external indexes included) wins
+            # over the bare kind and threshold.
+            chosen = spec or IndexSpec(kind=index_kind, ann_threshold=ann_threshold)
+            index = chosen.build(
+                dim=dim, model_id=model_id, expected_size=source.count_templates(model_id=model_id)
             )
         gallery = cls(
             model_id=model_id,

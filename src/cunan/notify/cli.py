@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cunan.cliutil import DataDirOption, fail, opened_database, user_errors
-from cunan.config import Settings
-from cunan.notify.deadletters import DeadLetterStore
+from cunan.cliutil import DataDirOption, fail, opened_app
 from cunan.notify.errors import UnknownChannelError
 from cunan.notify.message import Notifier
-from cunan.notify.settings import NotifySettings, build_notifiers
-from cunan.security.keys import KeyFileError
-from cunan.storage.database import Database
+from cunan.notify.settings import NotifySettings
 
 #: Exit codes: 0 done, 1 some replay failed (try again later), 2 the command could not run.
 EXIT_UNDELIVERED = 1
@@ -34,34 +28,9 @@ dead_letters_app = typer.Typer(
 )
 notify_app.add_typer(dead_letters_app, name="dead-letters")
 
-#: Replaced in tests; the CLI builds the channels from the settings.
-channel_factory = build_notifiers
-
-
-def _with_web_channels(
-    database: Database, settings: Settings, data_dir: Path | None
-) -> NotifySettings:
-    """The file's channels and those added on the settings page, when the key file is here
-    to decrypt them (their dead letters can then be replayed from the command line too)."""
-    from cunan.notify.channels import ChannelStore
-    from cunan.registry.datadir import key_file_path, resolve_data_dir
-    from cunan.security.cipher import FieldCipher
-    from cunan.security.keys import KeyRing
-    from cunan.storage.migrate import is_up_to_date
-
-    key_file = key_file_path(resolve_data_dir(data_dir, settings), settings)
-    # This command does not migrate: an older schema has no channels from the web yet.
-    if not key_file.is_file() or not is_up_to_date(database):
-        return settings.notify
-    return ChannelStore(database, FieldCipher(KeyRing.load(key_file))).merged(settings.notify)
-
-
-@contextmanager
-def _store(data_dir: Path | None) -> Iterator[tuple[DeadLetterStore, Mapping[str, Notifier]]]:
-    with opened_database(data_dir) as (database, settings):
-        with user_errors(ValueError, KeyFileError):
-            channels = channel_factory(_with_web_channels(database, settings, data_dir))
-        yield DeadLetterStore(database), channels
+#: Set in tests to record sends. Unset, a replay uses the installation's own channels: the
+#: settings file's and those added on the settings page, as the server sends to them.
+channel_factory: Callable[[NotifySettings], Mapping[str, Notifier]] | None = None
 
 
 @dead_letters_app.command("list")
@@ -73,8 +42,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """List notifications that exhausted their retries."""
-    with _store(data_dir) as (store, _channels):
-        letters = store.pending(include_replayed=include_replayed)
+    with opened_app(data_dir) as (_, services):
+        letters = services.dead_letters(include_replayed=include_replayed)
     if as_json:
         for d in letters:
             print(
@@ -119,15 +88,9 @@ def replay_command(
     """Send dead letters again on their channels. Exit 0 all delivered, 1 some failed."""
     if (letter_id is None) == (not replay_all):
         fail("give one dead letter ID or --all")
-    with _store(data_dir) as (store, channels):
-        try:
-            if replay_all:
-                outcomes = store.replay_all(channels)
-            else:
-                assert letter_id is not None
-                outcomes = [store.replay(letter_id, channels)]
-        except (LookupError, UnknownChannelError) as exc:
-            fail(str(exc.args[0]) if exc.args else str(exc))
+    with opened_app(data_dir, UnknownChannelError) as (app, services):
+        channels = None if channel_factory is None else channel_factory(app.settings.notify)
+        outcomes = services.replay_dead_letters(None if replay_all else letter_id, channels)
     failed = [o for o in outcomes if not o.delivered]
     for o in outcomes:
         verdict = "delivered" if o.delivered else f"failed: {o.error}"

@@ -82,8 +82,7 @@ def build_runner(
         registry.service,
         embedder.model_id,
         openset or settings.matching.open_set_config(),
-        index_kind=settings.matching.index,
-        ann_threshold=settings.matching.ann_threshold,
+        index_spec=settings.matching.index_spec(settings.database_url),
     )
     registry.service.add_listener(matcher)
     # One gate for both: the selector ranks judgeable faces first and marks them good,

@@ -11,22 +11,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cunan.app_services import AppServices, CameraRequest
 from cunan.capture.reader import CAPTURE_FAILED
-from cunan.capture.sources import SourceConfig, SourceError, redact_url
-from cunan.cliutil import DataDirOption, err_console, fail, opened_registry
-from cunan.config import Settings
+from cunan.capture.sources import SourceError
+from cunan.cliutil import DataDirOption, err_console, fail, opened_app
 from cunan.faces.models import ModelNotAvailableError
 from cunan.pipeline.cameras import CameraSettings, NoticeNotPostedError, parse_zone
-from cunan.pipeline.runner import CameraTarget, DecidedSighting
-from cunan.pipeline.store import CameraNotFoundError, CameraStore
-from cunan.registry.datadir import Registry
+from cunan.pipeline.runner import DecidedSighting
+from cunan.pipeline.store import CameraNotFoundError
 from cunan.registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from cunan.app import CunanApp
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +38,9 @@ cameras_app = typer.Typer(help="Register and manage cameras.", no_args_is_help=T
 
 
 @contextmanager
-def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
-    with opened_registry(
+def _app(data_dir: Path | None) -> Iterator[tuple[CunanApp, AppServices]]:
+    """The installation and its services as the command line's account (cunan.cliutil)."""
+    with opened_app(
         data_dir,
         CameraNotFoundError,
         NoticeNotPostedError,
@@ -46,16 +49,6 @@ def _registry(data_dir: Path | None) -> Iterator[tuple[Registry, Settings]]:
         ValueError,
     ) as opened:
         yield opened
-
-
-def _cameras(registry: Registry) -> CameraStore:
-    """The camera store recording changes in the audit log, as whoever runs the command."""
-    return CameraStore(
-        registry.database,
-        cipher=registry.service.cipher,
-        audit=registry.audit,
-        actor=registry.service.actor,
-    )
 
 
 # -- watch ------------------------------------------------------------------------------------
@@ -104,31 +97,19 @@ def watch_command(
     transport: Annotated[str, typer.Option(help="RTSP transport: tcp or udp.")] = "tcp",
 ) -> None:
     """Watch one source in the foreground: print and store each decided sighting."""
-    from cunan.pipeline.build import build_runner, target_for_camera
+    from cunan.pipeline.build import build_runner
 
-    with _registry(data_dir) as (registry, settings):
-        camera = CameraStore(registry.database, cipher=registry.service.cipher).find(source)
-        if camera is not None:
-            camera.require_notice()
-            target = target_for_camera(camera, realtime=realtime)
-            if fps_cap is not None:
-                target = _with_fps(target, fps_cap)
-        else:
-            if not notice_posted:
-                fail(
-                    f"recognition refused: {redact_url(source)} is not a registered camera, "
-                    "and the public notice sign is required where faces are recognised; "
-                    "pass --notice-posted to confirm it is posted (or register the camera "
-                    "with 'cunan cameras add ... --notice-posted')"
-                )
-            if transport not in ("tcp", "udp"):
-                fail("--transport must be tcp or udp")
-            target = CameraTarget(
-                # Files are named by their file name; URLs without their password.
-                name=redact_url(source) if "://" in source else Path(source).name,
-                source=SourceConfig(source, realtime=realtime, rtsp_transport=transport),  # type: ignore[arg-type]
-                fps_cap=fps_cap if fps_cap is not None else CameraSettings().fps_cap,
-            )
+    with _app(data_dir) as (app, services):
+        registry, settings = app.registry, app.settings
+        # Registered cameras run with their own settings; an ad-hoc source only with the
+        # public notice confirmed (the rule is the services', the flag the user's).
+        camera, target = services.watch_target(
+            source,
+            notice_posted=notice_posted,
+            realtime=realtime,
+            fps_cap=fps_cap,
+            transport=transport,
+        )
         names: dict[int, str | None] = {}
 
         def person_name(person_id: int | None) -> str | None:
@@ -192,12 +173,6 @@ def _without_capture_failed(record: logging.LogRecord) -> bool:
     return record.msg is not CAPTURE_FAILED
 
 
-def _with_fps(target: CameraTarget, fps_cap: float) -> CameraTarget:
-    from dataclasses import replace
-
-    return replace(target, fps_cap=fps_cap)
-
-
 # -- worker -----------------------------------------------------------------------------------
 
 
@@ -212,20 +187,9 @@ def worker_command(
     ] = None,
 ) -> None:
     """Run the enabled cameras (one process each), sharing them with other workers by lease."""
-    from cunan.pipeline.build import limit_threads
-    from cunan.pipeline.leases import CameraLeases
-    from cunan.pipeline.supervisor import CameraSupervisor, Worker
+    from cunan.app import BackgroundOptions
 
-    with _registry(data_dir) as (registry, _settings):
-        limit_threads()
-        leases = CameraLeases(registry.database, period_s=lease_s)
-        worker = Worker(
-            CameraStore(registry.database),
-            leases,
-            CameraSupervisor(registry.data_dir),
-            max_cameras=max_cameras,
-        )
-        stop = threading.Event()
+    with _app(data_dir) as (app, _services):
         # The handler only records the signal: setting the event from a handler can deadlock
         # when the main thread is interrupted while it holds the event's internal lock.
         received: list[int] = []
@@ -235,15 +199,18 @@ def worker_command(
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        logger.info("worker %s started", leases.holder)
-        thread = threading.Thread(target=worker.run, args=(stop,), name="cunan-worker")
-        thread.start()
+        # The installation's background work, cameras only: case grouping and the daily
+        # duties run in 'cunan serve'.
+        app.start(
+            BackgroundOptions(
+                cameras=True, cases=False, duties=False, lease_s=lease_s, max_cameras=max_cameras
+            )
+        )
         try:
-            while not received and thread.is_alive():
+            while not received and app.healthy():
                 time.sleep(0.5)  # a signal interrupts the sleep; the handler runs at once
         finally:
-            stop.set()
-            thread.join()
+            app.stop()
 
 
 # -- cameras ----------------------------------------------------------------------------------
@@ -271,19 +238,20 @@ def cameras_add(
     data_dir: DataDirOption = None,
 ) -> None:
     """Register a camera."""
-    with _registry(data_dir) as (registry, _):
-        camera_id = _cameras(registry).add(
-            name,
-            url,
-            village_id=registry.service.default_village_id(),
-            area_id=area,
-            house_id=house,
-            enabled=not disabled,
-            public_notice_posted=notice_posted,
-            zone_json=zone,
-            settings=CameraSettings.from_json(settings),
+    with _app(data_dir) as (_, services):
+        camera = services.add_camera(
+            CameraRequest(
+                name=name,
+                url=url,
+                public_notice_posted=notice_posted,
+                enabled=not disabled,
+                house_id=house,
+                zone_json=zone,
+                area_id=area,
+                settings=CameraSettings.from_json(settings),
+            )
         )
-        print(camera_id)
+        print(camera.id)
         if not notice_posted:
             err_console.print(
                 "note: recognition will not start on this camera until the public notice is "
@@ -298,8 +266,8 @@ def cameras_list(
     data_dir: DataDirOption = None,
 ) -> None:
     """List the cameras (passwords in URLs are hidden)."""
-    with _registry(data_dir) as (registry, _):
-        cameras = CameraStore(registry.database).list()
+    with _app(data_dir) as (_, services):
+        cameras = services.list_cameras()
         if json_output:
             rows = [
                 {
@@ -341,10 +309,10 @@ def cameras_enable(
     data_dir: DataDirOption = None,
 ) -> None:
     """Enable a camera (and record the public notice, zone or settings)."""
-    with _registry(data_dir) as (registry, _):
+    with _app(data_dir) as (_, services):
         if zone is not None:
             parse_zone(zone)
-        camera = _cameras(registry).update(
+        camera = services.update_camera(
             name,
             enabled=True,
             public_notice_posted=True if notice_posted else None,
@@ -365,8 +333,8 @@ def cameras_disable(
     data_dir: DataDirOption = None,
 ) -> None:
     """Disable a camera (workers stop it within a lease round)."""
-    with _registry(data_dir) as (registry, _):
-        _cameras(registry).update(name, enabled=False)
+    with _app(data_dir) as (_, services):
+        services.update_camera(name, enabled=False, public_notice_posted=None, zone_json=None)
 
 
 @cameras_app.command("remove")
@@ -376,9 +344,8 @@ def cameras_remove(
     data_dir: DataDirOption = None,
 ) -> None:
     """Remove a camera (its sightings are kept, with the camera's name)."""
-    with _registry(data_dir) as (registry, _):
-        store = _cameras(registry)
-        camera = store.get(name)
+    with _app(data_dir) as (_, services):
+        camera = services.get_camera(name)
         if not yes and not typer.confirm(f"Remove camera {camera.name}?"):
             raise typer.Exit(1)
-        store.remove(camera.id)
+        services.remove_camera(camera.id)

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.domain import FaceQuality
-from cunan.matching.index import DEFAULT_ANN_THRESHOLD, IndexKind
+from cunan.matching.index import DEFAULT_ANN_THRESHOLD, IndexKind, IndexSpec
 from cunan.matching.live import LiveGallery
 from cunan.matching.openset import OpenSetConfig, OpenSetDecision
 from cunan.registry.records import Vector
@@ -68,12 +68,15 @@ class RegistryGalleryMatcher:
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         poll_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        index_spec: IndexSpec | None = None,
     ) -> None:
         self._registry = registry
         self._model_id = model_id
         self.config = config or OpenSetConfig()
         self._index_kind: IndexKind = index_kind
         self._ann_threshold = ann_threshold
+        #: The site's index choice (matching.*, external indexes included), if given.
+        self._index_spec = index_spec
         self._poll_interval_s = poll_interval_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -110,6 +113,7 @@ class RegistryGalleryMatcher:
                     config=self.config,
                     index_kind=self._index_kind,
                     ann_threshold=self._ann_threshold,
+                    spec=self._index_spec,
                 )
                 self._last_poll = now
                 logger.info(

@@ -91,21 +91,23 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
     # process group, and the parent handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from cunan.app import CunanApp
+    from cunan.audit.log import system_actor
     from cunan.config import load_settings
     from cunan.lifetime import die_with_parent
     from cunan.pipeline.build import build_runner, target_for_camera
-    from cunan.registry.datadir import open_registry
 
     parent = os.getppid()
     # Polling the parent (below) stops a camera within a second; this also covers a parent
     # killed while this process is still starting up.
     die_with_parent(parent)
-    settings = load_settings()
-    registry = open_registry(Path(data_dir), settings)
+    # The installation as the server opens it: the settings an administrator changed from
+    # the web (thresholds) apply to the cameras too; the pipeline acts as "system".
+    app = CunanApp.open(load_settings(), Path(data_dir), actor=system_actor())
     try:
-        camera = CameraStore(registry.database, cipher=registry.service.cipher).get(camera_id)
+        camera = app.cameras.get(camera_id)
         camera.require_notice()
-        runner = build_runner(registry, settings, target_for_camera(camera), camera=camera)
+        runner = build_runner(app.registry, app.settings, target_for_camera(camera), camera=camera)
 
         def watch_stop() -> None:
             # Polled: the stop flag has nothing to wait on (see StopFlag).
@@ -127,7 +129,7 @@ def camera_process_main(data_dir: str, camera_id: int, stop: StopSignal) -> None
         orphan.start()
         runner.run()
     finally:
-        registry.close()
+        app.close()
     if not stop.is_set() and runner.reader.spec.kind.live:
         # A live source never ends on its own: restart it (exit code 0 is "done").
         raise SystemExit(EXIT_SOURCE_ENDED)

@@ -2,51 +2,37 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cunan.audit.log import AuditAction
-from cunan.cliutil import DataDirOption, err_console, fail, opened_registry, user_errors
-from cunan.config import Settings, load_settings
-from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
-from cunan.faces.imageio import ImageLoadError, load_image
-from cunan.registry.consistency import (
-    SAME_FACE_DISTANCE,
-    KnownFaces,
-    different_people_problem,
-    same_face_problem,
-)
-from cunan.registry.datadir import Registry, initialise, resolve_data_dir
+from cunan.app_services import NewPersonRequest, page
+from cunan.cliutil import DataDirOption, err_console, fail, opened_app, user_errors
+from cunan.config import load_settings
+from cunan.errors import CunanError
+from cunan.faces.engine import EnrolmentPhotoError
+from cunan.faces.imageio import ImageLoadError
+from cunan.registry.datadir import initialise, resolve_data_dir
 from cunan.registry.errors import RegistryError
-from cunan.registry.export import write_export
 from cunan.registry.identity import IdDocument
-from cunan.registry.keys import reset_keys, rotate_keys, unreadable_values
-from cunan.registry.records import (
-    ConsentInput,
-    ConsentMethod,
-    NewPerson,
-    PersonCategory,
-    PhotoInput,
-    TemplateInput,
-    TemplateQuality,
-    TemplateSource,
-)
-from cunan.registry.service import RegistryService
+from cunan.registry.records import ConsentMethod, PersonCategory
 from cunan.security.cipher import DecryptionError
 from cunan.security.keys import KeyFileError
 from cunan.security.spreadsheet import OutputPathError, check_output_file
 from cunan.storage.database import damaged_message
+from cunan.storage.enums import PersonStatus
 from cunan.storage.errors import StorageError
+from cunan.storage.query_repository import PeopleFilter
+
+if TYPE_CHECKING:
+    from cunan.app import CunanApp
+    from cunan.app_services import AppServices
 
 ADMIN_PASSWORD_ENV = "CUNAN_ADMIN_PASSWORD"
 
@@ -56,7 +42,8 @@ keys_app = typer.Typer(help="Manage the encryption key of face data.", no_args_i
 people_app = typer.Typer(help="Register and manage people.", no_args_is_help=True)
 registry_app = typer.Typer(help="Registry-wide operations.", no_args_is_help=True)
 
-#: Errors in registry commands that a user can act on: one line and exit code 2.
+#: Errors in registry commands that a user can act on: one line and the exit code of their
+#: kind (docs/cli.md).
 _USER_ERRORS: tuple[type[Exception], ...] = (
     RegistryError,
     StorageError,
@@ -69,20 +56,16 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
 
 
 def _user_errors() -> AbstractContextManager[None]:
-    return user_errors(*_USER_ERRORS)
+    return user_errors(CunanError, *_USER_ERRORS)
 
 
 @contextmanager
-def _registry(
+def _app(
     data_dir: Path | None, *, key_required: bool = True
-) -> Iterator[tuple[Registry, Settings]]:
-    with opened_registry(data_dir, *_USER_ERRORS, key_required=key_required) as opened:
+) -> Iterator[tuple[CunanApp, AppServices]]:
+    """The installation and its services as the command line's account (cunan.cliutil)."""
+    with opened_app(data_dir, *_USER_ERRORS, key_required=key_required) as opened:
         yield opened
-
-
-def build_face_engine(settings: Settings) -> FaceEngine:
-    """The face engine for enrolment, built from the settings (replaced in tests)."""
-    return FaceEngine.from_config(EngineConfig.from_settings(settings.faces))
 
 
 # -- init ----------------------------------------------------------------------------------
@@ -126,13 +109,8 @@ def keys_rotate(data_dir: DataDirOption = None) -> None:
 
     Stop 'cunan worker' and 'cunan serve' first: they keep the old key in memory.
     """
-    with _registry(data_dir) as (registry, _):
-        report = rotate_keys(
-            registry.database,
-            registry.key_file,
-            audit=registry.audit,
-            actor=registry.service.actor,
-        )
+    with _app(data_dir) as (_, services):
+        report = services.rotate_keys()
     console.print(
         f"re-encrypted {report.templates} template(s), {report.photos} photo(s), "
         f"{report.sighting_crops} sighting crop(s), {report.sighting_embeddings} sighting "
@@ -160,9 +138,8 @@ def keys_check(
 
     Exit code 0: everything reads; 1: something does not (listed, one line each).
     """
-    with _registry(data_dir) as (registry, _):
-        bad = registry.service.unreadable_templates()
-        others = unreadable_values(registry.database, registry.service.cipher)
+    with _app(data_dir) as (_, services):
+        bad, others = services.unreadable_values()
         for t in bad:
             console.print(
                 f"template {t.template_id} of person {t.person_id} (key {t.key_id}): {t.reason}",
@@ -172,7 +149,7 @@ def keys_check(
         for value in others:
             console.print(value.reason, markup=False, highlight=False)
         if bad and delete:
-            registry.service.delete_templates([t.template_id for t in bad])
+            services.delete_templates([t.template_id for t in bad])
             console.print(
                 f"deleted {len(bad)} unreadable template(s); enrol those people again",
                 markup=False,
@@ -219,18 +196,14 @@ def keys_reset(
             "keys reset deletes all face data (templates, enrolment photos, sighting crops, "
             "quiet faces); confirm with --discard-face-data (see docs/keys.md)"
         )
-    with _registry(data_dir, key_required=False) as (registry, _):
-        report = reset_keys(
-            registry.database,
-            registry.key_file,
-            audit=registry.audit,
-            actor=registry.service.actor,
-        )
+    with _app(data_dir, key_required=False) as (app, services):
+        report = services.reset_keys()
+        key_file = app.registry.key_file
     d = report.discarded
     console.print(
         f"deleted {d.templates} template(s), {d.photos} photo(s), the crops of {d.sightings} "
         f"sighting(s) and {d.quiet_faces} quiet face(s); new key {report.new_key_id} in "
-        f"{registry.key_file}. Back it up now, then enrol the faces again.",
+        f"{key_file}. Back it up now, then enrol the faces again.",
         markup=False,
         highlight=False,
     )
@@ -286,132 +259,86 @@ def people_add(
             "refusing to store face data without consent: give --consent-by WHO "
             "(and --consent-method paper|digital)"
         )
-    with _registry(data_dir) as (registry, settings):
+    with _app(data_dir) as (app, services):
         # Writing beside a damaged templates page would only bury the damage deeper: say so
         # now (one table's quick check, a fraction of a second even for a large village).
-        if damage := registry.database.damage("face_templates"):
-            fail(f"{damaged_message(registry.database.url)} ({damage[0]})")
-        service = registry.service
-        village_id = (
-            service.village_id_by_name(village) if village else service.default_village_id()
-        )
-        templates = _enrol_photos(photos, settings) if photos else []
-        _check_faces(photos, templates, service, settings, allow_same_face=allow_same_face)
-        consent = (
-            ConsentInput(
-                collected_by=consent_by,
-                collected_at=datetime.now(UTC),
-                method=consent_method,
-                guardian_name=guardian,
-            )
-            if consent_by
-            else None
-        )
-        person_id = service.add_person(
-            NewPerson(
+        if damage := app.registry.database.damage("face_templates"):
+            fail(f"{damaged_message(app.registry.database.url)} ({damage[0]})")
+        # The same enrolment the web and API use: faces.* decides the model, the same-face
+        # rule is checked on the live gallery.
+        person_id = services.enrol_person(
+            NewPersonRequest(
                 name=name,
-                village_id=village_id,
                 category=category,
+                consent_by=consent_by,
+                consent_method=consent_method,
                 id_number=id_number,
                 id_document=id_type,
                 phone=phone,
                 is_minor=minor,
+                guardian=guardian,
                 non_face_note=non_face,
+                allow_same_face=allow_same_face,
+                village=village,
             ),
-            consent=consent,
-            templates=templates,
+            [_read_photo(path) for path in photos],
+            photo_names=[str(path) for path in photos],
         )
     print(person_id)
 
 
-def _enrol_photos(photos: list[Path], settings: Settings) -> list[TemplateInput]:
-    """One template per photo; every bad photo is reported and nothing is stored."""
-    from cunan.registry.importer import enrolment_face_of_file
-
-    engine = build_face_engine(settings)
-    templates: list[TemplateInput] = []
-    problems: list[str] = []
-    for path in photos:
-        try:
-            # The roster import's decoding (reduced, memory bounded): the same photo gives
-            # the same template by either route.
-            face = enrolment_face_of_file(
-                path, engine, engine, source=str(path), max_pixels=settings.faces.max_image_pixels
-            )
-            data = path.read_bytes()
-        except (ImageLoadError, EnrolmentPhotoError, OSError) as exc:
-            problems.append(str(exc))
-            continue
-        assert face.embedding is not None and face.model_id is not None  # enrolment embeds
-        q = face.quality
-        templates.append(
-            TemplateInput(
-                vector=face.embedding,
-                model_id=face.model_id,
-                source=TemplateSource.ENROLMENT_PHOTO,
-                quality=TemplateQuality(
-                    face_width_px=q.face_width_px,
-                    sharpness=q.sharpness,
-                    frontalness=q.frontalness,
-                    brightness=q.brightness,
-                    detector_score=face.face.score,
-                ),
-                photo=PhotoInput(
-                    data=data,
-                    media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
-                ),
-            )
-        )
-    if problems:
-        for problem in problems:
-            err_console.print(f"error: {problem}", markup=False, highlight=False, soft_wrap=True)
-        fail(f"{len(problems)} photo(s) unusable; nothing was stored")
-    return templates
-
-
-def _check_faces(
-    photos: list[Path],
-    templates: list[TemplateInput],
-    service: RegistryService,
-    settings: Settings,
-    *,
-    allow_same_face: bool,
-) -> None:
-    """The enrolment face consistency rule (docs/registry.md), as the roster import applies it."""
-    if not templates:
-        return
-    vectors = [t.vector for t in templates]
-    why = different_people_problem(
-        [p.name for p in photos], vectors, settings.faces.match_threshold
-    )
-    if why is None and not allow_same_face:
-        known = KnownFaces.load(service, templates[0].model_id, int(vectors[0].shape[0]))
-        why = same_face_problem(known.nearest(vectors), SAME_FACE_DISTANCE)
-    if why is not None:
-        fail(f"{why}; nothing was stored")
+def _read_photo(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"{path}: cannot read the photo ({exc.strerror or exc})")
 
 
 @people_app.command("list")
 def people_list(
     data_dir: DataDirOption = None,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
+    name: Annotated[str | None, typer.Option(help="Part of the name.")] = None,
+    id_tail: Annotated[
+        str | None, typer.Option("--id-tail", help="Last 1-6 characters of the ID number.")
+    ] = None,
+    house: Annotated[int | None, typer.Option(help="Living in this house (id) today.")] = None,
+    room: Annotated[int | None, typer.Option(help="Living in this room (id) today.")] = None,
+    category: Annotated[PersonCategory | None, typer.Option(help="Category.")] = None,
+    status: Annotated[PersonStatus | None, typer.Option(help="Status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows (max 200).")] = 200,
     offset: Annotated[int, typer.Option(help="Skip this many rows.")] = 0,
 ) -> None:
-    """List people (ID numbers masked)."""
-    with _registry(data_dir) as (registry, _):
-        people = registry.service.list_people(limit=limit, offset=offset)
-    table = Table(title=f"{len(people)} people")
-    for col in ("id", "name", "ID number", "category", "status", "templates", "consent"):
+    """List people with their room, address and landlord today (ID numbers masked)."""
+    with _app(data_dir) as (_, services):
+        listing = services.list_people(
+            PeopleFilter(
+                name=name,
+                id_tail=id_tail,
+                house_id=house,
+                room_id=room,
+                category=category,
+                status=status,
+            ),
+            page(offset, limit),
+        )
+    shown = len(listing.items)
+    title = f"{listing.total} people" + (f" ({shown} shown)" if shown < listing.total else "")
+    table = Table(title=title)
+    table.add_column("id")
+    table.add_column("name")
+    # Whole, even on a narrow terminal: people are told apart by it.
+    table.add_column("ID number", no_wrap=True)
+    for col in ("category", "status", "lives at", "landlord"):
         table.add_column(col)
-    for p in people:
+    for p in listing.items:
         table.add_row(
             str(p.id),
             p.name,
             p.id_number_masked,
-            p.category.value,
-            p.status.value,
-            str(p.template_count),
-            "yes" if p.has_valid_consent else ("non-face" if p.non_face_alternative else "no"),
+            p.category,
+            p.status,
+            f"{p.address} {p.room}" if p.address else "",
+            p.landlord or "",
         )
     console.print(table)
 
@@ -422,23 +349,21 @@ def people_show(
     data_dir: DataDirOption = None,
 ) -> None:
     """Show one person with consents and tenancies (ID number masked)."""
-    with _registry(data_dir) as (registry, _):
-        service = registry.service
-        p = service.get_person(person_id)
-        consents = service.consents_of(person_id)
-        tenancies = service.tenancies_of(person_id)
+    with _app(data_dir) as (_, services):
+        p = services.get_person(person_id)
+        consents = services.consents_of(person_id)
     lines = [
         f"id: {p.id}",
         f"name: {p.name}",
         f"ID number: {p.id_number_masked}",
         f"phone: {p.phone or ''}",
-        f"category: {p.category.value}",
-        f"status: {p.status.value}",
+        f"category: {p.category}",
+        f"status: {p.status}",
         f"minor: {'yes' if p.is_minor else 'no'}",
         f"face templates: {p.template_count}",
     ]
-    if p.non_face_alternative:
-        lines.append(f"non-face alternative: {p.non_face_note or 'yes'}")
+    if p.non_face_note:
+        lines.append(f"non-face alternative: {p.non_face_note}")
     for c in consents:
         state = f"withdrawn {c.withdrawn_at:%Y-%m-%d}" if c.withdrawn_at else "valid"
         guardian = f", guardian {c.guardian_name}" if c.guardian_name else ""
@@ -446,9 +371,12 @@ def people_show(
             f"consent {c.id}: {c.method.value} by {c.collected_by} on "
             f"{c.collected_at:%Y-%m-%d}{guardian} ({state})"
         )
-    for t in tenancies:
+    for t in p.tenancies:
         end = t.move_out.isoformat() if t.move_out else "now"
-        lines.append(f"tenancy {t.id}: room {t.room_id} from {t.move_in.isoformat()} to {end}")
+        lines.append(
+            f"tenancy {t.id}: {t.address} room {t.room} (room id {t.room_id}) "
+            f"from {t.move_in.isoformat()} to {end}"
+        )
     for line in lines:
         console.print(line, markup=False, highlight=False)
 
@@ -463,8 +391,8 @@ def people_remove(
     if not yes:
         typer.confirm(f"Delete person {person_id} and all their data?", abort=True)
     # Deleting needs no key: a person can be removed after the key file was lost.
-    with _registry(data_dir, key_required=False) as (registry, _):
-        removed = registry.service.remove_person(person_id)
+    with _app(data_dir, key_required=False) as (_, services):
+        removed = services.remove_person(person_id)
     console.print(
         f"removed person {person_id} ({len(removed)} template(s))", markup=False, highlight=False
     )
@@ -480,10 +408,8 @@ def people_withdraw_consent(
     data_dir: DataDirOption = None,
 ) -> None:
     """Withdraw consent: deletes the person's templates and photos, records the alternative."""
-    with _registry(data_dir, key_required=False) as (registry, _):
-        removed = registry.service.withdraw_consent(
-            person_id, recorded_by=recorded_by, alternative_note=alternative
-        )
+    with _app(data_dir, key_required=False) as (_, services):
+        removed = services.withdraw_consent(person_id, alternative, recorded_by=recorded_by)
     console.print(
         f"consent withdrawn; deleted {len(removed)} template(s) of person {person_id}",
         markup=False,
@@ -511,8 +437,8 @@ def registry_export(
         check_output_file(file)
     except OutputPathError as exc:
         fail(str(exc))
-    with _registry(data_dir) as (registry, _):
-        count = write_export(registry.service, file, encoding=encoding)
+    with _app(data_dir) as (_, services):
+        count = services.export_people(file, encoding=encoding)
     console.print(f"wrote {count} people to {file}", markup=False, highlight=False)
 
 
@@ -550,12 +476,7 @@ def registry_import(
     Every problem is listed as row, column, reason; a failed row stores nothing, and rows
     already registered (same ID number, else same name, house and room) are left unchanged.
     """
-    from cunan.registry.importer import (
-        ImportOptions,
-        RowStatus,
-        import_roster,
-        write_problem_report,
-    )
+    from cunan.registry.importer import RowStatus, write_problem_report
     from cunan.registry.roster import RosterFileError
 
     if not photos.is_dir():
@@ -566,25 +487,20 @@ def registry_import(
             check_output_file(report, suffixes=(".csv",))
         except OutputPathError as exc:
             fail(str(exc))
-    with _registry(data_dir) as (registry, settings):
-        faces = settings.faces
-        options = ImportOptions(
-            photos_dir=photos,
+    with _app(data_dir) as (app, services):
+        options = app.import_options(
+            photos,
             dry_run=dry_run,
             create_places=create_places,
             village=village,
             workers=workers if workers is not None else (os.cpu_count() or 1),
             reported_by=f"roster import {file.name}",
-            engine=EngineConfig.from_settings(faces),
-            max_image_pixels=faces.max_image_pixels,
-            guardian_under_age=settings.registry.guardian_consent_under_age,
-            person_max_distance=settings.faces.match_threshold,
             allow_same_face=allow_same_face,
         )
         with _import_progress() as (advance, set_total):
             try:
-                result = import_roster(
-                    file, registry.service, options, progress=advance, on_total=set_total
+                result = services.import_roster_file(
+                    file, options, progress=advance, on_total=set_total
                 )
             except RosterFileError as exc:
                 fail(str(exc))
@@ -677,85 +593,40 @@ def identify_command(
 ) -> None:
     """Each face in the image: registered person or unknown, with distances and reasons."""
     import json
+    from dataclasses import asdict
 
-    from cunan.matching.live import LiveGallery
-
-    with _registry(data_dir) as (registry, settings):
-        engine = build_face_engine(settings)
-        picture = load_image(image, max_pixels=settings.faces.max_image_pixels)
-        faces = engine.analyze(picture, embed=True)
-        gallery = LiveGallery.load(
-            registry.service,
-            model_id=engine.model_id,
-            dim=engine.embedder.dim,
-            config=settings.matching.open_set_config(),
-            index_kind=settings.matching.index,
-            ann_threshold=settings.matching.ann_threshold,
-        )
+    data = _read_photo(image)
+    with _app(data_dir) as (app, services):
+        # The live gallery of the installation (built once, kept current), never a fresh
+        # decryption of every template per question.
+        faces = services.identify(data, top=top)
         if not faces:
             fail(f"{image}: no face found")
-        vectors = np.vstack([f.embedding for f in faces if f.embedding is not None])
-        results = gallery.identify(vectors, qualities=[f.quality for f in faces], top=top)
-        if registry.service.unreadable_skipped:
+        skipped = app.registry.service.unreadable_skipped
+        if skipped:
             err_console.print(
-                f"warning: {len(registry.service.unreadable_skipped)} template(s) cannot be "
-                "read and were left out of the search; see 'cunan keys check'",
+                f"warning: {len(skipped)} template(s) cannot be read and were left out of "
+                "the search; see 'cunan keys check'",
                 markup=False,
                 highlight=False,
             )
-        names = {
-            c.person_id: registry.service.get_person(c.person_id).name
-            for r in results
-            for c in r.candidates
-        }
-        # A 1:N search is audited like any other look-up of people (ids and counts only).
-        registry.service.record_audit(
-            AuditAction.SEARCH,
-            details={
-                "faces": len(results),
-                "known": sum(1 for r in results if r.person_id is not None),
-                "matched_person_ids": sorted(
-                    {r.person_id for r in results if r.person_id is not None}
-                ),
-                "candidate_person_ids": sorted(names),
-            },
-        )
-    for number, (face, result) in enumerate(zip(faces, results, strict=True), 1):
-        decision = result.decision
-        who = result.person_id
-        record = {
-            "face": number,
-            "box": [round(v, 1) for v in face.face.box.as_list()],
-            "decision": decision.decision,
-            "person_id": who,
-            "person_name": names.get(who) if who is not None else None,
-            "distance": round(decision.distance, 4) if np.isfinite(decision.distance) else None,
-            "score": round(decision.score, 4) if np.isfinite(decision.score) else None,
-            "candidates": [
-                {
-                    "person_id": c.person_id,
-                    "name": names[c.person_id],
-                    "distance": round(c.distance, 4),
-                }
-                for c in result.candidates
-            ],
-            "reasons": list(decision.reasons),
-        }
+    for face in faces:
+        record = asdict(face)
         if as_json:
             print(json.dumps(record, ensure_ascii=False))
             continue
-        verdict = f"person {who} ({names.get(who)})" if who is not None else "unknown"
+        who = face.person_id
+        verdict = f"person {who} ({face.person_name})" if who is not None else "unknown"
         console.print(
-            f"face {number} at {','.join(f'{v:.0f}' for v in face.face.box.as_list())}: {verdict}",
+            f"face {face.face} at {','.join(f'{v:.0f}' for v in face.box)}: {verdict}",
             markup=False,
             highlight=False,
         )
-        for c in result.candidates:
+        for c in face.candidates:
             console.print(
-                f"  candidate person {c.person_id} ({names[c.person_id]}): "
-                f"distance {c.distance:.3f}",
+                f"  candidate person {c.person_id} ({c.name}): distance {c.distance:.3f}",
                 markup=False,
                 highlight=False,
             )
-        for reason in decision.reasons:
+        for reason in face.reasons:
             console.print(f"  {reason}", markup=False, highlight=False)

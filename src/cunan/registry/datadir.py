@@ -12,7 +12,7 @@ import platformdirs
 from cunan.audit.log import AuditLog, cli_actor
 from cunan.config import Settings
 from cunan.pipeline.store import CameraStore
-from cunan.registry.accounts import AccountService, check_password_strength
+from cunan.registry.accounts import check_password_strength
 from cunan.registry.errors import AlreadyInitialisedError, NotInitialisedError
 from cunan.registry.keybinding import bind_key_ring, forget_unused_keys
 from cunan.registry.records import TemplateListener
@@ -21,7 +21,6 @@ from cunan.security.cipher import FieldCipher, UnavailableCipher
 from cunan.security.files import others_can_access
 from cunan.security.keys import KeyFilePermissionError, KeyRing
 from cunan.storage.database import SQLITE_FILENAME, Database, sqlite_url
-from cunan.storage.enums import UserRole
 from cunan.storage.migrate import upgrade
 
 logger = logging.getLogger(__name__)
@@ -59,7 +58,6 @@ class Registry:
     key_file: Path
     database: Database
     service: RegistryService
-    accounts: AccountService
     #: The audit log the services record into (None only for tools that do not audit).
     audit: AuditLog | None = None
 
@@ -156,7 +154,6 @@ def open_registry(
         key_file=key_file,
         database=database,
         service=service,
-        accounts=AccountService(database, audit=audit, actor=who),
         audit=audit,
     )
 
@@ -188,7 +185,10 @@ def initialise(
     try:
         upgrade(database)
         audit = AuditLog(database)
-        accounts = AccountService(database, audit=audit, actor=cli_actor())
+        from cunan.auth.service import AuthService
+
+        # Accounts are the authentication service's (one owner of creating users).
+        accounts = AuthService(database, audit, settings.web)
         if accounts.count_users():
             raise AlreadyInitialisedError(
                 f"database {database.url} already has users; refusing to initialise it again "
@@ -208,8 +208,8 @@ def initialise(
         )
         village_id = service.add_village(village_name)
         if admin_username is not None and admin_password is not None:
-            accounts.create_user(
-                admin_username, admin_password, UserRole.ADMIN, village_id=village_id
+            accounts.setup_admin(
+                admin_username, admin_password, village_id=village_id, actor=cli_actor()
             )
     except BaseException:
         if created_key:
@@ -222,6 +222,5 @@ def initialise(
         key_file=key_file,
         database=database,
         service=service,
-        accounts=accounts,
         audit=audit,
     )

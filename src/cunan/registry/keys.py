@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cunan.audit.log import AuditAction, AuditLog, system_actor
 from cunan.cases.service import quiet_face_context
+from cunan.errors import Conflict
 from cunan.notify.channels import channel_context
 from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
 from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
@@ -47,6 +48,11 @@ class RotationReport:
 class ResetReport:
     new_key_id: str
     discarded: DiscardedFaceData
+
+
+class KeyFileExistsError(KeyFileError, Conflict):
+    """``keys reset`` with a key file in place: a conflict with what is there, not a key
+    that is unavailable."""
 
 
 class RotationNotDurableError(KeyFileError):
@@ -284,7 +290,7 @@ def reset_keys(
     foreign one must be moved away on purpose first.
     """
     if key_file.exists():
-        raise KeyFileError(
+        raise KeyFileExistsError(
             f"{key_file}: a key file exists; 'cunan keys reset' is only for a lost key. If it "
             "is this database's key, use 'cunan keys rotate'; if it is not, move it away "
             "first (keep it: it may belong to another data dir)"

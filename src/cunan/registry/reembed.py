@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from cunan.audit.log import AuditAction
-from cunan.cliutil import DataDirOption, opened_registry
+from cunan.cliutil import DataDirOption, opened_app
 from cunan.faces.engine import EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import ImageLoadError
 from cunan.registry.enrolment import template_from_photo
@@ -133,21 +133,13 @@ def reembed_command(
     (registry.keep_enrolment_photos off) are listed, to be photographed again. Safe to
     stop and run again: it goes on where it stopped.
     """
-    from cunan.registry.cli import build_face_engine
 
-    with opened_registry(data_dir) as (registry, settings):
-        engine = build_face_engine(settings)
+    def show(n: int, total: int) -> None:
+        if not as_json and (n == total or n % 20 == 0):
+            console.print(f"{n}/{total} 张照片 photos", markup=False, highlight=False)
 
-        def show(n: int, total: int) -> None:
-            if not as_json and (n == total or n % 20 == 0):
-                console.print(f"{n}/{total} 张照片 photos", markup=False, highlight=False)
-
-        report = reembed(
-            registry.service,
-            engine,
-            max_pixels=settings.faces.max_image_pixels,
-            progress=show,
-        )
+    with opened_app(data_dir) as (_, services):
+        report = services.reembed_photos(progress=show)
     if as_json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:
