@@ -263,6 +263,8 @@ class CunanApp:
             guardian_under_age=self.settings.registry.guardian_consent_under_age,
             person_max_distance=faces.match_threshold,
             allow_same_face=allow_same_face,
+            # The same-face rule on the live gallery, not every template decrypted again.
+            gallery=self.gallery,
         )
 
     def _announce_import(self, job: ImportJob) -> None:

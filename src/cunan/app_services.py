@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
+from cunan.audit.log import AuditAction
 from cunan.authz import Permission, Principal, hidden, landlord_scope, require
 from cunan.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from cunan.registry.identity import IdDocument
@@ -199,6 +201,30 @@ class FaceIdentification:
     score: float | None
     candidates: list[CandidateView]
     reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceComparison:
+    """A 1:1 comparison of the largest faces of two uploaded images (``faces compare``)."""
+
+    #: ``same_person`` or ``different_people``.
+    decision: str
+    same_person: bool
+    distance: float
+    threshold: float
+    model_id: str
+    #: The reference population of the operating point (``faces.population``), or None.
+    population: str | None
+    population_distance: float | None
+    population_threshold: float | None
+    #: Share of different-person pairs of the population this alike (when "same person").
+    false_match_rate: float | None
+    #: Share of same-person pairs of the population this different (when "different").
+    false_non_match_rate: float | None
+    #: How sure, in one sentence, Chinese first (empty without a population).
+    certainty: str
+    #: Faces found in each image (the largest of each is compared).
+    faces_found: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,15 +491,9 @@ class AppServices:
         """The same-face rule (docs/registry.md), on the live gallery (no decryption)."""
         from cunan.registry.consistency import SAME_FACE_DISTANCE, same_face_problem
 
-        gallery = self.app.gallery
-        if len(gallery) == 0:
-            return
-        results = gallery.identify(np.vstack([t.vector for t in templates]), top=1)
-        nearest = min(
-            ((c.person_id, c.distance) for r in results for c in r.candidates),
-            key=lambda pair: pair[1],
-            default=None,
-        )
+        # The nearest template itself (not a person's aggregated distance): one identical
+        # template is the same face however far the person's other photos are.
+        nearest = self.app.gallery.nearest_template(np.vstack([t.vector for t in templates]))
         if nearest is None:
             return
         problem = same_face_problem((f"person {nearest[0]}", nearest[1]), SAME_FACE_DISTANCE)
@@ -546,6 +566,64 @@ class AppServices:
                 )
             )
         return out
+
+    def compare_faces(self, image_a: bytes, image_b: bytes) -> FaceComparison:
+        """Are the largest faces of two uploaded images the same person? The comparison
+        ``cunan faces compare`` makes (faces.match_threshold and the population-aware
+        operating point of docs/calibration.md); permitted and audited like identify, with
+        the decision only (no names, no vectors)."""
+        require(self.principal, Permission.IDENTIFY)
+        from cunan.faces.imageio import ImageLoadError, decode_image
+        from cunan.faces.verify import compare_vectors
+        from cunan.matching.adaptive import population_prior_for
+
+        settings = self.app.settings
+        engine = self.app.face_engine
+        largest: list[NDArray[np.float32]] = []
+        found: list[int] = []
+        for name, data in (("image_a", image_a), ("image_b", image_b)):
+            try:
+                picture = decode_image(
+                    data, source=name, max_pixels=settings.faces.max_image_pixels
+                )
+            except ImageLoadError as exc:
+                raise InvalidInput(str(exc)) from None
+            faces = [f for f in engine.analyze(picture, embed=True) if f.embedding is not None]
+            if not faces:
+                raise InvalidInput(f"{name}: 未找到人脸 (no face found)")
+            main = max(faces, key=lambda f: f.face.box.width * f.face.box.height)
+            assert main.embedding is not None
+            largest.append(np.asarray(main.embedding, dtype=np.float32))
+            found.append(len(faces))
+        prior = population_prior_for(
+            settings.faces.population, engine.model_id, int(largest[0].shape[-1])
+        )
+        result = compare_vectors(
+            largest[0], largest[1], prior=prior, threshold=settings.faces.match_threshold
+        )
+        self.app.audit.record(
+            AuditAction.FACE_COMPARE,
+            actor=self.principal.actor,
+            details={"faces": found, "same_person": result.same_person},
+        )
+        return FaceComparison(
+            decision="same_person" if result.same_person else "different_people",
+            same_person=result.same_person,
+            distance=round(result.distance, 4),
+            threshold=result.threshold,
+            model_id=engine.model_id,
+            population=result.population,
+            population_distance=None
+            if result.population_distance is None
+            else round(result.population_distance, 4),
+            population_threshold=None
+            if result.population_threshold is None
+            else round(result.population_threshold, 4),
+            false_match_rate=result.false_match_rate,
+            false_non_match_rate=result.false_non_match_rate,
+            certainty=result.certainty(),
+            faces_found=found,
+        )
 
     # -- places ---------------------------------------------------------------------------------
 
@@ -989,14 +1067,30 @@ class AppServices:
     # -- cameras --------------------------------------------------------------------------------
 
     def _check_camera_url(self, url: str) -> None:
-        """Network cameras for everyone who manages cameras; a local file or device only for
-        administrators (reading the server's own files is not a staff member's right)."""
+        """Network cameras on the LAN for everyone who manages cameras; local files, devices
+        and the server's own addresses only for administrators (cunan.capture.policy)."""
+        from cunan.capture.policy import CameraUrlRefusedError, check_camera_url
+
+        try:
+            check_camera_url(url, local_allowed=self.principal.may(Permission.MANAGE_SETTINGS))
+        except CameraUrlRefusedError as exc:
+            raise Forbidden(str(exc)) from None
+
+    def _check_before_connecting(self, url: str) -> None:
+        """A camera named by host name is checked again before a non-administrator makes the
+        server connect to it: the name may resolve elsewhere now (DNS rebinding). An address
+        given as an IP was checked when the camera was added (or an administrator added it)."""
         from urllib.parse import urlsplit
 
-        scheme = urlsplit(url.strip()).scheme.lower()
-        if scheme in {"rtsp", "rtsps", "rtmp", "http", "https"}:
-            return
-        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.capture.policy import NETWORK_SCHEMES, is_ip_literal
+
+        parts = urlsplit(url.strip())
+        try:
+            host = parts.hostname
+        except ValueError:
+            host = None
+        if parts.scheme.lower() in NETWORK_SCHEMES and host and not is_ip_literal(host):
+            self._check_camera_url(url)
 
     def add_camera(self, request: CameraRequest) -> CameraRecord:
         require(self.principal, Permission.MANAGE_CAMERAS)
@@ -1103,9 +1197,10 @@ class AppServices:
         those who manage cameras: it makes the server connect to the camera's address."""
         require(self.principal, Permission.MANAGE_CAMERAS)
         from cunan.capture.snapshot import snapshot
-        from cunan.capture.sources import SourceConfig, SourceError
+        from cunan.capture.sources import SourceConfig, SourceError, scrub
 
         camera = self.app.cameras.get(camera_id)
+        self._check_before_connecting(camera.stream_url)
         s = camera.settings
         try:
             return snapshot(
@@ -1118,7 +1213,8 @@ class AppServices:
                 )
             )
         except SourceError as exc:
-            raise Unavailable(f"camera {camera_id}: {exc}") from None
+            # describe_error scrubs already; once more here with this camera's own URL.
+            raise Unavailable(f"camera {camera_id}: {scrub(str(exc), camera.stream_url)}") from None
 
     def sighting_crop(self, sighting_id: int) -> bytes:
         require(self.principal, Permission.READ_SIGHTINGS)

@@ -220,6 +220,11 @@ class WebSettings(BaseModel):
     #: Mark cookies ``Secure`` even when the request came over plain HTTP (set it when a
     #: TLS-terminating proxy sits in front). Over HTTPS they are always Secure.
     force_secure_cookies: bool = False
+    #: Addresses (or networks, e.g. ``10.0.0.0/24``) of reverse proxies whose
+    #: ``X-Forwarded-Proto`` and ``X-Forwarded-For`` are believed: a request from one of them
+    #: saying ``https`` counts as HTTPS (Secure cookies) and its client address is the one
+    #: the proxy names (login throttling). Empty: nobody's, not even this PC's.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):

@@ -16,11 +16,13 @@ store their open tracks and exit, leases are released, and the exit code is 0.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -75,6 +77,17 @@ def serve_command(
     cameras: Annotated[
         bool, typer.Option(help="Run the cameras of this installation here.")
     ] = True,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--ssl-certfile",
+            help="Serve HTTPS with this certificate (PEM, the chain after it); with --ssl-keyfile.",
+        ),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None,
+        typer.Option("--ssl-keyfile", help="The certificate's private key (PEM)."),
+    ] = None,
 ) -> None:
     """Run the village installation: web API, cameras, case grouping and the daily duties.
 
@@ -83,6 +96,8 @@ def serve_command(
     from cunan.api.app import create_api
     from cunan.app import BackgroundOptions, CunanApp
 
+    with user_errors(ValueError):
+        tls = _check_tls(ssl_certfile, ssl_keyfile)
     with user_errors(*OPEN_ERRORS):
         settings = load_settings()
         target = resolve_data_dir(data_dir, settings)
@@ -119,7 +134,15 @@ def serve_command(
             loop="asyncio",
             http="h11",
             timeout_graceful_shutdown=10,
+            # X-Forwarded-* are believed only from web.trusted_proxies (cunan.api.app);
+            # uvicorn's own default would believe any process on this PC.
+            proxy_headers=False,
+            ssl_certfile=str(ssl_certfile) if tls else None,
+            ssl_keyfile=str(ssl_keyfile) if tls else None,
         )
+        scheme = "https" if tls else "http"
+        if not tls and not _is_loopback(bind_host):
+            typer.echo(PLAIN_HTTP_WARNING.format(host=bind_host), err=True)
         server = _Server(config, stopping=api.state.stopping)
         core.start(BackgroundOptions(cameras=cameras, lease_s=lease_s, max_cameras=max_cameras))
 
@@ -128,11 +151,11 @@ def serve_command(
             if server.should_exit:
                 return
             address = server.address()
-            typer.echo(f"CunAn 村安 正在运行 (serving) http://{address}/  (API: /api/v1)")
+            typer.echo(f"CunAn 村安 正在运行 (serving) {scheme}://{address}/  (API: /api/v1)")
             if setup_token is not None:
                 typer.echo(
                     f"首次使用，请打开设置链接创建管理员 (first run, set up the administrator): "
-                    f"http://{address}/setup?token={setup_token}"
+                    f"{scheme}://{address}/setup?token={setup_token}"
                 )
 
         def watchdog() -> None:
@@ -159,6 +182,43 @@ def serve_command(
         logger.info("serve: stopped")
     if failed:
         raise typer.Exit(1)
+
+
+#: Printed at start when passwords would cross the network in clear.
+PLAIN_HTTP_WARNING = (
+    "警告: 未加密的 HTTP，密码会以明文经过局域网 (warning: plain HTTP on {host}: passwords "
+    "cross the LAN in clear; use --ssl-certfile/--ssl-keyfile or a TLS reverse proxy, see "
+    "docs/web.md)"
+)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_tls(certfile: Path | None, keyfile: Path | None) -> bool:
+    """Whether to serve HTTPS; refuses half a configuration or files that do not load, now
+    rather than as a traceback once the server starts."""
+    if certfile is None and keyfile is None:
+        return False
+    if certfile is None or keyfile is None:
+        raise ValueError("--ssl-certfile and --ssl-keyfile go together (give both)")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except FileNotFoundError as exc:
+        raise ValueError(f"TLS file not found: {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(
+            f"cannot load the TLS certificate {certfile.name} with key {keyfile.name} "
+            f"({getattr(exc, 'reason', None) or exc.strerror or type(exc).__name__})"
+        ) from None
+    return True
 
 
 class _Server(uvicorn.Server):

@@ -83,6 +83,20 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
         None,
         {"admin": 404, "staff": 404, "auditor": 403, "landlord_a": 403},
     ),
+    # Permitted like identify (staff and admins): the others are refused before the uploads
+    # are read; without the two images the permitted get 422.
+    (
+        "POST",
+        "/api/v1/faces/compare",
+        None,
+        {"admin": 422, "staff": 422, "auditor": 403, "landlord_a": 403},
+    ),
+    (
+        "POST",
+        "/api/v1/identify",
+        None,
+        {"admin": 422, "staff": 422, "auditor": 403, "landlord_a": 403},
+    ),
 ]
 
 

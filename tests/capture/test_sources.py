@@ -21,7 +21,7 @@ from cunan.capture import (
     resolve_source,
 )
 from cunan.capture.health import HealthTracker
-from cunan.capture.sources import open_source
+from cunan.capture.sources import open_source, scrub
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,28 @@ from cunan.capture.sources import open_source
             "http://h/cgi?loginuse=***&loginpas=***;passwd=***&pass=***",
         ),
         ("http://h/v.mjpg?resolution=640&passage=1", "http://h/v.mjpg?resolution=640&passage=1"),
+        # A '/', '?' or '#' in an unencoded password: cut at the URL's last '@'.
+        ("rtsp://admin:pa/ss@10.0.0.5/s", "rtsp://***@10.0.0.5/s"),
+        ("rtsp://admin:a?b#c@10.0.0.5/s x", "rtsp://***@10.0.0.5/s x"),
+        # Credentials in the path (XMEye/Dahua style) and without a scheme.
+        (
+            "rtsp://10.0.0.1:554/user=admin_password=tlJwpbo6_channel=1_stream=0.sdp",
+            "rtsp://10.0.0.1:554/user=***",
+        ),
+        ("video file not found: admin:s3cret@10.0.0.5/s", "video file not found: ***@10.0.0.5/s"),
+        ("http://h/live?access_token=abc&key=k", "http://h/live?access_token=***&key=***"),
     ],
 )
 def test_redact_url(text: str, expected: str) -> None:
     assert redact_url(text) == expected
+
+
+def test_scrub_removes_a_urls_secrets_in_any_form() -> None:
+    url = "rtsp://admin:p@ss/word@cam/s?pwd=Other%2F1"
+    message = "refused: p@ss/word, p%40ss%2Fword, Other/1 and Other%2F1 at cam"
+    assert scrub(message, url) == "refused: ***, ***, *** and *** at cam"
+    # Short secrets are left to redact_url: blanking them everywhere would eat digits.
+    assert scrub("timed out after 10 s", "rtsp://a:10@cam/") == "timed out after 10 s"
 
 
 def test_rtsp_options_carry_transport_and_socket_timeout() -> None:
@@ -75,7 +93,11 @@ def test_http_options_have_open_and_read_timeouts() -> None:
         SourceConfig("https://cam/video.mjpg", open_timeout_s=3, read_timeout_s=4)
     )
     assert spec.kind is SourceKind.HTTP
-    assert spec.options == {"rw_timeout": "4000000", "timeout": "3000000"}
+    assert spec.options == {
+        "rw_timeout": "4000000",
+        "timeout": "3000000",
+        "protocol_whitelist": "http,https,tcp,tls,crypto",
+    }
 
 
 def test_files_are_not_live_and_keep_realtime_and_loop() -> None:

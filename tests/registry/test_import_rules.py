@@ -17,6 +17,7 @@ from cunan.registry.records import NewPerson
 from cunan.registry.service import RegistryService
 from cunan.security.keys import KeyRing
 from cunan.storage.database import Database
+from tests.conftest import require_data
 from tests.registry.tables import row_counts
 
 HOUSE = "桃源村1号"
@@ -241,10 +242,27 @@ def test_concurrent_imports_with_and_without_id_numbers(
     database: Database,
     db_url: str,
     keyring: KeyRing,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    from cunan.registry import importer
     from cunan.security.cipher import FieldCipher
+
+    # Both runs read the registry before either writes anything: each one's snapshot is
+    # missing every person the other adds, every time (left to the thread scheduler, one
+    # run often finished before the other started, and the test passed without the fix).
+    # The real load runs; the barrier only holds each run after it.
+    both_loaded = threading.Barrier(2, timeout=120)
+    load = importer.VillageDirectory.load
+
+    def load_then_wait(service: RegistryService, village_id: int) -> object:
+        directory = load(service, village_id)
+        both_loaded.wait()
+        return directory
+
+    monkeypatch.setattr(importer.VillageDirectory, "load", load_then_wait)
 
     lines = ["姓名,身份证号,类别,门牌地址,房间,入住日期,非人脸核验"]
     for n in range(1, 31):
@@ -327,3 +345,123 @@ def test_dry_run_refuses_overlong_fields_bad_ids_and_implausible_consent_dates(
         ]
         assert report.problems[0].reason == "过长 (too long): 5000 characters, at most 200"
     assert row_counts(database)["people"] == 0
+
+
+def _face(name: str) -> bytes:
+    return require_data(f"face_recognition_examples/examples/{name}").read_bytes()
+
+
+def test_a_photo_swapped_for_a_link_after_the_check_is_not_followed(
+    service: RegistryService, village: int, tmp_path: Path, database: Database
+) -> None:
+    """The folder check and the worker's read are apart in time: a photo replaced by a link
+    to an outside picture in between is refused, not decoded (the worker opens the name
+    inside the folder itself, without following links out)."""
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "face.jpg").write_bytes(_face("obama.jpg"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "face.jpg").write_bytes(_face("biden.jpg"))
+
+    def swap(_: int) -> None:
+        # Called for row 3 (refused as a duplicate of row 2) after row 2's photo passed
+        # the folder check and before any worker opened it.
+        if (photos / "face.jpg").is_symlink():
+            return
+        (photos / "face.jpg").unlink()
+        (photos / "face.jpg").symlink_to(outside / "face.jpg")
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "姓名,类别,照片,同意采集人,同意日期,非人脸核验\n"
+        "甲,访客,face.jpg,网格员 王,2024-03-01,\n"
+        "甲,访客,,,,身份证核验\n",
+        encoding="utf-8",
+    )
+    before = row_counts(database)
+    report = import_roster(
+        roster, service, ImportOptions(photos_dir=photos, workers=1), progress=swap
+    )
+    assert (photos / "face.jpg").is_symlink()  # the swap happened in between
+    assert [o.status for o in report.outcomes] == [RowStatus.FAILED, RowStatus.FAILED]
+    assert reasons(report)[2] == [f"face.jpg: {OUTSIDE}"]
+    assert row_counts(database) == before
+
+
+def test_a_kept_photo_is_the_photo_that_was_checked(
+    service: RegistryService, village: int, tmp_path: Path
+) -> None:
+    """A photo rewritten between its face check and the write is not stored: the row fails
+    and says so (the kept bytes must be the bytes whose face was checked)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(_face("obama.jpg"))
+    (photos / "b.jpg").write_bytes(_face("biden.jpg"))
+
+    def rewrite(_: int) -> None:
+        # Row 2 was written; row 3's photo was checked with the rest of the chunk.
+        (photos / "b.jpg").write_bytes(_face("obama2.jpg"))
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "姓名,类别,照片,同意采集人,同意日期\n"
+        "甲,访客,a.jpg,网格员 王,2024-03-01\n"
+        "乙,访客,b.jpg,网格员 王,2024-03-01\n",
+        encoding="utf-8",
+    )
+    assert service.settings.keep_enrolment_photos  # as the registry tests' service has it
+    report = import_roster(
+        roster, service, ImportOptions(photos_dir=photos, workers=1), progress=rewrite
+    )
+    assert [o.status for o in report.outcomes] == [RowStatus.IMPORTED, RowStatus.FAILED]
+    [why] = reasons(report)[3]
+    assert why.startswith("b.jpg: photo could not be read") and "changed after" in why
+
+
+def test_the_same_face_rule_asks_the_live_gallery_when_there_is_one(
+    service: RegistryService, village: int, tmp_path: Path
+) -> None:
+    """With the application's live gallery the import looks faces up there (no decryption
+    of every template); this run's own rows are still compared with each other."""
+    from cunan.matching.live import LiveGallery
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(_face("obama.jpg"))
+    (photos / "b.jpg").write_bytes(_face("obama.jpg"))
+    (photos / "c.jpg").write_bytes(_face("biden.jpg"))
+    first = tmp_path / "first.csv"
+    first.write_text(
+        "姓名,类别,照片,同意采集人,同意日期\n甲,访客,a.jpg,网格员 王,2024-03-01\n",
+        encoding="utf-8",
+    )
+    assert (
+        import_roster(first, service, ImportOptions(photos_dir=photos, workers=1)).count(
+            RowStatus.IMPORTED
+        )
+        == 1
+    )
+    [stored] = [t for batch in service.iter_templates() for t in batch]
+    # The gallery says the face belongs to person 4242: only a gallery lookup can say so.
+    gallery = LiveGallery(model_id=stored.model_id, dim=len(stored.vector))
+    gallery._add_many([(stored.template_id, 4242, stored.vector)])
+    second = tmp_path / "second.csv"
+    second.write_text(
+        "姓名,类别,照片,同意采集人,同意日期\n"
+        "乙,访客,b.jpg,网格员 王,2024-03-01\n"
+        "丙,访客,c.jpg,网格员 王,2024-03-01\n"
+        "丁,访客,c.jpg,网格员 王,2024-03-01\n",
+        encoding="utf-8",
+    )
+    report = import_roster(
+        second, service, ImportOptions(photos_dir=photos, workers=1, dry_run=True, gallery=gallery)
+    )
+    assert [o.status for o in report.outcomes] == [
+        RowStatus.FAILED,
+        RowStatus.VALID,
+        RowStatus.FAILED,
+    ]
+    got = reasons(report)
+    assert "same face as person 4242" in got[2][0]
+    assert "same face as row 3" in got[4][0]

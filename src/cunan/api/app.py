@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
@@ -113,6 +114,14 @@ def create_api(
     install_error_handlers(api)
     install_page_handlers(api)
     api.add_middleware(GuardMiddleware, max_body_bytes=core.settings.web.max_upload_mb * 2**20)
+    if core.settings.web.trusted_proxies:
+        # Added last, so it runs first: every guard and route sees the proxy's client and
+        # scheme. Only the listed peers are believed (uvicorn's own default trusts
+        # 127.0.0.1; cunan serve switches that off).
+        api.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[h.strip() for h in core.settings.web.trusted_proxies],
+        )
 
     for router in (*PUBLIC_ROUTERS, *PROTECTED_ROUTERS):
         api.include_router(router)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from cunan.api.security import SESSION_COOKIE
+from cunan.api.security import SESSION_COOKIE, bearer_token
 from cunan.app import CunanApp
 from cunan.app_services import AppServices
-from cunan.auth.service import TOKEN_PREFIX, AuthService
+from cunan.auth.service import AuthService
 from cunan.authz import Permission, Principal, require
 from cunan.errors import Unauthenticated
 
@@ -27,10 +27,11 @@ def auth(request: Request) -> AuthService:
 def principal(request: Request) -> Principal:
     """The caller: a ``Bearer cunan_...`` API token, else the session cookie; else 401."""
     service = auth(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, credential = header.partition(" ")
-    if scheme.lower() == "bearer" and credential.startswith(TOKEN_PREFIX):
-        return service.principal_for_token(credential.strip())
+    # The same parser as the CSRF guard: a request that skipped the CSRF check is
+    # authenticated by its token, never by a cookie riding along.
+    token = bearer_token(request.headers.get("authorization"))
+    if token is not None:
+        return service.principal_for_token(token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         return service.principal_for_session(cookie)
@@ -49,7 +50,7 @@ def services(app: CoreDep, who: PrincipalDep) -> AppServices:
 ServicesDep = Annotated[AppServices, Depends(services)]
 
 
-def needs(permission: Permission) -> object:
+def needs(permission: Permission) -> Any:
     """A route dependency refusing callers whose role lacks ``permission``."""
 
     def check(who: PrincipalDep) -> None:

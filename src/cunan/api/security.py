@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,26 @@ SESSION_COOKIE = "cunan_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_COOKIE = "cunan_csrf"
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+#: ``Bearer <token>``: the scheme in any case (RFC 9110 says it is case-insensitive), one or
+#: more spaces or tabs, then one token68 and nothing else.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The CunAn API token an ``Authorization`` header carries, or None.
+
+    The one parser for both the CSRF guard and :func:`cunan.api.deps.principal`: a request
+    skips the CSRF check exactly when it is authenticated by its token and not by the session
+    cookie, whatever the spacing or case of the header.
+    """
+    if authorization is None:
+        return None
+    match = _BEARER.fullmatch(authorization)
+    if match is None or not match.group(1).startswith(TOKEN_PREFIX):
+        return None
+    return match.group(1)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -96,12 +117,10 @@ class GuardMiddleware:
 
         if scope["method"] in _UNSAFE:
             cookies = _cookies(scope)
-            authorization = _header(scope, b"authorization") or ""
-            # Only a CunAn API token replaces the cookie (cunan.api.deps.principal): any
-            # other Authorization header still leaves the session cookie in charge.
-            bearer = authorization.lower().startswith("bearer ") and authorization[
-                7:
-            ].strip().startswith(TOKEN_PREFIX)
+            # Only a CunAn API token replaces the cookie (cunan.api.deps.principal parses
+            # the header with the same function): any other Authorization header still
+            # leaves the session cookie in charge.
+            bearer = bearer_token(_header(scope, b"authorization")) is not None
             if SESSION_COOKIE in cookies and not bearer:
                 verdict = same_origin(scope)
                 token = _header(scope, CSRF_HEADER.encode())

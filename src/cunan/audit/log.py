@@ -94,6 +94,8 @@ class AuditAction(StrEnum):
     REGISTRY_EXPORT = "registry.export"
     # a 1:N face search ("who is this?": cunan identify, the identify API)
     SEARCH = "search"
+    # a 1:1 face comparison of two uploaded images (the compare API)
+    FACE_COMPARE = "face.compare"
     # keys
     KEY_ROTATE = "key.rotate"
     KEY_RESET = "key.reset"

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import av
 import av.container
@@ -17,27 +17,70 @@ import av.container
 #: FFmpeg takes its socket timeouts in microseconds.
 _US = 1_000_000
 
-#: ``scheme://`` and the authority's user info, up to its LAST ``@`` (a password may hold an
-#: unencoded ``@``: ``rtsp://admin:p@ss@host/s``); the authority ends at ``/ ? #`` or a space.
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")
-#: Query parameters cameras take credentials in (many Chinese cameras and NVRs:
-#: ``?user=admin&password=...``, ``?loginuse=...&loginpas=...``).
+#: ``scheme://`` and the user info, up to the LAST ``@`` of the URL (a password may hold an
+#: unencoded ``@``, ``/``, ``?`` or ``#``: ``rtsp://admin:p@s/s@host/s``); the URL ends at a
+#: space or a quote. A path that merely contains ``@`` is redacted too: safe side.
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^\s'\"]*@")
+#: ``user:password@host`` without a scheme (typed without ``rtsp://``, read as a file name).
+_BARE_CREDENTIALS = re.compile(r"(?<![\w/.:@])[^\s/@:'\"]+:[^\s/'\"]*@(?=[\w\[])")
+#: Parameters cameras take credentials in (many Chinese cameras and NVRs:
+#: ``?user=admin&password=...``, ``?loginuse=...&loginpas=...``, and in the path:
+#: ``/user=admin_password=..._channel=1``): any such key not glued to a preceding letter or
+#: digit. The value runs to ``& ; #``, a space or a quote, so ``_channel=...`` after a
+#: password is blanked with it (safe side).
 _SECRET_PARAMS = re.compile(
-    r"(?P<key>[?&;](?:password|passwd|passwort|pass|pwd|psw|user|username|usr|loginuse|"
-    r"loginpas|token|auth|authorization)=)[^&;#\s'\"]*",
+    r"(?P<key>(?<![A-Za-z0-9])(?:password|passwd|passwort|pass|pwd|psw|user|username|usr|"
+    r"loginuse|loginpas|token|access_token|auth|authorization|secret|apikey|api_key|key)=)"
+    r"[^&;#\s'\"]*",
     re.IGNORECASE,
 )
+#: A secret shorter than this is not searched for in free text (it would blank digits of
+#: timeouts and port numbers); :func:`redact_url`'s patterns still remove it from URLs.
+_MIN_SCRUBBED = 3
 
 
 def redact_url(text: str) -> str:
     """``text`` with every ``scheme://user:pass@`` reduced to ``scheme://***@`` and the
-    values of credential query parameters (``password=``, ``pwd=``, ``user=`` ...) blanked.
+    values of credential parameters (``password=``, ``pwd=``, ``user=`` ...) blanked.
 
     Camera URLs routinely carry the camera's password; it must never reach a log line, a
     health message or the UI. Works on whole messages too (FFmpeg errors quote the URL).
     """
     text = _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _BARE_CREDENTIALS.sub("***@", text)
     return _SECRET_PARAMS.sub(r"\g<key>***", text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secrets a camera URL carries: its user info and credential parameter values,
+    each also as percent-decoded and percent-encoded (messages may quote either form)."""
+    found: list[str] = []
+    token = url.strip()
+    scheme_end = token.find("://")
+    rest = token[scheme_end + 3 :] if scheme_end >= 0 else token
+    if "@" in rest:
+        userinfo = rest[: rest.rindex("@")]
+        found.append(userinfo)
+        found.extend(part for part in userinfo.split(":", 1))
+    for match in _SECRET_PARAMS.finditer(token):
+        found.append(match.group(0)[len(match.group("key")) :])
+    out: set[str] = set()
+    for secret in found:
+        for form in (secret, unquote(secret), quote(secret, safe=""), quote(secret)):
+            if len(form) >= _MIN_SCRUBBED:
+                out.add(form)
+    # Longest first: a password inside the whole user info is replaced with it.
+    return sorted(out, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error message about ``url``) with the URL's credentials removed however
+    they appear: in the URL's own form (:func:`redact_url`) or quoted loose, decoded or
+    re-encoded, as FFmpeg and the operating system sometimes do."""
+    text = redact_url(text)
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 class SourceKind(enum.StrEnum):
@@ -117,6 +160,15 @@ class SourceError(Exception):
         self.permanent = permanent
 
 
+#: The FFmpeg protocols each kind of source may use, its nested inputs included.
+_PROTOCOLS: dict[SourceKind, str] = {
+    SourceKind.RTSP: "rtsp,rtp,srtp,udp,tcp",
+    SourceKind.RTSPS: "rtsps,rtsp,rtp,srtp,udp,tcp,tls",
+    SourceKind.HTTP: "http,https,tcp,tls,crypto",
+    SourceKind.FILE: "file",
+}
+
+
 def resolve_source(config: SourceConfig) -> SourceSpec:
     """Turn a camera URL (or file / device path) into FFmpeg input, format and options."""
     url = config.url.strip()
@@ -159,6 +211,11 @@ def resolve_source(config: SourceConfig) -> SourceSpec:
     else:
         raise ValueError(f"unsupported camera URL scheme {scheme!r} in {redact_url(url)}")
     options.update(config.extra_options)
+    if kind in _PROTOCOLS:
+        # Last, so no extra option widens it: a stream (an HLS playlist, an RTSP redirect, a
+        # file that is really a playlist) cannot pivot to file:, concat:, subfile:, pipe:
+        # or another network protocol than its own.
+        options["protocol_whitelist"] = _PROTOCOLS[kind]
     return SourceSpec(
         kind=kind,
         target=url,
@@ -198,7 +255,8 @@ def open_source(spec: SourceSpec) -> av.container.InputContainer:
         message = describe_error(exc, spec, phase="open", elapsed_s=elapsed)
         raise SourceError(message, permanent=_permanent(spec, exc)) from None
     except OSError as exc:  # raised by PyAV for some device errors
-        raise SourceError(f"cannot open {spec.display}: {exc.strerror or exc}") from None
+        detail = scrub(f"cannot open {spec.display}: {exc.strerror or exc}", spec.target)
+        raise SourceError(detail) from None
     if not container.streams.video:
         container.close()
         raise SourceError(f"no video stream in {spec.display}", permanent=not spec.live)
@@ -221,7 +279,18 @@ def describe_error(
 
     ``elapsed_s`` (how long the failed call took) tells a timeout from a quick refusal:
     FFmpeg reports an interrupted RTSP handshake as "invalid data", not as a timeout.
+    Every secret of the URL is scrubbed from the result, whatever form the error quoted.
     """
+    return scrub(_describe(exc, spec, phase=phase, elapsed_s=elapsed_s), spec.target)
+
+
+def _describe(
+    exc: BaseException,
+    spec: SourceSpec,
+    *,
+    phase: Literal["open", "read"],
+    elapsed_s: float | None,
+) -> str:
     where = spec.display
     timeout = spec.open_timeout_s if phase == "open" else spec.read_timeout_s
     code = getattr(exc, "errno", None)

@@ -428,6 +428,29 @@ class LiveGallery:
         with self._lock:
             return len(self._vectors)
 
+    def nearest_template(self, vectors: NDArray[np.float32]) -> tuple[int, float] | None:
+        """The person owning the template nearest to any of ``vectors`` and that exact
+        distance (no aggregation, no decision): the enrolment same-face rule asks this of
+        the live gallery instead of decrypting every template. None when empty."""
+        probes = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock:
+            if not self._person_of or len(probes) == 0:
+                return None
+            # A few neighbours each: the index may be approximate; the exact distance is
+            # recomputed from the templates held here.
+            result = self._index.search(probes, min(len(self._person_of), 8))
+            best: tuple[int, float] | None = None
+            for probe, row_ids in zip(probes, result.ids, strict=True):
+                for template_id in row_ids.tolist():
+                    person = self._person_of.get(int(template_id))
+                    if person is None:
+                        continue
+                    held = self._vectors[person][int(template_id)]
+                    distance = float(np.linalg.norm(probe - held))
+                    if best is None or distance < best[1]:
+                        best = (person, distance)
+            return best
+
     def identify(
         self,
         probes: NDArray[np.float32],

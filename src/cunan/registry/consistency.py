@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -88,6 +89,62 @@ class KnownFaces:
             if best is None or float(distances[k]) < best[1]:
                 best = (self._owners[k], float(distances[k]))
         return best
+
+
+class TemplateLookup(Protocol):
+    """What the same-face rule needs of a live gallery (cunan.matching.live.LiveGallery)."""
+
+    model_id: str
+    dim: int
+
+    def nearest_template(self, vectors: NDArray[np.float32]) -> tuple[int, float] | None: ...
+
+
+class FaceLookup(Protocol):
+    """Registered faces (and this run's) the same-face rule looks a new face up in."""
+
+    def add(self, owner: str, vectors: list[Vector]) -> None: ...
+
+    def nearest(self, vectors: list[Vector]) -> tuple[str, float] | None: ...
+
+
+@dataclass(slots=True)
+class LiveFaces:
+    """The same-face rule on the application's live gallery (already decrypted, indexed)
+    plus the faces of this run's rows not yet written (a dry run writes none), instead of
+    decrypting every registered template again (:meth:`KnownFaces.load`)."""
+
+    gallery: TemplateLookup
+    run: KnownFaces
+
+    @classmethod
+    def over(cls, gallery: TemplateLookup) -> LiveFaces:
+        return cls(gallery, KnownFaces(gallery.dim))
+
+    def add(self, owner: str, vectors: list[Vector]) -> None:
+        self.run.add(owner, vectors)
+
+    def nearest(self, vectors: list[Vector]) -> tuple[str, float] | None:
+        if not vectors:
+            return None
+        found: list[tuple[str, float]] = []
+        registered = self.gallery.nearest_template(np.vstack(vectors).astype(np.float32))
+        if registered is not None:
+            found.append((f"person {registered[0]}", registered[1]))
+        own = self.run.nearest(vectors)
+        if own is not None:
+            found.append(own)
+        return min(found, key=lambda pair: pair[1], default=None)
+
+
+def known_faces(
+    service: RegistryService, model_id: str, dim: int, gallery: TemplateLookup | None
+) -> FaceLookup:
+    """The live gallery when the application has one of this model (serve, the API), else
+    every registered template decrypted once (plain command-line use)."""
+    if gallery is not None and gallery.model_id == model_id and gallery.dim == dim:
+        return LiveFaces.over(gallery)
+    return KnownFaces.load(service, model_id, dim)
 
 
 def same_face_problem(match: tuple[str, float] | None, threshold: float) -> str | None:

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import logging
 import mimetypes
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 
 from cunan.domain import AnalyzedFace
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
-from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, load_image
+from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image, load_image
 from cunan.lifetime import bound_process_pool
 from cunan.registry.consistency import (
     SAME_FACE_DISTANCE,
-    KnownFaces,
+    FaceLookup,
+    TemplateLookup,
     different_people_problem,
+    known_faces,
     same_face_problem,
 )
 from cunan.registry.enrolment import ENROLMENT_DECODE_PIXELS, enrolment_face
@@ -34,6 +39,7 @@ from cunan.registry.errors import (
     RoomCapacityError,
 )
 from cunan.registry.identity import age_on, birth_date_from_id
+from cunan.registry.photo_folder import OUTSIDE, PhotoRefusedError, check_photo, read_photo
 from cunan.registry.places import VillageDirectory, lock_and_find, person_key
 from cunan.registry.records import (
     ConsentInput,
@@ -112,6 +118,9 @@ class ImportOptions:
     new_room_capacity: int = 4
     #: Under this age consent must come from a guardian (the registry's setting).
     guardian_under_age: int = 14
+    #: The application's live gallery (serve, the API): the same-face rule looks faces up
+    #: there instead of decrypting every registered template (None: plain CLI use).
+    gallery: TemplateLookup | None = None
 
 
 @dataclass(slots=True)
@@ -138,7 +147,9 @@ class _PhotoJob:
     row: int
     index: int
     name: str
-    path: str
+    #: The photo folder: the worker opens ``name`` inside it itself (cunan.registry.
+    #: photo_folder), never a path the parent resolved earlier.
+    root: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +161,8 @@ class _PhotoResult:
     vector: Vector | None = None
     model_id: str = ""
     quality: TemplateQuality = field(default_factory=TemplateQuality)
+    #: SHA-256 of the bytes checked: a photo kept later must be these very bytes.
+    digest: str = ""
 
 
 _worker_engines: tuple[FaceEngine, FaceEngine] | None = None
@@ -202,14 +215,20 @@ def _check_photo(job: _PhotoJob) -> _PhotoResult:
     assert _worker_engines is not None, "worker not initialised"
     fast, full = _worker_engines
     try:
-        face = enrolment_face_of_file(
-            Path(job.path),
+        # Opened inside the folder and read from that descriptor: the bytes decoded are
+        # the bytes of the file that passed the folder check, whatever the name is now.
+        data = read_photo(Path(job.root), job.name)
+        face = enrolment_face(
+            lambda pixels: decode_image(
+                data, source=job.name, max_pixels=_worker_max_pixels, reduce_to=pixels
+            ),
             fast,
             full,
             source=job.name,
-            max_pixels=_worker_max_pixels,
             reduce_to=_worker_reduce_to,
         )
+    except PhotoRefusedError as exc:
+        return _PhotoResult(job.row, job.index, job.name, reason=exc.reason)
     except EnrolmentPhotoError as exc:
         return _PhotoResult(job.row, job.index, job.name, reason=exc.reason)
     except ImageLoadError as exc:
@@ -228,6 +247,7 @@ def _check_photo(job: _PhotoJob) -> _PhotoResult:
             brightness=q.brightness,
             detector_score=face.face.score,
         ),
+        digest=hashlib.sha256(data).hexdigest(),
     )
 
 
@@ -273,6 +293,8 @@ class _Pending:
     results: dict[int, _PhotoResult] = field(default_factory=dict)
     #: Problems reported without failing the row (photos skipped).
     notes: list[RowProblem] = field(default_factory=list)
+    #: Photo results the row waits for.
+    expected: int = 0
 
 
 ProgressCallback = Callable[[int], None]
@@ -336,12 +358,11 @@ def _import_rows(
 
     pending: dict[int, _Pending] = {}
     jobs: list[_PhotoJob] = []
-    expected: dict[int, int] = {}
     seen_ids: dict[str, int] = {}
     seen_keys: dict[tuple[str, str, str], int] = {}
-    # Rows are finished in file order, so person ids follow the roster.
-    order: list[int] = []
-    cursor = 0
+    # Rows are finished in file order, so person ids follow the roster; a finished row
+    # leaves this queue (and the pending map) at once.
+    order: deque[int] = deque()
 
     def finish(row_number: int) -> None:
         item = pending.pop(row_number)
@@ -352,13 +373,13 @@ def _import_rows(
             progress(1)
 
     def drain() -> None:
-        nonlocal cursor
-        while cursor < len(order):
-            row_number = order[cursor]
-            if len(pending[row_number].results) < expected[row_number]:
+        while order:
+            row_number = order[0]
+            item = pending[row_number]
+            if len(item.results) < item.expected:
                 return
+            order.popleft()
             finish(row_number)
-            cursor += 1
 
     for r in roster.rows:
         # Only rows with problems from parsing have a list yet; no empty list per row.
@@ -376,11 +397,10 @@ def _import_rows(
         item.photo_paths = _photo_paths(r, roster, options.photos_dir, item)
         pending[r.row] = item
         order.append(r.row)
-        expected[r.row] = 0
         for index, p in enumerate(item.photo_paths):
             if p is not None:
-                jobs.append(_PhotoJob(r.row, index, r.photos[index], str(p)))
-                expected[r.row] += 1
+                jobs.append(_PhotoJob(r.row, index, r.photos[index], str(options.photos_dir)))
+                item.expected += 1
         # Rows without photos before any row that waits for its photos are finished now,
         # so a roster without photos (or a long stretch of one) is not all held at once.
         if not jobs:
@@ -544,50 +564,19 @@ def _photo_paths(
 ) -> list[Path | None]:
     """Each photo name as a path inside the photo folder, or None (and a problem) for a name
     that leaves the folder (the row fails: a roster must not point outside), loops, is
-    missing or cannot be a path (a problem of that photo only)."""
-    root = photos_dir.resolve()
+    missing or cannot be a path (a problem of that photo only). Nothing is read here; the
+    worker opens the photo inside the folder again (cunan.registry.photo_folder)."""
     paths: list[Path | None] = []
     for name in r.photos:
-        candidate, reason = _inside(root, name)
-        if reason is not None:
-            problem = RowProblem(r.row, roster.header("photos"), f"{name}: {reason}")
-            (item.problems if reason == _OUTSIDE else item.photo_problems).append(problem)
-        paths.append(candidate)
+        try:
+            check_photo(photos_dir, name)
+        except PhotoRefusedError as exc:
+            problem = RowProblem(r.row, roster.header("photos"), f"{name}: {exc.reason}")
+            (item.problems if exc.reason == OUTSIDE else item.photo_problems).append(problem)
+            paths.append(None)
+            continue
+        paths.append(photos_dir / name)
     return paths
-
-
-#: One message for every name that leads outside the folder, whether or not something is
-#: there: the report must not tell a roster's author which outside files exist.
-_OUTSIDE = "outside the photo folder"
-
-
-def _inside(root: Path, name: str) -> tuple[Path | None, str | None]:
-    """The photo's path under ``root`` and None, or None and why it is refused.
-
-    A roster must not make the importer read files outside the photo folder: absolute
-    names and ``..`` are refused before the file system is asked anything, and symlinks are
-    resolved before the check. Only the name is ever reported, never an absolute path.
-    """
-    pure = PurePath(name)
-    if pure.is_absolute() or ".." in pure.parts or pure.drive:
-        return None, _OUTSIDE
-    try:
-        candidate = (root / pure).resolve()
-    except RuntimeError:  # Python 3.11/3.12 report a symlink loop this way
-        return None, "photo path is a symlink loop (链接循环)"
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        return None, f"photo path cannot be used ({reason})"
-    if not candidate.is_relative_to(root):
-        return None, _OUTSIDE
-    try:
-        if candidate.is_dir():
-            return None, "is a folder, not a photo (是文件夹)"
-        if not candidate.is_file():
-            return None, "missing photo (not found)"
-    except OSError as exc:
-        return None, f"photo cannot be read ({exc.strerror or type(exc).__name__})"
-    return candidate, None
 
 
 #: A room an import creates holds at least this many (more when the roster puts more in it),
@@ -612,11 +601,17 @@ class _PlacePlan:
     #: (house address, room label) -> (capacity, stays), as rows are written (or would be).
     rooms: dict[tuple[str, str], tuple[int, list[Stay]]] = field(default_factory=dict)
     #: Registered faces plus this run's, loaded at the first row with photos.
-    faces: KnownFaces | None = None
+    faces: FaceLookup | None = None
 
-    def known_faces(self, service: RegistryService, model_id: str, dim: int) -> KnownFaces:
+    def known_faces(
+        self,
+        service: RegistryService,
+        model_id: str,
+        dim: int,
+        gallery: TemplateLookup | None,
+    ) -> FaceLookup:
         if self.faces is None:
-            self.faces = KnownFaces.load(service, model_id, dim)
+            self.faces = known_faces(service, model_id, dim, gallery)
         return self.faces
 
     def enrolled(self, owner: str, item: _Pending) -> None:
@@ -775,7 +770,7 @@ def _face_problem(
     )
     if why is not None or options.allow_same_face:
         return why
-    known = plan.known_faces(service, usable[0].model_id, int(vectors[0].shape[0]))
+    known = plan.known_faces(service, usable[0].model_id, int(vectors[0].shape[0]), options.gallery)
     return same_face_problem(known.nearest(vectors), options.same_face_distance)
 
 
@@ -805,8 +800,7 @@ def _write_person(
     # Photo bytes first: an unreadable photo (OSError) fails the row before a house or room
     # is created for it.
     templates = [
-        _template(item.results[i], _checked(item.photo_paths[i]), service)
-        for i in sorted(item.results)
+        _template(item.results[i], options.photos_dir, service) for i in sorted(item.results)
     ]
     landlord_id = directory.landlord_id(r.landlord) if r.landlord else None
     house_id: int | None = None
@@ -890,18 +884,13 @@ def _registered_with_id(
         return None if person is None else (person.id, person.name)
 
 
-def _checked(path: Path | None) -> Path:
-    assert path is not None, "only photos that passed the folder check have results"
-    return path
-
-
-def _template(result: _PhotoResult, path: Path, service: RegistryService) -> TemplateInput:
+def _template(result: _PhotoResult, photos_dir: Path, service: RegistryService) -> TemplateInput:
     assert result.vector is not None
     photo = None
     if service.settings.keep_enrolment_photos:
         photo = PhotoInput(
-            data=path.read_bytes(),
-            media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+            data=_same_photo(result, photos_dir),
+            media_type=mimetypes.guess_type(result.name)[0] or "application/octet-stream",
         )
     return TemplateInput(
         vector=result.vector,
@@ -910,6 +899,20 @@ def _template(result: _PhotoResult, path: Path, service: RegistryService) -> Tem
         quality=result.quality,
         photo=photo,
     )
+
+
+def _same_photo(result: _PhotoResult, photos_dir: Path) -> bytes:
+    """The photo's bytes again (to keep), opened inside the folder as before; OSError (the
+    row fails, the import goes on) unless they are the bytes whose face was checked."""
+    try:
+        data = read_photo(photos_dir, result.name)
+    except PhotoRefusedError as exc:
+        raise OSError(errno.ENOENT, exc.reason, result.name) from None
+    if hashlib.sha256(data).hexdigest() != result.digest:
+        raise OSError(
+            errno.ESTALE, "照片在检查后被改动 (changed after it was checked)", result.name
+        )
+    return data
 
 
 def write_problem_report(report: ImportReport, path: Path) -> None:

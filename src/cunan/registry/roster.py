@@ -237,6 +237,17 @@ class Roster:
     #: Column key -> header as written in the file (for problem reports).
     headers: dict[str, str] = field(default_factory=dict)
     ignored_headers: list[str] = field(default_factory=list)
+    #: One copy of each repeated value (addresses, rooms, landlords, dates): a roster of
+    #: hundreds of thousands of rows names a few thousand places, and every row is kept
+    #: until it is written (file order), so each row points at the shared copy.
+    shared_text: dict[str, str] = field(default_factory=dict, repr=False)
+    shared_dates: dict[date, date] = field(default_factory=dict, repr=False)
+
+    def share_text(self, value: str | None) -> str | None:
+        return None if value is None else self.shared_text.setdefault(value, value)
+
+    def share_date(self, value: date | None) -> date | None:
+        return None if value is None else self.shared_dates.setdefault(value, value)
 
     def header(self, key: str) -> str:
         return self.headers.get(key, COLUMN_BY_KEY[key].chinese if key in COLUMN_BY_KEY else key)
@@ -555,7 +566,7 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
             method = found
     dates: dict[str, date | None] = {}
     for key in ("move_in", "expected_end", "consent_date"):
-        dates[key] = _date(cells.get(key), _bind(problem, key))
+        dates[key] = roster.share_date(_date(cells.get(key), _bind(problem, key)))
     room_capacity: int | None = None
     raw_capacity = text("room_capacity")
     if raw_capacity is not None:
@@ -578,19 +589,19 @@ def _parse_row(number: int, cells: dict[str, CellValue], roster: Roster) -> Rost
         id_document=document,
         phone=text("phone"),
         category=category,
-        house_address=text("house_address"),
-        room=text("room"),
+        house_address=roster.share_text(text("house_address")),
+        room=roster.share_text(text("room")),
         room_capacity=room_capacity,
-        household=text("household"),
-        landlord=text("landlord"),
+        household=roster.share_text(text("household")),
+        landlord=roster.share_text(text("landlord")),
         move_in=dates["move_in"],
         expected_end=dates["expected_end"],
         photos=photos,
-        consent_by=text("consent_by"),
+        consent_by=roster.share_text(text("consent_by")),
         consent_method=method,
         consent_date=dates["consent_date"],
         guardian=text("guardian"),
-        non_face=text("non_face"),
+        non_face=roster.share_text(text("non_face")),
     )
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from cunan.api.deps import ServicesDep
 from cunan.app_services import Listing, NewPersonRequest, page
 from cunan.cases.views import CaseView
+from cunan.registry.identity import IdDocument
 from cunan.storage.enums import ConsentMethod, PersonCategory
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
@@ -115,6 +116,7 @@ async def enrol(
     consent_by: Annotated[str, Form(min_length=1, max_length=200)],
     consent_method: Annotated[ConsentMethod, Form()] = ConsentMethod.PAPER,
     id_number: Annotated[str | None, Form(max_length=32)] = None,
+    id_type: Annotated[IdDocument, Form()] = IdDocument.RESIDENT_ID,
     phone: Annotated[str | None, Form(max_length=32)] = None,
     landlord_id: Annotated[int | None, Form()] = None,
     move_in: Annotated[date | None, Form()] = None,
@@ -130,6 +132,7 @@ async def enrol(
         consent_by=consent_by,
         consent_method=consent_method,
         id_number=id_number,
+        id_document=id_type,
         phone=phone,
         room_id=room_id,
         landlord_id=landlord_id,

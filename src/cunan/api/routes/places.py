@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from cunan.api.deps import ServicesDep
+from cunan.registry.identity import IdDocument
 from cunan.registry.records import PersonChanges
 from cunan.storage.enums import ConsentMethod, PersonCategory
 
@@ -67,6 +68,9 @@ class PersonPatch(BaseModel):
     id_number: str | None = Field(default=None, max_length=32)
     category: PersonCategory | None = None
     household_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    #: What ``id_number`` is: a resident ID (checked: GB 11643 check digit, birth date), a
+    #: passport or a 港澳台 permit (the same rules as ``people add --id-type`` and the import).
+    id_type: IdDocument = IdDocument.RESIDENT_ID
 
 
 class NewTenancyBody(BaseModel):
@@ -150,6 +154,7 @@ def patch_person(person_id: int, body: PersonPatch, svc: ServicesDep) -> Respons
             id_number=body.id_number,
             category=body.category,
             household_id=body.household_id,
+            id_document=body.id_type,
         ),
     )
     return Response(status_code=204)

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BaseModel
 
-from cunan.api.deps import ServicesDep
+from cunan.api.deps import ServicesDep, needs
 from cunan.app_services import (
     ConfirmationTask,
+    FaceComparison,
     FaceIdentification,
     HouseDetail,
     HouseSummary,
@@ -21,6 +22,7 @@ from cunan.app_services import (
     PersonSummary,
     page,
 )
+from cunan.authz import Permission
 from cunan.duties.reconcile import TaskView
 from cunan.registry.identity import IdDocument
 from cunan.storage.enums import ConsentMethod, PersonCategory, PersonStatus
@@ -122,7 +124,12 @@ async def enrol_person(
     return Created(id=person_id)
 
 
-@router.post("/identify", response_model=list[FaceIdentification])
+@router.post(
+    "/identify",
+    response_model=list[FaceIdentification],
+    # Refused before the upload is read; AppServices checks again.
+    dependencies=[needs(Permission.IDENTIFY)],
+)
 async def identify(
     svc: ServicesDep, image: Annotated[UploadFile, File()]
 ) -> list[FaceIdentification]:
@@ -131,6 +138,25 @@ async def identify(
 
     data = await image.read()
     return await run_in_threadpool(svc.identify, data)
+
+
+@router.post(
+    "/faces/compare",
+    response_model=FaceComparison,
+    # Refused before the uploads are read; AppServices checks again.
+    dependencies=[needs(Permission.IDENTIFY)],
+)
+async def compare_faces(
+    svc: ServicesDep,
+    image_a: Annotated[UploadFile, File()],
+    image_b: Annotated[UploadFile, File()],
+) -> FaceComparison:
+    """1:1: are the largest faces of two photos the same person? The decision, the distance
+    and how sure (the population-aware operating point of ``cunan faces compare``)."""
+    from starlette.concurrency import run_in_threadpool
+
+    first, second = await image_a.read(), await image_b.read()
+    return await run_in_threadpool(svc.compare_faces, first, second)
 
 
 @router.get("/houses", response_model=Listing[HouseSummary])
