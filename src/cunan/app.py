@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from cunan.pipeline.supervisor import Worker
     from cunan.registry.import_jobs import ImportJob, ImportJobs
     from cunan.registry.importer import ImportOptions
+    from cunan.stats.cache import ShortCache
     from cunan.stats.service import StatsService
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class CunanApp:
     _gallery: LiveGallery | None = None
     _imports: ImportJobs | None = None
     _auth: AuthService | None = None
+    _stats_cache: ShortCache | None = None
     _import_announced: dict[str, float] = field(default_factory=dict)
     _lazy_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -213,6 +215,19 @@ class CunanApp:
 
                 self._auth = AuthService(self.registry.database, self.audit, self.settings.web)
             return self._auth
+
+    @property
+    def stats_cache(self) -> ShortCache:
+        """Statistics and overdue departures as computed moments ago, per scope (see
+        ``web.stats_cache_seconds``); watched writes drop them at commit."""
+        with self._lazy_lock:
+            if self._stats_cache is None:
+                from cunan.stats.cache import ShortCache
+
+                cache = ShortCache(self.settings.web.stats_cache_seconds)
+                cache.watch(self.registry.database)
+                self._stats_cache = cache
+            return self._stats_cache
 
     @property
     def imports(self) -> ImportJobs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -948,8 +949,16 @@ class AppServices:
         """Tenancies whose move-out was reported late or not at all (landlords: their own),
         with the tenant, room, address and landlord named."""
         require(self.principal, Permission.READ_DEPARTURES)
+        today = self.today()
+        return list(
+            self.app.stats_cache.get(
+                ("overdue_departures", today, *self._scope()), lambda: self._overdue(today)
+            )
+        )
+
+    def _overdue(self, today: date) -> list[OverdueDeparture]:
         scope = landlord_scope(self.principal)
-        rows = self.app.departures.overdue(today=self.today())
+        rows = self.app.departures.overdue(today=today)
         # The overdue list is small (one row per late tenancy); a landlord sees the rows of
         # rooms in their houses now.
         visible = self._own_tenancies(scope, [r.tenancy_id for r in rows])
@@ -1291,8 +1300,20 @@ class AppServices:
 
     # -- statistics, settings, notifications ----------------------------------------------
 
+    def _scope(self) -> tuple[int | None, int | None, str]:
+        """Everything a cached answer may depend on about the caller: the village, the
+        landlord scope and the role. A cached value is only ever handed to a caller with
+        the same scope as the one it was computed for."""
+        return (self.principal.village_id, landlord_scope(self.principal), self.principal.role)
+
     def statistics(self) -> dict[str, object]:
-        return self.village_statistics().as_dict()
+        """The dashboard's figures, cached briefly per scope (writes drop the cache)."""
+        require(self.principal, Permission.READ_STATS)
+        stats = self.app.stats_cache.get(
+            ("statistics", *self._scope()), lambda: self.village_statistics().as_dict()
+        )
+        # A copy: the cached one is shared by every caller of the scope.
+        return copy.deepcopy(stats)
 
     def village_statistics(self, days: int | None = None) -> VillageStats:
         """The village's figures; ``days`` of sightings per camera (default: the setting)."""

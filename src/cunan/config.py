@@ -215,6 +215,16 @@ class WebSettings(BaseModel):
     #: Failed logins from one client address within the window before it is locked out.
     login_max_failures_per_client: int = Field(default=20, ge=1)
     login_window_minutes: int = Field(default=15, ge=1)
+    #: Password hashes (argon2, deliberately slow: ~64 MiB and most of a core each) computed
+    #: at once; None: one per CPU core. A login storm then cannot starve page requests:
+    #: logins past the bound wait ``login_hash_wait_s`` for a slot, then get 503 with
+    #: Retry-After (the browser or client tries again a moment later).
+    login_hash_slots: int | None = Field(default=None, ge=1)
+    login_hash_wait_s: float = Field(default=3.0, ge=0.0)
+    #: Seconds the statistics and the overdue-departures list (the dashboard) are reused per
+    #: caller's scope before being computed again; a change to people, tenancies, rooms,
+    #: cases' status ... drops them at once. Sightings per day may lag this long. 0: off.
+    stats_cache_seconds: float = Field(default=5.0, ge=0.0)
     #: Largest request body accepted for uploads (photos, rosters), in megabytes.
     max_upload_mb: int = Field(default=50, ge=1)
     #: Mark cookies ``Secure`` even when the request came over plain HTTP (set it when a

@@ -14,7 +14,7 @@ from cunan.api.app import create_api
 from cunan.app import CunanApp
 from cunan.authz import local_principal
 from cunan.bench.api_data import STAFF_USER, ApiDataset, ApiDataSpec, build_dataset
-from cunan.bench.api_load import KINDS, LoadOptions, run_clients
+from cunan.bench.api_load import KINDS, PAGE_KINDS, LoadOptions, run_clients
 from cunan.config import Settings
 from cunan.registry.datadir import initialise
 from cunan.storage.query_repository import Page, PeopleFilter
@@ -103,6 +103,51 @@ def test_client_loop_logs_in_and_times_every_kind(built: tuple[CunanApp, ApiData
     assert isinstance(overall, dict)
     assert overall["requests"] == 16 and overall["errors"] == 0
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(overall)
+
+
+def test_client_loop_with_pages_times_each_page_apart(built: tuple[CunanApp, ApiDataset]) -> None:
+    """``--pages``: the dashboard, case list and case page are asked for as a browser does
+    (HTML, the session cookie of the API login) and reported per kind and together."""
+    core, dataset = built
+    transport = httpx.ASGITransport(app=create_api(core))
+    options = LoadOptions(
+        clients=2, requests_per_client=14, duration_s=120.0, think_s=0.0, page_size=5, pages=True
+    )
+    result = asyncio.run(run_clients("http://testserver", dataset, options, transport=transport))
+    assert set(result.kinds) == set(KINDS) | set(PAGE_KINDS)
+    for kind in (*KINDS, *PAGE_KINDS):
+        assert len(result.kinds[kind].latencies) == 4, kind
+        assert not result.kinds[kind].errors, kind
+    data = result.as_json()
+    pages, api = data["pages"], data["api"]
+    assert isinstance(pages, dict) and isinstance(api, dict)
+    assert pages["requests"] == 12 and api["requests"] == 16
+    assert {"p50_ms", "p95_ms", "p99_ms"} <= set(pages)
+
+
+class _PagesLoggedOut(httpx.AsyncBaseTransport):
+    """The API as it is, but page requests arrive without the session cookie (as from a
+    browser that lost it): the pages answer with a redirect to the login form."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.startswith("/api/"):
+            del request.headers["cookie"]
+        return await self.inner.handle_async_request(request)
+
+
+def test_a_page_that_redirects_to_login_is_an_error(built: tuple[CunanApp, ApiDataset]) -> None:
+    """A redirect (to the login form) timed nothing: counted as an error, not a latency."""
+    core, dataset = built
+    transport = _PagesLoggedOut(httpx.ASGITransport(app=create_api(core)))
+    options = LoadOptions(clients=1, requests_per_client=7, think_s=0.0, pages=True)
+    result = asyncio.run(run_clients("http://testserver", dataset, options, transport=transport))
+    for kind in PAGE_KINDS:
+        assert not result.kinds[kind].latencies, kind
+        assert result.kinds[kind].errors == {"HTTP 303": 1}, kind
+    assert all(result.kinds[k].latencies for k in KINDS)
 
 
 def test_client_loop_counts_refusals_as_errors(built: tuple[CunanApp, ApiDataset]) -> None:

@@ -135,6 +135,7 @@ def answer(exc: Exception) -> JSONResponse:
     if isinstance(retry, int | float):
         headers = {"Retry-After": str(max(1, round(retry)))}
     status = HTTP_STATUS[kind]
-    if retry is not None:
+    if retry is not None and kind is not ErrorKind.UNAVAILABLE:
+        # Refused for now (a login lock-out): 429; a busy server stays 503 with the header.
         status = 429
     return problem(status, TITLES[kind], str(exc), kind=kind.value, headers=headers)

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import inspect
 
 from cunan.audit.log import AuditAction, AuditLog
 from cunan.auth.throttle import LoginThrottle
 from cunan.authz import Permission, Principal, require
 from cunan.config import WebSettings
-from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
 from cunan.registry.accounts import check_password_strength
+from cunan.stats.cache import attribute_changed, table_of, watch_writes
 from cunan.storage.auth_repository import AuthRepository
 from cunan.storage.auth_tables import ApiToken, AuthSession
 from cunan.storage.database import Database
@@ -31,6 +37,37 @@ TOKEN_PREFIX = "cunan_"
 #: How often a session's "last seen" is written: not on every request (each write takes
 #: SQLite's single write lock), but often enough for the idle timeout to be exact to it.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+#: How long a session checked against the database is trusted without reading it again
+#: (every request needs its caller). A logout, a disabled account, a password change or
+#: reset and a landlord link changed in this process drop every trusted session at commit;
+#: only a change made by another process (the command line) waits up to this long.
+SESSION_TRUST_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Trusted:
+    principal: Principal
+    expires_at: datetime
+    last_seen_at: datetime
+    #: ``time.monotonic()`` when the database said it was live.
+    checked: float
+
+
+def _changes_sessions(obj: object, new: bool) -> bool:
+    """Whether a write may end a live session or change who holds it."""
+    table = table_of(obj)
+    if table == "auth_sessions":
+        return not new and (_is_deleted(obj) or attribute_changed(obj, "revoked_at"))
+    if table == "users":
+        return not new
+    if table == "landlords":
+        return new or _is_deleted(obj) or attribute_changed(obj, "user_id")
+    return False
+
+
+def _is_deleted(obj: object) -> bool:
+    state = inspect(obj)
+    return bool(state.deleted or state.was_deleted)
 
 
 def token_hash(secret: str) -> str:
@@ -40,6 +77,15 @@ def token_hash(secret: str) -> str:
 
 class LoginLockedError(Forbidden):
     """Too many failed logins for this account or from this address; try again later."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class HashingBusyError(Unavailable):
+    """Every password-hashing slot stayed busy while this request waited: try again soon
+    (503 with Retry-After; nothing was checked or changed)."""
 
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
@@ -107,6 +153,19 @@ class AuthService:
         # A hash to verify against when the username does not exist, so the time a failed
         # login takes does not tell which usernames exist.
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        # At most this many argon2 computations at once (see WebSettings.login_hash_slots).
+        self.hash_slots = settings.login_hash_slots or os.cpu_count() or 1
+        self._hash_slots = threading.BoundedSemaphore(self.hash_slots)
+        # Sessions recently checked, by token hash; emptied when a write may end one.
+        self._trusted: dict[str, _Trusted] = {}
+        self._trust_lock = threading.Lock()
+        self._trust_generation = 0
+        watch_writes(
+            database,
+            changes=_changes_sessions,
+            statement_tables=frozenset({"auth_sessions", "users", "landlords"}),
+            on_commit=self.forget_sessions,
+        )
 
     # -- logins and sessions ----------------------------------------------------------------
 
@@ -137,7 +196,7 @@ class AuthService:
             raise Unauthenticated("用户名或密码错误 (wrong username or password)")
         user_id = stored[0]
         self.throttle.succeeded(username)
-        rehash = self._hasher.hash(password) if self._hasher.check_needs_rehash(stored[1]) else None
+        rehash = self._hash(password) if self._hasher.check_needs_rehash(stored[1]) else None
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         expires = now + timedelta(hours=self.settings.session_absolute_hours)
@@ -168,13 +227,35 @@ class AuthService:
             )
         return LoginResult(token=secret, principal=principal, expires_at=expires)
 
+    def forget_sessions(self) -> None:
+        """Check every session against the database again on its next request."""
+        with self._trust_lock:
+            self._trust_generation += 1
+            self._trusted.clear()
+
     def principal_for_session(self, secret: str) -> Principal:
-        """Who holds this session token; :class:`Unauthenticated` if it is not a live one."""
+        """Who holds this session token; :class:`Unauthenticated` if it is not a live one.
+
+        A session checked moments ago (:data:`SESSION_TRUST_S`) is not read again, as long
+        as its expiry, idle time and "last seen" refresh do not fall due meanwhile."""
         now = self._clock()
         idle = timedelta(minutes=self.settings.session_idle_minutes)
+        key = token_hash(secret)
+        with self._trust_lock:
+            trusted = self._trusted.get(key)
+            generation = self._trust_generation
+        if (
+            trusted is not None
+            and time.monotonic() - trusted.checked < SESSION_TRUST_S
+            and now < trusted.expires_at
+            and now < trusted.last_seen_at + idle
+            and now < trusted.last_seen_at + LAST_SEEN_RESOLUTION
+        ):
+            return trusted.principal
+        checked = time.monotonic()
         with self.database.read() as session:
             repo = AuthRepository(session)
-            row = repo.session_by_hash(token_hash(secret))
+            row = repo.session_by_hash(key)
             user = repo.user(row.user_id) if row is not None else None
             if (
                 row is None
@@ -188,11 +269,18 @@ class AuthService:
             principal = self._principal(repo, user)
             stale = row.last_seen_at + LAST_SEEN_RESOLUTION <= now
             session_id = row.id
+            expires_at, last_seen_at = row.expires_at, row.last_seen_at
         if stale:
             with self.database.transaction() as session:
                 live = session.get(AuthSession, session_id)
                 if live is not None:
                     live.last_seen_at = now
+            last_seen_at = now
+        with self._trust_lock:
+            # Not if a write that may end sessions committed since the read began: that
+            # read may predate it.
+            if generation == self._trust_generation:
+                self._trusted[key] = _Trusted(principal, expires_at, last_seen_at, checked)
         return principal
 
     def logout(self, secret: str) -> None:
@@ -222,7 +310,7 @@ class AuthService:
         if stored is None or not self._verify(stored, old):
             raise InvalidInput("当前密码不正确 (the current password is wrong)")
         check_password_strength(new)
-        new_hash = self._hasher.hash(new)
+        new_hash = self._hash(new)
         with self.database.transaction() as session:
             repo = AuthRepository(session)
             row = repo.user(principal.user_id)
@@ -353,7 +441,7 @@ class AuthService:
         """An administrator sets a new password; the user's sessions end."""
         require(principal, Permission.MANAGE_USERS)
         check_password_strength(new)
-        new_hash = self._hasher.hash(new)
+        new_hash = self._hash(new)
         with self.database.transaction() as session:
             repo = AuthRepository(session)
             user = repo.user(user_id)
@@ -483,7 +571,7 @@ class AuthService:
 
     def _password_hash(self, password: str) -> str:
         check_password_strength(password)
-        return self._hasher.hash(password)
+        return self._hash(password)
 
     def _insert_user(
         self,
@@ -513,11 +601,35 @@ class AuthService:
         with self.database.read() as session:
             return AuthRepository(session).users(offset=0, limit=1)[1]
 
-    def _verify(self, stored_hash: str, password: str) -> bool:
+    @contextmanager
+    def _hashing(self) -> Iterator[None]:
+        """One of the bounded hashing slots, waited for briefly; :class:`HashingBusyError`
+        when none frees up in time (then nothing was checked, and no failure counted)."""
+        wait = self.settings.login_hash_wait_s
+        if not self._hash_slots.acquire(timeout=wait):
+            logger.info(
+                "password hashing busy (%d slots): a request was turned away", self.hash_slots
+            )
+            raise HashingBusyError(
+                "服务器正忙，请几秒后再试 (the server is busy checking other passwords; try "
+                "again in a few seconds)",
+                retry_after_s=max(1.0, wait),
+            )
         try:
-            return bool(self._hasher.verify(stored_hash, password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+            yield
+        finally:
+            self._hash_slots.release()
+
+    def _hash(self, password: str) -> str:
+        with self._hashing():
+            return self._hasher.hash(password)
+
+    def _verify(self, stored_hash: str, password: str) -> bool:
+        with self._hashing():
+            try:
+                return bool(self._hasher.verify(stored_hash, password))
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
 
     def _record(
         self,

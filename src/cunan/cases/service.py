@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.audit.log import AuditAction, AuditLog, DetailValue
-from cunan.cases.grouping import linkage_distance, nearest_distance
+from cunan.cases.grouping import KeptMatrix, nearest_distance
 from cunan.cases.settings import CaseSettings
 from cunan.cases.views import CaseMember, CaseView, EnrolResult, SightingOutcome
 from cunan.errors import Conflict, NotFound
@@ -85,8 +86,9 @@ class CaseService:
     """Cases of unknown sightings. Every transition is one transaction with its audit entry.
 
     Grouping keeps, per active case, the embeddings of its ``max_kept_per_case`` sightings
-    with the most good faces; they are cached per case ``version`` so a new sighting costs
-    one small query plus the linkage arithmetic.
+    with the most good faces; they are held in memory in one matrix per model
+    (:class:`~cunan.cases.grouping.KeptMatrix`), refreshed per case ``version``, so a new
+    sighting costs one small query plus one matrix product, however many cases are open.
     """
 
     def __init__(
@@ -107,7 +109,10 @@ class CaseService:
         self.audit = audit or AuditLog(database, clock=clock)
         self.dispatcher = dispatcher
         self._clock = clock
-        self._kept: dict[int, tuple[int, Vector]] = {}
+        # Candidates' kept embeddings per model id; the lock serialises groupings of this
+        # service that run at the same time (refresh and product are one step).
+        self._kept: dict[str, KeptMatrix] = {}
+        self._kept_lock = threading.Lock()
         self._quiet: dict[int, Vector] = {}
 
     @property
@@ -183,10 +188,13 @@ class CaseService:
 
     def _sighting_vector(self, row: Sighting) -> Vector:
         assert row.embedding_ciphertext is not None
+        return self._embedding(row.id, row.model_id, row.embedding_ciphertext)
+
+    def _embedding(self, sighting_id: int, model_id: str, ciphertext: bytes) -> Vector:
         data = self.cipher.decrypt(
-            row.embedding_ciphertext,
-            embedding_context(row.id, row.model_id),
-            what=f"sighting {row.id} embedding",
+            ciphertext,
+            embedding_context(sighting_id, model_id),
+            what=f"sighting {sighting_id} embedding",
         )
         return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
@@ -222,18 +230,51 @@ class CaseService:
         self._quiet[quiet_id] = vector  # immutable rows: safe to cache by id
         return vector
 
-    def _kept_vectors(self, repo: CaseRepository, case_id: int, version: int) -> Vector:
-        cached = self._kept.get(case_id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        rows = repo.kept_sightings(case_id, limit=self.settings.max_kept_per_case)
-        kept = (
-            np.stack([self._sighting_vector(r) for r in rows])
-            if rows
-            else np.zeros((0, 0), dtype=np.float32)
-        )
-        self._kept[case_id] = (version, kept)
-        return kept
+    def _kept_vectors(self, repo: CaseRepository, case_ids: Sequence[int]) -> dict[int, Vector]:
+        """The kept embeddings of these cases, read now in one query (rows of the sightings
+        grouping links against; none for a case without any)."""
+        found = repo.kept_embeddings(case_ids, limit=self.settings.max_kept_per_case)
+        empty = np.zeros((0, 0), dtype=np.float32)
+        return {
+            case_id: (
+                np.stack([self._embedding(k.sighting_id, k.model_id, k.ciphertext) for k in rows])
+                if (rows := found.get(case_id))
+                else empty
+            )
+            for case_id in case_ids
+        }
+
+    def _nearest_candidate(
+        self, repo: CaseRepository, row: Sighting, vector: Vector
+    ) -> tuple[int | None, int, float]:
+        """(case id, its version, linkage distance) of the nearest candidate case (id None:
+        no candidate has embeddings); ties go to the first candidate in the listing's order.
+
+        The matrix of the model's candidates is brought up to date first: a case whose
+        version changed (a sighting joined, split, merge, reopen) is read again, and cases
+        that are no longer candidates are forgotten once they are a quarter of it."""
+        candidates = self._candidates(repo, row)
+        if not candidates:
+            return None, 0, float("inf")
+        versions = dict(candidates)
+        order = list(versions)
+        with self._kept_lock:
+            matrix = self._kept.get(row.model_id)
+            if matrix is None or matrix.dim != vector.shape[0]:
+                matrix = KeptMatrix(vector.shape[0], self.settings.max_kept_per_case)
+                self._kept[row.model_id] = matrix
+            stale = [c for c, v in versions.items() if matrix.version(c) != v]
+            if stale:
+                # After a start, every case at once (one query); later the one or two a
+                # sighting, split or merge changed.
+                for case_id, kept in self._kept_vectors(repo, stale).items():
+                    matrix.put(case_id, versions[case_id], kept)
+            if len(matrix) - len(order) > max(64, len(order) // 4):
+                matrix.retain(order)
+            link = matrix.nearest(vector, order, self.settings.linkage)
+        if link.case_id is None:
+            return None, 0, float("inf")
+        return link.case_id, versions[link.case_id], link.distance
 
     def _candidates(self, repo: CaseRepository, row: Sighting) -> list[tuple[int, int]]:
         """(id, version) of the cases a sighting may join: the active ones, and those a
@@ -258,16 +299,7 @@ class CaseService:
     def _link_or_open(
         self, repo: CaseRepository, row: Sighting, vector: Vector
     ) -> tuple[SightingOutcome, _Alert | None]:
-        best_id: int | None = None
-        best_version = 0
-        best_distance = float("inf")
-        for case_id, version in self._candidates(repo, row):
-            kept = self._kept_vectors(repo, case_id, version)
-            if kept.shape[0] == 0:
-                continue
-            distance = linkage_distance(vector, kept, self.settings.linkage)
-            if distance < best_distance:
-                best_id, best_version, best_distance = case_id, version, distance
+        best_id, best_version, best_distance = self._nearest_candidate(repo, row, vector)
         if best_id is not None and best_distance <= self.settings.link_threshold:
             quiet = self._join_locked(repo, best_id, row.started_at, matched_version=best_version)
             if quiet is not None:

@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 
 from cunan.audit.log import AuditAction, system_actor
 from cunan.duties.audited import AuditedDuty
-from cunan.duties.clock import local_date
+from cunan.duties.clock import local_date, start_of_day
 from cunan.duties.settings import DutySettings
 from cunan.registry.errors import InvalidRecordError, NotFoundError
-from cunan.storage.duties_repository import DutiesRepository
+from cunan.storage.duties_repository import DutiesRepository, OverdueRow
 from cunan.storage.duty_tables import DepartureReport
 from cunan.storage.enums import PersonCategory, PersonStatus
 from cunan.storage.repositories import RegistryRepository
@@ -65,23 +65,22 @@ class OverdueTenancy:
     reported_at: datetime | None
 
     @classmethod
-    def of(
+    def of_row(
         cls,
         kind: str,
-        tenancy: Tenancy,
+        row: OverdueRow,
         *,
-        due_from: date,
         deadline: date,
         days_overdue: int,
         reported_at: datetime | None = None,
     ) -> OverdueTenancy:
         return cls(
             kind=kind,
-            tenancy_id=tenancy.id,
-            person_id=tenancy.person_id,
-            room_id=tenancy.room_id,
-            landlord_id=tenancy.landlord_id,
-            due_from=due_from,
+            tenancy_id=row.tenancy_id,
+            person_id=row.person_id,
+            room_id=row.room_id,
+            landlord_id=row.landlord_id,
+            due_from=row.due_from,
             deadline=deadline,
             days_overdue=days_overdue,
             reported_at=reported_at,
@@ -252,36 +251,47 @@ class DepartureService(AuditedDuty):
         last_due = day - timedelta(days=settings.departure_deadline_days + 1)
         window_start = day - timedelta(days=settings.late_report_window_days)
         out: list[OverdueTenancy] = []
+        # Columns, not ORM rows: this list is read on every dashboard view.
         with self.database.read() as session:
             repo = DutiesRepository(session)
-            for t in repo.unreported_tenancies(expected_end_by=last_due):
-                assert t.expected_end is not None
-                deadline = deadline_for(t.expected_end, settings)
-                out.append(
-                    OverdueTenancy.of(
-                        OVERDUE_UNREPORTED,
-                        t,
-                        due_from=t.expected_end,
-                        deadline=deadline,
-                        days_overdue=(day - deadline).days,
-                    )
+            unreported = repo.unreported_rows(expected_end_by=last_due)
+            late = repo.late_report_rows(reported_since=start_of_day(window_start, settings.zone))
+        for row in unreported:
+            deadline = deadline_for(row.due_from, settings)
+            out.append(
+                OverdueTenancy.of_row(
+                    OVERDUE_UNREPORTED, row, deadline=deadline, days_overdue=(day - deadline).days
                 )
-            for report, tenancy in repo.late_reports():
-                report_day = local_date(report.reported_at, settings.zone)
-                if report_day < window_start:
-                    continue
-                out.append(
-                    OverdueTenancy.of(
-                        OVERDUE_LATE_REPORT,
-                        tenancy,
-                        due_from=report.move_out,
-                        deadline=report.deadline,
-                        days_overdue=(report_day - report.deadline).days,
-                        reported_at=report.reported_at,
-                    )
+            )
+        for row in late:
+            assert row.reported_at is not None
+            report_day = local_date(row.reported_at, settings.zone)
+            if report_day < window_start:
+                continue
+            out.append(
+                OverdueTenancy.of_row(
+                    OVERDUE_LATE_REPORT,
+                    row,
+                    deadline=row.deadline,
+                    days_overdue=(report_day - row.deadline).days,
+                    reported_at=row.reported_at,
                 )
+            )
         out.sort(key=lambda o: (-o.days_overdue, o.tenancy_id))
         return out
+
+    def overdue_counts(self, *, today: date | None = None) -> tuple[int, int]:
+        """(unreported, late reports) of :meth:`overdue`, counted in SQL (no row loaded)."""
+        day = today or self.today()
+        settings = self.settings
+        last_due = day - timedelta(days=settings.departure_deadline_days + 1)
+        window_start = day - timedelta(days=settings.late_report_window_days)
+        with self.database.read() as session:
+            repo = DutiesRepository(session)
+            return (
+                repo.count_unreported(expected_end_by=last_due),
+                repo.count_late_reports(reported_since=start_of_day(window_start, settings.zone)),
+            )
 
     # -- departures without a report ---------------------------------------------------------
 

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 from cunan.duties.clock import Clock, local_date, start_of_day, system_clock
 from cunan.duties.counter import FaceDataCount, FaceDataCounter
-from cunan.duties.departures import OVERDUE_LATE_REPORT, OVERDUE_UNREPORTED, DepartureService
+from cunan.duties.departures import DepartureService
 from cunan.duties.settings import DutySettings
 from cunan.storage.database import Database
 from cunan.storage.enums import PersonCategory
@@ -135,7 +135,7 @@ class StatsService:
             rental_houses = repo.count_rental_houses()
             rental_rooms = repo.count_rooms()
             sightings = self._sightings_per_day(repo, today, days or self.settings.stats_days)
-        overdue = self._overdue(today)
+        unreported, late = self._overdue(today)
         face_data = self._counter.count()
         if face_data.warning:
             logger.warning("%s", face_data.message())
@@ -147,13 +147,13 @@ class StatsService:
             rental_houses=rental_houses,
             rental_rooms=rental_rooms,
             cases=self.case_numbers(),
-            overdue_departures=sum(1 for o in overdue if o == OVERDUE_UNREPORTED),
-            late_departure_reports=sum(1 for o in overdue if o == OVERDUE_LATE_REPORT),
+            overdue_departures=unreported,
+            late_departure_reports=late,
             face_data=face_data,
             sightings=sightings,
         )
 
-    def _overdue(self, today: date) -> list[str]:
+    def _overdue(self, today: date) -> tuple[int, int]:
         if self._departures is None:
             # Overdue listing reads only; an audit log is never written here.
             from cunan.audit.log import AuditLog
@@ -161,7 +161,8 @@ class StatsService:
             self._departures = DepartureService(
                 self.database, AuditLog(self.database), self.settings, clock=self._clock
             )
-        return [o.kind for o in self._departures.overdue(today=today)]
+        # Counted in SQL: the statistics show the numbers, not the rows.
+        return self._departures.overdue_counts(today=today)
 
     def _sightings_per_day(self, repo: StatsRepository, today: date, days: int) -> SightingsPerDay:
         zone = self.settings.zone

@@ -159,6 +159,11 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def listen_writes(self, name: str, listener: Any) -> None:
+        """Register a SQLAlchemy session event (``after_flush``, ``after_commit`` ...) on
+        this database's write transactions only (read-only ones never change anything)."""
+        event.listen(self._sessions, name, listener)
+
     @property
     def url(self) -> str:
         return safe_url(self.engine.url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,6 +16,27 @@ from cunan.storage.tables import FaceTemplate, Person, Tenancy
 
 #: ``confirmation_tasks.status`` of a task waiting for an answer.
 OPEN = "open"
+
+
+class OverdueRow(NamedTuple):
+    """A tenancy of the overdue-departures list, read as columns."""
+
+    tenancy_id: int
+    person_id: int
+    room_id: int
+    landlord_id: int | None
+    #: The move-out reported (late reports) or the expected end (unreported).
+    due_from: date
+    #: The report's deadline (late reports); the expected end again for unreported ones.
+    deadline: date
+    reported_at: datetime | None = None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands stored UTC moments back naive, PostgreSQL aware.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 class DutiesRepository:
@@ -71,6 +92,70 @@ class DutiesRepository:
                 Person.status != PersonStatus.ARCHIVED,
             )
         ).all()
+
+    def _unreported(self, expected_end_by: date) -> Any:
+        return (
+            select(
+                Tenancy.id,
+                Tenancy.person_id,
+                Tenancy.room_id,
+                Tenancy.landlord_id,
+                Tenancy.expected_end,
+            )
+            .join(Person, Person.id == Tenancy.person_id)
+            .where(
+                Tenancy.move_out.is_(None),
+                Tenancy.expected_end.is_not(None),
+                Tenancy.expected_end <= expected_end_by,
+                Person.status != PersonStatus.ARCHIVED,
+            )
+        )
+
+    def unreported_rows(self, *, expected_end_by: date) -> list[OverdueRow]:
+        """:meth:`unreported_tenancies` as plain rows (columns only, no ORM objects): the
+        overdue-departures list reads these on every dashboard."""
+        return [
+            OverdueRow(int(t), int(p), int(r), None if lid is None else int(lid), end, end)
+            for t, p, r, lid, end in self.session.execute(self._unreported(expected_end_by))
+        ]
+
+    def count_unreported(self, *, expected_end_by: date) -> int:
+        """How many :meth:`unreported_rows` there are, counted in SQL."""
+        query = select(func.count()).select_from(self._unreported(expected_end_by).subquery())
+        return int(self.session.scalar(query) or 0)
+
+    def _late(self, reported_since: datetime | None) -> Any:
+        query = (
+            select(
+                Tenancy.id,
+                Tenancy.person_id,
+                Tenancy.room_id,
+                Tenancy.landlord_id,
+                DepartureReport.move_out,
+                DepartureReport.deadline,
+                DepartureReport.reported_at,
+            )
+            .join(Tenancy, Tenancy.id == DepartureReport.tenancy_id)
+            .where(DepartureReport.late.is_(True))
+        )
+        if reported_since is not None:
+            query = query.where(DepartureReport.reported_at >= reported_since)
+        return query
+
+    def late_report_rows(self, *, reported_since: datetime | None = None) -> list[OverdueRow]:
+        """:meth:`late_reports` made at or after ``reported_since``, as plain rows: the
+        tenancy, and the report's move-out, deadline and time."""
+        return [
+            OverdueRow(
+                int(t), int(p), int(r), None if lid is None else int(lid), out, due, _utc(at)
+            )
+            for t, p, r, lid, out, due, at in self.session.execute(self._late(reported_since))
+        ]
+
+    def count_late_reports(self, *, reported_since: datetime) -> int:
+        """How many :meth:`late_report_rows` there are since then, counted in SQL."""
+        query = select(func.count()).select_from(self._late(reported_since).subquery())
+        return int(self.session.scalar(query) or 0)
 
     def current_tenancies_with_face_data(self, today: date) -> Sequence[Tenancy]:
         """Tenancies lived in on ``today`` (move-in on or before it, move-out after it) by active

@@ -77,17 +77,18 @@ def login_submit(
     try:
         result = auth.login(username, password, client=_client(request))
     except CunanError as exc:
-        locked = getattr(exc, "retry_after_s", None) is not None
-        return render(
+        retry = getattr(exc, "retry_after_s", None)
+        busy = kind_of(exc) is ErrorKind.UNAVAILABLE
+        failed = "busy" if busy else "locked" if retry is not None else "bad"
+        response = render(
             request,
             "login.html",
-            {
-                "next": safe_next(next),
-                "username": username,
-                "failed": "locked" if locked else "bad",
-            },
-            status=429 if locked else 401,
+            {"next": safe_next(next), "username": username, "failed": failed},
+            status=503 if busy else 429 if retry is not None else 401,
         )
+        if busy and isinstance(retry, int | float):
+            response.headers["Retry-After"] = str(max(1, round(retry)))
+        return response
     response = redirect(safe_next(next))
     max_age = int((result.expires_at - datetime.now(result.expires_at.tzinfo)).total_seconds())
     secure = request.url.scheme == "https" or bool(
