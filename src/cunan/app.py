@@ -115,13 +115,18 @@ class CunanApp:
             # (pgvector on SQLite, milvus without a server) is refused now, not then.
             settings.matching.index_spec(settings.database_url)
             audit = registry.audit or AuditLog(registry.database)
-            # 2. Notifications: the configured channels; nothing leaves the machine until
-            #    a channel is set, undeliverable alerts land in the dead-letter list.
-            channels = build_notifiers(settings.notify)
-            dispatcher = (
-                NotificationDispatcher(channels, dead_letters=DeadLetterStore(registry.database))
-                if channels
-                else None
+            # 2. Notifications: the settings file's channels and those added on the settings
+            #    page; nothing leaves the machine until a channel is set, undeliverable
+            #    alerts land in the dead-letter list. The dispatcher exists even without
+            #    channels, so one added from the web works without a restart.
+            from cunan.notify.channels import ChannelStore
+
+            notify = ChannelStore(registry.database, registry.service.cipher).merged(
+                settings.notify
+            )
+            channels = build_notifiers(notify, zone=settings.duties.zone)
+            dispatcher = NotificationDispatcher(
+                channels, dead_letters=DeadLetterStore(registry.database)
             )
             # 3. Cases: unknown sightings grouped, verified on site, 补录.
             cases = CaseService(
@@ -336,8 +341,37 @@ class CunanApp:
         if opts.duties:
             self._scheduler = Scheduler(self.settings.duties.zone)
             self.duties.register(self._scheduler)
+            # After the day's reconcile: staff hear of overdue move-outs in their groups.
+            self._scheduler.add_daily(
+                "overdue_departure_alert",
+                self.settings.duties.daily_at,
+                self.alert_overdue_departures,
+            )
             self._scheduler.start()
         logger.info("background work started (%d threads)", len(self._threads))
+
+    def alert_overdue_departures(self) -> int:
+        """The daily alert to the notification channels while departures are overdue: how
+        many and the longest delay, never who (group chats are not the registry). Returns
+        how many were overdue."""
+        if self.dispatcher is None:
+            return 0
+        from cunan.notify.message import Notification
+
+        rows = [o for o in self.departures.overdue() if o.kind == "unreported"]
+        if not rows:
+            return 0
+        longest = max(o.days_overdue for o in rows)
+        self.dispatcher.dispatch(
+            Notification(
+                kind="departure.overdue",
+                title=f"{len(rows)} overdue departure(s)",
+                body=f"{len(rows)} tenancies ended without a move-out report "
+                f"(longest {longest} days past the deadline).",
+                data={"count": len(rows), "max_days_overdue": longest},
+            )
+        )
+        return len(rows)
 
     def healthy(self) -> bool:
         """Every background thread that was started is still running."""

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from cunan.duties.departures import DepartureReportView
     from cunan.duties.reconcile import ReconcileResult, TaskView
     from cunan.duties.retention import PurgeReport
+    from cunan.notify.admin import ChannelAdmin
     from cunan.notify.deadletters import DeadLetterView, ReplayOutcome
     from cunan.notify.message import Notifier
     from cunan.pipeline.camera_health import CameraHealthView
@@ -1364,6 +1365,8 @@ class AppServices:
                 "webhooks": len(settings.notify.webhooks),
                 "mqtt": len(settings.notify.mqtt),
                 "email": len(settings.notify.email),
+                "wecom": len(settings.notify.wecom),
+                "dingtalk": len(settings.notify.dingtalk),
             },
         }
 
@@ -1388,6 +1391,24 @@ class AppServices:
         if live and self.app._gallery is not None:
             self.app._gallery.config = updated.matching.open_set_config()
         return SettingsChange(applied_now=live, after_restart=sorted(set(changes) - set(live)))
+
+    def landlords_for_accounts(self) -> list[tuple[int, str, bool]]:
+        """(id, name, has an account) of the village's landlords, for linking a new landlord
+        account to its record (administrators)."""
+        require(self.principal, Permission.MANAGE_USERS)
+        from cunan.storage.auth_repository import AuthRepository
+
+        with self._db.read() as session:
+            rows = AuthRepository(session).landlords_of_village(self._village())
+            return [(row.id, row.name, row.user_id is not None) for row in rows]
+
+    def notification_channels(self) -> ChannelAdmin:
+        """Notification channels (administrators): list, add, edit, remove, test; changes
+        are audited and take effect at once."""
+        require(self.principal, Permission.MANAGE_SETTINGS)
+        from cunan.notify.admin import ChannelAdmin
+
+        return ChannelAdmin(self.app, self.principal.actor)
 
     def dead_letters(self, *, include_replayed: bool = False) -> list[DeadLetterView]:
         require(self.principal, Permission.READ_NOTIFY)

@@ -101,5 +101,12 @@ def test_statistics_and_settings_without_secrets(clients: dict[str, TestClient])
     assert clients["landlord_a"].get("/api/v1/stats").status_code == 403
     view = clients["auditor"].get("/api/v1/settings").json()
     assert view["duties"]["timezone"] == "Asia/Shanghai"
-    assert set(view["notify"]) == {"include_face_data", "webhooks", "mqtt", "email"}
+    assert set(view["notify"]) == {
+        "include_face_data",
+        "webhooks",
+        "mqtt",
+        "email",
+        "wecom",
+        "dingtalk",
+    }
     assert "database_url" not in str(view)

@@ -29,6 +29,7 @@ from cunan.web import (
     pages,
     portal_pages,
     registry_pages,
+    settings_pages,
     statistics_pages,
     ui,
 )
@@ -67,6 +68,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     audit_pages.router,
     statistics_pages.router,
     registry_pages.router,
+    settings_pages.router,
     camera_pages.router,
 )
 

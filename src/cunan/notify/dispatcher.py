@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,16 +42,26 @@ class NotificationDispatcher:
     ) -> None:
         self.channels = dict(channels)
         self._dead_letters = dead_letters
+        self._lock = threading.Lock()
+        # Threads start only when there is something to send: an installation without
+        # channels (yet: they can be added from the settings page) keeps none.
         self._pool = ThreadPoolExecutor(
-            max_workers=max(1, min(max_workers, len(self.channels) or 1)),
-            thread_name_prefix="cunan-notify",
+            max_workers=max(1, max_workers), thread_name_prefix="cunan-notify"
         )
+
+    def set_channels(self, channels: Mapping[str, Notifier]) -> None:
+        """Send to these channels from now on (a channel changed on the settings page);
+        a dispatch already under way finishes on the channels it started with."""
+        with self._lock:
+            self.channels = dict(channels)
 
     def dispatch(self, notification: Notification) -> DispatchReport:
         """Send everywhere and wait until every channel has delivered or given up."""
+        with self._lock:
+            channels = dict(self.channels)
         futures: dict[str, Future[None]] = {
             name: self._pool.submit(notifier.send, notification)
-            for name, notifier in self.channels.items()
+            for name, notifier in channels.items()
         }
         delivered: list[str] = []
         failed: dict[str, str] = {}

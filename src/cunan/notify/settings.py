@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from cunan.notify.message import Notifier
 from cunan.notify.mqtt import MqttNotifier
 from cunan.notify.retry import RetryingNotifier, RetryPolicy
+from cunan.notify.robots import DINGTALK_BASE, WECOM_BASE, DingTalkNotifier, WeComNotifier
 from cunan.notify.smtp import EmailNotifier
 from cunan.notify.webhook import WebhookNotifier
 
@@ -67,6 +69,37 @@ class EmailSettings(BaseModel):
     retry: RetrySettings = RetrySettings(attempts=3)
 
 
+class WeComSettings(BaseModel):
+    """A WeCom (企业微信) group robot: the ``key`` from its webhook address."""
+
+    name: str = Field(default="wecom", min_length=1, max_length=64)
+    key: SecretStr
+    #: Where the robot API is (tests and private deployments point it elsewhere).
+    base_url: str = WECOM_BASE
+    msgtype: Literal["markdown", "text"] = "markdown"
+    #: Members to @-mention by mobile number (``"@all"``: everyone); needs ``msgtype="text"``.
+    mentioned_mobiles: list[str] = []
+    timeout_s: float = Field(default=10.0, gt=0.0)
+    # WeCom allows 20 messages a minute per robot: wait long enough for the limit to pass.
+    retry: RetrySettings = RetrySettings(attempts=4, initial_backoff_s=5.0, max_backoff_s=60.0)
+    use_env_proxy: bool = False
+
+
+class DingTalkSettings(BaseModel):
+    """A DingTalk (钉钉) custom robot: the ``access_token`` from its webhook address, and the
+    加签 secret (``SEC...``) when the robot is set to sign."""
+
+    name: str = Field(default="dingtalk", min_length=1, max_length=64)
+    access_token: SecretStr
+    secret: SecretStr | None = None
+    base_url: str = DINGTALK_BASE
+    msgtype: Literal["markdown", "text"] = "markdown"
+    at_mobiles: list[str] = []
+    timeout_s: float = Field(default=10.0, gt=0.0)
+    retry: RetrySettings = RetrySettings(attempts=4, initial_backoff_s=5.0, max_backoff_s=60.0)
+    use_env_proxy: bool = False
+
+
 class NotifySettings(BaseModel):
     """Where alerts go. Nothing is sent anywhere until a channel is configured."""
 
@@ -76,14 +109,21 @@ class NotifySettings(BaseModel):
     webhooks: list[WebhookSettings] = []
     mqtt: list[MqttSettings] = []
     email: list[EmailSettings] = []
+    wecom: list[WeComSettings] = []
+    dingtalk: list[DingTalkSettings] = []
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> NotifySettings:
-        names = [
+    def names(self) -> list[str]:
+        return [
             *(c.name for c in self.webhooks),
             *(c.name for c in self.mqtt),
             *(c.name for c in self.email),
+            *(c.name for c in self.wecom),
+            *(c.name for c in self.dingtalk),
         ]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NotifySettings:
+        names = self.names()
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"notification channel names must be unique: {duplicates}")
@@ -94,10 +134,43 @@ def _secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
 
-def build_notifiers(settings: NotifySettings) -> dict[str, Notifier]:
-    """Every configured channel by name, each wrapped in its retry policy."""
+def build_robot(channel: WeComSettings | DingTalkSettings, zone: tzinfo = UTC) -> Notifier:
+    """One robot channel without retries (the settings page's test message uses it bare)."""
+    if isinstance(channel, WeComSettings):
+        return WeComNotifier(
+            channel.key.get_secret_value(),
+            channel=channel.name,
+            base_url=channel.base_url,
+            msgtype=channel.msgtype,
+            mentioned_mobiles=channel.mentioned_mobiles,
+            timeout_s=channel.timeout_s,
+            zone=zone,
+            use_env_proxy=channel.use_env_proxy,
+        )
+    return DingTalkNotifier(
+        channel.access_token.get_secret_value(),
+        secret=_secret(channel.secret),
+        channel=channel.name,
+        base_url=channel.base_url,
+        msgtype=channel.msgtype,
+        at_mobiles=channel.at_mobiles,
+        timeout_s=channel.timeout_s,
+        zone=zone,
+        use_env_proxy=channel.use_env_proxy,
+    )
+
+
+def build_notifiers(settings: NotifySettings, *, zone: tzinfo = UTC) -> dict[str, Notifier]:
+    """Every configured channel by name, each wrapped in its retry policy. Robots write
+    times in ``zone`` (the village's)."""
     face = settings.include_face_data
     channels: dict[str, Notifier] = {}
+    # Robots post Chinese text built from ids and counts: face data never goes to a group.
+    robots: list[WeComSettings | DingTalkSettings] = [*settings.wecom, *settings.dingtalk]
+    for robot in robots:
+        channels[robot.name] = RetryingNotifier(
+            build_robot(robot, zone), robot.retry.policy(), channel=robot.name
+        )
     for hook in settings.webhooks:
         inner: Notifier = WebhookNotifier(
             hook.url,

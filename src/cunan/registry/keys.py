@@ -16,6 +16,7 @@ from pathlib import Path
 from cunan.audit.log import AuditAction, AuditLog, system_actor
 from cunan.cases.service import quiet_face_context
 from cunan.errors import Conflict
+from cunan.notify.channels import channel_context
 from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
 from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
 from cunan.registry.service import photo_context, template_context
@@ -23,6 +24,7 @@ from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableEr
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
 from cunan.storage.key_repository import DiscardedFaceData, KeyCheckRepository
+from cunan.storage.notify_repository import NotifyChannelRepository
 from cunan.storage.pipeline_repository import CameraRepository
 from cunan.storage.repositories import RegistryRepository
 
@@ -96,7 +98,7 @@ def rotate_keys(
     ring.save(key_file)
     cipher = FieldCipher(ring)
     retired = tuple(sorted(k for k in ring.keys if k != ring.active))
-    templates = photos = crops = embeddings = quiet = camera_urls = 0
+    templates = photos = crops = embeddings = quiet = camera_urls = notify_channels = 0
     with database.transaction() as session:
         repo = RegistryRepository(session)
         after = 0
@@ -160,6 +162,15 @@ def rotate_keys(
                 camera.stream_url_ciphertext = cipher.encrypt(plain, ctx)
                 camera.key_id = ring.active
                 camera_urls += 1
+        channels = NotifyChannelRepository(session)
+        for channel in channels.channels():
+            ctx = channel_context(channel.id)
+            plain = cipher.decrypt(
+                channel.config_ciphertext, ctx, what=f"notification channel {channel.name}"
+            )
+            channel.config_ciphertext = cipher.encrypt(plain, ctx)
+            channel.key_id = ring.active
+            notify_channels += 1
         session.flush()
         still_old = repo.key_ids_in_use() - {ring.active}
         if still_old:
@@ -179,6 +190,7 @@ def rotate_keys(
                     "sighting_embeddings": embeddings,
                     "quiet_faces": quiet,
                     "camera_urls": camera_urls,
+                    "notify_channels": notify_channels,
                 },
                 session=session,
             )
@@ -257,6 +269,9 @@ def unreadable_values(database: Database, cipher: FieldCipher) -> list[Unreadabl
             if camera.stream_url_ciphertext is not None:
                 ctx = camera_url_context(camera.id)
                 check("camera URL", camera.id, camera.stream_url_ciphertext, ctx)
+        for channel in NotifyChannelRepository(session).channels():
+            ctx = channel_context(channel.id)
+            check("notification channel", channel.id, channel.config_ciphertext, ctx)
     return bad
 
 
@@ -300,6 +315,7 @@ def reset_keys(
                     "sightings": discarded.sightings,
                     "quiet_faces": discarded.quiet_faces,
                     "camera_urls": discarded.camera_urls,
+                    "notify_channels": discarded.notify_channels,
                 },
                 session=session,
             )

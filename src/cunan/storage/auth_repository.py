@@ -33,6 +33,14 @@ class AuthRepository:
     def landlord_id_of_user(self, user_id: int) -> int | None:
         return self.session.scalar(select(Landlord.id).where(Landlord.user_id == user_id))
 
+    def landlords_of_village(self, village_id: int) -> Sequence[Landlord]:
+        """A village's landlords by name (to link a landlord account to its record)."""
+        return self.session.scalars(
+            select(Landlord)
+            .where(Landlord.village_id == village_id)
+            .order_by(Landlord.name, Landlord.id)
+        ).all()
+
     def admins(self) -> Sequence[User]:
         return self.session.scalars(
             select(User).where(User.role == UserRole.ADMIN).order_by(User.id)

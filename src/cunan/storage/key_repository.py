@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import TemplateChangeKind
+from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import EnrolmentPhoto, KeyCheck
@@ -27,6 +28,9 @@ class DiscardedFaceData:
     #: Cameras whose URL (with its password) was encrypted: they keep the redacted URL and
     #: must be added again with the password.
     camera_urls: int = 0
+    #: Notification channels added from the web (their keys and secrets were encrypted):
+    #: deleted, to be added again on the settings page.
+    notify_channels: int = 0
 
 
 class KeyCheckRepository:
@@ -88,10 +92,12 @@ class KeyCheckRepository:
                 .values(stream_url_ciphertext=None, key_id=None)
             )
         )
+        channels = rowcount(self.session.execute(delete(NotifyChannel)))
         return DiscardedFaceData(
             templates=templates,
             photos=photos,
             sightings=sightings,
             quiet_faces=quiet,
             camera_urls=cameras,
+            notify_channels=channels,
         )

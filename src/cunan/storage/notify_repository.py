@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cunan.storage.notify_tables import DeadLetter
+from cunan.storage.notify_tables import DeadLetter, NotifyChannel
 
 
 class DeadLetterRepository:
@@ -31,3 +31,35 @@ class DeadLetterRepository:
         if not include_replayed:
             query = query.where(DeadLetter.replayed_at.is_(None))
         return self.session.scalars(query).all()
+
+
+class NotifyChannelRepository:
+    """The notification channels added from the web (``notify_channels``), on one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def channels(self) -> Sequence[NotifyChannel]:
+        return self.session.scalars(select(NotifyChannel).order_by(NotifyChannel.name)).all()
+
+    def channel(self, channel_id: int) -> NotifyChannel | None:
+        return self.session.get(NotifyChannel, channel_id)
+
+    def name_taken(self, name: str, *, other_than: int | None = None) -> bool:
+        query = select(NotifyChannel.id).where(NotifyChannel.name == name)
+        if other_than is not None:
+            query = query.where(NotifyChannel.id != other_than)
+        return self.session.scalar(query) is not None
+
+    def add(self, row: NotifyChannel) -> NotifyChannel:
+        """Store a channel; its id (part of its ciphertext's associated data) at once."""
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def remove(self, row: NotifyChannel) -> None:
+        self.session.delete(row)
+        self.session.flush()
+
+    def expunge(self, row: NotifyChannel) -> None:
+        self.session.expunge(row)

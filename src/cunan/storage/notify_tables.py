@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cunan.storage.tables import Base, utcnow
@@ -27,3 +27,25 @@ class DeadLetter(Base):
     failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     replay_attempts: Mapped[int] = mapped_column(Integer, default=0)
     replayed_at: Mapped[datetime | None]
+
+
+class NotifyChannel(Base):
+    """A notification channel added from the web (settings page), beside the TOML file's.
+
+    The whole channel's settings (URL, robot key, signing secret) are one AES-GCM value under
+    the data key, bound to the row (``notify-channel:<id>``): robot keys and secrets post
+    into the village's groups, so they are kept like camera passwords."""
+
+    __tablename__ = "notify_channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Unique among all channels (the TOML file's too); dead letters refer to it.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: ``webhook``, ``wecom`` or ``dingtalk``.
+    kind: Mapped[str] = mapped_column(String(16))
+    config_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

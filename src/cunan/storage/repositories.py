@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.tables import (
     Consent,
@@ -304,7 +305,8 @@ class RegistryRepository:
 
     def key_ids_in_use(self) -> set[str]:
         """Ids of every key some stored ciphertext was made with, across all encrypted tables:
-        templates, enrolment photos, sighting crops/embeddings and quiet faces."""
+        templates, enrolment photos, sighting crops/embeddings, quiet faces, camera URLs and
+        the notification channels added from the web."""
         used = set(self.session.scalars(select(FaceTemplate.key_id).distinct()).all())
         used |= set(self.session.scalars(select(EnrolmentPhoto.key_id).distinct()).all())
         used |= set(self.session.scalars(select(CaseQuietFace.key_id).distinct()).all())
@@ -331,6 +333,7 @@ class RegistryRepository:
             ).all()
             if key_id is not None
         }
+        used |= set(self.session.scalars(select(NotifyChannel.key_id).distinct()).all())
         return used
 
     # -- change feed -------------------------------------------------------------------------
