@@ -13,58 +13,31 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import require_data, skip_or_fail
+from tests.conftest import require_data
 from tests.test_serve_api import PASSWORD, environment, photo, server
+from tests.web.test_browser import browser
 
-__all__ = ["environment", "server"]
+__all__ = ["browser", "environment", "server"]
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: Hang guards only: no timing is asserted.
 DEADLINE_S = 240.0
 PHONE = {"width": 360, "height": 780}
 DESKTOP = {"width": 1280, "height": 900}
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
 def db_url() -> str:
     """The story runs on the embedded default: ``serve`` makes its own SQLite database."""
     return "sqlite://"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install '.[test]')")
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        skip_or_fail("chromium is not installed (apt-get install chromium, as .ci/run does)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 class Shots:
