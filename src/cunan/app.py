@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from cunan.pipeline.supervisor import Worker
     from cunan.registry.import_jobs import ImportJob, ImportJobs
     from cunan.registry.importer import ImportOptions
-    from cunan.stats.cache import ShortCache
     from cunan.stats.service import StatsService
+    from cunan.storage.write_cache import ShortCache
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ class CunanApp:
         ``web.stats_cache_seconds``); watched writes drop them at commit."""
         with self._lazy_lock:
             if self._stats_cache is None:
-                from cunan.stats.cache import ShortCache
+                from cunan.storage.write_cache import ShortCache
 
                 cache = ShortCache(self.settings.web.stats_cache_seconds)
                 cache.watch(self.registry.database)

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from cunan.app import CunanApp
 from cunan.registry.records import NewPerson
-from cunan.stats.cache import ShortCache
 from cunan.storage.enums import PersonCategory
+from cunan.storage.write_cache import ShortCache
 from tests.api.conftest import Village
 
 

@@ -154,7 +154,9 @@ def test_people_add_refuses_without_consent_or_with_a_bad_photo(
         "--consent-by",
         "王",
     )
-    assert code == 2 and f"{bad}: no face found" in err and "nothing was stored" in err
+    # The photo named, the reason in plain words (Chinese first) and as measured.
+    assert code == 2 and f"{bad}: " in err and "[no face found]" in err
+    assert "找不到人脸" in err and "nothing was stored" in err
     code, _, err = run(
         app,
         "people",

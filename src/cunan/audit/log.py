@@ -96,6 +96,8 @@ class AuditAction(StrEnum):
     SEARCH = "search"
     # a 1:1 face comparison of two uploaded images (the compare API)
     FACE_COMPARE = "face.compare"
+    # a kept enrolment photo shown on a person's page
+    PHOTO_VIEW = "photo.view"
     # keys
     KEY_ROTATE = "key.rotate"
     KEY_RESET = "key.reset"
@@ -107,6 +109,11 @@ class AuditAction(StrEnum):
     CAMERA_REMOVE = "camera.remove"
     # settings changed from the API (thresholds, retention, deadlines)
     SETTINGS_CHANGE = "settings.change"
+    # notification channels added from the web (names and kinds only), and test messages
+    NOTIFY_CHANNEL_ADD = "notify.channel_add"
+    NOTIFY_CHANNEL_CHANGE = "notify.channel_change"
+    NOTIFY_CHANNEL_REMOVE = "notify.channel_remove"
+    NOTIFY_TEST = "notify.test"
     # the live gallery re-calibrated its open-set thresholds on the site's own people
     MATCHING_CALIBRATE = "matching.calibrate"
     # the synthetic village a benchmark writes (cunan bench api), never a real one

@@ -23,12 +23,12 @@ from cunan.authz import Permission, Principal, require
 from cunan.config import WebSettings
 from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
 from cunan.registry.accounts import check_password_strength
-from cunan.stats.cache import attribute_changed, table_of, watch_writes
 from cunan.storage.auth_repository import AuthRepository
 from cunan.storage.auth_tables import ApiToken, AuthSession
 from cunan.storage.database import Database
 from cunan.storage.enums import UserRole
 from cunan.storage.tables import User
+from cunan.storage.write_cache import attribute_changed, table_of, watch_writes
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cameras") as batch:
-        batch.drop_column("public_notice_reason")
+    # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL), not a batch rebuild: rebuilding
+    # cameras on SQLite would write its schema anew and lose the AUTOINCREMENT that 0011
+    # gave it (0011's upgrade then refuses the table it no longer recognises).
+    op.execute("ALTER TABLE cameras DROP COLUMN public_notice_reason")
     op.drop_table("camera_health")

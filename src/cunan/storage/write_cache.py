@@ -1,4 +1,4 @@
-"""Computed statistics kept for a few seconds per scope, dropped when a write changes them."""
+"""Answers (statistics, sessions) kept a few seconds, dropped when a write changes them."""
 
 from __future__ import annotations
 
