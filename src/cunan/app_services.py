@@ -861,6 +861,40 @@ class AppServices:
         require(self.principal, Permission.READ_CASES)
         return self.app.cases.get(case_id)
 
+    def case_candidates(self, case_id: int, *, top: int = 5) -> list[CandidateView]:
+        """The registered people nearest to the case's kept faces, nearest first, with their
+        distances: what staff compare the crops with before closing a case as "this is
+        registered person X". A 1:N search, so it needs the identify permission and is
+        audited like identify (ids and counts only)."""
+        require(self.principal, Permission.READ_CASES)
+        require(self.principal, Permission.IDENTIFY)
+        if not 1 <= top <= 20:
+            raise InvalidInput("top must be between 1 and 20")
+        model_id, vectors = self.app.cases.kept_vectors(case_id)
+        gallery = self.app.gallery
+        if model_id != gallery.model_id or vectors.size == 0:
+            # Faces of another model (the site switched models) cannot be compared.
+            nearest: list[tuple[int, float]] = []
+        else:
+            nearest = gallery.nearest_people(vectors, top)
+        service = self.app.registry.service
+        out = [
+            CandidateView(person_id, service.get_person(person_id).name, round(distance, 4))
+            for person_id, distance in nearest
+        ]
+        self.app.audit.record(
+            "search",
+            actor=self.principal.actor,
+            target_type="case",
+            target_id=case_id,
+            details={
+                "source": "case",
+                "faces": int(vectors.shape[0]) if vectors.size else 0,
+                "candidate_person_ids": sorted(c.person_id for c in out),
+            },
+        )
+        return out
+
     def case_sightings(self, case_id: int) -> list[CaseMember]:
         """The case's sightings (camera, time), for its timeline; a read for the case page."""
         require(self.principal, Permission.READ_CASES)

@@ -29,6 +29,12 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/api/v1/cases", None, {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 403}),
     (
         "GET",
+        "/api/v1/cases/987654/candidates",
+        None,
+        {"admin": 404, "staff": 404, "auditor": 403, "landlord_a": 403},
+    ),
+    (
+        "GET",
         "/api/v1/sightings",
         None,
         {"admin": 200, "staff": 200, "auditor": 200, "landlord_a": 403},

@@ -549,6 +549,14 @@ class CaseService:
             repo = CaseRepository(session)
             return self._view(repo, self._case(repo, case_id), self._clock())
 
+    def kept_vectors(self, case_id: int) -> tuple[str, Vector]:
+        """The model id and the kept embeddings of a case (the faces grouping links
+        against; an empty matrix for a case without any), read in a read-only transaction."""
+        with self.database.read() as session:
+            repo = CaseRepository(session)
+            case = self._case(repo, case_id)
+            return case.model_id, self._kept_vectors(repo, [case_id])[case_id]
+
     def get_many(self, case_ids: Sequence[int]) -> list[CaseView]:
         """Views of the cases with these ids that exist, in the order given (one page of a
         listing: a fixed number of queries however many cases and sightings)."""

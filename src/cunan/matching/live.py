@@ -451,6 +451,20 @@ class LiveGallery:
                         best = (person, distance)
             return best
 
+    def nearest_people(self, vectors: NDArray[np.float32], top: int) -> list[tuple[int, float]]:
+        """The ``top`` registered people nearest to any of ``vectors`` (several faces of one
+        unknown person), each with the exact distance of their nearest template pair,
+        nearest first. No decision: this is what staff compare a case's faces with."""
+        probes = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock:
+            if not self._person_of or len(probes) == 0 or top <= 0:
+                return []
+            found: dict[int, float] = {}
+            for person in self._candidate_people(probes, None):
+                matrix = np.vstack(list(self._vectors[person].values()))
+                found[person] = float(pairwise_distances(probes, matrix).min())
+        return sorted(found.items(), key=lambda item: (item[1], item[0]))[:top]
+
     def identify(
         self,
         probes: NDArray[np.float32],

@@ -278,6 +278,13 @@ def _case_page(
             else []
         )
         houses = svc.list_houses(page(0, 200)).items if editable else []
+        may_search = editable and who.may(Permission.IDENTIFY)
+        # Only on request: each look-up is a 1:N search of the registry, and audited.
+        similar = (
+            svc.case_candidates(case_id)
+            if may_search and request.query_params.get("similar") == "1"
+            else None
+        )
         chosen = None
         if editable and house.isdigit():
             try:
@@ -292,6 +299,8 @@ def _case_page(
         "error": error,
         "query": query,
         "people": people,
+        "may_search": may_search,
+        "similar": similar,
         "houses": houses,
         "house": chosen,
         "methods": [m.value for m in ConsentMethod],

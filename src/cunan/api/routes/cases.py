@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from cunan.api.deps import ServicesDep
-from cunan.app_services import Listing, NewPersonRequest, page
+from cunan.app_services import CandidateView, Listing, NewPersonRequest, page
 from cunan.cases.views import CaseView
 from cunan.registry.identity import IdDocument
 from cunan.storage.enums import ConsentMethod, PersonCategory
@@ -69,6 +69,15 @@ def list_cases(
 @router.get("/cases/{case_id}", response_model=CaseView)
 def get_case(case_id: int, svc: ServicesDep) -> CaseView:
     return svc.get_case(case_id)
+
+
+@router.get("/cases/{case_id}/candidates", response_model=list[CandidateView])
+def case_candidates(
+    case_id: int, svc: ServicesDep, top: Annotated[int, Query(ge=1, le=20)] = 5
+) -> list[CandidateView]:
+    """The registered people nearest to the case's faces, nearest first, with distances
+    (a 1:N search: staff and admins; audited like identify)."""
+    return svc.case_candidates(case_id, top=top)
 
 
 @router.get(
