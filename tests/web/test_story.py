@@ -51,7 +51,8 @@ class Shots:
 
     def take(self, page: Any, name: str) -> None:
         path = self.folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        # Faces (case crops, enrolment photos) are masked: screenshots go into the docs.
+        page.screenshot(path=str(path), full_page=True, mask=[page.locator("main img")])
         self.taken.append(path)
 
 
