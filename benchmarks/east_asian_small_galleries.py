@@ -18,6 +18,11 @@ eligible people = two or more images). Parts (docs/benchmarks.md section 10, "Ga
 - calibration: per draw, the prior's, the site's and the blended threshold against the
   threshold that would give the aimed rate on the pooled strangers.
 - look-alikes: which stranger -> resident pairs the adaptive rule names, per gallery.
+- poor-residents: faces degraded to 60-90 px wide (grey, blur 1; `cunan bench east-asian
+  --degraded-width 60,90`) of enrolled East Asian people and of East Asian strangers, per
+  half: of the faces that pass the judging gate and are decided unknown, the share whose
+  score lies within a band below the calibrated threshold (what an "undecided" band would
+  take from residents' false alarms, and from strangers' warnings).
 """
 
 from __future__ import annotations
@@ -234,6 +239,53 @@ def part_look_alikes(pop: Population, rule: Rule, draws: int) -> None:
             print(f"  half {'AB'[half]} {len(chosen[0]):2d} people ({len(chosen)} draws): {pairs}")
 
 
+def part_poor_residents(pop: Population, rule: Rule, lfw_dir: Path, draws: int) -> None:
+    from cunan.bench.degraded import embed_degraded, resident_rows, stranger_rows
+
+    emb = load_or_compute(lfw_dir, show_progress=False)
+    bands = (0.02, 0.05, 0.1)
+    print("60-90 px faces passing the gate, decided unknown; share within a band below min_score")
+    for half in (0, 1):
+        residents = embed_degraded(
+            lfw_dir, emb, resident_rows(pop, half, "east_asian"), seed=1, face_width=(60, 90)
+        )
+        ea = pop.east_asian
+        s_rows = np.asarray([r for r in stranger_rows(pop, half, 136) if ea[r]], dtype=np.int64)
+        strangers = embed_degraded(lfw_dir, emb, s_rows, face_width=(60, 90))
+        for size in (10, 30, 0):
+            people, chosen = _galleries(pop, half, size, draws)
+            mine = people[half]
+            res_unknown: list[NDArray[np.float64]] = []
+            str_unknown: list[NDArray[np.float64]] = []
+            res_n = str_n = 0
+            for names in chosen:
+                decide = rule(pop.vectors[[mine[p][0] for p in names]], names)
+                taken = set(names)
+                owner = [pop.names[r] for r in residents.rows.tolist()]
+                use = residents.quality_ok & np.asarray([n in taken for n in owner])
+                if use.any():
+                    _, value = decide(residents.vectors[use])
+                    res_n += int(use.sum())
+                    res_unknown.append(value[value < 0])
+                owner = [pop.names[r] for r in strangers.rows.tolist()]
+                use = strangers.quality_ok & np.asarray([n not in taken for n in owner])
+                _, value = decide(strangers.vectors[use])
+                str_n += int(use.sum())
+                str_unknown.append(value[value < 0])
+            ru, su = np.concatenate(res_unknown), np.concatenate(str_unknown)
+            cells = ", ".join(
+                f"band {b}: residents {100 * float((ru >= -b).sum()) / res_n:.1f} % / "
+                f"strangers {100 * float((su >= -b).sum()) / str_n:.1f} %"
+                for b in bands
+            )
+            print(
+                f"  half {'AB'[half]} {len(chosen[0]):2d} people: residents judged {res_n}, "
+                f"decided unknown {100 * len(ru) / res_n:.1f} %; strangers judged {str_n}, "
+                f"unknown {100 * len(su) / str_n:.1f} %; {cells}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw-dir", type=Path, required=True)
@@ -251,6 +303,7 @@ def main() -> None:
         "strangers": lambda: part_strangers(pop, rules, args.draws),
         "calibration": lambda: part_calibration(pop, prior, model_id, args.draws),
         "look-alikes": lambda: part_look_alikes(pop, adaptive, args.draws),
+        "poor-residents": lambda: part_poor_residents(pop, adaptive, args.lfw_dir, args.draws),
     }
     print(f"load before: {machine_load()}", flush=True)
     for part in args.parts.split(","):
