@@ -20,6 +20,7 @@ from cunan.notify.message import Notification
 from cunan.registry.records import NewPerson
 from cunan.storage.enums import PersonCategory
 from cunan.storage.notify_tables import NotifyChannel
+from cunan.settings_overrides import apply_stored, current_value
 from cunan.web.settings_pages import SECTIONS
 from tests.api.conftest import ORIGIN, PASSWORD, Village
 from tests.notify.conftest import spare_port
@@ -46,8 +47,8 @@ def _form(core: CunanApp, section: str, **changes: object) -> dict[str, str]:
     """What a browser posts for a values page: every field as shown, with ``changes``."""
     data: dict[str, str] = {}
     for key in SECTIONS[section]:
-        group, name = key.split(".")
-        value = changes.get(name, getattr(getattr(core.settings, group), name))
+        name = key.rsplit(".", 1)[1]
+        value = changes.get(name, current_value(core.settings, key))
         if isinstance(value, bool):
             if value:
                 data[key] = "on"
@@ -135,6 +136,43 @@ def test_thresholds_deadlines_and_retention_are_saved_and_audited(
     unchanged = admin.post("/settings/values/retention", data=_form(core, "retention"))
     assert unchanged.headers["location"].endswith("saved=none")
     assert len(_audit(core, "settings.change")) == before + 2
+
+
+def test_the_sighting_quality_gate_is_explained_saved_audited_and_kept(
+    api: FastAPI, core: CunanApp
+) -> None:
+    admin = _login(api, "admin")
+    shown = admin.get("/settings/values/recognition")
+    assert 'name="faces.sighting_quality.min_face_px"' in shown.text
+    # Plain words, in Chinese first: what a poor face is and what the limit does.
+    assert "摄像头" in shown.text and "眼睛" in shown.text
+    before = len(_audit(core, "settings.change"))
+    saved = admin.post(
+        "/settings/values/recognition",
+        data=_form(core, "recognition", min_face_px=64, min_sharpness=120.5),
+    )
+    assert saved.status_code == 303 and "later=1" in saved.headers["location"]
+    quality = core.settings.faces.sighting_quality
+    assert (quality.min_face_px, quality.min_sharpness) == (64, 120.5)
+    entries = _audit(core, "settings.change")
+    assert len(entries) == before + 1
+    assert "faces.sighting_quality.min_face_px" in str(entries[0].details)
+    assert "faces.sighting_quality.min_contrast" not in str(entries[0].details)
+    # Kept in the database: a restart (the file's settings, then the stored changes) has them.
+    again = apply_stored(
+        core.settings.model_copy(update={"faces": type(core.settings.faces)()}),
+        core.registry.database,
+    )
+    assert again.faces.sighting_quality.min_face_px == 64
+    assert again.faces.sighting_quality.min_interocular_px == quality.min_interocular_px
+
+    # A range that would refuse every face is refused, naming the setting.
+    wrong = admin.post(
+        "/settings/values/recognition",
+        data=_form(core, "recognition", min_brightness=200, max_brightness=100),
+    )
+    assert wrong.status_code == 422 and "min_brightness" in wrong.text
+    assert core.settings.faces.sighting_quality.max_brightness == quality.max_brightness
 
 
 def test_accounts_created_linked_disabled_and_given_a_new_password(

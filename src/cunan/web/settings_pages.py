@@ -41,6 +41,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "matching.min_margin",
         "faces.match_threshold",
         "cases.link_threshold",
+        *overrides.SIGHTING_QUALITY,
     ),
     "retention": (
         "duties.crops_days",
@@ -90,14 +91,17 @@ def settings_home(request: Request, who: AdminPrincipal) -> Response:
 
 def _field(request: Request, key: str) -> dict[str, Any]:
     settings = core_of(request).settings
-    section, name = key.split(".")
-    model = getattr(settings, section)
+    *groups, name = key.split(".")
+    model: Any = settings
+    for group in groups:
+        model = getattr(model, group)
     annotation = type(model).model_fields[name].annotation
     types = get_args(annotation) or (annotation,)
     kind = "bool" if bool in types else "int" if int in types else "float"
     return {
         "key": key,
         "id": key.replace(".", "-"),
+        "group": groups[-1] if len(groups) > 1 else None,
         "value": getattr(model, name),
         "kind": kind,
         "optional": type(None) in types,
