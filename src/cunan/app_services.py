@@ -1593,6 +1593,17 @@ class AppServices:
             raise InvalidInput(f"count {count}: between 1 and 60 periods")
         return self.app.stats.case_flow(period, count)
 
+    def record_statistics_export(self, *, period: str, periods: int, file_format: str) -> None:
+        """Audit a download of the statistics (a report leaves the server like any export):
+        the format and the periods only, the figures are counts."""
+        require(self.principal, Permission.READ_STATS)
+        self.app.audit.record(
+            "statistics.export",
+            actor=self.principal.actor,
+            target_type="statistics",
+            details={"format": file_format, "period": period, "periods": periods},
+        )
+
     def people_statuses(self) -> list[str]:
         return [s.value for s in PersonStatus]
 

@@ -92,6 +92,8 @@ class AuditAction(StrEnum):
     PLACE_CREATE = "place.create"
     PLACE_UPDATE = "place.update"
     REGISTRY_EXPORT = "registry.export"
+    # the statistics workbook downloaded (/statistics.xlsx)
+    STATISTICS_EXPORT = "statistics.export"
     # a 1:N face search ("who is this?": cunan identify, the identify API)
     SEARCH = "search"
     # a 1:1 face comparison of two uploaded images (the compare API)
