@@ -18,9 +18,9 @@ from cunan.app_services import AuditEntryView, page
 from cunan.authz import local_principal
 from cunan.notify.message import Notification
 from cunan.registry.records import NewPerson
+from cunan.settings_overrides import apply_stored, current_value
 from cunan.storage.enums import PersonCategory
 from cunan.storage.notify_tables import NotifyChannel
-from cunan.settings_overrides import apply_stored, current_value
 from cunan.web.settings_pages import SECTIONS
 from tests.api.conftest import ORIGIN, PASSWORD, Village
 from tests.notify.conftest import spare_port
@@ -259,17 +259,20 @@ def test_a_wecom_robot_added_on_the_page_gets_alerts_at_once(
     admin = _login(api, "admin")
     form = admin.get("/settings/notifications?kind=wecom")
     assert 'name="key"' in form.text and "企业微信群机器人" in form.text
-    added = admin.post(
-        "/settings/notifications",
-        data={
-            "kind": "wecom",
-            "name": "村委会群",
-            "key": WECOM_KEY,
-            "msgtype": "text",
-            "mobiles": "13800001111，13800002222",
-            "base_url": robots.base,
-        },
-    )
+    wecom = {
+        "kind": "wecom",
+        "name": "村委会群",
+        "key": WECOM_KEY,
+        "msgtype": "text",
+        "mobiles": "13800001111，13800002222",
+        "base_url": robots.base,
+    }
+    # The robot service runs on the server itself: refused until the administrator allows it.
+    local = admin.post("/settings/notifications", data=wecom)
+    assert local.status_code == 422 and "机器人服务地址（base_url）不允许" in local.text
+    assert "本机地址" in local.text and WECOM_KEY not in local.text
+    assert robots.accepted == []
+    added = admin.post("/settings/notifications", data={**wecom, "allow_local_address": "on"})
     assert added.status_code == 303, added.text
     listing = admin.get("/settings/notifications")
     assert "村委会群" in listing.text and WECOM_KEY not in listing.text
@@ -307,6 +310,7 @@ def test_a_wecom_robot_added_on_the_page_gets_alerts_at_once(
             "msgtype": "markdown",
             "mobiles": "",
             "base_url": robots.base,
+            "allow_local_address": "on",
         },
     )
     assert changed.status_code == 303, changed.text
@@ -325,7 +329,12 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     api: FastAPI, core: CunanApp, robots: RobotService
 ) -> None:
     admin = _login(api, "admin")
-    base = {"kind": "dingtalk", "access_token": DING_TOKEN, "base_url": robots.base}
+    base = {
+        "kind": "dingtalk",
+        "access_token": DING_TOKEN,
+        "base_url": robots.base,
+        "allow_local_address": "on",
+    }
     assert (
         admin.post(
             "/settings/notifications", data={**base, "name": "治安群", "secret": "SECwrong"}
@@ -348,7 +357,7 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     )
     fixed = admin.post(
         f"/settings/notifications/{channel_id}",
-        data={"name": "治安群", "access_token": "", "secret": DING_SECRET, "base_url": robots.base},
+        data={**base, "name": "治安群", "access_token": "", "secret": DING_SECRET},
     )
     assert fixed.status_code == 303
     ok = admin.post("/settings/notifications-test", data={"name": "治安群"})
@@ -358,7 +367,7 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     assert "c-unsigned" in admin.get(f"/settings/notifications/{channel_id}").text
     unsigned = admin.post(
         f"/settings/notifications/{channel_id}",
-        data={"name": "治安群", "access_token": "", "unsigned": "on", "base_url": robots.base},
+        data={**base, "name": "治安群", "access_token": "", "unsigned": "on"},
     )
     assert unsigned.status_code == 303
     [view] = [
@@ -379,7 +388,13 @@ def test_overdue_departures_reach_a_group_robot_without_names(
 ) -> None:
     channels = core.services_for(local_principal("tests")).notification_channels()
     channel_id = channels.add(
-        "wecom", {"name": "退租提醒群", "key": WECOM_KEY, "base_url": robots.base}
+        "wecom",
+        {
+            "name": "退租提醒群",
+            "key": WECOM_KEY,
+            "base_url": robots.base,
+            "allow_local_address": True,
+        },
     )
     service = core.registry.service
     village_id = service.default_village_id()
