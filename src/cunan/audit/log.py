@@ -91,6 +91,8 @@ class AuditAction(StrEnum):
     TENANCY_MOVE_OUT = "tenancy.move_out"
     PLACE_CREATE = "place.create"
     PLACE_UPDATE = "place.update"
+    # a place deleted (nothing referred to it any more)
+    PLACE_REMOVE = "place.remove"
     REGISTRY_EXPORT = "registry.export"
     # the statistics workbook downloaded (/statistics.xlsx)
     STATISTICS_EXPORT = "statistics.export"
