@@ -15,6 +15,7 @@ from cunan.app_services import AuditEntryView, page
 from cunan.authz import local_principal
 from cunan.registry.records import NewPerson
 from cunan.storage.enums import PersonCategory
+from cunan.storage.gas_tables import GasBusiness
 from tests.api.conftest import ORIGIN, PASSWORD, Village
 
 
@@ -157,3 +158,21 @@ def test_the_registry_pages_rename_and_delete_without_script(
     auditor = _browser(api, "auditor")
     assert "改名或删除" not in auditor.get("/registry").text
     assert "改名或删除" not in auditor.get(f"/houses/{house}").text
+
+
+def test_a_house_with_a_gas_business_is_not_deleted(
+    clients: dict[str, TestClient], core: CunanApp, village: Village
+) -> None:
+    staff = clients["staff"]
+    house = _created(staff.post("/api/v1/houses", json={"address": "燃气路8号"}))
+    with core.registry.database.transaction() as session:
+        session.add(
+            GasBusiness(
+                village_id=core.registry.service.default_village_id(),
+                house_id=house,
+                name="小吃店",
+                licence_no="91330100TEST0001X",
+            )
+        )
+    refused = staff.delete(f"/api/v1/houses/{house}")
+    assert refused.status_code == 409 and "1 家用气商户" in refused.json()["detail"]

@@ -43,6 +43,7 @@ REFERENCE_WORDS: dict[str, str] = {
     "accounts": "个房东账号 (landlord account)",
     "rooms": "个房间 (rooms)",
     "households": "户 (households)",
+    "gas_businesses": "家用气商户 (gas businesses)",
 }
 
 Audit = Callable[..., None]

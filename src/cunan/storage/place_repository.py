@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.auth_tables import ApiToken
 from cunan.storage.case_tables import Case
 from cunan.storage.duty_tables import ConfirmationTask
+from cunan.storage.gas_tables import GasBusiness
 from cunan.storage.pipeline_tables import Camera
 from cunan.storage.tables import (
     GridArea,
@@ -92,6 +93,7 @@ class PlaceRepository:
                 "users": self._count(User, User.village_id == record_id),
                 "api_tokens": self._count(ApiToken, ApiToken.village_id == record_id),
                 "cases": self._count(Case, Case.village_id == record_id),
+                "gas_businesses": self._count(GasBusiness, GasBusiness.village_id == record_id),
             }
         elif kind == "grid_area":
             counts = {
@@ -111,6 +113,7 @@ class PlaceRepository:
                 "rooms": self._count(Room, Room.house_id == record_id),
                 "households": self._count(Household, Household.house_id == record_id),
                 "cameras": self._count(Camera, Camera.house_id == record_id),
+                "gas_businesses": self._count(GasBusiness, GasBusiness.house_id == record_id),
             }
         elif kind == "room":
             counts = {"tenancies": self._count(Tenancy, Tenancy.room_id == record_id)}
