@@ -225,6 +225,26 @@ def test_hog_upsampling_finds_smaller_faces(examples: Path) -> None:
         DlibHogDetector(upsample=-1)
 
 
+def test_hog_twin_with_other_upsample_shares_the_model_and_detects_like_a_fresh_one(
+    examples: Path,
+) -> None:
+    from cunan.faces.detect import DlibHogDetector
+
+    image = load_image(examples / "obama-240p.jpg")
+    small = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2))  # face ~32 px
+    upsampling = DlibHogDetector(upsample=2)
+    twin = upsampling.with_upsample(0)
+    assert twin._detector is upsampling._detector  # the model is loaded once
+    assert twin.upsample == 0 and upsampling.upsample == 2
+    assert twin.detect(small) == []
+    assert len(upsampling.detect(small)) == 1
+    found, fresh = twin.detect(image), DlibHogDetector(upsample=0).detect(image)
+    assert [(f.box, f.score) for f in found] == [(f.box, f.score) for f in fresh]
+    assert len(found) == 1
+    with pytest.raises(ValueError, match="upsample"):
+        upsampling.with_upsample(-1)
+
+
 def test_stored_dlib_points_align_exactly_like_a_fresh_shape(
     engine: FaceEngine, examples: Path
 ) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cunan.domain import AnalyzedFace
+from cunan.faces.detect import DlibHogDetector
 from cunan.faces.engine import EngineConfig, EnrolmentPhotoError, FaceEngine
 from cunan.faces.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image, load_image
 from cunan.lifetime import bound_process_pool
@@ -173,15 +174,13 @@ _worker_reduce_to: int | None = ENROLMENT_DECODE_PIXELS
 def _init_worker(config: EngineConfig, max_pixels: int, reduce_to: int | None) -> None:
     """Each worker builds its own engines once: a fast one (no upsampling) and the configured."""
     global _worker_engines, _worker_max_pixels, _worker_reduce_to
-    from dataclasses import replace
-
     full = FaceEngine.from_config(config)
     fast = full
-    if config.detector == "dlib_hog" and config.upsample > 0:
+    if isinstance(full.detector, DlibHogDetector) and config.upsample > 0:
+        # The same HOG model and embedder without upsampling: building a second engine
+        # would load both models again (about 1.2 s of CPU per worker, for nothing).
         fast = FaceEngine(
-            FaceEngine.from_config(replace(config, upsample=0)).detector,
-            full.embedder,
-            enrol_jitter=full.enrol_jitter,
+            full.detector.with_upsample(0), full.embedder, enrol_jitter=full.enrol_jitter
         )
     _worker_engines = (fast, full)
     _worker_max_pixels = max_pixels
