@@ -190,6 +190,53 @@ class CandidateView:
     person_id: int
     name: str
     distance: float
+    #: The distance in plain words (:func:`closeness_of`): ``very_alike``, ``alike``,
+    #: ``unsure`` or ``unlike``.
+    closeness: str = "unlike"
+    #: The person's first kept enrolment photo (None: the village keeps none of theirs).
+    photo_id: int | None = None
+
+
+def closeness_of(distance: float, threshold: float) -> str:
+    """How alike two faces are, in words staff read, measured against the 1:1 threshold
+    (``faces.match_threshold``: at or under it the engine calls two faces one person).
+    Well under it is ``very_alike``; a quarter over it ``unsure`` (look-alikes and poor
+    pictures land there); beyond, ``unlike``."""
+    if distance <= 0.75 * threshold:
+        return "very_alike"
+    if distance <= threshold:
+        return "alike"
+    if distance <= 1.25 * threshold:
+        return "unsure"
+    return "unlike"
+
+
+@dataclass(frozen=True, slots=True)
+class CasePerson:
+    """The person a case's outcome named, as the case pages show them."""
+
+    id: int
+    name: str
+    room: str | None
+    house_id: int | None
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLabels:
+    """Words for a page of cases: the people their outcomes named and their assignees."""
+
+    people: dict[int, CasePerson]
+    assignees: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseWorker:
+    """An enabled staff or administrator account a case can be assigned to."""
+
+    id: int
+    username: str
+    display_name: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -878,8 +925,17 @@ class AppServices:
         else:
             nearest = gallery.nearest_people(vectors, top)
         service = self.app.registry.service
+        with self._db.read() as session:
+            photos = QueryRepository(session).first_photo_ids([p for p, _ in nearest])
+        threshold = self.app.settings.faces.match_threshold
         out = [
-            CandidateView(person_id, service.get_person(person_id).name, round(distance, 4))
+            CandidateView(
+                person_id,
+                service.get_person(person_id).name,
+                round(distance, 4),
+                closeness_of(distance, threshold),
+                photos.get(person_id),
+            )
             for person_id, distance in nearest
         ]
         self.app.audit.record(
@@ -912,13 +968,51 @@ class AppServices:
         require(self.principal, Permission.READ_CASES)
         return self.app.cases.best_crops(case_id)
 
+    def case_labels(self, cases: Sequence[CaseView]) -> CaseLabels:
+        """Names for ``cases``: the person each outcome named (with their room today) and
+        each assignee's account name, in two queries for a whole page. People are named
+        only to a principal who may read the registry."""
+        require(self.principal, Permission.READ_CASES)
+        person_ids = sorted({c.person_id for c in cases if c.person_id is not None})
+        user_ids = sorted({c.assigned_to for c in cases if c.assigned_to is not None})
+        if not self.principal.may(Permission.READ_REGISTRY) or landlord_scope(self.principal):
+            person_ids = []
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            places = repo.person_places(person_ids, self.today())
+            assignees = repo.usernames(user_ids)
+        people = {
+            pid: CasePerson(
+                pid,
+                name,
+                place[1] if place else None,
+                place[2] if place else None,
+                place[3] if place else None,
+            )
+            for pid, (name, place) in places.items()
+        }
+        return CaseLabels(people, assignees)
+
+    def case_workers(self) -> list[CaseWorker]:
+        """Who a case can be assigned to: enabled staff and administrator accounts."""
+        require(self.principal, Permission.EDIT_CASES)
+        with self._db.read() as session:
+            return [CaseWorker(*row) for row in QueryRepository(session).case_workers()]
+
     def assignee_id(self, key: str) -> int:
         """The account a case is assigned to, by id or username."""
         require(self.principal, Permission.EDIT_CASES)
         return self.app.auth.account_id(key)
 
     def assign_case(self, case_id: int, user_id: int, deadline: datetime | None) -> CaseView:
+        """Assign (or re-assign) a case to an enabled staff or administrator account; a
+        landlord's, auditor's or disabled account is refused, naming it."""
         require(self.principal, Permission.EDIT_CASES)
+        if user_id not in {w.id for w in self.case_workers()}:
+            raise InvalidInput(
+                f"case {case_id}: user {user_id} is not an enabled staff or administrator "
+                "account (cases are assigned to staff)"
+            )
         return self.app.cases.assign(
             case_id, user_id, actor=self.principal.actor, deadline=deadline
         )
@@ -940,10 +1034,15 @@ class AppServices:
         return self.app.cases.registered_person(case_id, person_id, actor=self.principal.actor)
 
     def close_enrol(
-        self, case_id: int, request: NewPersonRequest, fresh_photo: bytes | None
+        self,
+        case_id: int,
+        request: NewPersonRequest,
+        fresh_photo: bytes | None,
+        sighting_ids: Sequence[int] | None = None,
     ) -> int:
-        """补录: enrol the case's person as a tenant in a room, from the case's crops (and a
-        fresh photo if given), with the consent collected on site."""
+        """补录: enrol the case's person as a tenant in a room, from the case's crops (those
+        of ``sighting_ids`` if staff chose; and a fresh photo if given), with the consent
+        collected on site."""
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
 
@@ -965,6 +1064,7 @@ class AppServices:
             consent=consent,
             tenancy=tenancy,
             fresh_photo=fresh,
+            sighting_ids=sighting_ids,
         )
         return result.person_id
 

@@ -26,6 +26,7 @@ from cunan.authz import Permission, require
 from cunan.web import (
     audit_pages,
     camera_pages,
+    case_pages,
     pages,
     portal_pages,
     registry_pages,
@@ -70,6 +71,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     registry_pages.router,
     settings_pages.router,
     camera_pages.router,
+    case_pages.router,
 )
 
 

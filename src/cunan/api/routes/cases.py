@@ -130,8 +130,11 @@ async def enrol(
     landlord_id: Annotated[int | None, Form()] = None,
     move_in: Annotated[date | None, Form()] = None,
     photo: Annotated[UploadFile | None, File()] = None,
+    sighting_ids: Annotated[list[int] | None, Form(max_length=1000)] = None,
 ) -> Enrolled:
-    """补录: enrol the person of the case as a tenant of a room, with on-site consent."""
+    """补录: enrol the person of the case as a tenant of a room, with on-site consent; the
+    templates come from the case's best sightings, or from ``sighting_ids`` (repeatable)
+    when given."""
     from starlette.concurrency import run_in_threadpool
 
     fresh = await photo.read() if photo is not None else None
@@ -147,7 +150,9 @@ async def enrol(
         landlord_id=landlord_id,
         move_in=move_in,
     )
-    person_id = await run_in_threadpool(svc.close_enrol, case_id, request, fresh or None)
+    person_id = await run_in_threadpool(
+        svc.close_enrol, case_id, request, fresh or None, sighting_ids or None
+    )
     return Enrolled(person_id=person_id)
 
 
