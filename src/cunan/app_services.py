@@ -197,6 +197,27 @@ class CandidateView:
     photo_id: int | None = None
 
 
+#: Largest photo of a signed consent form kept (a phone photo of one A4 page fits easily).
+MAX_FORM_PHOTO_BYTES = 10 * 1024 * 1024
+
+
+def signed_form_photo(data: bytes) -> PhotoInput:
+    """A photo of a signed consent form as it is kept: a JPEG or PNG file (told by its first
+    bytes, not by what the browser claims) of at most ``MAX_FORM_PHOTO_BYTES``."""
+    if len(data) > MAX_FORM_PHOTO_BYTES:
+        raise InvalidInput(
+            f"签字同意书照片太大 (the signed form's photo is {len(data) // (1024 * 1024)} MB; "
+            f"at most {MAX_FORM_PHOTO_BYTES // (1024 * 1024)} MB)"
+        )
+    if data.startswith(b"\xff\xd8\xff"):
+        return PhotoInput(data, "image/jpeg")
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PhotoInput(data, "image/png")
+    raise InvalidInput(
+        "签字同意书照片须为 JPG 或 PNG 图片 (the signed form's photo must be a JPG or PNG picture)"
+    )
+
+
 def closeness_of(distance: float, threshold: float) -> str:
     """How alike two faces are, in words staff read, measured against the 1:1 threshold
     (``faces.match_threshold``: at or under it the engine calls two faces one person).
@@ -296,6 +317,8 @@ class NewPersonRequest:
     allow_same_face: bool = False
     #: The village by name (installations with several); default: the account's village.
     village: str | None = None
+    #: A photo of the signed consent form (JPEG or PNG file bytes), kept with the consent.
+    consent_form: bytes | None = None
 
 
 _NO_LABELS: dict[str, str | None] = {
@@ -506,12 +529,20 @@ class AppServices:
         unless said) a request describes; enrolment and 补录 build them the same way."""
         from cunan.registry.service import NewTenancy
 
+        if request.consent_form and not request.consent_by:
+            raise InvalidInput(
+                "有签字同意书照片却没有记录同意 (a signed form's photo needs the consent: "
+                "consent_by)"
+            )
         consent = (
             ConsentInput(
                 collected_by=request.consent_by,
                 collected_at=datetime.now(UTC),
                 method=request.consent_method,
                 guardian_name=request.guardian,
+                form_photo=signed_form_photo(request.consent_form)
+                if request.consent_form
+                else None,
             )
             if request.consent_by
             else None
@@ -782,9 +813,15 @@ class AppServices:
         )
 
     def record_consent(
-        self, person_id: int, collected_by: str, method: ConsentMethod, guardian: str | None
+        self,
+        person_id: int,
+        collected_by: str,
+        method: ConsentMethod,
+        guardian: str | None,
+        form_photo: bytes | None = None,
     ) -> int:
-        """A new consent (e.g. after a withdrawal); face data may then be added again."""
+        """A new consent (e.g. after a withdrawal), with a photo of the signed form if one
+        was taken; face data may then be added again."""
         return self._registry(Permission.ENROL).record_consent(
             person_id,
             ConsentInput(
@@ -792,6 +829,7 @@ class AppServices:
                 collected_at=datetime.now(UTC),
                 method=method,
                 guardian_name=guardian,
+                form_photo=signed_form_photo(form_photo) if form_photo else None,
             ),
         )
 
@@ -1768,6 +1806,7 @@ class AppServices:
             if person is None:
                 raise hidden("person", person_id)
             household = repo.household(person.household_id) if person.household_id else None
+            forms = repo.consents_with_forms(person_id)
             consents = [
                 ConsentEntry(
                     c.id,
@@ -1777,6 +1816,7 @@ class AppServices:
                     c.guardian_name,
                     c.withdrawn_at,
                     c.withdrawal_recorded_by,
+                    c.id in forms,
                 )
                 for c in repo.consents_of(person_id)
             ]
@@ -1803,6 +1843,22 @@ class AppServices:
             details={"photo": photo_id},
         )
         return photo
+
+    def consent_form(self, person_id: int, consent_id: int) -> PhotoInput:
+        """The photo of the signed form of one of this person's consents, decrypted for the
+        person page (not landlords); another person's consent answers like a missing one.
+        Each look is audited (``photo.view``, the consent's id)."""
+        if consent_id not in {c.id for c in self.person_records(person_id).consents}:
+            raise hidden("consent", consent_id)
+        form = self.app.registry.service.consent_form(consent_id)
+        self.app.audit.record(
+            "photo.view",
+            actor=self.principal.actor,
+            target_type="person",
+            target_id=person_id,
+            details={"consent_form": consent_id},
+        )
+        return form
 
     # -- operations the command line offers (keys, export, duties by hand, parked events) ----
 
@@ -1977,6 +2033,8 @@ class ConsentEntry:
     guardian: str | None
     withdrawn_at: datetime | None
     withdrawn_by: str | None
+    #: A photo of the signed form is kept (``/people/{id}/consents/{consent}/form``).
+    has_form: bool = False
 
 
 @dataclass(frozen=True, slots=True)

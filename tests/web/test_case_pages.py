@@ -245,9 +245,17 @@ def test_the_enrol_form_records_document_landlord_and_the_ticked_crops(
         data={**form, "id_type": "passport", "template_ids": ["999999"]},
     )
     assert foreign.status_code == 422 and "999999" in foreign.text
+    not_a_picture = staff.post(
+        f"/cases/{case_id}/enrol",
+        data={**form, "id_type": "passport", "template_ids": [str(sightings[1])]},
+        files={"consent_form": ("form.txt", b"signed by me", "image/png")},
+    )
+    assert not_a_picture.status_code == 422 and "JPG 或 PNG" in not_a_picture.text
+    signed = b"\x89PNG\r\n\x1a\n" + b"the signed paper"
     done = staff.post(
         f"/cases/{case_id}/enrol",
         data={**form, "id_type": "passport", "template_ids": [str(sightings[1])]},
+        files={"consent_form": ("form.png", signed, "image/png")},
     )
     assert done.status_code == 303, done.text
     case = core.cases.get(case_id)
@@ -258,6 +266,18 @@ def test_the_enrol_form_records_document_landlord_and_the_ticked_crops(
     assert tenancy.room_id == room and tenancy.landlord_id == village.landlord["b"]
     consent = service.consents_of(case.person_id)[0]
     assert consent.collected_by == "网格员王" and consent.method == ConsentMethod.DIGITAL
+    # The signed form's photo: linked from the consent history, shown like a kept photo.
+    person_page = staff.get(f"/people/{case.person_id}").text
+    link = f"/people/{case.person_id}/consents/{consent.id}/form"
+    assert f'href="{link}"' in person_page
+    shown = staff.get(link)
+    assert shown.status_code == 200 and shown.content == signed
+    assert shown.headers["content-type"] == "image/png"
+    assert shown.headers["cache-control"].startswith("no-store")
+    looks = core.audit.recent(limit=20, action="photo.view")
+    assert any(e.details.get("consent_form") == consent.id for e in looks)
+    assert staff.get(f"/people/{village.tenant['a']}/consents/{consent.id}/form").status_code == 404
+    assert browsers["auditor"].get(link).status_code == 200
     # The script the form is enhanced with fills the rooms from the API's house.
     assert 'data-rooms="/api/v1/houses/"' in page
     assert staff.get("/static/case.js").status_code == 200
@@ -350,3 +370,30 @@ def test_visitor_false_alarm_escalate_and_reopen_forms(
     assert f'action="/cases/{alarm}/reopen"' in reopen
     assert staff.post(f"/cases/{alarm}/reopen").status_code == 303
     assert core.cases.get(alarm).status == "open"
+
+
+def test_a_consent_recorded_on_the_person_page_keeps_its_signed_form(
+    core: CunanApp, api: FastAPI, browsers: dict[str, TestClient], village: Village
+) -> None:
+    staff = browsers["staff"]
+    person = village.tenant["b"]
+    page = staff.get(f"/people/{person}").text
+    assert 'name="form_photo"' in page and 'capture="environment"' in page
+    signed = b"\xff\xd8\xff\xe0" + b"a signed paper"
+    done = staff.post(
+        f"/people/{person}/consents",
+        data={"collected_by": "网格员李", "method": "paper"},
+        files={"form_photo": ("form.jpg", signed, "image/jpeg")},
+    )
+    assert done.status_code == 303, done.text
+    consent = core.registry.service.consents_of(person)[-1]
+    link = f"/people/{person}/consents/{consent.id}/form"
+    assert f'href="{link}"' in staff.get(f"/people/{person}").text
+    assert staff.get(link).content == signed
+    # Landlords see no consent records, so no form either.
+    landlord = TestClient(api, headers={"origin": ORIGIN}, follow_redirects=False)
+    assert (
+        landlord.post("/login", data={"username": "landlord_b", "password": PASSWORD}).status_code
+        == 303
+    )
+    assert landlord.get(link).status_code in (403, 404)

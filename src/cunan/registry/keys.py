@@ -1,7 +1,8 @@
 """Key rotation: re-encrypt every stored ciphertext with a new key, then retire the old.
 
-Every table holding ciphertext is covered: face templates, enrolment photos, sighting crops
-and embeddings, and the cases' quiet faces (visitors, negative examples). Each value is
+Every table holding ciphertext is covered: face templates, enrolment photos, photos of signed
+consent forms, sighting crops and embeddings, and the cases' quiet faces (visitors, negative
+examples). Each value is
 re-encrypted with exactly the associated data its writer used; the context functions are
 imported from the writers so the two can never drift apart.
 """
@@ -19,7 +20,7 @@ from cunan.errors import Conflict
 from cunan.notify.channels import channel_context
 from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
 from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
-from cunan.registry.service import photo_context, template_context
+from cunan.registry.service import consent_form_context, photo_context, template_context
 from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
@@ -42,6 +43,7 @@ class RotationReport:
     sighting_crops: int
     sighting_embeddings: int
     quiet_faces: int
+    consent_forms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ def rotate_keys(
     cipher = FieldCipher(ring)
     retired = tuple(sorted(k for k in ring.keys if k != ring.active))
     templates = photos = crops = embeddings = quiet = camera_urls = notify_channels = 0
+    forms = 0
     with database.transaction() as session:
         repo = RegistryRepository(session)
         after = 0
@@ -118,6 +121,15 @@ def rotate_keys(
                 repo.set_photo_ciphertext(photo.id, cipher.encrypt(plain, ctx), ring.active)
                 photos += 1
             after = photo_batch[-1].id
+            session.expunge_all()
+        after = 0
+        while form_batch := repo.consent_form_batch(after_id=after, limit=BATCH):
+            for form in form_batch:
+                ctx = consent_form_context(form.id, form.consent_id, form.person_id)
+                plain = cipher.decrypt(form.ciphertext, ctx, what=f"consent form {form.id}")
+                repo.set_consent_form_ciphertext(form.id, cipher.encrypt(plain, ctx), ring.active)
+                forms += 1
+            after = form_batch[-1].id
             session.expunge_all()
         after = 0
         while sighting_batch := repo.sighting_batch(after_id=after, limit=BATCH):
@@ -186,6 +198,7 @@ def rotate_keys(
                     "retired_key_ids": list(retired),
                     "templates": templates,
                     "photos": photos,
+                    "consent_forms": forms,
                     "sighting_crops": crops,
                     "sighting_embeddings": embeddings,
                     "quiet_faces": quiet,
@@ -216,6 +229,7 @@ def rotate_keys(
         sighting_crops=crops,
         sighting_embeddings=embeddings,
         quiet_faces=quiet,
+        consent_forms=forms,
     )
 
 
@@ -229,7 +243,8 @@ class UnreadableValue:
 
 
 def unreadable_values(database: Database, cipher: FieldCipher) -> list[UnreadableValue]:
-    """Every enrolment photo, sighting crop and embedding, quiet face and camera URL that does
+    """Every enrolment photo, signed consent form, sighting crop and embedding, quiet face,
+    camera URL and notification channel that does
     not decrypt with ``cipher``, with the same associated data its writer used. Templates are
     :meth:`RegistryService.unreadable_templates`'s."""
     bad: list[UnreadableValue] = []
@@ -249,6 +264,12 @@ def unreadable_values(database: Database, cipher: FieldCipher) -> list[Unreadabl
             for photo in photos:
                 check("photo", photo.id, photo.ciphertext, photo_context(photo.id, photo.person_id))
             after = photos[-1].id
+        after = 0
+        while forms := repo.consent_form_batch(after_id=after, limit=BATCH):
+            for form in forms:
+                ctx = consent_form_context(form.id, form.consent_id, form.person_id)
+                check("consent form", form.id, form.ciphertext, ctx)
+            after = forms[-1].id
         after = 0
         while sightings := repo.sighting_batch(after_id=after, limit=BATCH):
             for row in sightings:
@@ -316,6 +337,7 @@ def reset_keys(
                     "quiet_faces": discarded.quiet_faces,
                     "camera_urls": discarded.camera_urls,
                     "notify_channels": discarded.notify_channels,
+                    "consent_forms": discarded.consent_forms,
                 },
                 session=session,
             )

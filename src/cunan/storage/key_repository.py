@@ -14,7 +14,7 @@ from cunan.storage.enums import TemplateChangeKind
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.repositories import RegistryRepository
-from cunan.storage.tables import EnrolmentPhoto, KeyCheck
+from cunan.storage.tables import ConsentForm, EnrolmentPhoto, KeyCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,8 @@ class DiscardedFaceData:
     #: Notification channels added from the web (their keys and secrets were encrypted):
     #: deleted, to be added again on the settings page.
     notify_channels: int = 0
+    #: Photos of signed consent forms (the consents themselves stay, without the photo).
+    consent_forms: int = 0
 
 
 class KeyCheckRepository:
@@ -72,6 +74,7 @@ class KeyCheckRepository:
             templates += len(batch)
             self.session.expunge_all()
         photos = rowcount(self.session.execute(delete(EnrolmentPhoto)))
+        forms = rowcount(self.session.execute(delete(ConsentForm)))
         sightings = rowcount(
             self.session.execute(
                 update(Sighting)
@@ -100,4 +103,5 @@ class KeyCheckRepository:
             quiet_faces=quiet,
             camera_urls=cameras,
             notify_channels=channels,
+            consent_forms=forms,
         )

@@ -16,6 +16,7 @@ from cunan.storage.enums import PersonCategory, PersonStatus, UserRole
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.tables import (
     Consent,
+    ConsentForm,
     EnrolmentPhoto,
     GridArea,
     House,
@@ -530,6 +531,15 @@ class QueryRepository:
                 .order_by(Consent.collected_at, Consent.id)
             )
         )
+
+    def consents_with_forms(self, person_id: int) -> set[int]:
+        """Ids of the person's consents with a photo of their signed form."""
+        return {
+            int(i)
+            for i in self.session.scalars(
+                select(ConsentForm.consent_id).where(ConsentForm.person_id == person_id)
+            )
+        }
 
     def first_photo_ids(self, person_ids: Sequence[int]) -> dict[int, int]:
         """The first kept enrolment photo of each of these people (those with one)."""

@@ -294,11 +294,13 @@ def case_enrol(
     templates_chosen: Annotated[str, Form(max_length=1)] = "",
     template_ids: SightingIds = None,
     photo: Annotated[UploadFile | None, File()] = None,
+    consent_form: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """补录: the case's person becomes a tenant of the room (its landlord unless another is
-    chosen), with the consent taken on site, the templates from the crops staff ticked and,
-    if given, a fresh photo from the phone's camera."""
+    chosen), with the consent taken on site (and a photo of the signed form), the templates
+    from the crops staff ticked and, if given, a fresh photo from the phone's camera."""
     fresh = photo.file.read() if photo is not None else b""
+    signed = consent_form.file.read() if consent_form is not None else b""
 
     def run() -> None:
         if not name.strip():
@@ -318,6 +320,7 @@ def case_enrol(
                 phone=phone.strip() or None,
                 room_id=room_id,
                 landlord_id=_optional_id(landlord_id, "landlord_id"),
+                consent_form=signed or None,
             ),
             fresh or None,
             chosen,

@@ -542,6 +542,20 @@ def person_photo(
     )
 
 
+@router.get("/people/{person_id}/consents/{consent_id}/form")
+def consent_form(
+    person_id: int, consent_id: int, request: Request, who: PagePrincipal, svc: PageServices
+) -> Response:
+    """The photo of a consent's signed form, like an enrolment photo: audited, never cached."""
+    with page_errors():
+        form = svc.consent_form(person_id, consent_id)
+    return Response(
+        form.data,
+        media_type=form.media_type,
+        headers={"cache-control": "no-store, private", "x-content-type-options": "nosniff"},
+    )
+
+
 @router.post("/people/{person_id}/edit")
 def edit_person(
     person_id: int,
@@ -648,15 +662,18 @@ def record_consent(
     collected_by: Annotated[str, Form(max_length=200)],
     method: Annotated[ConsentMethod, Form()] = ConsentMethod.PAPER,
     guardian: Annotated[str, Form(max_length=200)] = "",
+    form_photo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """A new consent (after a withdrawal, before photos are added again)."""
+    """A new consent (after a withdrawal, before photos are added again), with a photo of
+    the signed form if one was taken."""
+    signed = form_photo.file.read() if form_photo is not None else b""
     return _person_change(
         request,
         who,
         svc,
         person_id,
         lambda: svc.record_consent(
-            person_id, collected_by.strip(), method, guardian.strip() or None
+            person_id, collected_by.strip(), method, guardian.strip() or None, signed or None
         ),
         "consent",
     )
