@@ -263,7 +263,7 @@ def test_a_village_story_in_the_browser(
     # Screenshots of the other main pages (desktop).
     for path, name in (
         ("/", "dashboard-desktop"),
-        ("/cases", "cases-desktop"),
+        ("/cases?status=all", "cases-desktop"),
         (f"/cases/{case_id}", "case-desktop"),
         ("/cameras", "cameras-desktop"),
         ("/statistics", "statistics-desktop"),
