@@ -261,6 +261,24 @@ class CaseWorker:
 
 
 @dataclass(frozen=True, slots=True)
+class LandlordChoice:
+    """A landlord as a 补录 form offers them."""
+
+    id: int
+    name: str
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDesk:
+    """A case page's words and choices: labels, assignable accounts, landlords."""
+
+    labels: CaseLabels
+    workers: list[CaseWorker]
+    landlords: list[LandlordChoice]
+
+
+@dataclass(frozen=True, slots=True)
 class FaceIdentification:
     face: int
     box: list[float]
@@ -1011,14 +1029,34 @@ class AppServices:
         each assignee's account name, in two queries for a whole page. People are named
         only to a principal who may read the registry."""
         require(self.principal, Permission.READ_CASES)
+        with self._db.read() as session:
+            return self._case_labels(QueryRepository(session), cases)
+
+    def case_desk(self, case: CaseView) -> CaseDesk:
+        """What a case's page needs beside the case, in one read: its labels and, for those
+        who may act on it, the accounts it can be assigned to and the landlords a 补录 can
+        name."""
+        require(self.principal, Permission.READ_CASES)
+        workers: list[CaseWorker] = []
+        landlords: list[LandlordChoice] = []
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            labels = self._case_labels(repo, [case])
+            if self.principal.may(Permission.EDIT_CASES):
+                workers = [CaseWorker(*row) for row in repo.case_workers()]
+                if self.principal.may(Permission.ENROL):
+                    landlords = [
+                        LandlordChoice(*row) for row in repo.landlord_names(self._village())
+                    ]
+        return CaseDesk(labels, workers, landlords)
+
+    def _case_labels(self, repo: QueryRepository, cases: Sequence[CaseView]) -> CaseLabels:
         person_ids = sorted({c.person_id for c in cases if c.person_id is not None})
         user_ids = sorted({c.assigned_to for c in cases if c.assigned_to is not None})
         if not self.principal.may(Permission.READ_REGISTRY) or landlord_scope(self.principal):
             person_ids = []
-        with self._db.read() as session:
-            repo = QueryRepository(session)
-            places = repo.person_places(person_ids, self.today())
-            assignees = repo.usernames(user_ids)
+        places = repo.person_places(person_ids, self.today())
+        assignees = repo.usernames(user_ids)
         people = {
             pid: CasePerson(
                 pid,

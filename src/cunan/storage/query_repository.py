@@ -461,6 +461,15 @@ class QueryRepository:
         )
         return [(a, int(n)) for a, n in rows]
 
+    def landlord_names(self, village_id: int) -> list[tuple[int, str, str | None]]:
+        """(id, name, phone) of the village's landlords by name: a form's choices."""
+        rows = self.session.execute(
+            select(Landlord.id, Landlord.name, Landlord.phone)
+            .where(Landlord.village_id == village_id)
+            .order_by(Landlord.name, Landlord.id)
+        )
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
     def landlords(self, village_id: int) -> list[tuple[Landlord, int]]:
         """Each landlord of the village with their number of houses."""
         houses = (

@@ -102,7 +102,7 @@ def _case_page(
     with page_errors():
         case = svc.get_case(case_id)
         sightings = svc.case_sightings(case_id)
-        labels = svc.case_labels([case])
+        desk = svc.case_desk(case)
         editable = who.may(Permission.EDIT_CASES) and case.status in ACTIVE_STATUSES
         people = (
             svc.list_people(PeopleFilter(name=query), page(0, 20)).items
@@ -111,8 +111,6 @@ def _case_page(
         )
         may_enrol = editable and who.may(Permission.ENROL)
         houses = svc.list_houses(page(0, 200)).items if may_enrol else []
-        landlords = svc.list_landlords() if may_enrol else []
-        workers = svc.case_workers() if editable else []
         may_search = editable and who.may(Permission.IDENTIFY)
         # Only on request: each look-up is a 1:N search of the registry, and audited.
         similar = (
@@ -132,7 +130,7 @@ def _case_page(
     context = {
         "case": case,
         "sightings": sightings,
-        "labels": labels,
+        "labels": desk.labels,
         "editable": editable,
         "may_enrol": may_enrol,
         "error": error,
@@ -142,8 +140,8 @@ def _case_page(
         "similar": similar,
         "houses": houses,
         "house": chosen,
-        "landlords": landlords,
-        "workers": workers,
+        "landlords": desk.landlords,
+        "workers": desk.workers,
         "documents": [d.value for d in IdDocument],
         "methods": [m.value for m in ConsentMethod],
         "today": today,
