@@ -1086,8 +1086,8 @@ class AppServices:
         require(self.principal, Permission.EDIT_CASES)
         if user_id not in {w.id for w in self.case_workers()}:
             raise InvalidInput(
-                f"case {case_id}: user {user_id} is not an enabled staff or administrator "
-                "account (cases are assigned to staff)"
+                f"案件只能指派给在用的工作人员或管理员账号 (case {case_id}: user {user_id} is "
+                "not an enabled staff or administrator account)"
             )
         return self.app.cases.assign(
             case_id, user_id, actor=self.principal.actor, deadline=deadline

@@ -397,3 +397,26 @@ def test_a_consent_recorded_on_the_person_page_keeps_its_signed_form(
         == 303
     )
     assert landlord.get(link).status_code in (403, 404)
+
+
+def test_the_enrolment_page_keeps_the_signed_form_too(
+    core: CunanApp, browsers: dict[str, TestClient]
+) -> None:
+    staff = browsers["staff"]
+    form = staff.get("/people/new").text
+    assert 'name="consent_form"' in form
+    signed = b"\x89PNG\r\n\x1a\n" + b"signed at the office"
+    done = staff.post(
+        "/people/new",
+        data={
+            "name": "吴十一",
+            "category": "resident",
+            "consent_by": "网格员赵",
+            "non_face_note": "看身份证",
+        },
+        files={"consent_form": ("form.png", signed, "image/png")},
+    )
+    assert done.status_code == 303, done.text
+    person = int(done.headers["location"].split("?")[0].rsplit("/", 1)[1])
+    consent = core.registry.service.consents_of(person)[0]
+    assert staff.get(f"/people/{person}/consents/{consent.id}/form").content == signed

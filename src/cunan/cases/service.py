@@ -618,15 +618,20 @@ class CaseService:
         else:
             wanted = set(chosen)
             if not wanted:
-                raise ValueError(f"case {case_id}: choose at least one face picture")
+                raise ValueError(
+                    f"请至少勾选一张人脸图片 (case {case_id}: choose at least one face picture)"
+                )
             members = {m.sighting_id for m in best}
             foreign = sorted(wanted - members)
             if foreign:
-                raise ValueError(f"sightings {foreign} are not in case {case_id}")
-            if len(wanted) > self.settings.max_templates_from_case:
                 raise ValueError(
-                    f"case {case_id}: at most {self.settings.max_templates_from_case} face "
-                    f"pictures can become templates ({len(wanted)} chosen)"
+                    f"所选的人脸图片不属于此案件 (sightings {foreign} are not in case {case_id})"
+                )
+            if len(wanted) > self.settings.max_templates_from_case:
+                most = self.settings.max_templates_from_case
+                raise ValueError(
+                    f"最多只能勾选 {most} 张人脸图片 (case {case_id}: at most {most} face "
+                    f"pictures can become templates, {len(wanted)} chosen)"
                 )
             picked = [m for m in best if m.sighting_id in wanted]
         templates: list[TemplateInput] = []
@@ -635,8 +640,8 @@ class CaseService:
             if row is None or row.embedding_ciphertext is None:
                 if chosen is not None:
                     raise ValueError(
-                        f"sighting {member.sighting_id} of case {case_id} has no stored "
-                        "face to enrol from"
+                        f"这张人脸图片没有可用的人脸数据 (sighting {member.sighting_id} of case "
+                        f"{case_id} has no stored face to enrol from)"
                     )
                 continue
             crop = (

@@ -201,12 +201,14 @@ def case_assign(
         day = _day(deadline, "deadline")
         if user_id.strip():
             if not user_id.strip().isdigit():
-                raise InvalidInput(f"user_id: {user_id!r} is not an account number")
+                raise InvalidInput(
+                    f"请从名单中选择工作人员 (user_id: {user_id!r} is not an account)"
+                )
             assignee: int | None = int(user_id)
         else:
             assignee = who.user_id
         if assignee is None:
-            raise InvalidInput("only a user account can take a case")
+            raise InvalidInput("请选择工作人员 (only a user account can take a case)")
         svc.assign_case(case_id, assignee, _end_of(day, request) if day else None)
 
     return _act(request, who, svc, case_id, run)
@@ -270,7 +272,7 @@ def _optional_id(value: str, what: str) -> int | None:
     if not value.strip():
         return None
     if not value.strip().isdigit():
-        raise InvalidInput(f"{what}: {value!r} is not a record number")
+        raise InvalidInput(f"编号只能是数字 ({what}: {value!r} is not a record number)")
     return int(value)
 
 
@@ -331,13 +333,13 @@ def _other_case(svc: AppServices, case_id: int, other: str) -> CaseView:
     """The case a merge names, or a refusal naming the number typed."""
     number = _optional_id(other, "source_id")
     if number is None:
-        raise InvalidInput("source_id: the number of the other case is required")
+        raise InvalidInput("请填写另一个案件的编号 (source_id: the other case's number)")
     if number == case_id:
-        raise InvalidInput(f"case {case_id} cannot be merged into itself")
+        raise InvalidInput(f"案件不能与自身合并 (case {case_id} cannot be merged into itself)")
     try:
         return svc.get_case(number)
     except NotFound:
-        raise InvalidInput(f"there is no case {number}") from None
+        raise InvalidInput(f"没有编号为 {number} 的案件 (there is no case {number})") from None
 
 
 @router.post("/cases/{case_id}/merge")
@@ -386,11 +388,12 @@ def case_split(
             members = svc.case_sightings(case_id)
         picked = [m for m in members if m.sighting_id in chosen]
         if not picked or len(picked) != len(chosen) or len(picked) == len(members):
+            foreign = sorted(set(chosen) - {m.sighting_id for m in picked})
             reason = (
-                "choose the sightings of someone else (not all of them)"
-                if len(picked) == len(chosen)
-                else f"sightings {sorted(set(chosen) - {m.sighting_id for m in picked})} "
-                f"are not in case {case_id}"
+                f"所选出现记录不属于此案件 (sightings {foreign} are not in case {case_id})"
+                if foreign
+                else "请勾选拍到另一个人的出现记录，不能全部勾选 (tick the sightings of "
+                "someone else, not all of them)"
             )
             return _case_page(request, who, svc, case_id, error=reason, status=422)
         return render(

@@ -414,10 +414,13 @@ async def enrol_submit(
     move_in: Annotated[str, Form(max_length=20)] = "",
     non_face_note: Annotated[str, Form(max_length=500)] = "",
     photo: Annotated[UploadFile | None, File()] = None,
+    consent_form: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """Enrols the person; a photo that cannot be used is explained in plain words and the
-    form is shown again (nothing stored)."""
+    """Enrols the person (with a photo of the signed consent form if one was taken); a
+    photo that cannot be used is explained in plain words and the form is shown again
+    (nothing stored)."""
     data = await photo.read() if photo is not None else b""
+    signed = await consent_form.read() if consent_form is not None else b""
     form = {
         "name": name,
         "category": category.value,
@@ -451,6 +454,7 @@ async def enrol_submit(
                 non_face_note=non_face_note.strip() or None,
                 room_id=_int(room_id),
                 move_in=_day(move_in, "move_in"),
+                consent_form=signed or None,
             ),
             [data] if data else [],
         )
