@@ -420,3 +420,30 @@ def test_the_enrolment_page_keeps_the_signed_form_too(
     person = int(done.headers["location"].split("?")[0].rsplit("/", 1)[1])
     consent = core.registry.service.consents_of(person)[0]
     assert staff.get(f"/people/{person}/consents/{consent.id}/form").content == signed
+
+
+def test_the_enrol_api_takes_the_chosen_sightings_and_the_signed_form(
+    core: CunanApp, clients: dict[str, TestClient], village: Village
+) -> None:
+    base = _unit(1801)
+    case_id, sightings = _case(core, [base, _near(base, 1802)], "api")
+    room = _room(core, village.house["b"], "401")
+    signed = b"\xff\xd8\xff\xe0" + b"signed on site"
+    answer = clients["staff"].post(
+        f"/api/v1/cases/{case_id}/enrol",
+        data={
+            "name": "郑十二",
+            "room_id": str(room),
+            "consent_by": "网格员王",
+            "sighting_ids": [str(sightings[0])],
+        },
+        files={"consent_form": ("form.jpg", signed, "image/jpeg")},
+    )
+    assert answer.status_code == 201, answer.text
+    person = answer.json()["person_id"]
+    service = core.registry.service
+    assert service.get_person(person).template_count == 1
+    assert service.consent_form(service.consents_of(person)[0].id).data == signed
+    entries = core.audit.recent(limit=20, action="case.transition")
+    closed = next(e for e in entries if str(e.target_id) == str(case_id))
+    assert closed.details["chosen_sightings"] == [sightings[0]]

@@ -192,6 +192,7 @@ def test_a_village_story_in_the_browser(
 
     # 6. On site he turns out to be a tenant: 补录 into room 201 from the case page.
     staff.goto(f"{base}/cases/{case_id}")
+    _fits(staff)
     shots.take(staff, "case-phone")
     # With script, choosing the house fills its rooms in place (/static/case.js).
     staff.locator("form[action$='#h-enrol'] #house").select_option(str(house_id))

@@ -778,6 +778,8 @@ class CaseService:
                 room_id=tenancy.room_id,
                 landlord_id=tenancy.landlord_id,
                 fresh_photo=fresh_photo is not None,
+                # The crops staff ticked (None: the case's best ones).
+                chosen_sightings=sorted(set(sighting_ids)) if sighting_ids is not None else None,
             )
         return EnrolResult(case_id=case_id, person_id=person_id, template_ids=template_ids)
 
