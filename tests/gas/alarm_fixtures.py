@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
+import cunan.storage.schema  # noqa: F401 - every table known, so tests can wipe them all
 from cunan.gas.alarms import GasAlarmService
 from cunan.gas.domain import AlarmChange, DeviceMessage, MessageKind
 from cunan.storage.database import Database
@@ -169,7 +170,8 @@ def readings(
 def store(database: Database, messages: Sequence[DeviceMessage]) -> None:
     """Store messages as ingestion does (before it hands them to the alarm rules)."""
     with database.transaction() as session:
-        devices = dict(session.execute(select(GasDevice.serial, GasDevice.id)).tuples().all())
+        rows = session.execute(select(GasDevice.serial, GasDevice.id)).all()
+        devices = {str(row[0]): int(row[1]) for row in rows}
         for m in messages:
             session.add(
                 GasMessage(
