@@ -66,13 +66,18 @@ CONTACTS = {
 }
 
 
-def seed(database: Database, *, replacement_due: date | None = None) -> Site:
+def seed(
+    database: Database, *, replacement_due: date | None = None, village_id: int | None = None
+) -> Site:
     """Two businesses ("a" 川味小馆, "b" 老王烧烤); "a" has a mains detector (offline after
-    5 min), a battery detector (25 h) and a valve; "b" one mains detector."""
+    5 min), a battery detector (25 h) and a valve; "b" one mains detector. In a new village,
+    or the one given."""
     with database.transaction() as session:
-        village = Village(name="桃源村")
-        session.add(village)
-        session.flush()
+        if village_id is None:
+            village = Village(name="桃源村")
+            session.add(village)
+            session.flush()
+            village_id = village.id
         users = {}
         for key in ("owner_a", "owner_b", "maint_1", "maint_2"):
             # Stored as staff: the stored role CHECK is widened by the registry work; the
@@ -91,7 +96,7 @@ def seed(database: Database, *, replacement_due: date | None = None) -> Site:
         business = {}
         for key, name in (("a", "川味小馆"), ("b", "老王烧烤")):
             row = GasBusiness(
-                village_id=village.id,
+                village_id=village_id,
                 name=name,
                 licence_no=f"LIC-{key}",
                 address=f"幸福路{key}号",
@@ -129,7 +134,7 @@ def seed(database: Database, *, replacement_due: date | None = None) -> Site:
             session.add(device)
             session.flush()
             devices[serial] = device.id
-    return Site(village_id=village.id, business=business, device=devices, users=users)
+    return Site(village_id=village_id, business=business, device=devices, users=users)
 
 
 _ids = itertools.count(1)
