@@ -4,6 +4,7 @@ case code does not see them."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from cunan.gas.alarm_settings import GasAlarmSettings
 from cunan.gas.alarms import GasAlarmService
 from cunan.gas.cases import GasCaseService
 from cunan.gas.domain import AlarmType
+from cunan.registry.keys import reset_keys, rotate_keys, unreadable_values
 from cunan.security.cipher import FieldCipher
 from cunan.security.keys import KeyRing
 from cunan.storage.case_tables import Case
@@ -194,3 +196,28 @@ def test_which_alarm_types_open_cases_is_a_setting(
     service = GasAlarmService(database, AuditLog(database), settings, clock=clock)
     ingest(service, readings("DET-A1", T0, [30, 30, 30]))
     assert [a.case_id is not None for a in alarms(database)] == [True]
+
+
+def test_key_rotation_reencrypts_site_photos_and_a_reset_discards_them(
+    database: Database, site: Site, clock: FrozenClock, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "cunan.key"
+    ring = KeyRing.generate()
+    ring.save(key_file)
+    before = GasCaseService(database, AuditLog(database), FieldCipher(ring), clock=clock)
+    case_id = _case(database, clock)
+    photo = before.add_photo(_owner(site), case_id, JPEG, "image/jpeg")
+    report = rotate_keys(database, key_file, audit=AuditLog(database), actor="cli:test")
+    rotated = GasCaseService(
+        database, AuditLog(database), FieldCipher(KeyRing.load(key_file)), clock=clock
+    )
+    assert rotated.photo(_owner(site), case_id, photo.id) == (JPEG, "image/jpeg")
+    with database.read() as session:
+        assert session.scalars(select(GasCasePhoto.key_id)).one() == report.new_key_id
+    entry = AuditLog(database).recent(action="key.rotate")[0]
+    assert entry.details["gas_case_photos"] == 1
+    assert unreadable_values(database, FieldCipher(KeyRing.load(key_file))) == []
+    key_file.unlink()
+    reset = reset_keys(database, key_file)
+    assert reset.discarded.gas_case_photos == 1
+    assert rotated.get(_owner(site), case_id).photos == []

@@ -500,6 +500,17 @@ class GasAlarmRepository:
         ).all()
         return [(int(i), str(t), int(s), str(b), at) for i, t, s, b, at in rows]
 
+    def photo_batch(self, *, after_id: int, limit: int) -> list[GasCasePhoto]:
+        """Site photos by id, for key rotation and checks (``after_id`` pages on)."""
+        return list(
+            self.session.scalars(
+                select(GasCasePhoto)
+                .where(GasCasePhoto.id > after_id)
+                .order_by(GasCasePhoto.id)
+                .limit(limit)
+            )
+        )
+
     def photo(self, case_id: int, photo_id: int) -> GasCasePhoto | None:
         return self.session.scalars(
             select(GasCasePhoto).where(GasCasePhoto.id == photo_id, GasCasePhoto.case_id == case_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import TemplateChangeKind
+from cunan.storage.gas_tables import GasCasePhoto
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.repositories import RegistryRepository
@@ -31,6 +32,8 @@ class DiscardedFaceData:
     #: Notification channels added from the web (their keys and secrets were encrypted):
     #: deleted, to be added again on the settings page.
     notify_channels: int = 0
+    #: Gas cases' site photos: deleted (the cases and their steps stay).
+    gas_case_photos: int = 0
 
 
 class KeyCheckRepository:
@@ -93,6 +96,7 @@ class KeyCheckRepository:
             )
         )
         channels = rowcount(self.session.execute(delete(NotifyChannel)))
+        gas_photos = rowcount(self.session.execute(delete(GasCasePhoto)))
         return DiscardedFaceData(
             templates=templates,
             photos=photos,
@@ -100,4 +104,5 @@ class KeyCheckRepository:
             quiet_faces=quiet,
             camera_urls=cameras,
             notify_channels=channels,
+            gas_case_photos=gas_photos,
         )
