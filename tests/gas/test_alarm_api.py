@@ -3,11 +3,13 @@ problem JSON; the face case list, pages and statistics with a gas case beside th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi.testclient import TestClient
 
 from cunan.app import CunanApp
 from tests.api.conftest import api, clients, core, db_url, village
-from tests.gas.alarm_fixtures import T0, Site, ingest, readings, seed
+from tests.gas.alarm_fixtures import Site, ingest, readings, seed
 
 __all__ = ["api", "clients", "core", "db_url", "village"]
 
@@ -15,14 +17,16 @@ import pytest
 
 JPEG = b"\xff\xd8\xff\xe0" + b"kitchen" * 50
 PROBLEM = "application/problem+json"
+#: The installation runs on the real clock: readings of a few minutes ago are fresh.
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 
 
 @pytest.fixture(scope="module")
 def site(core: CunanApp, village: object) -> Site:
     database = core.registry.database
     site = seed(database, village_id=core.registry.service.default_village_id())
-    ingest(core.gas_alarms, readings("DET-A1", T0, [60, 60, 60]))
-    ingest(core.gas_alarms, readings("DET-B1", T0, [30, 30, 30]))
+    ingest(core.gas_alarms, readings("DET-A1", NOW, [60, 60, 60]))
+    ingest(core.gas_alarms, readings("DET-B1", NOW, [30, 30, 30]))
     return site
 
 
@@ -48,7 +52,9 @@ def test_alarm_list_filters_and_detail(clients: dict[str, TestClient], site: Sit
     assert several.json()["total"] == 3
     only_b = auditor.get("/api/v1/gas/alarms", params={"business_id": site.business["b"]})
     assert [a["serial"] for a in only_b.json()["items"]] == ["DET-B1"]
-    later = auditor.get("/api/v1/gas/alarms", params={"since": "2026-03-02T03:00:00+00:00"})
+    later = auditor.get(
+        "/api/v1/gas/alarms", params={"since": (NOW + timedelta(hours=1)).isoformat()}
+    )
     assert later.json()["total"] == 0
     detail = auditor.get(f"/api/v1/gas/alarms/{high['id']}").json()
     assert detail["alarm"]["id"] == high["id"]

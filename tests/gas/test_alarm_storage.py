@@ -280,3 +280,17 @@ def test_messages_of_unknown_devices_are_skipped(
     store(database, readings("DET-A1", T0, [1]))
     assert service.evaluate(readings("NOPE-1", T0, [90, 90, 90])) == []
     assert summary(database) == []
+
+
+def test_history_is_recorded_but_neither_notified_nor_made_a_case(
+    database: Database, service: GasAlarmService, clock: FrozenClock
+) -> None:
+    # A CSV import of last week, or a backlog a device sends after two hours cut off.
+    clock.advance(2 * 3600)
+    ingest(service, readings("DET-A1", T0, [70, 70, 70]))
+    low, high = alarms(database, "DET-A1")
+    assert (low.state, high.alarm_type, high.state) == ("active", "high", "active")
+    assert high.case_id is None and high.next_escalation_at is None
+    ingest(service, readings("DET-B1", clock.now - timedelta(minutes=5), [70, 70, 70]))
+    fresh = next(a for a in alarms(database, "DET-B1") if a.alarm_type == "high")
+    assert fresh.case_id is not None and fresh.next_escalation_at == clock.now

@@ -49,6 +49,9 @@ class GasAlarmSettings(BaseModel):
     repeat_every_s: float = Field(default=600.0, gt=0.0)
     #: New alarms of these types open a gas case (on-site verification).
     case_types: list[AlarmType] = [AlarmType.HIGH]
+    #: Alarms raised from readings older than this (a history import, a long backlog) are
+    #: stored but neither notified nor turned into cases: nobody can act on them now.
+    max_age_s: float = Field(default=3600.0, gt=0.0)
     #: How often the background work looks for due escalations and silent devices.
     poll_s: float = Field(default=15.0, gt=0.0)
     sms: SmsGatewaySettings | None = None

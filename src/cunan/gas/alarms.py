@@ -307,7 +307,9 @@ class GasAlarmService:
                 continue
             key = (change.serial, change.alarm_type)
             if change.action is AlarmAction.RAISED:
-                notify = change.severity.value in self._escalate
+                # History (a CSV import, a long-buffered backlog) is recorded, not acted on.
+                fresh = (now - change.at).total_seconds() <= self.settings.max_age_s
+                notify = fresh and change.severity.value in self._escalate
                 escalate = escalate or notify
                 alarm_id = repo.insert_alarm(
                     device_id=known.device_id,
@@ -319,7 +321,7 @@ class GasAlarmService:
                     next_escalation_at=now if notify else None,
                 )
                 self._alarm_ids[key] = alarm_id
-                if change.alarm_type.value in self._case_types:
+                if fresh and change.alarm_type.value in self._case_types:
                     self._open_case(repo, alarm_id, known.village_id, now)
             else:
                 found = self._alarm_ids.get(key)

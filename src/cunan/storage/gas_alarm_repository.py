@@ -151,38 +151,21 @@ class GasAlarmRepository:
         return [ActiveAlarm(*row) for row in self.session.execute(query)]
 
     def recent_messages(self, device_ids: Sequence[int], per_device: int) -> list[RecentMessage]:
-        """The newest ``per_device`` messages of each device (by device time), newest first."""
-        if not device_ids:
-            return []
+        """The newest ``per_device`` messages of each device (by device time), newest first.
+
+        One small query per device on the (device, device time) index: a window over all of
+        a device's stored messages would read every raw message still kept."""
         g = GasMessage.__table__.c
-        ranked = (
-            select(
-                g.device_id,
-                g.message_id,
-                g.kind,
-                g.device_time,
-                g.received_at,
-                g.lel,
-                func.row_number()
-                .over(partition_by=g.device_id, order_by=(g.device_time.desc(), g.id.desc()))
-                .label("rn"),
+        out: list[RecentMessage] = []
+        for device_id in device_ids:
+            rows = self.session.execute(
+                select(g.device_id, g.message_id, g.kind, g.device_time, g.received_at, g.lel)
+                .where(g.device_id == device_id)
+                .order_by(g.device_time.desc(), g.id.desc())
+                .limit(per_device)
             )
-            .where(g.device_id.in_(list(device_ids)))
-            .subquery()
-        )
-        query = (
-            select(
-                ranked.c.device_id,
-                ranked.c.message_id,
-                ranked.c.kind,
-                ranked.c.device_time,
-                ranked.c.received_at,
-                ranked.c.lel,
-            )
-            .where(ranked.c.rn <= per_device)
-            .order_by(ranked.c.device_id, ranked.c.rn)
-        )
-        return [RecentMessage(*row) for row in self.session.execute(query)]
+            out += [RecentMessage(*row) for row in rows]
+        return out
 
     def set_online(self, changes: Sequence[tuple[int, bool, datetime]]) -> None:
         """Devices going online or offline: the flag and the history row, in one go each."""
