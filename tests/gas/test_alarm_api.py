@@ -131,3 +131,21 @@ def test_the_face_case_list_pages_and_statistics_with_a_gas_case(
     stats = admin.get("/api/v1/stats/cases")
     assert stats.status_code == 200
     assert admin.get("/api/v1/stats").status_code == 200
+
+
+def test_online_rate(clients: dict[str, TestClient], site: Site) -> None:
+    now = datetime.now(UTC)
+    got = clients["auditor"].get(
+        "/api/v1/gas/online-rate",
+        params={"business_id": site.business["a"], "year": now.year, "month": now.month},
+    )
+    assert got.status_code == 200
+    body = got.json()
+    assert {d["serial"] for d in body["devices"]} == {"DET-A1", "DET-A2", "VAL-A1"}
+    assert 0.0 < body["rate"] < 1.0  # DET-A1 reported minutes ago, the others never
+    assert (
+        clients["landlord_a"]
+        .get("/api/v1/gas/online-rate", params={"business_id": 1, "year": 2026, "month": 1})
+        .status_code
+        == 403
+    )

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cunan.audit.log import AuditAction, AuditLog
 from cunan.authz import Permission, Principal, gas_scope, hidden, require
-from cunan.duties.clock import Clock, local_date, system_clock
-from cunan.errors import Conflict
+from cunan.duties.clock import Clock, local_date, start_of_day, system_clock
+from cunan.errors import Conflict, InvalidInput
 from cunan.gas.alarm_settings import GasAlarmSettings
 from cunan.gas.domain import (
     AlarmAction,
@@ -137,6 +138,79 @@ class AlarmPage:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceOnline:
+    """One device's month: how long it was watched, online, and its offline spells."""
+
+    device_id: int
+    serial: str
+    observed_s: float
+    online_s: float
+    offline_spells: int
+    longest_offline_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRate:
+    """A business's online rate for one month of the village calendar (None: no device
+    was installed during it)."""
+
+    business_id: int
+    year: int
+    month: int
+    rate: float | None
+    devices: list[DeviceOnline]
+
+
+def device_online(
+    device_id: int,
+    serial: str,
+    history: Sequence[tuple[str, datetime]],
+    start: datetime,
+    stop: datetime,
+) -> DeviceOnline:
+    """Online time of one device in [``start``, ``stop``) from its status changes (oldest
+    first). Before its first change a device counts as offline: installed but never heard
+    from is not "in normal use"."""
+    online = False
+    moment = start
+    online_s = 0.0
+    spells = 0
+    longest = 0.0
+    spell_start: datetime | None = start
+    for state, at in history:
+        now_online = state == "online"
+        if at <= start:
+            online = now_online
+            spell_start = None if online else start
+            continue
+        if at >= stop:
+            break
+        if online:
+            online_s += (at - moment).total_seconds()
+        if online and not now_online:
+            spell_start = at
+        elif not online and now_online and spell_start is not None:
+            spells += 1
+            longest = max(longest, (at - spell_start).total_seconds())
+            spell_start = None
+        online = now_online
+        moment = at
+    if online:
+        online_s += (stop - moment).total_seconds()
+    elif spell_start is not None:
+        spells += 1
+        longest = max(longest, (stop - spell_start).total_seconds())
+    return DeviceOnline(
+        device_id=device_id,
+        serial=serial,
+        observed_s=(stop - start).total_seconds(),
+        online_s=online_s,
+        offline_spells=spells,
+        longest_offline_s=longest,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class _Known:
     device_id: int
     business_id: int
@@ -161,7 +235,7 @@ class GasAlarmService:
         *,
         clock: Clock = system_clock,
         on_escalate: Callable[[], None] | None = None,
-        zone: Any = None,
+        zone: ZoneInfo | None = None,
     ) -> None:
         self.database = database
         self.audit = audit
@@ -479,3 +553,39 @@ class GasAlarmService:
             )
             session.expire(alarm)
             return self._detail(repo, alarm)
+
+    # -- online history ----------------------------------------------------------------------
+
+    def online_rate(
+        self, principal: Principal, business_id: int, year: int, month: int
+    ) -> OnlineRate:
+        """The business's online rate in a month of the village calendar: the share of the
+        time its devices were installed (up to now) that they were online, from the
+        online/offline history; each device's offline spells and the longest one."""
+        require(principal, Permission.READ_GAS)
+        if not 1 <= month <= 12:
+            raise InvalidInput(f"月份 {month} 无效 (month must be 1-12)")
+        zone = self.zone or ZoneInfo("UTC")
+        first = date(year, month, 1)
+        after = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+        start, end = start_of_day(first, zone), start_of_day(after, zone)
+        now = self.clock()
+        with self.database.read() as session:
+            repo = GasAlarmRepository(session)
+            if not repo.business_visible(business_id, scope_rows(principal)):
+                raise hidden("gas business", business_id)
+            devices = repo.business_devices(business_id)
+            history: dict[int, list[tuple[str, datetime]]] = {}
+            for device_id, state, at in repo.status_history([d[0] for d in devices], end):
+                history.setdefault(device_id, []).append((state, at))
+        rows = []
+        for device_id, serial, created_at, removed_at in devices:
+            begin = max(start, created_at)
+            stop = min(end, now, removed_at or end)
+            if stop > begin:
+                rows.append(
+                    device_online(device_id, serial, history.get(device_id, []), begin, stop)
+                )
+        observed = sum(r.observed_s for r in rows)
+        rate = sum(r.online_s for r in rows) / observed if observed > 0 else None
+        return OnlineRate(business_id, year, month, rate, rows)

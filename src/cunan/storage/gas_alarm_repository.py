@@ -188,6 +188,39 @@ class GasAlarmRepository:
                     update(GasDevice).where(GasDevice.id.in_(ids)).values(online=online)
                 )
 
+    def business_visible(self, business_id: int, scope: ScopeRows | None) -> bool:
+        query = select(GasBusiness.id).where(GasBusiness.id == business_id)
+        condition = _scoped(GasBusiness.id, scope)
+        if condition is not None:
+            query = query.where(condition)
+        return self.session.scalar(query) is not None
+
+    def business_devices(
+        self, business_id: int
+    ) -> list[tuple[int, str, datetime, datetime | None]]:
+        """(id, serial, created at, removed at) of every device a business has had."""
+        d = GasDevice.__table__.c
+        rows = self.session.execute(
+            select(d.id, d.serial, d.created_at, d.removed_at)
+            .where(d.business_id == business_id)
+            .order_by(d.id)
+        ).all()
+        return [(int(i), str(s), c, r) for i, s, c, r in rows]
+
+    def status_history(
+        self, device_ids: Sequence[int], until: datetime
+    ) -> list[tuple[int, str, datetime]]:
+        """(device id, state, at) of the devices' online/offline changes before ``until``."""
+        if not device_ids:
+            return []
+        g = GasDeviceStatus.__table__.c
+        rows = self.session.execute(
+            select(g.device_id, g.state, g.at)
+            .where(g.device_id.in_(list(device_ids)), g.at < until)
+            .order_by(g.device_id, g.at, g.id)
+        ).all()
+        return [(int(i), str(state), at) for i, state, at in rows]
+
     # -- alarms ------------------------------------------------------------------------------
 
     def insert_alarm(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from cunan.api.deps import CoreDep, PrincipalDep
 from cunan.errors import InvalidInput
-from cunan.gas.alarms import AlarmDetail, AlarmPage
+from cunan.gas.alarms import AlarmDetail, AlarmPage, OnlineRate
 from cunan.gas.cases import MAX_NOTE_CHARS, GasCaseView, PhotoView
 from cunan.gas.domain import AlarmState, AlarmType, GasCaseStage, Severity
 from cunan.storage.gas_alarm_repository import AlarmFilter
@@ -70,6 +70,19 @@ def alarm_detail(alarm_id: int, core: CoreDep, who: PrincipalDep) -> AlarmDetail
 def acknowledge(alarm_id: int, core: CoreDep, who: PrincipalDep) -> AlarmDetail:
     """Take the alarm in hand: its escalation stops (409 when already acknowledged)."""
     return core.gas_alarms.acknowledge(who, alarm_id)
+
+
+@router.get("/online-rate", response_model=OnlineRate)
+def online_rate(
+    core: CoreDep,
+    who: PrincipalDep,
+    business_id: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    month: Annotated[int, Query(ge=1, le=12)],
+) -> OnlineRate:
+    """A business's online rate in a month (village calendar), per device with its offline
+    spells: the evidence that its alarms were kept in normal use."""
+    return core.gas_alarms.online_rate(who, business_id, year, month)
 
 
 @router.get("/cases/{case_id}", response_model=GasCaseView)
