@@ -329,41 +329,50 @@ class GasAlarmService:
 
     def evaluate(self, messages: Sequence[DeviceMessage]) -> list[AlarmChange]:
         """Run the rules on newly stored messages and store the alarm changes, all in one
-        transaction; returns the changes. Messages of unknown devices are skipped."""
+        transaction; returns the changes. Messages of unknown devices are skipped.
+
+        A batch that changes nothing (the usual case: readings below the set points of
+        devices already online) writes nothing, so it never waits for SQLite's writer lock
+        that ingestion itself needs."""
         if not messages:
             return []
         # Device-time order within the batch (a stable sort keeps arrival order on ties).
         ordered = sorted(messages, key=lambda m: m.device_time)
         serials = {m.serial for m in ordered}
+        escalate = False
         with self._lock:
             try:
-                with self.database.transaction() as session:
-                    repo = GasAlarmRepository(session)
-                    missing = [s for s in serials if s not in self.rules.devices]
-                    if missing:
+                missing = [s for s in serials if s not in self.rules.devices]
+                if missing:
+                    with self.database.read() as session:
+                        repo = GasAlarmRepository(session)
                         rows = repo.devices(missing)
                         known = {r.serial: r.id for r in rows}
                         batch = {
                             (known[m.serial], m.message_id) for m in ordered if m.serial in known
                         }
                         self._load(repo, rows, batch)
-                    changes: list[AlarmChange] = []
-                    online: list[tuple[int, bool, datetime]] = []
-                    devices = self.rules.devices
-                    feed = self.rules.feed
-                    for message in ordered:
-                        state = devices.get(message.serial)
-                        if state is None:
-                            continue
-                        changes += feed(state, message)
-                        if state.online is not True:
-                            state.online = True
-                            online.append(
-                                (self._known[message.serial].device_id, True, message.received_at)
-                            )
-                    escalate = self._store(repo, changes)
-                    repo.set_online(online)
+                changes: list[AlarmChange] = []
+                online: list[tuple[int, bool, datetime]] = []
+                devices = self.rules.devices
+                feed = self.rules.feed
+                for message in ordered:
+                    state = devices.get(message.serial)
+                    if state is None:
+                        continue
+                    changes += feed(state, message)
+                    if state.online is not True:
+                        state.online = True
+                        online.append(
+                            (self._known[message.serial].device_id, True, message.received_at)
+                        )
+                if changes or online:
+                    with self.database.transaction() as session:
+                        repo = GasAlarmRepository(session)
+                        escalate = self._store(repo, changes)
+                        repo.set_online(online)
             except BaseException:
+                # Whatever the rules decided was not stored: start again from storage.
                 self._forget(serials)
                 raise
         if escalate and self.on_escalate is not None:
