@@ -294,3 +294,18 @@ def test_history_is_recorded_but_neither_notified_nor_made_a_case(
     ingest(service, readings("DET-B1", clock.now - timedelta(minutes=5), [70, 70, 70]))
     fresh = next(a for a in alarms(database, "DET-B1") if a.alarm_type == "high")
     assert fresh.case_id is not None and fresh.next_escalation_at == clock.now
+
+
+def test_after_a_restart_silence_counts_from_the_last_message_ingestion_noted(
+    database: Database, service: GasAlarmService, clock: FrozenClock
+) -> None:
+    # The raw messages are gone (retention); the device row still says when it last spoke.
+    with database.transaction() as session:
+        device = session.scalars(select(GasDevice).where(GasDevice.serial == "DET-A1")).one()
+        device.last_message_at = T0
+    clock.advance(100)
+    assert "DET-A1" not in {c.serial for c in service.sweep_offline()}
+    clock.advance(300)
+    assert [c.at for c in service.sweep_offline() if c.serial == "DET-A1"] == [
+        T0 + timedelta(seconds=300)
+    ]

@@ -278,7 +278,8 @@ class GasAlarmService:
                 serial=row.serial,
                 set_points=self.settings.set_points(row.low_lel, row.high_lel),
                 offline_after_s=row.offline_after_s,
-                last_heard=row.created_at,
+                # Raw messages are kept briefly: what ingestion noted survives them.
+                last_heard=max(row.created_at, row.last_message_at or row.created_at),
                 online=row.online,
             )
         for alarm in repo.active_alarms(ids):

@@ -42,6 +42,8 @@ class DeviceRow:
     online: bool | None
     created_at: datetime
     replacement_due: date | None
+    #: When ingestion last heard from the device (None: never, or not recorded).
+    last_message_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class GasAlarmRepository:
                 d.online,
                 d.created_at,
                 d.replacement_due,
+                d.last_message_at,
             )
             .join(GasBusiness.__table__, b.id == d.business_id)
             .outerjoin(GasDeviceModel.__table__, m.id == d.model_id)
@@ -139,6 +142,7 @@ class GasAlarmRepository:
                 online=row[7],
                 created_at=row[8],
                 replacement_due=row[9],
+                last_message_at=row[10],
             )
             for row in self.session.execute(query)
         ]
