@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import TemplateChangeKind
+from cunan.storage.gas_tables import GasCasePhoto
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.repositories import RegistryRepository
@@ -33,6 +34,8 @@ class DiscardedFaceData:
     notify_channels: int = 0
     #: Photos of signed consent forms (the consents themselves stay, without the photo).
     consent_forms: int = 0
+    #: Gas cases' site photos: deleted (the cases and their steps stay).
+    gas_case_photos: int = 0
 
 
 class KeyCheckRepository:
@@ -96,6 +99,7 @@ class KeyCheckRepository:
             )
         )
         channels = rowcount(self.session.execute(delete(NotifyChannel)))
+        gas_photos = rowcount(self.session.execute(delete(GasCasePhoto)))
         return DiscardedFaceData(
             templates=templates,
             photos=photos,
@@ -104,4 +108,5 @@ class KeyCheckRepository:
             camera_urls=cameras,
             notify_channels=channels,
             consent_forms=forms,
+            gas_case_photos=gas_photos,
         )

@@ -326,7 +326,8 @@ class QueryRepository:
         since: datetime | None,
         until: datetime | None,
     ) -> tuple[list[Case], int]:
-        query = select(Case)
+        # Face cases only: gas cases (kind 'gas') have their own list (cunan.gas.alarms).
+        query = select(Case).where(Case.kind == "face")
         if statuses:
             query = query.where(Case.status.in_(list(statuses)))
         if since is not None:

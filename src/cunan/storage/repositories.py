@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.gas_tables import GasCasePhoto
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.tables import (
@@ -355,6 +356,8 @@ class RegistryRepository:
             if key_id is not None
         }
         used |= set(self.session.scalars(select(NotifyChannel.key_id).distinct()).all())
+        # Gas cases' site photos (cunan.gas.cases).
+        used |= set(self.session.scalars(select(GasCasePhoto.key_id).distinct()).all())
         return used
 
     # -- change feed -------------------------------------------------------------------------
