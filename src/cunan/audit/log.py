@@ -128,6 +128,18 @@ class AuditAction(StrEnum):
     DUTIES_RECONCILE = "duties.reconcile"
     TASK_CONFIRM = "task.confirm"
     TASK_CLOSE = "task.close"
+    # gas registry: businesses, contacts, device models, devices, device credentials, imports
+    GAS_BUSINESS_CREATE = "gas.business_create"
+    GAS_BUSINESS_UPDATE = "gas.business_update"
+    GAS_CONTACT_SET = "gas.contact_set"
+    GAS_CONTACT_REMOVE = "gas.contact_remove"
+    GAS_MODEL_CREATE = "gas.model_create"
+    GAS_MODEL_UPDATE = "gas.model_update"
+    GAS_DEVICE_CREATE = "gas.device_create"
+    GAS_DEVICE_UPDATE = "gas.device_update"
+    GAS_DEVICE_REMOVE = "gas.device_remove"
+    GAS_DEVICE_CREDENTIAL = "gas.device_credential"
+    GAS_IMPORT = "gas.import"
 
 
 class AuditDetailsError(ValueError):
