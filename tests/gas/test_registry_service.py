@@ -116,9 +116,9 @@ def test_set_points_replacement_and_validation(gas_world: GasWorld) -> None:
     with pytest.raises(InvalidInput, match="SN-a"):
         staff.update_device(w.device["a"], {"low_lel": 60.0})
     # A new install date moves the replacement date; an explicit one is kept as given.
-    assert staff.update_device(w.device["a"], {"installed_on": date(2026, 2, 1)}).replacement_due == (
-        date(2029, 2, 1)
-    )
+    assert staff.update_device(
+        w.device["a"], {"installed_on": date(2026, 2, 1)}
+    ).replacement_due == (date(2029, 2, 1))
     assert staff.update_device(
         w.device["a"], {"replacement_due": date(2027, 6, 1)}
     ).replacement_due == date(2027, 6, 1)
@@ -137,7 +137,10 @@ def test_set_points_replacement_and_validation(gas_world: GasWorld) -> None:
     with pytest.raises(InvalidInput, match="FV-1"):
         staff.create_device(
             DeviceInput(
-                business_id=w.business["b"], serial="X", kind=DeviceKind.DETECTOR, model_id=valve_model
+                business_id=w.business["b"],
+                serial="X",
+                kind=DeviceKind.DETECTOR,
+                model_id=valve_model,
             )
         )
     with pytest.raises(Conflict, match="SN-a"):
@@ -146,7 +149,7 @@ def test_set_points_replacement_and_validation(gas_world: GasWorld) -> None:
         )
     with pytest.raises(Conflict, match="91330100A"):
         staff.create_business(BusinessInput(name="重名", licence_no="91330100A"))
-    with pytest.raises(InvalidInput, match="future|晚于今天"):
+    with pytest.raises(InvalidInput, match=r"future|晚于今天"):
         staff.create_device(
             DeviceInput(
                 business_id=w.business["b"],
@@ -191,7 +194,7 @@ def test_credentials_shown_once_rotated_and_stopped_on_removal(gas_world: GasWor
         "gas.device_remove",
     ]
     assert [e.details.get("rotated") for e in reversed(entries)][1:3] == [False, True]
-    assert all(e.actor == "user:%d" % w.users["staff"] for e in entries[:3])
+    assert all(e.actor == f"user:{w.users['staff']}" for e in entries[:3])
 
 
 def test_contact_accounts_go_through_the_account_service(gas_world: GasWorld) -> None:
