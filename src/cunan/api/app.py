@@ -18,6 +18,7 @@ from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import document_problems, install_error_handlers
 from cunan.api.routes import auth, cases, events, ops, places, registry
+from cunan.api.routes import gas_registry as gas_registry_routes
 from cunan.api.routes import reports as report_routes
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
@@ -70,6 +71,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     registry_pages.router,
     settings_pages.router,
     camera_pages.router,
+    gas_registry_routes.router,
 )
 
 

@@ -281,6 +281,9 @@ class GasRegistry:
         self.auth = auth
         self._clock = clock
 
+    def now(self) -> datetime:
+        return self._clock()
+
     def _record(
         self,
         repo: GasRegistryRepository,

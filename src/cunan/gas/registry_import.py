@@ -37,6 +37,7 @@ __all__ = [
     "GasImportReport",
     "ImportKind",
     "import_gas_file",
+    "import_gas_upload",
 ]
 
 
@@ -511,3 +512,33 @@ def _import_devices(
         _finish(report, row.number, check.problems, None if report.dry_run else write, existing)
         if progress is not None:
             progress(done, total)
+
+
+def import_gas_upload(
+    registry: GasRegistry,
+    data: bytes,
+    filename: str,
+    kind: ImportKind,
+    *,
+    dry_run: bool = True,
+) -> GasImportReport:
+    """:func:`import_gas_file` of an uploaded file (XLSX told from CSV by its content when
+    the name does not say); an unusable file is :class:`~cunan.errors.InvalidInput`."""
+    import tempfile
+
+    from cunan.errors import InvalidInput
+    from cunan.registry.import_jobs import _roster_suffix
+
+    require(registry.principal, Permission.EDIT_GAS)
+    if not data:
+        raise InvalidInput("上传的文件为空 (the uploaded file is empty)")
+    # Judged by the content, never the name alone, exactly as roster uploads are.
+    suffix = _roster_suffix(data, filename or "upload")
+    with tempfile.TemporaryDirectory(prefix="cunan-gas-import-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            return import_gas_file(registry, path, kind, dry_run=dry_run)
+        except RosterFileError as exc:
+            # The temporary path means nothing to the uploader: name their file instead.
+            raise InvalidInput(str(exc).replace(str(path), filename or "upload")) from None
