@@ -6,7 +6,7 @@ import calendar
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -342,7 +342,12 @@ class GasRegistry:
             raise hidden("business", business_id)
         return business
 
-    def create_business(self, data: BusinessInput) -> int:
+    def create_business(
+        self,
+        data: BusinessInput,
+        contacts: Sequence[tuple[ContactRole, ContactInput]] = (),
+    ) -> int:
+        """Register a business, with its contacts in the same transaction (all or nothing)."""
         require(self.principal, Permission.EDIT_GAS)
         with self.database.transaction() as session:
             repo = GasRegistryRepository(session)
@@ -356,6 +361,8 @@ class GasRegistry:
                 business.id,
                 {"village_id": business.village_id, "house_id": business.house_id},
             )
+            for role, contact in contacts:
+                self._set_contact(repo, business.id, role, contact)
             return business.id
 
     def update_business(self, business_id: int, changes: Mapping[str, object]) -> BusinessDetail:
@@ -423,28 +430,37 @@ class GasRegistry:
     def set_contact(self, business_id: int, role: ContactRole, contact: ContactInput) -> None:
         """Add or replace the business's contact in ``role``."""
         require(self.principal, Permission.EDIT_GAS)
+        with self.database.transaction() as session:
+            repo = GasRegistryRepository(session)
+            self._editable_business(repo, business_id)
+            self._set_contact(repo, business_id, role, contact)
+
+    def _set_contact(
+        self,
+        repo: GasRegistryRepository,
+        business_id: int,
+        role: ContactRole,
+        contact: ContactInput,
+    ) -> None:
         what = f"business {business_id} contact {role.value}"
         name = _text(contact.name, f"{what}: 姓名 name", 100, required=True)
         phone = _text(contact.phone, f"{what}: 电话 phone", 32)
         assert name is not None
-        with self.database.transaction() as session:
-            repo = GasRegistryRepository(session)
-            self._editable_business(repo, business_id)
-            if contact.user_id is not None:
-                self._check_account(repo, contact.user_id, role, what)
-            row = repo.contact(business_id, role.value)
-            if row is None:
-                row = GasContact(business_id=business_id, role=role.value, name=name)
-                session.add(row)
-            row.name, row.phone, row.user_id = name, phone, contact.user_id
-            session.flush()
-            self._record(
-                repo,
-                AuditAction.GAS_CONTACT_SET,
-                "gas_business",
-                business_id,
-                {"role": role.value, "user_id": contact.user_id},
-            )
+        if contact.user_id is not None:
+            self._check_account(repo, contact.user_id, role, what)
+        row = repo.contact(business_id, role.value)
+        if row is None:
+            row = GasContact(business_id=business_id, role=role.value, name=name)
+            repo.session.add(row)
+        row.name, row.phone, row.user_id = name, phone, contact.user_id
+        repo.session.flush()
+        self._record(
+            repo,
+            AuditAction.GAS_CONTACT_SET,
+            "gas_business",
+            business_id,
+            {"role": role.value, "user_id": contact.user_id},
+        )
 
     def remove_contact(self, business_id: int, role: ContactRole) -> None:
         require(self.principal, Permission.EDIT_GAS)

@@ -430,10 +430,7 @@ def _import_businesses(
             data: BusinessInput = data,
             contacts: list[tuple[ContactRole, ContactInput]] = contacts,
         ) -> int:
-            business_id = registry.create_business(data)
-            for role, contact in contacts:
-                registry.set_contact(business_id, role, contact)
-            return business_id
+            return registry.create_business(data, contacts)
 
         _finish(report, row.number, check.problems, None if report.dry_run else write, existing)
         if progress is not None:
