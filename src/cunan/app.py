@@ -391,6 +391,12 @@ class CunanApp:
     def close(self) -> None:
         """Stop anything running and release the database."""
         self.stop()
+        if self._auth is not None:
+            try:
+                # Sessions' "last seen" times that waited for a free writer.
+                self._auth.flush_seen()
+            except Exception:
+                logger.warning("sessions' last-seen times not written at close", exc_info=True)
         self.registry.close()
 
 

@@ -66,6 +66,8 @@ def _environment() -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates are package files: compiled once, not checked on disk at every render.
+        auto_reload=False,
     )
     # Each render looks the catalog up by the page's own language (context["lang"]), so one
     # environment serves every request without shared mutable state.
