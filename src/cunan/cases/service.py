@@ -602,6 +602,18 @@ class CaseService:
             cases = repo.cases_by_ids(case_ids)
             return self._views(repo, cases, self._clock(), generation=generation)
 
+    def views_of(
+        self, select_cases: Callable[[CaseRepository], tuple[Sequence[Case], int]]
+    ) -> tuple[list[CaseView], int]:
+        """Views of the cases ``select_cases`` picks on the repository's session (a page of
+        a listing, and the listing's total), in one read-only transaction: each case row is
+        read once."""
+        generation = self.digests.generation
+        with self.database.read() as session:
+            repo = CaseRepository(session)
+            cases, total = select_cases(repo)
+            return self._views(repo, cases, self._clock(), generation=generation), total
+
     def members(self, case_id: int) -> list[CaseMember]:
         with self.database.read() as session:
             repo = CaseRepository(session)
