@@ -95,6 +95,7 @@ def serve_command(
     """
     from cunan.api.app import create_api, prepare_routes
     from cunan.app import BackgroundOptions, CunanApp
+    from cunan.web.render import prepare_templates
 
     with user_errors(ValueError):
         tls = _check_tls(ssl_certfile, ssl_keyfile)
@@ -124,6 +125,7 @@ def serve_command(
                 setup_token = secrets.token_urlsafe(24)
         api = create_api(core, auth_service=auth, setup_token=setup_token)
         prepare_routes(api)
+        prepare_templates()
         config = uvicorn.Config(
             api,
             host=bind_host,
