@@ -7,12 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, delete, distinct, func, select, update
+from sqlalchemy import Row, bindparam, delete, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, CaseSighting
 from cunan.storage.database import rowcount
 from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
+
+#: ``cases.kind`` of the face workflow's cases; this repository sees only those (gas cases
+#: live in the same table: cunan.storage.gas_alarm_repository).
+FACE_KIND = "face"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +124,20 @@ class CaseRepository:
     # -- cases -------------------------------------------------------------------------------
 
     def case(self, case_id: int, *, for_update: bool = False) -> Case | None:
-        """The case; ``for_update`` locks its row until the transaction ends (PostgreSQL) and
-        reloads it, so a caller that waited for the lock sees the committed state, not a
+        """The face case; ``for_update`` locks its row until the transaction ends (PostgreSQL)
+        and reloads it, so a caller that waited for the lock sees the committed state, not a
         copy an earlier read left in the session. SQLite ignores the lock: its BEGIN
-        IMMEDIATE already admits one writer at a time."""
-        return self.session.get(
+        IMMEDIATE already admits one writer at a time. A gas case (``kind='gas'``, see
+        cunan.gas.cases) is no face case: None, like a missing one."""
+        case = self.session.get(
             Case, case_id, with_for_update=for_update, populate_existing=for_update
         )
+        return case if case is not None and case.kind == FACE_KIND else None
 
     def cases(self, statuses: Sequence[str]) -> Sequence[Case]:
-        return self.session.scalars(select(Case).where(Case.status.in_(list(statuses)))).all()
+        return self.session.scalars(
+            select(Case).where(Case.status.in_(list(statuses)), Case.kind == FACE_KIND)
+        ).all()
 
     def case_versions(self, *, model_id: str, statuses: Sequence[str]) -> list[tuple[int, int]]:
         """(id, version) of the cases of ``model_id`` in ``statuses``, read without locking.
@@ -139,7 +147,9 @@ class CaseRepository:
         cases = Case.__table__.c
         rows = self.session.execute(
             select(cases.id, cases.version).where(
-                cases.status.in_(list(statuses)), cases.model_id == model_id
+                cases.status.in_(list(statuses)),
+                cases.model_id == model_id,
+                cases.kind == FACE_KIND,
             )
         ).all()
         return [(int(case_id), int(version)) for case_id, version in rows]
@@ -152,6 +162,7 @@ class CaseRepository:
         rows = self.session.execute(
             select(Case.id, Case.version).where(
                 Case.status == "closed",
+                Case.kind == FACE_KIND,
                 Case.model_id == model_id,
                 Case.outcome.in_(list(outcomes)),
                 Case.closed_at > closed_after,
@@ -212,12 +223,25 @@ class CaseRepository:
         )
         self.session.flush()  # constraint errors (a sighting grouped twice) surface here
 
-    def members(self, case_id: int) -> Sequence[CaseSighting]:
-        """The case's sightings, oldest first."""
-        return self.session.scalars(
-            select(CaseSighting)
-            .where(CaseSighting.case_id == case_id)
-            .order_by(CaseSighting.seen_at, CaseSighting.sighting_id)
+    def members(
+        self, case_id: int
+    ) -> Sequence[Row[int, int | None, str, datetime, int, float | None, bool, str | None]]:
+        """The case's sightings, oldest first: read-only rows of the columns a case's
+        timeline shows (a frequent stranger has thousands; ORM objects cost far more)."""
+        member = CaseSighting
+        return self.session.execute(
+            select(
+                member.sighting_id,
+                member.camera_id,
+                member.camera_name,
+                member.seen_at,
+                member.faces_used,
+                member.distance,
+                member.alerted,
+                member.suppressed_by,
+            )
+            .where(member.case_id == case_id)
+            .order_by(member.seen_at, member.sighting_id)
         ).all()
 
     def member_digests(
@@ -277,7 +301,12 @@ class CaseRepository:
 
     def cases_by_ids(self, case_ids: Sequence[int]) -> list[Case]:
         """The cases with these ids that exist, in the order given."""
-        rows = {c.id: c for c in self.session.scalars(select(Case).where(Case.id.in_(case_ids)))}
+        rows = {
+            c.id: c
+            for c in self.session.scalars(
+                select(Case).where(Case.id.in_(case_ids), Case.kind == FACE_KIND)
+            )
+        }
         return [rows[i] for i in case_ids if i in rows]
 
     def member_span(self, case_id: int) -> MemberSpan:
