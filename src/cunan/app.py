@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from cunan.duties.departures import DepartureService
     from cunan.duties.scheduler import Scheduler
     from cunan.faces.engine import FaceEngine
+    from cunan.gas.ingest import GasIngestService, OnStored
+    from cunan.gas.mqtt_ingest import MqttIngestor
+    from cunan.gas.push import GasPushService, PushProcessor
     from cunan.matching.live import LiveGallery
     from cunan.notify.dispatcher import NotificationDispatcher
     from cunan.pipeline.store import CameraStore, EventOutbox
@@ -43,6 +46,9 @@ class BackgroundOptions:
     cameras: bool = True
     cases: bool = True
     duties: bool = True
+    #: Gas ingestion: the MQTT subscription (``[gas.ingest] mqtt_enabled``) and the push
+    #: inbox processor (when push sources are configured).
+    gas: bool = True
     lease_s: float = 30.0
     max_cameras: int | None = None
 
@@ -79,6 +85,13 @@ class CunanApp:
     _scheduler: Scheduler | None = None
     _consumer: CaseConsumer | None = None
     _worker: Worker | None = None
+    # gas ingestion: built on first use; ``gas_on_stored`` gets each batch's new messages
+    # (the alarm rules), set before ``start``.
+    gas_on_stored: OnStored | None = None
+    _gas_ingest: GasIngestService | None = None
+    _gas_push: GasPushService | None = None
+    _gas_mqtt: MqttIngestor | None = None
+    _gas_push_processor: PushProcessor | None = None
 
     # -- building ------------------------------------------------------------------------
 
@@ -217,6 +230,39 @@ class CunanApp:
             return self._auth
 
     @property
+    def gas_ingest(self) -> GasIngestService:
+        """Stores device messages (MQTT, HTTP push, CSV) and hands them to ``gas_on_stored``."""
+        with self._lazy_lock:
+            if self._gas_ingest is None:
+                from cunan.gas.ingest import GasIngestService
+
+                self._gas_ingest = GasIngestService(
+                    self.registry.database,
+                    on_stored=lambda messages: (
+                        self.gas_on_stored(messages) if self.gas_on_stored else None
+                    ),
+                    settings=self.settings.gas.ingest,
+                    audit=self.audit,
+                )
+            return self._gas_ingest
+
+    @property
+    def gas_push(self) -> GasPushService:
+        """The HTTP push inbox (``/api/v1/gas/push/{source}``)."""
+        ingest = self.gas_ingest
+        with self._lazy_lock:
+            if self._gas_push is None:
+                from cunan.gas.push import GasPushService
+
+                self._gas_push = GasPushService(ingest)
+            return self._gas_push
+
+    def gas_push_wake(self) -> None:
+        """A push was queued: the processor (if running) takes it now, not at its next poll."""
+        if self._gas_push_processor is not None:
+            self._gas_push_processor.wake()
+
+    @property
     def stats_cache(self) -> ShortCache:
         """Statistics and overdue departures as computed moments ago, per scope (see
         ``web.stats_cache_seconds``); watched writes drop them at commit."""
@@ -336,6 +382,8 @@ class CunanApp:
             self._threads.append(
                 threading.Thread(target=self._consumer.run, args=(self._stop,), name="cunan-cases")
             )
+        if opts.gas:
+            self._start_gas()
         for thread in self._threads:
             thread.start()
         if opts.duties:
@@ -347,6 +395,11 @@ class CunanApp:
                 self.settings.duties.daily_at,
                 self.alert_overdue_departures,
             )
+            if opts.gas:
+                # Raw gas messages after raw_days, minutes after minutes_days, in chunks.
+                self._scheduler.add_daily(
+                    "gas_purge", self.settings.duties.daily_at, self.gas_ingest.purge
+                )
             self._scheduler.start()
         logger.info("background work started (%d threads)", len(self._threads))
 
@@ -373,6 +426,22 @@ class CunanApp:
         )
         return len(rows)
 
+    def _start_gas(self) -> None:
+        from cunan.gas.mqtt_ingest import MqttIngestor
+        from cunan.gas.push import PushProcessor
+
+        gas = self.settings.gas.ingest
+        if gas.push_sources:
+            self._gas_push_processor = PushProcessor(self.gas_push)
+            self._threads.append(
+                threading.Thread(
+                    target=self._gas_push_processor.run, args=(self._stop,), name="cunan-gas-push"
+                )
+            )
+        if gas.mqtt_enabled:
+            self._gas_mqtt = MqttIngestor(self.gas_ingest, gas)
+            self._gas_mqtt.start()
+
     def healthy(self) -> bool:
         """Every background thread that was started is still running."""
         return all(t.is_alive() for t in self._threads)
@@ -380,6 +449,11 @@ class CunanApp:
     def stop(self) -> None:
         """Stop the background work: camera processes store their open tracks and exit."""
         self._stop.set()
+        if self._gas_mqtt is not None:
+            self._gas_mqtt.stop()
+            self._gas_mqtt = None
+        if self._gas_push_processor is not None:
+            self._gas_push_processor.wake()
         if self._consumer is not None:
             self._consumer.wake()
         if self._scheduler is not None:

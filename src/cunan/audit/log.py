@@ -128,6 +128,9 @@ class AuditAction(StrEnum):
     DUTIES_RECONCILE = "duties.reconcile"
     TASK_CONFIRM = "task.confirm"
     TASK_CLOSE = "task.close"
+    # gas ingestion (a device's broker credential issued; past readings imported from CSV)
+    GAS_CREDENTIAL_ISSUE = "gas.credential_issue"
+    GAS_HISTORY_IMPORT = "gas.history_import"
 
 
 class AuditDetailsError(ValueError):
