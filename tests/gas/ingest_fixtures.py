@@ -163,3 +163,25 @@ def own_broker_factory(tmp_path: Path) -> Iterator[Callable[[Path, int], OwnBrok
     yield make
     for broker in started:
         broker.stop()
+
+
+def forget_session(host: str, port: int, client_id: str, **auth: str) -> None:
+    """Connect once with a clean start and no expiry: the broker drops the kept session."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    if auth:
+        client.username_pw_set(auth["username"], auth["password"])
+    try:
+        client.connect(host, port, clean_start=True)
+        client.loop_start()
+        time.sleep(0.2)
+        client.disconnect()
+        client.loop_stop()
+    except OSError:
+        pass

@@ -234,6 +234,8 @@ class MqttDevice:
         self.truth = GroundTruth()
         self._lock = threading.Lock()
         self._by_mid: dict[int, tuple[str, str] | None] = {}
+        #: Answers that came back before ``publish`` returned the packet id (mid -> failed).
+        self._early: dict[int, bool] = {}
         self._done = threading.Condition(self._lock)
         self._connected = threading.Event()
         self.refused: Any = None
@@ -260,11 +262,24 @@ class MqttDevice:
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
         with self._lock:
-            key = self._by_mid.pop(mid, None)
-            # MQTT 5 brokers say "not authorized" in the PUBACK (ACL): not acknowledged.
-            if key is not None and not reason.is_failure:
-                self.truth.acknowledged.add(key)
-            self._done.notify_all()
+            if mid not in self._by_mid:
+                self._early[mid] = bool(reason.is_failure)
+                return
+            self._answered(mid, bool(reason.is_failure))
+
+    def _answered(self, mid: int, failed: bool) -> None:
+        key = self._by_mid.pop(mid, None)
+        # MQTT 5 brokers say "not authorized" in the PUBACK (ACL): not acknowledged.
+        if key is not None and not failed:
+            self.truth.acknowledged.add(key)
+        self._done.notify_all()
+
+    def _register(self, mid: int, key: tuple[str, str] | None) -> None:
+        # Never hold the lock around ``publish``: paho calls on_publish holding its own.
+        with self._lock:
+            self._by_mid[mid] = key
+            if mid in self._early:
+                self._answered(mid, self._early.pop(mid))
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return self._connected.wait(timeout_s) and self.refused is None
@@ -277,14 +292,14 @@ class MqttDevice:
             if resent:
                 self.truth.resent += 1
             self.truth.published_at.setdefault(key, time.monotonic())
-            info = self.client.publish(topic, body, qos=1)
-            self._by_mid[info.mid] = key
+        info = self.client.publish(topic, body, qos=1)
+        self._register(info.mid, key)
 
     def send_raw(self, topic: str, body: bytes) -> None:
         with self._lock:
             self.truth.malformed += 1
-            info = self.client.publish(topic, body, qos=1)
-            self._by_mid[info.mid] = None
+        info = self.client.publish(topic, body, qos=1)
+        self._register(info.mid, None)
 
     def send_all(self, messages: Iterable[DeviceMessage], *, rate: float | None = None) -> None:
         seen: set[tuple[str, str]] = set()
