@@ -347,6 +347,12 @@ def _mount_subcommands() -> None:
     app.add_typer(bench_app, name="bench")
     app.command("calibrate")(calibrate_command)
     faces_app.command("reembed")(reembed_command)
+    # The gas-alarm module: one group, each part registers its commands.
+    from cunan.gas.ingest_cli import register as register_gas_ingest
+
+    gas_app = typer.Typer(help="Gas-leak alarms: devices, ingestion, alarms.", no_args_is_help=True)
+    register_gas_ingest(gas_app)
+    app.add_typer(gas_app, name="gas")
 
 
 _mount_subcommands()

@@ -204,7 +204,8 @@ def test_a_broker_restart_mid_stream_loses_nothing_acknowledged(
     # No device credentials needed here: the devices publish with one test account.
     config = tmp_path / "mosquitto.conf"
     config.write_text(
-        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\n"
+        "allow_anonymous true\npersistence true\n"
         f"persistence_location {persistence}/\nautosave_interval 1\n"
         "max_queued_messages 0\nmax_inflight_messages 0\n",
         encoding="utf-8",

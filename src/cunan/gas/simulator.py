@@ -116,7 +116,11 @@ def leak(
     rise = max(1, count * 2 // 3)
     return [
         _reading(
-            serial, n, start + timedelta(seconds=n * period_s), min(peak, 1.0 + peak * n / rise), None
+            serial,
+            n,
+            start + timedelta(seconds=n * period_s),
+            min(peak, 1.0 + peak * n / rise),
+            None,
         )
         for n in range(count)
     ]
