@@ -198,11 +198,15 @@ def run_engine(
         fleet_report = out.get(timeout=seconds + 120)
         if "error" in fleet_report:
             raise RuntimeError(fleet_report["error"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        # Wait for the backlog to drain; give up only after 30 s without progress.
+        seen, idle_since = -1, time.monotonic()
+        while time.monotonic() - idle_since < 30:
             with recorder.lock:
-                if recorder.stored >= fleet_report["acknowledged"]:
-                    break
+                stored_now = recorder.stored
+            if stored_now >= fleet_report["acknowledged"]:
+                break
+            if stored_now != seen:
+                seen, idle_since = stored_now, time.monotonic()
             time.sleep(0.1)
         cpu_s = time.process_time() - cpu0
     finally:

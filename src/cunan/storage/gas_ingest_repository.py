@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import (
+    Float,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -79,39 +91,45 @@ class GasIngestRepository:
         return found
 
     def advance_devices(self, advances: Sequence[DeviceAdvance]) -> None:
-        """Move each device's last_* forward; an older message never moves them back."""
-        conn = self.session.connection()
+        """Move each device's last_* forward; an older message never moves them back.
+
+        One UPDATE per device: every SET expression reads the row as it was (standard SQL,
+        both engines), so the reading's test sees the old ``last_device_time``.
+        """
         t = bindparam("t", type_=UTCDateTime())
-        lel_rows = [
-            {"b_id": a.device_id, "lel": a.lel, "t": a.lel_time}
-            for a in advances
-            if a.lel is not None and a.lel_time is not None
-        ]
-        if lel_rows:
-            # First, while last_device_time is still the old one: the reading is the newest
-            # thing heard when nothing newer came before it.
-            conn.execute(
-                update(GasDevice)
-                .where(GasDevice.id == bindparam("b_id"))
-                .where(or_(GasDevice.last_device_time.is_(None), GasDevice.last_device_time <= t))
-                .values(last_lel=bindparam("lel")),
-                lel_rows,
-            )
-        time_rows = [{"b_id": a.device_id, "t": a.device_time} for a in advances]
-        conn.execute(
-            update(GasDevice)
-            .where(GasDevice.id == bindparam("b_id"))
-            .where(or_(GasDevice.last_device_time.is_(None), GasDevice.last_device_time < t))
-            .values(last_device_time=t),
-            time_rows,
-        )
+        lt = bindparam("lt", type_=UTCDateTime())
         recv = bindparam("r", type_=UTCDateTime())
-        conn.execute(
+        old_time = GasDevice.last_device_time
+        self.session.connection().execute(
             update(GasDevice)
             .where(GasDevice.id == bindparam("b_id"))
-            .where(or_(GasDevice.last_message_at.is_(None), GasDevice.last_message_at < recv))
-            .values(last_message_at=recv),
-            [{"b_id": a.device_id, "r": a.received_at} for a in advances],
+            .values(
+                last_lel=case(
+                    (
+                        and_(lt.is_not(None), or_(old_time.is_(None), old_time <= lt)),
+                        bindparam("lel", type_=Float()),
+                    ),
+                    else_=GasDevice.last_lel,
+                ),
+                last_device_time=case((or_(old_time.is_(None), old_time < t), t), else_=old_time),
+                last_message_at=case(
+                    (
+                        or_(GasDevice.last_message_at.is_(None), GasDevice.last_message_at < recv),
+                        recv,
+                    ),
+                    else_=GasDevice.last_message_at,
+                ),
+            ),
+            [
+                {
+                    "b_id": a.device_id,
+                    "t": a.device_time,
+                    "r": a.received_at,
+                    "lel": a.lel,
+                    "lt": a.lel_time,
+                }
+                for a in advances
+            ],
         )
 
     def mark_online(self, device_ids: Sequence[int], at: datetime) -> list[int]:
