@@ -84,6 +84,7 @@ class _Recorder:
 
     def __init__(self, plugged: OnStored | None) -> None:
         self.latencies: list[float] = []
+        self.keys: set[tuple[str, str]] = set()
         self.stored = 0
         self.last_stored = 0.0
         self.plugged = plugged
@@ -97,6 +98,7 @@ class _Recorder:
             for m in messages:
                 sent_ns = int(m.message_id.rpartition(".")[2])
                 self.latencies.append((now - sent_ns) / 1e9)
+                self.keys.add((m.serial, m.message_id))
             self.stored += len(messages)
             self.last_stored = now / 1e9
 
@@ -146,13 +148,18 @@ def _publish(
         if rate:
             time.sleep(max(0.0, (n / rate) - (time.monotonic() - t0)))
     publish_s = time.monotonic() - t0
-    publisher.wait_acknowledged(60)
+    # Until the broker answered every publish, or 30 s went by without a new answer.
+    seen, idle_since = -1, time.monotonic()
+    while not publisher.wait_acknowledged(1.0) and time.monotonic() - idle_since < 30:
+        answered = len(publisher.truth.acknowledged)
+        if answered != seen:
+            seen, idle_since = answered, time.monotonic()
     publisher.close()
     out.put(
         {
             "published": n,
             "publish_s": publish_s,
-            "acknowledged": len(publisher.truth.acknowledged),
+            "acknowledged": sorted(publisher.truth.acknowledged),
             "t0": t0,
         }
     )
@@ -203,7 +210,7 @@ def run_engine(
         while time.monotonic() - idle_since < 30:
             with recorder.lock:
                 stored_now = recorder.stored
-            if stored_now >= fleet_report["acknowledged"]:
+            if stored_now >= len(fleet_report["acknowledged"]):
                 break
             if stored_now != seen:
                 seen, idle_since = stored_now, time.monotonic()
@@ -215,6 +222,7 @@ def run_engine(
         _forget(broker, client_id)
     with recorder.lock:
         stored, latencies, last = recorder.stored, list(recorder.latencies), recorder.last_stored
+        lost = len({tuple(k) for k in fleet_report["acknowledged"]} - recorder.keys)
     span = last - fleet_report["t0"]
     return {
         "engine": engine,
@@ -227,7 +235,9 @@ def run_engine(
         "latency_p50_ms": round(_pct(latencies, 0.50) * 1000, 1),
         "latency_p95_ms": round(_pct(latencies, 0.95) * 1000, 1),
         "latency_max_ms": round(max(latencies, default=float("nan")) * 1000, 1),
-        "lost": fleet_report["acknowledged"] - stored,
+        "acknowledged": len(fleet_report["acknowledged"]),
+        # Acknowledged by the broker to the publisher, never stored.
+        "lost": lost,
         # The ingesting process's CPU (MQTT client, parsing, the store's client side and the
         # callback; PostgreSQL's own server CPU is not in it) per reading, and what one
         # free core could take at that cost.
@@ -401,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_rate",
         "published",
         "publish_rate",
+        "acknowledged",
         "stored",
         "stored_per_s",
         "latency_p50_ms",
