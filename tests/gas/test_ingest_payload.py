@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -200,3 +201,21 @@ def test_a_bad_push_names_its_field(entry: dict[str, object], field: str) -> Non
     with pytest.raises(PayloadError) as caught:
         parse_ctwing(json.dumps(entry).encode(), NOW)
     assert caught.value.field == field
+
+
+def test_the_scenarios_have_their_shapes() -> None:
+    from cunan.gas.simulator import SCENARIOS, flapping, leak, scenario
+
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    ramp = leak("D-1", start, 30, peak=80.0)
+    assert ramp[0].lel is not None and ramp[0].lel < 5 and ramp[-1].lel == 80.0
+    assert all((a.lel or 0) <= (b.lel or 0) for a, b in itertools.pairwise(ramp))
+    around = [m.lel for m in flapping("D-1", start, 12, set_point=25.0, amplitude=3.0)]
+    assert {round(v or 0) for v in around} == {22, 28}
+    assert sum(1 for a, b in itertools.pairwise(around) if a != b) >= 5
+    silent = scenario("silent", "D-1", start, 40, 1.0)
+    assert len(silent) == 10 and max(m.device_time for m in silent) < start + timedelta(seconds=10)
+    for name in SCENARIOS:
+        assert scenario(name, "D-1", start, 20, 1.0)
+    with pytest.raises(ValueError, match="unknown scenario"):
+        scenario("earthquake", "D-1", start, 20, 1.0)

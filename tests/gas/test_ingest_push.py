@@ -20,7 +20,7 @@ from cunan.gas.push import DELIVERY_HEADER, SIGNATURE_HEADER, TOKEN_HEADER, sign
 from cunan.gas.simulator import normal, push_burst
 from cunan.registry.datadir import initialise
 from cunan.storage.gas_tables import GasPushInbox
-from tests.gas.ingest_fixtures import Collected, add_devices, stored_count, stored_keys
+from tests.gas.ingest_fixtures import Collected, add_devices, stored_count, stored_keys, wait_for
 from tests.storage.dbfixtures import db_url
 
 __all__ = ["db_url"]
@@ -156,3 +156,19 @@ def test_a_burst_of_pushes_is_all_stored(core: CunanApp, client: TestClient) -> 
     while core.gas_push.process_pending(limit=7).rows:
         pass
     assert stored_keys(database, serials) == set(truth.unique())
+
+
+def test_the_running_application_drains_the_inbox_by_itself(
+    core: CunanApp, client: TestClient
+) -> None:
+    from cunan.app import BackgroundOptions
+
+    database = core.registry.database
+    (serial,) = add_devices(database, 1)
+    core.start(BackgroundOptions(cameras=False, cases=False, duties=False, gas=True))
+    try:
+        truth = push_burst(URL, normal(serial, T0, 12), token=TOKEN, per_body=3, client=client)
+        wait_for(lambda: stored_count(database, [serial]) == 12, 30, "the processor")
+    finally:
+        core.stop()
+    assert stored_keys(database, [serial]) == set(truth.unique())
