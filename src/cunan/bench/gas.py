@@ -25,6 +25,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import queue
 import shutil
 import socket
 import subprocess
@@ -202,7 +203,15 @@ def run_engine(
             raise RuntimeError(f"broker {broker[0]}:{broker[1]} refused the bench's session")
         cpu0 = time.process_time()
         go.set()
-        fleet_report = out.get(timeout=seconds + 120)
+        # The fleet reports once the broker answered all it sent (it gives up after 30 s
+        # without an answer), however long a flood takes to drain.
+        while True:
+            try:
+                fleet_report = out.get(timeout=5)
+                break
+            except queue.Empty:
+                if not fleet.is_alive():
+                    raise RuntimeError("the publisher fleet died") from None
         if "error" in fleet_report:
             raise RuntimeError(fleet_report["error"])
         # Wait for the backlog to drain; give up only after 30 s without progress.
