@@ -216,11 +216,12 @@ def run_engine(
             raise RuntimeError(fleet_report["error"])
         # Wait for the backlog to drain; give up only after 30 s without progress.
         seen, idle_since = -1, time.monotonic()
+        wanted = {tuple(k) for k in fleet_report["acknowledged"]}
         while time.monotonic() - idle_since < 30:
             with recorder.lock:
                 stored_now = recorder.stored
-            if stored_now >= len(fleet_report["acknowledged"]):
-                break
+                if wanted <= recorder.keys:
+                    break
             if stored_now != seen:
                 seen, idle_since = stored_now, time.monotonic()
             time.sleep(0.1)
