@@ -386,6 +386,8 @@ class CunanApp:
             self._start_gas()
         for thread in self._threads:
             thread.start()
+        # Checked roster uploads kept from before a restart: offered again, or expired.
+        _ = self.imports
         if opts.duties:
             self._scheduler = Scheduler(self.settings.duties.zone)
             self.duties.register(self._scheduler)
@@ -465,6 +467,8 @@ class CunanApp:
     def close(self) -> None:
         """Stop anything running and release the database."""
         self.stop()
+        if self._imports is not None:
+            self._imports.close()
         self.registry.close()
 
 
