@@ -94,6 +94,7 @@ class MqttIngestor:
         client.reconnect_delay_set(max(1, int(s.reconnect_min_s)), max(1, int(s.reconnect_max_s)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -121,13 +122,23 @@ class MqttIngestor:
                 self._session += 1
                 self._pending.clear()
         self.counters.add("mqtt_connects")
+        # Connected counts from the broker's SUBACK: before it, a message published by a
+        # device would find no subscription in a new session.
         client.subscribe(SUBSCRIPTION, qos=1)
-        self._connected.set()
         logger.info(
             "gas MQTT connected to %s (session %s)",
             self.where,
             "resumed" if flags.session_present else "new",
         )
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            self.counters.add("mqtt_refused")
+            logger.warning("gas MQTT broker %s refused the subscription (%s)", self.where, reasons)
+            return
+        self._connected.set()
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
@@ -176,6 +187,7 @@ class MqttIngestor:
         self._worker.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until connected and subscribed."""
         return self._connected.wait(timeout_s)
 
     @property
