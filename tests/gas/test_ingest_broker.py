@@ -240,6 +240,8 @@ def test_a_broker_restart_mid_stream_loses_nothing_acknowledged(
         publisher = threading.Thread(target=publish)
         publisher.start()
         assert sent_half.wait(30)
+        # Mid-stream: some stored, more on the way.
+        wait_for(lambda: stored_count(database, serials) > 0, 30, "the first batch")
         broker.stop()
         stored_during = stored_count(database, serials)
         broker.start()
