@@ -17,6 +17,7 @@ from pydantic_settings import (
 from cunan.cases.settings import CaseSettings
 from cunan.duties.settings import DutySettings
 from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
+from cunan.gas.alarm_settings import GasAlarmSettings
 from cunan.gas.ingest_settings import GasIngestSettings
 from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 from cunan.notify.settings import NotifySettings
@@ -249,8 +250,11 @@ class WebSettings(BaseModel):
 
 
 class GasSettings(BaseModel):
-    """The gas-alarm module (``[gas]``): one sub-section per part."""
+    """The gas-alarm module (``[gas]``): each part its own sub-section."""
 
+    #: ``[gas.alarms]``: set points, severities, escalation, cases, the SMS gateway.
+    alarms: GasAlarmSettings = GasAlarmSettings()
+    #: ``[gas.ingest]``: the broker, batching, retention, HTTP push sources.
     ingest: GasIngestSettings = Field(default_factory=GasIngestSettings)
 
 

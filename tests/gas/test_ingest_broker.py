@@ -16,11 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cunan.audit.log import AuditLog
+from cunan.authz import local_principal
 from cunan.gas.domain import DeviceMessage, MessageKind
 from cunan.gas.ingest import GasIngestService
 from cunan.gas.ingest_settings import GasIngestSettings
-from cunan.gas.mosquitto import issue_credential, write_broker_files
+from cunan.gas.mosquitto import write_broker_files
 from cunan.gas.mqtt_ingest import MqttIngestor
+from cunan.gas.registry import GasRegistry
 from cunan.gas.simulator import MqttDevice, normal
 from cunan.storage.database import Database
 from tests.gas.ingest_fixtures import (
@@ -54,13 +56,18 @@ def _ingest_settings(port: int, **kw: object) -> GasIngestSettings:
     )
 
 
+def _issue(database: Database, audit: AuditLog, serial: str) -> str:
+    """A device credential, issued the way the registry issues it."""
+    registry = GasRegistry(database, audit, local_principal("tests"))
+    return registry.issue_credential(registry.device_id_of(serial))
+
+
 def test_each_device_publishes_only_as_itself(
     database: Database, tmp_path: Path, own_broker_factory: BrokerFactory
 ) -> None:
     a, b = add_devices(database, 2)
     audit = AuditLog(database)
-    secret_a = issue_credential(database, audit, a, actor="cli:tests")
-    secret_b = issue_credential(database, audit, b, actor="cli:tests")
+    secret_a, secret_b = _issue(database, audit, a), _issue(database, audit, b)
     port = spare_port()
     files = write_broker_files(
         database,
@@ -166,7 +173,7 @@ def test_ingestion_over_tls(
     database: Database, tmp_path: Path, own_broker_factory: BrokerFactory
 ) -> None:
     (serial,) = add_devices(database, 1)
-    secret = issue_credential(database, AuditLog(database), serial, actor="cli:tests")
+    secret = _issue(database, AuditLog(database), serial)
     ca_file, cert_file, key_file = _tls_files(tmp_path)
     port = spare_port()
     files = write_broker_files(

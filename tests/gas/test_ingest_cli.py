@@ -8,9 +8,11 @@ import pytest
 import typer
 from sqlalchemy import select
 
+from cunan.audit.log import AuditLog
+from cunan.authz import local_principal
 from cunan.gas.ingest_cli import register
+from cunan.gas.registry import GasRegistry
 from cunan.registry.datadir import Registry
-from cunan.storage.audit_tables import AuditEntry
 from cunan.storage.gas_tables import GasDevice
 from tests.cli_helpers import invoke_on, registry
 from tests.gas.ingest_fixtures import add_devices, stored_count
@@ -21,23 +23,16 @@ gas_app = typer.Typer()
 register(gas_app)
 
 
-def test_credentials_and_broker_files(
+def test_broker_files_from_the_devices_credentials(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = registry.database
     a, b = add_devices(database, 2)
-    code, out = invoke_on(gas_app, registry, "issue-credential", a)
-    assert code == 0, out
-    secret = out.strip()
-    assert len(secret) >= 30
+    devices = GasRegistry(database, AuditLog(database), local_principal("tests"))
+    secret = devices.issue_credential(devices.device_id_of(a))
     with database.read() as session:
         device = session.scalar(select(GasDevice).where(GasDevice.serial == a))
-        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
     assert device is not None and device.broker_hash and device.broker_hash.startswith("$7$")
-    assert secret not in (device.credential_hash or "")
-    assert entry is not None and entry.action == "gas.credential_issue"
-    assert secret not in entry.details
-    assert invoke_on(gas_app, registry, "issue-credential", "NOBODY-3")[0] == 3  # not found
     # CunAn's own broker account is needed first.
     code, out = invoke_on(gas_app, registry, "mosquitto-config", str(tmp_path / "b"))
     assert code == 2 and "mqtt_username" in out
@@ -45,10 +40,16 @@ def test_credentials_and_broker_files(
     monkeypatch.setenv("CUNAN_GAS__INGEST__MQTT_PASSWORD", "a-long-ingest-password")
     code, out = invoke_on(gas_app, registry, "mosquitto-config", str(tmp_path / "b"))
     assert code == 0, out
-    users = [line.split(":")[0] for line in (tmp_path / "b" / "passwd").read_text().splitlines()]
-    assert users == ["cunan-ingest", a]  # b has no credential yet
+    passwd = (tmp_path / "b" / "passwd").read_text()
+    assert [line.split(":")[0] for line in passwd.splitlines()] == ["cunan-ingest", a]
+    assert secret not in passwd  # b has no credential yet: not listed
     assert "pattern write cunan/gas/%u/#" in (tmp_path / "b" / "acl").read_text()
-    assert b not in (tmp_path / "b" / "acl").read_text()
+    # A removed device drops out of the password file.
+    devices.remove_device(devices.device_id_of(a))
+    assert invoke_on(gas_app, registry, "mosquitto-config", str(tmp_path / "b"))[0] == 0
+    passwd = (tmp_path / "b" / "passwd").read_text()
+    assert [line.split(":")[0] for line in passwd.splitlines()] == ["cunan-ingest"]
+    assert b not in passwd
 
 
 def test_history_import_and_purge(registry: Registry, tmp_path: Path) -> None:

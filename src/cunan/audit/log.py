@@ -132,8 +132,23 @@ class AuditAction(StrEnum):
     DUTIES_RECONCILE = "duties.reconcile"
     TASK_CONFIRM = "task.confirm"
     TASK_CLOSE = "task.close"
-    # gas ingestion (a device's broker credential issued; past readings imported from CSV)
-    GAS_CREDENTIAL_ISSUE = "gas.credential_issue"
+    # gas alarms and their cases (cunan.gas.alarms, cunan.gas.cases)
+    GAS_ALARM_ACKNOWLEDGE = "gas.alarm_acknowledge"
+    GAS_CASE_STAGE = "gas.case_stage"
+    GAS_CASE_PHOTO_ADD = "gas.case_photo_add"
+    # gas registry: businesses, contacts, device models, devices, device credentials, imports
+    GAS_BUSINESS_CREATE = "gas.business_create"
+    GAS_BUSINESS_UPDATE = "gas.business_update"
+    GAS_CONTACT_SET = "gas.contact_set"
+    GAS_CONTACT_REMOVE = "gas.contact_remove"
+    GAS_MODEL_CREATE = "gas.model_create"
+    GAS_MODEL_UPDATE = "gas.model_update"
+    GAS_DEVICE_CREATE = "gas.device_create"
+    GAS_DEVICE_UPDATE = "gas.device_update"
+    GAS_DEVICE_REMOVE = "gas.device_remove"
+    GAS_DEVICE_CREDENTIAL = "gas.device_credential"
+    GAS_IMPORT = "gas.import"
+    # gas ingestion: past readings imported from CSV
     GAS_HISTORY_IMPORT = "gas.history_import"
 
 

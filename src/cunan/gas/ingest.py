@@ -97,8 +97,12 @@ class GasIngestService:
         counters: IngestCounters | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        record_online: bool = True,
     ) -> None:
         self.database = database
+        #: Whether storing marks devices online and writes their ``online`` history rows
+        #: (False when the alarm rules behind ``on_stored`` record the transitions).
+        self.record_online = record_online
         self.on_stored = on_stored
         self.settings = settings or GasIngestSettings()
         self.counters = counters or IngestCounters()
@@ -195,8 +199,9 @@ class GasIngestService:
         )
         repo.advance_devices([advances[d] for d in sorted(advances)])
         # Online from the first message of the batch that proves the device alive.
-        came_back = repo.mark_online(sorted(first_heard), min(first_heard.values()))
-        report.came_online = len(came_back)
+        if self.record_online:
+            came_back = repo.mark_online(sorted(first_heard), min(first_heard.values()))
+            report.came_online = len(came_back)
         return [m for _, m in new]
 
     # -- retention -----------------------------------------------------------------------------

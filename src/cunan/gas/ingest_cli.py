@@ -1,4 +1,4 @@
-"""``cunan gas`` commands of ingestion: simulate, mosquitto-config, credential, import, purge."""
+"""``cunan gas`` ingestion commands: simulate, mosquitto-config, import-history, ingest, purge."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ def register(gas_app: typer.Typer) -> None:
     """Add the ingestion commands to the ``cunan gas`` group."""
     gas_app.command("simulate")(simulate_command)
     gas_app.command("mosquitto-config")(mosquitto_config_command)
-    gas_app.command("issue-credential")(issue_credential_command)
     gas_app.command("import-history")(import_history_command)
     gas_app.command("ingest")(ingest_command)
     gas_app.command("purge")(purge_command)
@@ -150,22 +149,6 @@ def mosquitto_config_command(
         f"{files.acl_file}; reload Mosquitto (kill -HUP) to apply",
         markup=False,
     )
-
-
-def issue_credential_command(
-    serial: Annotated[str, typer.Argument(help="The device's serial.")],
-    data_dir: DataDirOption = None,
-) -> None:
-    """Issue a new credential for a device (its MQTT password and push token), replacing any
-    earlier one; printed once, only its hashes are kept. Run mosquitto-config after."""
-    from cunan.gas.mosquitto import issue_credential
-
-    with opened_app(data_dir) as (app, services):
-        require(services.principal, Permission.EDIT_GAS)
-        secret = issue_credential(
-            app.registry.database, app.audit, serial, actor=services.principal.actor
-        )
-    console.print(secret, markup=False, highlight=False)
 
 
 def import_history_command(

@@ -1,4 +1,4 @@
-"""Per-device broker credentials, and the Mosquitto password file and ACL generated from them."""
+"""The Mosquitto password file and ACL, generated from the devices' credentials (per device)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cunan.audit.log import AuditAction, AuditLog
-from cunan.errors import InvalidInput, NotFound
+from cunan.errors import InvalidInput
 from cunan.gas.payload import SERIAL_PATTERN, TOPIC_PREFIX
 from cunan.security.files import write_private
 from cunan.storage.database import Database
@@ -25,30 +24,6 @@ def mosquitto_hash(password: str, *, iterations: int = PBKDF2_ITERATIONS) -> str
     salt = secrets.token_bytes(_SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def credential_hash(credential: str) -> str:
-    return hashlib.sha256(credential.encode()).hexdigest()
-
-
-def issue_credential(database: Database, audit: AuditLog, serial: str, *, actor: str) -> str:
-    """A new random credential for the device (its MQTT password and push token): only the
-    hashes are stored, the credential itself is returned once, for the installer."""
-    credential = secrets.token_urlsafe(24)
-    with database.transaction() as session:
-        device_id = GasIngestRepository(session).set_credential(
-            serial, credential_hash(credential), mosquitto_hash(credential)
-        )
-        if device_id is None:
-            raise NotFound(f"gas device {serial}: no such device in service")
-        audit.record(
-            AuditAction.GAS_CREDENTIAL_ISSUE,
-            actor=actor,
-            target_type="gas_device",
-            target_id=device_id,
-            session=session,
-        )
-    return credential
 
 
 @dataclass(frozen=True, slots=True)

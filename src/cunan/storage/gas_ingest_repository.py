@@ -308,15 +308,6 @@ class GasIngestRepository:
 
     # -- broker credentials --------------------------------------------------------------------
 
-    def set_credential(self, serial: str, credential_hash: str, broker_hash: str) -> int | None:
-        """Store a device's new credential hashes; its id, or None when no such device."""
-        return self.session.scalar(
-            update(GasDevice)
-            .where(GasDevice.serial == serial, GasDevice.removed_at.is_(None))
-            .values(credential_hash=credential_hash, broker_hash=broker_hash)
-            .returning(GasDevice.id)
-        )
-
     def broker_accounts(self) -> list[tuple[str, str]]:
         """(serial, broker hash) of every device in service that has an MQTT credential."""
         rows = self.session.execute(
