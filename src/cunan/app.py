@@ -543,6 +543,12 @@ class CunanApp:
         self.stop()
         if self._imports is not None:
             self._imports.close()
+        if self._auth is not None:
+            try:
+                # Sessions' "last seen" times that waited for a free writer.
+                self._auth.flush_seen()
+            except Exception:
+                logger.warning("sessions' last-seen times not written at close", exc_info=True)
         self.registry.close()
 
 

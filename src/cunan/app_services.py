@@ -734,7 +734,7 @@ class AppServices:
             rows, total = QueryRepository(session).houses(
                 at, landlord_id=landlord_scope(self.principal), address=address
             )
-            items = [HouseSummary(h.id, h.address, h.landlord_id, name) for h, name in rows]
+            items = [HouseSummary(*row) for row in rows]
         return Listing(items, total, at.offset, at.limit)
 
     def get_house(self, house_id: int) -> HouseDetail:
@@ -968,12 +968,12 @@ class AppServices:
         until: datetime | None = None,
     ) -> Listing[CaseView]:
         require(self.principal, Permission.READ_CASES)
-        with self._db.read() as session:
-            rows, total = QueryRepository(session).cases(
+        views, total = self.app.cases.views_of(
+            lambda repo: QueryRepository(repo.session).cases(
                 at, statuses=statuses, camera=camera, since=since, until=until
             )
-            ids = [c.id for c in rows]
-        return Listing(self.app.cases.get_many(ids), total, at.offset, at.limit)
+        )
+        return Listing(views, total, at.offset, at.limit)
 
     def get_case(self, case_id: int) -> CaseView:
         require(self.principal, Permission.READ_CASES)

@@ -93,8 +93,9 @@ def serve_command(
 
     Prints the address (and, on first run, the set-up link). Stop it with Ctrl-C or SIGTERM.
     """
-    from cunan.api.app import create_api
+    from cunan.api.app import create_api, prepare_routes
     from cunan.app import BackgroundOptions, CunanApp
+    from cunan.web.render import prepare_templates
 
     with user_errors(ValueError):
         tls = _check_tls(ssl_certfile, ssl_keyfile)
@@ -123,6 +124,8 @@ def serve_command(
             else:
                 setup_token = secrets.token_urlsafe(24)
         api = create_api(core, auth_service=auth, setup_token=setup_token)
+        prepare_routes(api)
+        prepare_templates()
         config = uvicorn.Config(
             api,
             host=bind_host,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from cunan.auth.throttle import LoginThrottle
 from cunan.authz import local_principal
 from cunan.config import WebSettings
 from cunan.errors import Unauthenticated
+from cunan.storage.auth_repository import AuthRepository
 from cunan.storage.enums import UserRole
 from tests.api.conftest import ORIGIN, PASSWORD, Village, login
 
@@ -76,6 +78,55 @@ def test_sessions_end_when_idle_and_at_their_absolute_expiry(
             break
     else:
         raise AssertionError("a session must end at its absolute expiry")
+
+
+def _stored_last_seen(core: CunanApp, auth: AuthService, token: str) -> datetime:
+    from cunan.auth.service import token_hash
+
+    with core.registry.database.read() as session:
+        row = AuthRepository(session).session_by_hash(token_hash(token))
+        assert row is not None
+        return row.last_seen_at
+
+
+def test_a_session_in_use_never_waits_for_the_writer_to_record_it(
+    core: CunanApp, village: Village
+) -> None:
+    clock = Clock()
+    auth = _auth(core, clock, session_idle_minutes=30, session_absolute_hours=8)
+    token = auth.login("staff", PASSWORD, client="t1").token
+    logged_in = _stored_last_seen(core, auth, token)
+    holding, checked = threading.Event(), threading.Event()
+    waited: list[bool] = []
+
+    def writer() -> None:
+        # A long write (case grouping, an import) holds the writer until the check is done.
+        with core.registry.database.transaction():
+            holding.set()
+            waited.append(not checked.wait(30))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(30)
+    try:
+        clock.now += timedelta(minutes=20)
+        assert auth.principal_for_session(token).username == "staff"
+        clock.now += timedelta(minutes=20)
+        # 40 minutes after the stored "last seen", yet seen 20 minutes ago: still live.
+        auth._trusted.clear()
+        assert auth.principal_for_session(token).username == "staff"
+    finally:
+        checked.set()
+        thread.join()
+    assert waited == [False], "the session check waited for the writer"
+    if core.registry.database.is_sqlite:
+        # Not written while the writer was busy ...
+        assert _stored_last_seen(core, auth, token) == logged_in
+    # ... and written by the next check that finds the writer free.
+    clock.now += timedelta(minutes=1)
+    auth._trusted.clear()
+    assert auth.principal_for_session(token).username == "staff"
+    assert _stored_last_seen(core, auth, token) >= logged_in + timedelta(minutes=40)
 
 
 def test_logout_revokes_the_session(api: FastAPI) -> None:

@@ -8,15 +8,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from tests.storage.dbfixtures import db_url
 
 from cunan.api.app import create_api
 from cunan.app import CunanApp
 from cunan.authz import local_principal
 from cunan.bench.api_data import STAFF_USER, ApiDataset, ApiDataSpec, build_dataset
-from cunan.bench.api_load import KINDS, PAGE_KINDS, LoadOptions, run_clients
+from cunan.bench.api_load import (
+    KINDS,
+    LIVE_CAMERA,
+    PAGE_KINDS,
+    LoadOptions,
+    add_live_camera,
+    run_clients,
+)
 from cunan.config import Settings
 from cunan.registry.datadir import initialise
+from cunan.storage.auth_tables import AuthSession
 from cunan.storage.query_repository import Page, PeopleFilter
 
 __all__ = ["db_url"]
@@ -91,7 +100,19 @@ def test_client_loop_logs_in_and_times_every_kind(built: tuple[CunanApp, ApiData
     options = LoadOptions(
         clients=2, requests_per_client=8, duration_s=120.0, think_s=0.0, page_size=5
     )
-    result = asyncio.run(run_clients("http://testserver", dataset, options, transport=transport))
+    started: list[int] = []
+
+    def on_start() -> None:
+        # Called once, when both clients have logged in (both sessions exist by now).
+        with core.registry.database.read() as session:
+            started.append(session.scalar(select(func.count()).select_from(AuthSession)) or 0)
+
+    with core.registry.database.read() as session:
+        before = session.scalar(select(func.count()).select_from(AuthSession)) or 0
+    result = asyncio.run(
+        run_clients("http://testserver", dataset, options, transport=transport, on_start=on_start)
+    )
+    assert started == [before + 2]
     assert result.dashboard.startswith("GET")
     # Two clients logged in, then made 8 requests each: two of every kind.
     assert len(result.logins.latencies) == 2 and not result.logins.errors
@@ -182,3 +203,22 @@ def test_spec_refuses_what_it_cannot_build() -> None:
         ApiDataSpec(people=20_000, sightings=400_000, cases=10)
     with pytest.raises(ValueError, match="fewer than the 50 cases"):
         ApiDataSpec(people=20, sightings=100, cases=50)
+
+
+def test_the_live_camera_is_added_once_with_its_notice_posted(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data)
+    initialise(
+        data, settings, admin_username="admin", admin_password="Bench-admin-9x", village_name="村"
+    ).close()
+    video = tmp_path / "street-loop.mp4"
+    video.write_bytes(b"")
+    add_live_camera(data, video)
+    add_live_camera(data, video)  # a second run replaces it
+    core = CunanApp.open(settings, data)
+    try:
+        cameras = [c for c in core.cameras.list() if c.name == LIVE_CAMERA]
+    finally:
+        core.close()
+    assert len(cameras) == 1
+    assert cameras[0].public_notice_posted and cameras[0].stream_url == str(video)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
+
+from cunan.cases.digests import DigestCache
+from cunan.cases.service import CaseService
+from cunan.cases.views import CaseView
+from cunan.storage.cases_repository import CaseRepository, MemberDigest
+from cunan.storage.pipeline_tables import Sighting
+from cunan.storage.retention_repository import RetentionRepository
 from tests.cases.conftest import Env, near, unit
 
 
@@ -77,3 +85,124 @@ def test_reading_a_case_does_not_wait_for_a_writer(env: Env) -> None:
         thread.join()
     assert view.id == case_id and listed == [view] and len(crops) == 1
     assert released_before_read == [False], "the read waited for the writer to finish"
+
+
+def _fresh_view(env: Env, case_id: int) -> CaseView:
+    """The case's view from a service that has kept nothing (digests computed now)."""
+    service = CaseService(
+        env.database, env.cases.cipher, env.registry, env.cases.settings, clock=env.clock
+    )
+    return service.get(case_id)
+
+
+def test_kept_digests_follow_every_change_of_members(env: Env) -> None:
+    face, other = unit(1), unit(2)
+    first = [env.sighting(near(face, i), camera="gate") for i in range(4)]
+    case_id = _case_of(env, first[0])
+    for sighting_id in first[1:]:
+        assert _case_of(env, sighting_id) == case_id
+    second_id = _case_of(env, env.sighting(other, camera="market"))
+
+    def check() -> None:
+        # Read twice (the second from what the first kept), then against a new service.
+        kept = env.cases.get(case_id)
+        assert env.cases.get(case_id) == kept == _fresh_view(env, case_id)
+        assert env.cases.get_many([case_id, second_id]) == [
+            kept,
+            _fresh_view(env, second_id),
+        ]
+
+    check()
+    # A sighting joins (on another local day).
+    env.clock.advance(days=1)
+    assert _case_of(env, env.sighting(near(face, 9), camera="school", faces=9)) == case_id
+    check()
+    assert env.cases.get(case_id).cameras == ("gate", "school")
+    # A merge moves the other case's sightings in.
+    env.cases.merge(case_id, second_id, actor="staff")
+    check()
+    assert env.cases.get(case_id).sightings == 6
+    # A split moves two out.
+    env.cases.split(case_id, first[:2], actor="staff")
+    check()
+    assert env.cases.get(case_id).sightings == 4
+    # Sightings deleted without a version change: a retention purge (bulk DELETE) ...
+    with env.database.transaction() as session:
+        RetentionRepository(session).delete_unknown_sightings(env.clock.now - timedelta(hours=1))
+    check()
+    after_purge = env.cases.get(case_id)
+    assert after_purge.sightings == 1 and after_purge.cameras == ("school",)
+    # ... and one deleted row by row.
+    remaining = after_purge.best_sighting_ids[0]
+    with env.database.transaction() as session:
+        session.delete(session.get(Sighting, remaining))
+    check()
+    assert env.cases.get(case_id).sightings == 0
+
+
+def test_a_case_digest_is_read_once_per_version(env: Env) -> None:
+    face = unit(1)
+    case_id = _case_of(env, env.sighting(face))
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(env.database.engine, "before_cursor_execute", record)
+    try:
+        env.cases.get(case_id)
+        computed = sum("case_sightings" in s for s in statements)
+        statements.clear()
+        env.cases.get(case_id)
+        env.cases.get_many([case_id])
+        assert computed > 0 and not any("case_sightings" in s for s in statements)
+        # A new member is a new version: computed again.
+        assert _case_of(env, env.sighting(near(face, 3))) == case_id
+        statements.clear()
+        assert env.cases.get(case_id).sightings == 2
+        assert any("case_sightings" in s for s in statements)
+    finally:
+        event.remove(env.database.engine, "before_cursor_execute", record)
+
+
+def test_a_write_transactions_digest_is_not_kept(env: Env) -> None:
+    face = unit(1)
+    case_id = _case_of(env, env.sighting(face))
+    # A view built inside a write that rolls back must not be reused.
+    try:
+        with env.database.transaction() as session:
+            repo = CaseRepository(session)
+            case = repo.case(case_id)
+            assert case is not None
+            case.version += 1
+            session.flush()
+            env.cases._views(repo, [case], env.clock.now)
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    assert env.cases.digests.hits == 0
+    assert env.cases.get(case_id) == _fresh_view(env, case_id)
+
+
+def test_digest_cache_bounds_and_generations() -> None:
+    now = [0.0]
+    cache = DigestCache(size=2, max_age_s=10.0, clock=lambda: now[0])
+    one, two = MemberDigest(1, 1, ("gate",), (7,)), MemberDigest(2, 1, ("gate",), (8, 9))
+    generation = cache.generation
+    cache.put([(1, 0, one), (2, 5, two)], generation)
+    assert cache.get(1, 0) == one and cache.get(2, 5) == two
+    assert cache.get(2, 6) is None  # another version of the case
+    # Bounded: a third case pushes out the least recently read.
+    cache.get(1, 0)
+    cache.put([(3, 0, one)], generation)
+    assert cache.get(2, 5) is None and cache.get(1, 0) == one
+    # Too old: computed again.
+    now[0] = 11.0
+    assert cache.get(1, 0) is None
+    # Computed before a deletion committed: not kept.
+    stale = cache.generation
+    cache.clear()
+    cache.put([(1, 0, one)], stale)
+    assert cache.get(1, 0) is None
+    cache.put([(1, 0, one)], cache.generation)
+    assert cache.get(1, 0) == one

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from cunan.api.security import SESSION_COOKIE, bearer_token
 from cunan.app import CunanApp
@@ -24,17 +25,24 @@ def auth(request: Request) -> AuthService:
     return service
 
 
-def principal(request: Request) -> Principal:
-    """The caller: a ``Bearer cunan_...`` API token, else the session cookie; else 401."""
+async def principal(request: Request) -> Principal:
+    """The caller: a ``Bearer cunan_...`` API token, else the session cookie; else 401.
+
+    A session checked moments ago is answered on the event loop (no database access);
+    anything that reads or writes the database runs in a worker thread. Each sync
+    dependency would cost a hop to a worker thread and back on every request."""
     service = auth(request)
     # The same parser as the CSRF guard: a request that skipped the CSRF check is
     # authenticated by its token, never by a cookie riding along.
     token = bearer_token(request.headers.get("authorization"))
     if token is not None:
-        return service.principal_for_token(token)
+        return await run_in_threadpool(service.principal_for_token, token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        return service.principal_for_session(cookie)
+        known = service.trusted_principal(cookie)
+        if known is not None:
+            return known
+        return await run_in_threadpool(service.principal_for_session, cookie)
     raise Unauthenticated("请先登录 (log in first)")
 
 
@@ -43,7 +51,8 @@ AuthDep = Annotated[AuthService, Depends(auth)]
 PrincipalDep = Annotated[Principal, Depends(principal)]
 
 
-def services(app: CoreDep, who: PrincipalDep) -> AppServices:
+async def services(app: CoreDep, who: PrincipalDep) -> AppServices:
+    # No I/O: on the event loop, not a worker thread.
     return app.services_for(who)
 
 
@@ -53,7 +62,7 @@ ServicesDep = Annotated[AppServices, Depends(services)]
 def needs(permission: Permission) -> Any:
     """A route dependency refusing callers whose role lacks ``permission``."""
 
-    def check(who: PrincipalDep) -> None:
+    async def check(who: PrincipalDep) -> None:
         require(who, permission)
 
     return Depends(check)

@@ -25,7 +25,7 @@ from cunan.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenti
 from cunan.registry.accounts import check_password_strength
 from cunan.storage.auth_repository import AuthRepository
 from cunan.storage.auth_tables import ApiToken, AuthSession
-from cunan.storage.database import Database
+from cunan.storage.database import Database, WriterBusyError
 from cunan.storage.enums import UserRole
 from cunan.storage.tables import User
 from cunan.storage.write_cache import attribute_changed, table_of, watch_writes
@@ -42,6 +42,9 @@ LAST_SEEN_RESOLUTION = timedelta(seconds=60)
 #: reset and a landlord link changed in this process drop every trusted session at commit;
 #: only a change made by another process (the command line) waits up to this long.
 SESSION_TRUST_S = 5.0
+#: A "last seen" time not yet written (the writer was busy) is written, waiting for the
+#: writer if need be, once the oldest one waits this long.
+LAST_SEEN_MAX_DELAY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,10 @@ class AuthService:
         self._trusted: dict[str, _Trusted] = {}
         self._trust_lock = threading.Lock()
         self._trust_generation = 0
+        # "Last seen" times not written yet (by session id): a request never waits for the
+        # writer lock (case grouping, imports) just to record that its session is in use.
+        self._seen: dict[int, datetime] = {}
+        self._seen_lock = threading.Lock()
         watch_writes(
             database,
             changes=_changes_sessions,
@@ -242,8 +249,53 @@ class AuthService:
         idle = timedelta(minutes=self.settings.session_idle_minutes)
         key = token_hash(secret)
         with self._trust_lock:
-            trusted = self._trusted.get(key)
             generation = self._trust_generation
+        known = self._trusted_now(key, now)
+        if known is not None:
+            return known
+        checked = time.monotonic()
+        with self.database.read() as session:
+            repo = AuthRepository(session)
+            row = repo.session_by_hash(key)
+            user = repo.user(row.user_id) if row is not None else None
+            # Seen later than the database says when that time is still to be written.
+            last_seen_at = row.last_seen_at if row is not None else now
+            if row is not None:
+                with self._seen_lock:
+                    last_seen_at = max(last_seen_at, self._seen.get(row.id, last_seen_at))
+            if (
+                row is None
+                or user is None
+                or row.revoked_at is not None
+                or user.disabled_at is not None
+                or row.expires_at <= now
+                or last_seen_at + idle <= now
+            ):
+                raise Unauthenticated("会话已过期，请重新登录 (session expired; log in again)")
+            principal = self._principal(repo, user)
+            stale = last_seen_at + LAST_SEEN_RESOLUTION <= now
+            session_id = row.id
+            expires_at = row.expires_at
+        if stale:
+            self._note_seen(session_id, now)
+            last_seen_at = now
+        with self._trust_lock:
+            # Not if a write that may end sessions committed since the read began: that
+            # read may predate it.
+            if generation == self._trust_generation:
+                self._trusted[key] = _Trusted(principal, expires_at, last_seen_at, checked)
+        return principal
+
+    def trusted_principal(self, secret: str) -> Principal | None:
+        """Who holds this session if it was checked moments ago and nothing about it fell
+        due since (no database access: callers on an event loop may ask); None: ask
+        :meth:`principal_for_session`."""
+        return self._trusted_now(token_hash(secret), self._clock())
+
+    def _trusted_now(self, key: str, now: datetime) -> Principal | None:
+        idle = timedelta(minutes=self.settings.session_idle_minutes)
+        with self._trust_lock:
+            trusted = self._trusted.get(key)
         if (
             trusted is not None
             and time.monotonic() - trusted.checked < SESSION_TRUST_S
@@ -252,36 +304,34 @@ class AuthService:
             and now < trusted.last_seen_at + LAST_SEEN_RESOLUTION
         ):
             return trusted.principal
-        checked = time.monotonic()
-        with self.database.read() as session:
-            repo = AuthRepository(session)
-            row = repo.session_by_hash(key)
-            user = repo.user(row.user_id) if row is not None else None
-            if (
-                row is None
-                or user is None
-                or row.revoked_at is not None
-                or user.disabled_at is not None
-                or row.expires_at <= now
-                or row.last_seen_at + idle <= now
-            ):
-                raise Unauthenticated("会话已过期，请重新登录 (session expired; log in again)")
-            principal = self._principal(repo, user)
-            stale = row.last_seen_at + LAST_SEEN_RESOLUTION <= now
-            session_id = row.id
-            expires_at, last_seen_at = row.expires_at, row.last_seen_at
-        if stale:
-            with self.database.transaction() as session:
-                live = session.get(AuthSession, session_id)
-                if live is not None:
-                    live.last_seen_at = now
-            last_seen_at = now
-        with self._trust_lock:
-            # Not if a write that may end sessions committed since the read began: that
-            # read may predate it.
-            if generation == self._trust_generation:
-                self._trusted[key] = _Trusted(principal, expires_at, last_seen_at, checked)
-        return principal
+        return None
+
+    def _note_seen(self, session_id: int, now: datetime) -> None:
+        """Record that the session was used ``now``: written with any others waiting, at
+        once if no other thread is writing, else by a later request (or at the latest when
+        the oldest waited :data:`LAST_SEEN_MAX_DELAY`)."""
+        with self._seen_lock:
+            self._seen[session_id] = max(now, self._seen.get(session_id, now))
+            oldest = min(self._seen.values())
+        self.flush_seen(wait=now - oldest >= LAST_SEEN_MAX_DELAY)
+
+    def flush_seen(self, *, wait: bool = True) -> None:
+        """Write the "last seen" times not written yet (``wait=False``: only if no other
+        thread of this process is writing now)."""
+        with self._seen_lock:
+            if not self._seen:
+                return
+            pending, self._seen = self._seen, {}
+        try:
+            with self.database.transaction(wait=wait) as session:
+                AuthRepository(session).touch_sessions(pending)
+        except BaseException as exc:
+            with self._seen_lock:
+                # Kept for the next attempt (a later time noted meanwhile wins).
+                for session_id, at in pending.items():
+                    self._seen[session_id] = max(at, self._seen.get(session_id, at))
+            if not isinstance(exc, WriterBusyError):
+                raise
 
     def logout(self, secret: str) -> None:
         """End the session (idempotent: an unknown or ended token is no error)."""

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cunan.audit.log import AuditAction, AuditLog, DetailValue
+from cunan.cases.digests import DigestCache
 from cunan.cases.grouping import KeptMatrix, nearest_distance
 from cunan.cases.settings import CaseSettings
 from cunan.cases.views import CaseMember, CaseView, EnrolResult, SightingOutcome
@@ -33,6 +34,7 @@ from cunan.storage.cases_repository import EMPTY_DIGEST, CaseRepository, MemberD
 from cunan.storage.database import Database
 from cunan.storage.enums import TemplateSource
 from cunan.storage.pipeline_tables import Sighting
+from cunan.storage.write_cache import watch_writes
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,15 @@ class CaseService:
         self._kept: dict[str, KeptMatrix] = {}
         self._kept_lock = threading.Lock()
         self._quiet: dict[int, Vector] = {}
+        # Listings and case pages show the same cases' digests again and again; a digest
+        # holds for its case's version. Deleted sightings (retention, removals) change
+        # digests without a version change: their commit drops them all.
+        self.digests = DigestCache()
+        watch_writes(
+            database,
+            deleted_tables=frozenset({"sightings", "case_sightings"}),
+            on_commit=self.digests.clear,
+        )
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -500,14 +511,37 @@ class CaseService:
         """Sightings with the most good faces first, then the most recent."""
         return sorted(members, key=lambda m: (-m.faces_used, -m.seen_at.timestamp()))
 
-    def _views(self, repo: CaseRepository, cases: Sequence[Case], now: datetime) -> list[CaseView]:
-        """Views of ``cases``, their sightings summarised in SQL for all of them at once."""
-        digests = repo.member_digests(
-            [c.id for c in cases],
-            utc_offset_s=round(self.settings.local_utc_offset_hours * 3600),
-            best=self.settings.best_crops,
-        )
-        return [self._view_of(c, digests.get(c.id, EMPTY_DIGEST), now) for c in cases]
+    def _views(
+        self,
+        repo: CaseRepository,
+        cases: Sequence[Case],
+        now: datetime,
+        *,
+        generation: int | None = None,
+    ) -> list[CaseView]:
+        """Views of ``cases``, their sightings summarised in SQL for all of them at once.
+
+        ``generation``: the digest cache's, read before this read-only transaction began;
+        digests kept for the cases' versions are reused, the others computed and kept.
+        None (a write transaction, which may still roll back): computed, never kept."""
+        digests: dict[int, MemberDigest] = {}
+        if generation is not None:
+            for c in cases:
+                kept = self.digests.get(c.id, c.version)
+                if kept is not None:
+                    digests[c.id] = kept
+        todo = [c for c in cases if c.id not in digests]
+        if todo:
+            fresh = repo.member_digests(
+                [c.id for c in todo],
+                utc_offset_s=round(self.settings.local_utc_offset_hours * 3600),
+                best=self.settings.best_crops,
+            )
+            computed = [(c.id, c.version, fresh.get(c.id, EMPTY_DIGEST)) for c in todo]
+            if generation is not None:
+                self.digests.put(computed, generation)
+            digests.update((case_id, digest) for case_id, _, digest in computed)
+        return [self._view_of(c, digests[c.id], now) for c in cases]
 
     def _view(self, repo: CaseRepository, case: Case, now: datetime) -> CaseView:
         return self._views(repo, [case], now)[0]
@@ -545,9 +579,11 @@ class CaseService:
     # lock that camera writers and case grouping hold (a page view must not queue).
 
     def get(self, case_id: int) -> CaseView:
+        generation = self.digests.generation
         with self.database.read() as session:
             repo = CaseRepository(session)
-            return self._view(repo, self._case(repo, case_id), self._clock())
+            case = self._case(repo, case_id)
+            return self._views(repo, [case], self._clock(), generation=generation)[0]
 
     def kept_vectors(self, case_id: int) -> tuple[str, Vector]:
         """The model id and the kept embeddings of a case (the faces grouping links
@@ -560,9 +596,23 @@ class CaseService:
     def get_many(self, case_ids: Sequence[int]) -> list[CaseView]:
         """Views of the cases with these ids that exist, in the order given (one page of a
         listing: a fixed number of queries however many cases and sightings)."""
+        generation = self.digests.generation
         with self.database.read() as session:
             repo = CaseRepository(session)
-            return self._views(repo, repo.cases_by_ids(case_ids), self._clock())
+            cases = repo.cases_by_ids(case_ids)
+            return self._views(repo, cases, self._clock(), generation=generation)
+
+    def views_of(
+        self, select_cases: Callable[[CaseRepository], tuple[Sequence[Case], int]]
+    ) -> tuple[list[CaseView], int]:
+        """Views of the cases ``select_cases`` picks on the repository's session (a page of
+        a listing, and the listing's total), in one read-only transaction: each case row is
+        read once."""
+        generation = self.digests.generation
+        with self.database.read() as session:
+            repo = CaseRepository(session)
+            cases, total = select_cases(repo)
+            return self._views(repo, cases, self._clock(), generation=generation), total
 
     def members(self, case_id: int) -> list[CaseMember]:
         with self.database.read() as session:
@@ -573,9 +623,10 @@ class CaseService:
     def list_cases(self, *, statuses: Sequence[str] = ACTIVE, limit: int = 200) -> list[CaseView]:
         """Cases of the given statuses, frequent strangers first (distinct days, sightings)."""
         now = self._clock()
+        generation = self.digests.generation
         with self.database.read() as session:
             repo = CaseRepository(session)
-            views = self._views(repo, repo.cases(statuses), now)
+            views = self._views(repo, repo.cases(statuses), now, generation=generation)
         return sorted(views, key=lambda v: v.rank_key)[:limit]
 
     def best_crops(self, case_id: int, *, limit: int | None = None) -> list[tuple[int, bytes]]:

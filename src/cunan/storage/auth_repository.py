@@ -64,6 +64,15 @@ class AuthRepository:
     def session_by_hash(self, token_hash: str) -> AuthSession | None:
         return self.session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash))
 
+    def touch_sessions(self, seen: dict[int, datetime]) -> None:
+        """Move sessions' "last seen" forward to the given times (never back). Row by row:
+        a bulk UPDATE of the sessions table would count as a change that may end sessions
+        (``AuthService`` drops every recently checked session then)."""
+        for session_id, at in seen.items():
+            row = self.session.get(AuthSession, session_id)
+            if row is not None and row.last_seen_at < at:
+                row.last_seen_at = at
+
     def revoke_sessions_of(self, user_id: int, now: datetime) -> int:
         return rowcount(
             self.session.execute(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, delete, distinct, func, select, update
+from sqlalchemy import Row, bindparam, delete, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, CaseSighting
@@ -223,12 +223,25 @@ class CaseRepository:
         )
         self.session.flush()  # constraint errors (a sighting grouped twice) surface here
 
-    def members(self, case_id: int) -> Sequence[CaseSighting]:
-        """The case's sightings, oldest first."""
-        return self.session.scalars(
-            select(CaseSighting)
-            .where(CaseSighting.case_id == case_id)
-            .order_by(CaseSighting.seen_at, CaseSighting.sighting_id)
+    def members(
+        self, case_id: int
+    ) -> Sequence[Row[int, int | None, str, datetime, int, float | None, bool, str | None]]:
+        """The case's sightings, oldest first: read-only rows of the columns a case's
+        timeline shows (a frequent stranger has thousands; ORM objects cost far more)."""
+        member = CaseSighting
+        return self.session.execute(
+            select(
+                member.sighting_id,
+                member.camera_id,
+                member.camera_name,
+                member.seen_at,
+                member.faces_used,
+                member.distance,
+                member.alerted,
+                member.suppressed_by,
+            )
+            .where(member.case_id == case_id)
+            .order_by(member.seen_at, member.sighting_id)
         ).all()
 
     def member_digests(

@@ -129,6 +129,10 @@ class NestedTransactionError(RuntimeError):
     """A programming error: a transaction opened inside another on the same thread."""
 
 
+class WriterBusyError(Exception):
+    """``Database.transaction(wait=False)``: another thread of this process is writing."""
+
+
 class Database:
     """An engine plus short transactions that either commit whole or leave nothing."""
 
@@ -203,8 +207,11 @@ class Database:
         return [] if rows == ["ok"] else rows
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+    def transaction(self, *, wait: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        ``wait=False``: on SQLite, :class:`WriterBusyError` at once instead of waiting while
+        another thread of this process writes (for writes that can as well happen later)."""
         lock = self._write_lock
         if lock is not None:
             if self._writer == threading.get_ident():
@@ -213,7 +220,8 @@ class Database:
                     "a second one would wait for the first forever (join the open unit of "
                     "work instead: RegistryService.unit_of_work)"
                 )
-            lock.acquire()
+            if not lock.acquire(blocking=wait):
+                raise WriterBusyError(f"database {self.url}: another write is in progress")
             self._writer = threading.get_ident()
         try:
             with translate_errors(self.url), self._sessions() as session, session.begin():

@@ -222,15 +222,19 @@ class QueryRepository:
 
     def houses(
         self, page: Page, *, landlord_id: int | None, address: str | None = None
-    ) -> tuple[list[tuple[House, str | None]], int]:
-        query = select(House, Landlord.name).outerjoin(Landlord, Landlord.id == House.landlord_id)
+    ) -> tuple[list[tuple[int, str, int | None, str | None]], int]:
+        """(id, address, landlord id, landlord name) of a page of houses: plain columns, no
+        ORM objects (the case page's house picker lists 200 of them on every view)."""
+        query = select(House.id, House.address, House.landlord_id, Landlord.name).outerjoin(
+            Landlord, Landlord.id == House.landlord_id
+        )
         if landlord_id is not None:
             query = query.where(House.landlord_id == landlord_id)
         if address:
             query = query.where(House.address.like(_like(address), escape="\\"))
         total = _count(self.session, query)
         rows = self.session.execute(query.order_by(House.id).offset(page.offset).limit(page.limit))
-        return [(h, n) for h, n in rows], total
+        return [(int(i), str(a), lid, name) for i, a, lid, name in rows], total
 
     def house_visible(self, house_id: int, landlord_id: int | None) -> House | None:
         house = self.session.get(House, house_id)

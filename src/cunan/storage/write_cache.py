@@ -114,20 +114,28 @@ class ShortCache:
 def watch_writes(
     database: Database,
     *,
-    changes: Callable[[object, bool], bool],
-    statement_tables: frozenset[str],
+    changes: Callable[[object, bool], bool] | None = None,
+    statement_tables: frozenset[str] = frozenset(),
+    deleted_tables: frozenset[str] = frozenset(),
     on_commit: Callable[[], None],
 ) -> None:
     """Call ``on_commit`` after each committed write transaction of ``database`` in which
-    ``changes(obj, is_new)`` held for a flushed ORM object, or a bulk statement wrote one of
-    ``statement_tables``. Rolled-back transactions call nothing."""
+    ``changes(obj, is_new)`` held for a flushed ORM object, a bulk statement wrote one of
+    ``statement_tables``, or a row of one of ``deleted_tables`` was deleted (an ORM delete
+    or a bulk DELETE). Rolled-back transactions call nothing."""
     flag = object()  # this watch's own mark in a session's info
 
     def mark_flush(session: Session, _context: UOWTransaction) -> None:
         if session.info.get(flag):
             return
-        if any(changes(o, True) for o in session.new) or any(
-            changes(o, False) for o in (*session.dirty, *session.deleted)
+        if (
+            (changes is not None and any(changes(o, True) for o in session.new))
+            or (
+                changes is not None
+                and any(changes(o, False) for o in (*session.dirty, *session.deleted))
+            )
+            # Still listed here: a flush's deletions are finalised after this event.
+            or any(table_of(o) in deleted_tables for o in session.deleted)
         ):
             session.info[flag] = True
 
@@ -135,7 +143,7 @@ def watch_writes(
         if not (state.is_update or state.is_delete or state.is_insert):
             return
         table = getattr(getattr(state.statement, "table", None), "name", None)
-        if table in statement_tables:
+        if table in statement_tables or (state.is_delete and table in deleted_tables):
             state.session.info[flag] = True
 
     def after_commit(session: Session) -> None:

@@ -16,10 +16,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
+from starlette.concurrency import run_in_threadpool
 
 from cunan.api.security import SESSION_COOKIE
 from cunan.app import CunanApp
 from cunan.app_services import AppServices
+from cunan.auth.service import AuthService
 from cunan.authz import Permission, Principal
 from cunan.errors import (
     HTTP_STATUS,
@@ -66,6 +68,8 @@ def _environment() -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates are package files: compiled once, not checked on disk at every render.
+        auto_reload=False,
     )
     # Each render looks the catalog up by the page's own language (context["lang"]), so one
     # environment serves every request without shared mutable state.
@@ -77,6 +81,15 @@ def _environment() -> Environment:
 
 
 TEMPLATES = Jinja2Templates(env=_environment())
+
+
+def prepare_templates() -> None:
+    """Compile every template and load every language's catalog now (``cunan serve``, at
+    start-up), not in the first requests that need them: ~1 s of CPU on first use."""
+    for lang in LANGUAGE_NAMES:
+        translations(lang)
+    for name in TEMPLATES.env.list_templates(extensions=["html"]):
+        TEMPLATES.env.get_template(name)
 
 
 class LoginRequiredError(Exception):
@@ -100,8 +113,10 @@ def core_of(request: Request) -> CunanApp:
     return app
 
 
-def page_principal(request: Request) -> Principal:
-    """The logged-in user of a page (session cookie only: pages are for people, not tokens)."""
+async def page_principal(request: Request) -> Principal:
+    """The logged-in user of a page (session cookie only: pages are for people, not tokens).
+    Answered on the event loop for a session checked moments ago, else in a worker thread
+    (as :func:`cunan.api.deps.principal`)."""
     cookie = request.cookies.get(SESSION_COOKIE)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method not in ("GET", "HEAD"):
@@ -110,8 +125,12 @@ def page_principal(request: Request) -> Principal:
         target = "/"
     if not cookie:
         raise LoginRequiredError(target)
+    auth: AuthService = request.app.state.auth
+    known = auth.trusted_principal(cookie)
+    if known is not None:
+        return known
     try:
-        return request.app.state.auth.principal_for_session(cookie)  # type: ignore[no-any-return]
+        return await run_in_threadpool(auth.principal_for_session, cookie)
     except Unauthenticated:
         raise LoginRequiredError(target) from None
 
@@ -119,7 +138,8 @@ def page_principal(request: Request) -> Principal:
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
 
 
-def page_services(request: Request, who: PagePrincipal) -> AppServices:
+async def page_services(request: Request, who: PagePrincipal) -> AppServices:
+    # No I/O: on the event loop, not a worker thread.
     return core_of(request).services_for(who)
 
 
@@ -195,7 +215,7 @@ def install_page_handlers(api: FastAPI) -> None:
             return redirect("/login")
         who: Principal | None = None
         try:
-            who = page_principal(request)
+            who = await page_principal(request)
         except LoginRequiredError:
             who = None
         return render(

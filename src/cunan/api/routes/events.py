@@ -45,7 +45,7 @@ async def events(request: Request, core: CoreDep, who: PrincipalDep) -> Streamin
         # The stream outlives the request that opened it: a logout, an expired session, a
         # disabled account or a revoked token ends it at the next heartbeat.
         try:
-            await run_in_threadpool(principal, request)
+            await principal(request)
         except Unauthenticated:
             return False
         return True
