@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from argon2 import PasswordHasher, Type
 
+import cunan.auth.service
 from cunan.faces.engine import EngineConfig, FaceEngine
+from tests.storage.dbfixtures import DropQueue
 
 #: ../shared/data seen from the repository root (CI puts shared/ beside the clone).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,6 +58,34 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     yield
     if old is None:
         os.environ.pop("CUNAN_CACHE_DIR", None)
+
+
+class CheapHasher(PasswordHasher):
+    """Real argon2id at its cheapest parameters (argon2's own test profile, a longer hash)."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1, hash_len=16, type=Type.ID)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    # The production cost (64 MiB, ~1 s of a core per hash or check) is deliberate, and the
+    # in-process tests hash hundreds of times: account set-ups, logins, every AuthService's
+    # decoy hash. The same code runs with argon2 cheap; `cunan serve` subprocesses and
+    # GatedHasher (tests/api/test_login_bound.py) keep the production parameters.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cunan.auth.service, "PasswordHasher", CheapHasher)
+        yield
+
+
+@pytest.fixture(scope="session")
+def postgres_drops() -> Iterator[DropQueue]:
+    """Where every test module's PostgreSQL database goes to be dropped (see DropQueue)."""
+    queue = DropQueue()
+    try:
+        yield queue
+    finally:
+        queue.finish()
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from cunan.storage.database import Database, sqlite_url
 from cunan.storage.migrate import upgrade
@@ -42,17 +43,43 @@ def _admin_engine_or_skip() -> object:
     return engine
 
 
+class DropQueue:
+    """Test databases dropped in the background, all awaited at the end of the run: each
+    DROP DATABASE waits for a server checkpoint (about a second), and drops issued together
+    share one."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="drop-db")
+        self._pending: list[Future[None]] = []
+
+    def drop(self, admin: Engine, name: str) -> None:
+        self._pending.append(self._pool.submit(self._drop, admin, name))
+
+    @staticmethod
+    def _drop(admin: Engine, name: str) -> None:
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        finally:
+            admin.dispose()
+
+    def finish(self) -> None:
+        self._pool.shutdown(wait=True)
+        for future in self._pending:
+            future.result()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def db_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_drops: DropQueue,
 ) -> Iterator[str]:
     """A migrated, empty database URL per test module, on each engine."""
     if request.param == "sqlite":
         yield sqlite_url(tmp_path_factory.mktemp("db"))
         return
     admin = _admin_engine_or_skip()
-    from sqlalchemy import Engine
-
     assert isinstance(admin, Engine)
     name = f"cunan_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
@@ -61,9 +88,7 @@ def db_url(
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        postgres_drops.drop(admin, name)
 
 
 def wipe(database: Database) -> None:
