@@ -78,6 +78,27 @@ def _cheap_password_hashes() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_face_engines() -> Iterator[None]:
+    # Loading the models costs seconds, and every application, CLI command and fixture of the
+    # run builds its own engine. FaceEngine is stateless, so one engine per configuration
+    # serves them all (a user's ONNX model is loaded afresh: its file may change under a path).
+    built: dict[EngineConfig, FaceEngine] = {}
+    load = FaceEngine.from_config
+
+    def shared(config: EngineConfig | None = None) -> FaceEngine:
+        config = config or EngineConfig()
+        if config.onnx_model is not None:
+            return load(config)
+        if config not in built:
+            built[config] = load(config)
+        return built[config]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FaceEngine, "from_config", staticmethod(shared))
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_drops() -> Iterator[DropQueue]:
     """Where every test module's PostgreSQL database goes to be dropped (see DropQueue)."""
