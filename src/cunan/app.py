@@ -338,6 +338,8 @@ class CunanApp:
             )
         for thread in self._threads:
             thread.start()
+        # Checked roster uploads kept from before a restart: offered again, or expired.
+        _ = self.imports
         if opts.duties:
             self._scheduler = Scheduler(self.settings.duties.zone)
             self.duties.register(self._scheduler)
@@ -391,6 +393,8 @@ class CunanApp:
     def close(self) -> None:
         """Stop anything running and release the database."""
         self.stop()
+        if self._imports is not None:
+            self._imports.close()
         self.registry.close()
 
 

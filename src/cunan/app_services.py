@@ -714,6 +714,20 @@ class AppServices:
     def create_household(self, house_id: int, name: str, number: str | None) -> int:
         return self._registry().add_household(house_id, name, registration_number=number)
 
+    def rename_place(self, kind: str, record_id: int, name: str) -> None:
+        """Rename a village (administrators), grid area, landlord, house (its address), room
+        (its label) or household of the caller's village; audited."""
+        permission = Permission.MANAGE_SETTINGS if kind == "village" else Permission.EDIT_REGISTRY
+        village = None if kind == "village" else self._village()
+        self._registry(permission).rename_place(kind, record_id, name, village_id=village)
+
+    def remove_place(self, kind: str, record_id: int) -> None:
+        """Delete a place nothing refers to any more (refused with what still does: rooms,
+        tenants, people, cameras; never a cascade); audited."""
+        permission = Permission.MANAGE_SETTINGS if kind == "village" else Permission.EDIT_REGISTRY
+        village = None if kind == "village" else self._village()
+        self._registry(permission).remove_place(kind, record_id, village_id=village)
+
     def update_person(self, person_id: int, changes: PersonChanges) -> None:
         self._registry().update_person(person_id, changes)
 
@@ -1592,6 +1606,17 @@ class AppServices:
         if not 1 <= count <= 60:
             raise InvalidInput(f"count {count}: between 1 and 60 periods")
         return self.app.stats.case_flow(period, count)
+
+    def record_statistics_export(self, *, period: str, periods: int, file_format: str) -> None:
+        """Audit a download of the statistics (a report leaves the server like any export):
+        the format and the periods only, the figures are counts."""
+        require(self.principal, Permission.READ_STATS)
+        self.app.audit.record(
+            "statistics.export",
+            actor=self.principal.actor,
+            target_type="statistics",
+            details={"format": file_format, "period": period, "periods": periods},
+        )
 
     def people_statuses(self) -> list[str]:
         return [s.value for s in PersonStatus]

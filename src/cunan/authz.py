@@ -35,6 +35,13 @@ class Permission(StrEnum):
     MANAGE_NOTIFY = "notify.manage"
     READ_API_DOCS = "api.docs"
     OWN_ACCOUNT = "account.own"
+    #: Gas module: businesses, devices, readings, alarms and gas cases (scoped for business
+    #: and maintainer accounts by :func:`gas_scope`).
+    READ_GAS = "gas.read"
+    #: Businesses, contacts, device models and devices: add, change, import.
+    EDIT_GAS = "gas.edit"
+    #: Acknowledge a gas alarm and move its case through the on-site verification.
+    HANDLE_GAS = "gas.handle"
 
 
 _READ_ALL = frozenset(
@@ -48,8 +55,12 @@ _READ_ALL = frozenset(
         Permission.READ_SETTINGS,
         Permission.READ_NOTIFY,
         Permission.OWN_ACCOUNT,
+        Permission.READ_GAS,
     }
 )
+
+#: What a business owner or a maintainer may do, inside their :func:`gas_scope`.
+_GAS_CONTACT = frozenset({Permission.READ_GAS, Permission.HANDLE_GAS, Permission.OWN_ACCOUNT})
 
 #: The rules. Admin: everything. Staff: casework, registry edits, enrolment, cameras; no
 #: users, settings or audit. Auditor: reads everything incl. the audit log, changes nothing.
@@ -66,6 +77,8 @@ ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {
         Permission.REPORT_DEPARTURE,
         Permission.CONFIRM_TASK,
         Permission.MANAGE_NOTIFY,
+        Permission.EDIT_GAS,
+        Permission.HANDLE_GAS,
     },
     UserRole.AUDITOR: _READ_ALL | {Permission.READ_AUDIT, Permission.READ_PRIVACY},
     UserRole.LANDLORD: frozenset(
@@ -77,6 +90,8 @@ ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {
             Permission.OWN_ACCOUNT,
         }
     ),
+    UserRole.BUSINESS: _GAS_CONTACT,
+    UserRole.MAINTAINER: _GAS_CONTACT,
 }
 
 
@@ -152,3 +167,30 @@ def landlord_scope(principal: Principal) -> int | None:
 def hidden(kind: str, record_id: int | str) -> NotFound:
     """The error for a record outside the caller's scope: exactly a missing record's."""
     return NotFound(f"{kind} {record_id} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class GasScope:
+    """The businesses a business or maintainer account sees: those where a ``gas_contacts``
+    row with one of ``contact_roles`` names the account (``user_id``)."""
+
+    user_id: int
+    contact_roles: tuple[str, ...]
+
+
+def gas_scope(principal: Principal) -> GasScope | None:
+    """The narrowing every gas query applies, or None for no narrowing (admin, staff, auditor).
+
+    A business account sees the businesses it is the owner or safety officer of; a maintainer
+    the ones it is maintainer A or B of. An account with no user id (a token) gets user id -1:
+    a scope that matches nothing, so it sees nothing rather than everything.
+    """
+    if principal.role is UserRole.BUSINESS:
+        roles: tuple[str, ...] = ("owner", "safety_officer")
+    elif principal.role is UserRole.MAINTAINER:
+        roles = ("maintainer_a", "maintainer_b")
+    else:
+        return None
+    return GasScope(
+        user_id=principal.user_id if principal.user_id is not None else -1, contact_roles=roles
+    )

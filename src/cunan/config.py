@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,6 +42,16 @@ class SightingQualitySettings(BaseModel):
     max_brightness: float = Field(default=SIGHTING_THRESHOLDS.max_brightness, ge=0.0, le=255.0)
     #: Standard deviation of the crop's grey levels (fog, glare, a flat night image).
     min_contrast: float = Field(default=SIGHTING_THRESHOLDS.min_contrast, ge=0.0, le=255.0)
+
+    @model_validator(mode="after")
+    def _brightness_range(self) -> SightingQualitySettings:
+        # An empty range would judge every face too dark or blown out: nothing decides.
+        if self.min_brightness >= self.max_brightness:
+            raise ValueError(
+                f"min_brightness ({self.min_brightness:g}) must be below "
+                f"max_brightness ({self.max_brightness:g})"
+            )
+        return self
 
     def thresholds(self) -> QualityThresholds:
         """These settings as the thresholds the best-shot selector judges faces by."""

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import cast
 
 from pydantic import ValidationError
 
@@ -18,10 +19,26 @@ from cunan.storage.database import Database
 
 logger = logging.getLogger(__name__)
 
-#: What the web may change: decision thresholds, retention periods and deadlines. Each is
-#: "section.field" of :class:`cunan.config.Settings`; the value is validated by that model.
+#: The judging gate for poor camera faces (``[faces.sighting_quality]``): read when the
+#: pipeline is built, so a change applies after the next start.
+SIGHTING_QUALITY: tuple[str, ...] = tuple(
+    f"faces.sighting_quality.{name}"
+    for name in (
+        "min_face_px",
+        "min_interocular_px",
+        "min_sharpness",
+        "min_frontalness",
+        "min_brightness",
+        "max_brightness",
+        "min_contrast",
+    )
+)
+#: What the web may change: decision thresholds, retention periods, deadlines and the
+#: sighting quality gate. Each is "section.field" (or "section.group.field") of
+#: :class:`cunan.config.Settings`; the value is validated by that model.
 EDITABLE: frozenset[str] = frozenset(
     {
+        *SIGHTING_QUALITY,
         "faces.match_threshold",
         "matching.min_score",
         "matching.max_distance",
@@ -56,8 +73,32 @@ LIVE: frozenset[str] = frozenset(
 
 
 def env_name(key: str) -> str:
-    section, name = key.split(".")
-    return f"CUNAN_{section}__{name}".upper()
+    return "CUNAN_" + "__".join(key.split(".")).upper()
+
+
+def current_value(settings: Settings, key: str) -> object:
+    """The value in force of an editable "section.field" or "section.group.field" key."""
+    value: object = settings
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _nest(values: dict[str, object], path: list[str], value: object) -> None:
+    for part in path[:-1]:
+        values = cast(dict[str, object], values.setdefault(part, {}))
+    values[path[-1]] = value
+
+
+def _merge(base: dict[str, object], changes: Mapping[str, object]) -> dict[str, object]:
+    merged = dict(base)
+    for name, value in changes.items():
+        current = merged.get(name)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merged[name] = _merge(current, value)
+        else:
+            merged[name] = value
+    return merged
 
 
 def set_by_environment(key: str) -> bool:
@@ -72,13 +113,13 @@ def with_changes(settings: Settings, changes: Mapping[str, object]) -> Settings:
     for key, value in changes.items():
         if key not in EDITABLE:
             raise InvalidInput(f"setting {key!r} cannot be changed from the web")
-        section, name = key.split(".")
-        sections.setdefault(section, {})[name] = value
+        section, *path = key.split(".")
+        _nest(sections.setdefault(section, {}), path, value)
     updates: dict[str, object] = {}
     for section, values in sections.items():
         current = getattr(settings, section)
         try:
-            updates[section] = type(current).model_validate({**current.model_dump(), **values})
+            updates[section] = type(current).model_validate(_merge(current.model_dump(), values))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))

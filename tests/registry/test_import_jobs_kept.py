@@ -108,3 +108,86 @@ def test_plain_dry_runs_and_imports_keep_nothing(jobs: ImportJobs, tmp_path: Pat
     assert not dry.upload_kept and _uploads(jobs, tmp_path) == []
     with pytest.raises(NotFound):
         jobs.start_checked(dry.id, actor="a")
+
+
+def _options(photos: Path, dry_run: bool, create_places: bool) -> ImportOptions:
+    return ImportOptions(photos_dir=photos, dry_run=dry_run, workers=1)
+
+
+def _checked(jobs: ImportJobs) -> ImportJob:
+    return _finished(
+        jobs,
+        jobs.start(
+            ROSTER + "王二,,户籍,无此地址,,,,,,看身份证\n".encode(),
+            "r.csv",
+            None,
+            dry_run=True,
+            create_places=False,
+            actor="user:2",
+            keep_checked=True,
+        ),
+    )
+
+
+def test_a_checked_upload_survives_a_restart_with_its_report(
+    jobs: ImportJobs, tmp_path: Path
+) -> None:
+    checked = _checked(jobs)
+    assert checked.problems and _uploads(jobs, tmp_path) == [checked.id]
+    jobs.close()
+    # A new process: only the data dir is left.
+    again = ImportJobs(tmp_path / "data", jobs._service, _options)
+    try:
+        restored = again.get(checked.id)
+        assert restored.dry_run and restored.upload_kept and restored.state is JobState.DONE
+        assert restored.counts == checked.counts and restored.problems == checked.problems
+        assert restored.roster_name == "r.csv" and restored.created_by == "user:2"
+        with pytest.raises(NotFound):
+            again.start_checked(checked.id, actor="user:3")
+        real = _finished(again, again.start_checked(checked.id, actor="user:2"))
+        assert real.state is JobState.DONE and real.counts.get("imported") == 1, real.problems
+        # Imported: the upload and its record are gone; another restart offers nothing.
+        assert _uploads(again, tmp_path) == []
+    finally:
+        again.close()
+    third = ImportJobs(tmp_path / "data", jobs._service, _options)
+    with pytest.raises(NotFound):
+        third.get(checked.id)
+    third.close()
+
+
+def test_a_kept_upload_expires_across_a_restart_and_leftovers_are_deleted(
+    jobs: ImportJobs, tmp_path: Path
+) -> None:
+    checked = _checked(jobs)
+    jobs.close()
+    # A job a stop cut short left its upload (photos included) without a record.
+    cut = tmp_path / "data" / "imports" / "0123abcd"
+    (cut / "photos").mkdir(parents=True)
+    (cut / "photos" / "face.jpg").write_bytes(b"\xff\xd8")
+    assert checked.finished_at is not None
+    later = checked.finished_at + timedelta(seconds=KEEP_CHECKED_S + 1)
+    again = ImportJobs(tmp_path / "data", jobs._service, _options, clock=lambda: later)
+    try:
+        assert _uploads(again, tmp_path) == []
+        assert not again.get(checked.id).upload_kept
+        with pytest.raises(NotFound):
+            again.start_checked(checked.id, actor="user:2")
+    finally:
+        again.close()
+
+
+def test_a_kept_upload_is_deleted_when_its_time_is_up_without_any_request(
+    jobs: ImportJobs, tmp_path: Path
+) -> None:
+    short = ImportJobs(tmp_path / "data", jobs._service, _options, keep_s=0.5)
+    try:
+        checked = _checked(short)
+        assert checked.upload_kept
+        # Nobody calls anything: the expiry timer alone deletes it (polled; no timing asserted).
+        end = time.monotonic() + DEADLINE_S
+        while _uploads(short, tmp_path) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert _uploads(short, tmp_path) == [] and not checked.upload_kept
+    finally:
+        short.close()

@@ -18,6 +18,7 @@ from cunan.app_services import AuditEntryView, page
 from cunan.authz import local_principal
 from cunan.notify.message import Notification
 from cunan.registry.records import NewPerson
+from cunan.settings_overrides import apply_stored, current_value
 from cunan.storage.enums import PersonCategory
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.web.settings_pages import SECTIONS
@@ -46,8 +47,8 @@ def _form(core: CunanApp, section: str, **changes: object) -> dict[str, str]:
     """What a browser posts for a values page: every field as shown, with ``changes``."""
     data: dict[str, str] = {}
     for key in SECTIONS[section]:
-        group, name = key.split(".")
-        value = changes.get(name, getattr(getattr(core.settings, group), name))
+        name = key.rsplit(".", 1)[1]
+        value = changes.get(name, current_value(core.settings, key))
         if isinstance(value, bool):
             if value:
                 data[key] = "on"
@@ -144,6 +145,43 @@ def test_thresholds_deadlines_and_retention_are_saved_and_audited(
     assert len(_audit(core, "settings.change")) == before + 2
 
 
+def test_the_sighting_quality_gate_is_explained_saved_audited_and_kept(
+    api: FastAPI, core: CunanApp
+) -> None:
+    admin = _login(api, "admin")
+    shown = admin.get("/settings/values/recognition")
+    assert 'name="faces.sighting_quality.min_face_px"' in shown.text
+    # Plain words, in Chinese first: what a poor face is and what the limit does.
+    assert "摄像头" in shown.text and "眼睛" in shown.text
+    before = len(_audit(core, "settings.change"))
+    saved = admin.post(
+        "/settings/values/recognition",
+        data=_form(core, "recognition", min_face_px=64, min_sharpness=120.5),
+    )
+    assert saved.status_code == 303 and "later=1" in saved.headers["location"]
+    quality = core.settings.faces.sighting_quality
+    assert (quality.min_face_px, quality.min_sharpness) == (64, 120.5)
+    entries = _audit(core, "settings.change")
+    assert len(entries) == before + 1
+    assert "faces.sighting_quality.min_face_px" in str(entries[0].details)
+    assert "faces.sighting_quality.min_contrast" not in str(entries[0].details)
+    # Kept in the database: a restart (the file's settings, then the stored changes) has them.
+    again = apply_stored(
+        core.settings.model_copy(update={"faces": type(core.settings.faces)()}),
+        core.registry.database,
+    )
+    assert again.faces.sighting_quality.min_face_px == 64
+    assert again.faces.sighting_quality.min_interocular_px == quality.min_interocular_px
+
+    # A range that would refuse every face is refused, naming the setting.
+    wrong = admin.post(
+        "/settings/values/recognition",
+        data=_form(core, "recognition", min_brightness=200, max_brightness=100),
+    )
+    assert wrong.status_code == 422 and "min_brightness" in wrong.text
+    assert core.settings.faces.sighting_quality.max_brightness == quality.max_brightness
+
+
 def test_accounts_created_linked_disabled_and_given_a_new_password(
     api: FastAPI, core: CunanApp, village: Village
 ) -> None:
@@ -228,17 +266,20 @@ def test_a_wecom_robot_added_on_the_page_gets_alerts_at_once(
     admin = _login(api, "admin")
     form = admin.get("/settings/notifications?kind=wecom")
     assert 'name="key"' in form.text and "企业微信群机器人" in form.text
-    added = admin.post(
-        "/settings/notifications",
-        data={
-            "kind": "wecom",
-            "name": "村委会群",
-            "key": WECOM_KEY,
-            "msgtype": "text",
-            "mobiles": "13800001111，13800002222",
-            "base_url": robots.base,
-        },
-    )
+    wecom = {
+        "kind": "wecom",
+        "name": "村委会群",
+        "key": WECOM_KEY,
+        "msgtype": "text",
+        "mobiles": "13800001111，13800002222",
+        "base_url": robots.base,
+    }
+    # The robot service runs on the server itself: refused until the administrator allows it.
+    local = admin.post("/settings/notifications", data=wecom)
+    assert local.status_code == 422 and "机器人服务地址（base_url）不允许" in local.text
+    assert "本机地址" in local.text and WECOM_KEY not in local.text
+    assert robots.accepted == []
+    added = admin.post("/settings/notifications", data={**wecom, "allow_local_address": "on"})
     assert added.status_code == 303, added.text
     listing = admin.get("/settings/notifications")
     assert "村委会群" in listing.text and WECOM_KEY not in listing.text
@@ -276,6 +317,7 @@ def test_a_wecom_robot_added_on_the_page_gets_alerts_at_once(
             "msgtype": "markdown",
             "mobiles": "",
             "base_url": robots.base,
+            "allow_local_address": "on",
         },
     )
     assert changed.status_code == 303, changed.text
@@ -294,7 +336,12 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     api: FastAPI, core: CunanApp, robots: RobotService
 ) -> None:
     admin = _login(api, "admin")
-    base = {"kind": "dingtalk", "access_token": DING_TOKEN, "base_url": robots.base}
+    base = {
+        "kind": "dingtalk",
+        "access_token": DING_TOKEN,
+        "base_url": robots.base,
+        "allow_local_address": "on",
+    }
     assert (
         admin.post(
             "/settings/notifications", data={**base, "name": "治安群", "secret": "SECwrong"}
@@ -317,7 +364,7 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     )
     fixed = admin.post(
         f"/settings/notifications/{channel_id}",
-        data={"name": "治安群", "access_token": "", "secret": DING_SECRET, "base_url": robots.base},
+        data={**base, "name": "治安群", "access_token": "", "secret": DING_SECRET},
     )
     assert fixed.status_code == 303
     ok = admin.post("/settings/notifications-test", data={"name": "治安群"})
@@ -327,7 +374,7 @@ def test_a_dingtalk_robot_with_a_wrong_secret_says_so_on_the_test(
     assert "c-unsigned" in admin.get(f"/settings/notifications/{channel_id}").text
     unsigned = admin.post(
         f"/settings/notifications/{channel_id}",
-        data={"name": "治安群", "access_token": "", "unsigned": "on", "base_url": robots.base},
+        data={**base, "name": "治安群", "access_token": "", "unsigned": "on"},
     )
     assert unsigned.status_code == 303
     [view] = [
@@ -348,7 +395,13 @@ def test_overdue_departures_reach_a_group_robot_without_names(
 ) -> None:
     channels = core.services_for(local_principal("tests")).notification_channels()
     channel_id = channels.add(
-        "wecom", {"name": "退租提醒群", "key": WECOM_KEY, "base_url": robots.base}
+        "wecom",
+        {
+            "name": "退租提醒群",
+            "key": WECOM_KEY,
+            "base_url": robots.base,
+            "allow_local_address": True,
+        },
     )
     service = core.registry.service
     village_id = service.default_village_id()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cunan.app import CunanApp
+from cunan.app_services import page
 from cunan.authz import local_principal
 from cunan.pipeline.store import SightingStore
 from cunan.registry.records import ConsentInput, NewPerson, TemplateInput
@@ -113,7 +115,7 @@ def test_the_page_shows_the_services_figures_and_the_case_flow(
 
 
 def test_the_xlsx_export_holds_the_figures_and_runs_no_formula(
-    api: FastAPI, core: CunanApp
+    api: FastAPI, core: CunanApp, village: Village
 ) -> None:
     browser = _page_login(api, "auditor")
     answer = browser.get("/statistics.xlsx")
@@ -147,6 +149,15 @@ def test_the_xlsx_export_holds_the_figures_and_runs_no_formula(
                 assert cell.data_type != "f", (sheet.title, cell.coordinate)
     english = openpyxl.load_workbook(io.BytesIO(browser.get("/statistics.xlsx?lang=en").content))
     assert english.sheetnames[0] == "Figures"
+    # Every download is audited like the registry's export: who, the format, the period.
+    svc = core.services_for(local_principal("tests"))
+    exports = svc.list_audit(page(0, 50), action="statistics.export").items
+    assert len(exports) == 2
+    assert {e.actor for e in exports} == {f"user:{village.users['auditor']}"}
+    assert json.loads(exports[0].details) == {"format": "xlsx", "period": "week", "periods": 8}
+    # The page itself is not an export.
+    browser.get("/statistics")
+    assert len(svc.list_audit(page(0, 50), action="statistics.export").items) == 2
 
 
 def test_the_workbook_writer_neutralises_every_text_cell() -> None:

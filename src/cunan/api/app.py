@@ -27,6 +27,7 @@ from cunan.web import (
     audit_pages,
     camera_pages,
     pages,
+    place_edit_pages,
     portal_pages,
     registry_pages,
     settings_pages,
@@ -68,6 +69,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     audit_pages.router,
     statistics_pages.router,
     registry_pages.router,
+    place_edit_pages.router,
     settings_pages.router,
     camera_pages.router,
 )

@@ -91,7 +91,11 @@ class AuditAction(StrEnum):
     TENANCY_MOVE_OUT = "tenancy.move_out"
     PLACE_CREATE = "place.create"
     PLACE_UPDATE = "place.update"
+    # a place deleted (nothing referred to it any more)
+    PLACE_REMOVE = "place.remove"
     REGISTRY_EXPORT = "registry.export"
+    # the statistics workbook downloaded (/statistics.xlsx)
+    STATISTICS_EXPORT = "statistics.export"
     # a 1:N face search ("who is this?": cunan identify, the identify API)
     SEARCH = "search"
     # a 1:1 face comparison of two uploaded images (the compare API)

@@ -6,10 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cunan.errors import NotFound
+from cunan.notify.address import ChannelAddressRefusedError, check_channel
 from cunan.notify.channels import (
     SECRET_FIELDS,
     ChannelStore,
     ChannelView,
+    WebChannelSettings,
+    allows_local,
     describe,
     kind_of,
     parse,
@@ -75,6 +78,7 @@ class ChannelAdmin:
 
     def add(self, kind: str, values: Mapping[str, Any]) -> int:
         channel = parse(kind, values)
+        check_channel(channel.name, channel, allow_local=allows_local(channel))
         channel_id = self.store.add(
             channel, reserved=self._file_names(), audit=self.app.audit, actor=self.actor
         )
@@ -89,6 +93,7 @@ class ChannelAdmin:
         current = self.store.get(channel_id)
         kind = kind_of(current)
         channel = parse(kind, with_kept_secrets(kind, values, current, clear=clear))
+        check_channel(channel.name, channel, allow_local=allows_local(channel))
         self.store.update(
             channel_id,
             channel,
@@ -103,22 +108,31 @@ class ChannelAdmin:
         reload_channels(self.app)
         return name
 
-    def _find(self, name: str) -> object:
+    def _find(self, name: str) -> tuple[WebChannelSettings, bool]:
+        """The channel called ``name`` and whether it is one of the page's (else the file's)."""
         file = self.app.settings.notify
         everything: list[Any] = [*file.wecom, *file.dingtalk, *file.webhooks, *file.mqtt]
         for channel in [*everything, *file.email]:
             if channel.name == name:
-                return channel
+                return channel, False
         for _, stored in self.store.rows():
             if stored is not None and stored.name == name:
-                return stored
+                return stored, True
         raise NotFound(f"notification channel {name} not found")
 
     def test(self, name: str) -> str | None:
         """Send the test message on one channel once: None when it arrived, or the problem
-        (audited either way: something left the machine, or tried to)."""
-        channel = self._find(name)
-        problem = send_test(channel, self.app.settings.duties.zone)
+        (audited either way: something left the machine, or tried to). A page channel's
+        address is checked again first (its host name may point elsewhere now); the file's
+        channels are the operator's own."""
+        channel, from_page = self._find(name)
+        try:
+            if from_page:
+                check_channel(name, channel, allow_local=allows_local(channel))
+        except ChannelAddressRefusedError as exc:
+            problem: str | None = str(exc)
+        else:
+            problem = send_test(channel, self.app.settings.duties.zone)
         self.app.audit.record(
             "notify.test",
             actor=self.actor,

@@ -15,14 +15,17 @@ from cunan.audit.log import AuditLog
 from cunan.errors import Conflict, InvalidInput, NotFound
 from cunan.notify.errors import NotificationError
 from cunan.notify.message import Notification, Notifier
+from cunan.notify.mqtt import MqttNotifier
 from cunan.notify.settings import (
     DingTalkSettings,
+    EmailSettings,
+    MqttSettings,
     NotifySettings,
     WebhookSettings,
     WeComSettings,
-    build_notifiers,
     build_robot,
 )
+from cunan.notify.smtp import EmailNotifier
 from cunan.notify.webhook import WebhookNotifier, redact_url
 from cunan.security.cipher import DecryptionError, FieldCipher
 from cunan.storage.database import Database
@@ -31,19 +34,58 @@ from cunan.storage.notify_tables import NotifyChannel
 
 logger = logging.getLogger(__name__)
 
-WebKind = Literal["webhook", "wecom", "dingtalk"]
-WebChannelSettings = WebhookSettings | WeComSettings | DingTalkSettings
-#: The kinds the settings page adds (MQTT and e-mail stay in the TOML file).
+WebKind = Literal["webhook", "wecom", "dingtalk", "mqtt", "email"]
+WebChannelSettings = (
+    WebhookSettings | WeComSettings | DingTalkSettings | MqttSettings | EmailSettings
+)
+
+# The settings page's channels are the file's models plus the administrator's explicit leave
+# to reach a local address (cunan.notify.address): the file's channels are the operator's own.
+
+
+class PageWebhook(WebhookSettings):
+    allow_local_address: bool = False
+
+
+class PageWeCom(WeComSettings):
+    allow_local_address: bool = False
+
+
+class PageDingTalk(DingTalkSettings):
+    allow_local_address: bool = False
+
+
+class PageMqtt(MqttSettings):
+    allow_local_address: bool = False
+
+
+class PageEmail(EmailSettings):
+    allow_local_address: bool = False
+
+
+#: The kinds the settings page adds: the group robots, webhooks, MQTT brokers and e-mail.
 WEB_KINDS: dict[str, type[WebChannelSettings]] = {
-    "wecom": WeComSettings,
-    "dingtalk": DingTalkSettings,
-    "webhook": WebhookSettings,
+    "wecom": PageWeCom,
+    "dingtalk": PageDingTalk,
+    "webhook": PageWebhook,
+    "mqtt": PageMqtt,
+    "email": PageEmail,
+}
+#: The NotifySettings list each kind joins.
+KIND_LISTS: dict[str, str] = {
+    "wecom": "wecom",
+    "dingtalk": "dingtalk",
+    "webhook": "webhooks",
+    "mqtt": "mqtt",
+    "email": "email",
 }
 #: Fields holding secrets: never shown again, kept when an edit leaves them empty.
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "webhook": ("url", "secret"),
     "wecom": ("key",),
     "dingtalk": ("access_token", "secret"),
+    "mqtt": ("password",),
+    "email": ("password",),
 }
 
 
@@ -57,7 +99,16 @@ def kind_of(channel: WebChannelSettings) -> WebKind:
         return "wecom"
     if isinstance(channel, DingTalkSettings):
         return "dingtalk"
+    if isinstance(channel, MqttSettings):
+        return "mqtt"
+    if isinstance(channel, EmailSettings):
+        return "email"
     return "webhook"
+
+
+def allows_local(channel: object) -> bool:
+    """Whether the administrator allowed this page channel a local or private address."""
+    return bool(getattr(channel, "allow_local_address", False))
 
 
 def _reveal(value: Any) -> Any:
@@ -98,6 +149,33 @@ def parse(kind: str, values: Mapping[str, Any]) -> WebChannelSettings:
 
 def build_one(channel: WebChannelSettings, zone: tzinfo = UTC) -> Notifier:
     """One channel without retries (a test message shows the first answer at once)."""
+    if isinstance(channel, MqttSettings):
+        return MqttNotifier(
+            channel.host,
+            channel.topic,
+            port=channel.port,
+            channel=channel.name,
+            qos=channel.qos,
+            retain=channel.retain,
+            username=channel.username,
+            password=_secret(channel.password),
+            tls=channel.tls,
+            ca_file=channel.ca_file,
+            timeout_s=channel.timeout_s,
+        )
+    if isinstance(channel, EmailSettings):
+        return EmailNotifier(
+            channel.host,
+            sender=channel.sender,
+            recipients=channel.recipients,
+            port=channel.port,
+            channel=channel.name,
+            security=channel.security,
+            username=channel.username,
+            password=_secret(channel.password),
+            ca_file=channel.ca_file,
+            timeout_s=channel.timeout_s,
+        )
     if isinstance(channel, WebhookSettings):
         return WebhookNotifier(
             channel.url,
@@ -108,6 +186,10 @@ def build_one(channel: WebChannelSettings, zone: tzinfo = UTC) -> Notifier:
             use_env_proxy=channel.use_env_proxy,
         )
     return build_robot(channel, zone)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +208,18 @@ class ChannelView:
     readable: bool = True
     updated_by: str | None = None
     updated_at: datetime | None = None
+    #: An MQTT channel's topic.
+    topic: str | None = None
+    #: How many addresses an e-mail channel writes to (counts only: addresses are personal).
+    recipients: int = 0
+    #: The administrator allowed a local or private address (page channels only).
+    local_allowed: bool = False
 
 
 def describe(channel: object, source: str, row: NotifyChannel | None = None) -> ChannelView:
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"local_allowed": allows_local(channel)}
     if row is not None:
-        extra = {"id": row.id, "updated_by": row.updated_by, "updated_at": row.updated_at}
+        extra |= {"id": row.id, "updated_by": row.updated_by, "updated_at": row.updated_at}
     if isinstance(channel, WeComSettings):
         return ChannelView(
             channel.name,
@@ -155,9 +243,15 @@ def describe(channel: object, source: str, row: NotifyChannel | None = None) -> 
         )
     if isinstance(channel, WebhookSettings):
         return ChannelView(channel.name, "webhook", source, redact_url(channel.url), **extra)
+    if isinstance(channel, MqttSettings):
+        where = f"{channel.host}:{channel.port}"
+        return ChannelView(channel.name, "mqtt", source, where, topic=channel.topic, **extra)
+    if isinstance(channel, EmailSettings):
+        where = f"{channel.host}:{channel.port}"
+        count = len(channel.recipients)
+        return ChannelView(channel.name, "email", source, where, recipients=count, **extra)
     host = getattr(channel, "host", "")
-    kind = "mqtt" if hasattr(channel, "topic") else "email"
-    return ChannelView(getattr(channel, "name", "?"), kind, source, str(host), **extra)
+    return ChannelView(getattr(channel, "name", "?"), "?", source, str(host), **extra)
 
 
 class ChannelStore:
@@ -211,9 +305,7 @@ class ChannelStore:
         now uses too is left out, with an error in the log: the file wins)."""
         taken = set(base.names())
         lists: dict[str, list[Any]] = {
-            "webhooks": list(base.webhooks),
-            "wecom": list(base.wecom),
-            "dingtalk": list(base.dingtalk),
+            field: list(getattr(base, field)) for field in KIND_LISTS.values()
         }
         for row, channel in self.rows():
             if channel is None:
@@ -222,7 +314,7 @@ class ChannelStore:
                 logger.error("notification channel %s is also in the settings file", row.name)
                 continue
             taken.add(channel.name)
-            lists["webhooks" if row.kind == "webhook" else row.kind].append(channel)
+            lists[KIND_LISTS[row.kind]].append(channel)
         return base.model_copy(update=lists)
 
     def add(
@@ -340,19 +432,12 @@ def sample_message() -> Notification:
     )
 
 
-def send_test(channel: object, zone: tzinfo) -> str | None:
+def send_test(channel: WebChannelSettings, zone: tzinfo) -> str | None:
     """Send the test message once; the problem in words, or None when it arrived."""
-    if isinstance(channel, WebhookSettings | WeComSettings | DingTalkSettings):
+    try:
         notifier = build_one(channel, zone)
-    else:
-        # MQTT and e-mail: the same builder as the dispatcher's, one try.
-        settings = NotifySettings.model_validate({"mqtt": [], "email": []})
-        key = "mqtt" if hasattr(channel, "topic") else "email"
-        single = settings.model_copy(update={key: [channel]})
-        built = build_notifiers(single, zone=zone)
-        notifier = next(iter(built.values()))
-        inner = getattr(notifier, "inner", None)
-        notifier = inner if inner is not None else notifier
+    except ValueError as exc:
+        return str(exc)
     try:
         notifier.send(sample_message())
     except NotificationError as exc:

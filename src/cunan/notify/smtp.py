@@ -104,6 +104,14 @@ class EmailNotifier:
                 f"{where} answered {exc.smtp_code}",
                 retryable=400 <= exc.smtp_code < 500,
             ) from exc
+        except UnicodeEncodeError as exc:
+            # smtplib sends AUTH as ASCII only: a Chinese password can never log in this way.
+            raise NotificationError(
+                self.channel,
+                f"{where}: the user name or password has non-ASCII characters, which SMTP "
+                "login cannot send",
+                retryable=False,
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise NotificationError(self.channel, f"{where} unreachable ({exc})") from exc
         if refused:

@@ -16,6 +16,7 @@ __all__ = [
     "InvalidRecordError",
     "NotFoundError",
     "NotInitialisedError",
+    "PlaceInUseError",
     "RegistryError",
     "RoomCapacityError",
 ]
@@ -56,6 +57,10 @@ class DuplicateIdNumberError(RegistryError, Conflict):
 
 class RoomCapacityError(RegistryError, Conflict):
     """A tenancy would put more people in a room than its capacity."""
+
+
+class PlaceInUseError(RegistryError, Conflict):
+    """A place something still refers to (rooms, tenants, people, cameras) is not deleted."""
 
 
 class AlreadyInitialisedError(RegistryError, Conflict):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import stat
 import threading
@@ -30,6 +32,9 @@ MAX_JOBS = 50
 #: A checked upload is kept this long for the real import to start from (seconds); then it
 #: is deleted like any other upload.
 KEEP_CHECKED_S = 3600.0
+#: The record of a kept checked upload, beside it under ``DATA_DIR/imports/<job>/``: with it
+#: the offer survives a restart of the server.
+KEPT_RECORD = "checked.json"
 
 
 class JobState(StrEnum):
@@ -104,11 +109,64 @@ def unpack_photos(archive: Path, target: Path) -> int:
         raise InvalidInput("the photo archive is not a ZIP file (or it is damaged)") from None
 
 
+def _write_record(folder: Path, job: ImportJob, roster: Path, finished: datetime) -> None:
+    """Keep a checked dry run's job beside its upload (0600, written whole or not at all)."""
+    record = {
+        "id": job.id,
+        "roster": roster.name,
+        "roster_name": job.roster_name,
+        "create_places": job.create_places,
+        "created_by": job.created_by,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": finished.isoformat(),
+        "total": job.total,
+        "done": job.done,
+        "counts": job.counts,
+        "problems": [[p.row, p.column, p.reason] for p in job.problems],
+    }
+    partial = folder / (KEPT_RECORD + ".part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(record, out, ensure_ascii=False)
+    partial.replace(folder / KEPT_RECORD)
+
+
+def _read_record(folder: Path) -> tuple[ImportJob, Path] | None:
+    """The kept dry run recorded in ``folder``, or None (no record, or not a sound one)."""
+    try:
+        record = json.loads((folder / KEPT_RECORD).read_text(encoding="utf-8"))
+        roster = folder / str(record["roster"])
+        if record["id"] != folder.name or roster.parent != folder or not roster.is_file():
+            return None
+        job = ImportJob(
+            id=str(record["id"]),
+            dry_run=True,
+            create_places=bool(record["create_places"]),
+            created_by=str(record["created_by"]),
+            created_at=datetime.fromisoformat(record["created_at"]),
+            state=JobState.DONE,
+            total=record["total"],
+            done=int(record["done"]),
+            counts={str(k): int(v) for k, v in record["counts"].items()},
+            problems=[RowProblem(int(r), str(c), str(w)) for r, c, w in record["problems"]],
+            finished_at=datetime.fromisoformat(record["finished_at"]),
+            upload_kept=True,
+            roster_name=str(record["roster_name"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return job, roster
+
+
 class ImportJobs:
     """Runs uploaded roster imports one at a time in a background thread.
 
     The uploaded roster and photos are written under ``DATA_DIR/imports/<job>/`` (0700)
     and deleted when the job ends: face photos are kept only as the registry keeps them.
+    A dry run's upload kept for "now import" stays there with its job's record
+    (:data:`KEPT_RECORD`), so the offer survives a restart; it is deleted when it is
+    imported or ``keep_s`` after the check, by a timer (also after a restart). Anything else
+    found there at start (a job cut short by a stop) is deleted.
     """
 
     def __init__(
@@ -118,11 +176,15 @@ class ImportJobs:
         options: Callable[[Path, bool, bool], ImportOptions],
         *,
         announce: Callable[[ImportJob], None] | None = None,
+        keep_s: float = KEEP_CHECKED_S,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._root = data_dir / "imports"
         self._service = service
         self._options = options
         self._announce = announce
+        self._keep_s = keep_s
+        self._clock = clock
         self._jobs: dict[str, ImportJob] = {}
         #: Checked uploads kept for their real import: job id -> (folder, roster path).
         self._kept: dict[str, tuple[Path, Path]] = {}
@@ -130,6 +192,49 @@ class ImportJobs:
         # One import at a time: two concurrent imports of one roster could both find a
         # person missing and add them twice.
         self._running = threading.Lock()
+        self._timers: list[threading.Timer] = []
+        self._restore()
+
+    def _restore(self) -> None:
+        """Take back the kept checked uploads of before a restart; delete everything else
+        under the imports folder (uploads of jobs a stop cut short hold face photos)."""
+        if not self._root.is_dir():
+            return
+        for folder in sorted(self._root.iterdir()):
+            found = _read_record(folder) if folder.is_dir() else None
+            if found is None:
+                if folder.is_dir():
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    folder.unlink(missing_ok=True)
+                continue
+            job, roster = found
+            with self._lock:
+                self._jobs[job.id] = job
+                self._kept[job.id] = (folder, roster)
+            logger.info("import job %s: checked upload kept from before the restart", job.id)
+        self._expire_kept()
+        for job_id in list(self._kept):
+            self._arm(self._jobs[job_id])
+
+    def _arm(self, job: ImportJob) -> None:
+        """Delete the kept upload when its time is up, even if nobody starts an import."""
+        done = job.finished_at or self._clock()
+        left = self._keep_s - (self._clock() - done).total_seconds()
+        timer = threading.Timer(max(0.0, left) + 0.01, self._expire_kept)
+        timer.daemon = True
+        timer.name = f"import-expiry-{job.id[:8]}"
+        with self._lock:
+            self._timers = [t for t in self._timers if t.is_alive()]
+            self._timers.append(timer)
+        timer.start()
+
+    def close(self) -> None:
+        """Stop the expiry timers (the kept uploads stay on disk for the next start)."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
 
     def start(
         self,
@@ -190,6 +295,8 @@ class ImportJobs:
         if kept is None:
             raise NotFound(f"import job {job_id}: no checked upload kept (upload it again)")
         folder, roster_path = kept
+        # The record goes first: a restart during the import must not offer it again.
+        (folder / KEPT_RECORD).unlink(missing_ok=True)
         job = ImportJob(
             id=uuid.uuid4().hex,
             dry_run=False,
@@ -214,13 +321,13 @@ class ImportJobs:
 
     def _expire_kept(self) -> None:
         """Delete checked uploads nobody imported in time (and their jobs' offer)."""
-        now = datetime.now(UTC)
+        now = self._clock()
         with self._lock:
             for job_id in list(self._kept):
                 job = self._jobs.get(job_id)
                 done = job.finished_at if job is not None else None
                 if job is None or (
-                    done is not None and (now - done).total_seconds() > KEEP_CHECKED_S
+                    done is not None and (now - done).total_seconds() > self._keep_s
                 ):
                     folder, _ = self._kept.pop(job_id)
                     shutil.rmtree(folder, ignore_errors=True)
@@ -228,6 +335,7 @@ class ImportJobs:
                         job.upload_kept = False
 
     def get(self, job_id: str) -> ImportJob:
+        self._expire_kept()
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
@@ -272,12 +380,23 @@ class ImportJobs:
             job.error = f"internal error ({type(exc).__name__}); nothing more was imported"
             job.state = JobState.FAILED
         finally:
-            if job.upload_kept and job.state is JobState.DONE:
+            finished = self._clock()
+            kept = job.upload_kept and job.state is JobState.DONE
+            if kept:
+                try:
+                    _write_record(folder, job, roster, finished)
+                except OSError as exc:
+                    logger.error("import job %s: checked upload not kept (%s)", job.id, exc)
+                    kept = False
+            if kept:
                 with self._lock:
                     self._kept[job.id] = (folder, roster)
             else:
                 job.upload_kept = False
                 shutil.rmtree(folder, ignore_errors=True)
-            job.finished_at = datetime.now(UTC)
+            # Set last: a caller waiting for the end sees the upload kept or gone.
+            job.finished_at = finished
+            if kept:
+                self._arm(job)
             if self._announce is not None:
                 self._announce(job)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -542,6 +543,33 @@ class RegistryService:
             )
 
         return self._write(act)
+
+    def rename_place(
+        self, kind: str, record_id: int, name: str, *, village_id: int | None = None
+    ) -> None:
+        """A place's new name, address or label (``cunan.registry.place_edit``); with
+        ``village_id``, a place of another village is not found."""
+        from cunan.registry import place_edit
+        from cunan.storage.place_repository import PlaceRepository
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            audit = partial(self._audit, repo)
+            places = PlaceRepository(repo.session)
+            place_edit.rename(places, kind, record_id, name, village_id=village_id, audit=audit)
+
+        self._write(act)
+
+    def remove_place(self, kind: str, record_id: int, *, village_id: int | None = None) -> None:
+        """Delete a place nothing refers to any more (``cunan.registry.place_edit``)."""
+        from cunan.registry import place_edit
+        from cunan.storage.place_repository import PlaceRepository
+
+        def act(repo: RegistryRepository, _: _Events) -> None:
+            audit = partial(self._audit, repo)
+            places = PlaceRepository(repo.session)
+            place_edit.remove(places, kind, record_id, village_id=village_id, audit=audit)
+
+        self._write(act)
 
     # -- people and consent ------------------------------------------------------------------
 

@@ -44,6 +44,11 @@ class Case(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: ``face``: a stranger's sightings; ``gas``: a gas alarm's on-site verification (migration
+    #: 0014; its alarm row points here and ``gas_stage`` carries its own workflow).
+    kind: Mapped[str] = mapped_column(String(8), default="face", server_default="face")
+    #: The gas case's stage (cunan.gas.domain.GasCaseStage); None for face cases.
+    gas_stage: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="open")
     model_id: Mapped[str] = mapped_column(String(100))
     village_id: Mapped[int | None] = mapped_column(ForeignKey("villages.id", ondelete="SET NULL"))

@@ -33,6 +33,10 @@ class UserRole(StrEnum):
     STAFF = "staff"
     LANDLORD = "landlord"
     AUDITOR = "auditor"
+    #: A catering business's owner or safety officer: only their own business's gas alarms.
+    BUSINESS = "business"
+    #: A gas-alarm maintainer: only the businesses whose devices they maintain.
+    MAINTAINER = "maintainer"
 
 
 class TemplateChangeKind(StrEnum):

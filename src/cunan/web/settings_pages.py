@@ -41,6 +41,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "matching.min_margin",
         "faces.match_threshold",
         "cases.link_threshold",
+        *overrides.SIGHTING_QUALITY,
     ),
     "retention": (
         "duties.crops_days",
@@ -90,14 +91,17 @@ def settings_home(request: Request, who: AdminPrincipal) -> Response:
 
 def _field(request: Request, key: str) -> dict[str, Any]:
     settings = core_of(request).settings
-    section, name = key.split(".")
-    model = getattr(settings, section)
+    *groups, name = key.split(".")
+    model: Any = settings
+    for group in groups:
+        model = getattr(model, group)
     annotation = type(model).model_fields[name].annotation
     types = get_args(annotation) or (annotation,)
     kind = "bool" if bool in types else "int" if int in types else "float"
     return {
         "key": key,
         "id": key.replace(".", "-"),
+        "group": groups[-1] if len(groups) > 1 else None,
         "value": getattr(model, name),
         "kind": kind,
         "optional": type(None) in types,
@@ -403,12 +407,37 @@ def _mobiles(raw: str) -> list[str]:
     return [m.strip() for m in raw.replace("，", ",").replace("\n", ",").split(",") if m.strip()]
 
 
+def _port(raw: str, default: int) -> int | str:
+    text = raw.strip()
+    # Not a number: the model refuses it, naming the field.
+    return default if not text else int(text) if text.isdigit() else text
+
+
 def _channel_values(kind: str, form: dict[str, str]) -> dict[str, Any]:
     """A channel form's fields as the channel settings model takes them."""
-    values: dict[str, Any] = {"name": form.get("name", "").strip()}
+    values: dict[str, Any] = {
+        "name": form.get("name", "").strip(),
+        "allow_local_address": bool(form.get("allow_local_address")),
+    }
     if kind == "webhook":
         values["url"] = form.get("url", "").strip()
         values["secret"] = form.get("secret", "")
+        return values
+    if kind in ("mqtt", "email"):
+        values["host"] = form.get("host", "").strip()
+        values["username"] = form.get("username", "").strip() or None
+        values["password"] = form.get("password", "") or None
+        if kind == "mqtt":
+            values["port"] = _port(form.get("port", ""), 1883)
+            values["topic"] = form.get("topic", "").strip()
+            values["qos"] = _port(form.get("qos", ""), 1)
+            values["retain"] = bool(form.get("retain"))
+            values["tls"] = bool(form.get("tls"))
+        else:
+            values["port"] = _port(form.get("port", ""), 25)
+            values["security"] = form.get("security", "starttls")
+            values["sender"] = form.get("sender", "").strip()
+            values["recipients"] = _mobiles(form.get("recipients", ""))
         return values
     values["msgtype"] = form.get("msgtype", "markdown")
     base = form.get("base_url", "").strip()
@@ -422,6 +451,16 @@ def _channel_values(kind: str, form: dict[str, str]) -> dict[str, Any]:
         values["secret"] = form.get("secret", "").strip() or None
         values["at_mobiles"] = _mobiles(form.get("mobiles", ""))
     return values
+
+
+def _cleared(kind: str, form: dict[str, str]) -> tuple[str, ...]:
+    """Optional secrets the edit form asks to remove: a DingTalk robot that no longer signs,
+    a broker or mail server that no longer needs a password."""
+    if kind == "dingtalk" and form.get("unsigned"):
+        return ("secret",)
+    if kind in ("mqtt", "email") and form.get("no_password"):
+        return ("password",)
+    return ()
 
 
 def _channels_page(
@@ -443,7 +482,12 @@ def _channels_page(
         if editing is not None and form is None:
             kind, stored = admin.form_values(editing)
             mobiles = stored.get("mentioned_mobiles") or stored.get("at_mobiles") or []
-            form = {**stored, "mobiles": ", ".join(mobiles)}
+            recipients = stored.get("recipients") or []
+            form = {
+                **stored,
+                "mobiles": ", ".join(mobiles),
+                "recipients": ", ".join(recipients),
+            }
     wanted = kind or request.query_params.get("kind", "wecom")
     context = {
         "channels": channels,
@@ -464,7 +508,7 @@ def _channels_page(
 @router.get("/settings/notifications")
 def channels_page(request: Request, who: AdminPrincipal, svc: PageServices) -> Response:
     """Channels: the settings file's (read only) and the page's; add a WeCom or DingTalk
-    group robot or a webhook; send a test message."""
+    group robot, a webhook, an MQTT broker or an e-mail server; send a test message."""
     return _channels_page(request, who, svc)
 
 
@@ -520,9 +564,7 @@ def _channel_update(
     try:
         admin = svc.notification_channels()
         kind, _ = admin.form_values(channel_id)
-        # A DingTalk robot switched from 加签 to another safeguard: its secret goes.
-        clear = ("secret",) if kind == "dingtalk" and form.get("unsigned") else ()
-        admin.update(channel_id, _channel_values(kind, form), clear=clear)
+        admin.update(channel_id, _channel_values(kind, form), clear=_cleared(kind, form))
     except CunanError as exc:
         _refused(exc)
         kept = {k: v for k, v in form.items() if k not in SECRET_FIELDS.get(kind, ())}

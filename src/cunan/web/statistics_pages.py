@@ -113,6 +113,10 @@ def statistics_xlsx(
     data = statistics_workbook(
         [(sheet["figures"], figures), (sheet["cases"], cases), (sheet["sightings"], sightings)]
     )
+    with page_errors():
+        svc.record_statistics_export(
+            period=period, periods=PERIOD_COUNTS[period], file_format="xlsx"
+        )
     name = f"cunan-statistics-{as_of.date().isoformat()}.xlsx"
     return Response(
         data,

@@ -46,6 +46,12 @@ class NewHouse(BaseModel):
 
 class HousePatch(BaseModel):
     landlord_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    #: A new address (the house's name); without ``landlord_id`` only the address changes.
+    address: str | None = Field(default=None, min_length=1, max_length=300)
+
+
+class Rename(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
 
 
 class NewRoom(BaseModel):
@@ -54,7 +60,8 @@ class NewRoom(BaseModel):
 
 
 class RoomPatch(BaseModel):
-    capacity: int = Field(ge=1, le=1000)
+    capacity: int | None = Field(default=None, ge=1, le=1000)
+    label: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class NewHousehold(BaseModel):
@@ -120,10 +127,60 @@ def create_house(body: NewHouse, svc: ServicesDep) -> Created:
     return Created(id=svc.create_house(body.address, body.area_id, body.landlord_id))
 
 
+@router.patch("/villages/{village_id}", status_code=204)
+def rename_village(village_id: int, body: Rename, svc: ServicesDep) -> Response:
+    """Rename a village (administrators)."""
+    svc.rename_place("village", village_id, body.name)
+    return Response(status_code=204)
+
+
+@router.delete("/villages/{village_id}", status_code=204)
+def remove_village(village_id: int, svc: ServicesDep) -> Response:
+    """Delete a village nothing refers to (409 with what still does)."""
+    svc.remove_place("village", village_id)
+    return Response(status_code=204)
+
+
+@router.patch("/areas/{area_id}", status_code=204)
+def rename_area(area_id: int, body: Rename, svc: ServicesDep) -> Response:
+    svc.rename_place("grid_area", area_id, body.name)
+    return Response(status_code=204)
+
+
+@router.delete("/areas/{area_id}", status_code=204)
+def remove_area(area_id: int, svc: ServicesDep) -> Response:
+    """Delete a grid area without houses or cameras (409 otherwise)."""
+    svc.remove_place("grid_area", area_id)
+    return Response(status_code=204)
+
+
+@router.patch("/landlords/{landlord_id}", status_code=204)
+def rename_landlord(landlord_id: int, body: Rename, svc: ServicesDep) -> Response:
+    svc.rename_place("landlord", landlord_id, body.name)
+    return Response(status_code=204)
+
+
+@router.delete("/landlords/{landlord_id}", status_code=204)
+def remove_landlord(landlord_id: int, svc: ServicesDep) -> Response:
+    """Delete a landlord without houses, tenancies, tasks or an account (409 otherwise)."""
+    svc.remove_place("landlord", landlord_id)
+    return Response(status_code=204)
+
+
 @router.patch("/houses/{house_id}", status_code=204)
 def patch_house(house_id: int, body: HousePatch, svc: ServicesDep) -> Response:
-    """Link the house to its landlord (null unlinks)."""
-    svc.set_house_landlord(house_id, body.landlord_id)
+    """Link the house to its landlord (null unlinks) and/or give it a new address."""
+    if body.address is not None:
+        svc.rename_place("house", house_id, body.address)
+    if body.address is None or "landlord_id" in body.model_fields_set:
+        svc.set_house_landlord(house_id, body.landlord_id)
+    return Response(status_code=204)
+
+
+@router.delete("/houses/{house_id}", status_code=204)
+def remove_house(house_id: int, svc: ServicesDep) -> Response:
+    """Delete a house without rooms, households or cameras (409 otherwise)."""
+    svc.remove_place("house", house_id)
     return Response(status_code=204)
 
 
@@ -135,13 +192,41 @@ def create_room(house_id: int, body: NewRoom, svc: ServicesDep) -> Created:
 
 @router.patch("/rooms/{room_id}", status_code=204)
 def patch_room(room_id: int, body: RoomPatch, svc: ServicesDep) -> Response:
-    svc.set_room_capacity(room_id, body.capacity)
+    """A room's capacity and/or its new label."""
+    if body.capacity is None and body.label is None:
+        from cunan.errors import InvalidInput
+
+        raise InvalidInput(f"room {room_id}: give a capacity or a label")
+    if body.label is not None:
+        svc.rename_place("room", room_id, body.label)
+    if body.capacity is not None:
+        svc.set_room_capacity(room_id, body.capacity)
+    return Response(status_code=204)
+
+
+@router.delete("/rooms/{room_id}", status_code=204)
+def remove_room(room_id: int, svc: ServicesDep) -> Response:
+    """Delete a room nobody ever lived in (409 with its tenancies otherwise)."""
+    svc.remove_place("room", room_id)
     return Response(status_code=204)
 
 
 @router.post("/houses/{house_id}/households", status_code=201, response_model=Created)
 def create_household(house_id: int, body: NewHousehold, svc: ServicesDep) -> Created:
     return Created(id=svc.create_household(house_id, body.name, body.registration_number))
+
+
+@router.patch("/households/{household_id}", status_code=204)
+def rename_household(household_id: int, body: Rename, svc: ServicesDep) -> Response:
+    svc.rename_place("household", household_id, body.name)
+    return Response(status_code=204)
+
+
+@router.delete("/households/{household_id}", status_code=204)
+def remove_household(household_id: int, svc: ServicesDep) -> Response:
+    """Delete a household nobody belongs to (409 otherwise)."""
+    svc.remove_place("household", household_id)
+    return Response(status_code=204)
 
 
 @router.patch("/people/{person_id}", status_code=204)

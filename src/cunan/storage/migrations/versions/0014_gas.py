@@ -1,0 +1,373 @@
+"""The gas-alarm module: businesses, contacts, device models, devices, messages, per-minute
+readings, online history, alarms and their events, the HTTP push inbox; cases get a kind.
+
+Revision ID: 0014
+Revises: 0013
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "gas_device_models",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=100), nullable=False),
+        sa.Column("maker", sa.String(length=100), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("power", sa.String(length=16), nullable=False),
+        sa.Column("offline_after_s", sa.Integer(), nullable=False),
+        sa.Column("service_months", sa.Integer(), nullable=True),
+        sa.Column("low_lel", sa.Float(), nullable=True),
+        sa.Column("high_lel", sa.Float(), nullable=True),
+        sa.CheckConstraint(
+            "kind IN ('detector', 'controller', 'valve', 'fan')",
+            name=op.f("ck_gas_device_models_kind"),
+        ),
+        sa.CheckConstraint(
+            "power IN ('mains', 'battery')", name=op.f("ck_gas_device_models_power")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_device_models")),
+        sa.UniqueConstraint("code", name=op.f("uq_gas_device_models_code")),
+    )
+    op.create_table(
+        "gas_push_inbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("source", sa.String(length=32), nullable=False),
+        sa.Column("delivery_id", sa.String(length=128), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_push_inbox")),
+        sa.UniqueConstraint(
+            "source", "delivery_id", name=op.f("uq_gas_push_inbox_source_delivery_id")
+        ),
+    )
+    with op.batch_alter_table("gas_push_inbox", schema=None) as batch_op:
+        batch_op.create_index("ix_gas_push_inbox_pending", ["processed_at", "id"], unique=False)
+
+    op.create_table(
+        "gas_businesses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("village_id", sa.Integer(), nullable=False),
+        sa.Column("house_id", sa.Integer(), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("licence_no", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=300), nullable=True),
+        sa.Column("category", sa.String(length=64), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("status IN ('active', 'closed')", name=op.f("ck_gas_businesses_status")),
+        sa.ForeignKeyConstraint(
+            ["house_id"],
+            ["houses.id"],
+            name=op.f("fk_gas_businesses_house_id_houses"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["village_id"],
+            ["villages.id"],
+            name=op.f("fk_gas_businesses_village_id_villages"),
+            ondelete="RESTRICT",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_businesses")),
+        sa.UniqueConstraint("licence_no", name=op.f("uq_gas_businesses_licence_no")),
+    )
+    with op.batch_alter_table("gas_businesses", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_gas_businesses_village_id"), ["village_id"], unique=False
+        )
+
+    op.create_table(
+        "gas_contacts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("business_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.CheckConstraint(
+            "role IN ('owner', 'safety_officer', 'maintainer_a', 'maintainer_b')",
+            name=op.f("ck_gas_contacts_role"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["business_id"],
+            ["gas_businesses.id"],
+            name=op.f("fk_gas_contacts_business_id_gas_businesses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_gas_contacts_user_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_contacts")),
+        sa.UniqueConstraint("business_id", "role", name=op.f("uq_gas_contacts_business_id_role")),
+    )
+    with op.batch_alter_table("gas_contacts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_gas_contacts_business_id"), ["business_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_gas_contacts_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "gas_devices",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("business_id", sa.Integer(), nullable=False),
+        sa.Column("serial", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("model_id", sa.Integer(), nullable=True),
+        sa.Column("gas_type", sa.String(length=16), nullable=True),
+        sa.Column("location", sa.String(length=200), nullable=True),
+        sa.Column("installed_on", sa.Date(), nullable=True),
+        sa.Column("replacement_due", sa.Date(), nullable=True),
+        sa.Column("low_lel", sa.Float(), nullable=True),
+        sa.Column("high_lel", sa.Float(), nullable=True),
+        sa.Column("credential_hash", sa.String(length=64), nullable=True),
+        sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_device_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_lel", sa.Float(), nullable=True),
+        sa.Column("online", sa.Boolean(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("removed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "gas_type IS NULL OR gas_type IN ('natural_gas', 'lpg')",
+            name=op.f("ck_gas_devices_gas_type"),
+        ),
+        sa.CheckConstraint(
+            "kind IN ('detector', 'controller', 'valve', 'fan')", name=op.f("ck_gas_devices_kind")
+        ),
+        sa.ForeignKeyConstraint(
+            ["business_id"],
+            ["gas_businesses.id"],
+            name=op.f("fk_gas_devices_business_id_gas_businesses"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["gas_device_models.id"],
+            name=op.f("fk_gas_devices_model_id_gas_device_models"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_devices")),
+        sa.UniqueConstraint("serial", name=op.f("uq_gas_devices_serial")),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("gas_devices", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_gas_devices_business_id"), ["business_id"], unique=False
+        )
+
+    op.create_table(
+        "gas_device_status",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=8), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "state IN ('online', 'offline')", name=op.f("ck_gas_device_status_state")
+        ),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["gas_devices.id"],
+            name=op.f("fk_gas_device_status_device_id_gas_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_device_status")),
+    )
+    with op.batch_alter_table("gas_device_status", schema=None) as batch_op:
+        batch_op.create_index("ix_gas_device_status_device_at", ["device_id", "at"], unique=False)
+
+    op.create_table(
+        "gas_messages",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("device_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lel", sa.Float(), nullable=True),
+        sa.Column("code", sa.String(length=32), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=True),
+        sa.Column("battery_pct", sa.Float(), nullable=True),
+        sa.Column("source", sa.String(length=8), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["gas_devices.id"],
+            name=op.f("fk_gas_messages_device_id_gas_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_messages")),
+        sa.UniqueConstraint(
+            "device_id", "message_id", name=op.f("uq_gas_messages_device_id_message_id")
+        ),
+    )
+    with op.batch_alter_table("gas_messages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_gas_messages_device_time", ["device_id", "device_time"], unique=False
+        )
+        batch_op.create_index("ix_gas_messages_received_at", ["received_at"], unique=False)
+
+    op.create_table(
+        "gas_reading_minutes",
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("lel_min", sa.Float(), nullable=False),
+        sa.Column("lel_max", sa.Float(), nullable=False),
+        sa.Column("lel_sum", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["gas_devices.id"],
+            name=op.f("fk_gas_reading_minutes_device_id_gas_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("device_id", "minute", name=op.f("pk_gas_reading_minutes")),
+    )
+    op.create_table(
+        "gas_alarms",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("device_id", sa.Integer(), nullable=False),
+        sa.Column("business_id", sa.Integer(), nullable=False),
+        sa.Column("alarm_type", sa.String(length=24), nullable=False),
+        sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=8), nullable=False),
+        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updates", sa.Integer(), nullable=False),
+        sa.Column("first_lel", sa.Float(), nullable=True),
+        sa.Column("peak_lel", sa.Float(), nullable=True),
+        sa.Column("last_lel", sa.Float(), nullable=True),
+        sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=100), nullable=True),
+        sa.Column("cleared_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("escalation_level", sa.Integer(), nullable=False),
+        sa.Column("next_escalation_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.CheckConstraint(
+            "alarm_type IN ('low', 'high', 'fault', 'tamper', 'valve_closed', 'low_battery', "
+            "'offline', 'replacement_overdue')",
+            name=op.f("ck_gas_alarms_alarm_type"),
+        ),
+        sa.CheckConstraint("state IN ('active', 'cleared')", name=op.f("ck_gas_alarms_state")),
+        sa.ForeignKeyConstraint(
+            ["business_id"],
+            ["gas_businesses.id"],
+            name=op.f("fk_gas_alarms_business_id_gas_businesses"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name=op.f("fk_gas_alarms_case_id_cases"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["device_id"],
+            ["gas_devices.id"],
+            name=op.f("fk_gas_alarms_device_id_gas_devices"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_alarms")),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("gas_alarms", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_gas_alarms_business_state", ["business_id", "state"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_gas_alarms_next_escalation_at"), ["next_escalation_at"], unique=False
+        )
+        batch_op.create_index(
+            "uq_gas_alarms_active",
+            ["device_id", "alarm_type"],
+            unique=True,
+            sqlite_where=sa.text("state = 'active'"),
+            postgresql_where=sa.text("state = 'active'"),
+        )
+
+    op.create_table(
+        "gas_alarm_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("alarm_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("action", sa.String(length=24), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=True),
+        sa.Column("lel", sa.Float(), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["alarm_id"],
+            ["gas_alarms.id"],
+            name=op.f("fk_gas_alarm_events_alarm_id_gas_alarms"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_alarm_events")),
+    )
+    with op.batch_alter_table("gas_alarm_events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_gas_alarm_events_alarm_id"), ["alarm_id"], unique=False
+        )
+
+    # Plain ADD COLUMN, not a batch rebuild: rebuilding cases on SQLite would lose the
+    # AUTOINCREMENT it was created with (ids of cases are never reused).
+    op.add_column(
+        "cases", sa.Column("kind", sa.String(length=8), server_default="face", nullable=False)
+    )
+    op.add_column("cases", sa.Column("gas_stage", sa.String(length=16), nullable=True))
+
+
+def downgrade() -> None:
+    # Plain DROP COLUMN (SQLite 3.35+ and PostgreSQL), not a batch rebuild (see upgrade).
+    op.execute("ALTER TABLE cases DROP COLUMN gas_stage")
+    op.execute("ALTER TABLE cases DROP COLUMN kind")
+
+    with op.batch_alter_table("gas_alarm_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gas_alarm_events_alarm_id"))
+
+    op.drop_table("gas_alarm_events")
+    with op.batch_alter_table("gas_alarms", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_gas_alarms_active",
+            sqlite_where=sa.text("state = 'active'"),
+            postgresql_where=sa.text("state = 'active'"),
+        )
+        batch_op.drop_index(batch_op.f("ix_gas_alarms_next_escalation_at"))
+        batch_op.drop_index("ix_gas_alarms_business_state")
+
+    op.drop_table("gas_alarms")
+    op.drop_table("gas_reading_minutes")
+    with op.batch_alter_table("gas_messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_gas_messages_received_at")
+        batch_op.drop_index("ix_gas_messages_device_time")
+
+    op.drop_table("gas_messages")
+    with op.batch_alter_table("gas_device_status", schema=None) as batch_op:
+        batch_op.drop_index("ix_gas_device_status_device_at")
+
+    op.drop_table("gas_device_status")
+    with op.batch_alter_table("gas_devices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gas_devices_business_id"))
+
+    op.drop_table("gas_devices")
+    with op.batch_alter_table("gas_contacts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gas_contacts_user_id"))
+        batch_op.drop_index(batch_op.f("ix_gas_contacts_business_id"))
+
+    op.drop_table("gas_contacts")
+    with op.batch_alter_table("gas_businesses", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gas_businesses_village_id"))
+
+    op.drop_table("gas_businesses")
+    with op.batch_alter_table("gas_push_inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_gas_push_inbox_pending")
+
+    op.drop_table("gas_push_inbox")
+    op.drop_table("gas_device_models")
