@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from cunan.duties.departures import DepartureService
     from cunan.duties.scheduler import Scheduler
     from cunan.faces.engine import FaceEngine
+    from cunan.gas.alarms import GasAlarmService
+    from cunan.gas.cases import GasCaseService
+    from cunan.gas.escalation import GasAlarmWorker, GasEscalation
     from cunan.matching.live import LiveGallery
     from cunan.notify.dispatcher import NotificationDispatcher
     from cunan.pipeline.store import CameraStore, EventOutbox
@@ -43,6 +46,8 @@ class BackgroundOptions:
     cameras: bool = True
     cases: bool = True
     duties: bool = True
+    #: Gas alarms: escalation rounds, the offline sweep, the daily replacement check.
+    gas: bool = True
     lease_s: float = 30.0
     max_cameras: int | None = None
 
@@ -79,6 +84,9 @@ class CunanApp:
     _scheduler: Scheduler | None = None
     _consumer: CaseConsumer | None = None
     _worker: Worker | None = None
+    _gas_alarms: GasAlarmService | None = None
+    _gas_cases: GasCaseService | None = None
+    _gas_worker: GasAlarmWorker | None = None
 
     # -- building ------------------------------------------------------------------------
 
@@ -299,6 +307,56 @@ class CunanApp:
                 {"job": job.id, "state": job.state.value, "done": job.done, "total": job.total},
             )
 
+    # -- gas alarms ------------------------------------------------------------------------
+
+    @property
+    def gas_alarms(self) -> GasAlarmService:
+        """The alarm rules on every stored gas message (ingestion calls ``evaluate``), the
+        alarm lists and acknowledgement. A new alarm to notify wakes the gas worker."""
+        with self._lazy_lock:
+            if self._gas_alarms is None:
+                from cunan.gas.alarms import GasAlarmService
+
+                self._gas_alarms = GasAlarmService(
+                    self.registry.database,
+                    self.audit,
+                    self.settings.gas.alarms,
+                    on_escalate=self._wake_gas,
+                    zone=self.settings.duties.zone,
+                )
+            return self._gas_alarms
+
+    @property
+    def gas_cases(self) -> GasCaseService:
+        """Gas cases' stage moves and site photos (encrypted with the data key)."""
+        with self._lazy_lock:
+            if self._gas_cases is None:
+                from cunan.gas.cases import GasCaseService
+
+                self._gas_cases = GasCaseService(
+                    self.registry.database, self.audit, self.registry.service.cipher
+                )
+            return self._gas_cases
+
+    def gas_escalation(self) -> GasEscalation:
+        """Notification rounds of unacknowledged gas alarms: the notification channels and
+        the SMS gateway of ``[gas.alarms.sms]``."""
+        from cunan.gas.escalation import GasEscalation, build_sms
+
+        settings = self.settings.gas.alarms
+        return GasEscalation(
+            self.registry.database,
+            settings,
+            dispatcher=self.dispatcher,
+            sms=build_sms(settings.sms) if settings.sms is not None else None,
+            zone=self.settings.duties.zone,
+        )
+
+    def _wake_gas(self) -> None:
+        worker = self._gas_worker
+        if worker is not None:
+            worker.wake()
+
     def services_for(self, principal: Principal) -> AppServices:
         """The services recording ``principal`` as the actor of what they change."""
         from cunan.app_services import AppServices
@@ -336,6 +394,17 @@ class CunanApp:
             self._threads.append(
                 threading.Thread(target=self._consumer.run, args=(self._stop,), name="cunan-cases")
             )
+        if opts.gas:
+            from cunan.gas.escalation import GasAlarmWorker
+
+            self._gas_worker = GasAlarmWorker(
+                self.gas_alarms, self.gas_escalation(), poll_s=self.settings.gas.alarms.poll_s
+            )
+            self._threads.append(
+                threading.Thread(
+                    target=self._gas_worker.run, args=(self._stop,), name="cunan-gas-alarms"
+                )
+            )
         for thread in self._threads:
             thread.start()
         # Checked roster uploads kept from before a restart: offered again, or expired.
@@ -349,6 +418,13 @@ class CunanApp:
                 self.settings.duties.daily_at,
                 self.alert_overdue_departures,
             )
+            if opts.gas:
+                # Devices past their replacement date: once a day, with the other duties.
+                self._scheduler.add_daily(
+                    "gas_replacement_check",
+                    self.settings.duties.daily_at,
+                    self.gas_alarms.check_replacements,
+                )
             self._scheduler.start()
         logger.info("background work started (%d threads)", len(self._threads))
 
@@ -384,6 +460,7 @@ class CunanApp:
         self._stop.set()
         if self._consumer is not None:
             self._consumer.wake()
+        self._wake_gas()
         if self._scheduler is not None:
             self._scheduler.stop()
         for thread in self._threads:

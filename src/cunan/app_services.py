@@ -190,6 +190,92 @@ class CandidateView:
     person_id: int
     name: str
     distance: float
+    #: The distance in plain words (:func:`closeness_of`): ``very_alike``, ``alike``,
+    #: ``unsure`` or ``unlike``.
+    closeness: str = "unlike"
+    #: The person's first kept enrolment photo (None: the village keeps none of theirs).
+    photo_id: int | None = None
+
+
+#: Largest photo of a signed consent form kept (a phone photo of one A4 page fits easily).
+MAX_FORM_PHOTO_BYTES = 10 * 1024 * 1024
+
+
+def signed_form_photo(data: bytes) -> PhotoInput:
+    """A photo of a signed consent form as it is kept: a JPEG or PNG file (told by its first
+    bytes, not by what the browser claims) of at most ``MAX_FORM_PHOTO_BYTES``."""
+    if len(data) > MAX_FORM_PHOTO_BYTES:
+        raise InvalidInput(
+            f"签字同意书照片太大 (the signed form's photo is {len(data) // (1024 * 1024)} MB; "
+            f"at most {MAX_FORM_PHOTO_BYTES // (1024 * 1024)} MB)"
+        )
+    if data.startswith(b"\xff\xd8\xff"):
+        return PhotoInput(data, "image/jpeg")
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PhotoInput(data, "image/png")
+    raise InvalidInput(
+        "签字同意书照片须为 JPG 或 PNG 图片 (the signed form's photo must be a JPG or PNG picture)"
+    )
+
+
+def closeness_of(distance: float, threshold: float) -> str:
+    """How alike two faces are, in words staff read, measured against the 1:1 threshold
+    (``faces.match_threshold``: at or under it the engine calls two faces one person).
+    Well under it is ``very_alike``; a quarter over it ``unsure`` (look-alikes and poor
+    pictures land there); beyond, ``unlike``."""
+    if distance <= 0.75 * threshold:
+        return "very_alike"
+    if distance <= threshold:
+        return "alike"
+    if distance <= 1.25 * threshold:
+        return "unsure"
+    return "unlike"
+
+
+@dataclass(frozen=True, slots=True)
+class CasePerson:
+    """The person a case's outcome named, as the case pages show them."""
+
+    id: int
+    name: str
+    room: str | None
+    house_id: int | None
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLabels:
+    """Words for a page of cases: the people their outcomes named and their assignees."""
+
+    people: dict[int, CasePerson]
+    assignees: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseWorker:
+    """An enabled staff or administrator account a case can be assigned to."""
+
+    id: int
+    username: str
+    display_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LandlordChoice:
+    """A landlord as a 补录 form offers them."""
+
+    id: int
+    name: str
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDesk:
+    """A case page's words and choices: labels, assignable accounts, landlords."""
+
+    labels: CaseLabels
+    workers: list[CaseWorker]
+    landlords: list[LandlordChoice]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +335,8 @@ class NewPersonRequest:
     allow_same_face: bool = False
     #: The village by name (installations with several); default: the account's village.
     village: str | None = None
+    #: A photo of the signed consent form (JPEG or PNG file bytes), kept with the consent.
+    consent_form: bytes | None = None
 
 
 _NO_LABELS: dict[str, str | None] = {
@@ -459,12 +547,20 @@ class AppServices:
         unless said) a request describes; enrolment and 补录 build them the same way."""
         from cunan.registry.service import NewTenancy
 
+        if request.consent_form and not request.consent_by:
+            raise InvalidInput(
+                "有签字同意书照片却没有记录同意 (a signed form's photo needs the consent: "
+                "consent_by)"
+            )
         consent = (
             ConsentInput(
                 collected_by=request.consent_by,
                 collected_at=datetime.now(UTC),
                 method=request.consent_method,
                 guardian_name=request.guardian,
+                form_photo=signed_form_photo(request.consent_form)
+                if request.consent_form
+                else None,
             )
             if request.consent_by
             else None
@@ -749,9 +845,15 @@ class AppServices:
         )
 
     def record_consent(
-        self, person_id: int, collected_by: str, method: ConsentMethod, guardian: str | None
+        self,
+        person_id: int,
+        collected_by: str,
+        method: ConsentMethod,
+        guardian: str | None,
+        form_photo: bytes | None = None,
     ) -> int:
-        """A new consent (e.g. after a withdrawal); face data may then be added again."""
+        """A new consent (e.g. after a withdrawal), with a photo of the signed form if one
+        was taken; face data may then be added again."""
         return self._registry(Permission.ENROL).record_consent(
             person_id,
             ConsentInput(
@@ -759,6 +861,7 @@ class AppServices:
                 collected_at=datetime.now(UTC),
                 method=method,
                 guardian_name=guardian,
+                form_photo=signed_form_photo(form_photo) if form_photo else None,
             ),
         )
 
@@ -892,8 +995,17 @@ class AppServices:
         else:
             nearest = gallery.nearest_people(vectors, top)
         service = self.app.registry.service
+        with self._db.read() as session:
+            photos = QueryRepository(session).first_photo_ids([p for p, _ in nearest])
+        threshold = self.app.settings.faces.match_threshold
         out = [
-            CandidateView(person_id, service.get_person(person_id).name, round(distance, 4))
+            CandidateView(
+                person_id,
+                service.get_person(person_id).name,
+                round(distance, 4),
+                closeness_of(distance, threshold),
+                photos.get(person_id),
+            )
             for person_id, distance in nearest
         ]
         self.app.audit.record(
@@ -926,13 +1038,71 @@ class AppServices:
         require(self.principal, Permission.READ_CASES)
         return self.app.cases.best_crops(case_id)
 
+    def case_labels(self, cases: Sequence[CaseView]) -> CaseLabels:
+        """Names for ``cases``: the person each outcome named (with their room today) and
+        each assignee's account name, in two queries for a whole page. People are named
+        only to a principal who may read the registry."""
+        require(self.principal, Permission.READ_CASES)
+        with self._db.read() as session:
+            return self._case_labels(QueryRepository(session), cases)
+
+    def case_desk(self, case: CaseView) -> CaseDesk:
+        """What a case's page needs beside the case, in one read: its labels and, for those
+        who may act on it, the accounts it can be assigned to and the landlords a 补录 can
+        name."""
+        require(self.principal, Permission.READ_CASES)
+        workers: list[CaseWorker] = []
+        landlords: list[LandlordChoice] = []
+        with self._db.read() as session:
+            repo = QueryRepository(session)
+            labels = self._case_labels(repo, [case])
+            if self.principal.may(Permission.EDIT_CASES):
+                workers = [CaseWorker(*row) for row in repo.case_workers()]
+                if self.principal.may(Permission.ENROL):
+                    landlords = [
+                        LandlordChoice(*row) for row in repo.landlord_names(self._village())
+                    ]
+        return CaseDesk(labels, workers, landlords)
+
+    def _case_labels(self, repo: QueryRepository, cases: Sequence[CaseView]) -> CaseLabels:
+        person_ids = sorted({c.person_id for c in cases if c.person_id is not None})
+        user_ids = sorted({c.assigned_to for c in cases if c.assigned_to is not None})
+        if not self.principal.may(Permission.READ_REGISTRY) or landlord_scope(self.principal):
+            person_ids = []
+        places = repo.person_places(person_ids, self.today())
+        assignees = repo.usernames(user_ids)
+        people = {
+            pid: CasePerson(
+                pid,
+                name,
+                place[1] if place else None,
+                place[2] if place else None,
+                place[3] if place else None,
+            )
+            for pid, (name, place) in places.items()
+        }
+        return CaseLabels(people, assignees)
+
+    def case_workers(self) -> list[CaseWorker]:
+        """Who a case can be assigned to: enabled staff and administrator accounts."""
+        require(self.principal, Permission.EDIT_CASES)
+        with self._db.read() as session:
+            return [CaseWorker(*row) for row in QueryRepository(session).case_workers()]
+
     def assignee_id(self, key: str) -> int:
         """The account a case is assigned to, by id or username."""
         require(self.principal, Permission.EDIT_CASES)
         return self.app.auth.account_id(key)
 
     def assign_case(self, case_id: int, user_id: int, deadline: datetime | None) -> CaseView:
+        """Assign (or re-assign) a case to an enabled staff or administrator account; a
+        landlord's, auditor's or disabled account is refused, naming it."""
         require(self.principal, Permission.EDIT_CASES)
+        if user_id not in {w.id for w in self.case_workers()}:
+            raise InvalidInput(
+                f"案件只能指派给在用的工作人员或管理员账号 (case {case_id}: user {user_id} is "
+                "not an enabled staff or administrator account)"
+            )
         return self.app.cases.assign(
             case_id, user_id, actor=self.principal.actor, deadline=deadline
         )
@@ -954,10 +1124,15 @@ class AppServices:
         return self.app.cases.registered_person(case_id, person_id, actor=self.principal.actor)
 
     def close_enrol(
-        self, case_id: int, request: NewPersonRequest, fresh_photo: bytes | None
+        self,
+        case_id: int,
+        request: NewPersonRequest,
+        fresh_photo: bytes | None,
+        sighting_ids: Sequence[int] | None = None,
     ) -> int:
-        """补录: enrol the case's person as a tenant in a room, from the case's crops (and a
-        fresh photo if given), with the consent collected on site."""
+        """补录: enrol the case's person as a tenant in a room, from the case's crops (those
+        of ``sighting_ids`` if staff chose; and a fresh photo if given), with the consent
+        collected on site."""
         require(self.principal, Permission.EDIT_CASES)
         require(self.principal, Permission.ENROL)
 
@@ -979,6 +1154,7 @@ class AppServices:
             consent=consent,
             tenancy=tenancy,
             fresh_photo=fresh,
+            sighting_ids=sighting_ids,
         )
         return result.person_id
 
@@ -1693,6 +1869,7 @@ class AppServices:
             if person is None:
                 raise hidden("person", person_id)
             household = repo.household(person.household_id) if person.household_id else None
+            forms = repo.consents_with_forms(person_id)
             consents = [
                 ConsentEntry(
                     c.id,
@@ -1702,6 +1879,7 @@ class AppServices:
                     c.guardian_name,
                     c.withdrawn_at,
                     c.withdrawal_recorded_by,
+                    c.id in forms,
                 )
                 for c in repo.consents_of(person_id)
             ]
@@ -1728,6 +1906,22 @@ class AppServices:
             details={"photo": photo_id},
         )
         return photo
+
+    def consent_form(self, person_id: int, consent_id: int) -> PhotoInput:
+        """The photo of the signed form of one of this person's consents, decrypted for the
+        person page (not landlords); another person's consent answers like a missing one.
+        Each look is audited (``photo.view``, the consent's id)."""
+        if consent_id not in {c.id for c in self.person_records(person_id).consents}:
+            raise hidden("consent", consent_id)
+        form = self.app.registry.service.consent_form(consent_id)
+        self.app.audit.record(
+            "photo.view",
+            actor=self.principal.actor,
+            target_type="person",
+            target_id=person_id,
+            details={"consent_form": consent_id},
+        )
+        return form
 
     # -- operations the command line offers (keys, export, duties by hand, parked events) ----
 
@@ -1902,6 +2096,8 @@ class ConsentEntry:
     guardian: str | None
     withdrawn_at: datetime | None
     withdrawn_by: str | None
+    #: A photo of the signed form is kept (``/people/{id}/consents/{consent}/form``).
+    has_form: bool = False
 
 
 @dataclass(frozen=True, slots=True)

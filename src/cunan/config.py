@@ -17,6 +17,7 @@ from pydantic_settings import (
 from cunan.cases.settings import CaseSettings
 from cunan.duties.settings import DutySettings
 from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
+from cunan.gas.alarm_settings import GasAlarmSettings
 from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 from cunan.notify.settings import NotifySettings
 
@@ -247,6 +248,13 @@ class WebSettings(BaseModel):
     trusted_proxies: list[str] = Field(default_factory=list)
 
 
+class GasSettings(BaseModel):
+    """The gas-alarm module (``[gas]``): each part its own sub-section."""
+
+    #: ``[gas.alarms]``: set points, severities, escalation, cases, the SMS gateway.
+    alarms: GasAlarmSettings = GasAlarmSettings()
+
+
 class Settings(BaseSettings):
     """All of CunAn's settings. Nested fields use ``__`` in the environment,
     e.g. ``CUNAN_FACES__MATCH_THRESHOLD=0.55``."""
@@ -262,6 +270,7 @@ class Settings(BaseSettings):
     cases: CaseSettings = CaseSettings()
     duties: DutySettings = DutySettings()
     web: WebSettings = WebSettings()
+    gas: GasSettings = GasSettings()
     #: Where the database (SQLite), the key file and crops live; ``CUNAN_DATA_DIR``.
     #: Unset: ``platformdirs.user_data_dir("cunan")`` (e.g. ``~/.local/share/cunan``).
     data_dir: Path | None = None

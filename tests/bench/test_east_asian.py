@@ -87,6 +87,48 @@ def test_open_set_figures_count_strangers_of_each_group_apart() -> None:
     assert small.n_strangers["east_asian"] > f.n_strangers["east_asian"]
 
 
+def test_other_half_strangers_are_counted_apart_and_pooled() -> None:
+    rng = np.random.default_rng(11)
+    names, vectors, numbers, halves = [], [], [], []
+
+    def add(name: str, v: np.ndarray, number: int, half: int) -> None:
+        vectors.append(v / np.linalg.norm(v))
+        names.append(name)
+        numbers.append(number)
+        halves.append(half)
+
+    centres = {f"EA_{p}": rng.standard_normal(16) for p in range(6)}
+    for name, centre in centres.items():  # half A: six people with two images each
+        for k in (1, 2):
+            add(name, centre + 0.05 * rng.standard_normal(16), k, 0)
+    add("EA_single", rng.standard_normal(16), 1, 0)  # half A's one stranger, unlike anyone
+    for p in range(3):  # half B: three strangers unlike anyone ...
+        add(f"EA_B{p}", rng.standard_normal(16), 1, 1)
+    add("EA_twin", np.asarray(vectors[0], dtype=np.float64), 1, 1)  # ... and EA_0's look-alike
+    pop = Population(
+        names=tuple(names),
+        vectors=np.asarray(vectors, dtype=np.float32),
+        numbers=np.asarray(numbers, dtype=np.int32),
+        east_asian=np.ones(len(names), dtype=bool),
+        half=np.asarray(halves, dtype=np.int64),
+    )
+    rule = fixed_rule(OpenSetConfig(), "m")
+    plain = open_set_figures(pop, rule, "east_asian", 0, half=0)
+    assert plain.fpir_other_half is None and "other_half_same_group_strangers" not in (
+        plain.as_json()
+    )
+    f = open_set_figures(pop, rule, "east_asian", 0, half=0, other_half=True)
+    # The same half's figures do not change; the other half's look-alike is named.
+    same = (f.tpir, f.fpir["east_asian"], f.tpir_at_fpir_1e2)
+    assert same == (plain.tpir, plain.fpir["east_asian"], plain.tpir_at_fpir_1e2)
+    assert f.fpir["east_asian"] == 0.0 and f.tpir_at_fpir_1e2 == 1.0
+    assert f.other_half_strangers == 4 and f.fpir_other_half == pytest.approx(1 / 4)
+    # Pooled, the look-alike sets the threshold at FPIR 1 %: EA_0's own probe scores lower.
+    assert f.tpir_at_fpir_1e2_both_halves is not None and f.tpir_at_fpir_1e2_both_halves < 1.0
+    block = f.as_json()["other_half_same_group_strangers"]
+    assert isinstance(block, dict) and block["strangers"] == 4
+
+
 def test_degrade_shrinks_the_face_to_the_width_asked_and_drops_colour() -> None:
     from cunan.bench.degraded import degrade
 

@@ -68,7 +68,12 @@ def test_no_page_or_asset_references_another_host(
         stylesheets.update(re.findall(r'<link rel="stylesheet" href="([^"]+)"', page.text))
         scripts.update(re.findall(r'<script src="([^"]+)"', page.text))
     assert stylesheets == {"/static/cunan.css"}
-    assert scripts == {"/static/live.js", "/static/cameras.js", "/static/zone.js"}
+    assert scripts == {
+        "/static/live.js",
+        "/static/cameras.js",
+        "/static/zone.js",
+        "/static/case.js",
+    }
     for asset in stylesheets | scripts:
         answer = anonymous.get(asset)
         assert answer.status_code == 200, asset

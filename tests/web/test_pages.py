@@ -316,7 +316,7 @@ def test_enrol_a_new_tenant_from_the_case_page(
     assert f'<option value="{village.room["b"]}"' in picker.text
     stale = staff.get(f"/cases/{case_id}", params={"house": "999999"})
     assert stale.status_code == 200 and 'action="/cases/' in stale.text
-    assert 'capture="user"' in picker.text and 'enctype="multipart/form-data"' in picker.text
+    assert 'capture="environment"' in picker.text and 'enctype="multipart/form-data"' in picker.text
     form = {
         "room_id": str(village.room["b"]),
         "consent_by": "网格员王",

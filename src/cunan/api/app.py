@@ -17,7 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import document_problems, install_error_handlers
-from cunan.api.routes import auth, cases, events, ops, places, registry
+from cunan.api.routes import auth, cases, events, gas_alarms, ops, places, registry
 from cunan.api.routes import reports as report_routes
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
@@ -26,6 +26,7 @@ from cunan.authz import Permission, require
 from cunan.web import (
     audit_pages,
     camera_pages,
+    case_pages,
     pages,
     place_edit_pages,
     portal_pages,
@@ -61,6 +62,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     registry.router,
     places.router,
     cases.router,
+    gas_alarms.router,
     ops.router,
     events.router,
     ui.router,
@@ -72,6 +74,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     place_edit_pages.router,
     settings_pages.router,
     camera_pages.router,
+    case_pages.router,
 )
 
 

@@ -132,6 +132,10 @@ class AuditAction(StrEnum):
     DUTIES_RECONCILE = "duties.reconcile"
     TASK_CONFIRM = "task.confirm"
     TASK_CLOSE = "task.close"
+    # gas alarms and their cases (cunan.gas.alarms, cunan.gas.cases)
+    GAS_ALARM_ACKNOWLEDGE = "gas.alarm_acknowledge"
+    GAS_CASE_STAGE = "gas.case_stage"
+    GAS_CASE_PHOTO_ADD = "gas.case_photo_add"
 
 
 class AuditDetailsError(ValueError):

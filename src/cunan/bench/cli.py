@@ -437,10 +437,16 @@ def east_asian_command(
                 )
         console.print(table)
         table = Table(title="Open set (operating point; TPIR at FPIR 1% of same-group strangers)")
-        for column in ("rule", "gallery", "size", "TPIR", "FPIR EA", "FPIR rest", "TPIR@1%"):
+        columns = ("rule", "gallery", "size", "TPIR", "FPIR EA", "FPIR rest", "TPIR@1%")
+        for column in (*columns, "other half: FPIR / TPIR@1% pooled"):
             table.add_column(column)
         for rule, rows in report.open_set.items():
             for o in rows:
+                other = (
+                    "-"
+                    if o.fpir_other_half is None or o.tpir_at_fpir_1e2_both_halves is None
+                    else f"{_pct(o.fpir_other_half)} / {_pct(o.tpir_at_fpir_1e2_both_halves)}"
+                )
                 table.add_row(
                     rule,
                     o.group,
@@ -449,6 +455,7 @@ def east_asian_command(
                     _pct(o.fpir["east_asian"]),
                     _pct(o.fpir["rest"]),
                     _pct(o.tpir_at_fpir_1e2),
+                    other,
                 )
         console.print(table)
         if degraded_rows:

@@ -601,16 +601,48 @@ class CaseService:
                 )
         return crops
 
-    def _best_templates(self, repo: CaseRepository, case_id: int) -> list[TemplateInput]:
+    def _best_templates(
+        self, repo: CaseRepository, case_id: int, chosen: Sequence[int] | None = None
+    ) -> list[TemplateInput]:
         """Templates from the case's best sightings: their stored embeddings (the normalised
         mean of each track's good best-shot faces, the vectors the matcher compared), with
         the crop kept as the template's photo when the village keeps photos. Read in the
-        caller's transaction, so they are the sightings of the case as it is closed."""
+        caller's transaction, so they are the sightings of the case as it is closed.
+
+        ``chosen``: the sightings staff picked (e.g. the crops that show the person well);
+        each must be a sighting of the case with a stored embedding, at most
+        ``max_templates_from_case`` of them."""
         best = self._best_first(self._members(repo, case_id))
+        if chosen is None:
+            picked = best[: min(self.settings.best_crops, self.settings.max_templates_from_case)]
+        else:
+            wanted = set(chosen)
+            if not wanted:
+                raise ValueError(
+                    f"请至少勾选一张人脸图片 (case {case_id}: choose at least one face picture)"
+                )
+            members = {m.sighting_id for m in best}
+            foreign = sorted(wanted - members)
+            if foreign:
+                raise ValueError(
+                    f"所选的人脸图片不属于此案件 (sightings {foreign} are not in case {case_id})"
+                )
+            if len(wanted) > self.settings.max_templates_from_case:
+                most = self.settings.max_templates_from_case
+                raise ValueError(
+                    f"最多只能勾选 {most} 张人脸图片 (case {case_id}: at most {most} face "
+                    f"pictures can become templates, {len(wanted)} chosen)"
+                )
+            picked = [m for m in best if m.sighting_id in wanted]
         templates: list[TemplateInput] = []
-        for member in best[: min(self.settings.best_crops, self.settings.max_templates_from_case)]:
+        for member in picked:
             row = repo.sighting(member.sighting_id)
             if row is None or row.embedding_ciphertext is None:
+                if chosen is not None:
+                    raise ValueError(
+                        f"这张人脸图片没有可用的人脸数据 (sighting {member.sighting_id} of case "
+                        f"{case_id} has no stored face to enrol from)"
+                    )
                 continue
             crop = (
                 self.cipher.decrypt(
@@ -713,17 +745,18 @@ class CaseService:
         consent: ConsentInput,
         tenancy: NewTenancy,
         fresh_photo: TemplateInput | None = None,
+        sighting_ids: Sequence[int] | None = None,
     ) -> EnrolResult:
         """补录: person + consent + tenancy (room, landlord) + templates from the case's best
-        sightings (and a fresh photo), and the case closed, all in one transaction with
-        their audit entries. Nothing is written if any part fails (a registry rule, the
-        case already closed, the database); the gallery listeners are told at commit, so
-        the matcher knows the person when this returns."""
+        sightings (or the ``sighting_ids`` staff chose; and a fresh photo), and the case
+        closed, all in one transaction with their audit entries. Nothing is written if any
+        part fails (a registry rule, the case already closed, the database); the gallery
+        listeners are told at commit, so the matcher knows the person when this returns."""
         with self.registry.unit_of_work() as unit:
             repo = CaseRepository(unit.session)
             case = self._case(repo, case_id, lock=True)
             self._require(case, ACTIVE, "enrol")
-            templates = self._best_templates(repo, case_id)
+            templates = self._best_templates(repo, case_id, sighting_ids)
             if fresh_photo is not None:
                 templates.append(fresh_photo)
             if not templates:
@@ -745,6 +778,8 @@ class CaseService:
                 room_id=tenancy.room_id,
                 landlord_id=tenancy.landlord_id,
                 fresh_photo=fresh_photo is not None,
+                # The crops staff ticked (None: the case's best ones).
+                chosen_sightings=sorted(set(sighting_ids)) if sighting_ids is not None else None,
             )
         return EnrolResult(case_id=case_id, person_id=person_id, template_ids=template_ids)
 

@@ -1,7 +1,8 @@
 """Key rotation: re-encrypt every stored ciphertext with a new key, then retire the old.
 
-Every table holding ciphertext is covered: face templates, enrolment photos, sighting crops
-and embeddings, and the cases' quiet faces (visitors, negative examples). Each value is
+Every table holding ciphertext is covered: face templates, enrolment photos, photos of signed
+consent forms, sighting crops and embeddings, the cases' quiet faces (visitors, negative
+examples), camera URLs, notification channels and gas cases' site photos. Each value is
 re-encrypted with exactly the associated data its writer used; the context functions are
 imported from the writers so the two can never drift apart.
 """
@@ -16,13 +17,15 @@ from pathlib import Path
 from cunan.audit.log import AuditAction, AuditLog, system_actor
 from cunan.cases.service import quiet_face_context
 from cunan.errors import Conflict
+from cunan.gas.cases import photo_context as gas_photo_context
 from cunan.notify.channels import channel_context
 from cunan.pipeline.store import camera_url_context, crop_context, embedding_context
 from cunan.registry.keybinding import bind_key_ring, forget_retired_keys, record_new_key
-from cunan.registry.service import photo_context, template_context
+from cunan.registry.service import consent_form_context, photo_context, template_context
 from cunan.security.cipher import DecryptionError, FieldCipher, KeyUnavailableError
 from cunan.security.keys import KeyFileError, KeyRing
 from cunan.storage.database import Database
+from cunan.storage.gas_alarm_repository import GasAlarmRepository
 from cunan.storage.key_repository import DiscardedFaceData, KeyCheckRepository
 from cunan.storage.notify_repository import NotifyChannelRepository
 from cunan.storage.pipeline_repository import CameraRepository
@@ -42,6 +45,7 @@ class RotationReport:
     sighting_crops: int
     sighting_embeddings: int
     quiet_faces: int
+    consent_forms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,8 @@ def rotate_keys(
     cipher = FieldCipher(ring)
     retired = tuple(sorted(k for k in ring.keys if k != ring.active))
     templates = photos = crops = embeddings = quiet = camera_urls = notify_channels = 0
+    forms = 0
+    gas_photos = 0
     with database.transaction() as session:
         repo = RegistryRepository(session)
         after = 0
@@ -118,6 +124,15 @@ def rotate_keys(
                 repo.set_photo_ciphertext(photo.id, cipher.encrypt(plain, ctx), ring.active)
                 photos += 1
             after = photo_batch[-1].id
+            session.expunge_all()
+        after = 0
+        while form_batch := repo.consent_form_batch(after_id=after, limit=BATCH):
+            for form in form_batch:
+                ctx = consent_form_context(form.id, form.consent_id, form.person_id)
+                plain = cipher.decrypt(form.ciphertext, ctx, what=f"consent form {form.id}")
+                repo.set_consent_form_ciphertext(form.id, cipher.encrypt(plain, ctx), ring.active)
+                forms += 1
+            after = form_batch[-1].id
             session.expunge_all()
         after = 0
         while sighting_batch := repo.sighting_batch(after_id=after, limit=BATCH):
@@ -171,6 +186,20 @@ def rotate_keys(
             channel.config_ciphertext = cipher.encrypt(plain, ctx)
             channel.key_id = ring.active
             notify_channels += 1
+        gas = GasAlarmRepository(session)
+        after = 0
+        while gas_batch := gas.photo_batch(after_id=after, limit=BATCH):
+            for site_photo in gas_batch:
+                ctx = gas_photo_context(site_photo.id, site_photo.case_id)
+                plain = cipher.decrypt(
+                    site_photo.ciphertext, ctx, what=f"gas case photo {site_photo.id}"
+                )
+                site_photo.ciphertext = cipher.encrypt(plain, ctx)
+                site_photo.key_id = ring.active
+                gas_photos += 1
+            session.flush()
+            after = gas_batch[-1].id
+            session.expunge_all()
         session.flush()
         still_old = repo.key_ids_in_use() - {ring.active}
         if still_old:
@@ -186,11 +215,13 @@ def rotate_keys(
                     "retired_key_ids": list(retired),
                     "templates": templates,
                     "photos": photos,
+                    "consent_forms": forms,
                     "sighting_crops": crops,
                     "sighting_embeddings": embeddings,
                     "quiet_faces": quiet,
                     "camera_urls": camera_urls,
                     "notify_channels": notify_channels,
+                    "gas_case_photos": gas_photos,
                 },
                 session=session,
             )
@@ -216,6 +247,7 @@ def rotate_keys(
         sighting_crops=crops,
         sighting_embeddings=embeddings,
         quiet_faces=quiet,
+        consent_forms=forms,
     )
 
 
@@ -229,7 +261,8 @@ class UnreadableValue:
 
 
 def unreadable_values(database: Database, cipher: FieldCipher) -> list[UnreadableValue]:
-    """Every enrolment photo, sighting crop and embedding, quiet face and camera URL that does
+    """Every enrolment photo, signed consent form, sighting crop and embedding, quiet face,
+    camera URL and notification channel that does
     not decrypt with ``cipher``, with the same associated data its writer used. Templates are
     :meth:`RegistryService.unreadable_templates`'s."""
     bad: list[UnreadableValue] = []
@@ -249,6 +282,12 @@ def unreadable_values(database: Database, cipher: FieldCipher) -> list[Unreadabl
             for photo in photos:
                 check("photo", photo.id, photo.ciphertext, photo_context(photo.id, photo.person_id))
             after = photos[-1].id
+        after = 0
+        while forms := repo.consent_form_batch(after_id=after, limit=BATCH):
+            for form in forms:
+                ctx = consent_form_context(form.id, form.consent_id, form.person_id)
+                check("consent form", form.id, form.ciphertext, ctx)
+            after = forms[-1].id
         after = 0
         while sightings := repo.sighting_batch(after_id=after, limit=BATCH):
             for row in sightings:
@@ -272,6 +311,12 @@ def unreadable_values(database: Database, cipher: FieldCipher) -> list[Unreadabl
         for channel in NotifyChannelRepository(session).channels():
             ctx = channel_context(channel.id)
             check("notification channel", channel.id, channel.config_ciphertext, ctx)
+        after = 0
+        while site_photos := GasAlarmRepository(session).photo_batch(after_id=after, limit=BATCH):
+            for site_photo in site_photos:
+                ctx = gas_photo_context(site_photo.id, site_photo.case_id)
+                check("gas case photo", site_photo.id, site_photo.ciphertext, ctx)
+            after = site_photos[-1].id
     return bad
 
 
@@ -316,6 +361,8 @@ def reset_keys(
                     "quiet_faces": discarded.quiet_faces,
                     "camera_urls": discarded.camera_urls,
                     "notify_channels": discarded.notify_channels,
+                    "consent_forms": discarded.consent_forms,
+                    "gas_case_photos": discarded.gas_case_photos,
                 },
                 session=session,
             )

@@ -56,6 +56,8 @@ class ConsentInput:
     scope: str = DEFAULT_CONSENT_SCOPE
     guardian_name: str | None = None
     guardian_relation: str | None = None
+    #: A photo of the signed paper form (JPEG or PNG), kept encrypted with the consent.
+    form_photo: PhotoInput | None = None
 
 
 @dataclass(frozen=True, slots=True)

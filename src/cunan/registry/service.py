@@ -59,6 +59,7 @@ from cunan.storage.pipeline_repository import SightingRepository
 from cunan.storage.repositories import RegistryRepository
 from cunan.storage.tables import (
     Consent,
+    ConsentForm,
     EnrolmentPhoto,
     FaceTemplate,
     GridArea,
@@ -104,6 +105,11 @@ def template_context(template_id: int, person_id: int, model_id: str) -> bytes:
 
 def photo_context(photo_id: int, person_id: int) -> bytes:
     return f"photo:{photo_id}:{person_id}".encode()
+
+
+def consent_form_context(form_id: int, consent_id: int, person_id: int) -> bytes:
+    """Associated data binding a signed form's photo to its row, consent and person."""
+    return f"consent-form:{form_id}:{consent_id}:{person_id}".encode()
 
 
 def encode_vector(vector: Vector) -> bytes:
@@ -635,6 +641,7 @@ class RegistryService:
             if consent is not None:
                 consent_row = repo.add(_consent_row(row.id, consent))
                 consent_id = consent_row.id
+                self._store_consent_form(repo, consent_row, consent.form_photo)
                 template_ids = [
                     self._store_template(repo, events, row, consent_row, template)
                     for template in templates
@@ -651,6 +658,7 @@ class RegistryService:
                     "village_id": person.village_id,
                     "household_id": person.household_id,
                     "consent_id": consent_id,
+                    "signed_form": consent is not None and consent.form_photo is not None,
                     "templates": len(template_ids),
                     "template_ids": template_ids,
                     "tenancy_id": tenancy_id,
@@ -672,13 +680,18 @@ class RegistryService:
             person = _get(repo.person(person_id, for_update=True), "person", person_id)
             self._check_consent(consent, is_minor=person.is_minor, who=f"person {person_id}")
             row = repo.add(_consent_row(person_id, consent))
+            self._store_consent_form(repo, row, consent.form_photo)
             person.non_face_alternative = False
             self._audit(
                 repo,
                 CONSENT_RECORD,
                 target_type="person",
                 target_id=person_id,
-                details={"consent_id": row.id, "guardian": row.guardian_name is not None},
+                details={
+                    "consent_id": row.id,
+                    "guardian": row.guardian_name is not None,
+                    "signed_form": consent.form_photo is not None,
+                },
             )
             return row.id
 
@@ -954,6 +967,41 @@ class RegistryService:
                 row.ciphertext, photo_context(row.id, row.person_id), what=f"photo {row.id}"
             )
             return PhotoInput(data=data, media_type=row.media_type)
+
+        return self._read(act)
+
+    def _store_consent_form(
+        self, repo: RegistryRepository, consent: Consent, photo: PhotoInput | None
+    ) -> None:
+        """Keep the photo of a consent's signed form, encrypted (whatever
+        ``keep_enrolment_photos`` says: it is the proof of consent, not face data)."""
+        if photo is None:
+            return
+        row = repo.add(
+            ConsentForm(
+                consent_id=consent.id,
+                person_id=consent.person_id,
+                media_type=photo.media_type,
+                ciphertext=b"",
+                key_id=self.cipher.active_key_id,
+            )
+        )
+        # Encrypted after the insert: the row's id is part of the associated data.
+        row.ciphertext = self.cipher.encrypt(
+            photo.data, consent_form_context(row.id, consent.id, consent.person_id)
+        )
+
+    def consent_form(self, consent_id: int) -> PhotoInput:
+        """The photo of a consent's signed form, decrypted (NotFound: none was taken)."""
+
+        def act(repo: RegistryRepository) -> PhotoInput:
+            row = _get(repo.consent_form_of(consent_id), "signed form of consent", consent_id)
+            data = self.cipher.decrypt(
+                row.ciphertext,
+                consent_form_context(row.id, row.consent_id, row.person_id),
+                what=f"signed form of consent {consent_id}",
+            )
+            return PhotoInput(data, row.media_type)
 
         return self._read(act)
 

@@ -14,6 +14,10 @@ from cunan.storage.case_tables import Case, CaseParkedEvent, CaseQuietFace, Case
 from cunan.storage.database import rowcount
 from cunan.storage.pipeline_tables import EventAck, OutboxEvent, Sighting
 
+#: ``cases.kind`` of the face workflow's cases; this repository sees only those (gas cases
+#: live in the same table: cunan.storage.gas_alarm_repository).
+FACE_KIND = "face"
+
 
 @dataclass(frozen=True, slots=True)
 class QuietFaceRef:
@@ -120,16 +124,20 @@ class CaseRepository:
     # -- cases -------------------------------------------------------------------------------
 
     def case(self, case_id: int, *, for_update: bool = False) -> Case | None:
-        """The case; ``for_update`` locks its row until the transaction ends (PostgreSQL) and
-        reloads it, so a caller that waited for the lock sees the committed state, not a
+        """The face case; ``for_update`` locks its row until the transaction ends (PostgreSQL)
+        and reloads it, so a caller that waited for the lock sees the committed state, not a
         copy an earlier read left in the session. SQLite ignores the lock: its BEGIN
-        IMMEDIATE already admits one writer at a time."""
-        return self.session.get(
+        IMMEDIATE already admits one writer at a time. A gas case (``kind='gas'``, see
+        cunan.gas.cases) is no face case: None, like a missing one."""
+        case = self.session.get(
             Case, case_id, with_for_update=for_update, populate_existing=for_update
         )
+        return case if case is not None and case.kind == FACE_KIND else None
 
     def cases(self, statuses: Sequence[str]) -> Sequence[Case]:
-        return self.session.scalars(select(Case).where(Case.status.in_(list(statuses)))).all()
+        return self.session.scalars(
+            select(Case).where(Case.status.in_(list(statuses)), Case.kind == FACE_KIND)
+        ).all()
 
     def case_versions(self, *, model_id: str, statuses: Sequence[str]) -> list[tuple[int, int]]:
         """(id, version) of the cases of ``model_id`` in ``statuses``, read without locking.
@@ -139,7 +147,9 @@ class CaseRepository:
         cases = Case.__table__.c
         rows = self.session.execute(
             select(cases.id, cases.version).where(
-                cases.status.in_(list(statuses)), cases.model_id == model_id
+                cases.status.in_(list(statuses)),
+                cases.model_id == model_id,
+                cases.kind == FACE_KIND,
             )
         ).all()
         return [(int(case_id), int(version)) for case_id, version in rows]
@@ -152,6 +162,7 @@ class CaseRepository:
         rows = self.session.execute(
             select(Case.id, Case.version).where(
                 Case.status == "closed",
+                Case.kind == FACE_KIND,
                 Case.model_id == model_id,
                 Case.outcome.in_(list(outcomes)),
                 Case.closed_at > closed_after,
@@ -277,7 +288,12 @@ class CaseRepository:
 
     def cases_by_ids(self, case_ids: Sequence[int]) -> list[Case]:
         """The cases with these ids that exist, in the order given."""
-        rows = {c.id: c for c in self.session.scalars(select(Case).where(Case.id.in_(case_ids)))}
+        rows = {
+            c.id: c
+            for c in self.session.scalars(
+                select(Case).where(Case.id.in_(case_ids), Case.kind == FACE_KIND)
+            )
+        }
         return [rows[i] for i in case_ids if i in rows]
 
     def member_span(self, case_id: int) -> MemberSpan:

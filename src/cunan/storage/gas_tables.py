@@ -270,3 +270,35 @@ class GasPushInbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: Why the body could not be processed (type and message, no payload copied).
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class GasCaseStep(Base):
+    """One move of a gas case along its stages: who moved it, when, and their note."""
+
+    __tablename__ = "gas_case_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    #: None for the step that opened the case.
+    from_stage: Mapped[str | None] = mapped_column(String(16))
+    to_stage: Mapped[str] = mapped_column(String(16))
+    #: What the person on site wrote (shown on the case, never copied into the audit log).
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class GasCasePhoto(Base):
+    """A photo of the site attached to a gas case, AES-GCM encrypted like every photo."""
+
+    __tablename__ = "gas_case_photos"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    added_by: Mapped[str] = mapped_column(String(100))
+    added_at: Mapped[datetime]

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import TemplateChangeKind
+from cunan.storage.gas_tables import GasCasePhoto
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.repositories import RegistryRepository
-from cunan.storage.tables import EnrolmentPhoto, KeyCheck
+from cunan.storage.tables import ConsentForm, EnrolmentPhoto, KeyCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,10 @@ class DiscardedFaceData:
     #: Notification channels added from the web (their keys and secrets were encrypted):
     #: deleted, to be added again on the settings page.
     notify_channels: int = 0
+    #: Photos of signed consent forms (the consents themselves stay, without the photo).
+    consent_forms: int = 0
+    #: Gas cases' site photos: deleted (the cases and their steps stay).
+    gas_case_photos: int = 0
 
 
 class KeyCheckRepository:
@@ -72,6 +77,7 @@ class KeyCheckRepository:
             templates += len(batch)
             self.session.expunge_all()
         photos = rowcount(self.session.execute(delete(EnrolmentPhoto)))
+        forms = rowcount(self.session.execute(delete(ConsentForm)))
         sightings = rowcount(
             self.session.execute(
                 update(Sighting)
@@ -93,6 +99,7 @@ class KeyCheckRepository:
             )
         )
         channels = rowcount(self.session.execute(delete(NotifyChannel)))
+        gas_photos = rowcount(self.session.execute(delete(GasCasePhoto)))
         return DiscardedFaceData(
             templates=templates,
             photos=photos,
@@ -100,4 +107,6 @@ class KeyCheckRepository:
             quiet_faces=quiet,
             camera_urls=cameras,
             notify_channels=channels,
+            consent_forms=forms,
+            gas_case_photos=gas_photos,
         )

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session, aliased
 
 from cunan.storage.audit_tables import AuditEntry
 from cunan.storage.case_tables import Case, CaseSighting
-from cunan.storage.enums import PersonCategory, PersonStatus
+from cunan.storage.enums import PersonCategory, PersonStatus, UserRole
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.tables import (
     Consent,
+    ConsentForm,
     EnrolmentPhoto,
     GridArea,
     House,
@@ -24,6 +25,7 @@ from cunan.storage.tables import (
     Person,
     Room,
     Tenancy,
+    User,
     Village,
 )
 
@@ -324,7 +326,8 @@ class QueryRepository:
         since: datetime | None,
         until: datetime | None,
     ) -> tuple[list[Case], int]:
-        query = select(Case)
+        # Face cases only: gas cases (kind 'gas') have their own list (cunan.gas.alarms).
+        query = select(Case).where(Case.kind == "face")
         if statuses:
             query = query.where(Case.status.in_(list(statuses)))
         if since is not None:
@@ -459,6 +462,15 @@ class QueryRepository:
         )
         return [(a, int(n)) for a, n in rows]
 
+    def landlord_names(self, village_id: int) -> list[tuple[int, str, str | None]]:
+        """(id, name, phone) of the village's landlords by name: a form's choices."""
+        rows = self.session.execute(
+            select(Landlord.id, Landlord.name, Landlord.phone)
+            .where(Landlord.village_id == village_id)
+            .order_by(Landlord.name, Landlord.id)
+        )
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
     def landlords(self, village_id: int) -> list[tuple[Landlord, int]]:
         """Each landlord of the village with their number of houses."""
         houses = (
@@ -529,6 +541,64 @@ class QueryRepository:
                 .order_by(Consent.collected_at, Consent.id)
             )
         )
+
+    def consents_with_forms(self, person_id: int) -> set[int]:
+        """Ids of the person's consents with a photo of their signed form."""
+        return {
+            int(i)
+            for i in self.session.scalars(
+                select(ConsentForm.consent_id).where(ConsentForm.person_id == person_id)
+            )
+        }
+
+    def first_photo_ids(self, person_ids: Sequence[int]) -> dict[int, int]:
+        """The first kept enrolment photo of each of these people (those with one)."""
+        if not person_ids:
+            return {}
+        rows = self.session.execute(
+            select(EnrolmentPhoto.person_id, func.min(EnrolmentPhoto.id))
+            .where(EnrolmentPhoto.person_id.in_(list(person_ids)))
+            .group_by(EnrolmentPhoto.person_id)
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
+    def person_places(
+        self, person_ids: Sequence[int], today: date
+    ) -> dict[int, tuple[str, tuple[int, str, int, str, str | None] | None]]:
+        """Name and current place (room id, room, house id, address, landlord) of each of
+        these people that exists: how cases name the person an outcome recorded."""
+        if not person_ids:
+            return {}
+        names = {
+            int(r[0]): str(r[1])
+            for r in self.session.execute(
+                select(Person.id, Person.name).where(Person.id.in_(list(person_ids)))
+            )
+        }
+        places = self._current_places(today, list(names))
+        return {pid: (name, places.get(pid)) for pid, name in names.items()}
+
+    def usernames(self, user_ids: Sequence[int]) -> dict[int, str]:
+        """Account names of these users (a case's assignee)."""
+        if not user_ids:
+            return {}
+        rows = self.session.execute(
+            select(User.id, User.username, User.display_name).where(User.id.in_(list(user_ids)))
+        )
+        return {int(r[0]): str(r[2] or r[1]) for r in rows}
+
+    def case_workers(self) -> list[tuple[int, str, str | None]]:
+        """Enabled staff and administrator accounts (who a case can be assigned to), by
+        name: (id, username, display name)."""
+        rows = self.session.execute(
+            select(User.id, User.username, User.display_name)
+            .where(
+                User.disabled_at.is_(None),
+                User.role.in_([UserRole.STAFF, UserRole.ADMIN]),
+            )
+            .order_by(User.username)
+        )
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
 
     def photo_ids_of(self, person_id: int) -> list[int]:
         return [

@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from cunan.storage.case_tables import CaseQuietFace
 from cunan.storage.database import rowcount
 from cunan.storage.enums import PersonStatus, TemplateChangeKind
+from cunan.storage.gas_tables import GasCasePhoto
 from cunan.storage.notify_tables import NotifyChannel
 from cunan.storage.pipeline_tables import Camera, Sighting
 from cunan.storage.tables import (
     Consent,
+    ConsentForm,
     EnrolmentPhoto,
     FaceTemplate,
     GridArea,
@@ -179,6 +181,25 @@ class RegistryRepository:
     def photo(self, photo_id: int) -> EnrolmentPhoto | None:
         return self.session.get(EnrolmentPhoto, photo_id)
 
+    def consent_form_of(self, consent_id: int) -> ConsentForm | None:
+        """The photo of a consent's signed form, if one was taken."""
+        return self.session.scalar(select(ConsentForm).where(ConsentForm.consent_id == consent_id))
+
+    def consent_form_batch(self, *, after_id: int, limit: int) -> Sequence[ConsentForm]:
+        return self.session.scalars(
+            select(ConsentForm)
+            .where(ConsentForm.id > after_id)
+            .order_by(ConsentForm.id)
+            .limit(limit)
+        ).all()
+
+    def set_consent_form_ciphertext(self, form_id: int, ciphertext: bytes, key_id: str) -> None:
+        self.session.execute(
+            update(ConsentForm)
+            .where(ConsentForm.id == form_id)
+            .values(ciphertext=ciphertext, key_id=key_id)
+        )
+
     def template_refs(self) -> list[tuple[int, int, int | None, str]]:
         """(template id, person id, photo id, model id) of every template, by id; nothing
         decrypted (the plan of a re-embedding)."""
@@ -305,10 +326,11 @@ class RegistryRepository:
 
     def key_ids_in_use(self) -> set[str]:
         """Ids of every key some stored ciphertext was made with, across all encrypted tables:
-        templates, enrolment photos, sighting crops/embeddings, quiet faces, camera URLs and
-        the notification channels added from the web."""
+        templates, enrolment photos, signed consent forms, sighting crops/embeddings, quiet
+        faces, camera URLs and the notification channels added from the web."""
         used = set(self.session.scalars(select(FaceTemplate.key_id).distinct()).all())
         used |= set(self.session.scalars(select(EnrolmentPhoto.key_id).distinct()).all())
+        used |= set(self.session.scalars(select(ConsentForm.key_id).distinct()).all())
         used |= set(self.session.scalars(select(CaseQuietFace.key_id).distinct()).all())
         # A sighting records the active key id even when it stored no crop or embedding;
         # only rows that hold a ciphertext need the key.
@@ -334,6 +356,8 @@ class RegistryRepository:
             if key_id is not None
         }
         used |= set(self.session.scalars(select(NotifyChannel.key_id).distinct()).all())
+        # Gas cases' site photos (cunan.gas.cases).
+        used |= set(self.session.scalars(select(GasCasePhoto.key_id).distinct()).all())
         return used
 
     # -- change feed -------------------------------------------------------------------------

@@ -106,11 +106,14 @@ class StatsRepository:
             return None
         # Only this table: resolving its foreign keys would reflect half the schema per call.
         cases = Table("cases", MetaData(), autoload_with=connection, resolve_fks=False)
+        # Face cases only (gas alarms' cases, migration 0014, are counted by the gas module).
+        face = cases.c.kind == "face" if "kind" in cases.c else literal(True)
         open_cases = self.session.scalar(
-            select(func.count()).select_from(cases).where(cases.c.status.in_(open_statuses))
+            select(func.count()).select_from(cases).where(cases.c.status.in_(open_statuses), face)
         )
         rows = self.session.execute(
             select(cases.c.opened_at, cases.c.outcome_at).where(
+                face,
                 cases.c.status == "closed",
                 cases.c.outcome.is_not(None),
                 cases.c.outcome_at.is_not(None),
@@ -147,7 +150,9 @@ class StatsRepository:
             )
             bucketed = (
                 select(period.label("period"))
-                .where(column >= boundaries[0], column < boundaries[-1], *extra)
+                .where(
+                    column >= boundaries[0], column < boundaries[-1], Case.kind == "face", *extra
+                )
                 .subquery()
             )
             rows = self.session.execute(

@@ -217,6 +217,26 @@ class Consent(Base):
     person: Mapped[Person] = relationship(back_populates="consents")
 
 
+class ConsentForm(Base):
+    """A photo of a consent's signed paper form, AES-GCM encrypted: the proof of who agreed,
+    kept with the consent (deleted with the person, never with a withdrawal: it proves the
+    consent the withdrawal ended)."""
+
+    __tablename__ = "consent_forms"
+    # Ids are never reused (SQLite reuses the highest without AUTOINCREMENT).
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consent_id: Mapped[int] = mapped_column(
+        ForeignKey("consents.id", ondelete="CASCADE"), unique=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    media_type: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Tenancy(Base):
     """A person living in a room; ``move_out`` NULL means still living there."""
 

@@ -414,10 +414,13 @@ async def enrol_submit(
     move_in: Annotated[str, Form(max_length=20)] = "",
     non_face_note: Annotated[str, Form(max_length=500)] = "",
     photo: Annotated[UploadFile | None, File()] = None,
+    consent_form: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """Enrols the person; a photo that cannot be used is explained in plain words and the
-    form is shown again (nothing stored)."""
+    """Enrols the person (with a photo of the signed consent form if one was taken); a
+    photo that cannot be used is explained in plain words and the form is shown again
+    (nothing stored)."""
     data = await photo.read() if photo is not None else b""
+    signed = await consent_form.read() if consent_form is not None else b""
     form = {
         "name": name,
         "category": category.value,
@@ -451,6 +454,7 @@ async def enrol_submit(
                 non_face_note=non_face_note.strip() or None,
                 room_id=_int(room_id),
                 move_in=_day(move_in, "move_in"),
+                consent_form=signed or None,
             ),
             [data] if data else [],
         )
@@ -538,6 +542,20 @@ def person_photo(
     return Response(
         photo.data,
         media_type=photo.media_type,
+        headers={"cache-control": "no-store, private", "x-content-type-options": "nosniff"},
+    )
+
+
+@router.get("/people/{person_id}/consents/{consent_id}/form")
+def consent_form(
+    person_id: int, consent_id: int, request: Request, who: PagePrincipal, svc: PageServices
+) -> Response:
+    """The photo of a consent's signed form, like an enrolment photo: audited, never cached."""
+    with page_errors():
+        form = svc.consent_form(person_id, consent_id)
+    return Response(
+        form.data,
+        media_type=form.media_type,
         headers={"cache-control": "no-store, private", "x-content-type-options": "nosniff"},
     )
 
@@ -648,15 +666,18 @@ def record_consent(
     collected_by: Annotated[str, Form(max_length=200)],
     method: Annotated[ConsentMethod, Form()] = ConsentMethod.PAPER,
     guardian: Annotated[str, Form(max_length=200)] = "",
+    form_photo: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    """A new consent (after a withdrawal, before photos are added again)."""
+    """A new consent (after a withdrawal, before photos are added again), with a photo of
+    the signed form if one was taken."""
+    signed = form_photo.file.read() if form_photo is not None else b""
     return _person_change(
         request,
         who,
         svc,
         person_id,
         lambda: svc.record_consent(
-            person_id, collected_by.strip(), method, guardian.strip() or None
+            person_id, collected_by.strip(), method, guardian.strip() or None, signed or None
         ),
         "consent",
     )

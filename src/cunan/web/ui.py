@@ -1,21 +1,17 @@
-"""The pages: login, logout, account and language, the dashboard, the case list and case page."""
+"""The pages: login, logout, account and language, the dashboard (cases: case_pages.py)."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from cunan.api.security import CSRF_COOKIE, SESSION_COOKIE, same_origin
-from cunan.app_services import AppServices, NewPersonRequest, page
-from cunan.authz import Permission, Principal
-from cunan.duties.clock import start_of_day
-from cunan.errors import CunanError, ErrorKind, Forbidden, InvalidInput, NotFound, kind_of
-from cunan.storage.enums import ConsentMethod, PersonCategory
-from cunan.storage.query_repository import PeopleFilter
+from cunan.app_services import page
+from cunan.errors import CunanError, ErrorKind, Forbidden, InvalidInput, kind_of
 from cunan.web.charts import sightings_chart
 from cunan.web.render import (
     PageError,
@@ -34,16 +30,6 @@ router = APIRouter(include_in_schema=False)
 
 #: Case statuses that still need someone to go and look.
 ACTIVE_STATUSES = ("open", "assigned")
-#: The case list's status filter: the choice and the statuses it means.
-STATUS_FILTERS: dict[str, tuple[str, ...] | None] = {
-    "active": ACTIVE_STATUSES,
-    "open": ("open",),
-    "assigned": ("assigned",),
-    "closed": ("closed",),
-    "merged": ("merged",),
-    "all": None,
-}
-CASES_PER_PAGE = 25
 
 
 def _client(request: Request) -> str:
@@ -188,11 +174,13 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
         camera_health = svc.camera_health()
         overdue = svc.overdue_departures()
         tasks = svc.confirmation_tasks()
+        labels = svc.case_labels(open_cases.items)
     days, counts = _chart_input(stats)
     share = stats.get("tenant_face_data_share")
     chart = sightings_chart(days, counts) if days else None
     context: dict[str, Any] = {
         "open_cases": open_cases,
+        "labels": labels,
         "stats": stats,
         "cameras": cameras,
         "camera_health": camera_health,
@@ -206,240 +194,14 @@ def dashboard(request: Request, who: PagePrincipal, svc: PageServices) -> Respon
     return render(request, "dashboard.html", context, who=who)
 
 
-# -- cases ------------------------------------------------------------------------------------
+# -- shared by the pages ---------------------------------------------------------------------
 
 
 def _day(value: str | None, what: str) -> date | None:
+    """A form's day (YYYY-MM-DD), None when empty; a refusal naming the field otherwise."""
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{what}: {value!r} is not a date (YYYY-MM-DD)") from None
-
-
-@router.get("/cases")
-def cases_list(
-    request: Request,
-    who: PagePrincipal,
-    svc: PageServices,
-    status: str = "active",
-    camera: str = "",
-    since: str = "",
-    until: str = "",
-    offset: int = 0,
-) -> Response:
-    """Cases, most-seen first, filtered by status, camera and the days they were seen."""
-    if status not in STATUS_FILTERS:
-        status = "active"
-    zone = core_of(request).settings.duties.zone
-    with page_errors():
-        start = _day(since, "since")
-        end = _day(until, "until")
-        listing = svc.list_cases(
-            page(max(offset, 0), CASES_PER_PAGE),
-            statuses=STATUS_FILTERS[status],
-            camera=camera.strip() or None,
-            since=start_of_day(start, zone) if start else None,
-            until=start_of_day(end + timedelta(days=1), zone) if end else None,
-        )
-    filters = {"status": status, "camera": camera, "since": since, "until": until}
-    return render(
-        request,
-        "cases.html",
-        {
-            "listing": listing,
-            "filters": filters,
-            "statuses": list(STATUS_FILTERS),
-            "per_page": CASES_PER_PAGE,
-        },
-        who=who,
-    )
-
-
-def _case_page(
-    request: Request,
-    who: Principal,
-    svc: AppServices,
-    case_id: int,
-    *,
-    error: str | None = None,
-    status: int = 200,
-) -> Response:
-    query = request.query_params.get("q", "").strip()
-    house = request.query_params.get("house", "")
-    with page_errors():
-        case = svc.get_case(case_id)
-        sightings = svc.case_sightings(case_id)
-        editable = who.may(Permission.EDIT_CASES) and case.status in ACTIVE_STATUSES
-        people = (
-            svc.list_people(PeopleFilter(name=query), page(0, 20)).items
-            if editable and query
-            else []
-        )
-        houses = svc.list_houses(page(0, 200)).items if editable else []
-        may_search = editable and who.may(Permission.IDENTIFY)
-        # Only on request: each look-up is a 1:N search of the registry, and audited.
-        similar = (
-            svc.case_candidates(case_id)
-            if may_search and request.query_params.get("similar") == "1"
-            else None
-        )
-        chosen = None
-        if editable and house.isdigit():
-            try:
-                chosen = svc.get_house(int(house))
-            except NotFound:
-                # A stale or mistyped house in the picker's link: show the case, no rooms.
-                chosen = None
-    context = {
-        "case": case,
-        "sightings": sightings,
-        "editable": editable,
-        "error": error,
-        "query": query,
-        "people": people,
-        "may_search": may_search,
-        "similar": similar,
-        "houses": houses,
-        "house": chosen,
-        "methods": [m.value for m in ConsentMethod],
-        "today": svc.today(),
-    }
-    return render(request, "case.html", context, who=who, status=status)
-
-
-@router.get("/cases/{case_id}")
-def case_page(case_id: int, request: Request, who: PagePrincipal, svc: PageServices) -> Response:
-    """A case: best crops, sightings, and (for staff) the outcome forms."""
-    return _case_page(request, who, svc, case_id)
-
-
-def _act(
-    request: Request, who: Principal, svc: AppServices, case_id: int, action: Any, *args: Any
-) -> Response:
-    """Runs one outcome; a refusal shows the case page again with the reason."""
-    try:
-        action(*args)
-    except CunanError as exc:
-        kind = kind_of(exc)
-        if kind in (ErrorKind.FORBIDDEN, ErrorKind.NOT_FOUND, ErrorKind.UNAUTHENTICATED):
-            raise PageError(exc) from exc
-        return _case_page(request, who, svc, case_id, error=str(exc), status=422)
-    return redirect(f"/cases/{case_id}")
-
-
-def _end_of(day: date, request: Request) -> datetime:
-    zone = core_of(request).settings.duties.zone
-    return start_of_day(day + timedelta(days=1), zone) - timedelta(seconds=1)
-
-
-@router.post("/cases/{case_id}/assign")
-def case_assign(
-    case_id: int,
-    request: Request,
-    who: PagePrincipal,
-    svc: PageServices,
-    deadline: Annotated[str, Form(max_length=20)] = "",
-) -> Response:
-    """Take the case: assigned to the logged-in user, with an optional deadline day."""
-
-    def run() -> None:
-        day = _day(deadline, "deadline")
-        if who.user_id is None:
-            raise InvalidInput("only a user account can take a case")
-        svc.assign_case(case_id, who.user_id, _end_of(day, request) if day else None)
-
-    return _act(request, who, svc, case_id, run)
-
-
-@router.post("/cases/{case_id}/false-alarm")
-def case_false_alarm(
-    case_id: int, request: Request, who: PagePrincipal, svc: PageServices
-) -> Response:
-    return _act(request, who, svc, case_id, svc.close_false_alarm, case_id)
-
-
-@router.post("/cases/{case_id}/visitor")
-def case_visitor(
-    case_id: int,
-    request: Request,
-    who: PagePrincipal,
-    svc: PageServices,
-    until: Annotated[str, Form(max_length=20)],
-) -> Response:
-    """A visitor until the end of the given day (village time)."""
-
-    def run() -> None:
-        day = _day(until, "until")
-        if day is None:
-            raise InvalidInput("until: a date is required")
-        svc.close_visitor(case_id, _end_of(day, request))
-
-    return _act(request, who, svc, case_id, run)
-
-
-@router.post("/cases/{case_id}/escalate")
-def case_escalate(
-    case_id: int,
-    request: Request,
-    who: PagePrincipal,
-    svc: PageServices,
-    reason: Annotated[str, Form(max_length=1000)],
-) -> Response:
-    def run() -> None:
-        if not reason.strip():
-            raise InvalidInput("reason: a reason is required")
-        svc.close_escalate(case_id, reason.strip())
-
-    return _act(request, who, svc, case_id, run)
-
-
-@router.post("/cases/{case_id}/person")
-def case_person(
-    case_id: int,
-    request: Request,
-    who: PagePrincipal,
-    svc: PageServices,
-    person_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
-) -> Response:
-    """The case is registered person X (chosen from a name search on the case page)."""
-    return _act(request, who, svc, case_id, svc.close_registered_person, case_id, person_id)
-
-
-@router.post("/cases/{case_id}/enrol")
-def case_enrol(
-    case_id: int,
-    request: Request,
-    who: PagePrincipal,
-    svc: PageServices,
-    name: Annotated[str, Form(max_length=200)],
-    room_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
-    consent_by: Annotated[str, Form(max_length=200)],
-    consent_method: Annotated[ConsentMethod, Form()] = ConsentMethod.PAPER,
-    id_number: Annotated[str, Form(max_length=32)] = "",
-    phone: Annotated[str, Form(max_length=32)] = "",
-    photo: Annotated[UploadFile | None, File()] = None,
-) -> Response:
-    """补录: the case's person becomes a tenant of the room, with the consent taken on site
-    and, if given, a fresh photo from the phone's camera."""
-    fresh = photo.file.read() if photo is not None else b""
-
-    def run() -> None:
-        if not name.strip():
-            raise InvalidInput("name: a name is required")
-        svc.close_enrol(
-            case_id,
-            NewPersonRequest(
-                name=name.strip(),
-                category=PersonCategory.TENANT,
-                consent_by=consent_by.strip(),
-                consent_method=consent_method,
-                id_number=id_number.strip() or None,
-                phone=phone.strip() or None,
-                room_id=room_id,
-            ),
-            fresh or None,
-        )
-
-    return _act(request, who, svc, case_id, run)

@@ -130,11 +130,16 @@ async def enrol(
     landlord_id: Annotated[int | None, Form()] = None,
     move_in: Annotated[date | None, Form()] = None,
     photo: Annotated[UploadFile | None, File()] = None,
+    sighting_ids: Annotated[list[int] | None, Form(max_length=1000)] = None,
+    consent_form: Annotated[UploadFile | None, File()] = None,
 ) -> Enrolled:
-    """补录: enrol the person of the case as a tenant of a room, with on-site consent."""
+    """补录: enrol the person of the case as a tenant of a room, with on-site consent (and
+    ``consent_form``, a JPEG or PNG photo of the signed form); the templates come from the
+    case's best sightings, or from ``sighting_ids`` (repeatable) when given."""
     from starlette.concurrency import run_in_threadpool
 
     fresh = await photo.read() if photo is not None else None
+    signed = await consent_form.read() if consent_form is not None else None
     request = NewPersonRequest(
         name=name,
         category=PersonCategory.TENANT,
@@ -146,8 +151,11 @@ async def enrol(
         room_id=room_id,
         landlord_id=landlord_id,
         move_in=move_in,
+        consent_form=signed or None,
     )
-    person_id = await run_in_threadpool(svc.close_enrol, case_id, request, fresh or None)
+    person_id = await run_in_threadpool(
+        svc.close_enrol, case_id, request, fresh or None, sighting_ids or None
+    )
     return Enrolled(person_id=person_id)
 
 

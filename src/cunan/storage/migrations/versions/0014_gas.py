@@ -322,9 +322,55 @@ def upgrade() -> None:
         "cases", sa.Column("kind", sa.String(length=8), server_default="face", nullable=False)
     )
     op.add_column("cases", sa.Column("gas_stage", sa.String(length=16), nullable=True))
+    op.create_table(
+        "gas_case_steps",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("from_stage", sa.String(length=16), nullable=True),
+        sa.Column("to_stage", sa.String(length=16), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_gas_case_steps_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_case_steps")),
+    )
+    with op.batch_alter_table("gas_case_steps", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_gas_case_steps_case_id"), ["case_id"], unique=False)
+    op.create_table(
+        "gas_case_photos",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("content_type", sa.String(length=32), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("added_by", sa.String(length=100), nullable=False),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["cases.id"],
+            name=op.f("fk_gas_case_photos_case_id_cases"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gas_case_photos")),
+        sqlite_autoincrement=True,
+    )
+    with op.batch_alter_table("gas_case_photos", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_gas_case_photos_case_id"), ["case_id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("gas_case_photos", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gas_case_photos_case_id"))
+    op.drop_table("gas_case_photos")
+    with op.batch_alter_table("gas_case_steps", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_gas_case_steps_case_id"))
+    op.drop_table("gas_case_steps")
     # Plain DROP COLUMN (SQLite 3.35+ and PostgreSQL), not a batch rebuild (see upgrade).
     op.execute("ALTER TABLE cases DROP COLUMN gas_stage")
     op.execute("ALTER TABLE cases DROP COLUMN kind")
