@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from cunan.duties.departures import DepartureReportView
     from cunan.duties.reconcile import ReconcileResult, TaskView
     from cunan.duties.retention import PurgeReport
+    from cunan.gas.registry import GasRegistry
     from cunan.notify.admin import ChannelAdmin
     from cunan.notify.deadletters import DeadLetterView, ReplayOutcome
     from cunan.notify.message import Notifier
@@ -2038,6 +2039,14 @@ class AppServices:
             model_id=self.app.face_engine.model_id,
             target=target,
         )
+
+    # -- gas registry -------------------------------------------------------------------------
+
+    def gas_registry(self) -> GasRegistry:
+        """The gas registry (businesses, contacts, models, devices) as this principal sees it."""
+        from cunan.gas.registry import GasRegistry
+
+        return GasRegistry(self._db, self.app.audit, self.principal, auth=self.app.auth)
 
 
 @dataclass(frozen=True, slots=True)

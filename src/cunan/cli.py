@@ -347,6 +347,14 @@ def _mount_subcommands() -> None:
     app.add_typer(bench_app, name="bench")
     app.command("calibrate")(calibrate_command)
     faces_app.command("reembed")(reembed_command)
+    # 燃气报警 (issue 14): the registry's commands; the other gas commands join this group.
+    from cunan.gas.registry_cli import mount as mount_gas_registry
+
+    gas_app = typer.Typer(
+        help="燃气报警 Gas-leak alarms of catering businesses.", no_args_is_help=True
+    )
+    mount_gas_registry(gas_app)
+    app.add_typer(gas_app, name="gas")
 
 
 _mount_subcommands()

@@ -1,5 +1,5 @@
 """An installation with the API on each database engine, a small village, and one logged-in
-client per role (admin, staff, auditor, two landlords)."""
+client per role (admin, staff, auditor, two landlords, a gas business and a maintainer)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ def village(core: CunanApp) -> Village:
         ("auditor", UserRole.AUDITOR),
         ("landlord_a", UserRole.LANDLORD),
         ("landlord_b", UserRole.LANDLORD),
+        # Gas accounts: a business owner and a maintainer (tests/gas link them to businesses).
+        ("business", UserRole.BUSINESS),
+        ("maintainer", UserRole.MAINTAINER),
     ):
         users[name] = auth.create_user(admin, name, PASSWORD, role).id
     ids: dict[str, dict[str, int]] = {
@@ -111,7 +114,16 @@ def login(api: FastAPI, username: str, password: str = PASSWORD) -> TestClient:
 def clients(api: FastAPI) -> dict[str, TestClient]:
     """One logged-in client per role; ``anonymous`` has no session."""
     out = {
-        name: login(api, name) for name in ("admin", "staff", "auditor", "landlord_a", "landlord_b")
+        name: login(api, name)
+        for name in (
+            "admin",
+            "staff",
+            "auditor",
+            "landlord_a",
+            "landlord_b",
+            "business",
+            "maintainer",
+        )
     }
     out["anonymous"] = TestClient(api, headers={"origin": ORIGIN})
     return out

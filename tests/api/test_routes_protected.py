@@ -72,6 +72,9 @@ def test_api_docs_are_offline_and_for_admins_only(clients: dict[str, TestClient]
     schema = clients["admin"].get("/api/v1/openapi.json")
     assert schema.status_code == 200
     assert "/api/v1/people" in schema.json()["paths"]
-    for role in ("staff", "auditor", "landlord_a"):
+    assert {"/api/v1/gas/businesses", "/api/v1/gas/devices", "/api/v1/gas/models"} <= set(
+        schema.json()["paths"]
+    )
+    for role in ("staff", "auditor", "landlord_a", "business", "maintainer"):
         assert clients[role].get("/api/docs").status_code == 403
         assert clients[role].get("/api/v1/openapi.json").status_code == 403

@@ -34,13 +34,16 @@ ADMIN_USER_ID = 1
 #: (role, how it authenticates): browsers use the session cookie with their Origin, integrations
 #: an API token; landlords cannot have tokens. Each role once, both ways of calling covered.
 #: PostgreSQL runs the two callers that reach every operation's storage, each way of calling;
-#: the auditor and the landlord (permissions and scopes: the same queries on either engine)
-#: run on SQLite only, which halves their share of the run.
+#: the other roles (permissions and scopes: the same queries on either engine) run on SQLite
+#: only, which halves their share of the run.
 CALLERS = [
     ("admin", "session"),
     ("staff", "token"),
     pytest.param(("auditor", "token"), marks=pytest.mark.sqlite_only),
     pytest.param(("landlord_a", "session"), marks=pytest.mark.sqlite_only),
+    # Gas accounts log in themselves (a token has no account, so its gas scope is empty).
+    pytest.param(("business", "session"), marks=pytest.mark.sqlite_only),
+    pytest.param(("maintainer", "session"), marks=pytest.mark.sqlite_only),
 ]
 
 
@@ -128,7 +131,9 @@ def known(core: CunanApp, village: Village) -> dict[str, list[int]]:
             if outcome is not None and outcome.case_id not in cases:
                 cases.append(outcome.case_id)
     assert len(cases) == 3
+    gas = _gas_records(core, village)
     return {
+        **gas,
         "user_id": sorted(village.users.values()),
         "person_id": sorted(village.tenant.values()),
         "house_id": sorted(village.house.values()),
@@ -137,6 +142,43 @@ def known(core: CunanApp, village: Village) -> dict[str, list[int]]:
         "case_id": cases,
         "sighting_id": sightings,
     }
+
+
+def _gas_records(core: CunanApp, village: Village) -> dict[str, list[int]]:
+    """Two businesses (the business and maintainer accounts linked to the first), a model
+    and a device of each: generated requests reach both a record in scope and one outside."""
+    from cunan.gas.domain import ContactRole, DeviceKind
+    from cunan.gas.registry import (
+        BusinessInput,
+        ContactInput,
+        DeviceInput,
+        GasRegistry,
+        ModelInput,
+    )
+
+    registry = GasRegistry(
+        core.registry.database, core.audit, local_principal("schemathesis"), auth=core.auth
+    )
+    model = registry.create_model(ModelInput(code="FUZZ-M", kind=DeviceKind.DETECTOR))
+    businesses = [
+        registry.create_business(BusinessInput(name=f"fuzz {n}", licence_no=f"FUZZ-{n}"))
+        for n in (1, 2)
+    ]
+    registry.set_contact(
+        businesses[0], ContactRole.OWNER, ContactInput("fuzz", None, village.users["business"])
+    )
+    registry.set_contact(
+        businesses[0],
+        ContactRole.MAINTAINER_A,
+        ContactInput("fuzz", None, village.users["maintainer"]),
+    )
+    devices = [
+        registry.create_device(
+            DeviceInput(business_id=b, serial=f"FUZZ-D{b}", kind=DeviceKind.DETECTOR)
+        )
+        for b in businesses
+    ]
+    return {"business_id": businesses, "device_id": devices, "model_id": [model]}
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def test_unusable_files(tmp_path: Path) -> None:
         read_roster(write(tmp_path / "a.csv", "foo,bar\n1,2\n", "utf-8"))
     with pytest.raises(RosterFileError, match="empty"):
         read_roster(write(tmp_path / "b.csv", "\n\n", "utf-8"))
-    with pytest.raises(RosterFileError, match="unsupported roster type"):
+    with pytest.raises(RosterFileError, match="unsupported file type"):
         read_roster(write(tmp_path / "c.txt", "姓名\n", "utf-8"))
     (tmp_path / "e.csv").write_bytes("姓名\n".encode() + b"\xff\xff\xff\n")
     with pytest.raises(RosterFileError, match="neither UTF-8 nor GBK"):

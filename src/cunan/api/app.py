@@ -18,6 +18,7 @@ from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import document_problems, install_error_handlers
 from cunan.api.routes import auth, cases, events, gas_alarms, ops, places, registry
+from cunan.api.routes import gas_registry as gas_registry_routes
 from cunan.api.routes import reports as report_routes
 from cunan.api.security import GuardMiddleware
 from cunan.app import CunanApp
@@ -75,6 +76,7 @@ PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     settings_pages.router,
     camera_pages.router,
     case_pages.router,
+    gas_registry_routes.router,
 )
 
 

@@ -136,6 +136,18 @@ class AuditAction(StrEnum):
     GAS_ALARM_ACKNOWLEDGE = "gas.alarm_acknowledge"
     GAS_CASE_STAGE = "gas.case_stage"
     GAS_CASE_PHOTO_ADD = "gas.case_photo_add"
+    # gas registry: businesses, contacts, device models, devices, device credentials, imports
+    GAS_BUSINESS_CREATE = "gas.business_create"
+    GAS_BUSINESS_UPDATE = "gas.business_update"
+    GAS_CONTACT_SET = "gas.contact_set"
+    GAS_CONTACT_REMOVE = "gas.contact_remove"
+    GAS_MODEL_CREATE = "gas.model_create"
+    GAS_MODEL_UPDATE = "gas.model_update"
+    GAS_DEVICE_CREATE = "gas.device_create"
+    GAS_DEVICE_UPDATE = "gas.device_update"
+    GAS_DEVICE_REMOVE = "gas.device_remove"
+    GAS_DEVICE_CREDENTIAL = "gas.device_credential"
+    GAS_IMPORT = "gas.import"
 
 
 class AuditDetailsError(ValueError):

@@ -9,7 +9,7 @@ import logging
 import mimetypes
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -68,6 +68,7 @@ __all__ = [
     "RowStatus",
     "import_roster",
     "write_problem_report",
+    "write_problems",
 ]
 
 #: Photos per task sent to a worker: enough to amortise the pickling, small enough that
@@ -917,9 +918,15 @@ def _same_photo(result: _PhotoResult, photos_dir: Path) -> bytes:
 
 def write_problem_report(report: ImportReport, path: Path) -> None:
     """The problem list as CSV (row, column, reason), UTF-8 with BOM for Excel."""
+    write_problems(report.problems, path)
+
+
+def write_problems(problems: Iterable[RowProblem], path: Path) -> None:
+    """Row problems as CSV (row, column, reason), UTF-8 with BOM for Excel (every bulk
+    import's error report: rosters, the gas registry)."""
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "column", "reason"])
-        for p in report.problems:
+        for p in problems:
             # Headers and photo names come from the roster: never let them run as formulas.
             writer.writerow(neutralise_row([p.row, p.column, p.reason]))

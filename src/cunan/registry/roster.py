@@ -258,19 +258,21 @@ class Roster:
 
 def read_roster(path: Path) -> Roster:
     """Read and check a roster file; raises RosterFileError when the file is unusable."""
+    return parse_table(path, read_table(path))
+
+
+def read_table(path: Path) -> Iterator[tuple[int, list[CellValue]]]:
+    """The rows of a CSV (UTF-8 or GBK/GB18030, detected) or XLSX file (its first sheet,
+    merged cells filled in) as (row number users see, cells); RosterFileError when the
+    file cannot be read. Other bulk imports (the gas registry's) read their files here too."""
     suffix = path.suffix.lower()
     if not path.is_file():
         raise RosterFileError(f"{path}: file not found")
-    table: Iterator[tuple[int, list[CellValue]]]
     if suffix == ".csv":
-        table = _csv_rows(path)
-    elif suffix in (".xlsx", ".xlsm"):
-        table = _xlsx_rows(path)
-    else:
-        raise RosterFileError(
-            f"{path}: unsupported roster type {suffix or '(none)'}; use .csv or .xlsx"
-        )
-    return parse_table(path, table)
+        return _csv_rows(path)
+    if suffix in (".xlsx", ".xlsm"):
+        return _xlsx_rows(path)
+    raise RosterFileError(f"{path}: unsupported file type {suffix or '(none)'}; use .csv or .xlsx")
 
 
 def decode_csv_bytes(data: bytes, source: str) -> str:
@@ -501,6 +503,15 @@ def parse_table(path: Path, table: Iterable[tuple[int, list[CellValue]]]) -> Ros
 def _is_header_row(values: Sequence[CellValue], columns: dict[int, str]) -> bool:
     named = [(i, _text(values[i])) for i in columns if i < len(values) and _text(values[i])]
     return bool(named) and all(header_key(text) == columns[i] for i, text in named)
+
+
+def cell_text(value: CellValue) -> str:
+    """A cell as trimmed text (whole numbers without ``.0``, dates as ISO dates)."""
+    return _text(value)
+
+
+def is_blank(values: Sequence[CellValue]) -> bool:
+    return _blank(values)
 
 
 def _text(value: CellValue) -> str:

@@ -1,11 +1,14 @@
 """The gas-alarm module: businesses, contacts, device models, devices, messages, per-minute
-readings, online history, alarms and their events, the HTTP push inbox; cases get a kind.
+readings, online history, alarms and their events, the HTTP push inbox; cases get a kind;
+accounts and API tokens may have the roles business and maintainer.
 
 Revision ID: 0014
 Revises: 0013
 """
 
 from __future__ import annotations
+
+import re
 
 import sqlalchemy as sa
 from alembic import op
@@ -14,6 +17,11 @@ revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
+
+_OLD_ROLES = ("admin", "staff", "landlord", "auditor")
+_NEW_ROLES = (*_OLD_ROLES, "business", "maintainer")
+#: The CHECK constraints 0001 and 0008 created for the role columns (``native_enum=False``).
+_ROLE_CHECKS = (("users", "ck_users_user_role"), ("api_tokens", "ck_api_tokens_api_token_role"))
 
 
 def upgrade() -> None:
@@ -362,9 +370,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("gas_case_photos", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_gas_case_photos_case_id"), ["case_id"], unique=False)
+    _set_roles(_NEW_ROLES)
 
 
 def downgrade() -> None:
+    bind = op.get_bind()
+    for table, _ in _ROLE_CHECKS:
+        kept = bind.exec_driver_sql(
+            f"SELECT count(*) FROM {table} WHERE role IN ('business', 'maintainer')"
+        ).scalar()
+        if kept:
+            raise RuntimeError(
+                f"cannot downgrade below 0014: table {table} has {kept} row(s) with role "
+                "business or maintainer, which the older schema refuses; disable and delete "
+                "those accounts/tokens (or change their role) first"
+            )
+    _set_roles(_OLD_ROLES)
     with op.batch_alter_table("gas_case_photos", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_gas_case_photos_case_id"))
     op.drop_table("gas_case_photos")
@@ -417,3 +438,67 @@ def downgrade() -> None:
 
     op.drop_table("gas_push_inbox")
     op.drop_table("gas_device_models")
+
+
+def _set_roles(roles: tuple[str, ...]) -> None:
+    """Replace the role CHECK of users and api_tokens with one accepting ``roles``."""
+    bind = op.get_bind()
+    condition = "role IN (" + ", ".join(f"'{r}'" for r in roles) + ")"
+    for table, name in _ROLE_CHECKS:
+        if bind.dialect.name == "sqlite":
+            _sqlite_replace_check(bind, table, name, condition)
+        else:
+            op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
+            op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({condition})")
+
+
+def _sqlite_replace_check(
+    bind: sa.engine.Connection, table: str, name: str, condition: str
+) -> None:
+    """SQLite cannot alter a CHECK: rebuild the table (the documented 12 steps) from its own
+    CREATE TABLE text with only the CHECK changed, so everything else stays exactly as it
+    was: users' ``AUTOINCREMENT`` (0011), its high-water mark in ``sqlite_sequence`` (ids of
+    deleted accounts never come back), indexes and triggers. Foreign keys must be off (as
+    ``cunan.storage.migrate`` runs migrations): dropping users with them on would delete
+    every session and unlink every landlord and gas contact."""
+    if bind.exec_driver_sql("PRAGMA foreign_keys").scalar():
+        raise RuntimeError(f"table {table}: rebuild needs PRAGMA foreign_keys=OFF")
+    sql = bind.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).scalar()
+    check = re.compile(rf"CONSTRAINT {name} CHECK \(role IN \([^)]*\)\)")
+    head = re.compile(rf'^CREATE TABLE ("?){table}\1 \(')
+    if sql is None or not check.search(sql) or not head.search(sql):
+        raise RuntimeError(f"table {table}: unexpected schema, cannot change its role CHECK")
+    new_sql = head.sub(
+        f"CREATE TABLE _new_{table} (",
+        check.sub(f"CONSTRAINT {name} CHECK ({condition})", sql, 1),
+        1,
+    )
+    extras = [
+        row[0]
+        for row in bind.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "
+            "AND sql IS NOT NULL",
+            (table,),
+        )
+    ]
+    seq = (
+        bind.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).scalar()
+        if "AUTOINCREMENT" in sql
+        else None
+    )
+    bind.exec_driver_sql(new_sql)
+    bind.exec_driver_sql(f"INSERT INTO _new_{table} SELECT * FROM {table}")
+    bind.exec_driver_sql(f"DROP TABLE {table}")
+    bind.exec_driver_sql(f"ALTER TABLE _new_{table} RENAME TO {table}")
+    for statement in extras:
+        bind.exec_driver_sql(statement)
+    if seq is not None:
+        # DROP TABLE forgot the old high-water mark; the copy only set max(id).
+        bind.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+        bind.exec_driver_sql(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, "
+            f"max(?, (SELECT coalesce(max(id), 0) FROM {table})))",
+            (table, seq),
+        )
