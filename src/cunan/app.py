@@ -14,6 +14,8 @@ from cunan.config import Settings
 from cunan.registry.datadir import Registry, open_registry
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cunan.auth.service import AuthService
     from cunan.cases.consumer import CaseConsumer
     from cunan.cases.service import CaseService
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from cunan.faces.engine import FaceEngine
     from cunan.gas.alarms import GasAlarmService
     from cunan.gas.cases import GasCaseService
+    from cunan.gas.domain import DeviceMessage
     from cunan.gas.escalation import GasAlarmWorker, GasEscalation
     from cunan.gas.ingest import GasIngestService, OnStored
     from cunan.gas.mqtt_ingest import MqttIngestor
@@ -89,8 +92,8 @@ class CunanApp:
     _scheduler: Scheduler | None = None
     _consumer: CaseConsumer | None = None
     _worker: Worker | None = None
-    # gas ingestion: built on first use; ``gas_on_stored`` gets each batch's new messages
-    # (the alarm rules), set before ``start``.
+    # gas ingestion: built on first use; each batch's new messages go through the alarm
+    # rules, or to ``gas_on_stored`` when that is set (benchmarks, tests), set before ``start``.
     gas_on_stored: OnStored | None = None
     _gas_ingest: GasIngestService | None = None
     _gas_push: GasPushService | None = None
@@ -245,13 +248,22 @@ class CunanApp:
 
                 self._gas_ingest = GasIngestService(
                     self.registry.database,
-                    on_stored=lambda messages: (
-                        self.gas_on_stored(messages) if self.gas_on_stored else None
-                    ),
+                    on_stored=self._gas_stored,
                     settings=self.settings.gas.ingest,
                     audit=self.audit,
+                    # The alarm service keeps the online/offline history (it also marks
+                    # devices offline): one writer of it, not two rows per comeback.
+                    record_online=False,
                 )
             return self._gas_ingest
+
+    def _gas_stored(self, messages: Sequence[DeviceMessage]) -> None:
+        """Every batch of newly stored gas messages goes through the alarm rules (or, for a
+        benchmark or a test, through ``gas_on_stored`` instead)."""
+        if self.gas_on_stored is not None:
+            self.gas_on_stored(messages)
+        else:
+            self.gas_alarms.evaluate(messages)
 
     @property
     def gas_push(self) -> GasPushService:
