@@ -195,7 +195,10 @@ def run_engine(
         mqtt_session_expiry_s=60,
         batch_size=batch_size,
     )
-    service = GasIngestService(database, on_stored=recorder, settings=settings)
+    # With the alarm rules plugged in, they keep the online history (as in the installation).
+    service = GasIngestService(
+        database, on_stored=recorder, settings=settings, record_online=callback is not alarm_rules
+    )
     ingestor = MqttIngestor(service, settings)
     ingestor.start()
     try:
@@ -311,6 +314,20 @@ def _broker(spec: str) -> Iterator[tuple[str, int]]:
             process.wait(10)
 
 
+def alarm_rules(database: Database) -> OnStored:
+    """The installation's own callback (``--alarms``): the alarm rules on every stored batch,
+    storing what they change, as ``cunan serve`` wires ingestion."""
+    from cunan.audit.log import AuditLog
+    from cunan.gas.alarms import GasAlarmService
+
+    service = GasAlarmService(database, AuditLog(database))
+
+    def evaluate(messages: Sequence[DeviceMessage]) -> None:
+        service.evaluate(messages)
+
+    return evaluate
+
+
 def _load_callback(spec: str | None) -> CallbackFactory | None:
     if not spec:
         return None
@@ -398,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
     parser.add_argument("--callback", help="module:factory, factory(database) -> on_stored")
+    parser.add_argument(
+        "--alarms",
+        action="store_true",
+        help="evaluate the alarm rules on every reading, as the installation does "
+        "(same as --callback cunan.bench.gas:alarm_rules)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with _broker(args.broker) as (host, port):
@@ -408,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             rate=args.rate,
             broker=(host, port),
             postgres_url=args.postgres_url,
-            callback=_load_callback(args.callback),
+            callback=alarm_rules if args.alarms else _load_callback(args.callback),
             batch_size=args.batch_size,
         )
     with open("/proc/loadavg", encoding="ascii") as f:
