@@ -14,6 +14,8 @@ from cunan.config import Settings
 from cunan.registry.datadir import Registry, open_registry
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cunan.auth.service import AuthService
     from cunan.cases.consumer import CaseConsumer
     from cunan.cases.service import CaseService
@@ -23,7 +25,11 @@ if TYPE_CHECKING:
     from cunan.faces.engine import FaceEngine
     from cunan.gas.alarms import GasAlarmService
     from cunan.gas.cases import GasCaseService
+    from cunan.gas.domain import DeviceMessage
     from cunan.gas.escalation import GasAlarmWorker, GasEscalation
+    from cunan.gas.ingest import GasIngestService, OnStored
+    from cunan.gas.mqtt_ingest import MqttIngestor
+    from cunan.gas.push import GasPushService, PushProcessor
     from cunan.matching.live import LiveGallery
     from cunan.notify.dispatcher import NotificationDispatcher
     from cunan.pipeline.store import CameraStore, EventOutbox
@@ -46,7 +52,9 @@ class BackgroundOptions:
     cameras: bool = True
     cases: bool = True
     duties: bool = True
-    #: Gas alarms: escalation rounds, the offline sweep, the daily replacement check.
+    #: Gas: alarm escalation rounds, the offline sweep, the daily replacement check; the
+    #: MQTT subscription (``[gas.ingest] mqtt_enabled``) and the push inbox processor (when
+    #: push sources are configured); the daily purge of old messages.
     gas: bool = True
     lease_s: float = 30.0
     max_cameras: int | None = None
@@ -84,6 +92,13 @@ class CunanApp:
     _scheduler: Scheduler | None = None
     _consumer: CaseConsumer | None = None
     _worker: Worker | None = None
+    # gas ingestion: built on first use; each batch's new messages go through the alarm
+    # rules, or to ``gas_on_stored`` when that is set (benchmarks, tests), set before ``start``.
+    gas_on_stored: OnStored | None = None
+    _gas_ingest: GasIngestService | None = None
+    _gas_push: GasPushService | None = None
+    _gas_mqtt: MqttIngestor | None = None
+    _gas_push_processor: PushProcessor | None = None
     _gas_alarms: GasAlarmService | None = None
     _gas_cases: GasCaseService | None = None
     _gas_worker: GasAlarmWorker | None = None
@@ -223,6 +238,48 @@ class CunanApp:
 
                 self._auth = AuthService(self.registry.database, self.audit, self.settings.web)
             return self._auth
+
+    @property
+    def gas_ingest(self) -> GasIngestService:
+        """Stores device messages (MQTT, HTTP push, CSV) and hands them to ``gas_on_stored``."""
+        with self._lazy_lock:
+            if self._gas_ingest is None:
+                from cunan.gas.ingest import GasIngestService
+
+                self._gas_ingest = GasIngestService(
+                    self.registry.database,
+                    on_stored=self._gas_stored,
+                    settings=self.settings.gas.ingest,
+                    audit=self.audit,
+                    # The alarm service keeps the online/offline history (it also marks
+                    # devices offline): one writer of it, not two rows per comeback.
+                    record_online=False,
+                )
+            return self._gas_ingest
+
+    def _gas_stored(self, messages: Sequence[DeviceMessage]) -> None:
+        """Every batch of newly stored gas messages goes through the alarm rules (or, for a
+        benchmark or a test, through ``gas_on_stored`` instead)."""
+        if self.gas_on_stored is not None:
+            self.gas_on_stored(messages)
+        else:
+            self.gas_alarms.evaluate(messages)
+
+    @property
+    def gas_push(self) -> GasPushService:
+        """The HTTP push inbox (``/api/v1/gas/push/{source}``)."""
+        ingest = self.gas_ingest
+        with self._lazy_lock:
+            if self._gas_push is None:
+                from cunan.gas.push import GasPushService
+
+                self._gas_push = GasPushService(ingest)
+            return self._gas_push
+
+    def gas_push_wake(self) -> None:
+        """A push was queued: the processor (if running) takes it now, not at its next poll."""
+        if self._gas_push_processor is not None:
+            self._gas_push_processor.wake()
 
     @property
     def stats_cache(self) -> ShortCache:
@@ -405,6 +462,7 @@ class CunanApp:
                     target=self._gas_worker.run, args=(self._stop,), name="cunan-gas-alarms"
                 )
             )
+            self._start_gas()
         for thread in self._threads:
             thread.start()
         # Checked roster uploads kept from before a restart: offered again, or expired.
@@ -424,6 +482,10 @@ class CunanApp:
                     "gas_replacement_check",
                     self.settings.duties.daily_at,
                     self.gas_alarms.check_replacements,
+                )
+                # Raw gas messages after raw_days, minutes after minutes_days, in chunks.
+                self._scheduler.add_daily(
+                    "gas_purge", self.settings.duties.daily_at, self.gas_ingest.purge
                 )
             self._scheduler.start()
         logger.info("background work started (%d threads)", len(self._threads))
@@ -451,6 +513,22 @@ class CunanApp:
         )
         return len(rows)
 
+    def _start_gas(self) -> None:
+        from cunan.gas.mqtt_ingest import MqttIngestor
+        from cunan.gas.push import PushProcessor
+
+        gas = self.settings.gas.ingest
+        if gas.push_sources:
+            self._gas_push_processor = PushProcessor(self.gas_push)
+            self._threads.append(
+                threading.Thread(
+                    target=self._gas_push_processor.run, args=(self._stop,), name="cunan-gas-push"
+                )
+            )
+        if gas.mqtt_enabled:
+            self._gas_mqtt = MqttIngestor(self.gas_ingest, gas)
+            self._gas_mqtt.start()
+
     def healthy(self) -> bool:
         """Every background thread that was started is still running."""
         return all(t.is_alive() for t in self._threads)
@@ -458,6 +536,11 @@ class CunanApp:
     def stop(self) -> None:
         """Stop the background work: camera processes store their open tracks and exit."""
         self._stop.set()
+        if self._gas_mqtt is not None:
+            self._gas_mqtt.stop()
+            self._gas_mqtt = None
+        if self._gas_push_processor is not None:
+            self._gas_push_processor.wake()
         if self._consumer is not None:
             self._consumer.wake()
         self._wake_gas()

@@ -354,6 +354,9 @@ def _mount_subcommands() -> None:
         help="燃气报警 Gas-leak alarms of catering businesses.", no_args_is_help=True
     )
     mount_gas_registry(gas_app)
+    from cunan.gas.ingest_cli import register as register_gas_ingest
+
+    register_gas_ingest(gas_app)
     app.add_typer(gas_app, name="gas")
 
 

@@ -18,6 +18,7 @@ from cunan.cases.settings import CaseSettings
 from cunan.duties.settings import DutySettings
 from cunan.faces.quality import SIGHTING_THRESHOLDS, QualityThresholds
 from cunan.gas.alarm_settings import GasAlarmSettings
+from cunan.gas.ingest_settings import GasIngestSettings
 from cunan.matching.openset import AdaptiveConfig, OpenSetConfig
 from cunan.notify.settings import NotifySettings
 
@@ -253,6 +254,8 @@ class GasSettings(BaseModel):
 
     #: ``[gas.alarms]``: set points, severities, escalation, cases, the SMS gateway.
     alarms: GasAlarmSettings = GasAlarmSettings()
+    #: ``[gas.ingest]``: the broker, batching, retention, HTTP push sources.
+    ingest: GasIngestSettings = Field(default_factory=GasIngestSettings)
 
 
 class Settings(BaseSettings):

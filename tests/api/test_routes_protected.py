@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from cunan.api.app import PUBLIC_PATHS, all_routes
+from cunan.api.app import PUBLIC_PATHS, TOKEN_PATHS, all_routes
 
 
 def _concrete(path: str) -> str:
@@ -27,6 +27,13 @@ def test_every_route_needs_a_session_unless_allowlisted(
     pages: set[str] = set()
     for method, path in walked:
         if path in PUBLIC_PATHS or method == "HEAD":
+            continue
+        if path in TOKEN_PATHS:
+            # A machine's own credential instead of a session: refused without it, and a
+            # session does not stand in for it.
+            for client in (anonymous, clients["admin"]):
+                response = client.request(method, _concrete(path), content=b"{}")
+                assert response.status_code == 401, (method, path, response.status_code)
             continue
         response = anonymous.request(method, _concrete(path), follow_redirects=False)
         if path.startswith("/api/"):

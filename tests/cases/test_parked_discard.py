@@ -18,10 +18,9 @@ from cunan.cases.parked import (
 )
 from cunan.pipeline.store import EventOutbox
 from cunan.storage.database import Database
-from cunan.storage.migrate import upgrade
+from cunan.storage.migrate import downgrade, upgrade
 from cunan.storage.pipeline_tables import EventAck, Sighting
 from tests.cases.conftest import T0, Env, unit
-from tests.cases.test_parked_migration import downgrade
 
 REASON = "sighting purged by the 30-day retention before it was grouped"
 

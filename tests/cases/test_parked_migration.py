@@ -4,24 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from alembic import command
 from sqlalchemy import select
 
 from cunan.cases.consumer import CONSUMER
 from cunan.cases.parked import ParkedEvents
 from cunan.pipeline.store import EventOutbox
 from cunan.storage.database import Database
-from cunan.storage.migrate import alembic_config, upgrade
+from cunan.storage.migrate import downgrade, upgrade
 from cunan.storage.pipeline_tables import EventAck, OutboxEvent
 
 PARKED_AT = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
-
-
-def downgrade(database: Database, revision: str) -> None:
-    config = alembic_config(database)
-    with database.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
 
 
 def _acks(database: Database) -> set[tuple[str, int]]:

@@ -6,33 +6,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from cunan.storage.database import Database
-from cunan.storage.migrate import alembic_config, current_revision, upgrade
+from cunan.storage.migrate import current_revision, downgrade, upgrade
 from tests.storage.dbfixtures import db_url
 
 __all__ = ["db_url"]
 
 NOW = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-
-
-def downgrade(database: Database, revision: str) -> None:
-    """Alembic's downgrade with SQLite's foreign keys off, as ``migrate.upgrade`` runs."""
-    config = alembic_config(database)
-    with database.engine.connect() as conn:
-        raw = conn.connection.dbapi_connection if database.is_sqlite else None
-        if raw is not None:
-            raw.execute("PRAGMA foreign_keys=OFF")
-        try:
-            with conn.begin():
-                config.attributes["connection"] = conn
-                command.downgrade(config, revision)
-        finally:
-            if raw is not None:
-                raw.execute("PRAGMA foreign_keys=ON")
 
 
 @pytest.fixture

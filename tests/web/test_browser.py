@@ -3,10 +3,8 @@ the dashboard on a phone-width screen, and a new case arriving without a reload.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,12 +16,9 @@ from cunan.pipeline.store import SightingStore
 from cunan.registry.records import NewPerson
 from cunan.storage.enums import PersonCategory
 from tests.api.conftest import PASSWORD, Village
-from tests.conftest import skip_or_fail
 from tests.served import serving
 from tests.sightings import new_sighting
 
-#: Debian's chromium (.ci/run installs it); Playwright never downloads a browser here.
-CHROMIUM = Path("/usr/bin/chromium")
 #: Hang guards only: no timing is asserted.
 DEADLINE_S = 60.0
 PHONE = {"width": 360, "height": 740}
@@ -33,25 +28,6 @@ PHONE = {"width": 360, "height": 740}
 def served(api: FastAPI) -> Iterator[str]:
     with serving(api) as url:
         yield url
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("playwright is not installed (pip install '.[test]')")
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        skip_or_fail("chromium is not installed (apt-get install chromium, as .ci/run does)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _unit(seed: int) -> np.ndarray:

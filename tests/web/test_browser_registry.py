@@ -10,9 +10,9 @@ from PIL import Image
 
 from tests.api.conftest import PASSWORD
 from tests.conftest import require_data
-from tests.web.test_browser import DEADLINE_S, PHONE, browser, served
+from tests.web.test_browser import DEADLINE_S, PHONE, served
 
-__all__ = ["browser", "served"]
+__all__ = ["served"]
 
 
 def _far_away(data: bytes) -> bytes:

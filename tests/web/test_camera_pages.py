@@ -22,9 +22,6 @@ from tests.api.conftest import ORIGIN, PASSWORD
 from tests.capture.fake_servers import closed_port
 from tests.served import serving
 from tests.videos import small_video
-from tests.web.test_browser import browser
-
-__all__ = ["browser"]
 
 #: Hang guards only: no timing is asserted.
 DEADLINE_S = 60.0

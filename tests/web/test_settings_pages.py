@@ -58,13 +58,20 @@ def _form(core: CunanApp, section: str, **changes: object) -> dict[str, str]:
 
 
 @pytest.fixture
-def robots() -> Iterator[RobotService]:
+def robots(core: CunanApp) -> Iterator[RobotService]:
+    """A local robot service for one test; channels the test added go with it (a channel
+    left pointing at a stopped robot would make a later test's alerts wait out retries)."""
+    channels = core.services_for(local_principal("tests")).notification_channels()
+    before = {c.id for c in channels.list()}
     service = RobotService(port=spare_port())
     service.start()
     try:
         yield service
     finally:
         service.stop()
+        for channel in channels.list():
+            if channel.id not in before:
+                channels.remove(channel.id)
 
 
 def test_only_administrators_see_and_open_the_settings(api: FastAPI) -> None:

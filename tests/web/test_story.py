@@ -22,9 +22,8 @@ import pytest
 
 from tests.conftest import require_data
 from tests.test_serve_api import PASSWORD, environment, photo, server
-from tests.web.test_browser import browser
 
-__all__ = ["browser", "environment", "server"]
+__all__ = ["environment", "server"]
 
 pytestmark = pytest.mark.slow
 

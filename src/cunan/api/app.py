@@ -17,7 +17,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from cunan import __version__
 from cunan.api.deps import PrincipalDep
 from cunan.api.problems import document_problems, install_error_handlers
-from cunan.api.routes import auth, cases, events, gas_alarms, ops, places, registry
+from cunan.api.routes import auth, cases, events, gas_alarms, gas_push, ops, places, registry
 from cunan.api.routes import gas_registry as gas_registry_routes
 from cunan.api.routes import reports as report_routes
 from cunan.api.security import GuardMiddleware
@@ -55,8 +55,19 @@ PUBLIC_PATHS = frozenset(
 )
 
 
-#: Routers whose routes need no session (each route must also be in PUBLIC_PATHS).
-PUBLIC_ROUTERS: tuple[APIRouter, ...] = (auth.public, ops.public, pages.router, ui.public)
+#: Routes machines call with their own credential (a platform's push token or signature,
+#: checked by the route itself), never a session: not public, not session-protected.
+TOKEN_PATHS = frozenset({"/api/v1/gas/push/{source}"})
+
+#: Routers whose routes need no session (each route must also be in PUBLIC_PATHS, or in
+#: TOKEN_PATHS for the token-authenticated ones).
+PUBLIC_ROUTERS: tuple[APIRouter, ...] = (
+    auth.public,
+    ops.public,
+    pages.router,
+    ui.public,
+    gas_push.router,
+)
 #: Everything else.
 PROTECTED_ROUTERS: tuple[APIRouter, ...] = (
     auth.router,

@@ -148,6 +148,8 @@ class AuditAction(StrEnum):
     GAS_DEVICE_REMOVE = "gas.device_remove"
     GAS_DEVICE_CREDENTIAL = "gas.device_credential"
     GAS_IMPORT = "gas.import"
+    # gas ingestion: past readings imported from CSV
+    GAS_HISTORY_IMPORT = "gas.history_import"
 
 
 class AuditDetailsError(ValueError):

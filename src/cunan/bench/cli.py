@@ -510,3 +510,11 @@ def api_command(ctx: typer.Context) -> None:
     from cunan.bench.api_load import main as api_main
 
     raise typer.Exit(api_main(list(ctx.args)))
+
+
+@bench_app.command("gas", context_settings=_PASS_THROUGH, add_help_option=False)
+def gas_command(ctx: typer.Context) -> None:
+    """Gas readings/s MQTT -> stored, SQLite and PostgreSQL ([--rate R] [--seconds S] [--json])."""
+    from cunan.bench.gas import main as gas_main
+
+    raise typer.Exit(gas_main(list(ctx.args)))

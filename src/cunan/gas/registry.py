@@ -15,6 +15,7 @@ from cunan.audit.log import AuditAction, AuditLog, DetailValue
 from cunan.authz import Permission, Principal, gas_scope, hidden, require
 from cunan.errors import Conflict, InvalidInput, NotFound
 from cunan.gas.domain import ContactRole, DeviceKind, GasType, PowerSupply, SetPoints
+from cunan.gas.mosquitto import mosquitto_hash
 from cunan.storage.database import Database
 from cunan.storage.enums import UserRole
 from cunan.storage.gas_registry_repository import (
@@ -752,6 +753,7 @@ class GasRegistry:
                 raise hidden("device", device_id)
             device.removed_at = self._clock()
             device.credential_hash = None
+            device.broker_hash = None
             session.flush()
             self._record(
                 repo,
@@ -773,6 +775,8 @@ class GasRegistry:
                 raise hidden("device", device_id)
             rotated = device.credential_hash is not None
             device.credential_hash = credential_hash(secret)
+            # The same credential as Mosquitto's password file wants it (gas mosquitto-config).
+            device.broker_hash = mosquitto_hash(secret)
             session.flush()
             self._record(
                 repo,

@@ -126,6 +126,9 @@ class GasDevice(Base):
     high_lel: Mapped[float | None] = mapped_column(Float)
     #: SHA-256 of the device's own credential (MQTT password or push token); None: none issued.
     credential_hash: Mapped[str | None] = mapped_column(String(64))
+    #: The same credential hashed the way Mosquitto's password file wants it (PBKDF2-SHA512,
+    #: ``$7$...``): ``cunan gas mosquitto-config`` writes it out; None: no MQTT credential.
+    broker_hash: Mapped[str | None] = mapped_column(String(200))
     last_message_at: Mapped[datetime | None]
     last_device_time: Mapped[datetime | None]
     last_lel: Mapped[float | None] = mapped_column(Float)

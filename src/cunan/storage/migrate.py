@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -44,6 +45,17 @@ def current_revision(database: Database) -> str | None:
 def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` inside one transaction (a failed upgrade changes nothing
     on PostgreSQL; SQLite DDL is transactional too)."""
+    _migrate(database, revision, command.upgrade)
+
+
+def downgrade(database: Database, revision: str) -> None:
+    """Take the schema back to ``revision``, with the same care as :func:`upgrade` (one
+    transaction; on SQLite foreign keys off while tables are rebuilt, checked before commit).
+    A migration that refuses (e.g. rows the older schema cannot hold) changes nothing."""
+    _migrate(database, revision, command.downgrade)
+
+
+def _migrate(database: Database, revision: str, step: Callable[[Config, str], None]) -> None:
     config = alembic_config(database)
     with translate_errors(database.url), database.engine.connect() as conn:
         raw = conn.connection.dbapi_connection if database.is_sqlite else None
@@ -56,7 +68,7 @@ def upgrade(database: Database, revision: str = "head") -> None:
             with conn.begin():
                 config.attributes["connection"] = conn
                 before = MigrationContext.configure(conn).get_current_revision()
-                command.upgrade(config, revision)
+                step(config, revision)
                 after = MigrationContext.configure(conn).get_current_revision()
                 # Checked only when a migration ran: the check reads every table.
                 if raw is not None and before != after:

@@ -143,6 +143,7 @@ def upgrade() -> None:
         sa.Column("low_lel", sa.Float(), nullable=True),
         sa.Column("high_lel", sa.Float(), nullable=True),
         sa.Column("credential_hash", sa.String(length=64), nullable=True),
+        sa.Column("broker_hash", sa.String(length=200), nullable=True),
         sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_device_time", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_lel", sa.Float(), nullable=True),
