@@ -548,8 +548,13 @@ class AuthService:
         name = name.strip()
         if not name or len(name) > 100:
             raise InvalidInput("令牌名称须为 1-100 个字符 (token name must be 1-100 characters)")
-        if role is UserRole.LANDLORD:
-            raise InvalidInput("landlord tokens are not supported: landlords log in themselves")
+        if role in (UserRole.LANDLORD, UserRole.BUSINESS, UserRole.MAINTAINER):
+            # Their scope is their own account (its landlord record or gas contacts); a token
+            # has no account, so it would see nothing at all.
+            raise InvalidInput(
+                f"不支持 {role.value} 角色的令牌：此类用户请自行登录 "
+                f"({role.value} tokens are not supported: such users log in themselves)"
+            )
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.database.transaction() as session:
             row = ApiToken(
