@@ -18,6 +18,7 @@ from cunan.gas.domain import ContactRole, DeviceKind, GasType, PowerSupply, SetP
 from cunan.gas.mosquitto import mosquitto_hash
 from cunan.storage.database import Database
 from cunan.storage.enums import UserRole
+from cunan.storage.gas_alarm_repository import GasAlarmRepository
 from cunan.storage.gas_registry_repository import (
     BusinessFilter,
     DeviceFilter,
@@ -755,12 +756,17 @@ class GasRegistry:
             device.credential_hash = None
             device.broker_hash = None
             session.flush()
+            # Its active alarms end with it: nobody is called again about a device that is no
+            # longer there (its open gas cases stay, to be closed on site).
+            cleared = GasAlarmRepository(session).clear_device_alarms(
+                device.id, device.removed_at, self.principal.actor, "device removed"
+            )
             self._record(
                 repo,
                 AuditAction.GAS_DEVICE_REMOVE,
                 "gas_device",
                 device.id,
-                {"business_id": device.business_id},
+                {"business_id": device.business_id, "alarms_cleared": cleared},
             )
 
     def issue_credential(self, device_id: int) -> str:

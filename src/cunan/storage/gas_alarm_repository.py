@@ -279,6 +279,32 @@ class GasAlarmRepository:
             values["last_lel"] = lel
         self.session.execute(update(GasAlarm).where(a.id == alarm_id).values(**values))
 
+    def clear_device_alarms(self, device_id: int, at: datetime, actor: str, detail: str) -> int:
+        """Clear every active alarm of a device taken out of service (no more escalation
+        rounds for it), each with a ``cleared`` event naming who and why; the count."""
+        a = GasAlarm.__table__.c
+        ids = list(
+            self.session.scalars(
+                select(GasAlarm.id).where(a.device_id == device_id, a.state == "active")
+            )
+        )
+        for alarm_id in ids:
+            self.clear_alarm(alarm_id, at, None)
+        self.add_events(
+            [
+                {
+                    "alarm_id": i,
+                    "at": at,
+                    "action": "cleared",
+                    "actor": actor,
+                    "lel": None,
+                    "detail": detail,
+                }
+                for i in ids
+            ]
+        )
+        return len(ids)
+
     def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Alarm events (``alarm_id``, ``at``, ``action``, ``actor``, ``lel``, ``detail``)."""
         if rows:
