@@ -234,7 +234,7 @@ def case_visitor(
     def run() -> None:
         day = _day(until, "until")
         if day is None:
-            raise InvalidInput("until: a date is required")
+            raise InvalidInput("until: 请选择访客离开的日期 (a date is required)")
         svc.close_visitor(case_id, _end_of(day, request))
 
     return _act(request, who, svc, case_id, run)
@@ -250,7 +250,7 @@ def case_escalate(
 ) -> Response:
     def run() -> None:
         if not reason.strip():
-            raise InvalidInput("reason: a reason is required")
+            raise InvalidInput("reason: 请填写上报原因 (a reason is required)")
         svc.close_escalate(case_id, reason.strip())
 
     return _act(request, who, svc, case_id, run)
@@ -304,7 +304,7 @@ def case_enrol(
 
     def run() -> None:
         if not name.strip():
-            raise InvalidInput("name: a name is required")
+            raise InvalidInput("name: 请填写姓名 (a name is required)")
         # The form marks that it offered the crops: none ticked then means "none", which
         # the service refuses, rather than "the best ones".
         chosen: Sequence[int] | None = (template_ids or []) if templates_chosen else None

@@ -97,7 +97,9 @@ def portal_move_out(
     def run() -> None:
         day = _day(move_out, "move_out")
         if day is None:
-            raise InvalidInput("move_out: choose the day the tenant moved out")
+            raise InvalidInput(
+                "move_out: 请选择租客搬离的日期 (choose the day the tenant moved out)"
+            )
         svc.report_move_out(tenancy_id, day)
 
     return _after(request, who, svc, "moved_out", run)

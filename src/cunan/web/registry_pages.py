@@ -439,7 +439,7 @@ async def enrol_submit(
 
     def run() -> int:
         if not name.strip():
-            raise InvalidInput("name: a name is required")
+            raise InvalidInput("name: 请填写姓名 (a name is required)")
         return svc.enrol_person(
             NewPersonRequest(
                 name=name.strip(),
@@ -607,7 +607,7 @@ def add_tenancy(
     def run() -> int:
         start = _day(move_in, "move_in")
         if start is None:
-            raise InvalidInput("move_in: the move-in day is required")
+            raise InvalidInput("move_in: 请填写入住日期 (the move-in day is required)")
         return svc.add_tenancy(person_id, room_id, start, _day(expected_end, "expected_end"), None)
 
     return _person_change(request, who, svc, person_id, run, "tenancy")
@@ -630,7 +630,7 @@ def move_out(
             raise NotFound(f"tenancy {tenancy_id} not found for person {person_id}")
         day = _day(move_out, "move_out")
         if day is None:
-            raise InvalidInput("move_out: the move-out day is required")
+            raise InvalidInput("move_out: 请填写搬离日期 (the move-out day is required)")
         svc.report_move_out(tenancy_id, day)
 
     return _person_change(request, who, svc, person_id, run, "moved")
@@ -696,7 +696,10 @@ def withdraw_consent(
 
     def run() -> list[int]:
         if not alternative_note.strip():
-            raise InvalidInput("alternative_note: say how the person is checked without a face")
+            raise InvalidInput(
+                "alternative_note: 请说明不用人脸时如何核实此人 "
+                "(say how the person is checked without a face)"
+            )
         return svc.withdraw_consent(person_id, alternative_note.strip())
 
     return _person_change(request, who, svc, person_id, run, "withdrawn")

@@ -277,7 +277,9 @@ def users_create(
             raise InvalidInput(f"role: {role!r} is not a role") from None
         landlord = int(landlord_id) if landlord_id.strip().isdigit() else None
         if chosen is UserRole.LANDLORD and landlord is None:
-            raise InvalidInput("landlord_id: a landlord account needs its landlord record")
+            raise InvalidInput(
+                "landlord_id: 房东账号须关联房东记录 (a landlord account needs its landlord record)"
+            )
         if chosen is not UserRole.LANDLORD:
             landlord = None
         request.app.state.auth.create_user(
