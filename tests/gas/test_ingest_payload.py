@@ -219,3 +219,38 @@ def test_the_scenarios_have_their_shapes() -> None:
         assert scenario(name, "D-1", start, 20, 1.0)
     with pytest.raises(ValueError, match="unknown scenario"):
         scenario("earthquake", "D-1", start, 20, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        # Unhashable or wrong-typed codes are refused, not a crash of the parser.
+        (b'{"id":"e1","ts":1772337605000,"code":[]}', "code"),
+        (b'{"id":"e1","ts":1772337605000,"code":{"a":1}}', "code"),
+        # A time that cannot be brought to UTC.
+        (b'{"id":"e1","ts":"0001-01-01T00:00:00+14:00","code":"fault"}', "ts"),
+        # A device clock far ahead of the message's arrival.
+        (b'{"id":"e1","ts":"2099-01-01T00:00:00+08:00","code":"fault"}', "ts"),
+    ],
+)
+def test_hostile_event_fields_are_refused_by_name(body: bytes, field: str) -> None:
+    received = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
+    with pytest.raises(PayloadError) as refused:
+        parse_mqtt("cunan/gas/D-1/event", body, received)
+    assert refused.value.field == field
+
+
+def test_a_clock_a_little_ahead_is_accepted_and_deep_nesting_is_refused() -> None:
+    received = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
+    ahead = (received + timedelta(minutes=5)).isoformat()
+    body = json.dumps({"id": "r1", "ts": ahead, "lel": 1.0}).encode()
+    assert parse_mqtt("cunan/gas/D-1/reading", body, received).lel == 1.0
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(PayloadError, match="not UTF-8 JSON"):
+        parse_ctwing(nested, received, source="ctwing")
+
+
+def test_a_serial_with_a_colon_is_refused() -> None:
+    # ':' separates the user name from the hash in Mosquitto's password file.
+    with pytest.raises(PayloadError):
+        parse_mqtt("cunan/gas/a:b/heartbeat", b'{"id":"h1","ts":1772337605000}', datetime.now(UTC))

@@ -223,3 +223,12 @@ def test_contact_accounts_go_through_the_account_service(gas_world: GasWorld) ->
         admin.set_contact(b, ContactRole.MAINTAINER_A, ContactInput("x", None, w.users["owner_a"]))
     actions = [e.action for e in w.audit.recent(limit=5)]
     assert "user.create" in actions and "gas.contact_set" in actions
+
+
+@pytest.mark.parametrize("serial", ["a:b", "SN 1", "SN/1", "SN+1", "-SN", "SN\n1"])
+def test_a_serial_the_transports_cannot_carry_is_refused(gas_world: GasWorld, serial: str) -> None:
+    # The serial is the device's MQTT topic level, broker login and password-file line.
+    with pytest.raises(InvalidInput, match="serial"):
+        gas_world.registry("staff").create_device(
+            DeviceInput(business_id=gas_world.business["b"], serial=serial, kind=DeviceKind.VALVE)
+        )

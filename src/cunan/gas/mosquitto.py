@@ -66,7 +66,7 @@ def write_broker_files(
     drops to the ``mosquitto`` user, which must be able to read ``passwd``: chown it, or
     name another account with ``run_as``."""
     if not SERIAL_PATTERN.fullmatch(ingest_username):
-        raise InvalidInput(f"broker user name {ingest_username!r}: use A-Z a-z 0-9 _ . : -")
+        raise InvalidInput(f"broker user name {ingest_username!r}: use A-Z a-z 0-9 _ . -")
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInput("TLS needs both --tls-cert and --tls-key")
     with database.read() as session:

@@ -8,7 +8,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cunan.errors import InvalidInput
@@ -22,8 +22,12 @@ SUBSCRIPTION = f"{TOPIC_PREFIX}/+/+"
 MAX_PAYLOAD_BYTES = 2048
 #: Largest HTTP push body ever parsed (the route refuses bodies over its own, smaller limit).
 MAX_PUSH_BYTES = 1024 * 1024
-#: A serial is safe in a topic level, a file line and a URL: no ``/ + #``, no spaces.
-SERIAL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+#: A serial is safe in a topic level, a file line and a URL: no ``/ + #``, no spaces, and no
+#: ``:`` (it separates the user name from the hash in Mosquitto's password file).
+SERIAL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: How far ahead of its arrival a device's clock may be: a message dated later would become
+#: the device's latest and make every real reading after it look old.
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
 _MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,64}")
 #: Device clocks before this are unset clocks (1970, 2000 ...), not history.
 _EARLIEST = datetime(2015, 1, 1, tzinfo=UTC)
@@ -60,9 +64,7 @@ def parse_topic(topic: str) -> Topic:
         )
     serial, kind = parts[2], parts[3]
     if not SERIAL_PATTERN.fullmatch(serial):
-        raise PayloadError(
-            topic[:200], None, "the serial has characters outside A-Z a-z 0-9 _ . : -"
-        )
+        raise PayloadError(topic[:200], None, "the serial has characters outside A-Z a-z 0-9 _ . -")
     try:
         return Topic(serial, MessageKind(kind))
     except ValueError:
@@ -87,7 +89,10 @@ def parse_time(value: object, where: str, field: str = "ts") -> datetime:
         if moment.tzinfo is None:
             # A device in another zone than CunAn would be silently hours off.
             raise PayloadError(where, field, "ISO 8601 time without an offset (add +08:00 or Z)")
-        moment = moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 with an offset: outside what a time can hold
+            raise PayloadError(where, field, "time out of range") from None
     else:
         raise PayloadError(where, field, "must be ISO 8601 with an offset or epoch milliseconds")
     if moment < _EARLIEST:
@@ -130,6 +135,8 @@ def message_from_fields(
     if "ts" not in body:
         raise PayloadError(where, "ts", "missing")
     device_time = parse_time(body["ts"], where)
+    if device_time > received_at + MAX_CLOCK_AHEAD:
+        raise PayloadError(where, "ts", "in the future: the device clock is ahead")
     battery = _number(body, "battery", where, 0.0, 100.0)
     lel: float | None = None
     code: str | None = None
@@ -140,7 +147,7 @@ def message_from_fields(
             raise PayloadError(where, "lel", "missing (a reading carries %LEL)")
     elif kind is MessageKind.EVENT:
         raw = body.get("code")
-        if raw not in {c.value for c in EventCode}:
+        if not isinstance(raw, str) or raw not in {c.value for c in EventCode}:
             raise PayloadError(where, "code", "missing or not one of " + ", ".join(EventCode))
         code = str(raw)
         flag = body.get("active", True)
@@ -149,7 +156,7 @@ def message_from_fields(
         active = flag
     elif kind is MessageKind.VALVE:
         raw = body.get("code")
-        if raw not in {v.value for v in ValveState}:
+        if not isinstance(raw, str) or raw not in {v.value for v in ValveState}:
             raise PayloadError(where, "code", "missing or not open / closed")
         code = str(raw)
     return DeviceMessage(
@@ -171,7 +178,8 @@ def _json_object(raw: bytes, where: str, limit: int) -> dict[str, Any]:
         raise PayloadError(where, None, f"body of {len(raw)} bytes is over the limit of {limit}")
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack (a hostile body).
         raise PayloadError(where, None, "body is not UTF-8 JSON") from None
     if not isinstance(body, dict):
         raise PayloadError(where, None, "body is not a JSON object")
@@ -235,7 +243,8 @@ def parse_ctwing(raw: bytes, received_at: datetime, *, source: str = "ctwing") -
     where = f"push {source}"
     try:
         decoded = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_PUSH_BYTES else None
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack (a hostile body).
         raise PayloadError(where, None, "body is not UTF-8 JSON") from None
     if decoded is None:
         raise PayloadError(where, None, f"body over the limit of {MAX_PUSH_BYTES} bytes")
@@ -312,7 +321,7 @@ def _ctwing_data(payload: object, where: str) -> dict[str, Any]:
     if "APPdata" in payload:
         try:
             inner = json.loads(base64.b64decode(str(payload["APPdata"]), validate=True))
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, RecursionError):
             raise PayloadError(where, "payload.APPdata", "not base64 of a JSON object") from None
         if not isinstance(inner, dict):
             raise PayloadError(where, "payload.APPdata", "not base64 of a JSON object")

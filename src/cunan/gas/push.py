@@ -130,6 +130,12 @@ class GasPushService:
             except PayloadError as exc:
                 errors[row.id] = str(exc)
                 continue
+            except Exception as exc:
+                # A body the parser did not foresee: kept with the reason, never allowed to
+                # stop the rows behind it (the row would head every batch for ever).
+                logger.exception("gas push: inbox row %d could not be read", row.id)
+                errors[row.id] = f"unreadable: {type(exc).__name__}"
+                continue
             parsed[row.id] = result.messages
         messages = [m for ms in parsed.values() for m in ms]
         report.messages = len(messages)

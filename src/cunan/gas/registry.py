@@ -16,6 +16,7 @@ from cunan.authz import Permission, Principal, gas_scope, hidden, require
 from cunan.errors import Conflict, InvalidInput, NotFound
 from cunan.gas.domain import ContactRole, DeviceKind, GasType, PowerSupply, SetPoints
 from cunan.gas.mosquitto import mosquitto_hash
+from cunan.gas.payload import SERIAL_PATTERN
 from cunan.storage.database import Database
 from cunan.storage.enums import UserRole
 from cunan.storage.gas_alarm_repository import GasAlarmRepository
@@ -693,6 +694,13 @@ class GasRegistry:
     ) -> None:
         serial = _text(fields.get("serial"), f"{what}: 设备编号 serial", 64, required=True)
         assert serial is not None
+        if not SERIAL_PATTERN.fullmatch(serial):
+            # The serial names the device in its MQTT topic, its broker login and the
+            # broker's password file: what those cannot carry is refused here.
+            raise InvalidInput(
+                f"{what}: 设备编号只能包含字母、数字和 _ . - 且以字母或数字开头 "
+                "(serial: only A-Z a-z 0-9 _ . - , starting with a letter or digit)"
+            )
         other = repo.device_by_serial(serial)
         if other is not None and other.id != device.id:
             raise Conflict(f"{what}: 设备编号 {serial} 已登记 (serial already registered)")
