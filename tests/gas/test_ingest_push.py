@@ -94,6 +94,17 @@ def test_pushes_without_a_valid_token_or_signature_are_refused(
         assert response.headers["content-type"] == "application/problem+json"
     too_big = client.post(URL, content=b"{" + b" " * 5000 + b"}", headers={TOKEN_HEADER: TOKEN})
     assert too_big.status_code == 413
+
+    # Without a length (chunked), a body over the limit is refused too (the route stops
+    # reading at the limit; the service would refuse it as well).
+    def chunks() -> Iterator[bytes]:
+        yield b"{"
+        for _ in range(100):
+            yield b" " * 1000
+        yield b"}"
+
+    chunked = client.post(URL, content=chunks(), headers={TOKEN_HEADER: TOKEN})
+    assert chunked.status_code == 413
     assert len(_inbox(core)) == before  # nothing refused was queued
 
 

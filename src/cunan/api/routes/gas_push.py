@@ -31,7 +31,16 @@ async def push(source: str, request: Request, core: CoreDep) -> PushAccepted | J
     limit = service.settings.push_max_bytes
     if length is not None and length.isdigit() and int(length) > limit:
         return _too_large(limit)
-    body = await request.body()
+    # Read in chunks and stop at the limit: a body sent without a length (chunked) must not
+    # be buffered whole before anyone has checked who sent it.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _too_large(limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         new = await run_in_threadpool(service.receive, source, body, request.headers)
     except PushTooLargeError:
