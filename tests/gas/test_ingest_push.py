@@ -120,6 +120,12 @@ def test_a_push_is_queued_once_and_processed_after(core: CunanApp, client: TestC
     # The platform retries the same delivery (no id of its own: the body says which).
     again = client.post(URL, content=body, headers={SIGNATURE_HEADER: sign(SECRET, body)})
     assert again.json() == {"accepted": True, "duplicate": True}
+    # A signed body replayed with a fresh delivery header (the signature does not cover the
+    # header) is still the same delivery.
+    replayed = client.post(
+        URL, content=body, headers={SIGNATURE_HEADER: sign(SECRET, body), DELIVERY_HEADER: "new-1"}
+    )
+    assert replayed.json() == {"accepted": True, "duplicate": True}
     assert stored_count(database, [serial]) == 0  # answered before anything was processed
     queued = [row for row in _inbox(core) if row.processed_at is None]
     assert len(queued) == 1 and queued[0].body == body

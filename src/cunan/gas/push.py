@@ -67,9 +67,10 @@ class GasPushService:
         self.settings = settings or ingest.settings
         self._clock = clock
 
-    def authenticate(self, source: str, body: bytes, headers: Mapping[str, str]) -> None:
+    def authenticate(self, source: str, body: bytes, headers: Mapping[str, str]) -> str:
         """Refuse (Unauthenticated) unless ``source`` is configured and the request carries
-        its token or a valid HMAC signature of the body; constant-time comparisons."""
+        its token or a valid HMAC signature of the body (constant-time comparisons); how it
+        was authenticated: ``token`` or ``signature``."""
         config = self.settings.push_sources.get(source)
         refused = Unauthenticated(
             f"gas push source {source[:32]!r}: not configured, or no valid token or signature"
@@ -82,14 +83,14 @@ class GasPushService:
             and token is not None
             and hmac.compare_digest(token.encode(), config.token.encode())
         ):
-            return
+            return "token"
         signature = headers.get(SIGNATURE_HEADER)
         if (
             config.hmac_secret is not None
             and signature is not None
             and hmac.compare_digest(signature.encode(), sign(config.hmac_secret, body).encode())
         ):
-            return
+            return "signature"
         raise refused
 
     def receive(self, source: str, body: bytes, headers: Mapping[str, str]) -> bool:
@@ -99,10 +100,14 @@ class GasPushService:
                 f"gas push from {source[:32]}: body of {len(body)} bytes over the limit of "
                 f"{self.settings.push_max_bytes}"
             )
-        self.authenticate(source, body, headers)
+        how = self.authenticate(source, body, headers)
         delivery = headers.get(DELIVERY_HEADER)
         if delivery is not None:
             delivery = delivery.strip()[:120] or None
+        if how == "signature":
+            # The signature covers the body, not the delivery header: a captured body
+            # replayed with a fresh header must not queue again, so the body names it.
+            delivery = None
         delivery_id = delivery or "sha256:" + hashlib.sha256(body).hexdigest()
         with self.database.transaction() as session:
             new = GasIngestRepository(session).inbox_add(source, delivery_id, body, self._clock())
